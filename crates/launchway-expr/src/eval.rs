@@ -60,9 +60,11 @@ pub fn evaluate(expr: &Expr, host: &dyn Host) -> Result<Value, EvalError> {
 fn eval(expr: &Expr, host: &dyn Host) -> Result<Val, EvalError> {
     Ok(match expr {
         Expr::Literal(v) => Val::Plain(v.clone()),
-        Expr::Context(name) => Val::Plain(host.context(name).cloned().ok_or_else(|| {
-            EvalError(format!("unrecognized named-value: '{name}'"))
-        })?),
+        Expr::Context(name) => Val::Plain(
+            host.context(name)
+                .cloned()
+                .ok_or_else(|| EvalError(format!("unrecognized named-value: '{name}'")))?,
+        ),
         Expr::Property(base, name) => access(eval(base, host)?, &Value::String(name.clone())),
         Expr::Index(base, idx) => {
             let b = eval(base, host)?;

@@ -55,9 +55,8 @@ impl Function {
 /// Resolves a call by name (case-insensitive, as GitHub does) and checks its
 /// argument count at parse time.
 pub(crate) fn check_call(name: &str, argc: usize) -> Result<Function, String> {
-    let Some((f, canonical, min, max)) = TABLE
-        .iter()
-        .find(|(_, n, ..)| n.eq_ignore_ascii_case(name))
+    let Some((f, canonical, min, max)) =
+        TABLE.iter().find(|(_, n, ..)| n.eq_ignore_ascii_case(name))
     else {
         return Err(format!("unknown function '{name}'"));
     };

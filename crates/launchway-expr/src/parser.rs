@@ -82,7 +82,10 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
             ',' => out.push((Tok::Comma, start)),
             '*' => out.push((Tok::Star, start)),
             '.' if !bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
-                || matches!(out.last(), Some((Tok::Ident(_) | Tok::RParen | Tok::RBracket | Tok::Star, _))) =>
+                || matches!(
+                    out.last(),
+                    Some((Tok::Ident(_) | Tok::RParen | Tok::RBracket | Tok::Star, _))
+                ) =>
             {
                 out.push((Tok::Dot, start));
             }
@@ -150,7 +153,8 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                     j += 1;
                 }
                 let text = &src[i..j];
-                let n = parse_number(text).filter(|_| !text.is_empty() && text != "-" && text != "+");
+                let n =
+                    parse_number(text).filter(|_| !text.is_empty() && text != "-" && text != "+");
                 match n {
                     Some(n) => out.push((Tok::Number(n), start)),
                     None => {
@@ -395,14 +399,20 @@ mod tests {
         );
         assert_eq!(parse("a.*.b").unwrap().to_string(), "a.*.b");
         assert_eq!(parse("a[*].b").unwrap().to_string(), "a.*.b");
-        assert_eq!(parse("needs.build-x.outputs").unwrap().to_string(), "needs.build-x.outputs");
+        assert_eq!(
+            parse("needs.build-x.outputs").unwrap().to_string(),
+            "needs.build-x.outputs"
+        );
     }
 
     #[test]
     fn literals() {
         assert_eq!(parse("-9.2").unwrap(), Expr::Literal(Value::Number(-9.2)));
         assert_eq!(parse("0xff").unwrap(), Expr::Literal(Value::Number(255.0)));
-        assert_eq!(parse("-2.99e-2").unwrap(), Expr::Literal(Value::Number(-0.0299)));
+        assert_eq!(
+            parse("-2.99e-2").unwrap(),
+            Expr::Literal(Value::Number(-0.0299))
+        );
         assert_eq!(parse("'it''s'").unwrap(), Expr::Literal(Value::str("it's")));
         assert_eq!(parse("1.5").unwrap(), Expr::Literal(Value::Number(1.5)));
     }

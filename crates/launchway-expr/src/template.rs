@@ -11,7 +11,10 @@ use crate::value::Value;
 pub enum Segment<'a> {
     Text(&'a str),
     /// An expression's source and the byte offset of that source in the template.
-    Expr { src: &'a str, offset: usize },
+    Expr {
+        src: &'a str,
+        offset: usize,
+    },
 }
 
 /// Splits a string into literal text and `${{ … }}` expressions. A `}}`
@@ -168,7 +171,13 @@ mod tests {
         let s = "a ${{ '}}' }} b";
         let segs = segments(s).unwrap();
         assert_eq!(segs.len(), 3);
-        assert_eq!(segs[1], Segment::Expr { src: " '}}' ", offset: 5 });
+        assert_eq!(
+            segs[1],
+            Segment::Expr {
+                src: " '}}' ",
+                offset: 5
+            }
+        );
         assert!(segments("${{ x").is_err());
     }
 

@@ -37,7 +37,10 @@ fn literals() {
     check("-2.99e-2", "-0.0299");
     check("1e3", "1000");
     check("'Mona the Octocat'", "'Mona the Octocat'");
-    check("'It''s open source!'", "'It''s open source!'".replace("''", "'").as_str());
+    check(
+        "'It''s open source!'",
+        "'It''s open source!'".replace("''", "'").as_str(),
+    );
     check("NaN", "NaN");
     check("Infinity", "Infinity");
 }
@@ -125,21 +128,33 @@ fn object_filters() {
 fn functions() {
     check("contains('Hello world', 'llo')", "true");
     check("contains('Hello world', 'LLO')", "true");
-    check("contains(fromJSON('[\"push\", \"pull_request\"]'), github.event_name)", "true");
+    check(
+        "contains(fromJSON('[\"push\", \"pull_request\"]'), github.event_name)",
+        "true",
+    );
     check("contains(fromJSON('[1, 2]'), '2')", "true");
     check("contains('abc', '')", "true");
     check("contains(null, '')", "true");
     check("startsWith('Hello world', 'he')", "true");
     check("endsWith('Hello world', 'LD')", "true");
     check("startsWith(12, 1)", "true");
-    check("format('Hello {0} {1} {2}', 'Mona', 'the', 'Octocat')", "'Hello Mona the Octocat'");
-    check("format('{{Hello {0} {1} {2}!}}', 'Mona', 'the', 'Octocat')", "'{Hello Mona the Octocat!}'");
+    check(
+        "format('Hello {0} {1} {2}', 'Mona', 'the', 'Octocat')",
+        "'Hello Mona the Octocat'",
+    );
+    check(
+        "format('{{Hello {0} {1} {2}!}}', 'Mona', 'the', 'Octocat')",
+        "'{Hello Mona the Octocat!}'",
+    );
     check("format('{0}', true)", "'true'");
     check("format('{0}', 1.50)", "'1.5'");
     check("join(fromJSON('[\"a\",\"b\"]'))", "'a,b'");
     check("join('abc', '-')", "'abc'");
     check("join(fromJSON('[1, true, null]'), '|')", "'1|true|'");
-    check("toJSON(matrix)", "'{\n  \"os\": \"ubuntu-latest\",\n  \"node\": 18\n}'");
+    check(
+        "toJSON(matrix)",
+        "'{\n  \"os\": \"ubuntu-latest\",\n  \"node\": 18\n}'",
+    );
     check("toJSON('x')", "'\"x\"'");
     check("fromJSON('{\"a\": [1]}').a[0]", "1");
     check("fromJSON('true')", "true");
@@ -147,7 +162,10 @@ fn functions() {
     check("case(true, 'a', 'b')", "'a'");
     check("case(false, 'a', 1 == 1, 'b', 'c')", "'b'");
     check("case(false, 'a', false, 'b', 'c')", "'c'");
-    check("case(matrix.os == 'ubuntu-latest', 'linux', 'other')", "'linux'");
+    check(
+        "case(matrix.os == 'ubuntu-latest', 'linux', 'other')",
+        "'linux'",
+    );
     check("success()", "true");
     check("always()", "true");
     check("failure()", "false");

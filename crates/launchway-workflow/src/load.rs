@@ -1,0 +1,1179 @@
+//! Turning a YAML tree into the typed model, collecting every problem on the
+//! way instead of stopping at the first one.
+
+use crate::contexts::{self, Place};
+use crate::cron::Cron;
+use crate::diag::{Diagnostic, suggest};
+use crate::glob::PatternList;
+use crate::graph;
+use crate::model::*;
+use crate::triggers::{EventTrigger, Input, InputType, Triggers};
+use crate::yaml::{self, Node, NodeKind, Span, Style};
+use indexmap::IndexMap;
+use launchway_expr::template;
+
+/// The result of loading one file: the model when the file was usable,
+/// and every diagnostic found.
+#[derive(Debug)]
+pub struct Loaded {
+    pub workflow: Option<Workflow>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == crate::diag::Severity::Error)
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "run-name",
+    "on",
+    "permissions",
+    "env",
+    "defaults",
+    "concurrency",
+    "jobs",
+];
+const JOB_KEYS: &[&str] = &[
+    "name",
+    "permissions",
+    "needs",
+    "if",
+    "runs-on",
+    "environment",
+    "concurrency",
+    "outputs",
+    "env",
+    "defaults",
+    "steps",
+    "timeout-minutes",
+    "strategy",
+    "continue-on-error",
+    "container",
+    "services",
+    "uses",
+    "with",
+    "secrets",
+    "snapshot",
+];
+const STEP_KEYS: &[&str] = &[
+    "id",
+    "if",
+    "name",
+    "uses",
+    "run",
+    "shell",
+    "with",
+    "env",
+    "continue-on-error",
+    "timeout-minutes",
+    "working-directory",
+];
+const EVENTS: &[&str] = &[
+    "branch_protection_rule",
+    "check_run",
+    "check_suite",
+    "create",
+    "delete",
+    "deployment",
+    "deployment_status",
+    "discussion",
+    "discussion_comment",
+    "fork",
+    "gollum",
+    "issue_comment",
+    "issues",
+    "label",
+    "merge_group",
+    "milestone",
+    "page_build",
+    "project",
+    "project_card",
+    "project_column",
+    "public",
+    "pull_request",
+    "pull_request_comment",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "pull_request_target",
+    "push",
+    "registry_package",
+    "release",
+    "repository_dispatch",
+    "schedule",
+    "status",
+    "watch",
+    "workflow_call",
+    "workflow_dispatch",
+    "workflow_run",
+];
+
+/// Loads and validates a workflow from its source text. Never panics.
+pub fn load(path: &str, src: &str) -> Loaded {
+    let root = match yaml::parse(src) {
+        Ok(n) => n,
+        Err(e) => {
+            let span = Span {
+                start: e.pos,
+                end: e.pos,
+            };
+            return Loaded {
+                workflow: None,
+                diagnostics: vec![
+                    Diagnostic::error("yaml", span, format!("invalid YAML: {}", e.message))
+                        .with_hint("check indentation and quoting around this position"),
+                ],
+            };
+        }
+    };
+    let mut l = Loader {
+        src,
+        diags: Vec::new(),
+    };
+    let wf = l.workflow(path, &root);
+    if let Some(wf) = &wf {
+        graph::check(wf, &mut l.diags);
+        crate::lint::check_references(wf, &mut l.diags);
+    }
+    l.diags.sort_by_key(|d| (d.span.start, d.severity));
+    Loaded {
+        workflow: wf,
+        diagnostics: l.diags,
+    }
+}
+
+struct Loader<'s> {
+    src: &'s str,
+    diags: Vec<Diagnostic>,
+}
+
+impl Loader<'_> {
+    fn err(&mut self, code: &'static str, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::error(code, span, msg));
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    fn hint(&mut self, hint: impl Into<String>) {
+        if let Some(d) = self.diags.last_mut() {
+            d.hint = Some(hint.into());
+        }
+    }
+
+    fn map<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [(Node, Node)]> {
+        match &node.kind {
+            NodeKind::Map(m) => Some(m),
+            NodeKind::Null => Some(&[]),
+            _ => {
+                self.err(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be a mapping, found {}", node.type_name()),
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks a mapping's keys against the allowed list; returns entries with string keys.
+    fn entries<'n>(
+        &mut self,
+        map: &'n [(Node, Node)],
+        allowed: &[&str],
+        what: &str,
+    ) -> Vec<(&'n str, &'n Node, &'n Node)> {
+        let mut out = Vec::new();
+        for (k, v) in map {
+            let Some(key) = k.as_str() else {
+                self.err(
+                    "wrong-type",
+                    k.span,
+                    format!("keys of {what} must be strings, found {}", k.type_name()),
+                );
+                continue;
+            };
+            if !allowed.is_empty() && !allowed.contains(&key) {
+                let d = self.err(
+                    "unknown-key",
+                    k.span,
+                    format!("unknown key '{key}' in {what}"),
+                );
+                let hint = match suggest(key, allowed.iter().copied()) {
+                    Some(s) => format!("did you mean '{s}'?"),
+                    None => format!("expected one of: {}", allowed.join(", ")),
+                };
+                d.hint = Some(hint);
+                continue;
+            }
+            out.push((key, k, v));
+        }
+        out
+    }
+
+    fn scalar(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
+        match node.scalar_string() {
+            Some(s) => {
+                if let (NodeKind::Number(_), Some(raw)) = (&node.kind, &node.raw)
+                    && raw != &s
+                    && !raw.starts_with("0x")
+                {
+                    self.diags.push(
+                        Diagnostic::warning(
+                            "number-as-string",
+                            node.span,
+                            format!("{what}: `{raw}` is read as the number {s}"),
+                        )
+                        .with_hint(format!("quote it to keep it as written: '{raw}'")),
+                    );
+                }
+                Some(Spanned::new(s, node.span))
+            }
+            None => {
+                self.err(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be a string, found {}", node.type_name()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A string with expressions, checked against the contexts allowed there.
+    fn expr_string(&mut self, node: &Node, what: &str, place: Place) -> Option<Spanned<String>> {
+        let s = self.scalar(node, what)?;
+        self.check_template(&s.value, node, place, false);
+        Some(s)
+    }
+
+    fn check_template(&mut self, value: &str, node: &Node, place: Place, is_condition: bool) {
+        let parsed = if is_condition {
+            launchway_expr::Condition::parse(value).map(|c| vec![c.expr])
+        } else {
+            template::parse_template(value)
+        };
+        match parsed {
+            Err(e) => {
+                let span = self.offset_span(node, value, e.offset);
+                self.err(
+                    "expression",
+                    span,
+                    format!("invalid expression: {}", e.message),
+                );
+            }
+            Ok(exprs) => {
+                for e in &exprs {
+                    for problem in contexts::check(e, place) {
+                        let at = value
+                            .find(&problem.needle)
+                            .map_or(node.span, |o| self.offset_span(node, value, o));
+                        self.diags.push(
+                            Diagnostic::error("context", at, problem.message)
+                                .with_hint(problem.hint),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Maps a byte offset inside a scalar's value to a source position.
+    fn offset_span(&self, node: &Node, value: &str, offset: usize) -> Span {
+        let offset = offset.min(value.len());
+        let before = &value[..value.floor_char_boundary(offset)];
+        let line_idx = before.matches('\n').count();
+        let col_in_line = before.rsplit('\n').next().map_or(0, |l| l.chars().count());
+        let mut start = node.span.start;
+        match node.style {
+            Style::Block => {
+                // saphyr starts a block scalar's span on its first content line.
+                let line_no = start.line as usize + line_idx;
+                let indent = self
+                    .src
+                    .lines()
+                    .nth(line_no.saturating_sub(1))
+                    .map_or(0, |l| l.len() - l.trim_start().len());
+                start.line = u32::try_from(line_no).unwrap_or(start.line);
+                start.col = u32::try_from(indent + col_in_line + 1).unwrap_or(start.col);
+            }
+            _ if line_idx == 0 => {
+                let quote = u32::from(node.style == Style::Quoted);
+                start.col += quote + u32::try_from(col_in_line).unwrap_or(0);
+            }
+            _ => {}
+        }
+        Span { start, end: start }
+    }
+
+    fn bool_or_expr(&mut self, node: &Node, what: &str, place: Place) -> Option<Spanned<String>> {
+        match &node.kind {
+            NodeKind::Bool(b) => Some(Spanned::new(b.to_string(), node.span)),
+            NodeKind::String(s) if template::has_expressions(s) => {
+                self.expr_string(node, what, place)
+            }
+            _ => {
+                self.err(
+                    "wrong-type",
+                    node.span,
+                    format!(
+                        "{what} must be true, false or an expression, found {}",
+                        node.type_name()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn number_or_expr(&mut self, node: &Node, what: &str, place: Place) -> Option<Spanned<String>> {
+        match &node.kind {
+            NodeKind::Number(n) if *n >= 0.0 => self.scalar(node, what),
+            NodeKind::String(s) if template::has_expressions(s) => {
+                self.expr_string(node, what, place)
+            }
+            _ => {
+                self.err(
+                    "wrong-type",
+                    node.span,
+                    format!(
+                        "{what} must be a positive number or an expression, found {}",
+                        node.type_name()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn string_map(
+        &mut self,
+        node: &Node,
+        what: &str,
+        place: Place,
+    ) -> IndexMap<String, Spanned<String>> {
+        let mut out = IndexMap::new();
+        if let NodeKind::String(s) = &node.kind
+            && template::has_expressions(s)
+        {
+            // `env: ${{ fromJSON(...) }}` is allowed; evaluated at run time.
+            self.check_template(s, node, place, false);
+            out.insert(String::new(), Spanned::new(s.clone(), node.span));
+            return out;
+        }
+        let Some(map) = self.map(node, what) else {
+            return out;
+        };
+        for (key, _, v) in self.entries(map, &[], what) {
+            if let Some(s) = self.expr_string(v, &format!("{what}.{key}"), place) {
+                out.insert(key.to_string(), s);
+            }
+        }
+        out
+    }
+
+    fn string_list(&mut self, node: &Node, what: &str) -> Vec<Spanned<String>> {
+        match &node.kind {
+            NodeKind::Seq(items) => items.iter().filter_map(|i| self.scalar(i, what)).collect(),
+            _ if node.is_scalar() => self.scalar(node, what).into_iter().collect(),
+            _ => {
+                self.err(
+                    "wrong-type",
+                    node.span,
+                    format!(
+                        "{what} must be a string or a list of strings, found {}",
+                        node.type_name()
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn defaults(&mut self, node: &Node, place: Place) -> RunDefaults {
+        let mut d = RunDefaults::default();
+        let Some(map) = self.map(node, "defaults") else {
+            return d;
+        };
+        for (key, _, v) in self.entries(map, &["run"], "defaults") {
+            if key == "run"
+                && let Some(run) = self.map(v, "defaults.run")
+            {
+                for (k, _, v) in self.entries(run, &["shell", "working-directory"], "defaults.run")
+                {
+                    let s = self.expr_string(v, k, place);
+                    match k {
+                        "shell" => d.shell = s,
+                        _ => d.working_directory = s,
+                    }
+                }
+            }
+        }
+        d
+    }
+
+    fn concurrency(&mut self, node: &Node, place: Place) -> Option<Concurrency> {
+        if node.is_scalar() {
+            let group = self.expr_string(node, "concurrency", place)?;
+            return Some(Concurrency {
+                group,
+                cancel_in_progress: None,
+            });
+        }
+        let map = self.map(node, "concurrency")?;
+        let mut group = None;
+        let mut cancel = None;
+        for (k, _, v) in self.entries(map, &["group", "cancel-in-progress"], "concurrency") {
+            match k {
+                "group" => group = self.expr_string(v, "concurrency.group", place),
+                _ => cancel = self.bool_or_expr(v, "concurrency.cancel-in-progress", place),
+            }
+        }
+        match group {
+            Some(group) => Some(Concurrency {
+                group,
+                cancel_in_progress: cancel,
+            }),
+            None => {
+                self.err("missing-key", node.span, "concurrency needs a 'group'");
+                None
+            }
+        }
+    }
+
+    fn workflow(&mut self, path: &str, root: &Node) -> Option<Workflow> {
+        let map = match &root.kind {
+            NodeKind::Map(m) => m,
+            _ => {
+                self.err(
+                    "wrong-type",
+                    root.span,
+                    format!("a workflow must be a mapping, found {}", root.type_name()),
+                );
+                self.hint("a workflow starts with keys such as 'name:', 'on:' and 'jobs:'");
+                return None;
+            }
+        };
+        let mut wf = Workflow {
+            path: path.to_string(),
+            name: None,
+            run_name: None,
+            on: Triggers::default(),
+            env: Env::new(),
+            defaults: RunDefaults::default(),
+            concurrency: None,
+            jobs: IndexMap::new(),
+        };
+        let mut seen_on = false;
+        let mut seen_jobs = false;
+        for (key, _, v) in self.entries(map, TOP_KEYS, "the workflow") {
+            match key {
+                "name" => wf.name = self.scalar(v, "name").map(|s| s.value),
+                "run-name" => wf.run_name = self.expr_string(v, "run-name", Place::RunName),
+                "on" => {
+                    seen_on = true;
+                    wf.on = self.triggers(v);
+                }
+                "env" => wf.env = self.string_map(v, "env", Place::WorkflowEnv),
+                "defaults" => wf.defaults = self.defaults(v, Place::WorkflowDefaults),
+                "concurrency" => wf.concurrency = self.concurrency(v, Place::WorkflowConcurrency),
+                "jobs" => {
+                    seen_jobs = true;
+                    if let Some(jobs) = self.map(v, "jobs") {
+                        if jobs.is_empty() {
+                            self.err("missing-key", v.span, "'jobs' is empty");
+                        }
+                        for (id, k, job) in self.entries(jobs, &[], "jobs") {
+                            if !valid_id(id) {
+                                self.err("invalid-id", k.span, format!("invalid job id '{id}'"));
+                                self.hint("job ids start with a letter or '_' and contain only letters, digits, '-' and '_'");
+                            }
+                            if let Some(job) = self.job(id, k.span, job) {
+                                wf.jobs.insert(id.to_string(), job);
+                            }
+                        }
+                    }
+                }
+                _ => {} // permissions: accepted; local runs have no token to scope.
+            }
+        }
+        if !seen_on {
+            self.err("missing-key", root.span, "the workflow has no 'on:' key");
+            self.hint("add e.g. 'on: push' to say which events run it");
+        }
+        if !seen_jobs {
+            self.err("missing-key", root.span, "the workflow has no 'jobs:' key");
+        }
+        Some(wf)
+    }
+
+    fn triggers(&mut self, node: &Node) -> Triggers {
+        let mut t = Triggers {
+            events: IndexMap::new(),
+            span: node.span,
+        };
+        let mut add = |this: &mut Self, name: &str, span: Span, cfg: Option<&Node>| {
+            if !EVENTS.contains(&name) {
+                let d = this.err("unknown-event", span, format!("unknown event '{name}'"));
+                d.hint =
+                    suggest(name, EVENTS.iter().copied()).map(|s| format!("did you mean '{s}'?"));
+                return;
+            }
+            let ev = this.event(name, span, cfg);
+            t.events.insert(name.to_string(), ev);
+        };
+        match &node.kind {
+            NodeKind::String(s) => add(self, s, node.span, None),
+            NodeKind::Seq(items) => {
+                for i in items {
+                    match i.as_str() {
+                        Some(s) => add(self, s, i.span, None),
+                        None => {
+                            self.err("wrong-type", i.span, "event names must be strings");
+                        }
+                    }
+                }
+            }
+            NodeKind::Map(m) => {
+                for (k, v) in m {
+                    match k.as_str() {
+                        Some(s) => add(self, s, k.span, Some(v)),
+                        None => {
+                            self.err("wrong-type", k.span, "event names must be strings");
+                        }
+                    }
+                }
+            }
+            _ => {
+                self.err(
+                    "wrong-type",
+                    node.span,
+                    format!(
+                        "'on' must be an event name, a list or a mapping, found {}",
+                        node.type_name()
+                    ),
+                );
+            }
+        }
+        t
+    }
+
+    fn patterns(&mut self, node: &Node, what: &str) -> Option<PatternList> {
+        let items = self.string_list(node, what);
+        let mut list = PatternList::default();
+        for i in items {
+            match crate::glob::Pattern::new(&i.value) {
+                Ok(p) => list.patterns.push(p),
+                Err(e) => {
+                    self.err(
+                        "glob",
+                        i.span,
+                        format!("bad pattern '{}' in {what}: {e}", i.value),
+                    );
+                    self.hint("see GitHub's filter pattern cheat sheet: *, **, ?, +, [], ! and \\");
+                }
+            }
+        }
+        Some(list)
+    }
+
+    fn event(&mut self, name: &str, span: Span, cfg: Option<&Node>) -> EventTrigger {
+        let mut ev = EventTrigger {
+            name: name.to_string(),
+            span,
+            ..EventTrigger::default()
+        };
+        let Some(cfg) = cfg else { return ev };
+        if name == "schedule" {
+            let Some(items) = cfg.as_seq() else {
+                self.err(
+                    "wrong-type",
+                    cfg.span,
+                    "'schedule' must be a list of '- cron: ...' entries",
+                );
+                return ev;
+            };
+            for item in items {
+                let Some(m) = self.map(item, "a schedule entry") else {
+                    continue;
+                };
+                for (_, _, v) in self.entries(m, &["cron"], "a schedule entry") {
+                    if let Some(s) = self.scalar(v, "cron") {
+                        match Cron::parse(&s.value) {
+                            Ok(c) => ev.crons.push(Spanned::new(c, s.span)),
+                            Err(e) => {
+                                self.err(
+                                    "cron",
+                                    s.span,
+                                    format!("invalid cron '{}': {e}", s.value),
+                                );
+                                self.hint("five fields: minute hour day-of-month month day-of-week, e.g. '30 5 * * 1-5'");
+                            }
+                        }
+                    }
+                }
+            }
+            return ev;
+        }
+        let allowed: &[&str] = match name {
+            "push" => &[
+                "branches",
+                "branches-ignore",
+                "tags",
+                "tags-ignore",
+                "paths",
+                "paths-ignore",
+            ],
+            "pull_request" | "pull_request_target" => &[
+                "types",
+                "branches",
+                "branches-ignore",
+                "paths",
+                "paths-ignore",
+            ],
+            "workflow_dispatch" => &["inputs"],
+            "workflow_call" => &["inputs", "outputs", "secrets"],
+            "workflow_run" => &["types", "workflows", "branches", "branches-ignore"],
+            _ => &["types"],
+        };
+        let Some(map) = self.map(cfg, &format!("on.{name}")) else {
+            return ev;
+        };
+        for (key, k, v) in self.entries(map, allowed, &format!("on.{name}")) {
+            let what = format!("on.{name}.{key}");
+            match key {
+                "types" => {
+                    ev.types = self
+                        .string_list(v, &what)
+                        .into_iter()
+                        .map(|s| s.value)
+                        .collect()
+                }
+                "workflows" => {
+                    ev.workflows = self
+                        .string_list(v, &what)
+                        .into_iter()
+                        .map(|s| s.value)
+                        .collect()
+                }
+                "branches" => ev.branches = self.patterns(v, &what),
+                "branches-ignore" => ev.branches_ignore = self.patterns(v, &what),
+                "tags" => ev.tags = self.patterns(v, &what),
+                "tags-ignore" => ev.tags_ignore = self.patterns(v, &what),
+                "paths" => ev.paths = self.patterns(v, &what),
+                "paths-ignore" => ev.paths_ignore = self.patterns(v, &what),
+                "inputs" => ev.inputs = self.inputs(v, name),
+                "outputs" => {
+                    if let Some(outs) = self.map(v, &what) {
+                        for (oname, _, o) in self.entries(outs, &[], &what) {
+                            let Some(om) = self.map(o, &format!("{what}.{oname}")) else {
+                                continue;
+                            };
+                            for (ok, _, ov) in self.entries(
+                                om,
+                                &["description", "value"],
+                                &format!("{what}.{oname}"),
+                            ) {
+                                if ok == "value"
+                                    && let Some(s) =
+                                        self.expr_string(ov, "value", Place::WorkflowCallOutput)
+                                {
+                                    ev.outputs.insert(oname.to_string(), s);
+                                }
+                            }
+                        }
+                    }
+                }
+                "secrets" => {
+                    if let Some(secrets) = self.map(v, &what) {
+                        for (sname, _, s) in self.entries(secrets, &[], &what) {
+                            let mut required = false;
+                            if let Some(sm) = self.map(s, &format!("{what}.{sname}")) {
+                                for (sk, _, sv) in self.entries(
+                                    sm,
+                                    &["description", "required"],
+                                    &format!("{what}.{sname}"),
+                                ) {
+                                    if sk == "required" {
+                                        required = sv.kind == NodeKind::Bool(true);
+                                    }
+                                }
+                            }
+                            ev.secrets.insert(sname.to_string(), required);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            let _ = k;
+        }
+        for (a, b, both) in [
+            (
+                "branches",
+                "branches-ignore",
+                ev.branches.is_some() && ev.branches_ignore.is_some(),
+            ),
+            (
+                "tags",
+                "tags-ignore",
+                ev.tags.is_some() && ev.tags_ignore.is_some(),
+            ),
+            (
+                "paths",
+                "paths-ignore",
+                ev.paths.is_some() && ev.paths_ignore.is_some(),
+            ),
+        ] {
+            if both {
+                self.err(
+                    "filter",
+                    span,
+                    format!("on.{name} uses both '{a}' and '{b}'"),
+                );
+                self.hint(format!(
+                    "GitHub does not allow both; use '{a}' with '!' patterns to exclude"
+                ));
+            }
+        }
+        ev
+    }
+
+    fn inputs(&mut self, node: &Node, event: &str) -> IndexMap<String, Input> {
+        let mut out = IndexMap::new();
+        let what = format!("on.{event}.inputs");
+        let Some(map) = self.map(node, &what) else {
+            return out;
+        };
+        for (name, k, v) in self.entries(map, &[], &what) {
+            let mut input = Input {
+                name: name.to_string(),
+                description: None,
+                required: false,
+                default: None,
+                kind: InputType::String,
+                span: k.span,
+            };
+            let iw = format!("{what}.{name}");
+            let Some(m) = self.map(v, &iw) else { continue };
+            let mut options = Vec::new();
+            let mut type_name = None;
+            for (key, _, val) in self.entries(
+                m,
+                &[
+                    "description",
+                    "required",
+                    "default",
+                    "type",
+                    "options",
+                    "deprecationMessage",
+                ],
+                &iw,
+            ) {
+                match key {
+                    "description" => input.description = val.scalar_string(),
+                    "required" => match val.kind {
+                        NodeKind::Bool(b) => input.required = b,
+                        _ => {
+                            self.err(
+                                "wrong-type",
+                                val.span,
+                                format!("{iw}.required must be true or false"),
+                            );
+                        }
+                    },
+                    "default" => {
+                        if let NodeKind::String(s) = &val.kind
+                            && template::has_expressions(s)
+                        {
+                            self.check_template(s, val, Place::WorkflowCallInputDefault, false);
+                        }
+                        input.default = Some(val.to_value());
+                    }
+                    "type" => type_name = self.scalar(val, "type").map(|s| (s.value, val.span)),
+                    "options" => {
+                        options = self
+                            .string_list(val, "options")
+                            .into_iter()
+                            .map(|s| s.value)
+                            .collect()
+                    }
+                    _ => {}
+                }
+            }
+            if let Some((t, span)) = type_name {
+                input.kind = match t.as_str() {
+                    "string" => InputType::String,
+                    "boolean" => InputType::Boolean,
+                    "number" => InputType::Number,
+                    "choice" if event == "workflow_dispatch" => InputType::Choice(options.clone()),
+                    "environment" if event == "workflow_dispatch" => InputType::Environment,
+                    other => {
+                        let d =
+                            self.err("wrong-type", span, format!("unknown input type '{other}'"));
+                        d.hint = Some(if event == "workflow_call" {
+                            "workflow_call inputs are boolean, number or string".into()
+                        } else {
+                            "workflow_dispatch inputs are boolean, choice, number, environment or string".into()
+                        });
+                        InputType::String
+                    }
+                };
+                if let InputType::Choice(opts) = &input.kind {
+                    if opts.is_empty() {
+                        self.err(
+                            "missing-key",
+                            span,
+                            format!("choice input '{name}' has no options"),
+                        );
+                    } else if let Some(d) = &input.default
+                        && !opts.contains(&d.to_display_string())
+                    {
+                        self.err(
+                            "wrong-type",
+                            span,
+                            format!("default '{d}' of input '{name}' is not one of its options"),
+                        );
+                    }
+                }
+            } else if event == "workflow_call" {
+                self.err(
+                    "missing-key",
+                    k.span,
+                    format!("workflow_call input '{name}' needs a 'type'"),
+                );
+            }
+            out.insert(name.to_string(), input);
+        }
+        out
+    }
+
+    fn job(&mut self, id: &str, span: Span, node: &Node) -> Option<Job> {
+        let map = self.map(node, &format!("job '{id}'"))?;
+        let mut job = Job {
+            id: id.to_string(),
+            span,
+            name: None,
+            needs: Vec::new(),
+            if_: None,
+            runs_on: None,
+            environment: None,
+            concurrency: None,
+            outputs: IndexMap::new(),
+            env: Env::new(),
+            defaults: RunDefaults::default(),
+            steps: Vec::new(),
+            timeout_minutes: None,
+            strategy: None,
+            continue_on_error: None,
+            container: None,
+            services: None,
+            uses: None,
+            with: IndexMap::new(),
+            secrets: None,
+        };
+        let what = format!("job '{id}'");
+        let mut has_steps = false;
+        for (key, _, v) in self.entries(map, JOB_KEYS, &what) {
+            match key {
+                "name" => job.name = self.expr_string(v, "name", Place::JobName),
+                "needs" => job.needs = self.string_list(v, "needs"),
+                "if" => {
+                    if let Some(s) = self.scalar(v, "if") {
+                        self.check_template(&s.value, v, Place::JobIf, true);
+                        job.if_ = Some(s);
+                    }
+                }
+                "runs-on" => {
+                    self.check_node_exprs(v, Place::JobRunsOn);
+                    job.runs_on = Some(v.clone());
+                }
+                "environment" => {
+                    if v.is_scalar() {
+                        job.environment = self
+                            .expr_string(v, "environment", Place::JobEnvironment)
+                            .map(|name| EnvironmentRef { name, url: None });
+                    } else if let Some(m) = self.map(v, "environment") {
+                        let mut name = None;
+                        let mut url = None;
+                        for (k, _, ev) in
+                            self.entries(m, &["name", "url", "deployment"], "environment")
+                        {
+                            match k {
+                                "name" => {
+                                    name = self.expr_string(
+                                        ev,
+                                        "environment.name",
+                                        Place::JobEnvironment,
+                                    )
+                                }
+                                "url" => {
+                                    url = self.expr_string(
+                                        ev,
+                                        "environment.url",
+                                        Place::JobEnvironmentUrl,
+                                    )
+                                }
+                                _ => {}
+                            }
+                        }
+                        match name {
+                            Some(name) => job.environment = Some(EnvironmentRef { name, url }),
+                            None => {
+                                self.err("missing-key", v.span, "environment needs a 'name'");
+                            }
+                        }
+                    }
+                }
+                "concurrency" => job.concurrency = self.concurrency(v, Place::JobConcurrency),
+                "outputs" => job.outputs = self.string_map(v, "outputs", Place::JobOutputs),
+                "env" => job.env = self.string_map(v, "env", Place::JobEnv),
+                "defaults" => job.defaults = self.defaults(v, Place::JobDefaults),
+                "steps" => {
+                    has_steps = true;
+                    job.steps = self.steps(id, v);
+                }
+                "timeout-minutes" => {
+                    job.timeout_minutes =
+                        self.number_or_expr(v, "timeout-minutes", Place::JobTimeout)
+                }
+                "strategy" => job.strategy = self.strategy(v),
+                "continue-on-error" => {
+                    job.continue_on_error =
+                        self.bool_or_expr(v, "continue-on-error", Place::JobContinueOnError)
+                }
+                "container" => job.container = Some(v.span),
+                "services" => job.services = Some(v.span),
+                "uses" => job.uses = self.scalar(v, "uses"),
+                "with" => job.with = self.string_map(v, "with", Place::JobWith),
+                "secrets" => {
+                    job.secrets = if v.as_str() == Some("inherit") {
+                        Some(JobSecrets::Inherit)
+                    } else {
+                        Some(JobSecrets::Map(self.string_map(
+                            v,
+                            "secrets",
+                            Place::JobSecrets,
+                        )))
+                    }
+                }
+                _ => {}
+            }
+        }
+        if job.uses.is_some() {
+            if has_steps {
+                self.err(
+                    "conflict",
+                    span,
+                    format!("job '{id}' has both 'uses' and 'steps'"),
+                );
+                self.hint("a job either calls a reusable workflow or runs steps");
+            }
+        } else {
+            if !has_steps {
+                self.err("missing-key", span, format!("job '{id}' has no 'steps'"));
+            }
+            if job.runs_on.is_none() {
+                self.err("missing-key", span, format!("job '{id}' has no 'runs-on'"));
+                self.hint("add e.g. 'runs-on: ubuntu-latest'; Launchway runs it on this machine");
+            }
+        }
+        Some(job)
+    }
+
+    /// Checks expressions anywhere inside a node (for values kept as trees).
+    fn check_node_exprs(&mut self, node: &Node, place: Place) {
+        match &node.kind {
+            NodeKind::String(s) if template::has_expressions(s) => {
+                self.check_template(s, node, place, false)
+            }
+            NodeKind::Seq(items) => items.iter().for_each(|i| self.check_node_exprs(i, place)),
+            NodeKind::Map(m) => m.iter().for_each(|(_, v)| self.check_node_exprs(v, place)),
+            _ => {}
+        }
+    }
+
+    fn strategy(&mut self, node: &Node) -> Option<Strategy> {
+        let map = self.map(node, "strategy")?;
+        let mut s = Strategy::default();
+        for (k, _, v) in self.entries(map, &["matrix", "fail-fast", "max-parallel"], "strategy") {
+            match k {
+                "matrix" => {
+                    s.matrix = match &v.kind {
+                        NodeKind::String(_) => self
+                            .expr_string(v, "matrix", Place::JobStrategy)
+                            .map(MatrixSpec::Expr),
+                        NodeKind::Map(m) => {
+                            self.check_node_exprs(v, Place::JobStrategy);
+                            for (mk, mv) in m {
+                                let key = mk.as_str().unwrap_or("");
+                                let ok = match key {
+                                    "include" | "exclude" => {
+                                        matches!(mv.kind, NodeKind::Seq(_))
+                                            || mv.as_str().is_some_and(template::has_expressions)
+                                    }
+                                    _ => {
+                                        matches!(mv.kind, NodeKind::Seq(_))
+                                            || mv.as_str().is_some_and(template::has_expressions)
+                                    }
+                                };
+                                if !ok {
+                                    self.err(
+                                        "wrong-type",
+                                        mv.span,
+                                        format!(
+                                            "matrix '{key}' must be a list, found {}",
+                                            mv.type_name()
+                                        ),
+                                    );
+                                }
+                            }
+                            Some(MatrixSpec::Map(v.clone()))
+                        }
+                        _ => {
+                            self.err(
+                                "wrong-type",
+                                v.span,
+                                format!(
+                                    "matrix must be a mapping or an expression, found {}",
+                                    v.type_name()
+                                ),
+                            );
+                            None
+                        }
+                    }
+                }
+                "fail-fast" => s.fail_fast = self.bool_or_expr(v, "fail-fast", Place::JobStrategy),
+                _ => s.max_parallel = self.number_or_expr(v, "max-parallel", Place::JobStrategy),
+            }
+        }
+        Some(s)
+    }
+
+    fn steps(&mut self, job: &str, node: &Node) -> Vec<Step> {
+        let Some(items) = node.as_seq() else {
+            self.err(
+                "wrong-type",
+                node.span,
+                format!("steps must be a list, found {}", node.type_name()),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut ids: Vec<(String, Span)> = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let Some(map) = self.map(item, "a step") else {
+                continue;
+            };
+            let mut step = Step {
+                index,
+                span: item.span,
+                id: None,
+                name: None,
+                if_: None,
+                uses: None,
+                run: None,
+                shell: None,
+                with: IndexMap::new(),
+                env: Env::new(),
+                continue_on_error: None,
+                timeout_minutes: None,
+                working_directory: None,
+            };
+            for (k, _, v) in self.entries(map, STEP_KEYS, "a step") {
+                match k {
+                    "id" => {
+                        step.id = self.scalar(v, "id");
+                        if let Some(id) = &step.id {
+                            if !valid_id(&id.value) {
+                                self.err(
+                                    "invalid-id",
+                                    id.span,
+                                    format!("invalid step id '{}'", id.value),
+                                );
+                                self.hint("step ids start with a letter or '_' and contain only letters, digits, '-' and '_'");
+                            }
+                            if let Some((_, first)) =
+                                ids.iter().find(|(i, _)| i.eq_ignore_ascii_case(&id.value))
+                            {
+                                let line = first.start.line;
+                                self.err(
+                                    "duplicate-id",
+                                    id.span,
+                                    format!(
+                                        "step id '{}' is already used in job '{job}' (line {line})",
+                                        id.value
+                                    ),
+                                );
+                                self.hint("step ids must be unique within a job");
+                            }
+                            ids.push((id.value.clone(), id.span));
+                        }
+                    }
+                    "if" => {
+                        if let Some(s) = self.scalar(v, "if") {
+                            self.check_template(&s.value, v, Place::StepIf, true);
+                            step.if_ = Some(s);
+                        }
+                    }
+                    "name" => step.name = self.expr_string(v, "name", Place::Step),
+                    "uses" => step.uses = self.scalar(v, "uses"),
+                    "run" => step.run = self.expr_string(v, "run", Place::Step),
+                    "shell" => step.shell = self.scalar(v, "shell"),
+                    "with" => step.with = self.string_map(v, "with", Place::Step),
+                    "env" => step.env = self.string_map(v, "env", Place::Step),
+                    "continue-on-error" => {
+                        step.continue_on_error =
+                            self.bool_or_expr(v, "continue-on-error", Place::Step)
+                    }
+                    "timeout-minutes" => {
+                        step.timeout_minutes =
+                            self.number_or_expr(v, "timeout-minutes", Place::Step)
+                    }
+                    "working-directory" => {
+                        step.working_directory =
+                            self.expr_string(v, "working-directory", Place::Step)
+                    }
+                    _ => {}
+                }
+            }
+            match (&step.run, &step.uses) {
+                (Some(_), Some(_)) => {
+                    self.err("conflict", item.span, "a step has both 'run' and 'uses'");
+                    self.hint("split it into two steps");
+                }
+                (None, None) => {
+                    self.err("missing-key", item.span, "a step needs 'run' or 'uses'");
+                }
+                (Some(_), None) if !step.with.is_empty() => {
+                    self.err("conflict", item.span, "'with' only applies to 'uses' steps");
+                }
+                (None, Some(_)) if step.shell.is_some() => {
+                    self.err("conflict", item.span, "'shell' only applies to 'run' steps");
+                }
+                _ => {}
+            }
+            if let Some(u) = &step.uses
+                && !u.value.starts_with("./")
+                && !u.value.starts_with("docker://")
+                && !u.value.contains('@')
+            {
+                self.err("uses", u.span, format!("'{}' names no version", u.value));
+                self.hint("remote actions are written owner/repo@ref; local ones start with './'");
+            }
+            out.push(step);
+        }
+        out
+    }
+}
+
+/// GitHub's rule for job and step ids.
+pub fn valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}

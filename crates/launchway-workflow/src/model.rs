@@ -1,0 +1,140 @@
+//! The typed workflow model. Values that may hold `${{ }}` expressions are
+//! kept as strings with their spans and evaluated when the run reaches them.
+
+use crate::triggers::Triggers;
+use crate::yaml::{Node, Span};
+use indexmap::IndexMap;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: Span) -> Self {
+        Spanned { value, span }
+    }
+}
+
+pub type Env = IndexMap<String, Spanned<String>>;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunDefaults {
+    pub shell: Option<Spanned<String>>,
+    pub working_directory: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Concurrency {
+    pub group: Spanned<String>,
+    /// `true`, `false` or an expression.
+    pub cancel_in_progress: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    /// Path as given to the loader, used in diagnostics and run records.
+    pub path: String,
+    pub name: Option<String>,
+    pub run_name: Option<Spanned<String>>,
+    pub on: Triggers,
+    pub env: Env,
+    pub defaults: RunDefaults,
+    pub concurrency: Option<Concurrency>,
+    pub jobs: IndexMap<String, Job>,
+}
+
+impl Workflow {
+    /// The display name: `name:` or the file path, as GitHub shows it.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.path)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvironmentRef {
+    pub name: Spanned<String>,
+    pub url: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum MatrixSpec {
+    /// `matrix: ${{ fromJSON(...) }}`, evaluated at plan time.
+    Expr(Spanned<String>),
+    /// The mapping as written; it may contain expressions.
+    Map(Node),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Strategy {
+    pub matrix: Option<MatrixSpec>,
+    pub fail_fast: Option<Spanned<String>>,
+    pub max_parallel: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum JobSecrets {
+    Inherit,
+    Map(IndexMap<String, Spanned<String>>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: String,
+    /// Span of the job's key.
+    pub span: Span,
+    pub name: Option<Spanned<String>>,
+    pub needs: Vec<Spanned<String>>,
+    pub if_: Option<Spanned<String>>,
+    pub runs_on: Option<Node>,
+    pub environment: Option<EnvironmentRef>,
+    pub concurrency: Option<Concurrency>,
+    pub outputs: IndexMap<String, Spanned<String>>,
+    pub env: Env,
+    pub defaults: RunDefaults,
+    pub steps: Vec<Step>,
+    pub timeout_minutes: Option<Spanned<String>>,
+    pub strategy: Option<Strategy>,
+    pub continue_on_error: Option<Spanned<String>>,
+    pub container: Option<Span>,
+    pub services: Option<Span>,
+    /// A reusable workflow call: `uses: ./.github/workflows/x.yml`.
+    pub uses: Option<Spanned<String>>,
+    pub with: IndexMap<String, Spanned<String>>,
+    pub secrets: Option<JobSecrets>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub index: usize,
+    pub span: Span,
+    pub id: Option<Spanned<String>>,
+    pub name: Option<Spanned<String>>,
+    pub if_: Option<Spanned<String>>,
+    pub uses: Option<Spanned<String>>,
+    pub run: Option<Spanned<String>>,
+    pub shell: Option<Spanned<String>>,
+    pub with: IndexMap<String, Spanned<String>>,
+    pub env: Env,
+    pub continue_on_error: Option<Spanned<String>>,
+    pub timeout_minutes: Option<Spanned<String>>,
+    pub working_directory: Option<Spanned<String>>,
+}
+
+impl Step {
+    /// The name GitHub shows for a step without `name:`.
+    pub fn display_name(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.value.clone();
+        }
+        if let Some(u) = &self.uses {
+            return format!("Run {}", u.value);
+        }
+        if let Some(r) = &self.run {
+            let first = r.value.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            return format!("Run {}", first.trim());
+        }
+        format!("Step {}", self.index + 1)
+    }
+}

@@ -1,0 +1,361 @@
+//! A YAML document as a tree of nodes that remember where they came from.
+//!
+//! Built from saphyr-parser's event stream so every scalar, sequence and
+//! mapping carries its line and column; plain scalars are resolved with the
+//! YAML 1.2 core schema, as GitHub does (`on:` stays a string key).
+
+use launchway_expr::{Value, parse_number};
+use saphyr_parser::{Event, Parser, ScalarStyle, Span as YSpan};
+use std::collections::HashMap;
+
+/// A 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    pub start: Pos,
+    pub end: Pos,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeKind {
+    Null,
+    Bool(bool),
+    Number(f64),
+    /// A string scalar; `raw` is false for block and quoted styles.
+    String(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub kind: NodeKind,
+    pub span: Span,
+    /// The scalar's source text (for numbers and booleans written in YAML).
+    pub raw: Option<String>,
+    pub style: Style,
+}
+
+/// How a node was written, needed to map offsets inside a value back to the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Style {
+    #[default]
+    Plain,
+    Quoted,
+    /// `|` or `>`: the content starts on the line after the indicator.
+    Block,
+    Collection,
+}
+
+impl Node {
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            NodeKind::Null => "null",
+            NodeKind::Bool(_) => "a boolean",
+            NodeKind::Number(_) => "a number",
+            NodeKind::String(_) => "a string",
+            NodeKind::Seq(_) => "a sequence",
+            NodeKind::Map(_) => "a mapping",
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&[(Node, Node)]> {
+        match &self.kind {
+            NodeKind::Map(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.kind {
+            NodeKind::Seq(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn is_scalar(&self) -> bool {
+        !matches!(self.kind, NodeKind::Seq(_) | NodeKind::Map(_))
+    }
+
+    /// A scalar as the string a workflow would see (`3.10` → `"3.1"`, like GitHub).
+    pub fn scalar_string(&self) -> Option<String> {
+        Some(match &self.kind {
+            NodeKind::Null => String::new(),
+            NodeKind::Bool(b) => b.to_string(),
+            NodeKind::Number(n) => launchway_expr::format_number(*n),
+            NodeKind::String(s) => s.clone(),
+            _ => return None,
+        })
+    }
+
+    /// Looks a key up in a mapping.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    /// The node as an expression value.
+    pub fn to_value(&self) -> Value {
+        match &self.kind {
+            NodeKind::Null => Value::Null,
+            NodeKind::Bool(b) => Value::Bool(*b),
+            NodeKind::Number(n) => Value::Number(*n),
+            NodeKind::String(s) => Value::String(s.clone()),
+            NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_value).collect()),
+            NodeKind::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.scalar_string().unwrap_or_default(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// A YAML syntax error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct YamlError {
+    pub message: String,
+    pub pos: Pos,
+}
+
+fn pos(m: saphyr_parser::Marker) -> Pos {
+    Pos {
+        line: u32::try_from(m.line()).unwrap_or(u32::MAX),
+        col: u32::try_from(m.col() + 1).unwrap_or(u32::MAX),
+    }
+}
+
+fn span(s: YSpan) -> Span {
+    Span {
+        start: pos(s.start),
+        end: pos(s.end),
+    }
+}
+
+/// Resolves a plain scalar with the YAML 1.2 core schema.
+fn resolve_plain(s: &str) -> NodeKind {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => NodeKind::Null,
+        "true" | "True" | "TRUE" => NodeKind::Bool(true),
+        "false" | "False" | "FALSE" => NodeKind::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => NodeKind::Number(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => NodeKind::Number(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => NodeKind::Number(f64::NAN),
+        _ => {
+            let first = s.as_bytes()[0];
+            if (first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.'))
+                && !s.contains(['_', ' '])
+                && s != "Infinity"
+                && !s.starts_with("+0x")
+                && !s.starts_with("-0x")
+                && let Some(n) = parse_number(s)
+            {
+                return NodeKind::Number(n);
+            }
+            NodeKind::String(s.to_string())
+        }
+    }
+}
+
+enum Frame {
+    Seq(Vec<Node>, Span, usize),
+    Map(Vec<(Node, Node)>, Option<Node>, Span, usize),
+}
+
+/// Nesting bound so hostile input cannot exhaust memory through recursion
+/// elsewhere (the builder itself is iterative).
+const MAX_NESTING: usize = 256;
+
+/// Parses the first document of a YAML stream into a node tree.
+pub fn parse(src: &str) -> Result<Node, YamlError> {
+    let mut parser = Parser::new_from_str(src);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut root: Option<Node> = None;
+    let mut alias_budget: usize = 10_000;
+
+    while let Some(ev) = parser.next_event() {
+        let (ev, sp) = ev.map_err(|e| YamlError {
+            message: e.info().to_string(),
+            pos: pos(*e.marker()),
+        })?;
+        let finished: Option<(Node, usize)> = match ev {
+            Event::StreamStart | Event::DocumentStart(_) | Event::Nothing => None,
+            Event::DocumentEnd | Event::StreamEnd => {
+                if root.is_some() || matches!(ev, Event::StreamEnd) {
+                    break;
+                }
+                None
+            }
+            Event::Alias(id) => {
+                let node = anchors.get(&id).cloned().ok_or_else(|| YamlError {
+                    message: "alias refers to an unknown anchor".into(),
+                    pos: pos(sp.start),
+                })?;
+                alias_budget = alias_budget
+                    .checked_sub(count(&node))
+                    .ok_or_else(|| YamlError {
+                        message: "too many alias expansions (possible alias bomb)".into(),
+                        pos: pos(sp.start),
+                    })?;
+                Some((node, 0))
+            }
+            Event::Scalar(value, style, anchor, _tag) => {
+                let kind = if style == ScalarStyle::Plain {
+                    resolve_plain(&value)
+                } else {
+                    NodeKind::String(value.to_string())
+                };
+                let raw = (style == ScalarStyle::Plain).then(|| value.to_string());
+                let style = match style {
+                    ScalarStyle::Plain => Style::Plain,
+                    ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Style::Quoted,
+                    _ => Style::Block,
+                };
+                Some((
+                    Node {
+                        kind,
+                        span: span(sp),
+                        raw,
+                        style,
+                    },
+                    anchor,
+                ))
+            }
+            Event::SequenceStart(anchor, _) => {
+                if stack.len() >= MAX_NESTING {
+                    return Err(YamlError {
+                        message: format!("nesting deeper than {MAX_NESTING} levels"),
+                        pos: pos(sp.start),
+                    });
+                }
+                stack.push(Frame::Seq(Vec::new(), span(sp), anchor));
+                None
+            }
+            Event::MappingStart(anchor, _) => {
+                if stack.len() >= MAX_NESTING {
+                    return Err(YamlError {
+                        message: format!("nesting deeper than {MAX_NESTING} levels"),
+                        pos: pos(sp.start),
+                    });
+                }
+                stack.push(Frame::Map(Vec::new(), None, span(sp), anchor));
+                None
+            }
+            Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Seq(items, mut s, anchor)) => {
+                    s.end = pos(sp.end);
+                    Some((
+                        Node {
+                            kind: NodeKind::Seq(items),
+                            span: s,
+                            raw: None,
+                            style: Style::Collection,
+                        },
+                        anchor,
+                    ))
+                }
+                _ => None,
+            },
+            Event::MappingEnd => match stack.pop() {
+                Some(Frame::Map(entries, _, mut s, anchor)) => {
+                    s.end = pos(sp.end);
+                    Some((
+                        Node {
+                            kind: NodeKind::Map(entries),
+                            span: s,
+                            raw: None,
+                            style: Style::Collection,
+                        },
+                        anchor,
+                    ))
+                }
+                _ => None,
+            },
+        };
+        if let Some((node, anchor)) = finished {
+            if anchor != 0 {
+                anchors.insert(anchor, node.clone());
+            }
+            match stack.last_mut() {
+                None => root = Some(node),
+                Some(Frame::Seq(items, ..)) => items.push(node),
+                Some(Frame::Map(entries, pending, ..)) => match pending.take() {
+                    None => *pending = Some(node),
+                    Some(key) => {
+                        if let Some(k) = key.as_str()
+                            && entries.iter().any(|(e, _)| e.as_str() == Some(k))
+                        {
+                            return Err(YamlError {
+                                message: format!("duplicate key '{k}'"),
+                                pos: key.span.start,
+                            });
+                        }
+                        entries.push((key, node));
+                    }
+                },
+            }
+        }
+    }
+    Ok(root.unwrap_or(Node {
+        kind: NodeKind::Null,
+        span: Span::default(),
+        raw: None,
+        style: Style::Plain,
+    }))
+}
+
+fn count(n: &Node) -> usize {
+    1 + match &n.kind {
+        NodeKind::Seq(items) => items.iter().map(count).sum(),
+        NodeKind::Map(entries) => entries.iter().map(|(k, v)| count(k) + count(v)).sum(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_and_core_schema() {
+        let n = parse("on: push\njobs:\n  a:\n    x: 3.10\n    y: 'yes'\n    z: 0x1F\n").unwrap();
+        let on = n.get("on").unwrap();
+        assert_eq!(on.as_str(), Some("push"));
+        assert_eq!(on.span.start, Pos { line: 1, col: 5 });
+        let a = n.get("jobs").unwrap().get("a").unwrap();
+        assert_eq!(a.get("x").unwrap().scalar_string().unwrap(), "3.1");
+        assert_eq!(a.get("y").unwrap().as_str(), Some("yes"));
+        assert_eq!(a.get("z").unwrap().kind, NodeKind::Number(31.0));
+        assert_eq!(a.get("z").unwrap().span.start, Pos { line: 6, col: 8 });
+    }
+
+    #[test]
+    fn anchors_aliases_and_duplicates() {
+        let n = parse("a: &x {k: 1}\nb: *x\n").unwrap();
+        assert_eq!(
+            n.get("b").unwrap().get("k").unwrap().kind,
+            NodeKind::Number(1.0)
+        );
+        let e = parse("a: 1\na: 2\n").unwrap_err();
+        assert_eq!(e.pos.line, 2);
+        assert!(parse("a: [1, 2\n").is_err());
+        let bomb = "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n";
+        assert!(parse(bomb).is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! Validation diagnostics: each problem is found, at the right place.
+
+use launchway_workflow::{Event, Severity, load};
+
+fn codes(src: &str) -> Vec<(String, u32, u32)> {
+    load("wf.yml", src)
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| (d.code.to_string(), d.span.start.line, d.span.start.col))
+        .collect()
+}
+
+#[test]
+fn clean_workflow_has_no_diagnostics() {
+    let src = r#"
+name: CI
+on:
+  push: {branches: [main, 'releases/**']}
+  pull_request: {types: [opened], paths-ignore: ['docs/**']}
+  workflow_dispatch:
+    inputs:
+      level: {type: choice, options: [a, b], default: a}
+  schedule: [{cron: '30 5 * * 1-5'}]
+env: {A: "${{ github.sha }}"}
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    outputs: {v: "${{ steps.x.outputs.v }}"}
+    strategy: {matrix: {os: [a, b]}}
+    steps:
+      - id: x
+        run: echo "v=1" >> "$GITHUB_OUTPUT"
+      - uses: actions/checkout@v4
+        with: {fetch-depth: 0}
+      - if: ${{ failure() && hashFiles('x') != '' }}
+        run: echo ${{ matrix.os }}
+  test:
+    needs: build
+    if: needs.build.outputs.v == '1'
+    runs-on: ubuntu-latest
+    steps: [{run: "echo ${{ needs.build.result }}"}]
+"#;
+    let l = load("wf.yml", src);
+    assert!(l.diagnostics.is_empty(), "{:#?}", l.diagnostics);
+    let wf = l.workflow.unwrap();
+    assert_eq!(wf.jobs.len(), 2);
+    let push = Event {
+        name: "push".into(),
+        git_ref: "refs/heads/releases/v1".into(),
+        ..Default::default()
+    };
+    assert!(wf.on.matches(&push));
+    let other = Event {
+        name: "push".into(),
+        git_ref: "refs/heads/feature".into(),
+        ..Default::default()
+    };
+    assert!(!wf.on.matches(&other));
+}
+
+#[test]
+fn finds_each_problem_where_it_is() {
+    let src = "on: push
+jobs:
+  a:
+    runs_on: x
+    runs-on: x
+    needs: [b, nope]
+    steps:
+      - id: s
+        run: echo ${{ env.X == }}
+      - id: s
+        run: echo
+  b:
+    needs: a
+    if: ${{ env.FOO }}
+    runs-on: x
+    steps:
+      - uses: actions/checkout
+";
+    let got = codes(src);
+    let want = [
+        ("unknown-key", 4, 5),
+        ("needs", 6, 16),
+        ("expression", 9, 32),
+        ("duplicate-id", 10, 13),
+        ("cycle", 3, 3),
+        ("context", 14, 13),
+        ("uses", 17, 15),
+    ];
+    for (code, line, col) in want {
+        assert!(
+            got.contains(&(code.to_string(), line, col)),
+            "missing {code} at {line}:{col}; got {got:?}"
+        );
+    }
+}
+
+#[test]
+fn globs_crons_and_filters() {
+    let src = "on:
+  push:
+    branches: ['?bad']
+    branches-ignore: [x]
+  schedule:
+    - cron: '61 * * * *'
+jobs:
+  a: {runs-on: x, steps: [{run: echo}]}
+";
+    let got = codes(src);
+    assert!(
+        got.iter().any(|(c, l, _)| c == "glob" && *l == 3),
+        "{got:?}"
+    );
+    assert!(got.iter().any(|(c, _, _)| c == "filter"), "{got:?}");
+    assert!(
+        got.iter().any(|(c, l, _)| c == "cron" && *l == 6),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn block_scalar_expression_positions() {
+    let src = "on: push
+jobs:
+  a:
+    runs-on: x
+    steps:
+      - run: |
+          echo one
+          echo ${{ secrets.X || }}
+";
+    let got = codes(src);
+    assert_eq!(got, vec![("expression".to_string(), 8, 33)]);
+}
+
+#[test]
+fn garbage_never_panics() {
+    for src in [
+        "",
+        ":",
+        "- a",
+        "on: [",
+        "jobs: 5",
+        "on: push\njobs: {a: 5}",
+        "\t",
+        "a: *x",
+    ] {
+        let _ = load("x.yml", src);
+    }
+}
