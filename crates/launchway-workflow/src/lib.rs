@@ -2,6 +2,7 @@
 //! validation diagnostics, triggers and filters, matrix expansion and the
 //! job graph. No I/O: callers hand in file contents.
 
+pub mod action;
 pub mod contexts;
 pub mod cron;
 pub mod diag;

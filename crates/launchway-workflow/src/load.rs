@@ -146,7 +146,7 @@ pub fn load(path: &str, src: &str) -> Loaded {
     }
 }
 
-struct Loader<'s> {
+pub(crate) struct Loader<'s> {
     src: &'s str,
     diags: Vec<Diagnostic>,
 }
@@ -158,13 +158,17 @@ impl Loader<'_> {
         &mut self.diags[last]
     }
 
+    pub(crate) fn error_at(&mut self, span: Span, code: &'static str, msg: &str) {
+        self.err(code, span, msg.to_string());
+    }
+
     fn hint(&mut self, hint: impl Into<String>) {
         if let Some(d) = self.diags.last_mut() {
             d.hint = Some(hint.into());
         }
     }
 
-    fn map<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [(Node, Node)]> {
+    pub(crate) fn map<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [(Node, Node)]> {
         match &node.kind {
             NodeKind::Map(m) => Some(m),
             NodeKind::Null => Some(&[]),
@@ -180,7 +184,7 @@ impl Loader<'_> {
     }
 
     /// Checks a mapping's keys against the allowed list; returns entries with string keys.
-    fn entries<'n>(
+    pub(crate) fn entries<'n>(
         &mut self,
         map: &'n [(Node, Node)],
         allowed: &[&str],
@@ -1052,7 +1056,7 @@ impl Loader<'_> {
         Some(s)
     }
 
-    fn steps(&mut self, job: &str, node: &Node) -> Vec<Step> {
+    pub(crate) fn steps(&mut self, job: &str, node: &Node) -> Vec<Step> {
         let Some(items) = node.as_seq() else {
             self.err(
                 "wrong-type",
@@ -1176,4 +1180,30 @@ pub fn valid_id(id: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+pub(crate) fn load_action_src(src: &str) -> (Option<crate::action::Action>, Vec<Diagnostic>) {
+    let root = match yaml::parse(src) {
+        Ok(n) => n,
+        Err(e) => {
+            let span = Span {
+                start: e.pos,
+                end: e.pos,
+            };
+            return (
+                None,
+                vec![Diagnostic::error(
+                    "yaml",
+                    span,
+                    format!("invalid YAML: {}", e.message),
+                )],
+            );
+        }
+    };
+    let mut l = Loader {
+        src,
+        diags: Vec::new(),
+    };
+    let a = crate::action::load_action(&mut l, &root);
+    (a, l.diags)
 }

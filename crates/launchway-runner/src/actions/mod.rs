@@ -1,0 +1,270 @@
+//! `uses:` steps: built-in native equivalents of popular actions, local
+//! actions (composite and node), and a clear error for anything else.
+
+mod artifact;
+mod cache;
+mod checkout;
+mod local;
+mod setup_python;
+
+use crate::context::Ctx;
+use crate::job::{JobExec, PostKind, PostStep, StepRun};
+use crate::record::{StepRecord, StepResult};
+use crate::run::elapsed_ms;
+use indexmap::IndexMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Actions people use in security jobs, which become native in `launchway scan`.
+const SECURITY_ACTIONS: &[&str] = &[
+    "anchore/sbom-action",
+    "anchore/scan-action",
+    "aquasecurity/trivy-action",
+    "gitleaks/gitleaks-action",
+    "github/codeql-action/upload-sarif",
+];
+
+/// The built-in actions, by `owner/repo[/path]`.
+pub const BUILTINS: &[&str] = &[
+    "actions/checkout",
+    "actions/setup-python",
+    "actions/upload-artifact",
+    "actions/download-artifact",
+    "actions/cache",
+    "actions/cache/restore",
+    "actions/cache/save",
+];
+
+/// How a `uses:` reference will be run, decided before the run starts so
+/// unsupported actions are reported up front.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolution {
+    Builtin(&'static str),
+    /// Path relative to the workspace (`./x`) — only known after checkout.
+    Workspace(String),
+    /// A mapped local copy, relative to the repository directory.
+    Mapped(PathBuf),
+    Unsupported(String),
+}
+
+pub fn resolve(
+    uses: &str,
+    action_map: &IndexMap<String, String>,
+    repo_dir: &std::path::Path,
+) -> Resolution {
+    if let Some(rel) = uses.strip_prefix("./") {
+        return Resolution::Workspace(rel.to_string());
+    }
+    if uses.starts_with("docker://") {
+        return Resolution::Unsupported(format!(
+            "'{uses}' is a container action; Launchway runs without Docker"
+        ));
+    }
+    let (name, _ref) = uses.split_once('@').unwrap_or((uses, ""));
+    if let Some(path) = action_map.get(uses).or_else(|| action_map.get(name)) {
+        return Resolution::Mapped(repo_dir.join(path));
+    }
+    if let Some(b) = BUILTINS.iter().find(|b| b.eq_ignore_ascii_case(name)) {
+        return Resolution::Builtin(b);
+    }
+    let hint = format!(
+        "Launchway runs offline and does not download actions. Put a copy of the action in the repository and map it in .launchway/actions.yaml:\n  actions:\n    {uses}: ./path/to/local/copy"
+    );
+    if SECURITY_ACTIONS
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(name))
+    {
+        return Resolution::Unsupported(format!(
+            "'{uses}' is not supported yet: native SBOM, vulnerability and secret scanning is coming as `launchway scan`. {hint}"
+        ));
+    }
+    Resolution::Unsupported(format!("'{uses}' is a remote action. {hint}"))
+}
+
+/// Reads `.launchway/actions.yaml` (`actions: {owner/repo@ref: ./path}`).
+pub fn load_action_map(text: &str) -> Result<IndexMap<String, String>, String> {
+    let root = launchway_workflow::yaml::parse(text)
+        .map_err(|e| format!("{}:{}: {}", e.pos.line, e.pos.col, e.message))?;
+    let mut out = IndexMap::new();
+    if let Some(m) = root.get("actions").and_then(|a| a.as_map()) {
+        for (k, v) in m {
+            if let (Some(k), Some(v)) = (k.as_str(), v.scalar_string()) {
+                out.insert(k.to_string(), v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn run_uses(
+    exec: &mut JobExec,
+    uses: &str,
+    with: IndexMap<String, String>,
+    step_env: &IndexMap<String, String>,
+    ctx: &Ctx,
+    timeout: Option<Duration>,
+    step_id: Option<&str>,
+) -> StepRun {
+    let res = resolve(
+        uses,
+        &exec.shared.cfg.action_map,
+        &exec.shared.cfg.source.dir,
+    );
+    let with = Inputs(with);
+    match res {
+        Resolution::Builtin("actions/checkout") => checkout::run(exec, &with).await,
+        Resolution::Builtin("actions/setup-python") => setup_python::run(exec, &with).await,
+        Resolution::Builtin("actions/upload-artifact") => artifact::upload(exec, &with),
+        Resolution::Builtin("actions/download-artifact") => artifact::download(exec, &with),
+        Resolution::Builtin(
+            b @ ("actions/cache" | "actions/cache/restore" | "actions/cache/save"),
+        ) => cache::run(exec, b, &with),
+        Resolution::Builtin(other) => {
+            exec.error(&format!("internal: no implementation for {other}"));
+            StepRun::failed()
+        }
+        Resolution::Workspace(rel) => {
+            let dir = exec.workspace.join(rel);
+            local::run(exec, uses, dir, with.0, step_env, ctx, timeout, step_id).await
+        }
+        Resolution::Mapped(dir) => {
+            local::run(exec, uses, dir, with.0, step_env, ctx, timeout, step_id).await
+        }
+        Resolution::Unsupported(msg) => {
+            exec.error(&msg);
+            StepRun::failed()
+        }
+    }
+}
+
+/// `with:` values with the accessors actions use.
+pub(crate) struct Inputs(pub IndexMap<String, String>);
+
+impl Inputs {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+    pub fn get_or<'a>(&'a self, k: &str, default: &'a str) -> &'a str {
+        self.get(k).unwrap_or(default)
+    }
+    pub fn bool(&self, k: &str, default: bool) -> bool {
+        self.get(k)
+            .map_or(default, |v| v.trim().eq_ignore_ascii_case("true"))
+    }
+    /// A multi-line input as its non-empty lines.
+    pub fn lines(&self, k: &str) -> Vec<String> {
+        self.get(k)
+            .map(|v| {
+                v.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Runs a queued post step.
+pub(crate) async fn run_post(exec: &mut JobExec, post: PostStep, job_failed: bool) -> StepRecord {
+    let started = Instant::now();
+    exec.step_no += 1;
+    let n = exec.step_no;
+    let name = format!("Post {}", post.name);
+    let cancelled = exec.cancel.is_cancelled();
+    let mut ctx = exec.ctx.clone();
+    ctx.status = crate::context::Status {
+        success: !job_failed && !cancelled,
+        failure: job_failed,
+        cancelled,
+    };
+    let run_it = launchway_expr::Condition::parse(&post.condition)
+        .ok()
+        .and_then(|c| c.evaluate(&ctx).ok())
+        .unwrap_or(false);
+    if !run_it {
+        return StepRecord {
+            index: n,
+            name,
+            outcome: StepResult::Skipped,
+            conclusion: StepResult::Skipped,
+            duration_ms: 0,
+            log: None,
+        };
+    }
+    let log_path = exec
+        .log_dir
+        .join(format!("{n:02}-{}.log", crate::store::slug(&name)));
+    exec.log = std::fs::File::create(&log_path).ok();
+    exec.shared.emit(crate::record::RunEvent::StepStarted {
+        key: exec.key.clone(),
+        index: n,
+        name: name.clone(),
+    });
+    let run = match post.kind {
+        PostKind::CacheSave { key, paths } => cache::save(exec, &key, &paths),
+        PostKind::Node { dir, script, env } => {
+            local::run_node_script(exec, &dir, &script, env).await
+        }
+    };
+    exec.log = None;
+    let conclusion = if run.failed {
+        StepResult::Failure
+    } else {
+        StepResult::Success
+    };
+    let duration_ms = elapsed_ms(started);
+    exec.shared.emit(crate::record::RunEvent::StepFinished {
+        key: exec.key.clone(),
+        index: n,
+        conclusion,
+        duration_ms,
+    });
+    StepRecord {
+        index: n,
+        name,
+        outcome: conclusion,
+        conclusion,
+        duration_ms,
+        log: log_path
+            .strip_prefix(&exec.shared.run_dir)
+            .ok()
+            .map(|p| p.to_string_lossy().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolution() {
+        let map: IndexMap<String, String> = [("org/act@v1".to_string(), "vendor/act".to_string())]
+            .into_iter()
+            .collect();
+        let dir = std::path::Path::new("/repo");
+        assert_eq!(
+            resolve("actions/checkout@v4", &map, dir),
+            Resolution::Builtin("actions/checkout")
+        );
+        assert_eq!(
+            resolve("actions/cache/save@v4", &map, dir),
+            Resolution::Builtin("actions/cache/save")
+        );
+        assert_eq!(resolve("./x", &map, dir), Resolution::Workspace("x".into()));
+        assert_eq!(
+            resolve("org/act@v1", &map, dir),
+            Resolution::Mapped(PathBuf::from("/repo/vendor/act"))
+        );
+        assert!(
+            matches!(resolve("org/other@v1", &map, dir), Resolution::Unsupported(m) if m.contains(".launchway/actions.yaml"))
+        );
+        assert!(
+            matches!(resolve("aquasecurity/trivy-action@master", &map, dir), Resolution::Unsupported(m) if m.contains("launchway scan"))
+        );
+    }
+}

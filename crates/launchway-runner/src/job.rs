@@ -1,0 +1,1186 @@
+//! One job instance: its contexts, its steps in order, status functions,
+//! timeouts, `continue-on-error`, runner files, outputs and logs.
+
+use crate::actions;
+use crate::cancel::Cancel;
+use crate::commands::{Command, CommandParser, Level};
+use crate::context::{Ctx, Status};
+use crate::environments::Protection;
+use crate::files;
+use crate::process::{self, Exit, Spec};
+use crate::record::{JobRecord, JobResult, RunEvent, StepRecord, StepResult};
+use crate::run::{Scope, Shared, elapsed_ms, error_annotation};
+use crate::shell::Shell;
+use crate::store::{now_rfc3339, slug};
+use indexmap::IndexMap;
+use launchway_expr::{Condition, Value, evaluate_template, interpolate, template};
+use launchway_workflow::matrix::Combination;
+use launchway_workflow::{Env, Spanned, Step};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// What the scheduler knows about an instance before it runs.
+#[derive(Debug, Clone)]
+pub(crate) struct JobSpec {
+    pub id: String,
+    pub key: String,
+    pub matrix: Option<Combination>,
+    pub index: usize,
+    pub total: usize,
+    pub fail_fast: bool,
+    pub max_parallel: usize,
+    pub needs: Value,
+    pub vars: Value,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct JobEnd {
+    pub result: JobResult,
+    pub outputs: IndexMap<String, String>,
+}
+
+impl JobEnd {
+    pub fn cancelled() -> Self {
+        JobEnd {
+            result: JobResult::Cancelled,
+            outputs: IndexMap::new(),
+        }
+    }
+}
+
+pub fn which(prog: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+}
+
+/// `true`/`false` literals or an expression, by GitHub's truthiness.
+pub(crate) fn eval_bool(s: &str, ctx: &Ctx) -> Result<bool, String> {
+    if !template::has_expressions(s) {
+        return Ok(s.trim() == "true");
+    }
+    match evaluate_template(s, ctx).map_err(|e| e.to_string())? {
+        Value::String(v) if v == "false" => Ok(false),
+        Value::String(v) if v == "true" => Ok(true),
+        v => Ok(v.is_truthy()),
+    }
+}
+
+fn strategy_ctx(spec: &JobSpec) -> Value {
+    let mut s = Value::object();
+    s.insert("fail-fast", Value::Bool(spec.fail_fast));
+    #[allow(clippy::cast_precision_loss)]
+    {
+        s.insert("job-index", Value::Number(spec.index as f64));
+        s.insert("job-total", Value::Number(spec.total as f64));
+        s.insert(
+            "max-parallel",
+            Value::Number(if spec.max_parallel == usize::MAX {
+                spec.total as f64
+            } else {
+                spec.max_parallel as f64
+            }),
+        );
+    }
+    s
+}
+
+/// The contexts available at the job level of an instance.
+pub(crate) fn instance_ctx(shared: &Shared, scope: &Scope, spec: &JobSpec) -> Ctx {
+    let mut c = Value::object();
+    let mut github = shared.github.clone();
+    github.insert("job", Value::str(&spec.id));
+    c.insert("github", github);
+    c.insert("needs", spec.needs.clone());
+    c.insert("vars", spec.vars.clone());
+    c.insert("inputs", scope.inputs.clone());
+    c.insert("secrets", scope.secrets.clone());
+    c.insert("strategy", strategy_ctx(spec));
+    c.insert(
+        "matrix",
+        spec.matrix
+            .as_ref()
+            .map_or_else(Value::object, |m| Value::Object(m.clone())),
+    );
+    Ctx::new(c)
+}
+
+fn base_record(scope: &Scope, spec: &JobSpec, result: JobResult) -> JobRecord {
+    let job = &scope.wf.jobs[&spec.id];
+    JobRecord {
+        key: spec.key.clone(),
+        id: spec.id.clone(),
+        name: job
+            .name
+            .as_ref()
+            .map_or_else(|| spec.key.clone(), |n| n.value.clone()),
+        result,
+        started_at: None,
+        duration_ms: 0,
+        steps: Vec::new(),
+        outputs: IndexMap::new(),
+        environment: None,
+        matrix: spec
+            .matrix
+            .as_ref()
+            .map(|m| Value::Object(m.clone()).to_json()),
+        message: None,
+        summary: String::new(),
+    }
+}
+
+pub(crate) fn fail_before_start(
+    shared: &Shared,
+    scope: &Scope,
+    spec: &JobSpec,
+    message: &str,
+) -> JobEnd {
+    let message = shared.masker.mask(message);
+    let mut rec = base_record(scope, spec, JobResult::Failure);
+    rec.message = Some(message.clone());
+    shared.annotate(error_annotation(&spec.key, &message));
+    shared.emit(RunEvent::JobFinished {
+        key: spec.key.clone(),
+        name: rec.name.clone(),
+        result: JobResult::Failure,
+        duration_ms: 0,
+    });
+    shared.save_job(rec);
+    JobEnd {
+        result: JobResult::Failure,
+        outputs: IndexMap::new(),
+    }
+}
+
+pub(crate) fn record_cancelled_before_start(shared: &Shared, scope: &Scope, spec: &JobSpec) {
+    let rec = base_record(scope, spec, JobResult::Cancelled);
+    shared.emit(RunEvent::JobFinished {
+        key: spec.key.clone(),
+        name: rec.name.clone(),
+        result: JobResult::Cancelled,
+        duration_ms: 0,
+    });
+    shared.save_job(rec);
+}
+
+pub(crate) fn wait_for_approval(
+    shared: &Shared,
+    scope: &Scope,
+    spec: &JobSpec,
+    env: &str,
+    p: &Protection,
+) -> JobEnd {
+    let mut rec = base_record(scope, spec, JobResult::Waiting);
+    rec.environment = Some(env.to_string());
+    rec.message = Some(format!(
+        "waiting for approval to deploy to '{env}' (required reviewers: {}); approve with --approve {env}",
+        p.required_reviewers.join(", ")
+    ));
+    shared.emit(RunEvent::Waiting {
+        key: spec.key.clone(),
+        environment: env.to_string(),
+    });
+    shared.save_job(rec);
+    JobEnd {
+        result: JobResult::Waiting,
+        outputs: IndexMap::new(),
+    }
+}
+
+/// A step's result before `continue-on-error` is applied.
+#[derive(Debug, Default)]
+pub(crate) struct StepRun {
+    pub failed: bool,
+    pub cancelled: bool,
+    pub outputs: IndexMap<String, String>,
+}
+
+impl StepRun {
+    pub fn ok(outputs: IndexMap<String, String>) -> Self {
+        StepRun {
+            outputs,
+            ..Default::default()
+        }
+    }
+    pub fn failed() -> Self {
+        StepRun {
+            failed: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// Work queued to run after the main steps (e.g. `actions/cache` saving).
+pub(crate) struct PostStep {
+    pub name: String,
+    pub kind: PostKind,
+    /// The `if` the post step runs under (GitHub's `post-if`).
+    pub condition: String,
+}
+
+pub(crate) enum PostKind {
+    CacheSave {
+        key: String,
+        paths: Vec<String>,
+    },
+    Node {
+        dir: PathBuf,
+        script: String,
+        env: Vec<(String, String)>,
+    },
+}
+
+/// The mutable state of a running job instance.
+pub(crate) struct JobExec {
+    pub shared: Arc<Shared>,
+    pub key: String,
+    pub job_dir: PathBuf,
+    pub workspace: PathBuf,
+    pub temp: PathBuf,
+    pub log_dir: PathBuf,
+    /// `env` context at job level plus `GITHUB_ENV` updates.
+    pub env: IndexMap<String, String>,
+    pub path_prepend: Vec<String>,
+    pub ctx: Ctx,
+    pub cancel: Cancel,
+    pub timed_out: Arc<AtomicBool>,
+    pub pgids: Vec<u32>,
+    pub summary: String,
+    pub post: Vec<PostStep>,
+    pub log: Option<std::fs::File>,
+    pub step_no: usize,
+    pub group_depth: usize,
+    pub echo: bool,
+    pub states: IndexMap<String, IndexMap<String, String>>,
+}
+
+impl JobExec {
+    /// Writes a masked line to the step log and the live display.
+    pub fn log(&mut self, line: &str) {
+        let line = self.shared.masker.mask(line);
+        if let Some(f) = &mut self.log {
+            let _ = writeln!(f, "{line}");
+        }
+        self.shared.emit(RunEvent::Log {
+            key: self.key.clone(),
+            line,
+        });
+    }
+
+    pub fn error(&mut self, message: &str) {
+        let message = self.shared.masker.mask(message);
+        self.log(&format!("##[error]{message}"));
+        self.shared.annotate(error_annotation(&self.key, &message));
+    }
+
+    /// The environment for a process: the host's, GitHub's defaults, then
+    /// the workflow's, in precedence order.
+    pub fn process_env(
+        &self,
+        step_env: &IndexMap<String, String>,
+        files: &RunnerFiles,
+    ) -> Vec<(String, String)> {
+        let mut env: IndexMap<String, String> = std::env::vars()
+            .filter(|(k, _)| {
+                !k.starts_with("GITHUB_") && !k.starts_with("RUNNER_") && !k.starts_with("INPUT_")
+            })
+            .collect();
+        let g = |k: &str| {
+            self.ctx
+                .contexts
+                .get("github")
+                .and_then(|g| g.get(k))
+                .map(Value::to_display_string)
+                .unwrap_or_default()
+        };
+        for k in [
+            "action",
+            "actor",
+            "actor_id",
+            "api_url",
+            "base_ref",
+            "event_name",
+            "event_path",
+            "graphql_url",
+            "head_ref",
+            "job",
+            "ref",
+            "ref_name",
+            "ref_type",
+            "repository",
+            "repository_id",
+            "repository_owner",
+            "repository_owner_id",
+            "retention_days",
+            "run_attempt",
+            "run_id",
+            "run_number",
+            "server_url",
+            "sha",
+            "triggering_actor",
+            "workflow",
+            "workflow_ref",
+            "workflow_sha",
+            "workspace",
+        ] {
+            env.insert(format!("GITHUB_{}", k.to_ascii_uppercase()), g(k));
+        }
+        env.insert("GITHUB_REF_PROTECTED".into(), "false".into());
+        env.insert("GITHUB_ACTIONS".into(), "true".into());
+        env.insert("CI".into(), "true".into());
+        env.insert("LAUNCHWAY".into(), "true".into());
+        env.insert("RUNNER_OS".into(), "Linux".into());
+        env.insert("RUNNER_ARCH".into(), runner_arch().into());
+        env.insert("RUNNER_NAME".into(), "launchway".into());
+        env.insert("RUNNER_ENVIRONMENT".into(), "self-hosted".into());
+        env.insert(
+            "RUNNER_TEMP".into(),
+            self.temp.to_string_lossy().to_string(),
+        );
+        env.insert(
+            "RUNNER_TOOL_CACHE".into(),
+            self.job_dir.join("tool").to_string_lossy().to_string(),
+        );
+        if self.shared.cfg.debug {
+            env.insert("RUNNER_DEBUG".into(), "1".into());
+        }
+        env.insert(
+            "GITHUB_OUTPUT".into(),
+            files.output.to_string_lossy().to_string(),
+        );
+        env.insert("GITHUB_ENV".into(), files.env.to_string_lossy().to_string());
+        env.insert(
+            "GITHUB_PATH".into(),
+            files.path.to_string_lossy().to_string(),
+        );
+        env.insert(
+            "GITHUB_STATE".into(),
+            files.state.to_string_lossy().to_string(),
+        );
+        env.insert(
+            "GITHUB_STEP_SUMMARY".into(),
+            files.summary.to_string_lossy().to_string(),
+        );
+        for (k, v) in self.env.iter().chain(step_env) {
+            if !k.is_empty() {
+                env.insert(k.clone(), v.clone());
+            }
+        }
+        if !self.path_prepend.is_empty() {
+            let mut parts: Vec<String> = self.path_prepend.iter().rev().cloned().collect();
+            if let Some(p) = env.get("PATH") {
+                parts.push(p.clone());
+            }
+            env.insert("PATH".into(), parts.join(":"));
+        }
+        env.into_iter().collect()
+    }
+
+    /// Runs a process for a step, handling workflow commands and runner files.
+    pub async fn exec(
+        &mut self,
+        argv: &[String],
+        cwd: &Path,
+        step_env: &IndexMap<String, String>,
+        timeout: Option<Duration>,
+        state_key: &str,
+    ) -> StepRun {
+        let files = match RunnerFiles::create(&self.temp, self.step_no) {
+            Ok(f) => f,
+            Err(e) => {
+                self.error(&format!("cannot create runner files: {e}"));
+                return StepRun::failed();
+            }
+        };
+        let env = self.process_env(step_env, &files);
+        let cancel = self.cancel.child();
+        let mut parser = CommandParser::default();
+        let mut outputs = IndexMap::new();
+        let grace = self.shared.cfg.grace;
+        let (exit, pgid) = process::run(
+            Spec {
+                argv,
+                cwd,
+                env: &env,
+                timeout,
+                grace,
+            },
+            &cancel,
+            |line| {
+                self.handle_line(&line, &mut parser, &mut outputs, state_key);
+            },
+        )
+        .await;
+        if let Some(p) = pgid {
+            self.pgids.push(p);
+        }
+        let mut run = StepRun::default();
+        match exit {
+            Exit::Code(0) => {}
+            Exit::Code(c) => {
+                self.error(&format!("Process completed with exit code {c}."));
+                run.failed = true;
+            }
+            Exit::Signal(s) => {
+                self.error(&format!("Process was killed by signal {s}."));
+                run.failed = true;
+            }
+            Exit::TimedOut => {
+                self.error(&format!(
+                    "The action has timed out after {} minutes.",
+                    timeout.map_or(0.0, |t| t.as_secs_f64() / 60.0)
+                ));
+                run.failed = true;
+            }
+            Exit::Cancelled => {
+                if self.timed_out.load(Ordering::SeqCst) {
+                    run.failed = true;
+                } else {
+                    self.log("##[error]The operation was canceled.");
+                    run.cancelled = true;
+                }
+            }
+            Exit::SpawnFailed(m) => {
+                self.error(&m);
+                run.failed = true;
+            }
+        }
+        if let Err(e) = self.read_files(&files, &mut outputs, state_key) {
+            self.error(&e);
+            run.failed = true;
+        }
+        run.outputs = outputs;
+        run
+    }
+
+    fn handle_line(
+        &mut self,
+        line: &str,
+        parser: &mut CommandParser,
+        outputs: &mut IndexMap<String, String>,
+        state_key: &str,
+    ) {
+        match parser.parse(line) {
+            None => self.log(line),
+            Some(cmd) => {
+                if self.echo {
+                    self.log(line);
+                }
+                match cmd {
+                    Command::AddMask(v) => self.shared.masker.add(&v),
+                    Command::Group(title) => {
+                        self.group_depth += 1;
+                        self.log(&format!("##[group]{title}"));
+                    }
+                    Command::EndGroup => {
+                        self.group_depth = self.group_depth.saturating_sub(1);
+                        self.log("##[endgroup]");
+                    }
+                    Command::Debug(m) => {
+                        if self.shared.cfg.debug {
+                            self.log(&format!("##[debug]{m}"));
+                        }
+                    }
+                    Command::Annotate(mut a) => {
+                        a.message = self.shared.masker.mask(&a.message);
+                        a.title = a.title.map(|t| self.shared.masker.mask(&t));
+                        a.job = self.key.clone();
+                        let tag = match a.level {
+                            Level::Error => "error",
+                            Level::Warning => "warning",
+                            Level::Notice => "notice",
+                        };
+                        let msg = a.message.clone();
+                        self.log(&format!("##[{tag}]{msg}"));
+                        self.shared.annotate(a);
+                    }
+                    Command::StopCommands(_) => {}
+                    Command::SetOutput(k, v) => {
+                        outputs.insert(k, v);
+                    }
+                    Command::SaveState(k, v) => {
+                        self.states
+                            .entry(state_key.to_string())
+                            .or_default()
+                            .insert(k, v);
+                    }
+                    Command::Echo(on) => self.echo = on,
+                }
+            }
+        }
+    }
+
+    fn read_files(
+        &mut self,
+        files: &RunnerFiles,
+        outputs: &mut IndexMap<String, String>,
+        state_key: &str,
+    ) -> Result<(), String> {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let out = files::parse_key_values(&read(&files.output))
+            .map_err(|e| format!("GITHUB_OUTPUT {e}"))?;
+        outputs.extend(out);
+        let env =
+            files::parse_key_values(&read(&files.env)).map_err(|e| format!("GITHUB_ENV {e}"))?;
+        for (k, v) in env {
+            if k == "NODE_OPTIONS" {
+                self.log("##[warning]Can't store NODE_OPTIONS output parameter using '$GITHUB_ENV' command.");
+                continue;
+            }
+            self.env.insert(k, v);
+        }
+        let state = files::parse_key_values(&read(&files.state))
+            .map_err(|e| format!("GITHUB_STATE {e}"))?;
+        if !state.is_empty() {
+            self.states
+                .entry(state_key.to_string())
+                .or_default()
+                .extend(state);
+        }
+        self.path_prepend
+            .extend(files::parse_paths(&read(&files.path)));
+        let summary = read(&files.summary);
+        if !summary.trim().is_empty() {
+            // GitHub caps a step summary at 1 MiB.
+            if summary.len() > 1024 * 1024 {
+                self.log("##[warning]The step summary is larger than 1 MiB and was not added.");
+            } else {
+                let masked = self.shared.masker.mask(&summary);
+                self.summary.push_str(&masked);
+                if !masked.ends_with('\n') {
+                    self.summary.push('\n');
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates a map of templated strings (env, with).
+    pub fn eval_map(&self, m: &Env, ctx: &Ctx) -> Result<IndexMap<String, String>, String> {
+        let mut out = IndexMap::new();
+        for (k, v) in m {
+            if k.is_empty() {
+                // `env: ${{ fromJSON(...) }}`: an object expression.
+                match evaluate_template(&v.value, ctx).map_err(|e| e.to_string())? {
+                    Value::Object(o) => {
+                        for (ok, ov) in o {
+                            out.insert(ok, ov.to_display_string());
+                        }
+                    }
+                    other => return Err(format!("expected a mapping, got {:?}", other.kind())),
+                }
+                continue;
+            }
+            out.insert(
+                k.clone(),
+                interpolate(&v.value, ctx).map_err(|e| format!("{k}: {e}"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    pub fn env_value(&self) -> Value {
+        Value::Object(
+            self.env
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::str(v)))
+                .collect(),
+        )
+    }
+}
+
+fn runner_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "X64",
+        "aarch64" => "ARM64",
+        "x86" => "X86",
+        "arm" => "ARM",
+        other => other,
+    }
+}
+
+pub(crate) struct RunnerFiles {
+    pub output: PathBuf,
+    pub env: PathBuf,
+    pub path: PathBuf,
+    pub state: PathBuf,
+    pub summary: PathBuf,
+}
+
+impl RunnerFiles {
+    fn create(temp: &Path, n: usize) -> std::io::Result<Self> {
+        let dir = temp.join("_runner_file_commands");
+        std::fs::create_dir_all(&dir)?;
+        let f = |name: &str| -> std::io::Result<PathBuf> {
+            let p = dir.join(format!("{name}_{n}"));
+            std::fs::write(&p, "")?;
+            Ok(p)
+        };
+        Ok(RunnerFiles {
+            output: f("set_output")?,
+            env: f("set_env")?,
+            path: f("add_path")?,
+            state: f("save_state")?,
+            summary: f("step_summary")?,
+        })
+    }
+}
+
+/// Runs one job instance's steps and records the result.
+pub(crate) async fn run_job(
+    shared: &Arc<Shared>,
+    scope: &Scope,
+    spec: JobSpec,
+    environment: Option<String>,
+    cancel: Cancel,
+) -> JobEnd {
+    let job = &scope.wf.jobs[&spec.id];
+    let started = Instant::now();
+    let mut record = base_record(scope, &spec, JobResult::Success);
+    record.started_at = Some(now_rfc3339());
+    record.environment.clone_from(&environment);
+    let mut ctx = instance_ctx(shared, scope, &spec);
+    if let Some(n) = &job.name
+        && let Ok(name) = interpolate(&n.value, &ctx)
+    {
+        record.name = name;
+    }
+    if spec.total > 1 && job.name.is_none() {
+        record.name.clone_from(&spec.key);
+    }
+    shared.emit(RunEvent::JobStarted {
+        key: spec.key.clone(),
+        name: record.name.clone(),
+    });
+
+    let job_dir = shared.run_dir.join("jobs").join(slug(&spec.key));
+    let repo_name = shared
+        .cfg
+        .source
+        .repository
+        .rsplit('/')
+        .next()
+        .unwrap_or("repo")
+        .to_string();
+    let workspace = job_dir.join("work").join(&repo_name).join(&repo_name);
+    let temp = job_dir.join("temp");
+    let log_dir = shared.run_dir.join("logs").join(slug(&spec.key));
+    for d in [&workspace, &temp, &log_dir, &job_dir.join("tool")] {
+        if let Err(e) = std::fs::create_dir_all(d) {
+            return fail_before_start(
+                shared,
+                scope,
+                &spec,
+                &format!("cannot create {}: {e}", d.display()),
+            );
+        }
+    }
+    if let Some(g) = ctx
+        .contexts
+        .as_object_mut()
+        .and_then(|c| c.get_mut("github"))
+    {
+        g.insert("workspace", Value::str(workspace.to_string_lossy()));
+    }
+    ctx.workspace = Some(workspace.clone());
+    let mut runner = Value::object();
+    runner.insert("os", Value::str("Linux"));
+    runner.insert("arch", Value::str(runner_arch()));
+    runner.insert("name", Value::str("launchway"));
+    runner.insert("environment", Value::str("self-hosted"));
+    runner.insert("temp", Value::str(temp.to_string_lossy()));
+    runner.insert(
+        "tool_cache",
+        Value::str(job_dir.join("tool").to_string_lossy()),
+    );
+    runner.insert("debug", Value::str(if shared.cfg.debug { "1" } else { "" }));
+    ctx.set("runner", runner);
+    let mut job_ctx = Value::object();
+    job_ctx.insert("status", Value::str("success"));
+    job_ctx.insert("container", Value::object());
+    job_ctx.insert("services", Value::object());
+    ctx.set("job", job_ctx);
+    ctx.set("steps", Value::object());
+
+    let mut exec = JobExec {
+        shared: shared.clone(),
+        key: spec.key.clone(),
+        job_dir,
+        workspace,
+        temp,
+        log_dir,
+        env: IndexMap::new(),
+        path_prepend: Vec::new(),
+        ctx,
+        cancel: cancel.clone(),
+        timed_out: Arc::new(AtomicBool::new(false)),
+        pgids: Vec::new(),
+        summary: String::new(),
+        post: Vec::new(),
+        log: None,
+        step_no: 0,
+        group_depth: 0,
+        echo: false,
+        states: IndexMap::new(),
+    };
+
+    // Workflow env, then job env: each evaluated with what is visible there.
+    let mut setup_error = None;
+    let wf_ctx = {
+        let mut c = exec.ctx.clone();
+        c.contexts = {
+            let mut v = Value::object();
+            for k in ["github", "secrets", "inputs", "vars"] {
+                if let Some(x) = exec.ctx.contexts.get(k) {
+                    v.insert(k, x.clone());
+                }
+            }
+            v
+        };
+        c
+    };
+    match exec.eval_map(&scope.wf.env, &wf_ctx) {
+        Ok(m) => exec.env.extend(m),
+        Err(e) => setup_error = Some(format!("workflow env: {e}")),
+    }
+    match exec.eval_map(&job.env, &exec.ctx) {
+        Ok(m) => exec.env.extend(m),
+        Err(e) => setup_error = Some(format!("job env: {e}")),
+    }
+    let env_ctx = exec.env_value();
+    exec.ctx.set("env", env_ctx);
+
+    let timeout_minutes = match &job.timeout_minutes {
+        Some(t) => evaluate_template(&t.value, &exec.ctx)
+            .map(|v| v.to_number())
+            .unwrap_or(360.0),
+        None => 360.0,
+    };
+    let continue_on_error = job
+        .continue_on_error
+        .as_ref()
+        .is_some_and(|c| eval_bool(&c.value, &exec.ctx).unwrap_or(false));
+
+    // Job timeout: cancel the job's steps, remember that it was a timeout.
+    let timer = {
+        let cancel = cancel.clone();
+        let flag = exec.timed_out.clone();
+        let dur = Duration::from_secs_f64((timeout_minutes.max(0.0) * 60.0).min(1e9));
+        tokio::spawn(async move {
+            tokio::time::sleep(dur).await;
+            flag.store(true, Ordering::SeqCst);
+            cancel.cancel();
+        })
+    };
+
+    let mut failed = false;
+    if let Some(e) = setup_error {
+        exec.error(&e);
+        failed = true;
+    }
+    let defaults = Defaults::for_job(scope, job);
+    let mut steps_ctx = Value::object();
+    for step in &job.steps {
+        let rec = run_step(&mut exec, step, &defaults, &mut steps_ctx, &mut failed, "").await;
+        record.steps.push(rec);
+        shared.save_job(record.clone());
+    }
+    // Post steps, in reverse order.
+    let posts: Vec<PostStep> = std::mem::take(&mut exec.post);
+    for post in posts.into_iter().rev() {
+        let rec = actions::run_post(&mut exec, post, failed).await;
+        record.steps.push(rec);
+    }
+    timer.abort();
+    for pg in std::mem::take(&mut exec.pgids) {
+        process::kill_group(pg);
+    }
+
+    let timed_out = exec.timed_out.load(Ordering::SeqCst);
+    let mut result = if timed_out {
+        let msg = format!(
+            "The job running on launchway has exceeded the maximum execution time of {timeout_minutes} minutes."
+        );
+        exec.shared.annotate(error_annotation(&spec.key, &msg));
+        record.message = Some(msg);
+        JobResult::Failure
+    } else if cancel.is_cancelled() {
+        JobResult::Cancelled
+    } else if failed {
+        JobResult::Failure
+    } else {
+        JobResult::Success
+    };
+    if result == JobResult::Failure && continue_on_error {
+        record.message = Some("failed, but continue-on-error is set".into());
+        result = JobResult::Success;
+    }
+
+    // Job outputs, evaluated against the final steps context.
+    exec.ctx.set("steps", steps_ctx);
+    let mut outputs = IndexMap::new();
+    for (k, v) in &job.outputs {
+        match interpolate(&v.value, &exec.ctx) {
+            Ok(val) => {
+                if exec.shared.masker.reveals(&val) {
+                    let msg = format!("Skip output '{k}' since it may contain secret.");
+                    exec.log(&format!("##[warning]{msg}"));
+                } else {
+                    outputs.insert(k.clone(), val);
+                }
+            }
+            Err(e) => exec.error(&format!("output '{k}': {e}")),
+        }
+    }
+    record.result = result;
+    record.outputs = outputs.clone();
+    record.summary = std::mem::take(&mut exec.summary);
+    record.duration_ms = elapsed_ms(started);
+    shared.emit(RunEvent::JobFinished {
+        key: spec.key.clone(),
+        name: record.name.clone(),
+        result,
+        duration_ms: record.duration_ms,
+    });
+    shared.save_job(record);
+    JobEnd { result, outputs }
+}
+
+/// `defaults.run` resolved for a job (job over workflow).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Defaults {
+    pub shell: Option<String>,
+    pub working_directory: Option<String>,
+}
+
+impl Defaults {
+    fn for_job(scope: &Scope, job: &launchway_workflow::Job) -> Self {
+        Defaults {
+            shell: job
+                .defaults
+                .shell
+                .as_ref()
+                .or(scope.wf.defaults.shell.as_ref())
+                .map(|s| s.value.clone()),
+            working_directory: job
+                .defaults
+                .working_directory
+                .as_ref()
+                .or(scope.wf.defaults.working_directory.as_ref())
+                .map(|s| s.value.clone()),
+        }
+    }
+}
+
+fn step_ctx_entry(
+    outcome: StepResult,
+    conclusion: StepResult,
+    outputs: &IndexMap<String, String>,
+) -> Value {
+    let mut v = Value::object();
+    v.insert("outcome", Value::str(outcome.as_str()));
+    v.insert("conclusion", Value::str(conclusion.as_str()));
+    v.insert(
+        "outputs",
+        Value::Object(
+            outputs
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::str(v)))
+                .collect(),
+        ),
+    );
+    v
+}
+
+fn eval_opt(s: Option<&Spanned<String>>, ctx: &Ctx) -> Result<Option<String>, String> {
+    s.map(|s| interpolate(&s.value, ctx).map_err(|e| e.to_string()))
+        .transpose()
+}
+
+/// Runs one step (of a job or a composite action) and updates the steps
+/// context. `failed` is the job's (or composite's) failure state.
+pub(crate) fn run_step<'a>(
+    exec: &'a mut JobExec,
+    step: &'a Step,
+    defaults: &'a Defaults,
+    steps_ctx: &'a mut Value,
+    failed: &'a mut bool,
+    prefix: &'a str,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = StepRecord> + Send + 'a>> {
+    Box::pin(async move {
+        let started = Instant::now();
+        exec.step_no += 1;
+        let n = exec.step_no;
+        let mut ctx = exec.ctx.clone();
+        ctx.set("steps", steps_ctx.clone());
+        ctx.set("env", exec.env_value());
+        let cancelled = exec.cancel.is_cancelled();
+        ctx.status = Status {
+            success: !*failed && !cancelled,
+            failure: *failed,
+            cancelled,
+        };
+        if let Some(job) = ctx.contexts.as_object_mut().and_then(|c| c.get_mut("job")) {
+            let status = if cancelled {
+                "cancelled"
+            } else if *failed {
+                "failure"
+            } else {
+                "success"
+            };
+            job.insert("status", Value::str(status));
+        }
+        let name = match &step.name {
+            Some(n) => interpolate(&n.value, &ctx).unwrap_or_else(|_| n.value.clone()),
+            None => step.display_name(),
+        };
+        let name = format!("{prefix}{}", exec.shared.masker.mask(&name));
+        let log_name = format!("{n:02}-{}.log", slug(&name));
+        let log_path = exec.log_dir.join(&log_name);
+        exec.log = std::fs::File::create(&log_path).ok();
+        let rel_log = log_path
+            .strip_prefix(&exec.shared.run_dir)
+            .map(|p| p.to_string_lossy().to_string())
+            .ok();
+
+        let cond = step.if_.as_ref().map_or("", |s| s.value.as_str());
+        let run = match Condition::parse(cond)
+            .map_err(|e| e.message)
+            .and_then(|c| c.evaluate(&ctx).map_err(|e| e.0))
+        {
+            Ok(true) => true,
+            Ok(false) => false,
+            Err(e) => {
+                exec.shared.emit(RunEvent::StepStarted {
+                    key: exec.key.clone(),
+                    index: n,
+                    name: name.clone(),
+                });
+                exec.error(&format!("The step's if: could not be evaluated: {e}"));
+                *failed = true;
+                let rec = finish(
+                    exec,
+                    n,
+                    name,
+                    StepResult::Failure,
+                    StepResult::Failure,
+                    started,
+                    rel_log,
+                );
+                if let Some(id) = &step.id {
+                    steps_ctx.insert(
+                        id.value.clone(),
+                        step_ctx_entry(StepResult::Failure, StepResult::Failure, &IndexMap::new()),
+                    );
+                }
+                return rec;
+            }
+        };
+        if !run {
+            exec.log = None;
+            let _ = std::fs::remove_file(&log_path);
+            if let Some(id) = &step.id {
+                steps_ctx.insert(
+                    id.value.clone(),
+                    step_ctx_entry(StepResult::Skipped, StepResult::Skipped, &IndexMap::new()),
+                );
+            }
+            return finish(
+                exec,
+                n,
+                name,
+                StepResult::Skipped,
+                StepResult::Skipped,
+                started,
+                None,
+            );
+        }
+        exec.shared.emit(RunEvent::StepStarted {
+            key: exec.key.clone(),
+            index: n,
+            name: name.clone(),
+        });
+        if let Some(g) = ctx
+            .contexts
+            .as_object_mut()
+            .and_then(|c| c.get_mut("github"))
+        {
+            let action = step
+                .id
+                .as_ref()
+                .map_or_else(|| format!("__run_{n}"), |i| i.value.clone());
+            g.insert("action", Value::str(action));
+        }
+
+        let result: Result<StepRun, String> = async {
+            let step_env = exec.eval_map(&step.env, &ctx)?;
+            let mut env_ctx = exec.env.clone();
+            env_ctx.extend(step_env.clone());
+            ctx.set(
+                "env",
+                Value::Object(
+                    env_ctx
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::str(v)))
+                        .collect(),
+                ),
+            );
+            let coe = match &step.continue_on_error {
+                Some(c) => eval_bool(&c.value, &ctx)?,
+                None => false,
+            };
+            let timeout = match &step.timeout_minutes {
+                Some(t) => {
+                    let m = evaluate_template(&t.value, &ctx)
+                        .map_err(|e| e.to_string())?
+                        .to_number();
+                    (m.is_finite() && m > 0.0).then(|| Duration::from_secs_f64(m * 60.0))
+                }
+                None => None,
+            };
+            let _ = coe;
+            if let Some(script) = &step.run {
+                let script = interpolate(&script.value, &ctx).map_err(|e| e.to_string())?;
+                let shell = eval_opt(step.shell.as_ref(), &ctx)?.or_else(|| defaults.shell.clone());
+                let wd = eval_opt(step.working_directory.as_ref(), &ctx)?
+                    .or_else(|| defaults.working_directory.clone());
+                Ok(run_script(
+                    exec,
+                    &script,
+                    shell.as_deref(),
+                    wd.as_deref(),
+                    &step_env,
+                    timeout,
+                    n,
+                )
+                .await)
+            } else if let Some(uses) = &step.uses {
+                let with = exec.eval_map(&step.with, &ctx)?;
+                Ok(actions::run_uses(
+                    exec,
+                    &uses.value,
+                    with,
+                    &step_env,
+                    &ctx,
+                    timeout,
+                    step.id.as_ref().map(|i| i.value.as_str()),
+                )
+                .await)
+            } else {
+                Err("a step needs 'run' or 'uses'".into())
+            }
+        }
+        .await;
+        let run = match result {
+            Ok(r) => r,
+            Err(e) => {
+                exec.error(&e);
+                StepRun::failed()
+            }
+        };
+        let coe = step
+            .continue_on_error
+            .as_ref()
+            .is_some_and(|c| eval_bool(&c.value, &ctx).unwrap_or(false));
+        let outcome = if run.cancelled {
+            StepResult::Cancelled
+        } else if run.failed {
+            StepResult::Failure
+        } else {
+            StepResult::Success
+        };
+        let conclusion = if outcome == StepResult::Failure && coe {
+            StepResult::Success
+        } else {
+            outcome
+        };
+        if conclusion == StepResult::Failure {
+            *failed = true;
+        }
+        if let Some(id) = &step.id {
+            steps_ctx.insert(
+                id.value.clone(),
+                step_ctx_entry(outcome, conclusion, &run.outputs),
+            );
+        }
+        finish(exec, n, name, outcome, conclusion, started, rel_log)
+    })
+}
+
+fn finish(
+    exec: &mut JobExec,
+    n: usize,
+    name: String,
+    outcome: StepResult,
+    conclusion: StepResult,
+    started: Instant,
+    log: Option<String>,
+) -> StepRecord {
+    exec.log = None;
+    let duration_ms = elapsed_ms(started);
+    if outcome != StepResult::Skipped {
+        exec.shared.emit(RunEvent::StepFinished {
+            key: exec.key.clone(),
+            index: n,
+            conclusion,
+            duration_ms,
+        });
+    }
+    StepRecord {
+        index: n,
+        name,
+        outcome,
+        conclusion,
+        duration_ms,
+        log,
+    }
+}
+
+async fn run_script(
+    exec: &mut JobExec,
+    script: &str,
+    shell: Option<&str>,
+    working_directory: Option<&str>,
+    step_env: &IndexMap<String, String>,
+    timeout: Option<Duration>,
+    n: usize,
+) -> StepRun {
+    let has_bash = which("bash").is_some();
+    let shell = match Shell::resolve(shell, has_bash) {
+        Ok(s) => s,
+        Err(e) => {
+            exec.error(&e.0);
+            return StepRun::failed();
+        }
+    };
+    let cwd = match working_directory {
+        Some(wd) => exec.workspace.join(wd),
+        None => exec.workspace.clone(),
+    };
+    if !cwd.is_dir() {
+        exec.error(&format!(
+            "working-directory '{}' does not exist",
+            cwd.display()
+        ));
+        return StepRun::failed();
+    }
+    let ext = if shell.extension.is_empty() {
+        String::new()
+    } else {
+        format!(".{}", shell.extension)
+    };
+    let path = exec.temp.join(format!("step-{n}{ext}"));
+    if let Err(e) = std::fs::write(&path, script) {
+        exec.error(&format!("cannot write the script: {e}"));
+        return StepRun::failed();
+    }
+    let argv = shell.argv(&path.to_string_lossy());
+    for line in script.lines() {
+        exec.log(&format!("##[command]{line}"));
+    }
+    exec.exec(&argv, &cwd, step_env, timeout, "").await
+}

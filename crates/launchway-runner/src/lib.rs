@@ -1,0 +1,23 @@
+//! Executing workflow runs on this machine: a DAG scheduler over jobs and
+//! matrix instances, steps in shells as GitHub runs them, runner files and
+//! workflow commands, masking, logs and run records, built-in equivalents
+//! of popular actions, local actions and reusable workflows.
+
+pub mod actions;
+pub mod cancel;
+pub mod commands;
+pub mod context;
+pub mod environments;
+pub mod files;
+mod github;
+mod job;
+pub mod mask;
+pub mod process;
+pub mod record;
+mod reusable;
+mod run;
+pub mod shell;
+pub mod source;
+pub mod store;
+
+pub use run::{Approver, RunConfig, run_workflow};

@@ -1,0 +1,190 @@
+//! Running one step's process: its own process group, stdout and stderr
+//! read line by line, and GitHub's cancellation sequence (SIGINT, then
+//! SIGTERM, then SIGKILL) on cancel or timeout.
+
+use crate::cancel::Cancel;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exit {
+    Code(i32),
+    /// Killed by a signal we did not send.
+    Signal(i32),
+    Cancelled,
+    TimedOut,
+    SpawnFailed(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Grace {
+    /// After SIGINT, before SIGTERM.
+    pub interrupt: Duration,
+    /// After SIGTERM, before SIGKILL.
+    pub terminate: Duration,
+}
+
+impl Default for Grace {
+    fn default() -> Self {
+        Grace {
+            interrupt: Duration::from_millis(7500),
+            terminate: Duration::from_millis(2500),
+        }
+    }
+}
+
+pub struct Spec<'a> {
+    pub argv: &'a [String],
+    pub cwd: &'a Path,
+    pub env: &'a [(String, String)],
+    pub timeout: Option<Duration>,
+    pub grace: Grace,
+}
+
+fn signal_group(pgid: Option<u32>, sig: Signal) {
+    if let Some(id) = pgid.and_then(|p| i32::try_from(p).ok()) {
+        let _ = killpg(Pid::from_raw(id), sig);
+    }
+}
+
+/// Kills whatever is left in a process group (background processes a step
+/// started), as GitHub's runner does when a job ends.
+pub fn kill_group(pgid: u32) {
+    signal_group(Some(pgid), Signal::SIGKILL);
+}
+
+async fn pump<R: AsyncRead + Unpin>(r: R, tx: mpsc::UnboundedSender<String>) {
+    let mut lines = BufReader::new(r).lines();
+    loop {
+        match lines.next_line().await {
+            Ok(Some(l)) => {
+                if tx.send(l).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            // Invalid UTF-8 or a read error: skip the line, keep reading.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Runs the process, calling `on_line` for each output line. Returns the
+/// exit and the process group id (to clean up background children later).
+pub async fn run(
+    spec: Spec<'_>,
+    cancel: &Cancel,
+    mut on_line: impl FnMut(String),
+) -> (Exit, Option<u32>) {
+    let Some((prog, args)) = spec.argv.split_first() else {
+        return (Exit::SpawnFailed("empty command".into()), None);
+    };
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
+        .current_dir(spec.cwd)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("'{prog}' was not found on PATH")
+            } else {
+                format!("could not start '{prog}': {e}")
+            };
+            return (Exit::SpawnFailed(msg), None);
+        }
+    };
+    let pgid = child.id();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(pump(out, tx.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(pump(err, tx.clone()));
+    }
+    drop(tx);
+
+    let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
+    let sleep_until = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep_until);
+    let mut stopping: Option<Exit> = None;
+    let status = loop {
+        tokio::select! {
+            Some(line) = rx.recv() => on_line(line),
+            status = child.wait() => break status,
+            () = &mut sleep_until, if stopping.is_none() => {
+                stopping = Some(Exit::TimedOut);
+                break stop(&mut child, pgid, spec.grace, &mut rx, &mut on_line).await;
+            }
+            () = cancel.cancelled(), if stopping.is_none() => {
+                stopping = Some(Exit::Cancelled);
+                break stop(&mut child, pgid, spec.grace, &mut rx, &mut on_line).await;
+            }
+        }
+    };
+    // Drain what is already written; background children may hold the pipe
+    // open, so stop after a short silence instead of waiting for EOF.
+    loop {
+        match tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
+            Ok(Some(line)) => on_line(line),
+            _ => break,
+        }
+    }
+    if let Some(exit) = stopping {
+        return (exit, pgid);
+    }
+    let exit = match status {
+        Ok(s) => match s.code() {
+            Some(c) => Exit::Code(c),
+            None => {
+                use std::os::unix::process::ExitStatusExt;
+                Exit::Signal(s.signal().unwrap_or(0))
+            }
+        },
+        Err(e) => Exit::SpawnFailed(e.to_string()),
+    };
+    (exit, pgid)
+}
+
+async fn stop(
+    child: &mut tokio::process::Child,
+    pgid: Option<u32>,
+    grace: Grace,
+    rx: &mut mpsc::UnboundedReceiver<String>,
+    on_line: &mut impl FnMut(String),
+) -> std::io::Result<std::process::ExitStatus> {
+    for (sig, wait) in [
+        (Signal::SIGINT, grace.interrupt),
+        (Signal::SIGTERM, grace.terminate),
+    ] {
+        signal_group(pgid, sig);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                Some(line) = rx.recv() => on_line(line),
+                s = child.wait() => return s,
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+    }
+    signal_group(pgid, Signal::SIGKILL);
+    child.wait().await
+}

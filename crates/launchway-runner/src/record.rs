@@ -1,0 +1,165 @@
+//! What a run leaves behind: the record `launchway runs` and `launchway logs`
+//! read back, and the events a live display follows.
+
+use crate::commands::Annotation;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+/// A job's conclusion, as in `needs.<id>.result`, plus Launchway's own
+/// `waiting` for a job held at a protected environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobResult {
+    Success,
+    Failure,
+    Cancelled,
+    Skipped,
+    Waiting,
+}
+
+impl JobResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobResult::Success => "success",
+            JobResult::Failure => "failure",
+            JobResult::Cancelled => "cancelled",
+            JobResult::Skipped => "skipped",
+            JobResult::Waiting => "waiting",
+        }
+    }
+}
+
+/// A step's outcome (before `continue-on-error`) or conclusion (after).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepResult {
+    Success,
+    Failure,
+    Cancelled,
+    Skipped,
+}
+
+impl StepResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepResult::Success => "success",
+            StepResult::Failure => "failure",
+            StepResult::Cancelled => "cancelled",
+            StepResult::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Success,
+    Failure,
+    Cancelled,
+    Waiting,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Success => "success",
+            RunStatus::Failure => "failure",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Waiting => "waiting",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub index: usize,
+    pub name: String,
+    pub outcome: StepResult,
+    pub conclusion: StepResult,
+    pub duration_ms: u64,
+    /// Relative to the run directory.
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Unique within the run: the job id plus the matrix suffix.
+    pub key: String,
+    pub id: String,
+    pub name: String,
+    pub result: JobResult,
+    pub started_at: Option<String>,
+    pub duration_ms: u64,
+    pub steps: Vec<StepRecord>,
+    pub outputs: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<serde_json::Value>,
+    /// Why the job ended the way it did, when that is not obvious from its steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Markdown written to `GITHUB_STEP_SUMMARY`, masked.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: u64,
+    pub workflow: String,
+    pub workflow_path: String,
+    pub event: String,
+    pub git_ref: String,
+    pub sha: String,
+    pub repository: String,
+    pub status: RunStatus,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub jobs: Vec<JobRecord>,
+    pub annotations: Vec<Annotation>,
+}
+
+/// What a live display follows.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    RunStarted {
+        run: u64,
+        workflow: String,
+    },
+    JobStarted {
+        key: String,
+        name: String,
+    },
+    StepStarted {
+        key: String,
+        index: usize,
+        name: String,
+    },
+    Log {
+        key: String,
+        line: String,
+    },
+    StepFinished {
+        key: String,
+        index: usize,
+        conclusion: StepResult,
+        duration_ms: u64,
+    },
+    JobFinished {
+        key: String,
+        name: String,
+        result: JobResult,
+        duration_ms: u64,
+    },
+    Waiting {
+        key: String,
+        environment: String,
+    },
+    RunFinished {
+        run: u64,
+        status: RunStatus,
+    },
+}

@@ -1,0 +1,869 @@
+//! A run: the DAG scheduler over jobs, matrix instances, fail-fast and
+//! max-parallel, concurrency groups, environments, and the run record.
+
+use crate::cancel::Cancel;
+use crate::commands::{Annotation, Level};
+use crate::context::{Ctx, Status};
+use crate::environments;
+use crate::job::{self, JobEnd, JobSpec};
+use crate::mask::Masker;
+use crate::process::Grace;
+use crate::record::{JobRecord, JobResult, RunEvent, RunRecord, RunStatus};
+use crate::source::Source;
+use crate::store::{Store, now_rfc3339};
+use indexmap::IndexMap;
+use launchway_expr::{Condition, Value};
+use launchway_workflow::matrix::{self, Combination};
+use launchway_workflow::{Event, Job, JobSecrets, Workflow, graph};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::{Notify, Semaphore, mpsc};
+
+/// Asks a person at a terminal to approve a deployment.
+pub type Approver = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// Everything a run needs from its caller.
+#[derive(Clone)]
+pub struct RunConfig {
+    pub store: Store,
+    pub source: Source,
+    pub event: Event,
+    /// The event payload (`github.event`); built from git when absent.
+    pub payload: Option<Value>,
+    pub inputs: IndexMap<String, String>,
+    pub secrets: IndexMap<String, String>,
+    pub vars: IndexMap<String, String>,
+    /// Run only this job and what it needs.
+    pub job_filter: Option<String>,
+    pub parallel: usize,
+    /// Environments approved up front (`--approve ENV`).
+    pub approve: Vec<String>,
+    pub approver: Option<Approver>,
+    pub grace: Grace,
+    pub events: Option<mpsc::UnboundedSender<RunEvent>>,
+    pub cancel: Cancel,
+    pub debug: bool,
+    /// `owner/repo@ref` → local path, from `.launchway/actions.yaml`.
+    pub action_map: IndexMap<String, String>,
+}
+
+/// State shared by every job of one run.
+pub(crate) struct Shared {
+    pub cfg: RunConfig,
+    pub run_id: u64,
+    pub run_dir: PathBuf,
+    pub masker: Masker,
+    pub record: Mutex<RunRecord>,
+    pub slots: Arc<Semaphore>,
+    pub groups: Groups,
+    pub github: Value,
+    pub started: Instant,
+}
+
+impl Shared {
+    pub fn emit(&self, ev: RunEvent) {
+        if let Some(tx) = &self.cfg.events {
+            let _ = tx.send(ev);
+        }
+    }
+
+    pub fn annotate(&self, a: Annotation) {
+        if let Ok(mut r) = self.record.lock() {
+            r.annotations.push(a);
+        }
+    }
+
+    pub fn save_job(&self, job: JobRecord) {
+        let Ok(mut r) = self.record.lock() else {
+            return;
+        };
+        match r.jobs.iter_mut().find(|j| j.key == job.key) {
+            Some(slot) => *slot = job,
+            None => r.jobs.push(job),
+        }
+        let _ = self.cfg.store.save(&r);
+    }
+}
+
+/// Concurrency groups within the run: at most one running and one pending
+/// job per group; a newer pending job cancels the older pending one, and
+/// `cancel-in-progress` cancels the running one.
+#[derive(Default)]
+pub(crate) struct Groups {
+    state: Mutex<HashMap<String, GroupState>>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct GroupState {
+    running: Option<(u64, Cancel)>,
+    pending: Option<(u64, Cancel)>,
+    next_ticket: u64,
+}
+
+pub(crate) struct GroupGuard<'a> {
+    groups: &'a Groups,
+    name: String,
+    ticket: u64,
+}
+
+impl Drop for GroupGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.groups.state.lock()
+            && let Some(g) = s.get_mut(&self.name)
+            && g.running.as_ref().is_some_and(|(t, _)| *t == self.ticket)
+        {
+            g.running = None;
+        }
+        self.groups.changed.notify_waiters();
+    }
+}
+
+impl Groups {
+    /// Waits for the group; `None` when this job was cancelled while waiting.
+    pub async fn acquire<'a>(
+        &'a self,
+        name: &str,
+        cancel_in_progress: bool,
+        me: &Cancel,
+    ) -> Option<GroupGuard<'a>> {
+        let ticket = {
+            let mut s = self.state.lock().ok()?;
+            let g = s.entry(name.to_string()).or_default();
+            g.next_ticket += 1;
+            let t = g.next_ticket;
+            if cancel_in_progress {
+                if let Some((_, c)) = &g.running {
+                    c.cancel();
+                }
+            }
+            if let Some((_, c)) = g.pending.replace((t, me.clone())) {
+                c.cancel();
+            }
+            t
+        };
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut s = self.state.lock().ok()?;
+                let g = s.get_mut(name)?;
+                if me.is_cancelled() {
+                    if g.pending.as_ref().is_some_and(|(t, _)| *t == ticket) {
+                        g.pending = None;
+                    }
+                    return None;
+                }
+                if g.running.is_none() && g.pending.as_ref().is_some_and(|(t, _)| *t == ticket) {
+                    g.pending = None;
+                    g.running = Some((ticket, me.clone()));
+                    return Some(GroupGuard {
+                        groups: self,
+                        name: name.to_string(),
+                        ticket,
+                    });
+                }
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = me.cancelled() => {}
+            }
+        }
+    }
+}
+
+/// The result of a job id (all its matrix instances together).
+#[derive(Debug, Clone)]
+pub(crate) struct JobOutcome {
+    pub result: JobResult,
+    pub outputs: IndexMap<String, String>,
+}
+
+/// One workflow's jobs within a run; reusable workflows get a scope of their own.
+#[derive(Clone)]
+pub(crate) struct Scope {
+    pub wf: Arc<Workflow>,
+    pub inputs: Value,
+    pub secrets: Value,
+    /// `caller / ` for jobs of a called workflow.
+    pub key_prefix: String,
+    pub depth: usize,
+}
+
+/// Runs one workflow to completion and returns its record.
+pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, String> {
+    let run_id = cfg
+        .store
+        .allocate_run()
+        .map_err(|e| format!("cannot create a run record: {e}"))?;
+    let run_dir = cfg.store.run_dir(run_id);
+    let masker = Masker::new();
+    for v in cfg.secrets.values() {
+        masker.add(v);
+    }
+    let inputs = resolve_inputs(&wf, &cfg)?;
+    let github = crate::github::github_context(&cfg, &wf, run_id, &run_dir, &inputs);
+    let record = RunRecord {
+        id: run_id,
+        workflow: wf.display_name().to_string(),
+        workflow_path: wf.path.clone(),
+        event: cfg.event.name.clone(),
+        git_ref: cfg.event.git_ref.clone(),
+        sha: cfg.source.sha.clone(),
+        repository: cfg.source.repository.clone(),
+        status: RunStatus::Running,
+        started_at: now_rfc3339(),
+        duration_ms: 0,
+        jobs: Vec::new(),
+        annotations: Vec::new(),
+    };
+    cfg.store
+        .save(&record)
+        .map_err(|e| format!("cannot write the run record: {e}"))?;
+    let shared = Arc::new(Shared {
+        slots: Arc::new(Semaphore::new(cfg.parallel.max(1))),
+        cfg,
+        run_id,
+        run_dir,
+        masker,
+        record: Mutex::new(record),
+        groups: Groups::default(),
+        github,
+        started: Instant::now(),
+    });
+    shared.emit(RunEvent::RunStarted {
+        run: run_id,
+        workflow: wf.display_name().to_string(),
+    });
+    let secrets = Value::Object(
+        shared
+            .cfg
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::str(v)))
+            .collect(),
+    );
+    let scope = Scope {
+        wf: Arc::new(wf),
+        inputs,
+        secrets,
+        key_prefix: String::new(),
+        depth: 0,
+    };
+    let outcomes = run_graph(&shared, &scope, shared.cfg.job_filter.clone()).await;
+    let status = if shared.cfg.cancel.is_cancelled() {
+        RunStatus::Cancelled
+    } else if outcomes.values().any(|o| o.result == JobResult::Failure) {
+        RunStatus::Failure
+    } else if outcomes.values().any(|o| o.result == JobResult::Cancelled) {
+        RunStatus::Cancelled
+    } else if outcomes.values().any(|o| o.result == JobResult::Waiting) {
+        RunStatus::Waiting
+    } else {
+        RunStatus::Success
+    };
+    let rec = {
+        let mut r = shared
+            .record
+            .lock()
+            .map_err(|_| "run record lock poisoned".to_string())?;
+        r.status = status;
+        r.duration_ms = elapsed_ms(shared.started);
+        let _ = shared.cfg.store.save(&r);
+        r.clone()
+    };
+    shared.emit(RunEvent::RunFinished {
+        run: run_id,
+        status,
+    });
+    Ok(rec)
+}
+
+pub(crate) fn elapsed_ms(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `inputs` for `workflow_dispatch`: declared defaults, typed, overridden by `--input`.
+fn resolve_inputs(wf: &Workflow, cfg: &RunConfig) -> Result<Value, String> {
+    use launchway_workflow::InputType;
+    let mut out = Value::object();
+    let declared = wf
+        .on
+        .get(&cfg.event.name)
+        .map(|t| t.inputs.clone())
+        .unwrap_or_default();
+    for (name, input) in &declared {
+        let given = cfg
+            .inputs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone());
+        let v = match (given, &input.default) {
+            (Some(s), _) => match &input.kind {
+                InputType::Boolean => match s.as_str() {
+                    "true" => Value::Bool(true),
+                    "false" => Value::Bool(false),
+                    _ => return Err(format!("input '{name}' must be true or false, got '{s}'")),
+                },
+                InputType::Number => Value::Number(
+                    launchway_expr::parse_number(&s)
+                        .ok_or(format!("input '{name}' must be a number, got '{s}'"))?,
+                ),
+                InputType::Choice(opts) => {
+                    if !opts.contains(&s) {
+                        return Err(format!(
+                            "input '{name}' must be one of {}, got '{s}'",
+                            opts.join(", ")
+                        ));
+                    }
+                    Value::String(s)
+                }
+                _ => Value::String(s),
+            },
+            (None, Some(d)) => match (&input.kind, d) {
+                (InputType::Boolean, Value::String(s)) => Value::Bool(s == "true"),
+                (_, d) => d.clone(),
+            },
+            (None, None) if input.required => {
+                return Err(format!(
+                    "input '{name}' is required: pass --input {name}=VALUE"
+                ));
+            }
+            (None, None) => match input.kind {
+                InputType::Boolean => Value::Bool(false),
+                _ => Value::str(""),
+            },
+        };
+        out.insert(name.clone(), v);
+    }
+    for (k, v) in &cfg.inputs {
+        if out.get(k).is_none() {
+            if !declared.is_empty() || cfg.event.name == "workflow_dispatch" {
+                return Err(format!(
+                    "unknown input '{k}'{}",
+                    if declared.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (declared: {})",
+                            declared.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    }
+                ));
+            }
+            out.insert(k.clone(), Value::str(v));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the jobs of one scope as a DAG: each job starts as soon as its own
+/// `needs` are done.
+pub(crate) fn run_graph<'a>(
+    shared: &'a Arc<Shared>,
+    scope: &'a Scope,
+    only: Option<String>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = IndexMap<String, JobOutcome>> + Send + 'a>>
+{
+    Box::pin(run_graph_inner(shared, scope, only))
+}
+
+async fn run_graph_inner(
+    shared: &Arc<Shared>,
+    scope: &Scope,
+    only: Option<String>,
+) -> IndexMap<String, JobOutcome> {
+    let wf = scope.wf.clone();
+    let selected: Vec<String> = match &only {
+        Some(id) => {
+            let mut v = graph::ancestors(&wf, id);
+            v.push(id.clone());
+            wf.jobs.keys().filter(|k| v.contains(k)).cloned().collect()
+        }
+        None => wf.jobs.keys().cloned().collect(),
+    };
+    let mut done: IndexMap<String, JobOutcome> = IndexMap::new();
+    let mut started: Vec<String> = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        for id in &selected {
+            if started.contains(id) {
+                continue;
+            }
+            let job = &wf.jobs[id];
+            let ready = job
+                .needs
+                .iter()
+                .all(|n| done.contains_key(&n.value) || !wf.jobs.contains_key(&n.value));
+            if !ready {
+                continue;
+            }
+            started.push(id.clone());
+            let needs: IndexMap<String, JobOutcome> = job
+                .needs
+                .iter()
+                .filter_map(|n| done.get(&n.value).map(|o| (n.value.clone(), o.clone())))
+                .collect();
+            let ancestors: Vec<JobResult> = graph::ancestors(&wf, id)
+                .iter()
+                .filter_map(|a| done.get(a).map(|o| o.result))
+                .collect();
+            let shared = shared.clone();
+            let scope = scope.clone();
+            let id = id.clone();
+            tasks.spawn(async move {
+                let outcome = run_job_node(&shared, &scope, &id, needs, ancestors).await;
+                (id, outcome)
+            });
+        }
+        match tasks.join_next().await {
+            Some(Ok((id, outcome))) => {
+                done.insert(id, outcome);
+            }
+            Some(Err(e)) => {
+                // A panicking job task: record it as a failure rather than hang.
+                if let Some(id) = started.iter().find(|s| !done.contains_key(*s)).cloned() {
+                    shared.annotate(Annotation {
+                        level: Level::Error,
+                        message: format!("internal error in job '{id}': {e}"),
+                        title: None,
+                        file: None,
+                        line: None,
+                        end_line: None,
+                        col: None,
+                        end_column: None,
+                        job: id.clone(),
+                    });
+                    done.insert(
+                        id,
+                        JobOutcome {
+                            result: JobResult::Failure,
+                            outputs: IndexMap::new(),
+                        },
+                    );
+                }
+            }
+            None => break,
+        }
+    }
+    done
+}
+
+fn needs_context(needs: &IndexMap<String, JobOutcome>) -> Value {
+    let mut v = Value::object();
+    for (id, o) in needs {
+        let mut n = Value::object();
+        n.insert("result", Value::str(o.result.as_str()));
+        n.insert(
+            "outputs",
+            Value::Object(
+                o.outputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::str(v)))
+                    .collect(),
+            ),
+        );
+        v.insert(id.clone(), n);
+    }
+    v
+}
+
+fn vars_context(shared: &Shared) -> Value {
+    Value::Object(
+        shared
+            .cfg
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::str(v)))
+            .collect(),
+    )
+}
+
+fn job_level_ctx(shared: &Shared, scope: &Scope, needs: &IndexMap<String, JobOutcome>) -> Ctx {
+    let mut c = Value::object();
+    c.insert("github", shared.github.clone());
+    c.insert("needs", needs_context(needs));
+    c.insert("vars", vars_context(shared));
+    c.insert("inputs", scope.inputs.clone());
+    Ctx::new(c)
+}
+
+fn skipped_record(key: &str, job: &Job, name: String, message: Option<String>) -> JobRecord {
+    JobRecord {
+        key: key.to_string(),
+        id: job.id.clone(),
+        name,
+        result: JobResult::Skipped,
+        started_at: None,
+        duration_ms: 0,
+        steps: Vec::new(),
+        outputs: IndexMap::new(),
+        environment: None,
+        matrix: None,
+        message,
+        summary: String::new(),
+    }
+}
+
+/// A job id: its `if`, its matrix, and every instance.
+async fn run_job_node(
+    shared: &Arc<Shared>,
+    scope: &Scope,
+    id: &str,
+    needs: IndexMap<String, JobOutcome>,
+    ancestors: Vec<JobResult>,
+) -> JobOutcome {
+    let job = &scope.wf.jobs[id];
+    let key = format!("{}{id}", scope.key_prefix);
+    let mut ctx = job_level_ctx(shared, scope, &needs);
+    ctx.status = Status {
+        success: ancestors.iter().all(|r| *r == JobResult::Success),
+        failure: ancestors.iter().any(|r| *r == JobResult::Failure),
+        cancelled: shared.cfg.cancel.is_cancelled(),
+    };
+    let display = job.name.as_ref().map_or_else(
+        || id.to_string(),
+        |n| launchway_expr::interpolate(&n.value, &ctx).unwrap_or_else(|_| n.value.clone()),
+    );
+    let fail = |message: String| {
+        let mut rec = skipped_record(&key, job, display.clone(), Some(message.clone()));
+        rec.result = JobResult::Failure;
+        shared.annotate(error_annotation(&key, &message));
+        shared.emit(RunEvent::JobFinished {
+            key: key.clone(),
+            name: display.clone(),
+            result: JobResult::Failure,
+            duration_ms: 0,
+        });
+        shared.save_job(rec);
+        JobOutcome {
+            result: JobResult::Failure,
+            outputs: IndexMap::new(),
+        }
+    };
+    // A job held behind a waiting job waits too.
+    if ancestors.contains(&JobResult::Waiting) {
+        let mut rec = skipped_record(
+            &key,
+            job,
+            display.clone(),
+            Some("waiting for an upstream approval".into()),
+        );
+        rec.result = JobResult::Waiting;
+        shared.save_job(rec);
+        return JobOutcome {
+            result: JobResult::Waiting,
+            outputs: IndexMap::new(),
+        };
+    }
+    let cond = job.if_.as_ref().map_or("", |s| s.value.as_str());
+    let run_it = match Condition::parse(cond) {
+        Ok(c) => match c.evaluate(&ctx) {
+            Ok(b) => b,
+            Err(e) => return fail(format!("job '{id}' if: {e}")),
+        },
+        Err(e) => return fail(format!("job '{id}' if: {e}")),
+    };
+    if !run_it {
+        shared.save_job(skipped_record(&key, job, display.clone(), None));
+        shared.emit(RunEvent::JobFinished {
+            key: key.clone(),
+            name: display,
+            result: JobResult::Skipped,
+            duration_ms: 0,
+        });
+        return JobOutcome {
+            result: JobResult::Skipped,
+            outputs: IndexMap::new(),
+        };
+    }
+
+    // Unsupported execution environments fail clearly.
+    if job.container.is_some() || job.services.is_some() {
+        let engine = ["docker", "podman"]
+            .iter()
+            .find(|e| crate::job::which(e).is_some());
+        if engine.is_none() {
+            return fail(format!(
+                "job '{id}' uses {}, which needs a container engine (docker or podman) on PATH; none was found",
+                if job.container.is_some() {
+                    "'container:'"
+                } else {
+                    "'services:'"
+                }
+            ));
+        }
+        return fail(format!(
+            "job '{id}': 'container:' and 'services:' are not supported yet by Launchway"
+        ));
+    }
+
+    let combos: Vec<Option<Combination>> =
+        match job.strategy.as_ref().and_then(|s| s.matrix.as_ref()) {
+            Some(spec) => match matrix::expand(spec, &ctx) {
+                Ok(c) => c.into_iter().map(Some).collect(),
+                Err(e) => return fail(format!("job '{id}' matrix: {e}")),
+            },
+            None => vec![None],
+        };
+    let strategy = job.strategy.clone().unwrap_or_default();
+    let fail_fast = match &strategy.fail_fast {
+        Some(s) => job::eval_bool(&s.value, &ctx).unwrap_or(true),
+        None => true,
+    };
+    let max_parallel = match &strategy.max_parallel {
+        Some(s) => launchway_expr::evaluate_template(&s.value, &ctx)
+            .map(|v| v.to_number())
+            .ok()
+            .filter(|n| *n >= 1.0)
+            .map_or(usize::MAX, |n| {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let n = n as usize;
+                n
+            }),
+        None => usize::MAX,
+    };
+    let total = combos.len();
+    let matrix_cancel = shared.cfg.cancel.child();
+    let local_slots = Arc::new(Semaphore::new(max_parallel.min(total).max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, combo) in combos.into_iter().enumerate() {
+        let inst_key = match &combo {
+            Some(c) if total > 1 || !c.is_empty() => format!("{key} {}", matrix::display_suffix(c)),
+            _ => key.clone(),
+        };
+        let spec = JobSpec {
+            id: id.to_string(),
+            key: inst_key,
+            matrix: combo,
+            index,
+            total,
+            fail_fast,
+            max_parallel,
+            needs: needs_context(&needs),
+            vars: vars_context(shared),
+        };
+        let shared = shared.clone();
+        let scope = scope.clone();
+        let cancel = matrix_cancel.child();
+        let local_slots = local_slots.clone();
+        let matrix_cancel = matrix_cancel.clone();
+        tasks.spawn(async move {
+            let Ok(_local) = local_slots.acquire_owned().await else {
+                return JobEnd::cancelled();
+            };
+            if cancel.is_cancelled() {
+                let end = JobEnd::cancelled();
+                job::record_cancelled_before_start(&shared, &scope, &spec);
+                return end;
+            }
+            let end = run_instance(&shared, &scope, spec, cancel).await;
+            if fail_fast && end.result == JobResult::Failure {
+                matrix_cancel.cancel();
+            }
+            end
+        });
+    }
+    let mut results = Vec::new();
+    let mut outputs = IndexMap::new();
+    while let Some(r) = tasks.join_next().await {
+        let end = r.unwrap_or_else(|_| JobEnd {
+            result: JobResult::Failure,
+            outputs: IndexMap::new(),
+        });
+        // Matrix outputs: the last instance to finish that set a value wins, as on GitHub.
+        for (k, v) in &end.outputs {
+            if !v.is_empty() || !outputs.contains_key(k) {
+                outputs.insert(k.clone(), v.clone());
+            }
+        }
+        results.push(end.result);
+    }
+    let result = if results.contains(&JobResult::Failure) {
+        JobResult::Failure
+    } else if results.contains(&JobResult::Cancelled) {
+        JobResult::Cancelled
+    } else if results.contains(&JobResult::Waiting) {
+        JobResult::Waiting
+    } else if !results.is_empty() && results.iter().all(|r| *r == JobResult::Skipped) {
+        JobResult::Skipped
+    } else {
+        JobResult::Success
+    };
+    JobOutcome { result, outputs }
+}
+
+pub(crate) fn error_annotation(job: &str, message: &str) -> Annotation {
+    Annotation {
+        level: Level::Error,
+        message: message.to_string(),
+        title: None,
+        file: None,
+        line: None,
+        end_line: None,
+        col: None,
+        end_column: None,
+        job: job.to_string(),
+    }
+}
+
+/// One job instance: environment gate, concurrency group, slot, then steps
+/// (or a called workflow).
+async fn run_instance(
+    shared: &Arc<Shared>,
+    scope: &Scope,
+    spec: JobSpec,
+    cancel: Cancel,
+) -> JobEnd {
+    let job = &scope.wf.jobs[&spec.id];
+    let ctx = job::instance_ctx(shared, scope, &spec);
+
+    // Environment protection: approval before anything of the job runs.
+    let mut environment = None;
+    if let Some(env) = &job.environment {
+        let name = match launchway_expr::interpolate(&env.name.value, &ctx) {
+            Ok(n) => n,
+            Err(e) => {
+                return job::fail_before_start(shared, scope, &spec, &format!("environment: {e}"));
+            }
+        };
+        match environments::protection(&shared.cfg.source, &name) {
+            Err(e) => {
+                return job::fail_before_start(
+                    shared,
+                    scope,
+                    &spec,
+                    &format!("environment '{name}': {e}"),
+                );
+            }
+            Ok(Some(p)) => {
+                match p.allows_ref(&shared.cfg.event.git_ref) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return job::fail_before_start(
+                            shared,
+                            scope,
+                            &spec,
+                            &format!(
+                                "{} is not allowed to deploy to environment '{name}' (allowed: {})",
+                                shared.cfg.event.git_ref,
+                                p.branches.join(", ")
+                            ),
+                        );
+                    }
+                    Err(e) => {
+                        return job::fail_before_start(
+                            shared,
+                            scope,
+                            &spec,
+                            &format!("environment '{name}': {e}"),
+                        );
+                    }
+                }
+                if p.needs_approval() {
+                    let pre = shared
+                        .cfg
+                        .approve
+                        .iter()
+                        .any(|a| a.eq_ignore_ascii_case(&name));
+                    let asked = !pre
+                        && shared
+                            .cfg
+                            .approver
+                            .as_ref()
+                            .is_some_and(|ask| ask(&name, &spec.key));
+                    if !(pre || asked) {
+                        return job::wait_for_approval(shared, scope, &spec, &name, &p);
+                    }
+                }
+                if p.wait_timer_minutes > 0 {
+                    let wait = std::time::Duration::from_secs(p.wait_timer_minutes * 60);
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = cancel.cancelled() => {}
+                    }
+                }
+            }
+            Ok(None) => {}
+        }
+        environment = Some(name);
+    }
+
+    // Concurrency group (job level).
+    let _group = match &job.concurrency {
+        Some(c) => {
+            let group = launchway_expr::interpolate(&c.group.value, &ctx)
+                .unwrap_or_else(|_| c.group.value.clone());
+            let cip = c
+                .cancel_in_progress
+                .as_ref()
+                .is_some_and(|s| job::eval_bool(&s.value, &ctx).unwrap_or(false));
+            match shared.groups.acquire(&group, cip, &cancel).await {
+                Some(g) => Some(g),
+                None => {
+                    job::record_cancelled_before_start(shared, scope, &spec);
+                    return JobEnd::cancelled();
+                }
+            }
+        }
+        None => None,
+    };
+
+    if let Some(uses) = &job.uses {
+        return crate::reusable::call(shared, scope, &spec, uses, ctx, cancel).await;
+    }
+    let Ok(_slot) = shared.slots.clone().acquire_owned().await else {
+        return JobEnd::cancelled();
+    };
+    job::run_job(shared, scope, spec, environment, cancel).await
+}
+
+/// Secrets for a called workflow: inherited or mapped.
+pub(crate) fn called_secrets(job: &Job, scope: &Scope, ctx: &Ctx) -> Value {
+    match &job.secrets {
+        Some(JobSecrets::Inherit) => scope.secrets.clone(),
+        Some(JobSecrets::Map(m)) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Value::str(launchway_expr::interpolate(&v.value, ctx).unwrap_or_default()),
+                    )
+                })
+                .collect(),
+        ),
+        None => Value::object(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn groups_cancel_older_pending_and_in_progress() {
+        let g = Groups::default();
+        let a = Cancel::new();
+        let guard_a = g.acquire("x", false, &a).await.unwrap();
+        let b = Cancel::new();
+        let c = Cancel::new();
+        let gb = g.acquire("x", false, &b);
+        tokio::pin!(gb);
+        // b waits behind a.
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), &mut gb)
+                .await
+                .is_err()
+        );
+        // c arrives with cancel-in-progress: cancels the running a and pending b.
+        let gc = g.acquire("x", true, &c);
+        tokio::pin!(gc);
+        assert!(a.is_cancelled());
+        assert!(gb.await.is_none());
+        drop(guard_a);
+        assert!(gc.await.is_some());
+    }
+}

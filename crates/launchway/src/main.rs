@@ -1,0 +1,52 @@
+//! The `launchway` command line: a thin shell over the library crates.
+
+mod cmd_lint;
+mod cmd_run;
+mod cmd_runs;
+mod diagnostics;
+mod reporter;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "launchway",
+    version,
+    about = "From commit to production, safely: GitHub Actions workflows run locally, without Docker."
+)]
+struct Cli {
+    /// Data directory for runs, logs, artifacts and cache.
+    #[arg(long, global = true, env = "LAUNCHWAY_HOME")]
+    home: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the workflows of a repository that match an event.
+    Run(cmd_run::RunArgs),
+    /// Check workflow files for errors.
+    Lint(cmd_lint::LintArgs),
+    /// List recorded runs.
+    Runs(cmd_runs::RunsArgs),
+    /// Print the logs of a run, or of one of its jobs.
+    Logs(cmd_runs::LogsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let store = launchway_runner::store::Store::new(
+        cli.home
+            .unwrap_or_else(launchway_runner::store::Store::default_home),
+    );
+    let code = match cli.command {
+        Command::Run(args) => cmd_run::main(args, store),
+        Command::Lint(args) => cmd_lint::main(&args),
+        Command::Runs(args) => cmd_runs::runs(&args, &store),
+        Command::Logs(args) => cmd_runs::logs(&args, &store),
+    };
+    ExitCode::from(code)
+}
