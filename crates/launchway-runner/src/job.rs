@@ -118,6 +118,7 @@ fn base_record(scope: &Scope, spec: &JobSpec, result: JobResult) -> JobRecord {
             .name
             .as_ref()
             .map_or_else(|| spec.key.clone(), |n| n.value.clone()),
+        ordinal: scope.ordinal(&spec.id, spec.index),
         result,
         started_at: None,
         duration_ms: 0,
@@ -934,9 +935,21 @@ pub(crate) fn run_step<'a>(
             };
             job.insert("status", Value::str(status));
         }
-        let name = match &step.name {
-            Some(n) => interpolate(&n.value, &ctx).unwrap_or_else(|_| n.value.clone()),
-            None => step.display_name(),
+        let name = match (&step.name, &step.run) {
+            (Some(n), _) => interpolate(&n.value, &ctx).unwrap_or_else(|_| n.value.clone()),
+            // GitHub names a run step after its first line, expressions evaluated.
+            (None, Some(r)) => {
+                let script = interpolate(&r.value, &ctx).unwrap_or_else(|_| r.value.clone());
+                format!(
+                    "Run {}",
+                    script
+                        .lines()
+                        .map(str::trim)
+                        .find(|l| !l.is_empty())
+                        .unwrap_or("")
+                )
+            }
+            (None, None) => step.display_name(),
         };
         let name = format!("{prefix}{}", exec.shared.masker.mask(&name));
         let log_name = format!("{n:02}-{}.log", slug(&name));
@@ -1016,6 +1029,17 @@ pub(crate) fn run_step<'a>(
             g.insert("action", Value::str(action));
         }
 
+        if exec.shared.cfg.dry_run {
+            exec.log("dry run: not executed");
+            let outcome = StepResult::Success;
+            if let Some(id) = &step.id {
+                steps_ctx.insert(
+                    id.value.clone(),
+                    step_ctx_entry(outcome, outcome, &IndexMap::new()),
+                );
+            }
+            return finish(exec, n, name, outcome, outcome, started, rel_log);
+        }
         let result: Result<StepRun, String> = async {
             let step_env = exec.eval_map(&step.env, &ctx)?;
             let mut env_ctx = exec.env.clone();

@@ -89,6 +89,10 @@ pub struct JobRecord {
     pub key: String,
     pub id: String,
     pub name: String,
+    /// Sort key: position of the job in its workflow, then the matrix index
+    /// (prefixed by the caller's ordinal for reusable workflows).
+    #[serde(default)]
+    pub ordinal: Vec<usize>,
     pub result: JobResult,
     pub started_at: Option<String>,
     pub duration_ms: u64,

@@ -146,6 +146,7 @@ pub(crate) async fn call(
         secrets,
         key_prefix: format!("{} / ", spec.key),
         depth: scope.depth + 1,
+        ordinal: scope.ordinal(&spec.id, spec.index),
     };
     let results = run_graph(shared, &inner, None).await;
     // `jobs` context for the workflow's outputs.

@@ -47,6 +47,9 @@ pub struct RunConfig {
     pub debug: bool,
     /// `owner/repo@ref` → local path, from `.launchway/actions.yaml`.
     pub action_map: IndexMap<String, String>,
+    /// Plan only: evaluate triggers, conditions, matrices and environment
+    /// gates, but treat every step as succeeding without running it.
+    pub dry_run: bool,
 }
 
 /// State shared by every job of one run.
@@ -191,6 +194,17 @@ pub(crate) struct Scope {
     /// `caller / ` for jobs of a called workflow.
     pub key_prefix: String,
     pub depth: usize,
+    /// The caller job's ordinal, for sorting jobs of called workflows.
+    pub ordinal: Vec<usize>,
+}
+
+impl Scope {
+    pub fn ordinal(&self, id: &str, index: usize) -> Vec<usize> {
+        let mut o = self.ordinal.clone();
+        o.push(self.wf.jobs.get_index_of(id).unwrap_or(usize::MAX));
+        o.push(index);
+        o
+    }
 }
 
 /// Runs one workflow to completion and returns its record.
@@ -252,6 +266,7 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
         secrets,
         key_prefix: String::new(),
         depth: 0,
+        ordinal: Vec::new(),
     };
     let outcomes = run_graph(&shared, &scope, shared.cfg.job_filter.clone()).await;
     let status = if shared.cfg.cancel.is_cancelled() {
@@ -491,11 +506,18 @@ fn job_level_ctx(shared: &Shared, scope: &Scope, needs: &IndexMap<String, JobOut
     Ctx::new(c)
 }
 
-fn skipped_record(key: &str, job: &Job, name: String, message: Option<String>) -> JobRecord {
+fn skipped_record(
+    scope: &Scope,
+    key: &str,
+    job: &Job,
+    name: String,
+    message: Option<String>,
+) -> JobRecord {
     JobRecord {
         key: key.to_string(),
         id: job.id.clone(),
         name,
+        ordinal: scope.ordinal(&job.id, 0),
         result: JobResult::Skipped,
         started_at: None,
         duration_ms: 0,
@@ -529,7 +551,7 @@ async fn run_job_node(
         |n| launchway_expr::interpolate(&n.value, &ctx).unwrap_or_else(|_| n.value.clone()),
     );
     let fail = |message: String| {
-        let mut rec = skipped_record(&key, job, display.clone(), Some(message.clone()));
+        let mut rec = skipped_record(scope, &key, job, display.clone(), Some(message.clone()));
         rec.result = JobResult::Failure;
         shared.annotate(error_annotation(&key, &message));
         shared.emit(RunEvent::JobFinished {
@@ -547,6 +569,7 @@ async fn run_job_node(
     // A job held behind a waiting job waits too.
     if ancestors.contains(&JobResult::Waiting) {
         let mut rec = skipped_record(
+            scope,
             &key,
             job,
             display.clone(),
@@ -568,7 +591,7 @@ async fn run_job_node(
         Err(e) => return fail(format!("job '{id}' if: {e}")),
     };
     if !run_it {
-        shared.save_job(skipped_record(&key, job, display.clone(), None));
+        shared.save_job(skipped_record(scope, &key, job, display.clone(), None));
         shared.emit(RunEvent::JobFinished {
             key: key.clone(),
             name: display,

@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// Show `::debug::` messages.
     #[arg(long)]
     debug: bool,
+    /// Plan the run: evaluate triggers, `if:`, matrices and environment gates
+    /// without executing any step.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
     /// Seconds between SIGINT and SIGTERM when a step is cancelled.
     #[arg(long, default_value_t = 7.5, hide = true)]
     kill_grace: f64,
@@ -368,6 +372,7 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
                 cancel: cancel.clone(),
                 debug: args.debug,
                 action_map: action_map.clone(),
+                dry_run: args.dry_run,
             };
             let _ = c.path;
             let rec = run_workflow(cfg, c.wf).await;
