@@ -84,7 +84,10 @@ impl Shared {
         };
         match r.jobs.iter_mut().find(|j| j.key == job.key) {
             Some(slot) => *slot = job,
-            None => r.jobs.push(job),
+            None => {
+                let at = r.jobs.partition_point(|j| j.ordinal <= job.ordinal);
+                r.jobs.insert(at, job);
+            }
         }
         let _ = self.cfg.store.save(&r);
     }

@@ -68,17 +68,17 @@ pub fn resolve(
         return Resolution::Builtin(b);
     }
     let hint = format!(
-        "Launchway runs offline and does not download actions. Put a copy of the action in the repository and map it in .launchway/actions.yaml:\n  actions:\n    {uses}: ./path/to/local/copy"
+        "Launchway runs offline and does not download actions; put a copy of the action in the repository and map it in .launchway/actions.yaml:\n  actions:\n    {uses}: ./path/to/local/copy"
     );
     if SECURITY_ACTIONS
         .iter()
         .any(|s| s.eq_ignore_ascii_case(name))
     {
         return Resolution::Unsupported(format!(
-            "'{uses}' is not supported yet: native SBOM, vulnerability and secret scanning is coming as `launchway scan`. {hint}"
+            "'{uses}' cannot run yet: its native equivalent arrives with `launchway scan` (SBOM, vulnerabilities, secrets).\n{hint}"
         ));
     }
-    Resolution::Unsupported(format!("'{uses}' is a remote action. {hint}"))
+    Resolution::Unsupported(format!("'{uses}' is a remote action.\n{hint}"))
 }
 
 /// Reads `.launchway/actions.yaml` (`actions: {owner/repo@ref: ./path}`).
