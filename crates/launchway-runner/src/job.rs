@@ -261,15 +261,17 @@ pub(crate) struct JobExec {
 
 impl JobExec {
     /// Writes a masked line to the step log and the live display.
-    pub fn log(&mut self, line: &str) {
-        let line = self.shared.masker.mask(line);
-        if let Some(f) = &mut self.log {
-            let _ = writeln!(f, "{line}");
+    pub fn log(&mut self, text: &str) {
+        let text = self.shared.masker.mask(text);
+        for line in text.split('\n') {
+            if let Some(f) = &mut self.log {
+                let _ = writeln!(f, "{line}");
+            }
+            self.shared.emit(RunEvent::Log {
+                key: self.key.clone(),
+                line: line.to_string(),
+            });
         }
-        self.shared.emit(RunEvent::Log {
-            key: self.key.clone(),
-            line,
-        });
     }
 
     pub fn error(&mut self, message: &str) {
@@ -398,7 +400,14 @@ impl JobExec {
             }
         };
         let env = self.process_env(step_env, &files);
-        let cancel = self.cancel.child();
+        // After a cancellation, steps that still run (`always()`, `cancelled()`)
+        // run to completion, bounded like GitHub's cancel-timeout-minutes.
+        let (cancel, timeout) = if self.cancel.is_cancelled() {
+            let bound = Duration::from_secs(300);
+            (Cancel::new(), Some(timeout.map_or(bound, |t| t.min(bound))))
+        } else {
+            (self.cancel.child(), timeout)
+        };
         let mut parser = CommandParser::default();
         let mut outputs = IndexMap::new();
         let grace = self.shared.cfg.grace;
@@ -829,7 +838,9 @@ pub(crate) async fn run_job(
             Ok(val) => {
                 if exec.shared.masker.reveals(&val) {
                     let msg = format!("Skip output '{k}' since it may contain secret.");
-                    exec.log(&format!("##[warning]{msg}"));
+                    let mut a = error_annotation(&spec.key, &msg);
+                    a.level = Level::Warning;
+                    exec.shared.annotate(a);
                 } else {
                     outputs.insert(k.clone(), val);
                 }
@@ -954,11 +965,16 @@ pub(crate) fn run_step<'a>(
         let name = format!("{prefix}{}", exec.shared.masker.mask(&name));
         let log_name = format!("{n:02}-{}.log", slug(&name));
         let log_path = exec.log_dir.join(&log_name);
-        exec.log = std::fs::File::create(&log_path).ok();
+        // Steps of a composite action write into the enclosing step's log.
+        let nested = !prefix.is_empty();
+        if !nested {
+            exec.log = std::fs::File::create(&log_path).ok();
+        }
         let rel_log = log_path
             .strip_prefix(&exec.shared.run_dir)
             .map(|p| p.to_string_lossy().to_string())
-            .ok();
+            .ok()
+            .filter(|_| !nested);
 
         let cond = step.if_.as_ref().map_or("", |s| s.value.as_str());
         let run = match Condition::parse(cond)
@@ -994,8 +1010,10 @@ pub(crate) fn run_step<'a>(
             }
         };
         if !run {
-            exec.log = None;
-            let _ = std::fs::remove_file(&log_path);
+            if !nested {
+                exec.log = None;
+                let _ = std::fs::remove_file(&log_path);
+            }
             if let Some(id) = &step.id {
                 steps_ctx.insert(
                     id.value.clone(),

@@ -607,24 +607,21 @@ async fn run_job_node(
         };
     }
 
-    // Unsupported execution environments fail clearly.
+    // Jobs in containers need a working container engine.
     if job.container.is_some() || job.services.is_some() {
-        let engine = ["docker", "podman"]
-            .iter()
-            .find(|e| crate::job::which(e).is_some());
-        if engine.is_none() {
-            return fail(format!(
-                "job '{id}' uses {}, which needs a container engine (docker or podman) on PATH; none was found",
-                if job.container.is_some() {
-                    "'container:'"
-                } else {
-                    "'services:'"
-                }
-            ));
-        }
-        return fail(format!(
-            "job '{id}': 'container:' and 'services:' are not supported yet by Launchway"
-        ));
+        let what = if job.container.is_some() {
+            "'container:'"
+        } else {
+            "'services:'"
+        };
+        return fail(match working_engine().await {
+            None => format!(
+                "job '{id}' uses {what}, which needs a container engine (docker or podman) that answers on this machine; none was found"
+            ),
+            Some(engine) => format!(
+                "job '{id}' uses {what}; running jobs in containers (found {engine}) is not supported yet by Launchway"
+            ),
+        });
     }
 
     let combos: Vec<Option<Combination>> =
@@ -675,12 +672,14 @@ async fn run_job_node(
         let shared = shared.clone();
         let scope = scope.clone();
         let cancel = matrix_cancel.child();
-        let local_slots = local_slots.clone();
         let matrix_cancel = matrix_cancel.clone();
+        // Taking max-parallel slots here, in matrix order, starts instances
+        // in the order GitHub does.
+        let Ok(local) = local_slots.clone().acquire_owned().await else {
+            break;
+        };
         tasks.spawn(async move {
-            let Ok(_local) = local_slots.acquire_owned().await else {
-                return JobEnd::cancelled();
-            };
+            let _local = local;
             if cancel.is_cancelled() {
                 let end = JobEnd::cancelled();
                 job::record_cancelled_before_start(&shared, &scope, &spec);
@@ -720,6 +719,26 @@ async fn run_job_node(
         JobResult::Success
     };
     JobOutcome { result, outputs }
+}
+
+/// The first container engine whose daemon answers, if any.
+async fn working_engine() -> Option<&'static str> {
+    for engine in ["docker", "podman"] {
+        if crate::job::which(engine).is_none() {
+            continue;
+        }
+        let probe = tokio::process::Command::new(engine)
+            .arg("info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        if let Ok(Ok(s)) = tokio::time::timeout(std::time::Duration::from_secs(5), probe).await
+            && s.success()
+        {
+            return Some(engine);
+        }
+    }
+    None
 }
 
 pub(crate) fn error_annotation(job: &str, message: &str) -> Annotation {
