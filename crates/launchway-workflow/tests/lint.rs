@@ -150,3 +150,17 @@ fn garbage_never_panics() {
         let _ = load("x.yml", src);
     }
 }
+
+#[test]
+fn real_world_constructs_load_without_false_errors() {
+    let src = include_str!("fixtures/realworld.yml");
+    let l = load("realworld.yml", src);
+    assert!(l.diagnostics.is_empty(), "{:#?}", l.diagnostics);
+    let wf = l.workflow.unwrap();
+    assert_eq!(wf.jobs.len(), 6);
+    // The YAML anchor expanded into a real step.
+    assert_eq!(
+        wf.jobs["changes"].steps[0].uses.as_ref().unwrap().value,
+        "actions/checkout@v4"
+    );
+}

@@ -1,0 +1,363 @@
+//! End-to-end behaviour of the `launchway` command: cancellation, the seed
+//! pipeline's routing, lint output and exit codes.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_launchway"));
+    c.env_remove("GITHUB_ACTIONS").env("NO_COLOR", "1");
+    c
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Mona")
+        .env("GIT_AUTHOR_EMAIL", "mona@example.com")
+        .env("GIT_COMMITTER_NAME", "Mona")
+        .env("GIT_COMMITTER_EMAIL", "mona@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn repo_with(workflow: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
+    std::fs::write(repo.join(".github/workflows/ci.yml"), workflow).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "init"]);
+    tmp
+}
+
+#[test]
+fn ctrl_c_cancels_running_steps_and_still_runs_always_steps() {
+    let tmp = repo_with(
+        r#"on: push
+jobs:
+  long:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          trap 'echo "step got SIGINT"; exit 130' INT
+          echo started
+          for i in $(seq 1 300); do sleep 0.1; done
+      - run: echo "must not run"
+      - if: always()
+        run: echo "cleanup after cancel"
+  later:
+    needs: long
+    runs-on: ubuntu-latest
+    steps: [{run: echo later}]
+"#,
+    );
+    let home = tmp.path().join("home");
+    let child = bin()
+        .args(["run", "--json", "-C"])
+        .arg(tmp.path().join("repo"))
+        .env("LAUNCHWAY_HOME", &home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the step is running, then press Ctrl-C.
+    let log_dir = home.join("runs/1/logs/long");
+    for _ in 0..100 {
+        let started = std::fs::read_dir(&log_dir)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .and_then(|e| std::fs::read_to_string(e.path()).ok())
+            .is_some_and(|t| t.contains("started"));
+        if started {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rec = &recs[0];
+    assert_eq!(rec["status"], "cancelled");
+    let long = &rec["jobs"][0];
+    assert_eq!(long["result"], "cancelled");
+    let steps: Vec<&str> = long["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["conclusion"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["cancelled", "skipped", "success"]);
+    assert_eq!(rec["jobs"][1]["result"], "skipped");
+    let first = std::fs::read_to_string(
+        home.join("runs/1")
+            .join(long["steps"][0]["log"].as_str().unwrap()),
+    )
+    .unwrap();
+    assert!(
+        first.contains("step got SIGINT"),
+        "the step receives SIGINT first:\n{first}"
+    );
+    let last = std::fs::read_to_string(
+        home.join("runs/1")
+            .join(long["steps"][2]["log"].as_str().unwrap()),
+    )
+    .unwrap();
+    assert!(last.contains("cleanup after cancel"));
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/churn-service")
+}
+
+fn plan(args: &[&str]) -> (i32, Value, String) {
+    let home = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["run", "--dry-run", "--dirty", "--json", "-C"])
+        .arg(example())
+        .args(args)
+        .env("LAUNCHWAY_HOME", home.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), v, stderr)
+}
+
+fn results(v: &Value) -> Vec<(String, String)> {
+    v[0]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["key"].as_str().unwrap().to_string(),
+                j["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn seed_pipeline_push_to_main_runs_everything_and_waits_for_production() {
+    let (code, v, err) = plan(&["--event", "push", "--ref", "main"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v[0]["status"], "waiting");
+    assert_eq!(
+        results(&v),
+        pairs(&[
+            ("test", "success"),
+            ("security-scan", "success"),
+            ("build-and-push", "success"),
+            ("deploy-dev", "success"),
+            ("deploy-prod", "waiting"),
+        ])
+    );
+    // With approval the production job runs too.
+    let (_, v, err) = plan(&[
+        "--event",
+        "push",
+        "--ref",
+        "main",
+        "--approve",
+        "production",
+    ]);
+    assert_eq!(
+        results(&v)[4],
+        ("deploy-prod".to_string(), "success".to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn seed_pipeline_push_to_develop_tests_but_does_not_build_or_deploy() {
+    let (code, v, err) = plan(&["--event", "push", "--ref", "develop"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        results(&v),
+        pairs(&[
+            ("test", "success"),
+            ("security-scan", "success"),
+            ("build-and-push", "skipped"),
+            ("deploy-dev", "skipped"),
+            ("deploy-prod", "skipped"),
+        ])
+    );
+}
+
+#[test]
+fn seed_pipeline_pull_request_tests_but_does_not_build_or_deploy() {
+    let (code, v, err) = plan(&[
+        "--event",
+        "pull_request",
+        "--ref",
+        "feature/better-model",
+        "--base",
+        "main",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v[0]["git_ref"], "refs/heads/feature/better-model");
+    assert_eq!(
+        results(&v),
+        pairs(&[
+            ("test", "success"),
+            ("security-scan", "success"),
+            ("build-and-push", "skipped"),
+            ("deploy-dev", "skipped"),
+            ("deploy-prod", "skipped"),
+        ])
+    );
+}
+
+#[test]
+fn seed_pipeline_ignores_other_branches_and_bases() {
+    let (code, v, err) = plan(&["--event", "push", "--ref", "feature/x"]);
+    assert_eq!((code, v.clone()), (0, Value::Null), "{err}");
+    assert!(
+        err.contains("no workflow runs for push on refs/heads/feature/x"),
+        "{err}"
+    );
+    let (_, v, err) = plan(&[
+        "--event",
+        "pull_request",
+        "--ref",
+        "feature/x",
+        "--base",
+        "develop",
+    ]);
+    assert_eq!(v, Value::Null, "{err}");
+}
+
+#[test]
+fn runs_and_logs_read_records_back() {
+    let tmp = repo_with(
+        "on: push\njobs:\n  hello:\n    runs-on: x\n    steps:\n      - run: echo hello-from-the-log\n",
+    );
+    let home = tmp.path().join("home");
+    let st = bin()
+        .args(["run", "-C"])
+        .arg(tmp.path().join("repo"))
+        .env("LAUNCHWAY_HOME", &home)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let runs = bin()
+        .args(["runs", "--json"])
+        .env("LAUNCHWAY_HOME", &home)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&runs.stdout).unwrap();
+    assert_eq!(v[0]["status"], "success");
+    let table = bin()
+        .args(["runs"])
+        .env("LAUNCHWAY_HOME", &home)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&table.stdout).contains("success"));
+    let logs = bin()
+        .args(["logs", "1", "hello"])
+        .env("LAUNCHWAY_HOME", &home)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(text.contains("hello-from-the-log"), "{text}");
+    let missing = bin()
+        .args(["logs", "9"])
+        .env("LAUNCHWAY_HOME", &home)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn workflow_errors_stop_the_run_with_a_located_message() {
+    let tmp = repo_with(
+        "on: push\njobs:\n  a:\n    runs-on: x\n    needs: ghost\n    steps: [{run: echo}]\n",
+    );
+    let out = bin()
+        .args(["run", "-C"])
+        .arg(tmp.path().join("repo"))
+        .env("LAUNCHWAY_HOME", tmp.path().join("h"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(".github/workflows/ci.yml:5:12"), "{err}");
+    assert!(err.contains("needs 'ghost', which does not exist"), "{err}");
+}
+
+fn lint_fixture(name: &str) -> (i32, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lint");
+    let out = bin()
+        .current_dir(&dir)
+        .args(["lint", name])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn lint_reports_every_problem_with_source_and_hint() {
+    let (code, out) = lint_fixture("broken.yml");
+    assert_eq!(code, 1);
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn lint_accepts_a_clean_workflow() {
+    let (code, out) = lint_fixture("clean.yml");
+    assert_eq!(code, 0, "{out}");
+    insta::assert_snapshot!(out);
+}
+
+#[test]
+fn lint_json_output() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lint");
+    let out = bin()
+        .current_dir(&dir)
+        .args(["lint", "--json", "broken.yml"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &v[0];
+    assert_eq!(first["file"], "broken.yml");
+    assert!(first["line"].as_u64().unwrap() > 0);
+    assert!(v.as_array().unwrap().iter().any(|d| d["code"] == "cycle"));
+}
