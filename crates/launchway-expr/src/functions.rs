@@ -73,7 +73,7 @@ pub(crate) fn check_call(name: &str, argc: usize) -> Result<Function, String> {
             if *min == 1 && min == max { "" } else { "s" }
         ));
     }
-    if *f == Function::Case && argc % 2 == 0 {
+    if *f == Function::Case && argc.is_multiple_of(2) {
         return Err(
             "'case' takes pairs of predicate and value followed by a default value (an odd number of arguments)"
                 .into(),

@@ -1,6 +1,8 @@
 //! Known-answer tests written from GitHub's expression documentation:
 //! every operator, coercion rule and function.
 
+#![allow(clippy::unwrap_used)]
+
 use launchway_expr::{Value, eval_str};
 
 fn host() -> Value {

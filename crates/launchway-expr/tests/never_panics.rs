@@ -1,6 +1,8 @@
 //! Property tests: no input makes the parser or evaluator panic, and
 //! printing a parsed expression parses back to the same tree.
 
+#![allow(clippy::unwrap_used)]
+
 use launchway_expr::{Condition, Value, eval_str, parse, template};
 use proptest::prelude::*;
 

@@ -142,11 +142,8 @@ pub async fn run(
     };
     // Drain what is already written; background children may hold the pipe
     // open, so stop after a short silence instead of waiting for EOF.
-    loop {
-        match tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
-            Ok(Some(line)) => on_line(line),
-            _ => break,
-        }
+    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
+        on_line(line);
     }
     if let Some(exit) = stopping {
         return (exit, pgid);

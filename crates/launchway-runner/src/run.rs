@@ -140,10 +140,8 @@ impl Groups {
             let g = s.entry(name.to_string()).or_default();
             g.next_ticket += 1;
             let t = g.next_ticket;
-            if cancel_in_progress {
-                if let Some((_, c)) = &g.running {
-                    c.cancel();
-                }
+            if cancel_in_progress && let Some((_, c)) = &g.running {
+                c.cancel();
             }
             if let Some((_, c)) = g.pending.replace((t, me.clone())) {
                 c.cancel();
@@ -546,7 +544,7 @@ async fn run_job_node(
     let mut ctx = job_level_ctx(shared, scope, &needs);
     ctx.status = Status {
         success: ancestors.iter().all(|r| *r == JobResult::Success),
-        failure: ancestors.iter().any(|r| *r == JobResult::Failure),
+        failure: ancestors.contains(&JobResult::Failure),
         cancelled: shared.cfg.cancel.is_cancelled(),
     };
     let display = job.name.as_ref().map_or_else(

@@ -17,7 +17,7 @@ fn references<'a>(e: &'a Expr, ctx: &str, out: &mut Vec<&'a str>) {
     });
 }
 
-fn refs_in<'a>(s: &'a Spanned<String>, ctx: &str, is_if: bool) -> Vec<String> {
+fn refs_in(s: &Spanned<String>, ctx: &str, is_if: bool) -> Vec<String> {
     let exprs = if is_if {
         launchway_expr::Condition::parse(&s.value)
             .map(|c| vec![c.expr])

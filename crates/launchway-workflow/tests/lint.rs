@@ -1,5 +1,7 @@
 //! Validation diagnostics: each problem is found, at the right place.
 
+#![allow(clippy::unwrap_used)]
+
 use launchway_workflow::{Event, Severity, load};
 
 fn codes(src: &str) -> Vec<(String, u32, u32)> {

@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the workflows of a repository that match an event.
-    Run(cmd_run::RunArgs),
+    Run(Box<cmd_run::RunArgs>),
     /// Check workflow files for errors.
     Lint(cmd_lint::LintArgs),
     /// List recorded runs.
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             .unwrap_or_else(launchway_runner::store::Store::default_home),
     );
     let code = match cli.command {
-        Command::Run(args) => cmd_run::main(args, store),
+        Command::Run(args) => cmd_run::main(*args, store),
         Command::Lint(args) => cmd_lint::main(&args),
         Command::Runs(args) => cmd_runs::runs(&args, &store),
         Command::Logs(args) => cmd_runs::logs(&args, &store),

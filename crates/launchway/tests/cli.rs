@@ -1,6 +1,8 @@
 //! End-to-end behaviour of the `launchway` command: cancellation, the seed
 //! pipeline's routing, lint output and exit codes.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -3,6 +3,8 @@
 //! `expect.json` giving the exact job results, outputs, step conclusions,
 //! log lines and annotations a run must produce.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -248,4 +250,5 @@ conformance!(
     job_filter,
     expressions_in_workflow,
     remote_action_error,
+    node_action,
 );

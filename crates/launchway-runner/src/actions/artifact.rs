@@ -171,7 +171,7 @@ pub(crate) fn download(exec: &mut JobExec, with: &Inputs) -> StepRun {
     } else {
         let pattern = with
             .get("pattern")
-            .map(|p| launchway_workflow::glob::Pattern::new(p));
+            .map(launchway_workflow::glob::Pattern::new);
         let pattern = match pattern.transpose() {
             Ok(p) => p,
             Err(e) => {

@@ -42,7 +42,7 @@ fn lookup(root: &Path, key: &str, restore_keys: &[String]) -> Option<(String, Pa
             Some((t, k, e.path()))
         })
         .collect();
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
     restore_keys.iter().find_map(|rk| {
         entries
             .iter()

@@ -38,16 +38,16 @@ pub(crate) async fn run(exec: &mut JobExec, with: &Inputs) -> StepRun {
         return StepRun::failed();
     }
     let dest = exec.workspace.join(rel);
-    if with.bool("clean", true) && dest.exists() {
-        if let Ok(rd) = std::fs::read_dir(&dest) {
-            for e in rd.flatten() {
-                let p = e.path();
-                let _ = if p.is_dir() {
-                    std::fs::remove_dir_all(&p)
-                } else {
-                    std::fs::remove_file(&p)
-                };
-            }
+    if with.bool("clean", true)
+        && let Ok(rd) = std::fs::read_dir(&dest)
+    {
+        for e in rd.flatten() {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
         }
     }
     exec.log(&format!("Syncing repository: {}", src.repository));

@@ -135,10 +135,11 @@ pub(crate) async fn run(exec: &mut JobExec, with: &Inputs) -> StepRun {
                 continue;
             }
             seen.push(real);
-            if let Some(v) = version_of(&c) {
-                if best.as_ref().is_none_or(|(_, b)| v > *b) && matches(&spec, v) {
-                    best = Some((c, v));
-                }
+            if let Some(v) = version_of(&c)
+                && best.as_ref().is_none_or(|(_, b)| v > *b)
+                && matches(&spec, v)
+            {
+                best = Some((c, v));
             }
         }
         (best, spec)
