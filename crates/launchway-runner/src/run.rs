@@ -904,6 +904,11 @@ mod tests {
         // c arrives with cancel-in-progress: cancels the running a and pending b.
         let gc = g.acquire("x", true, &c);
         tokio::pin!(gc);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), &mut gc)
+                .await
+                .is_err()
+        );
         assert!(a.is_cancelled());
         assert!(gb.await.is_none());
         drop(guard_a);
