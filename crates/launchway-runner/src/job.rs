@@ -242,7 +242,10 @@ pub(crate) struct JobExec {
     pub job_dir: PathBuf,
     pub workspace: PathBuf,
     pub temp: PathBuf,
-    pub log_dir: PathBuf,
+    /// The job's log file, relative to the run directory.
+    pub log_rel: String,
+    /// Bytes written to the job log so far.
+    pub log_pos: u64,
     /// `env` context at job level plus `GITHUB_ENV` updates.
     pub env: IndexMap<String, String>,
     pub path_prepend: Vec<String>,
@@ -264,8 +267,10 @@ impl JobExec {
     pub fn log(&mut self, text: &str) {
         let text = self.shared.masker.mask(text);
         for line in text.split('\n') {
-            if let Some(f) = &mut self.log {
-                let _ = writeln!(f, "{line}");
+            if let Some(f) = &mut self.log
+                && writeln!(f, "{line}").is_ok()
+            {
+                self.log_pos += line.len() as u64 + 1;
             }
             self.shared.emit(RunEvent::Log {
                 key: self.key.clone(),
@@ -392,7 +397,7 @@ impl JobExec {
         timeout: Option<Duration>,
         state_key: &str,
     ) -> StepRun {
-        let files = match RunnerFiles::create(&self.temp, self.step_no) {
+        let files = match RunnerFiles::create(&self.temp) {
             Ok(f) => f,
             Err(e) => {
                 self.error(&format!("cannot create runner files: {e}"));
@@ -622,11 +627,13 @@ pub(crate) struct RunnerFiles {
 }
 
 impl RunnerFiles {
-    fn create(temp: &Path, n: usize) -> std::io::Result<Self> {
+    /// The files for the next process. They are truncated, not recreated:
+    /// on ext4 creating inodes dominates the per-step cost.
+    fn create(temp: &Path) -> std::io::Result<Self> {
         let dir = temp.join("_runner_file_commands");
         std::fs::create_dir_all(&dir)?;
         let f = |name: &str| -> std::io::Result<PathBuf> {
-            let p = dir.join(format!("{name}_{n}"));
+            let p = dir.join(name);
             std::fs::write(&p, "")?;
             Ok(p)
         };
@@ -650,7 +657,7 @@ pub(crate) async fn run_job(
 ) -> JobEnd {
     let job = &scope.wf.jobs[&spec.id];
     let started = Instant::now();
-    let mut record = base_record(scope, &spec, JobResult::Success);
+    let mut record = base_record(scope, &spec, JobResult::Running);
     record.started_at = Some(now_rfc3339());
     record.environment.clone_from(&environment);
     let mut ctx = instance_ctx(shared, scope, &spec);
@@ -678,7 +685,10 @@ pub(crate) async fn run_job(
         .to_string();
     let workspace = job_dir.join("work").join(&repo_name).join(&repo_name);
     let temp = job_dir.join("temp");
-    let log_dir = shared.run_dir.join("logs").join(slug(&spec.key));
+    // One log file per job; steps are byte ranges of it (creating a file
+    // per step costs more than running most steps).
+    let log_rel = format!("logs/{}.log", slug(&spec.key));
+    let log_dir = shared.run_dir.join("logs");
     for d in [&workspace, &temp, &log_dir, &job_dir.join("tool")] {
         if let Err(e) = std::fs::create_dir_all(d) {
             return fail_before_start(
@@ -722,7 +732,9 @@ pub(crate) async fn run_job(
         job_dir,
         workspace,
         temp,
-        log_dir,
+        log: std::fs::File::create(shared.run_dir.join(&log_rel)).ok(),
+        log_rel,
+        log_pos: 0,
         env: IndexMap::new(),
         path_prepend: Vec::new(),
         ctx,
@@ -731,7 +743,6 @@ pub(crate) async fn run_job(
         pgids: Vec::new(),
         summary: String::new(),
         post: Vec::new(),
-        log: None,
         step_no: 0,
         group_depth: 0,
         echo: false,
@@ -963,18 +974,7 @@ pub(crate) fn run_step<'a>(
             (None, None) => step.display_name(),
         };
         let name = format!("{prefix}{}", exec.shared.masker.mask(&name));
-        let log_name = format!("{n:02}-{}.log", slug(&name));
-        let log_path = exec.log_dir.join(&log_name);
-        // Steps of a composite action write into the enclosing step's log.
-        let nested = !prefix.is_empty();
-        if !nested {
-            exec.log = std::fs::File::create(&log_path).ok();
-        }
-        let rel_log = log_path
-            .strip_prefix(&exec.shared.run_dir)
-            .map(|p| p.to_string_lossy().to_string())
-            .ok()
-            .filter(|_| !nested);
+        let rel_log = Some(exec.log_pos);
 
         let cond = step.if_.as_ref().map_or("", |s| s.value.as_str());
         let run = match Condition::parse(cond)
@@ -1010,10 +1010,6 @@ pub(crate) fn run_step<'a>(
             }
         };
         if !run {
-            if !nested {
-                exec.log = None;
-                let _ = std::fs::remove_file(&log_path);
-            }
             if let Some(id) = &step.id {
                 steps_ctx.insert(
                     id.value.clone(),
@@ -1160,9 +1156,8 @@ fn finish(
     outcome: StepResult,
     conclusion: StepResult,
     started: Instant,
-    log: Option<String>,
+    log_start: Option<u64>,
 ) -> StepRecord {
-    exec.log = None;
     let duration_ms = elapsed_ms(started);
     if outcome != StepResult::Skipped {
         exec.shared.emit(RunEvent::StepFinished {
@@ -1178,7 +1173,9 @@ fn finish(
         outcome,
         conclusion,
         duration_ms,
-        log,
+        log: log_start.map(|_| exec.log_rel.clone()),
+        log_start: log_start.unwrap_or(0),
+        log_end: log_start.map_or(0, |_| exec.log_pos),
     }
 }
 
@@ -1191,7 +1188,8 @@ async fn run_script(
     timeout: Option<Duration>,
     n: usize,
 ) -> StepRun {
-    let has_bash = which("bash").is_some();
+    static HAS_BASH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let has_bash = *HAS_BASH.get_or_init(|| which("bash").is_some());
     let shell = match Shell::resolve(shell, has_bash) {
         Ok(s) => s,
         Err(e) => {
@@ -1215,7 +1213,9 @@ async fn run_script(
     } else {
         format!(".{}", shell.extension)
     };
-    let path = exec.temp.join(format!("step-{n}{ext}"));
+    // One script path per job, overwritten: no new inode per step.
+    let _ = n;
+    let path = exec.temp.join(format!("step{ext}"));
     if let Err(e) = std::fs::write(&path, script) {
         exec.error(&format!("cannot write the script: {e}"));
         return StepRun::failed();

@@ -59,6 +59,22 @@ pub fn kill_group(pgid: u32) {
     signal_group(Some(pgid), Signal::SIGKILL);
 }
 
+/// The program's path: as given when it contains a `/`, else the first
+/// executable file of that name on `path`.
+fn resolve(prog: &str, path: Option<&str>) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    if prog.contains('/') {
+        return prog.into();
+    }
+    path.into_iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(prog))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .unwrap_or_else(|| prog.into())
+}
+
 async fn pump<R: AsyncRead + Unpin>(r: R, tx: mpsc::UnboundedSender<String>) {
     let mut lines = BufReader::new(r).lines();
     loop {
@@ -86,7 +102,13 @@ pub async fn run(
     let Some((prog, args)) = spec.argv.split_first() else {
         return (Exit::SpawnFailed("empty command".into()), None);
     };
-    let mut cmd = Command::new(prog);
+    let path = spec
+        .env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
+    let resolved = resolve(prog, path);
+    let mut cmd = Command::new(&resolved);
     cmd.args(args)
         .current_dir(spec.cwd)
         .env_clear()

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobResult {
+    /// Still in progress (only seen while a run goes).
+    Running,
     Success,
     Failure,
     Cancelled,
@@ -20,6 +22,7 @@ pub enum JobResult {
 impl JobResult {
     pub fn as_str(self) -> &'static str {
         match self {
+            JobResult::Running => "running",
             JobResult::Success => "success",
             JobResult::Failure => "failure",
             JobResult::Cancelled => "cancelled",
@@ -79,8 +82,25 @@ pub struct StepRecord {
     pub outcome: StepResult,
     pub conclusion: StepResult,
     pub duration_ms: u64,
-    /// Relative to the run directory.
+    /// The job's log file, relative to the run directory; the step's lines
+    /// are bytes `log_start..log_end` of it.
     pub log: Option<String>,
+    #[serde(default)]
+    pub log_start: u64,
+    #[serde(default)]
+    pub log_end: u64,
+}
+
+impl StepRecord {
+    /// The step's part of its job log.
+    pub fn read_log(&self, run_dir: &std::path::Path) -> Option<String> {
+        let bytes = std::fs::read(run_dir.join(self.log.as_ref()?)).ok()?;
+        let start = usize::try_from(self.log_start).ok()?.min(bytes.len());
+        let end = usize::try_from(self.log_end)
+            .ok()?
+            .clamp(start, bytes.len());
+        Some(String::from_utf8_lossy(&bytes[start..end]).into_owned())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

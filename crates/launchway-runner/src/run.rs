@@ -63,6 +63,7 @@ pub(crate) struct Shared {
     pub groups: Groups,
     pub github: Value,
     pub started: Instant,
+    pub last_save: Mutex<Instant>,
 }
 
 impl Shared {
@@ -78,10 +79,13 @@ impl Shared {
         }
     }
 
+    /// Updates a job in the run record. The file is rewritten when a job
+    /// starts or ends and at most every 250 ms in between.
     pub fn save_job(&self, job: JobRecord) {
         let Ok(mut r) = self.record.lock() else {
             return;
         };
+        let urgent = job.result != JobResult::Running || !r.jobs.iter().any(|j| j.key == job.key);
         match r.jobs.iter_mut().find(|j| j.key == job.key) {
             Some(slot) => *slot = job,
             None => {
@@ -89,7 +93,13 @@ impl Shared {
                 r.jobs.insert(at, job);
             }
         }
-        let _ = self.cfg.store.save(&r);
+        let Ok(mut last) = self.last_save.lock() else {
+            return;
+        };
+        if urgent || last.elapsed() >= std::time::Duration::from_millis(250) {
+            let _ = self.cfg.store.save(&r);
+            *last = Instant::now();
+        }
     }
 }
 
@@ -248,6 +258,7 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
         groups: Groups::default(),
         github,
         started: Instant::now(),
+        last_save: Mutex::new(Instant::now()),
     });
     shared.emit(RunEvent::RunStarted {
         run: run_id,

@@ -112,9 +112,7 @@ pub fn logs(args: &LogsArgs, store: &Store) -> u8 {
         }
         for s in &j.steps {
             println!("--- {} [{}]", s.name, s.conclusion.as_str());
-            if let Some(log) = &s.log
-                && let Ok(text) = std::fs::read_to_string(dir.join(log))
-            {
+            if let Some(text) = s.read_log(&dir) {
                 print!("{text}");
             }
         }

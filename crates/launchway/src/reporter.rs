@@ -32,6 +32,7 @@ struct JobLine {
 
 fn icon(r: JobResult) -> &'static str {
     match r {
+        JobResult::Running => "◐",
         JobResult::Success => "✓",
         JobResult::Failure => "✗",
         JobResult::Cancelled => "⊘",
@@ -46,6 +47,7 @@ fn paint(color: bool, r: JobResult, s: &str) -> String {
     }
     let c = match r {
         JobResult::Success => "32",
+        JobResult::Running => "36",
         JobResult::Failure => "31",
         JobResult::Cancelled | JobResult::Waiting => "33",
         JobResult::Skipped => "90",

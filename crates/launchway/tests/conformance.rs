@@ -44,17 +44,25 @@ pub fn git(dir: &Path, args: &[&str]) {
     );
 }
 
+/// A step's part of its job's log file.
+pub fn step_log(run_dir: &Path, step: &Value) -> String {
+    let Some(l) = step["log"].as_str() else {
+        return String::new();
+    };
+    let bytes = std::fs::read(run_dir.join(l)).unwrap_or_default();
+    let a = step["log_start"].as_u64().unwrap() as usize;
+    let b = step["log_end"].as_u64().unwrap() as usize;
+    String::from_utf8_lossy(&bytes[a..b]).into_owned()
+}
+
 fn logs_of(home: &Path, run: u64, job: &Value) -> String {
-    let mut out = String::new();
-    for s in job["steps"].as_array().unwrap() {
-        if let Some(l) = s["log"].as_str() {
-            out.push_str(
-                &std::fs::read_to_string(home.join("runs").join(run.to_string()).join(l))
-                    .unwrap_or_default(),
-            );
-        }
-    }
-    out
+    let dir = home.join("runs").join(run.to_string());
+    job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| step_log(&dir, s))
+        .collect()
 }
 
 fn check(name: &str) {

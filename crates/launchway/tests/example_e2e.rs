@@ -48,13 +48,14 @@ fn logs(home: &Path, rec: &Value, key: &str) -> String {
         .find(|j| j["key"] == key)
         .unwrap();
     let dir = home.join("runs").join(rec["id"].to_string());
+    // The job's whole log.
     job["steps"]
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|s| s["log"].as_str())
+        .find_map(|s| s["log"].as_str())
         .map(|l| std::fs::read_to_string(dir.join(l)).unwrap_or_default())
-        .collect()
+        .unwrap_or_default()
 }
 
 #[test]

@@ -188,7 +188,6 @@ pub(crate) async fn run(
             let mut inner_failed = false;
             let defaults = Defaults::default();
             let prefix = format!("{} / ", uses);
-            let outer_log = exec.log.as_ref().and_then(|f| f.try_clone().ok());
             for step in &steps {
                 let _ = job::run_step(
                     exec,
@@ -199,7 +198,6 @@ pub(crate) async fn run(
                     &prefix,
                 )
                 .await;
-                exec.log = outer_log.as_ref().and_then(|f| f.try_clone().ok());
             }
             // Outputs are evaluated against the composite's own steps.
             let mut octx = exec.ctx.clone();

@@ -194,12 +194,11 @@ pub(crate) async fn run_post(exec: &mut JobExec, post: PostStep, job_failed: boo
             conclusion: StepResult::Skipped,
             duration_ms: 0,
             log: None,
+            log_start: 0,
+            log_end: 0,
         };
     }
-    let log_path = exec
-        .log_dir
-        .join(format!("{n:02}-{}.log", crate::store::slug(&name)));
-    exec.log = std::fs::File::create(&log_path).ok();
+    let log_start = exec.log_pos;
     exec.shared.emit(crate::record::RunEvent::StepStarted {
         key: exec.key.clone(),
         index: n,
@@ -211,7 +210,6 @@ pub(crate) async fn run_post(exec: &mut JobExec, post: PostStep, job_failed: boo
             local::run_node_script(exec, &dir, &script, env).await
         }
     };
-    exec.log = None;
     let conclusion = if run.failed {
         StepResult::Failure
     } else {
@@ -230,10 +228,9 @@ pub(crate) async fn run_post(exec: &mut JobExec, post: PostStep, job_failed: boo
         outcome: conclusion,
         conclusion,
         duration_ms,
-        log: log_path
-            .strip_prefix(&exec.shared.run_dir)
-            .ok()
-            .map(|p| p.to_string_lossy().to_string()),
+        log: Some(exec.log_rel.clone()),
+        log_start,
+        log_end: exec.log_pos,
     }
 }
 
