@@ -6,6 +6,7 @@
 pub mod actions;
 pub mod cancel;
 pub mod commands;
+pub mod concurrency;
 pub mod context;
 pub mod environments;
 pub mod files;

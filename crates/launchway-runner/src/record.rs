@@ -142,6 +142,9 @@ pub struct RunRecord {
     pub status: RunStatus,
     pub started_at: String,
     pub duration_ms: u64,
+    /// `run-name`, evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
     pub jobs: Vec<JobRecord>,
     pub annotations: Vec<Annotation>,
 }
@@ -185,5 +188,9 @@ pub enum RunEvent {
     RunFinished {
         run: u64,
         status: RunStatus,
+    },
+    /// Something the user should know while the run goes.
+    Notice {
+        message: String,
     },
 }

@@ -242,6 +242,7 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
         status: RunStatus::Running,
         started_at: now_rfc3339(),
         duration_ms: 0,
+        title: None,
         jobs: Vec::new(),
         annotations: Vec::new(),
     };
@@ -272,6 +273,51 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
             .map(|(k, v)| (k.clone(), Value::str(v)))
             .collect(),
     );
+    // run-name and workflow-level concurrency see github, inputs and vars.
+    let mut top = Value::object();
+    top.insert("github", shared.github.clone());
+    top.insert("inputs", inputs.clone());
+    top.insert("vars", vars_context(&shared));
+    let top = Ctx::new(top);
+    if let Some(rn) = &wf.run_name
+        && let Ok(title) = launchway_expr::interpolate(&rn.value, &top)
+        && let Ok(mut r) = shared.record.lock()
+    {
+        r.title = Some(shared.masker.mask(&title));
+    }
+    let mut group_lock = None;
+    if let Some(c) = &wf.concurrency {
+        let group = launchway_expr::interpolate(&c.group.value, &top)
+            .map_err(|e| format!("concurrency: {e}"))?;
+        let cip = c
+            .cancel_in_progress
+            .as_ref()
+            .is_some_and(|s| job::eval_bool(&s.value, &top).unwrap_or(false));
+        let sh = shared.clone();
+        let g = group.clone();
+        group_lock = crate::concurrency::acquire(
+            &shared.cfg.store.home,
+            &group,
+            cip,
+            &shared.cfg.cancel,
+            move |holder| {
+                sh.emit(RunEvent::Notice {
+                    message: format!(
+                        "waiting for concurrency group '{g}'{}{}",
+                        holder
+                            .map(|p| format!(" (held by process {p})"))
+                            .unwrap_or_default(),
+                        if cip {
+                            "; cancelling the run in progress"
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+            },
+        )
+        .await?;
+    }
     let scope = Scope {
         wf: Arc::new(wf),
         inputs,
@@ -280,7 +326,12 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
         depth: 0,
         ordinal: Vec::new(),
     };
-    let outcomes = run_graph(&shared, &scope, shared.cfg.job_filter.clone()).await;
+    let outcomes = if group_lock.is_some() || scope.wf.concurrency.is_none() {
+        run_graph(&shared, &scope, shared.cfg.job_filter.clone()).await
+    } else {
+        IndexMap::new()
+    };
+    drop(group_lock);
     let status = if shared.cfg.cancel.is_cancelled() {
         RunStatus::Cancelled
     } else if outcomes.values().any(|o| o.result == JobResult::Failure) {

@@ -370,7 +370,11 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
                 },
                 events: Some(tx),
                 cancel: cancel.clone(),
-                debug: args.debug,
+                debug: args.debug
+                    || [&secrets, &vars].iter().any(|m| {
+                        m.get("ACTIONS_STEP_DEBUG")
+                            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+                    }),
                 action_map: action_map.clone(),
                 dry_run: args.dry_run,
             };

@@ -192,6 +192,13 @@ impl Reporter {
                         }
                     }
                     RunEvent::RunFinished { .. } => {}
+                    RunEvent::Notice { message } => {
+                        // Notices matter to scripts too; they go to stderr in every mode.
+                        if let Mode::Quiet = self.mode {
+                            let _ = writeln!(err, "{message}");
+                        }
+                        print.push(message);
+                    }
                 }
             }
             match self.mode {

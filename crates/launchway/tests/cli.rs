@@ -357,3 +357,85 @@ fn lint_json_output() {
     assert!(first["line"].as_u64().unwrap() > 0);
     assert!(v.as_array().unwrap().iter().any(|d| d["code"] == "cycle"));
 }
+
+fn spawn_run(repo: &Path, home: &Path) -> std::process::Child {
+    bin()
+        .args(["run", "--json", "--kill-grace", "0.2", "-C"])
+        .arg(repo)
+        .env("LAUNCHWAY_HOME", home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for(path: &Path, text: &str) {
+    for _ in 0..100 {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(text)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{} never contained {text}", path.display());
+}
+
+#[test]
+fn workflow_concurrency_queues_runs_across_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let order = tmp.path().join("order.txt");
+    let wf = format!(
+        "on: push\nconcurrency: deploy-${{{{ github.ref }}}}\njobs:\n  d:\n    runs-on: x\n    steps:\n      - run: |\n          echo start-${{{{ github.run_id }}}} >> {0}\n          sleep 1\n          echo end-${{{{ github.run_id }}}} >> {0}\n",
+        order.display()
+    );
+    let t = repo_with(&wf);
+    let repo = t.path().join("repo");
+    let home = tmp.path().join("home");
+    let a = spawn_run(&repo, &home);
+    wait_for(&order, "start-1");
+    let b = spawn_run(&repo, &home);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success());
+    assert!(
+        String::from_utf8_lossy(&b.stderr)
+            .contains("waiting for concurrency group 'deploy-refs/heads/main'")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&order).unwrap(),
+        "start-1\nend-1\nstart-2\nend-2\n"
+    );
+}
+
+#[test]
+fn workflow_concurrency_cancel_in_progress_interrupts_the_older_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let order = tmp.path().join("order.txt");
+    let wf = format!(
+        "on: push\nconcurrency: {{group: deploy, cancel-in-progress: true}}\njobs:\n  d:\n    runs-on: x\n    steps:\n      - run: |\n          echo start-${{{{ github.run_id }}}} >> {0}\n          sleep 1.5\n          echo end-${{{{ github.run_id }}}} >> {0}\n",
+        order.display()
+    );
+    let t = repo_with(&wf);
+    let repo = t.path().join("repo");
+    let home = tmp.path().join("home");
+    let a = spawn_run(&repo, &home);
+    wait_for(&order, "start-1");
+    let b = spawn_run(&repo, &home);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let ra: Value = serde_json::from_slice(&a.stdout).unwrap();
+    let rb: Value = serde_json::from_slice(&b.stdout).unwrap();
+    assert_eq!(
+        ra[0]["status"],
+        "cancelled",
+        "{}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    assert_eq!(
+        rb[0]["status"],
+        "success",
+        "{}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&order).unwrap(),
+        "start-1\nstart-2\nend-2\n"
+    );
+}
