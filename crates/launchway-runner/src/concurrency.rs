@@ -105,23 +105,18 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let mut waited = None;
-        let second = acquire(d.path(), "g", false, &c, |h| waited = Some(h));
-        tokio::pin!(second);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(250), &mut second)
-                .await
-                .is_err()
-        );
-        drop(first);
-        assert!(second.await.unwrap().is_some());
-        assert_eq!(waited, Some(Some(std::process::id())));
+        let waited = std::cell::Cell::new(None);
+        {
+            let second = acquire(d.path(), "g", false, &c, |h| waited.set(Some(h)));
+            tokio::pin!(second);
+            let early = tokio::time::timeout(Duration::from_millis(250), &mut second).await;
+            assert!(early.is_err(), "the group is held");
+            drop(first);
+            assert!(second.await.unwrap().is_some());
+        }
+        assert_eq!(waited.get(), Some(Some(std::process::id())));
         // Another group is independent.
-        assert!(
-            acquire(d.path(), "other", false, &c, |_| {})
-                .await
-                .unwrap()
-                .is_some()
-        );
+        let other = acquire(d.path(), "other", false, &c, |_| {}).await.unwrap();
+        assert!(other.is_some());
     }
 }
