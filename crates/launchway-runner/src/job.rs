@@ -1149,7 +1149,8 @@ pub(crate) fn run_step<'a>(
     })
 }
 
-fn finish(
+/// Records a finished (or skipped) step and tells the live display.
+pub(crate) fn finish(
     exec: &mut JobExec,
     n: usize,
     name: String,

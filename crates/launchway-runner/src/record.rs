@@ -20,6 +20,23 @@ pub enum JobResult {
 }
 
 impl JobResult {
+    /// The result of several instances taken together (a matrix, or the jobs
+    /// of a called workflow): any failure fails, then cancelled, then
+    /// waiting; all skipped is skipped; otherwise success.
+    pub fn combine(results: impl IntoIterator<Item = JobResult>) -> JobResult {
+        let all: Vec<JobResult> = results.into_iter().collect();
+        for r in [JobResult::Failure, JobResult::Cancelled, JobResult::Waiting] {
+            if all.contains(&r) {
+                return r;
+            }
+        }
+        if !all.is_empty() && all.iter().all(|r| *r == JobResult::Skipped) {
+            JobResult::Skipped
+        } else {
+            JobResult::Success
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             JobResult::Running => "running",

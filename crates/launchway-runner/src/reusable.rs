@@ -4,7 +4,7 @@ use crate::cancel::Cancel;
 use crate::context::Ctx;
 use crate::job::{self, JobEnd, JobSpec};
 use crate::record::JobResult;
-use crate::run::{Scope, Shared, called_secrets, run_graph};
+use crate::run::{Scope, Shared, called_secrets, needs_context, run_graph};
 use indexmap::IndexMap;
 use launchway_expr::{Value, evaluate_template, interpolate};
 use launchway_workflow::{InputType, Spanned};
@@ -149,22 +149,8 @@ pub(crate) async fn call(
         ordinal: scope.ordinal(&spec.id, spec.index),
     };
     let results = run_graph(shared, &inner, None).await;
-    // `jobs` context for the workflow's outputs.
-    let mut jobs = Value::object();
-    for (id, o) in &results {
-        let mut j = Value::object();
-        j.insert("result", Value::str(o.result.as_str()));
-        j.insert(
-            "outputs",
-            Value::Object(
-                o.outputs
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::str(v)))
-                    .collect(),
-            ),
-        );
-        jobs.insert(id.clone(), j);
-    }
+    // `jobs` context for the workflow's outputs: the same shape as `needs`.
+    let jobs = needs_context(&results);
     let mut octx = ctx.clone();
     octx.set("jobs", jobs);
     octx.set("inputs", inner.inputs.clone());
@@ -174,14 +160,6 @@ pub(crate) async fn call(
             outputs.insert(k.clone(), s);
         }
     }
-    let result = if results.values().any(|o| o.result == JobResult::Failure) {
-        JobResult::Failure
-    } else if results.values().any(|o| o.result == JobResult::Cancelled) {
-        JobResult::Cancelled
-    } else if results.values().any(|o| o.result == JobResult::Waiting) {
-        JobResult::Waiting
-    } else {
-        JobResult::Success
-    };
+    let result = JobResult::combine(results.values().map(|o| o.result));
     JobEnd { result, outputs }
 }

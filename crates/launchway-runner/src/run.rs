@@ -334,14 +334,13 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
     drop(group_lock);
     let status = if shared.cfg.cancel.is_cancelled() {
         RunStatus::Cancelled
-    } else if outcomes.values().any(|o| o.result == JobResult::Failure) {
-        RunStatus::Failure
-    } else if outcomes.values().any(|o| o.result == JobResult::Cancelled) {
-        RunStatus::Cancelled
-    } else if outcomes.values().any(|o| o.result == JobResult::Waiting) {
-        RunStatus::Waiting
     } else {
-        RunStatus::Success
+        match JobResult::combine(outcomes.values().map(|o| o.result)) {
+            JobResult::Failure => RunStatus::Failure,
+            JobResult::Cancelled => RunStatus::Cancelled,
+            JobResult::Waiting => RunStatus::Waiting,
+            _ => RunStatus::Success,
+        }
     };
     let rec = {
         let mut r = shared
@@ -530,7 +529,8 @@ async fn run_graph_inner(
     done
 }
 
-fn needs_context(needs: &IndexMap<String, JobOutcome>) -> Value {
+/// `needs` (and, for called workflows, `jobs`): result and outputs per job.
+pub(crate) fn needs_context(needs: &IndexMap<String, JobOutcome>) -> Value {
     let mut v = Value::object();
     for (id, o) in needs {
         let mut n = Value::object();
@@ -767,17 +767,7 @@ async fn run_job_node(
         }
         results.push(end.result);
     }
-    let result = if results.contains(&JobResult::Failure) {
-        JobResult::Failure
-    } else if results.contains(&JobResult::Cancelled) {
-        JobResult::Cancelled
-    } else if results.contains(&JobResult::Waiting) {
-        JobResult::Waiting
-    } else if !results.is_empty() && results.iter().all(|r| *r == JobResult::Skipped) {
-        JobResult::Skipped
-    } else {
-        JobResult::Success
-    };
+    let result = JobResult::combine(results);
     JobOutcome { result, outputs }
 }
 

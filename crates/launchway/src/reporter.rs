@@ -245,6 +245,12 @@ impl Reporter {
                 }
             }
         }
+        // The summary repeats the final table; the live block goes away.
+        if let Mode::Live = self.mode
+            && drawn > 0
+        {
+            let _ = write!(err, "\x1b[{drawn}A\x1b[J");
+        }
         let _ = err.flush();
     }
 }

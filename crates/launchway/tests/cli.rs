@@ -8,45 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_launchway"));
-    c.env_remove("GITHUB_ACTIONS").env("NO_COLOR", "1");
-    c
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Mona")
-        .env("GIT_AUTHOR_EMAIL", "mona@example.com")
-        .env("GIT_COMMITTER_NAME", "Mona")
-        .env("GIT_COMMITTER_EMAIL", "mona@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn step_log(run_dir: &Path, step: &Value) -> String {
-    let bytes = std::fs::read(run_dir.join(step["log"].as_str().unwrap())).unwrap();
-    let a = step["log_start"].as_u64().unwrap() as usize;
-    let b = step["log_end"].as_u64().unwrap() as usize;
-    String::from_utf8_lossy(&bytes[a..b]).into_owned()
-}
+mod common;
+use common::{bin, commit_all, step_log};
 
 fn repo_with(workflow: &str) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
     std::fs::write(repo.join(".github/workflows/ci.yml"), workflow).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "init"]);
+    commit_all(&repo);
     tmp
 }
 

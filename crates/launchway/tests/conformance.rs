@@ -9,6 +9,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::{commit_all, step_log};
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/conformance")
 }
@@ -24,35 +27,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), &dest).unwrap();
         }
     }
-}
-
-pub fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Mona")
-        .env("GIT_AUTHOR_EMAIL", "mona@example.com")
-        .env("GIT_COMMITTER_NAME", "Mona")
-        .env("GIT_COMMITTER_EMAIL", "mona@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-}
-
-/// A step's part of its job's log file.
-pub fn step_log(run_dir: &Path, step: &Value) -> String {
-    let Some(l) = step["log"].as_str() else {
-        return String::new();
-    };
-    let bytes = std::fs::read(run_dir.join(l)).unwrap_or_default();
-    let a = step["log_start"].as_u64().unwrap() as usize;
-    let b = step["log_end"].as_u64().unwrap() as usize;
-    String::from_utf8_lossy(&bytes[a..b]).into_owned()
 }
 
 fn logs_of(home: &Path, run: u64, job: &Value) -> String {
@@ -72,9 +46,7 @@ fn check(name: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     copy_dir(&dir, &repo);
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "fixture"]);
+    commit_all(&repo);
     let home = tmp.path().join("home");
     for (i, run) in expect["runs"].as_array().unwrap().iter().enumerate() {
         let args: Vec<String> = run["args"]

@@ -10,7 +10,6 @@ mod setup_python;
 use crate::context::Ctx;
 use crate::job::{JobExec, PostKind, PostStep, StepRun};
 use crate::record::{StepRecord, StepResult};
-use crate::run::elapsed_ms;
 use indexmap::IndexMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -187,16 +186,15 @@ pub(crate) async fn run_post(exec: &mut JobExec, post: PostStep, job_failed: boo
         .and_then(|c| c.evaluate(&ctx).ok())
         .unwrap_or(false);
     if !run_it {
-        return StepRecord {
-            index: n,
+        return crate::job::finish(
+            exec,
+            n,
             name,
-            outcome: StepResult::Skipped,
-            conclusion: StepResult::Skipped,
-            duration_ms: 0,
-            log: None,
-            log_start: 0,
-            log_end: 0,
-        };
+            StepResult::Skipped,
+            StepResult::Skipped,
+            started,
+            None,
+        );
     }
     let log_start = exec.log_pos;
     exec.shared.emit(crate::record::RunEvent::StepStarted {
@@ -215,23 +213,15 @@ pub(crate) async fn run_post(exec: &mut JobExec, post: PostStep, job_failed: boo
     } else {
         StepResult::Success
     };
-    let duration_ms = elapsed_ms(started);
-    exec.shared.emit(crate::record::RunEvent::StepFinished {
-        key: exec.key.clone(),
-        index: n,
-        conclusion,
-        duration_ms,
-    });
-    StepRecord {
-        index: n,
+    crate::job::finish(
+        exec,
+        n,
         name,
-        outcome: conclusion,
         conclusion,
-        duration_ms,
-        log: Some(exec.log_rel.clone()),
-        log_start,
-        log_end: exec.log_pos,
-    }
+        conclusion,
+        started,
+        Some(log_start),
+    )
 }
 
 #[cfg(test)]
