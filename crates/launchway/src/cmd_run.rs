@@ -406,3 +406,34 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
         .any(|r| matches!(r.status, RunStatus::Failure | RunStatus::Cancelled));
     Ok(u8::from(failed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".env");
+        std::fs::write(
+            &p,
+            "# comment\nexport A=1\nB = two words \nC=\"quoted\\nline\"\nD='single $x'\n\nE=\n",
+        )
+        .unwrap();
+        let m = parse_env_file(&p).unwrap();
+        assert_eq!(m["A"], "1");
+        assert_eq!(m["B"], "two words");
+        assert_eq!(m["C"], "quoted\nline");
+        assert_eq!(m["D"], "single $x");
+        assert_eq!(m["E"], "");
+        std::fs::write(&p, "A=1\nnot a pair\n").unwrap();
+        assert!(parse_env_file(&p).unwrap_err().contains(".env:2"));
+    }
+
+    #[test]
+    fn key_values() {
+        assert_eq!(parse_kv(&["a=b=c".into()], "input").unwrap()["a"], "b=c");
+        assert!(parse_kv(&["novalue".into()], "input").is_err());
+        assert!(parse_kv(&["=x".into()], "input").is_err());
+    }
+}

@@ -409,3 +409,42 @@ fn workflow_concurrency_cancel_in_progress_interrupts_the_older_run() {
         "start-1\nstart-2\nend-2\n"
     );
 }
+
+#[test]
+fn workflow_flag_picks_one_file_and_secrets_file_feeds_secrets() {
+    let tmp = repo_with(
+        "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo \"from ci.yml $TOKEN\"\n        env: {TOKEN: \"${{ secrets.TOKEN }}\"}\n",
+    );
+    let repo = tmp.path().join("repo");
+    std::fs::write(
+        repo.join(".github/workflows/other.yml"),
+        "on: push\njobs:\n  b:\n    runs-on: x\n    steps: [{run: echo other}]\n",
+    )
+    .unwrap();
+    commit_all(&repo);
+    let env = tmp.path().join("secrets.env");
+    std::fs::write(&env, "TOKEN=from-the-file\n").unwrap();
+    let out = bin()
+        .args([
+            "run",
+            "--json",
+            "-W",
+            ".github/workflows/ci.yml",
+            "--secrets-file",
+        ])
+        .arg(&env)
+        .arg("-C")
+        .arg(&repo)
+        .env("LAUNCHWAY_HOME", tmp.path().join("home"))
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "only ci.yml ran");
+    assert_eq!(v[0]["jobs"][0]["key"], "a");
+    let log = step_log(
+        &tmp.path().join("home/runs/1"),
+        &v[0]["jobs"][0]["steps"][0],
+    );
+    assert!(log.contains("from ci.yml ***"), "{log}");
+    assert!(!log.contains("from-the-file"));
+}
