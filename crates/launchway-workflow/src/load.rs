@@ -794,7 +794,7 @@ impl Loader<'_> {
                         {
                             self.check_template(s, val, Place::WorkflowCallInputDefault, false);
                         }
-                        input.default = Some(val.to_value());
+                        input.default = Some(crate::node_value(val));
                     }
                     "type" => type_name = self.scalar(val, "type").map(|s| (s.value, val.span)),
                     "options" => {

@@ -40,7 +40,7 @@ fn node_value(node: &Node, host: &dyn Host) -> Result<Value, String> {
             }
             Value::Object(m)
         }
-        _ => node.to_value(),
+        _ => crate::node_value(node),
     })
 }
 

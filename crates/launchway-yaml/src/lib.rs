@@ -1,10 +1,11 @@
 //! A YAML document as a tree of nodes that remember where they came from.
+//! Used for workflows, action metadata, environment configs, lockfiles and
+//! advisories alike.
 //!
 //! Built from saphyr-parser's event stream so every scalar, sequence and
 //! mapping carries its line and column; plain scalars are resolved with the
 //! YAML 1.2 core schema, as GitHub does (`on:` stays a string key).
 
-use launchway_expr::{Value, parse_number};
 use saphyr_parser::{Event, Parser, ScalarStyle, Span as YSpan};
 use std::collections::HashMap;
 
@@ -94,7 +95,7 @@ impl Node {
         Some(match &self.kind {
             NodeKind::Null => String::new(),
             NodeKind::Bool(b) => b.to_string(),
-            NodeKind::Number(n) => launchway_expr::format_number(*n),
+            NodeKind::Number(n) => format_number(*n),
             NodeKind::String(s) => s.clone(),
             _ => return None,
         })
@@ -108,18 +109,28 @@ impl Node {
             .map(|(_, v)| v)
     }
 
-    /// The node as an expression value.
-    pub fn to_value(&self) -> Value {
+    /// The node as JSON; non-finite numbers become strings (`.inf`, `.nan`).
+    pub fn to_json(&self) -> serde_json::Value {
         match &self.kind {
-            NodeKind::Null => Value::Null,
-            NodeKind::Bool(b) => Value::Bool(*b),
-            NodeKind::Number(n) => Value::Number(*n),
-            NodeKind::String(s) => Value::String(s.clone()),
-            NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_value).collect()),
-            NodeKind::Map(entries) => Value::Object(
+            NodeKind::Null => serde_json::Value::Null,
+            NodeKind::Bool(b) => serde_json::Value::Bool(*b),
+            NodeKind::Number(n) => match serde_json::Number::from_f64(*n) {
+                Some(_) if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 =>
+                {
+                    #[allow(clippy::cast_possible_truncation)]
+                    serde_json::Value::from(*n as i64)
+                }
+                Some(num) => serde_json::Value::Number(num),
+                None => serde_json::Value::String(self.raw.clone().unwrap_or_default()),
+            },
+            NodeKind::String(s) => serde_json::Value::String(s.clone()),
+            NodeKind::Seq(items) => {
+                serde_json::Value::Array(items.iter().map(Node::to_json).collect())
+            }
+            NodeKind::Map(entries) => serde_json::Value::Object(
                 entries
                     .iter()
-                    .map(|(k, v)| (k.scalar_string().unwrap_or_default(), v.to_value()))
+                    .map(|(k, v)| (k.scalar_string().unwrap_or_default(), v.to_json()))
                     .collect(),
             ),
         }
@@ -156,18 +167,85 @@ fn resolve_plain(s: &str) -> NodeKind {
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => NodeKind::Number(f64::INFINITY),
         "-.inf" | "-.Inf" | "-.INF" => NodeKind::Number(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => NodeKind::Number(f64::NAN),
-        _ => {
-            let first = s.as_bytes()[0];
-            if (first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.'))
-                && !s.contains(['_', ' '])
-                && s != "Infinity"
-                && !s.starts_with("+0x")
-                && !s.starts_with("-0x")
-                && let Some(n) = parse_number(s)
-            {
-                return NodeKind::Number(n);
-            }
-            NodeKind::String(s.to_string())
+        _ => match core_number(s) {
+            Some(n) => NodeKind::Number(n),
+            None => NodeKind::String(s.to_string()),
+        },
+    }
+}
+
+/// Integers and floats of the YAML 1.2 core schema:
+/// `[-+]?[0-9]+`, `0o[0-7]+`, `0x[0-9a-fA-F]+`,
+/// `[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`.
+fn core_number(s: &str) -> Option<f64> {
+    if let Some(h) = s.strip_prefix("0x") {
+        return (!h.is_empty())
+            .then(|| u64::from_str_radix(h, 16).ok())
+            .flatten()
+            .map(|v| v as f64);
+    }
+    if let Some(o) = s.strip_prefix("0o") {
+        return (!o.is_empty())
+            .then(|| u64::from_str_radix(o, 8).ok())
+            .flatten()
+            .map(|v| v as f64);
+    }
+    let b = s.as_bytes();
+    let mut i = usize::from(matches!(b.first(), Some(b'-' | b'+')));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int = digits(&mut i);
+    let mut frac = 0;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        frac = digits(&mut i);
+    }
+    if int + frac == 0 {
+        return None;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return None;
+        }
+    }
+    if i != b.len() {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A number as a workflow sees it when a scalar is used as a string:
+/// JavaScript's shortest form (`3.10` → `3.1`, `1.0` → `1`).
+pub fn format_number(n: f64) -> String {
+    if n.is_nan() {
+        return "NaN".into();
+    }
+    if n.is_infinite() {
+        return if n > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if n == 0.0 {
+        return "0".into();
+    }
+    if n.fract() == 0.0 && n.abs() < 1e21 {
+        return format!("{n:.0}");
+    }
+    let abs = n.abs();
+    if (1e-6..1e21).contains(&abs) {
+        format!("{n}")
+    } else {
+        let s = format!("{n:e}");
+        match s.split_once('e') {
+            Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
+            _ => s,
         }
     }
 }
