@@ -34,7 +34,11 @@ impl Version {
         if !upstream.chars().all(ok) || !revision.chars().all(|c| ok(c) && c != ':') {
             return Err(e("invalid character"));
         }
-        Ok(Version { epoch, upstream: upstream.to_string(), revision: revision.to_string() })
+        Ok(Version {
+            epoch,
+            upstream: upstream.to_string(),
+            revision: revision.to_string(),
+        })
     }
 }
 
@@ -139,8 +143,14 @@ mod tests {
         lt("1:2.3-4", "2:1.0");
         lt("1.2.3-1~deb12u1", "1.2.3-1");
         lt("1.2.3-1", "1.2.3-1+deb12u1");
-        assert_eq!(Version::parse("1.01").unwrap(), Version::parse("1.1").unwrap());
-        assert_eq!(Version::parse("0:1.0").unwrap(), Version::parse("1.0").unwrap());
+        assert_eq!(
+            Version::parse("1.01").unwrap(),
+            Version::parse("1.1").unwrap()
+        );
+        assert_eq!(
+            Version::parse("0:1.0").unwrap(),
+            Version::parse("1.0").unwrap()
+        );
         assert!(Version::parse("a1.0").is_err());
         assert!(Version::parse("x:1.0").is_err());
         assert!(Version::parse("").is_err());

@@ -9,7 +9,9 @@ pub mod semver;
 use std::cmp::Ordering;
 
 /// The ecosystems Launchway knows, named as OSV names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Ecosystem {
     #[serde(rename = "PyPI")]
     PyPI,
@@ -24,7 +26,13 @@ pub enum Ecosystem {
 }
 
 impl Ecosystem {
-    pub const ALL: [Ecosystem; 5] = [Ecosystem::PyPI, Ecosystem::Crates, Ecosystem::Npm, Ecosystem::Go, Ecosystem::Debian];
+    pub const ALL: [Ecosystem; 5] = [
+        Ecosystem::PyPI,
+        Ecosystem::Crates,
+        Ecosystem::Npm,
+        Ecosystem::Go,
+        Ecosystem::Debian,
+    ];
 
     /// The OSV ecosystem name (`Debian:12` counts as Debian).
     pub fn from_osv(name: &str) -> Option<Ecosystem> {
@@ -64,12 +72,26 @@ impl Ecosystem {
     /// does not parse.
     pub fn compare(self, a: &str, b: &str) -> Option<Ordering> {
         match self {
-            Ecosystem::PyPI => Some(pep440::Version::parse(a).ok()?.cmp(&pep440::Version::parse(b).ok()?)),
-            Ecosystem::Crates | Ecosystem::Npm => {
-                Some(semver::Version::parse(a).ok()?.cmp(&semver::Version::parse(b).ok()?))
-            }
-            Ecosystem::Go => Some(semver::Version::parse_go(a).ok()?.cmp(&semver::Version::parse_go(b).ok()?)),
-            Ecosystem::Debian => Some(debian::Version::parse(a).ok()?.cmp(&debian::Version::parse(b).ok()?)),
+            Ecosystem::PyPI => Some(
+                pep440::Version::parse(a)
+                    .ok()?
+                    .cmp(&pep440::Version::parse(b).ok()?),
+            ),
+            Ecosystem::Crates | Ecosystem::Npm => Some(
+                semver::Version::parse(a)
+                    .ok()?
+                    .cmp(&semver::Version::parse(b).ok()?),
+            ),
+            Ecosystem::Go => Some(
+                semver::Version::parse_go(a)
+                    .ok()?
+                    .cmp(&semver::Version::parse_go(b).ok()?),
+            ),
+            Ecosystem::Debian => Some(
+                debian::Version::parse(a)
+                    .ok()?
+                    .cmp(&debian::Version::parse(b).ok()?),
+            ),
         }
     }
 
@@ -97,7 +119,9 @@ impl Ecosystem {
                 }
                 out
             }
-            Ecosystem::Crates | Ecosystem::Npm | Ecosystem::Go | Ecosystem::Debian => name.trim().to_string(),
+            Ecosystem::Crates | Ecosystem::Npm | Ecosystem::Go | Ecosystem::Debian => {
+                name.trim().to_string()
+            }
         }
     }
 }
@@ -117,7 +141,11 @@ pub struct VersionError {
 }
 
 pub(crate) fn err(scheme: &'static str, input: &str, reason: impl Into<String>) -> VersionError {
-    VersionError { scheme, input: input.to_string(), reason: reason.into() }
+    VersionError {
+        scheme,
+        input: input.to_string(),
+        reason: reason.into(),
+    }
 }
 
 #[cfg(test)]
@@ -126,7 +154,10 @@ mod tests {
 
     #[test]
     fn pypi_names() {
-        assert_eq!(Ecosystem::PyPI.normalize_name("Django_REST.framework"), "django-rest-framework");
+        assert_eq!(
+            Ecosystem::PyPI.normalize_name("Django_REST.framework"),
+            "django-rest-framework"
+        );
         assert_eq!(Ecosystem::PyPI.normalize_name("a--b"), "a-b");
         assert_eq!(Ecosystem::from_osv("Debian:12"), Some(Ecosystem::Debian));
         assert!(Ecosystem::PyPI.same("1.0", "1.0.0"));

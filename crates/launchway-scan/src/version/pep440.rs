@@ -47,7 +47,11 @@ fn skip_sep(s: &str, at: &mut usize) -> bool {
 
 fn word(s: &str, at: usize, words: &[&str]) -> Option<usize> {
     let rest = &s[at..];
-    words.iter().filter(|w| rest.starts_with(*w)).map(|w| w.len()).max()
+    words
+        .iter()
+        .filter(|w| rest.starts_with(*w))
+        .map(|w| w.len())
+        .max()
 }
 
 impl Version {
@@ -65,8 +69,11 @@ impl Version {
             epoch = main[..bang].parse().map_err(|_| e("bad epoch"))?;
             at = bang + 1;
         }
-        let mut release = vec![number(main, &mut at).ok_or_else(|| e("expected a release number"))?];
-        while main.as_bytes().get(at) == Some(&b'.') && main.as_bytes().get(at + 1).is_some_and(u8::is_ascii_digit) {
+        let mut release =
+            vec![number(main, &mut at).ok_or_else(|| e("expected a release number"))?];
+        while main.as_bytes().get(at) == Some(&b'.')
+            && main.as_bytes().get(at + 1).is_some_and(u8::is_ascii_digit)
+        {
             at += 1;
             release.push(number(main, &mut at).ok_or_else(|| e("expected a number after '.'"))?);
         }
@@ -82,7 +89,9 @@ impl Version {
                 (&["beta", "b"], 1),
                 (&["preview", "pre", "rc", "c"], 2),
             ];
-            let found = kinds.iter().find_map(|(ws, k)| word(main, p, ws).map(|len| (len, *k)));
+            let found = kinds
+                .iter()
+                .find_map(|(ws, k)| word(main, p, ws).map(|len| (len, *k)));
             if let Some((len, kind)) = found {
                 p += len;
                 let mut q = p;
@@ -96,7 +105,9 @@ impl Version {
         // Post-release: `.post1`, `-1`, `.rev`, `.r2`.
         {
             let mut p = at;
-            if main.as_bytes().get(p) == Some(&b'-') && main.as_bytes().get(p + 1).is_some_and(u8::is_ascii_digit) {
+            if main.as_bytes().get(p) == Some(&b'-')
+                && main.as_bytes().get(p + 1).is_some_and(u8::is_ascii_digit)
+            {
                 p += 1;
                 post = number(main, &mut p);
                 at = p;
@@ -149,7 +160,14 @@ impl Version {
                     .collect::<Result<_, _>>()?
             }
         };
-        Ok(Version { epoch, release, pre, post, dev, local })
+        Ok(Version {
+            epoch,
+            release,
+            pre,
+            post,
+            dev,
+            local,
+        })
     }
 
     pub fn is_prerelease(&self) -> bool {
@@ -232,9 +250,26 @@ mod tests {
     fn ordering_from_pep440() {
         // The example ordering in PEP 440's "Summary of permitted suffixes and relative ordering".
         let ordered = [
-            "1.dev0", "1.0.dev456", "1.0a1", "1.0a2.dev456", "1.0a12.dev456", "1.0a12", "1.0b1.dev456",
-            "1.0b2", "1.0b2.post345.dev456", "1.0b2.post345", "1.0rc1.dev456", "1.0rc1", "1.0",
-            "1.0+abc.5", "1.0+abc.7", "1.0+5", "1.0.post456.dev34", "1.0.post456", "1.0.15", "1.1.dev1",
+            "1.dev0",
+            "1.0.dev456",
+            "1.0a1",
+            "1.0a2.dev456",
+            "1.0a12.dev456",
+            "1.0a12",
+            "1.0b1.dev456",
+            "1.0b2",
+            "1.0b2.post345.dev456",
+            "1.0b2.post345",
+            "1.0rc1.dev456",
+            "1.0rc1",
+            "1.0",
+            "1.0+abc.5",
+            "1.0+abc.7",
+            "1.0+5",
+            "1.0.post456.dev34",
+            "1.0.post456",
+            "1.0.15",
+            "1.1.dev1",
         ];
         for w in ordered.windows(2) {
             assert!(v(w[0]) < v(w[1]), "{} < {}", w[0], w[1]);

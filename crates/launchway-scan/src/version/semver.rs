@@ -36,7 +36,10 @@ impl Version {
     fn parse_with(input: &str, scheme: &'static str) -> Result<Version, VersionError> {
         let e = |r: &str| err(scheme, input, r);
         let s = input.trim();
-        let s = s.strip_prefix('v').or_else(|| s.strip_prefix('=')).unwrap_or(s);
+        let s = s
+            .strip_prefix('v')
+            .or_else(|| s.strip_prefix('='))
+            .unwrap_or(s);
         let (s, build) = match s.split_once('+') {
             Some((a, b)) => (a, b.to_string()),
             None => (s, String::new()),
@@ -78,7 +81,13 @@ impl Version {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        Ok(Version { major, minor, patch, pre, build })
+        Ok(Version {
+            major,
+            minor,
+            patch,
+            pre,
+            build,
+        })
     }
 
     pub fn is_prerelease(&self) -> bool {
@@ -134,14 +143,34 @@ mod tests {
     fn semver_precedence_from_the_spec() {
         // SemVer 2.0 §11's example chain.
         let chain = [
-            "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
-            "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "2.0.0", "2.1.0", "2.1.1",
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "2.0.0",
+            "2.1.0",
+            "2.1.1",
         ];
         for w in chain.windows(2) {
-            assert!(Version::parse(w[0]).unwrap() < Version::parse(w[1]).unwrap(), "{} < {}", w[0], w[1]);
+            assert!(
+                Version::parse(w[0]).unwrap() < Version::parse(w[1]).unwrap(),
+                "{} < {}",
+                w[0],
+                w[1]
+            );
         }
-        assert_eq!(Version::parse("1.0.0+build.1").unwrap(), Version::parse("1.0.0+other").unwrap());
-        assert_eq!(Version::parse("0").unwrap(), Version::parse("0.0.0").unwrap());
+        assert_eq!(
+            Version::parse("1.0.0+build.1").unwrap(),
+            Version::parse("1.0.0+other").unwrap()
+        );
+        assert_eq!(
+            Version::parse("0").unwrap(),
+            Version::parse("0.0.0").unwrap()
+        );
         for bad in ["", "a.b.c", "1.2.3.4", "1.2.3-", "1.2.3-a..b", "1.x"] {
             assert!(Version::parse(bad).is_err(), "{bad}");
         }

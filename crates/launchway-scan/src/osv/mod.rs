@@ -1,0 +1,7 @@
+//! OSV advisories: the schema, matching, severity.
+
+pub mod matching;
+pub mod model;
+
+pub use matching::{fixed_versions, is_affected};
+pub use model::{Advisory, Affected, Event, ParseError};
