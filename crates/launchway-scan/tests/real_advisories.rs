@@ -115,3 +115,27 @@ fn pypa_ranges_agree_with_explicit_versions() {
         &disagree[..disagree.len().min(20)]
     );
 }
+
+#[test]
+fn rustsec_records_load_and_their_vectors_score() {
+    let Some(root) = shared() else { return };
+    let (mut n, mut scored, mut v4) = (0, 0, 0);
+    for f in std::fs::read_dir(root.join("rustsec/crates")).unwrap() {
+        let p = f.unwrap().path();
+        let a = Advisory::from_json(&p.to_string_lossy(), &std::fs::read(&p).unwrap()).unwrap();
+        n += 1;
+        for s in &a.severity {
+            let score = launchway_scan::osv::severity::cvss_score(&s.score);
+            assert!(score.is_some(), "{}: cannot score {}", a.id, s.score);
+            scored += 1;
+            v4 += usize::from(s.kind == "CVSS_V4");
+        }
+        for af in &a.affected {
+            let name = &af.package.as_ref().unwrap().name;
+            assert!(!name.is_empty());
+            assert!(af.ranges.iter().all(|r| r.kind == "SEMVER"), "{}", a.id);
+        }
+    }
+    eprintln!("{n} RustSec advisories, {scored} vectors scored ({v4} CVSS v4)");
+    assert!(n > 1000 && v4 > 0);
+}

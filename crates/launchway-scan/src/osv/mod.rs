@@ -2,6 +2,7 @@
 
 pub mod matching;
 pub mod model;
+pub mod severity;
 
 pub use matching::{fixed_versions, is_affected};
 pub use model::{Advisory, Affected, Event, ParseError};
