@@ -2,4 +2,5 @@
 //! to be vulnerable (OSV advisories, offline), and whether a secret leaked.
 
 pub mod osv;
+pub mod sbom;
 pub mod version;

@@ -1,0 +1,134 @@
+//! Go: `go.mod` requirements (with `replace` directives applied) and the
+//! modules `go.sum` records.
+
+use super::err;
+use crate::sbom::{CollectError, Component};
+use crate::version::Ecosystem;
+use std::collections::HashMap;
+
+fn strip_comment(l: &str) -> &str {
+    l.split("//").next().unwrap_or("").trim()
+}
+
+pub fn go_mod(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+    let mut requires: Vec<(String, String, usize)> = Vec::new();
+    let mut replaces: HashMap<String, Option<(String, String)>> = HashMap::new();
+    let mut block: Option<&str> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = strip_comment(raw);
+        if line.is_empty() {
+            continue;
+        }
+        if line == ")" {
+            block = None;
+            continue;
+        }
+        let (verb, body) = match block {
+            Some(v) => (v, line),
+            None => {
+                let (verb, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+                let rest = rest.trim();
+                if rest == "(" {
+                    block = Some(match verb {
+                        "require" => "require",
+                        "replace" => "replace",
+                        _ => "other",
+                    });
+                    continue;
+                }
+                (verb, rest)
+            }
+        };
+        match verb {
+            "require" => {
+                let mut parts = body.split_whitespace();
+                match (parts.next(), parts.next()) {
+                    (Some(m), Some(v)) => {
+                        requires.push((m.trim_matches('"').to_string(), v.to_string(), line_no))
+                    }
+                    _ => {
+                        return Err(err(
+                            file,
+                            Some(line_no),
+                            "expected 'require MODULE VERSION'",
+                        ));
+                    }
+                }
+            }
+            "replace" => {
+                let Some((old, new)) = body.split_once("=>") else {
+                    return Err(err(file, Some(line_no), "expected 'replace OLD => NEW'"));
+                };
+                let old = old.split_whitespace().next().unwrap_or("").to_string();
+                let mut new_parts = new.split_whitespace();
+                let target = new_parts.next().unwrap_or("");
+                // A local directory replacement has no registry version.
+                let replacement = match new_parts.next() {
+                    Some(v) if !target.starts_with('.') && !target.starts_with('/') => {
+                        Some((target.to_string(), v.to_string()))
+                    }
+                    _ => None,
+                };
+                replaces.insert(old, replacement);
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (module, version, _) in requires {
+        let (m, v) = match replaces.get(&module) {
+            Some(Some((m, v))) => (m.clone(), v.clone()),
+            Some(None) => continue,
+            None => (module, version),
+        };
+        out.push(Component::new(Ecosystem::Go, &m, &v, file));
+    }
+    Ok(out)
+}
+
+pub fn go_sum(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(m), Some(v), Some(h)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(err(file, Some(i + 1), "expected 'MODULE VERSION h1:HASH'"));
+        };
+        if !h.starts_with("h1:") {
+            return Err(err(file, Some(i + 1), format!("unknown hash '{h}'")));
+        }
+        // `/go.mod` lines only pin a module's go.mod, not its code.
+        if v.ends_with("/go.mod") {
+            continue;
+        }
+        out.push(Component::new(Ecosystem::Go, m, v, file));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules() {
+        let text = "module example.com/app\n\ngo 1.21\n\nrequire github.com/a/b v1.2.3\n\nrequire (\n\tgithub.com/c/d v0.0.0-20191109021931-daa7c04131f5 // indirect\n\tgolang.org/x/text v0.14.0\n\tgithub.com/e/f v2.0.0+incompatible\n)\n\nreplace github.com/a/b => github.com/fork/b v1.2.4\nreplace golang.org/x/text => ../text\n";
+        let cs = go_mod("go.mod", text).unwrap();
+        let p: Vec<&str> = cs.iter().map(|c| c.purl.as_str()).collect();
+        assert_eq!(
+            p,
+            [
+                "pkg:golang/github.com/fork/b@v1.2.4",
+                "pkg:golang/github.com/c/d@v0.0.0-20191109021931-daa7c04131f5",
+                "pkg:golang/github.com/e/f@v2.0.0%2Bincompatible",
+            ]
+        );
+        let sum = "github.com/a/b v1.2.3 h1:abc=\ngithub.com/a/b v1.2.3/go.mod h1:def=\n";
+        assert_eq!(go_sum("go.sum", sum).unwrap().len(), 1);
+        assert_eq!(go_sum("go.sum", "garbage\n").unwrap_err().line, Some(1));
+    }
+}

@@ -1,0 +1,286 @@
+//! Finding components: walk a tree (honouring `.gitignore`, never following
+//! symlinks), recognise lockfiles and installed-package metadata by name,
+//! and parse each with its collector. A broken file is reported with its
+//! position and skipped; the walk goes on.
+
+mod debian;
+mod go;
+mod node;
+mod python;
+mod rust;
+
+use super::{CollectError, Component, Inventory};
+use std::path::Path;
+
+/// Files larger than this are not lockfiles.
+const MAX_FILE: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Requirements,
+    PipfileLock,
+    PoetryLock,
+    UvLock,
+    PdmLock,
+    PythonMetadata,
+    CargoLock,
+    PackageLock,
+    YarnLock,
+    PnpmLock,
+    GoMod,
+    GoSum,
+    DpkgStatus,
+}
+
+/// Which collector reads this path (relative to the root, `/`-separated).
+pub fn detect(rel: &str) -> Option<Kind> {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    Some(match name {
+        "Pipfile.lock" => Kind::PipfileLock,
+        "poetry.lock" => Kind::PoetryLock,
+        "uv.lock" => Kind::UvLock,
+        "pdm.lock" => Kind::PdmLock,
+        "Cargo.lock" => Kind::CargoLock,
+        "package-lock.json" | "npm-shrinkwrap.json" => Kind::PackageLock,
+        "yarn.lock" => Kind::YarnLock,
+        "pnpm-lock.yaml" => Kind::PnpmLock,
+        "go.mod" => Kind::GoMod,
+        "go.sum" => Kind::GoSum,
+        "METADATA" | "PKG-INFO"
+            if rel
+                .split('/')
+                .rev()
+                .nth(1)
+                .is_some_and(|d| d.ends_with(".dist-info") || d.ends_with(".egg-info")) =>
+        {
+            Kind::PythonMetadata
+        }
+        "status" if rel.ends_with("var/lib/dpkg/status") => Kind::DpkgStatus,
+        n if n.ends_with(".txt") && n.contains("requirements") => Kind::Requirements,
+        n if n.ends_with(".txt") && rel.split('/').rev().nth(1) == Some("requirements") => {
+            Kind::Requirements
+        }
+        _ => return None,
+    })
+}
+
+/// Parses one recognised file.
+pub fn parse(kind: Kind, rel: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+    match kind {
+        Kind::Requirements => python::requirements(rel, text),
+        Kind::PipfileLock => python::pipfile_lock(rel, text),
+        Kind::PoetryLock => python::poetry_lock(rel, text),
+        Kind::UvLock => python::uv_lock(rel, text),
+        Kind::PdmLock => python::pdm_lock(rel, text),
+        Kind::PythonMetadata => python::metadata(rel, text),
+        Kind::CargoLock => rust::cargo_lock(rel, text),
+        Kind::PackageLock => node::package_lock(rel, text),
+        Kind::YarnLock => node::yarn_lock(rel, text),
+        Kind::PnpmLock => node::pnpm_lock(rel, text),
+        Kind::GoMod => go::go_mod(rel, text),
+        Kind::GoSum => go::go_sum(rel, text),
+        Kind::DpkgStatus => debian::dpkg_status(rel, text),
+    }
+}
+
+/// Collects every component under `root` (a directory or one file).
+pub fn inventory(root: &Path) -> Inventory {
+    let mut inv = Inventory::default();
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .git_ignore(true)
+        .git_global(false)
+        .git_exclude(true)
+        .require_git(false)
+        .follow_links(false)
+        .filter_entry(|e| e.file_name() != ".git")
+        .build();
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                inv.errors.push(CollectError {
+                    file: root.display().to_string(),
+                    line: None,
+                    column: None,
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        if !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        let rel = match entry.path().strip_prefix(root) {
+            Ok(r) if !r.as_os_str().is_empty() => r.to_string_lossy().replace('\\', "/"),
+            _ => entry
+                .path()
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().to_string()),
+        };
+        let Some(kind) = detect(&rel) else { continue };
+        if entry.metadata().is_ok_and(|m| m.len() > MAX_FILE) {
+            inv.errors.push(CollectError {
+                file: rel,
+                line: None,
+                column: None,
+                message: "larger than 64 MiB; skipped".into(),
+            });
+            continue;
+        }
+        let text = match std::fs::read(entry.path()) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => {
+                inv.errors.push(CollectError {
+                    file: rel,
+                    line: None,
+                    column: None,
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        inv.files.push(rel.clone());
+        match parse(kind, &rel, &text) {
+            Ok(cs) => inv.components.extend(cs),
+            Err(e) => inv.errors.push(e),
+        }
+    }
+    inv.finish();
+    inv
+}
+
+/// 1-based line and column of a byte offset.
+pub(crate) fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..text.floor_char_boundary(offset.min(text.len()))];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+pub(crate) fn err(file: &str, line: Option<usize>, message: impl Into<String>) -> CollectError {
+    CollectError {
+        file: file.to_string(),
+        line,
+        column: None,
+        message: message.into(),
+    }
+}
+
+/// TOML into a value, with positioned errors.
+pub(crate) fn toml_doc(file: &str, text: &str) -> Result<toml::Table, CollectError> {
+    text.parse::<toml::Table>().map_err(|e| {
+        let (line, column) = e.span().map_or((None, None), |s| {
+            let (l, c) = position(text, s.start);
+            (Some(l), Some(c))
+        });
+        CollectError {
+            file: file.to_string(),
+            line,
+            column,
+            message: format!("invalid TOML: {}", e.message()),
+        }
+    })
+}
+
+/// JSON into a value, with positioned errors.
+pub(crate) fn json_doc(file: &str, text: &str) -> Result<serde_json::Value, CollectError> {
+    serde_json::from_str(text).map_err(|e| CollectError {
+        file: file.to_string(),
+        line: Some(e.line()),
+        column: Some(e.column()),
+        message: format!("invalid JSON: {e}"),
+    })
+}
+
+/// `sha256:abc…` / `sha256=abc…` into a hash.
+pub(crate) fn hash(spec: &str) -> Option<super::Hash> {
+    let (alg, value) = spec.split_once([':', '='])?;
+    let alg = match alg.to_ascii_lowercase().as_str() {
+        "sha256" => "SHA-256",
+        "sha512" => "SHA-512",
+        "sha384" => "SHA-384",
+        "sha1" => "SHA-1",
+        "md5" => "MD5",
+        _ => return None,
+    };
+    let value = value.trim().to_ascii_lowercase();
+    (!value.is_empty() && value.chars().all(|c| c.is_ascii_hexdigit())).then(|| super::Hash {
+        alg: alg.to_string(),
+        value,
+    })
+}
+
+/// npm-style SRI integrity (`sha512-<base64>`) into a hex hash.
+pub(crate) fn integrity(sri: &str) -> Option<super::Hash> {
+    let (alg, b64) = sri.split_whitespace().next()?.split_once('-')?;
+    let alg = match alg {
+        "sha512" => "SHA-512",
+        "sha384" => "SHA-384",
+        "sha256" => "SHA-256",
+        "sha1" => "SHA-1",
+        _ => return None,
+    };
+    let bytes = base64_decode(b64)?;
+    Some(super::Hash {
+        alg: alg.to_string(),
+        value: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    })
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        })
+    };
+    let clean: Vec<u8> = s.bytes().filter(|b| *b != b'=').collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut acc = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            acc |= val(*c)? << (18 - 6 * i);
+        }
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection() {
+        assert_eq!(detect("requirements.txt"), Some(Kind::Requirements));
+        assert_eq!(
+            detect("sub/py3.11-requirements.txt"),
+            Some(Kind::Requirements)
+        );
+        assert_eq!(detect("requirements/base.txt"), Some(Kind::Requirements));
+        assert_eq!(detect("dev-requirements.txt"), Some(Kind::Requirements));
+        assert_eq!(
+            detect(".venv/lib/python3.11/site-packages/six-1.16.0.dist-info/METADATA"),
+            Some(Kind::PythonMetadata)
+        );
+        assert_eq!(detect("rootfs/var/lib/dpkg/status"), Some(Kind::DpkgStatus));
+        assert_eq!(detect("notes.txt"), None);
+        assert_eq!(detect("METADATA"), None);
+    }
+
+    #[test]
+    fn hashes() {
+        let h = integrity("sha512-z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg==").unwrap();
+        assert_eq!(h.alg, "SHA-512");
+        assert_eq!(h.value.len(), 128);
+        assert!(h.value.starts_with("cf83e135"));
+        assert_eq!(hash("sha256:ABCDEF").unwrap().value, "abcdef");
+        assert!(hash("sha256:xyz").is_none());
+    }
+}

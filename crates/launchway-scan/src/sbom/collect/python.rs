@@ -1,0 +1,369 @@
+//! Python: requirements files (pins, extras, markers, hashes), Pipfile.lock,
+//! poetry.lock, uv.lock, pdm.lock, and installed distributions
+//! (`*.dist-info/METADATA`, so a virtualenv or a root file system counts).
+
+use super::{err, hash, json_doc, toml_doc};
+use crate::sbom::{CollectError, Component};
+use crate::version::Ecosystem;
+use std::collections::HashMap;
+
+const ECO: Ecosystem = Ecosystem::PyPI;
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+/// `requirements*.txt`: only exact pins (`==`, `===`) name a version.
+pub fn requirements(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+    let mut out = Vec::new();
+    // Join continuation lines, remembering where each logical line starts.
+    let mut logical: Vec<(usize, String)> = Vec::new();
+    let mut cur = String::new();
+    let mut start = 1;
+    for (i, raw) in text.lines().enumerate() {
+        if cur.is_empty() {
+            start = i + 1;
+        }
+        let line = raw.trim_end();
+        if let Some(body) = line.strip_suffix('\\') {
+            cur.push_str(body);
+            cur.push(' ');
+            continue;
+        }
+        cur.push_str(line);
+        logical.push((start, std::mem::take(&mut cur)));
+    }
+    if !cur.is_empty() {
+        logical.push((start, cur));
+    }
+    for (line_no, line) in logical {
+        // Comments start at `#` at the line start or after whitespace.
+        let line = match line
+            .find(" #")
+            .or_else(|| line.trim_start().starts_with('#').then_some(0))
+        {
+            Some(i) => &line[..i],
+            None => &line[..],
+        };
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('-') {
+            continue;
+        }
+        let mut hashes = Vec::new();
+        let mut spec_part = line;
+        if let Some(i) = line.find("--") {
+            spec_part = line[..i].trim();
+            for opt in line[i..].split_whitespace() {
+                if let Some(h) = opt.strip_prefix("--hash=").and_then(hash) {
+                    hashes.push(h);
+                }
+            }
+        }
+        let spec = spec_part.split(';').next().unwrap_or("").trim();
+        if spec.contains("://")
+            || spec.contains(" @ ")
+            || spec.starts_with('.')
+            || spec.starts_with('/')
+        {
+            continue; // URL, path or VCS requirement: no registry version.
+        }
+        let name_end = spec
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            .unwrap_or(spec.len());
+        let name = &spec[..name_end];
+        if !valid_name(name) {
+            return Err(err(
+                file,
+                Some(line_no),
+                format!("expected a requirement like 'name==1.0', found '{spec}'"),
+            ));
+        }
+        let mut rest = spec[name_end..].trim_start();
+        if rest.starts_with('[') {
+            match rest.find(']') {
+                Some(close) => rest = rest[close + 1..].trim_start(),
+                None => return Err(err(file, Some(line_no), "unclosed '[' in extras")),
+            }
+        }
+        let version = rest
+            .strip_prefix("===")
+            .or_else(|| rest.strip_prefix("=="))
+            .map(|v| v.split(',').next().unwrap_or("").trim())
+            .filter(|v| !v.is_empty() && !v.contains('*'));
+        if let Some(v) = version {
+            let mut c = Component::new(ECO, name, v, file);
+            c.hashes = hashes;
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+pub fn pipfile_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+    let doc = json_doc(file, text)?;
+    let mut out = Vec::new();
+    for (section, dev) in [("default", false), ("develop", true)] {
+        let Some(map) = doc.get(section).and_then(|v| v.as_object()) else {
+            continue;
+        };
+        for (name, info) in map {
+            let Some(v) = info
+                .get("version")
+                .and_then(|v| v.as_str())
+                .and_then(|v| v.strip_prefix("=="))
+            else {
+                continue;
+            };
+            let mut c = Component::new(ECO, name, v, file);
+            c.dev = dev;
+            c.hashes = info
+                .get("hashes")
+                .and_then(|h| h.as_array())
+                .map(|a| a.iter().filter_map(|h| h.as_str().and_then(hash)).collect())
+                .unwrap_or_default();
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+fn packages<'a>(file: &str, doc: &'a toml::Table) -> Result<&'a Vec<toml::Value>, CollectError> {
+    doc.get("package")
+        .and_then(|p| p.as_array())
+        .ok_or_else(|| err(file, None, "expected [[package]] entries"))
+}
+
+fn str_field<'a>(file: &str, t: &'a toml::Value, key: &str) -> Result<&'a str, CollectError> {
+    t.get(key).and_then(|v| v.as_str()).ok_or_else(|| {
+        err(
+            file,
+            None,
+            format!("a [[package]] entry has no string '{key}'"),
+        )
+    })
+}
+
+fn file_hashes(v: Option<&toml::Value>) -> Vec<crate::sbom::Hash> {
+    v.and_then(|f| f.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.get("hash").and_then(|h| h.as_str()).and_then(hash))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Resolves dependency names to the purls of the locked packages.
+fn link(out: &mut [Component], deps: Vec<Vec<String>>) {
+    let by_name: HashMap<String, String> = out
+        .iter()
+        .map(|c| (ECO.normalize_name(&c.name), c.purl.clone()))
+        .collect();
+    for (c, names) in out.iter_mut().zip(deps) {
+        c.dependencies = names
+            .iter()
+            .filter_map(|n| by_name.get(&ECO.normalize_name(n)).cloned())
+            .collect();
+    }
+}
+
+pub fn poetry_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+    let doc = toml_doc(file, text)?;
+    let legacy_files = doc.get("metadata").and_then(|m| m.get("files"));
+    let mut out = Vec::new();
+    let mut deps = Vec::new();
+    for p in packages(file, &doc)? {
+        let name = str_field(file, p, "name")?;
+        let version = str_field(file, p, "version")?;
+        let mut c = Component::new(ECO, name, version, file);
+        c.hashes = file_hashes(p.get("files"));
+        if c.hashes.is_empty() {
+            c.hashes = file_hashes(legacy_files.and_then(|f| f.get(name)));
+        }
+        c.dev = p.get("category").and_then(|v| v.as_str()) == Some("dev");
+        deps.push(
+            p.get("dependencies")
+                .and_then(|d| d.as_table())
+                .map(|t| t.keys().cloned().collect())
+                .unwrap_or_default(),
+        );
+        out.push(c);
+    }
+    link(&mut out, deps);
+    Ok(out)
+}
+
+pub fn uv_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+    let doc = toml_doc(file, text)?;
+    let mut out = Vec::new();
+    let mut deps = Vec::new();
+    for p in packages(file, &doc)? {
+        // The project itself (editable or virtual) is not a dependency.
+        if p.get("source")
+            .is_some_and(|s| s.get("editable").is_some() || s.get("virtual").is_some())
+        {
+            continue;
+        }
+        let name = str_field(file, p, "name")?;
+        let version = str_field(file, p, "version")?;
+        let mut c = Component::new(ECO, name, version, file);
+        if let Some(h) = p
+            .get("sdist")
+            .and_then(|s| s.get("hash"))
+            .and_then(|h| h.as_str())
+            .and_then(hash)
+        {
+            c.hashes.push(h);
+        }
+        c.hashes.extend(file_hashes(p.get("wheels")));
+        deps.push(
+            p.get("dependencies")
+                .and_then(|d| d.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        );
+        out.push(c);
+    }
+    link(&mut out, deps);
+    Ok(out)
+}
+
+pub fn pdm_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+    let doc = toml_doc(file, text)?;
+    let mut out = Vec::new();
+    let mut deps = Vec::new();
+    for p in packages(file, &doc)? {
+        let name = str_field(file, p, "name")?;
+        let version = str_field(file, p, "version")?;
+        let mut c = Component::new(ECO, name, version, file);
+        c.hashes = file_hashes(p.get("files"));
+        c.dev = p
+            .get("groups")
+            .and_then(|g| g.as_array())
+            .is_some_and(|g| !g.is_empty() && g.iter().all(|x| x.as_str() != Some("default")));
+        deps.push(
+            p.get("dependencies")
+                .and_then(|d| d.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|d| d.as_str())
+                        .map(|d| {
+                            d.split(|c: char| {
+                                !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                            })
+                            .next()
+                            .unwrap_or("")
+                            .to_string()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        );
+        out.push(c);
+    }
+    link(&mut out, deps);
+    Ok(out)
+}
+
+/// Licence classifiers people use, as SPDX identifiers.
+fn classifier_license(c: &str) -> Option<&'static str> {
+    Some(match c.rsplit("::").next()?.trim() {
+        "MIT License" => "MIT",
+        "BSD License" => "BSD-3-Clause",
+        "Apache Software License" => "Apache-2.0",
+        "ISC License (ISCL)" => "ISC",
+        "Mozilla Public License 2.0 (MPL 2.0)" => "MPL-2.0",
+        "GNU General Public License v3 (GPLv3)" => "GPL-3.0-only",
+        "GNU General Public License v2 (GPLv2)" => "GPL-2.0-only",
+        "GNU Lesser General Public License v3 (LGPLv3)" => "LGPL-3.0-only",
+        "GNU Lesser General Public License v2 or later (LGPLv2+)" => "LGPL-2.1-or-later",
+        "Python Software Foundation License" => "PSF-2.0",
+        "The Unlicense (Unlicense)" => "Unlicense",
+        _ => return None,
+    })
+}
+
+/// `*.dist-info/METADATA` (core metadata, RFC 822 headers).
+pub fn metadata(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+    let (mut name, mut version) = (None, None);
+    let mut licenses = Vec::new();
+    let mut license_text = None;
+    for line in text.lines() {
+        if line.is_empty() {
+            break; // the body (description) follows the headers
+        }
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        match k {
+            "Name" => name = Some(v.to_string()),
+            "Version" => version = Some(v.to_string()),
+            "License-Expression" => licenses.insert(0, v.to_string()),
+            "License" if !v.is_empty() && v.len() < 80 && !v.eq_ignore_ascii_case("UNKNOWN") => {
+                license_text = Some(v.to_string())
+            }
+            "Classifier" => {
+                if let Some(l) = classifier_license(v) {
+                    licenses.push(l.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    let (Some(name), Some(version)) = (name, version) else {
+        return Err(err(
+            file,
+            None,
+            "core metadata without 'Name' and 'Version' headers",
+        ));
+    };
+    // Where the distribution is: its .dist-info directory.
+    let dir = file.rsplit_once('/').map_or(file, |(d, _)| d);
+    let mut c = Component::new(ECO, &name, &version, dir);
+    if licenses.is_empty()
+        && let Some(t) = license_text
+    {
+        licenses.push(t);
+    }
+    licenses.dedup();
+    c.licenses = licenses;
+    Ok(vec![c])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requirements_pins_extras_markers_hashes() {
+        let text = "# comment\nrequests[socks]==2.31.0 ; python_version >= \"3.8\" \\\n    --hash=sha256:58cd2187c01e70e6e26505bca751777aa9f2ee0b7f4300988b709f44e013003f\nDjango===4.2.1  # pinned\nflask>=2\n-r other.txt\n--index-url https://example.com\n-e .\nlocal @ file:///x\nnumpy==1.*\n";
+        let cs = requirements("requirements.txt", text).unwrap();
+        let names: Vec<(&str, &str)> = cs
+            .iter()
+            .map(|c| (c.name.as_str(), c.version.as_str()))
+            .collect();
+        assert_eq!(names, [("requests", "2.31.0"), ("Django", "4.2.1")]);
+        assert_eq!(cs[0].hashes.len(), 1);
+        assert_eq!(cs[0].purl, "pkg:pypi/requests@2.31.0");
+        let e = requirements("r.txt", "ok==1\n<bad>==2\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn metadata_headers() {
+        let text = "Metadata-Version: 2.1\nName: PyYAML\nVersion: 6.0.1\nLicense: MIT\nClassifier: License :: OSI Approved :: MIT License\n\nLicense: not a header\n";
+        let c = &metadata("site-packages/PyYAML-6.0.1.dist-info/METADATA", text).unwrap()[0];
+        assert_eq!(c.purl, "pkg:pypi/pyyaml@6.0.1");
+        assert_eq!(c.licenses, ["MIT"]);
+        assert_eq!(c.locations, ["site-packages/PyYAML-6.0.1.dist-info"]);
+        assert!(metadata("x/METADATA", "Foo: bar\n").is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! The software bill of materials: components found by collectors (one
+//! module per file format under `collect/`), package URLs, and the SPDX and
+//! CycloneDX writers.
+
+pub mod collect;
+pub mod cyclonedx;
+pub mod purl;
+pub mod spdx;
+
+use crate::version::Ecosystem;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Hash {
+    /// `SHA-256`, `SHA-512`, `SHA-1`, `MD5` (CycloneDX spelling).
+    pub alg: String,
+    /// Lowercase hex.
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Component {
+    pub name: String,
+    pub version: String,
+    pub ecosystem: Ecosystem,
+    pub purl: String,
+    /// Files it was found in, relative to the scanned root.
+    pub locations: Vec<String>,
+    /// SPDX license expressions or names, as the source states them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub licenses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hashes: Vec<Hash>,
+    /// purls of direct dependencies, where the source records them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
+    /// A development-only dependency (when the lockfile says so).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dev: bool,
+}
+
+impl Component {
+    pub fn new(ecosystem: Ecosystem, name: &str, version: &str, location: &str) -> Component {
+        Component {
+            purl: purl::purl(ecosystem, name, version),
+            name: name.to_string(),
+            version: version.to_string(),
+            ecosystem,
+            locations: vec![location.to_string()],
+            licenses: Vec::new(),
+            hashes: Vec::new(),
+            dependencies: Vec::new(),
+            dev: false,
+        }
+    }
+}
+
+/// A file that could not be read as what its name promises.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for CollectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "{}:{l}:{c}: {}", self.file, self.message),
+            (Some(l), None) => write!(f, "{}:{l}: {}", self.file, self.message),
+            _ => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// What a scan of a tree found.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Inventory {
+    pub components: Vec<Component>,
+    pub errors: Vec<CollectError>,
+    /// Files recognised and read.
+    pub files: Vec<String>,
+}
+
+impl Inventory {
+    /// Merges components found more than once (same purl) and sorts
+    /// everything, so output is deterministic.
+    pub fn finish(&mut self) {
+        self.components
+            .sort_by(|a, b| a.purl.cmp(&b.purl).then(a.locations.cmp(&b.locations)));
+        let mut merged: Vec<Component> = Vec::with_capacity(self.components.len());
+        for c in std::mem::take(&mut self.components) {
+            match merged.last_mut() {
+                Some(last) if last.purl == c.purl => {
+                    for l in c.locations {
+                        if !last.locations.contains(&l) {
+                            last.locations.push(l);
+                        }
+                    }
+                    for x in c.licenses {
+                        if !last.licenses.contains(&x) {
+                            last.licenses.push(x);
+                        }
+                    }
+                    for h in c.hashes {
+                        if !last.hashes.contains(&h) {
+                            last.hashes.push(h);
+                        }
+                    }
+                    for d in c.dependencies {
+                        if !last.dependencies.contains(&d) {
+                            last.dependencies.push(d);
+                        }
+                    }
+                    last.dev &= c.dev;
+                }
+                _ => merged.push(c),
+            }
+        }
+        for c in &mut merged {
+            c.locations.sort();
+            c.hashes.sort();
+            c.dependencies.sort();
+        }
+        self.components = merged;
+        self.errors
+            .sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
+        self.files.sort();
+        self.files.dedup();
+    }
+}
