@@ -3,6 +3,7 @@
 mod cmd_lint;
 mod cmd_run;
 mod cmd_runs;
+mod cmd_sbom;
 mod diagnostics;
 mod reporter;
 
@@ -34,6 +35,8 @@ enum Command {
     Runs(cmd_runs::RunsArgs),
     /// Print the logs of a run, or of one of its jobs.
     Logs(cmd_runs::LogsArgs),
+    /// Write the software bill of materials (SPDX or CycloneDX) of a tree.
+    Sbom(cmd_sbom::SbomArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => cmd_lint::main(&args),
         Command::Runs(args) => cmd_runs::runs(&args, &store),
         Command::Logs(args) => cmd_runs::logs(&args, &store),
+        Command::Sbom(args) => cmd_sbom::main(&args),
     };
     ExitCode::from(code)
 }

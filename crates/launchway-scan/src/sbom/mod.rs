@@ -4,6 +4,7 @@
 
 pub mod collect;
 pub mod cyclonedx;
+pub mod license;
 pub mod purl;
 pub mod spdx;
 

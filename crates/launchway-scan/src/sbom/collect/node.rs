@@ -92,17 +92,18 @@ pub fn package_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectErr
         out: &mut Vec<Component>,
     ) {
         for (name, info) in deps {
-            if let Some(version) = info.get("version").and_then(|v| v.as_str()) {
-                if !version.starts_with("file:") && !version.starts_with("link:") {
-                    let mut c = Component::new(ECO, name, version, file);
-                    c.hashes.extend(
-                        info.get("integrity")
-                            .and_then(|i| i.as_str())
-                            .and_then(integrity),
-                    );
-                    c.dev = info.get("dev").and_then(|d| d.as_bool()).unwrap_or(false);
-                    out.push(c);
-                }
+            if let Some(version) = info.get("version").and_then(|v| v.as_str())
+                && !version.starts_with("file:")
+                && !version.starts_with("link:")
+            {
+                let mut c = Component::new(ECO, name, version, file);
+                c.hashes.extend(
+                    info.get("integrity")
+                        .and_then(|i| i.as_str())
+                        .and_then(integrity),
+                );
+                c.dev = info.get("dev").and_then(|d| d.as_bool()).unwrap_or(false);
+                out.push(c);
             }
             if let Some(nested) = info.get("dependencies").and_then(|d| d.as_object()) {
                 walk(file, nested, out);

@@ -5,6 +5,16 @@ use super::{err, toml_doc};
 use crate::sbom::{CollectError, Component, Hash};
 use crate::version::Ecosystem;
 
+/// One `[[package]]` as written.
+struct Locked {
+    name: String,
+    version: String,
+    /// From a registry or git (not a workspace member).
+    external: bool,
+    checksum: Option<String>,
+    deps: Vec<String>,
+}
+
 pub fn cargo_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
     let doc = toml_doc(file, text)?;
     let Some(pkgs) = doc.get("package").and_then(|p| p.as_array()) else {
@@ -12,7 +22,7 @@ pub fn cargo_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError
     };
     // v1 lockfiles keep checksums in [metadata]: "checksum NAME VERSION (SOURCE)" = "hash".
     let legacy = doc.get("metadata").and_then(|m| m.as_table());
-    let mut entries: Vec<(String, String, bool, Option<String>, Vec<String>)> = Vec::new();
+    let mut entries: Vec<Locked> = Vec::new();
     for p in pkgs {
         let name = p
             .get("name")
@@ -43,13 +53,13 @@ pub fn cargo_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError
                     .collect()
             })
             .unwrap_or_default();
-        entries.push((
-            name.to_string(),
-            version.to_string(),
-            source.is_some(),
+        entries.push(Locked {
+            name: name.to_string(),
+            version: version.to_string(),
+            external: source.is_some(),
             checksum,
             deps,
-        ));
+        });
     }
     let purl_of = |dep: &str| -> Option<String> {
         let mut parts = dep.split_whitespace();
@@ -57,12 +67,19 @@ pub fn cargo_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError
         let version = parts.next();
         entries
             .iter()
-            .filter(|e| e.0 == name && e.2 && version.is_none_or(|v| v == e.1))
-            .map(|e| crate::sbom::purl::purl(Ecosystem::Crates, &e.0, &e.1))
+            .filter(|e| e.name == name && e.external && version.is_none_or(|v| v == e.version))
+            .map(|e| crate::sbom::purl::purl(Ecosystem::Crates, &e.name, &e.version))
             .next()
     };
     let mut out = Vec::new();
-    for (name, version, external, checksum, deps) in &entries {
+    for Locked {
+        name,
+        version,
+        external,
+        checksum,
+        deps,
+    } in &entries
+    {
         if !external {
             continue;
         }

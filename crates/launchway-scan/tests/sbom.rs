@@ -1,0 +1,195 @@
+//! SBOM end to end on hand-written fixtures in every supported format:
+//! what is found, snapshots of both writers, and the official validators.
+
+#![allow(clippy::unwrap_used)]
+
+use launchway_scan::sbom::{collect, cyclonedx, spdx};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sbom")
+}
+
+const TS: &str = "2026-01-01T00:00:00Z";
+
+#[test]
+fn finds_every_format_and_reports_broken_files() {
+    let inv = collect::inventory(&fixtures());
+    let purls: Vec<&str> = inv.components.iter().map(|c| c.purl.as_str()).collect();
+    for want in [
+        "pkg:pypi/requests@2.31.0",
+        "pkg:pypi/urllib3@1.26.18",
+        "pkg:pypi/numpy@1.26.4",
+        "pkg:pypi/idna@3.4",
+        "pkg:pypi/pytest@7.4.0",
+        "pkg:pypi/certifi@2023.7.22",
+        "pkg:pypi/charset-normalizer@3.2.0",
+        "pkg:pypi/scikit-learn@1.3.2",
+        "pkg:pypi/joblib@1.3.2",
+        "pkg:pypi/anyio@4.0.0",
+        "pkg:pypi/sniffio@1.3.0",
+        "pkg:cargo/smallvec@1.11.0",
+        "pkg:npm/express@4.18.2",
+        "pkg:npm/debug@2.6.9",
+        "pkg:npm/%40types/node@20.8.0",
+        "pkg:npm/lodash@4.17.21",
+        "pkg:npm/left-pad@1.3.0",
+        "pkg:npm/react@18.2.0",
+        "pkg:npm/loose-envify@1.4.0",
+        "pkg:golang/github.com/gorilla/mux@v1.8.0",
+        "pkg:golang/golang.org/x/net@v0.17.0",
+        "pkg:deb/debian/zlib1g@1%3A1.2.13.dfsg-1?arch=amd64",
+        "pkg:deb/debian/openssl@3.0.11-1~deb12u2?arch=amd64",
+    ] {
+        assert!(purls.contains(&want), "missing {want}; found {purls:#?}");
+    }
+    // Not: the editable project, the yarn workspace, unpinned requirements, gitignored files.
+    for absent in ["churn-service", "site", "flask", "secret-internal-package"] {
+        assert!(
+            !inv.components.iter().any(|c| c.name == absent),
+            "{absent} should not be listed"
+        );
+    }
+    // requests is found twice (requirements and the installed dist-info) and merged.
+    let requests = inv
+        .components
+        .iter()
+        .find(|c| c.name == "requests")
+        .unwrap();
+    assert_eq!(requests.locations.len(), 2);
+    assert_eq!(requests.licenses, ["Apache-2.0"]);
+    let sklearn = inv
+        .components
+        .iter()
+        .find(|c| c.name == "scikit-learn")
+        .unwrap();
+    assert_eq!(sklearn.dependencies, ["pkg:pypi/joblib@1.3.2"]);
+    assert_eq!(sklearn.hashes.len(), 2);
+    // The broken lockfile is reported with its position; the rest is still read.
+    assert_eq!(inv.errors.len(), 1, "{:?}", inv.errors);
+    assert_eq!(inv.errors[0].file, "broken/poetry.lock");
+    assert_eq!(inv.errors[0].line, Some(5));
+}
+
+#[test]
+fn cyclonedx_snapshot() {
+    let inv = collect::inventory(&fixtures());
+    let doc = cyclonedx::write(&inv, "fixtures", TS, "0.0.0", cyclonedx::SpecVersion::V1_6);
+    insta::assert_json_snapshot!(doc);
+}
+
+#[test]
+fn spdx_snapshot() {
+    let inv = collect::inventory(&fixtures());
+    insta::assert_json_snapshot!(spdx::write(&inv, "fixtures", TS, "0.0.0"));
+}
+
+#[test]
+fn output_is_deterministic() {
+    let a = cyclonedx::write(
+        &collect::inventory(&fixtures()),
+        "x",
+        TS,
+        "0",
+        cyclonedx::SpecVersion::V1_6,
+    );
+    let b = cyclonedx::write(
+        &collect::inventory(&fixtures()),
+        "x",
+        TS,
+        "0",
+        cyclonedx::SpecVersion::V1_6,
+    );
+    assert_eq!(a, b);
+}
+
+/// A virtualenv with the official validators, made once per target dir.
+fn validators() -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sbom-validators");
+    let py = venv.join("bin/python");
+    let ready = venv.join(".ready");
+    if !ready.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "python3 -m venv failed");
+        let out = Command::new(&py)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "spdx-tools",
+                "cyclonedx-python-lib[json-validation]",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "installing the validators failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(&ready, "").unwrap();
+    }
+    venv
+}
+
+#[test]
+fn documents_pass_the_official_validators() {
+    let venv = validators();
+    let tmp = tempfile::tempdir().unwrap();
+    let inv = collect::inventory(&fixtures());
+    let spdx_path = tmp.path().join("bom.spdx.json");
+    std::fs::write(
+        &spdx_path,
+        serde_json::to_string_pretty(&spdx::write(&inv, "fixtures", TS, "0.0.0")).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(venv.join("bin/pyspdxtools"))
+        .arg("--infile")
+        .arg(&spdx_path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !text.contains("ERROR") && !text.contains("issues"),
+        "SPDX validation:\n{text}"
+    );
+    for (spec, label) in [
+        (cyclonedx::SpecVersion::V1_6, "1.6"),
+        (cyclonedx::SpecVersion::V1_5, "1.5"),
+    ] {
+        let path = tmp.path().join(format!("bom-{label}.cdx.json"));
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&cyclonedx::write(&inv, "fixtures", TS, "0.0.0", spec))
+                .unwrap(),
+        )
+        .unwrap();
+        let script = format!(
+            "import sys\nfrom cyclonedx.validation.json import JsonStrictValidator\nfrom cyclonedx.schema import SchemaVersion\n\
+             e = JsonStrictValidator(SchemaVersion.V{}).validate_str(open(sys.argv[1]).read())\n\
+             print(repr(e)) if e else None\nsys.exit(1 if e else 0)\n",
+            label.replace('.', "_")
+        );
+        let out = Command::new(venv.join("bin/python"))
+            .args(["-c", &script])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "CycloneDX {label}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

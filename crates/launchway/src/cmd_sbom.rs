@@ -1,0 +1,105 @@
+//! `launchway sbom`: the software bill of materials of a tree.
+
+use clap::{Args, ValueEnum};
+use launchway_scan::sbom::{collect, cyclonedx, spdx};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    SpdxJson,
+    CyclonedxJson,
+}
+
+#[derive(Args)]
+pub struct SbomArgs {
+    /// Directory (or a single lockfile) to inventory.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    #[arg(short, long, value_enum, default_value = "cyclonedx-json")]
+    format: Format,
+    /// CycloneDX specification version.
+    #[arg(long, default_value = "1.6", value_parser = ["1.5", "1.6"])]
+    spec_version: String,
+    /// Write to this file instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+/// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
+pub fn timestamp() -> Result<String, String> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.trim().is_empty() => {
+            let secs: u64 = s
+                .trim()
+                .parse()
+                .map_err(|_| format!("SOURCE_DATE_EPOCH='{s}' is not a number of seconds"))?;
+            Ok(launchway_runner::store::rfc3339(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+            ))
+        }
+        _ => Ok(launchway_runner::store::now_rfc3339()),
+    }
+}
+
+/// Builds the document for a path; shared with the native sbom action.
+pub fn document(
+    path: &std::path::Path,
+    format: Format,
+    spec: &str,
+) -> Result<(serde_json::Value, launchway_scan::sbom::Inventory), String> {
+    if !path.exists() {
+        return Err(format!("{} does not exist", path.display()));
+    }
+    let inv = collect::inventory(path);
+    let name = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_else(|| "project".into());
+    let ts = timestamp()?;
+    let version = env!("CARGO_PKG_VERSION");
+    let doc = match format {
+        Format::SpdxJson => spdx::write(&inv, &name, &ts, version),
+        Format::CyclonedxJson => {
+            let spec = cyclonedx::SpecVersion::parse(spec)
+                .ok_or_else(|| format!("unknown CycloneDX version {spec}"))?;
+            cyclonedx::write(&inv, &name, &ts, version, spec)
+        }
+    };
+    Ok((doc, inv))
+}
+
+pub fn main(args: &SbomArgs) -> u8 {
+    let (doc, inv) = match document(&args.path, args.format, &args.spec_version) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    for e in &inv.errors {
+        eprintln!("warning: {e} (skipped)");
+    }
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
+    match &args.output {
+        Some(p) => {
+            if let Err(e) = std::fs::write(p, text) {
+                eprintln!("error: {}: {e}", p.display());
+                return 1;
+            }
+        }
+        None => print!("{text}"),
+    }
+    eprintln!(
+        "{} components from {} file{}{}",
+        inv.components.len(),
+        inv.files.len(),
+        if inv.files.len() == 1 { "" } else { "s" },
+        if inv.errors.is_empty() {
+            String::new()
+        } else {
+            format!("; {} skipped with errors", inv.errors.len())
+        }
+    );
+    0
+}
