@@ -4,3 +4,4 @@
 pub mod osv;
 pub mod sbom;
 pub mod version;
+pub mod vuln;

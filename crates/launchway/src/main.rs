@@ -4,6 +4,7 @@ mod cmd_lint;
 mod cmd_run;
 mod cmd_runs;
 mod cmd_sbom;
+mod cmd_scan;
 mod diagnostics;
 mod reporter;
 
@@ -37,6 +38,10 @@ enum Command {
     Logs(cmd_runs::LogsArgs),
     /// Write the software bill of materials (SPDX or CycloneDX) of a tree.
     Sbom(cmd_sbom::SbomArgs),
+    /// Manage the offline advisory database.
+    Db(cmd_scan::DbArgs),
+    /// Scan for known vulnerabilities and leaked secrets.
+    Scan(cmd_scan::ScanArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +56,8 @@ fn main() -> ExitCode {
         Command::Runs(args) => cmd_runs::runs(&args, &store),
         Command::Logs(args) => cmd_runs::logs(&args, &store),
         Command::Sbom(args) => cmd_sbom::main(&args),
+        Command::Db(args) => cmd_scan::db(args, &store),
+        Command::Scan(args) => cmd_scan::scan(&args, &store),
     };
     ExitCode::from(code)
 }

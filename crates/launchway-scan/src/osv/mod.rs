@@ -1,5 +1,6 @@
 //! OSV advisories: the schema, matching, severity.
 
+pub mod db;
 pub mod matching;
 pub mod model;
 pub mod severity;

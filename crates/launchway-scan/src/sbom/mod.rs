@@ -6,6 +6,7 @@ pub mod collect;
 pub mod cyclonedx;
 pub mod license;
 pub mod purl;
+pub mod read;
 pub mod spdx;
 
 use crate::version::Ecosystem;

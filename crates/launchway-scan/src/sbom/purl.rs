@@ -71,3 +71,75 @@ mod tests {
         );
     }
 }
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or(""), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads a purl back into ecosystem, name and version, for the types
+/// Launchway knows; `None` otherwise.
+pub fn parse(purl: &str) -> Option<(Ecosystem, String, String)> {
+    let rest = purl.strip_prefix("pkg:")?;
+    let rest = rest.split('#').next()?;
+    let rest = rest.split('?').next()?;
+    let (path, version) = rest.rsplit_once('@')?;
+    let (ty, name_path) = path.split_once('/')?;
+    let eco = match ty.to_ascii_lowercase().as_str() {
+        "pypi" => Ecosystem::PyPI,
+        "cargo" => Ecosystem::Crates,
+        "npm" => Ecosystem::Npm,
+        "golang" => Ecosystem::Go,
+        "deb" => Ecosystem::Debian,
+        _ => return None,
+    };
+    let segs: Vec<String> = name_path.split('/').map(decode).collect();
+    let name = match eco {
+        Ecosystem::Npm | Ecosystem::Go => segs.join("/"),
+        // deb: namespace is the distribution.
+        _ => segs.last()?.clone(),
+    };
+    Some((eco, name, decode(version)))
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip() {
+        for (eco, n, v) in [
+            (Ecosystem::Npm, "@babel/core", "7.0.0"),
+            (Ecosystem::PyPI, "requests", "2.31.0"),
+            (Ecosystem::Go, "github.com/gorilla/mux", "v1.8.0"),
+            (Ecosystem::Debian, "zlib1g", "1:1.2.13.dfsg-1"),
+            (Ecosystem::Crates, "serde", "1.0.0+build"),
+        ] {
+            assert_eq!(
+                parse(&purl(eco, n, v)),
+                Some((eco, n.to_string(), v.to_string()))
+            );
+        }
+        assert_eq!(
+            parse("pkg:deb/debian/zlib1g@1%3A1.2?arch=amd64").unwrap().2,
+            "1:1.2"
+        );
+        assert_eq!(parse("pkg:maven/a/b@1"), None);
+        assert_eq!(parse("nonsense"), None);
+    }
+}

@@ -1,0 +1,269 @@
+//! Matching an inventory against the advisory database: one finding per
+//! vulnerability per package (aliases merged), severity, fixed versions,
+//! an ignore file and `--ignore-unfixed`.
+
+use crate::osv::db::{Db, Stored};
+use crate::osv::severity::{Level, Severity};
+use crate::osv::{fixed_versions, is_affected};
+use crate::sbom::Component;
+use crate::version::Ecosystem;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The preferred id: a CVE when there is one, else a GHSA, else the first.
+    pub id: String,
+    pub aliases: Vec<String>,
+    pub package: String,
+    pub version: String,
+    pub ecosystem: Ecosystem,
+    pub purl: String,
+    pub locations: Vec<String>,
+    pub severity: Severity,
+    pub fixed: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub references: Vec<String>,
+}
+
+/// `.trivyignore`: one id per line, optional `exp:YYYY-MM-DD`, `#` comments.
+#[derive(Debug, Clone, Default)]
+pub struct IgnoreList {
+    entries: Vec<(String, Option<String>)>,
+}
+
+impl IgnoreList {
+    pub fn parse(text: &str) -> Result<IgnoreList, String> {
+        let mut entries = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let mut parts = line.split_whitespace();
+            let id = parts.next().unwrap_or("").to_string();
+            let mut exp = None;
+            for p in parts {
+                match p.strip_prefix("exp:") {
+                    Some(d)
+                        if d.len() == 10
+                            && d.as_bytes()[4] == b'-'
+                            && d.as_bytes()[7] == b'-'
+                            && d.replace('-', "").chars().all(|c| c.is_ascii_digit()) =>
+                    {
+                        exp = Some(d.to_string());
+                    }
+                    _ => {
+                        return Err(format!(
+                            "line {}: unexpected '{p}' (expected 'exp:YYYY-MM-DD')",
+                            i + 1
+                        ));
+                    }
+                }
+            }
+            entries.push((id, exp));
+        }
+        Ok(IgnoreList { entries })
+    }
+
+    /// Whether any of these ids is ignored on `today` (`YYYY-MM-DD`).
+    pub fn ignores<'a>(&self, mut ids: impl Iterator<Item = &'a str>, today: &str) -> bool {
+        ids.any(|id| {
+            self.entries.iter().any(|(e, exp)| {
+                e.eq_ignore_ascii_case(id) && exp.as_deref().is_none_or(|d| d >= today)
+            })
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub ignore: IgnoreList,
+    pub ignore_unfixed: bool,
+    /// `YYYY-MM-DD`, for ignore-file expiry.
+    pub today: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub packages: usize,
+    pub ignored: usize,
+    pub withdrawn: usize,
+    /// Ecosystems with packages but no imported advisories.
+    pub missing_ecosystems: Vec<String>,
+}
+
+fn primary(ids: &[String]) -> String {
+    ids.iter()
+        .find(|i| i.starts_with("CVE-"))
+        .or_else(|| ids.iter().find(|i| i.starts_with("GHSA-")))
+        .or_else(|| ids.first())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Merges advisories that share any id into one group each.
+fn merge(hits: Vec<&Stored>) -> Vec<Vec<&Stored>> {
+    let mut groups: Vec<(Vec<String>, Vec<&Stored>)> = Vec::new();
+    for s in hits {
+        let ids: Vec<String> = s.advisory.ids().map(str::to_string).collect();
+        let mut matching: Vec<usize> = groups
+            .iter()
+            .enumerate()
+            .filter(|(_, (gids, _))| gids.iter().any(|g| ids.contains(g)))
+            .map(|(i, _)| i)
+            .collect();
+        let mut merged_ids = ids;
+        let mut merged = vec![s];
+        // Fold every group this one bridges into one.
+        while let Some(i) = matching.pop() {
+            let (gids, members) = groups.remove(i);
+            merged_ids.extend(gids);
+            merged.extend(members);
+        }
+        merged_ids.sort();
+        merged_ids.dedup();
+        groups.push((merged_ids, merged));
+    }
+    groups.into_iter().map(|(_, m)| m).collect()
+}
+
+pub fn scan(
+    components: &[Component],
+    db: &Db,
+    opts: &Options,
+) -> Result<(Vec<Finding>, Stats), String> {
+    let mut stats = Stats {
+        packages: components.len(),
+        ..Stats::default()
+    };
+    let mut by_eco: BTreeMap<Ecosystem, Vec<&Component>> = BTreeMap::new();
+    for c in components {
+        by_eco.entry(c.ecosystem).or_default().push(c);
+    }
+    let mut findings = Vec::new();
+    for (eco, comps) in by_eco {
+        let Some(mut reader) = db.reader(eco)? else {
+            stats.missing_ecosystems.push(eco.osv_name().to_string());
+            continue;
+        };
+        for c in comps {
+            let stored = reader.for_package(&c.name)?;
+            let mut hits: Vec<&Stored> = Vec::new();
+            for s in &stored {
+                if s.advisory.withdrawn.is_some() {
+                    stats.withdrawn += 1;
+                    continue;
+                }
+                let affected = s.advisory.affected.iter().any(|af| {
+                    af.package
+                        .as_ref()
+                        .is_some_and(|p| eco.normalize_name(&p.name) == eco.normalize_name(&c.name))
+                        && is_affected(eco, &c.version, af)
+                });
+                if affected {
+                    hits.push(s);
+                }
+            }
+            for group in merge(hits) {
+                let mut ids: Vec<String> = group
+                    .iter()
+                    .flat_map(|s| s.advisory.ids().map(str::to_string))
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                let id = primary(&ids);
+                let aliases: Vec<String> = ids.iter().filter(|i| **i != id).cloned().collect();
+                let severity = group
+                    .iter()
+                    .map(|s| s.severity.clone())
+                    .max_by(|a, b| {
+                        a.level
+                            .cmp(&b.level)
+                            .then(a.score.unwrap_or(0.0).total_cmp(&b.score.unwrap_or(0.0)))
+                    })
+                    .unwrap_or(Severity {
+                        level: Level::Unknown,
+                        score: None,
+                        vector: None,
+                    });
+                let mut fixed: Vec<String> = group
+                    .iter()
+                    .flat_map(|s| s.advisory.affected.iter().flat_map(fixed_versions))
+                    .collect();
+                fixed.sort_by(|a, b| eco.compare(a, b).unwrap_or(std::cmp::Ordering::Equal));
+                fixed.dedup();
+                // Fixes on older branches do not help this version.
+                let upgrades: Vec<String> = fixed
+                    .iter()
+                    .filter(|f| eco.compare(f, &c.version) == Some(std::cmp::Ordering::Greater))
+                    .cloned()
+                    .collect();
+                if !upgrades.is_empty() {
+                    fixed = upgrades;
+                }
+                if opts
+                    .ignore
+                    .ignores(ids.iter().map(String::as_str), &opts.today)
+                    || (opts.ignore_unfixed && fixed.is_empty())
+                {
+                    stats.ignored += 1;
+                    continue;
+                }
+                let summary = group.iter().find_map(|s| s.advisory.summary.clone());
+                let mut references: Vec<String> = group
+                    .iter()
+                    .flat_map(|s| s.advisory.references.iter().map(|r| r.url.clone()))
+                    .collect();
+                references.dedup();
+                references.truncate(5);
+                findings.push(Finding {
+                    id,
+                    aliases,
+                    package: c.name.clone(),
+                    version: c.version.clone(),
+                    ecosystem: eco,
+                    purl: c.purl.clone(),
+                    locations: c.locations.clone(),
+                    severity,
+                    fixed,
+                    summary,
+                    references,
+                });
+            }
+        }
+    }
+    findings.sort_by(|a, b| {
+        a.locations
+            .first()
+            .cmp(&b.locations.first())
+            .then(b.severity.level.cmp(&a.severity.level))
+            .then(a.package.cmp(&b.package))
+            .then(a.id.cmp(&b.id))
+    });
+    Ok((findings, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignore_files() {
+        let l = IgnoreList::parse("# accepted risk\nCVE-2023-1 exp:2026-12-31\nGHSA-xxxx  # forever\nCVE-2020-9 exp:2020-01-01\n").unwrap();
+        assert!(l.ignores(["CVE-2023-1"].into_iter(), "2026-11-27"));
+        assert!(!l.ignores(["CVE-2023-1"].into_iter(), "2027-01-01"));
+        assert!(l.ignores(["PYSEC-1", "GHSA-xxxx"].into_iter(), "2030-01-01"));
+        assert!(
+            !l.ignores(["CVE-2020-9"].into_iter(), "2026-11-27"),
+            "expired"
+        );
+        assert!(
+            IgnoreList::parse("CVE-1 until:tomorrow\n")
+                .unwrap_err()
+                .contains("line 1")
+        );
+    }
+}
