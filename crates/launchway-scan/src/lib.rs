@@ -3,5 +3,6 @@
 
 pub mod osv;
 pub mod sbom;
+pub mod secrets;
 pub mod version;
 pub mod vuln;

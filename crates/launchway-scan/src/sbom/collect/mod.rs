@@ -151,6 +151,10 @@ pub fn inventory(root: &Path) -> Inventory {
 }
 
 /// 1-based line and column of a byte offset.
+pub fn position_of(text: &str, offset: usize) -> (usize, usize) {
+    position(text, offset)
+}
+
 pub(crate) fn position(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..text.floor_char_boundary(offset.min(text.len()))];
     let line = before.matches('\n').count() + 1;
