@@ -1,7 +1,9 @@
 //! Launchway's security gates: what is inside (SBOM), what of it is known
 //! to be vulnerable (OSV advisories, offline), and whether a secret leaked.
 
+pub mod gate;
 pub mod osv;
+pub mod report;
 pub mod sbom;
 pub mod secrets;
 pub mod version;

@@ -1,7 +1,8 @@
 //! `launchway sbom`: the software bill of materials of a tree.
 
 use clap::{Args, ValueEnum};
-use launchway_scan::sbom::{collect, cyclonedx, spdx};
+use launchway_scan::gate;
+use launchway_scan::sbom::cyclonedx;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -41,32 +42,20 @@ pub fn timestamp() -> Result<String, String> {
     }
 }
 
-/// Builds the document for a path; shared with the native sbom action.
+/// Builds the document for a path.
 pub fn document(
     path: &std::path::Path,
     format: Format,
     spec: &str,
 ) -> Result<(serde_json::Value, launchway_scan::sbom::Inventory), String> {
-    if !path.exists() {
-        return Err(format!("{} does not exist", path.display()));
-    }
-    let inv = collect::inventory(path);
-    let name = path
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
-        .unwrap_or_else(|| "project".into());
-    let ts = timestamp()?;
-    let version = env!("CARGO_PKG_VERSION");
-    let doc = match format {
-        Format::SpdxJson => spdx::write(&inv, &name, &ts, version),
-        Format::CyclonedxJson => {
-            let spec = cyclonedx::SpecVersion::parse(spec)
-                .ok_or_else(|| format!("unknown CycloneDX version {spec}"))?;
-            cyclonedx::write(&inv, &name, &ts, version, spec)
-        }
+    let fmt = match format {
+        Format::SpdxJson => gate::SbomFormat::Spdx,
+        Format::CyclonedxJson => gate::SbomFormat::CycloneDx(
+            cyclonedx::SpecVersion::parse(spec)
+                .ok_or_else(|| format!("unknown CycloneDX version {spec}"))?,
+        ),
     };
-    Ok((doc, inv))
+    gate::sbom(path, fmt, &timestamp()?, env!("CARGO_PKG_VERSION"))
 }
 
 pub fn main(args: &SbomArgs) -> u8 {

@@ -3,11 +3,9 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use launchway_runner::store::Store;
+use launchway_scan::gate;
 use launchway_scan::osv::db::{Db, read_sources};
 use launchway_scan::osv::severity::Level;
-use launchway_scan::sbom::{Inventory, collect, read as sbom_read};
-use launchway_scan::vuln::{self, Finding, IgnoreList};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
@@ -64,8 +62,8 @@ pub fn db(args: DbArgs, store: &Store) -> u8 {
                 return 0;
             }
             println!(
-                "{:<12} {:>10} {:>10}  {:<22} {}",
-                "ECOSYSTEM", "ADVISORIES", "WITHDRAWN", "IMPORTED", "NEWEST ADVISORY"
+                "{:<12} {:>10} {:>10}  {:<22} NEWEST ADVISORY",
+                "ECOSYSTEM", "ADVISORIES", "WITHDRAWN", "IMPORTED"
             );
             for (eco, m) in &meta.ecosystems {
                 println!(
@@ -191,134 +189,52 @@ pub enum ReportFormat {
 pub struct ScanArgs {
     /// A directory, a lockfile, or an SPDX/CycloneDX JSON SBOM.
     #[arg(default_value = ".")]
-    path: PathBuf,
+    pub path: PathBuf,
     /// Which scanners to run.
     #[arg(long, value_delimiter = ',', default_value = "vuln,secret")]
-    scanners: Vec<String>,
-    /// Severities to report (and to fail on with --exit-code).
+    pub scanners: Vec<String>,
+    /// Severities to report (and to fail on with --exit-code). Secrets count as HIGH.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "UNKNOWN,LOW,MEDIUM,HIGH,CRITICAL"
     )]
-    severity: Vec<Level>,
+    pub severity: Vec<Level>,
     /// Exit with this code when findings at the selected severities remain.
     #[arg(long, default_value_t = 0)]
-    exit_code: u8,
+    pub exit_code: u8,
     #[arg(short, long, value_enum, default_value = "table")]
-    format: ReportFormat,
+    pub format: ReportFormat,
     #[arg(short, long)]
-    output: Option<PathBuf>,
+    pub output: Option<PathBuf>,
     /// `.trivyignore`-style file (default: .trivyignore in PATH if present).
     #[arg(long)]
-    ignorefile: Option<PathBuf>,
+    pub ignorefile: Option<PathBuf>,
     /// Leave out vulnerabilities that have no fixed version yet.
     #[arg(long)]
-    ignore_unfixed: bool,
+    pub ignore_unfixed: bool,
+    /// A gitleaks TOML config (default: $GITLEAKS_CONFIG, then .gitleaks.toml in PATH).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Scan every commit's added lines instead of the files in the tree.
+    #[arg(long)]
+    pub git: bool,
+    /// Show secrets in reports instead of REDACTED.
+    #[arg(long)]
+    pub no_redact: bool,
+    /// A previous report (gitleaks or Launchway JSON) whose findings are known and not reported again.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
 }
 
-pub struct VulnReport {
-    pub findings: Vec<Finding>,
-    pub stats: vuln::Stats,
-    pub inventory: Inventory,
-}
-
-/// Reads components from a path: a tree, a lockfile, or an SBOM document.
-pub fn components(path: &Path) -> Result<Inventory, String> {
-    if path.is_file() && path.extension().is_some_and(|e| e == "json") {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text)
-            && sbom_read::is_sbom(&doc)
-        {
-            return sbom_read::read(&path.to_string_lossy(), &doc).map_err(|e| e.to_string());
+impl From<ReportFormat> for gate::Format {
+    fn from(f: ReportFormat) -> Self {
+        match f {
+            ReportFormat::Table => gate::Format::Table,
+            ReportFormat::Json => gate::Format::Json,
+            ReportFormat::Sarif => gate::Format::Sarif,
         }
     }
-    Ok(collect::inventory(path))
-}
-
-pub fn vuln_scan(
-    path: &Path,
-    store: &Store,
-    ignorefile: Option<&Path>,
-    ignore_unfixed: bool,
-) -> Result<VulnReport, String> {
-    let inventory = components(path)?;
-    let ignore_path = ignorefile.map(Path::to_path_buf).or_else(|| {
-        let p = if path.is_dir() {
-            path.join(".trivyignore")
-        } else {
-            path.with_file_name(".trivyignore")
-        };
-        p.is_file().then_some(p)
-    });
-    let ignore = match &ignore_path {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            IgnoreList::parse(&text).map_err(|e| format!("{}: {e}", p.display()))?
-        }
-        None => IgnoreList::default(),
-    };
-    let db = Db::open(&store.home);
-    let opts = vuln::Options {
-        ignore,
-        ignore_unfixed,
-        today: today(),
-    };
-    let (findings, stats) = vuln::scan(&inventory.components, &db, &opts)?;
-    Ok(VulnReport {
-        findings,
-        stats,
-        inventory,
-    })
-}
-
-fn table(r: &VulnReport) -> String {
-    let mut out = String::new();
-    let mut current: Option<&str> = None;
-    for f in &r.findings {
-        let target = f.locations.first().map_or("", String::as_str);
-        if current != Some(target) {
-            let n = r
-                .findings
-                .iter()
-                .filter(|x| x.locations.first().map(String::as_str) == Some(target))
-                .count();
-            let _ = writeln!(
-                out,
-                "\n{target} ({}): {n} vulnerabilit{}",
-                f.ecosystem,
-                if n == 1 { "y" } else { "ies" }
-            );
-            let _ = writeln!(
-                out,
-                "  {:<24} {:<20} {:<9} {:<14} {:<18} TITLE",
-                "LIBRARY", "VULNERABILITY", "SEVERITY", "INSTALLED", "FIXED IN"
-            );
-            current = Some(target);
-        }
-        let fixed = if f.fixed.is_empty() {
-            "-".to_string()
-        } else {
-            f.fixed.join(", ")
-        };
-        let title: String = f
-            .summary
-            .clone()
-            .unwrap_or_default()
-            .chars()
-            .take(60)
-            .collect();
-        let _ = writeln!(
-            out,
-            "  {:<24} {:<20} {:<9} {:<14} {:<18} {title}",
-            f.package,
-            f.id,
-            f.severity.level.as_str(),
-            f.version,
-            fixed
-        );
-    }
-    out
 }
 
 pub fn scan(args: &ScanArgs, store: &Store) -> u8 {
@@ -331,49 +247,27 @@ pub fn scan(args: &ScanArgs, store: &Store) -> u8 {
         eprintln!("error: unknown scanner(s) {unknown:?}; use vuln and/or secret");
         return 2;
     }
-    if !args.path.exists() {
-        eprintln!("error: {} does not exist", args.path.display());
-        return 2;
-    }
-    let mut report = None;
-    if args.scanners.iter().any(|s| s == "vuln") {
-        match vuln_scan(
-            &args.path,
-            store,
-            args.ignorefile.as_deref(),
-            args.ignore_unfixed,
-        ) {
-            Ok(mut r) => {
-                r.findings
-                    .retain(|f| args.severity.contains(&f.severity.level));
-                for e in &r.inventory.errors {
-                    eprintln!("warning: {e} (skipped)");
-                }
-                if !r.stats.missing_ecosystems.is_empty() {
-                    eprintln!(
-                        "warning: no advisories imported for {}; run `launchway db import` or `launchway db update`",
-                        r.stats.missing_ecosystems.join(", ")
-                    );
-                }
-                report = Some(r);
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return 1;
-            }
-        }
-    }
-    let findings = report.as_ref().map_or(0, |r| r.findings.len());
-    let text = match args.format {
-        ReportFormat::Table => report.as_ref().map(table).unwrap_or_default(),
-        ReportFormat::Json | ReportFormat::Sarif => {
-            serde_json::to_string_pretty(&serde_json::json!({
-                "vulnerabilities": report.as_ref().map(|r| &r.findings),
-                "packages": report.as_ref().map_or(0, |r| r.stats.packages),
-            }))
-            .unwrap_or_default()
+    let mut o = gate::Options::new(args.path.clone(), store.home.clone(), today());
+    o.vuln = args.scanners.iter().any(|s| s == "vuln");
+    o.secret = args.scanners.iter().any(|s| s == "secret");
+    o.severity.clone_from(&args.severity);
+    o.ignorefiles = args.ignorefile.iter().cloned().collect();
+    o.ignore_unfixed = args.ignore_unfixed;
+    o.config.clone_from(&args.config);
+    o.git = args.git;
+    o.no_redact = args.no_redact;
+    o.baseline.clone_from(&args.baseline);
+    let out = match gate::run(&o) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
         }
     };
+    for w in &out.warnings {
+        eprintln!("warning: {w}");
+    }
+    let text = gate::render(&out.report, args.format.into(), env!("CARGO_PKG_VERSION"));
     match &args.output {
         Some(p) => {
             if let Err(e) = std::fs::write(p, &text) {
@@ -381,15 +275,15 @@ pub fn scan(args: &ScanArgs, store: &Store) -> u8 {
                 return 1;
             }
         }
-        None => println!("{text}"),
+        None => print!("{text}"),
     }
-    if let Some(r) = &report {
-        eprintln!(
-            "{} packages scanned, {findings} vulnerabilit{} found, {} ignored",
-            r.stats.packages,
-            if findings == 1 { "y" } else { "ies" },
-            r.stats.ignored
-        );
-    }
-    if findings > 0 { args.exit_code } else { 0 }
+    let (v, s) = (out.report.vulnerabilities.len(), out.report.secrets.len());
+    eprintln!(
+        "{} packages, {v} vulnerabilit{} ({} ignored), {s} secret{}",
+        out.packages,
+        if v == 1 { "y" } else { "ies" },
+        out.ignored,
+        if s == 1 { "" } else { "s" }
+    );
+    if v + s > 0 { args.exit_code } else { 0 }
 }

@@ -1,0 +1,234 @@
+//! A whole scan as one call — what `launchway scan` and the native security
+//! actions in the runner both run: components (tree, lockfile or SBOM),
+//! vulnerabilities from the local database, secrets from the tree or its
+//! history, filtered by severity, ignore files and baselines.
+
+use crate::osv::db::Db;
+use crate::osv::severity::Level;
+use crate::report::{self, Report};
+use crate::sbom::{Inventory, collect, cyclonedx, read as sbom_read, spdx};
+use crate::secrets::config::Config;
+use crate::secrets::{Engine, source};
+use crate::vuln::{self, IgnoreList};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Sarif,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub path: PathBuf,
+    pub vuln: bool,
+    pub secret: bool,
+    pub severity: Vec<Level>,
+    pub ignorefiles: Vec<PathBuf>,
+    pub ignore_unfixed: bool,
+    pub config: Option<PathBuf>,
+    pub git: bool,
+    pub no_redact: bool,
+    pub baseline: Option<PathBuf>,
+    /// Directories (relative to `path`) to leave out.
+    pub skip_dirs: Vec<String>,
+    /// The data directory holding the advisory database.
+    pub data_dir: PathBuf,
+    /// `YYYY-MM-DD`, for ignore-file expiry.
+    pub today: String,
+}
+
+impl Options {
+    pub fn new(path: PathBuf, data_dir: PathBuf, today: String) -> Options {
+        Options {
+            path,
+            vuln: true,
+            secret: true,
+            severity: Level::ALL.to_vec(),
+            ignorefiles: Vec::new(),
+            ignore_unfixed: false,
+            config: None,
+            git: false,
+            no_redact: false,
+            baseline: None,
+            skip_dirs: Vec::new(),
+            data_dir,
+            today,
+        }
+    }
+}
+
+pub struct Outcome {
+    pub report: Report,
+    pub warnings: Vec<String>,
+    pub packages: usize,
+    pub ignored: usize,
+}
+
+/// Components from a tree, a lockfile, or an SPDX/CycloneDX document.
+pub fn components(path: &Path) -> Result<Inventory, String> {
+    if path.is_file() && path.extension().is_some_and(|e| e == "json") {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text)
+            && sbom_read::is_sbom(&doc)
+        {
+            return sbom_read::read(&path.to_string_lossy(), &doc).map_err(|e| e.to_string());
+        }
+    }
+    Ok(collect::inventory(path))
+}
+
+fn skipped(skip: &[String], file: &str) -> bool {
+    skip.iter().any(|d| {
+        let d = d.trim_matches('/');
+        !d.is_empty() && (file == d || file.starts_with(&format!("{d}/")))
+    })
+}
+
+pub fn run(o: &Options) -> Result<Outcome, String> {
+    if !o.path.exists() {
+        return Err(format!("{} does not exist", o.path.display()));
+    }
+    let mut out = Outcome {
+        report: Report {
+            target: o.path.display().to_string(),
+            ..Report::default()
+        },
+        warnings: Vec::new(),
+        packages: 0,
+        ignored: 0,
+    };
+    if o.vuln {
+        let mut inventory = components(&o.path)?;
+        inventory
+            .components
+            .retain(|c| !c.locations.iter().all(|l| skipped(&o.skip_dirs, l)));
+        let mut ignore_files = o.ignorefiles.clone();
+        if ignore_files.is_empty() {
+            let p = if o.path.is_dir() {
+                o.path.join(".trivyignore")
+            } else {
+                o.path.with_file_name(".trivyignore")
+            };
+            if p.is_file() {
+                ignore_files.push(p);
+            }
+        }
+        let mut text = String::new();
+        for p in &ignore_files {
+            text.push_str(
+                &std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
+            );
+            text.push('\n');
+        }
+        let ignore = IgnoreList::parse(&text).map_err(|e| format!("ignore file: {e}"))?;
+        let db = Db::open(&o.data_dir);
+        let opts = vuln::Options {
+            ignore,
+            ignore_unfixed: o.ignore_unfixed,
+            today: o.today.clone(),
+        };
+        let (mut findings, stats) = vuln::scan(&inventory.components, &db, &opts)?;
+        out.warnings
+            .extend(inventory.errors.iter().map(|e| format!("{e} (skipped)")));
+        if !stats.missing_ecosystems.is_empty() {
+            out.warnings.push(format!(
+                "no advisories imported for {}; run `launchway db import` or `launchway db update`",
+                stats.missing_ecosystems.join(", ")
+            ));
+        }
+        findings.retain(|f| o.severity.contains(&f.severity.level));
+        out.packages = stats.packages;
+        out.ignored = stats.ignored;
+        out.report.vulnerabilities = findings;
+    }
+    if o.secret {
+        let root = if o.path.is_dir() {
+            o.path.clone()
+        } else {
+            o.path
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        };
+        let config_path = o
+            .config
+            .clone()
+            .or_else(|| {
+                std::env::var_os("GITLEAKS_CONFIG")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .or_else(|| Some(root.join(".gitleaks.toml")).filter(|p| p.is_file()));
+        let cfg = match &config_path {
+            Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+            None => Config::defaults(),
+        };
+        let engine = Engine::new(cfg.rules, cfg.allowlists);
+        let mut findings = if o.git {
+            source::scan_git(&root, &engine)?
+        } else {
+            let scan = source::scan_dir(&o.path, &engine, &source::DirOptions::default());
+            out.warnings
+                .extend(scan.skipped.iter().map(|s| format!("{s} (skipped)")));
+            scan.findings
+        };
+        findings.retain(|f| !skipped(&o.skip_dirs, &f.file));
+        if let Some(b) = &o.baseline {
+            let text = std::fs::read_to_string(b).map_err(|e| format!("{}: {e}", b.display()))?;
+            let known = source::baseline(&text).map_err(|e| format!("{}: {e}", b.display()))?;
+            findings.retain(|f| !known.contains(&f.fingerprint));
+        }
+        if !o.no_redact {
+            findings
+                .iter_mut()
+                .for_each(crate::secrets::Finding::redact);
+        }
+        // Secrets count as HIGH for severity selection.
+        if !o.severity.contains(&Level::High) {
+            findings.clear();
+        }
+        out.report.secrets = findings;
+    }
+    Ok(out)
+}
+
+pub fn render(report: &Report, format: Format, tool_version: &str) -> String {
+    match format {
+        Format::Table => report::table(report),
+        Format::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
+        Format::Sarif => {
+            serde_json::to_string_pretty(&report::sarif(report, tool_version)).unwrap_or_default()
+                + "\n"
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SbomFormat {
+    Spdx,
+    CycloneDx(cyclonedx::SpecVersion),
+}
+
+/// The SBOM document of a path, named after it.
+pub fn sbom(
+    path: &Path,
+    format: SbomFormat,
+    timestamp: &str,
+    tool_version: &str,
+) -> Result<(serde_json::Value, Inventory), String> {
+    if !path.exists() {
+        return Err(format!("{} does not exist", path.display()));
+    }
+    let inv = collect::inventory(path);
+    let name = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_else(|| "project".into());
+    let doc = match format {
+        SbomFormat::Spdx => spdx::write(&inv, &name, timestamp, tool_version),
+        SbomFormat::CycloneDx(spec) => cyclonedx::write(&inv, &name, timestamp, tool_version, spec),
+    };
+    Ok((doc, inv))
+}
