@@ -5,6 +5,7 @@ mod artifact;
 mod cache;
 mod checkout;
 mod local;
+mod security;
 mod setup_python;
 
 use crate::context::Ctx;
@@ -15,13 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Actions people use in security jobs, which become native in `launchway scan`.
-const SECURITY_ACTIONS: &[&str] = &[
-    "anchore/sbom-action",
-    "anchore/scan-action",
-    "aquasecurity/trivy-action",
-    "gitleaks/gitleaks-action",
-    "github/codeql-action/upload-sarif",
-];
+const SECURITY_ACTIONS: &[&str] = &["anchore/scan-action", "github/codeql-action/upload-sarif"];
 
 /// The built-in actions, by `owner/repo[/path]`.
 pub const BUILTINS: &[&str] = &[
@@ -32,6 +27,9 @@ pub const BUILTINS: &[&str] = &[
     "actions/cache",
     "actions/cache/restore",
     "actions/cache/save",
+    "anchore/sbom-action",
+    "aquasecurity/trivy-action",
+    "gitleaks/gitleaks-action",
 ];
 
 /// How a `uses:` reference will be run, decided before the run starts so
@@ -74,7 +72,7 @@ pub fn resolve(
         .any(|s| s.eq_ignore_ascii_case(name))
     {
         return Resolution::Unsupported(format!(
-            "'{uses}' cannot run yet: its native equivalent arrives with `launchway scan` (SBOM, vulnerabilities, secrets).\n{hint}"
+            "'{uses}' talks to GitHub's or Anchore's services and cannot run offline; `launchway scan` covers what it checks.\n{hint}"
         ));
     }
     Resolution::Unsupported(format!("'{uses}' is a remote action.\n{hint}"))
@@ -118,6 +116,11 @@ pub(crate) async fn run_uses(
         Resolution::Builtin(
             b @ ("actions/cache" | "actions/cache/restore" | "actions/cache/save"),
         ) => cache::run(exec, b, &with),
+        Resolution::Builtin("anchore/sbom-action") => security::sbom_action(exec, &with, step_env),
+        Resolution::Builtin("aquasecurity/trivy-action") => security::trivy_action(exec, &with),
+        Resolution::Builtin("gitleaks/gitleaks-action") => {
+            security::gitleaks_action(exec, step_env)
+        }
         Resolution::Builtin(other) => {
             exec.error(&format!("internal: no implementation for {other}"));
             StepRun::failed()

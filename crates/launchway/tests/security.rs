@@ -1,0 +1,263 @@
+//! `launchway sbom`, `launchway db` and `launchway scan` from the command
+//! line, with snapshots of every report format.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::{bin, commit_all};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn scan_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../launchway-scan/tests/fixtures")
+}
+
+/// A data dir with the hand-written advisories imported.
+fn home_with_db() -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["db", "import"])
+        .arg(scan_fixtures().join("osv/json"))
+        .arg(scan_fixtures().join("osv/yaml"))
+        .env("LAUNCHWAY_HOME", home.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("5 added"), "{err}");
+    assert!(
+        err.contains("broken.json") && err.contains("(skipped)"),
+        "{err}"
+    );
+    home
+}
+
+fn scan(home: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = bin()
+        .arg("scan")
+        .args(args)
+        .env("LAUNCHWAY_HOME", home)
+        .env_remove("GITLEAKS_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn db_status_reports_ecosystems() {
+    let home = home_with_db();
+    let out = bin()
+        .args(["db", "status", "--json"])
+        .env("LAUNCHWAY_HOME", home.path())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ecosystems"]["crates.io"]["advisories"], 3);
+    assert_eq!(v["ecosystems"]["crates.io"]["withdrawn"], 1);
+    assert_eq!(v["ecosystems"]["PyPI"]["advisories"], 1);
+}
+
+#[test]
+fn vulnerability_reports_in_every_format() {
+    let home = home_with_db();
+    let project = scan_fixtures().join("vulnproject");
+    let p = project.to_str().unwrap();
+    let (code, table, _) = scan(home.path(), &[p, "--scanners", "vuln"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("vuln_table", table);
+    let (_, json, _) = scan(home.path(), &[p, "--scanners", "vuln", "--format", "json"]);
+    let mut v: Value = serde_json::from_str(&json).unwrap();
+    v["target"] = "<project>".into();
+    insta::assert_json_snapshot!("vuln_json", v);
+    let (_, sarif, _) = scan(home.path(), &[p, "--scanners", "vuln", "--format", "sarif"]);
+    insta::assert_snapshot!("vuln_sarif", sarif);
+    // Gates: --severity and --exit-code.
+    let (code, _, err) = scan(
+        home.path(),
+        &[
+            p,
+            "--scanners",
+            "vuln",
+            "--severity",
+            "CRITICAL",
+            "--exit-code",
+            "4",
+        ],
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("1 vulnerability"), "{err}");
+    let (code, _, _) = scan(
+        home.path(),
+        &[
+            p,
+            "--scanners",
+            "vuln",
+            "--severity",
+            "LOW",
+            "--exit-code",
+            "4",
+        ],
+    );
+    assert_eq!(code, 0);
+    let (code, _, err) = scan(
+        home.path(),
+        &[
+            p,
+            "--scanners",
+            "vuln",
+            "--ignorefile",
+            &format!("{p}/trivyignore.txt"),
+            "--ignore-unfixed",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(err.contains("2 vulnerabilities (1 ignored)"), "{err}");
+}
+
+#[test]
+fn scanning_an_sbom_finds_the_same() {
+    let home = home_with_db();
+    let tmp = tempfile::tempdir().unwrap();
+    let bom = tmp.path().join("bom.cdx.json");
+    let st = bin()
+        .arg("sbom")
+        .arg(scan_fixtures().join("vulnproject"))
+        .arg("-o")
+        .arg(&bom)
+        .env("SOURCE_DATE_EPOCH", "0")
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let (_, json, err) = scan(
+        home.path(),
+        &[
+            bom.to_str().unwrap(),
+            "--scanners",
+            "vuln",
+            "--format",
+            "json",
+        ],
+    );
+    let v: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json} {err}"));
+    let ids: Vec<&str> = v["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "CVE-2025-0001",
+            "GHSA-lw00-0004-dddd",
+            "GHSA-lw00-0003-cccc"
+        ]
+    );
+}
+
+#[test]
+fn secret_reports_and_history() {
+    let home = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        repo.join("deploy.sh"),
+        "export GITHUB_TOKEN=ghp_4fR9kL2mN7pQ1sT6vW8xY3zA5bC0dE2gH4jK\n",
+    )
+    .unwrap();
+    commit_all(&repo);
+    let r = repo.to_str().unwrap();
+    let (code, table, _) = scan(
+        home.path(),
+        &[r, "--scanners", "secret", "--exit-code", "1"],
+    );
+    assert_eq!(code, 1);
+    insta::assert_snapshot!("secret_table", table);
+    assert!(!table.contains("ghp_4fR9"), "redacted by default");
+    let (_, sarif, _) = scan(
+        home.path(),
+        &[r, "--scanners", "secret", "--format", "sarif"],
+    );
+    insta::assert_snapshot!("secret_sarif", sarif);
+    let (_, json, _) = scan(
+        home.path(),
+        &[r, "--scanners", "secret", "--format", "json", "--no-redact"],
+    );
+    assert!(json.contains("ghp_4fR9"));
+    // A baseline of the current findings silences them.
+    let baseline = tmp.path().join("baseline.json");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    std::fs::write(&baseline, v["secrets"].to_string()).unwrap();
+    let (code, _, _) = scan(
+        home.path(),
+        &[
+            r,
+            "--scanners",
+            "secret",
+            "--exit-code",
+            "1",
+            "--baseline",
+            baseline.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0);
+    // History: removed from the tree, still found in the commit that added it.
+    std::fs::write(repo.join("deploy.sh"), "export GITHUB_TOKEN=$TOKEN\n").unwrap();
+    commit_all(&repo);
+    let (code, _, _) = scan(
+        home.path(),
+        &[r, "--scanners", "secret", "--exit-code", "1"],
+    );
+    assert_eq!(code, 0);
+    let (code, json, _) = scan(
+        home.path(),
+        &[
+            r,
+            "--scanners",
+            "secret",
+            "--git",
+            "--format",
+            "json",
+            "--exit-code",
+            "1",
+        ],
+    );
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["secrets"][0]["message"], "fixture");
+    assert_eq!(v["secrets"][0]["author"], "Mona");
+}
+
+#[test]
+fn bad_input_is_reported_not_fatal() {
+    let home = tempfile::tempdir().unwrap();
+    let (code, _, err) = scan(home.path(), &["/nonexistent/path"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("does not exist"));
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join(".gitleaks.toml"),
+        "[[rules]]\nid = \"x\"\nregex = '''(broken'''\n",
+    )
+    .unwrap();
+    let (code, _, err) = scan(
+        home.path(),
+        &[tmp.path().to_str().unwrap(), "--scanners", "secret"],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(".gitleaks.toml") && err.contains("invalid regex"),
+        "{err}"
+    );
+    let (code, _, err) = scan(
+        home.path(),
+        &[tmp.path().to_str().unwrap(), "--scanners", "nope"],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown scanner"));
+}
