@@ -78,7 +78,7 @@ for name in ml-venv node cargo-src repo; do
   names "$CACHE/syft.json" | sort -u > "$CACHE/syft.txt" || true
   names "$CACHE/trivy.json" | sort -u > "$CACHE/trivy.txt" || true
   missed=$(sort -u "$CACHE/syft.txt" "$CACHE/trivy.txt" | comm -23 - "$CACHE/lw.txt" | wc -l)
-  comm -23 <(sort -u "$CACHE/syft.txt" "$CACHE/trivy.txt") "$CACHE/lw.txt" | head -5 > "$CACHE/missed-$name.txt"
+  comm -23 <(sort -u "$CACHE/syft.txt" "$CACHE/trivy.txt") "$CACHE/lw.txt" > "$CACHE/missed-$name.txt" || true
   echo "$name: launchway ${t_lw}s $(wc -l < "$CACHE/lw.txt") | syft ${t_sy}s $(wc -l < "$CACHE/syft.txt") | trivy ${t_tr}s $(wc -l < "$CACHE/trivy.txt") | trivy/launchway $(ratio "$t_tr" "$t_lw")x | missed $missed"
 done
 

@@ -8,7 +8,15 @@ use proptest::prelude::*;
 use std::cmp::Ordering;
 
 fn pep440() -> impl Strategy<Value = String> {
-    (0u8..3, proptest::collection::vec(0u8..12, 1..4), prop_oneof![Just(""), Just("a"), Just("b"), Just("rc")], 0u8..3, any::<bool>(), any::<bool>(), 0u8..3)
+    (
+        0u8..3,
+        proptest::collection::vec(0u8..12, 1..4),
+        prop_oneof![Just(""), Just("a"), Just("b"), Just("rc")],
+        0u8..3,
+        any::<bool>(),
+        any::<bool>(),
+        0u8..3,
+    )
         .prop_map(|(epoch, rel, pre, n, post, dev, local)| {
             let mut s = String::new();
             if epoch > 0 {
@@ -32,16 +40,48 @@ fn pep440() -> impl Strategy<Value = String> {
 }
 
 fn semver() -> impl Strategy<Value = String> {
-    (0u8..3, 0u8..3, 0u8..3, proptest::collection::vec(prop_oneof![Just("alpha".to_string()), Just("beta".to_string()), (0u8..12).prop_map(|n| n.to_string())], 0..3))
-        .prop_map(|(a, b, c, pre)| if pre.is_empty() { format!("{a}.{b}.{c}") } else { format!("{a}.{b}.{c}-{}", pre.join(".")) })
+    (
+        0u8..3,
+        0u8..3,
+        0u8..3,
+        proptest::collection::vec(
+            prop_oneof![
+                Just("alpha".to_string()),
+                Just("beta".to_string()),
+                (0u8..12).prop_map(|n| n.to_string())
+            ],
+            0..3,
+        ),
+    )
+        .prop_map(|(a, b, c, pre)| {
+            if pre.is_empty() {
+                format!("{a}.{b}.{c}")
+            } else {
+                format!("{a}.{b}.{c}-{}", pre.join("."))
+            }
+        })
 }
 
 fn debian() -> impl Strategy<Value = String> {
-    (0u8..2, 1u8..4, 0u8..12, prop_oneof![Just(""), Just("~rc1"), Just("+b1"), Just("a")], 0u8..3)
+    (
+        0u8..2,
+        1u8..4,
+        0u8..12,
+        prop_oneof![Just(""), Just("~rc1"), Just("+b1"), Just("a")],
+        0u8..3,
+    )
         .prop_map(|(e, a, b, suf, rev)| {
             let base = format!("{a}.{b}{suf}");
-            let with_rev = if rev > 0 { format!("{base}-{rev}") } else { base };
-            if e > 0 { format!("{e}:{with_rev}") } else { with_rev }
+            let with_rev = if rev > 0 {
+                format!("{base}-{rev}")
+            } else {
+                base
+            };
+            if e > 0 {
+                format!("{e}:{with_rev}")
+            } else {
+                with_rev
+            }
         })
 }
 
@@ -52,7 +92,14 @@ fn check(eco: Ecosystem, a: &str, b: &str, c: &str) -> Result<(), TestCaseError>
     prop_assert_eq!(eco.compare(a, a), Some(Ordering::Equal));
     let bc = eco.compare(b, c).unwrap();
     if ab != Ordering::Greater && bc != Ordering::Greater {
-        prop_assert_ne!(eco.compare(a, c).unwrap(), Ordering::Greater, "{} <= {} <= {}", a, b, c);
+        prop_assert_ne!(
+            eco.compare(a, c).unwrap(),
+            Ordering::Greater,
+            "{} <= {} <= {}",
+            a,
+            b,
+            c
+        );
     }
     Ok(())
 }

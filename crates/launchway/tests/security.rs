@@ -268,15 +268,29 @@ fn db_update_fetches_exports_from_a_mirror() {
     // A mirror laid out like osv.dev's exports: <Ecosystem>/all.zip.
     let mirror = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(mirror.path().join("crates.io")).unwrap();
-    let mut z = zip::ZipWriter::new(std::fs::File::create(mirror.path().join("crates.io/all.zip")).unwrap());
+    let mut z = zip::ZipWriter::new(
+        std::fs::File::create(mirror.path().join("crates.io/all.zip")).unwrap(),
+    );
     for f in ["LW-2025-0001.json", "LW-2025-0002.json"] {
-        z.start_file(f, zip::write::SimpleFileOptions::default()).unwrap();
-        z.write_all(&std::fs::read(scan_fixtures().join("osv/json").join(f)).unwrap()).unwrap();
+        z.start_file(f, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(&std::fs::read(scan_fixtures().join("osv/json").join(f)).unwrap())
+            .unwrap();
     }
     z.finish().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut server = std::process::Command::new("python3")
-        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
         .current_dir(mirror.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -290,7 +304,16 @@ fn db_update_fetches_exports_from_a_mirror() {
     }
     let home = tempfile::tempdir().unwrap();
     let out = bin()
-        .args(["db", "update", "--mirror", &format!("http://127.0.0.1:{port}"), "--ecosystem", "crates.io", "--ecosystem", "PyPI"])
+        .args([
+            "db",
+            "update",
+            "--mirror",
+            &format!("http://127.0.0.1:{port}"),
+            "--ecosystem",
+            "crates.io",
+            "--ecosystem",
+            "PyPI",
+        ])
         .env("LAUNCHWAY_HOME", home.path())
         .output()
         .unwrap();
@@ -300,7 +323,11 @@ fn db_update_fetches_exports_from_a_mirror() {
     assert!(err.contains("2 added"), "{err}");
     assert!(err.contains("PyPI/all.zip") && err.contains("404"), "{err}");
     assert_eq!(out.status.code(), Some(1));
-    let status = bin().args(["db", "status", "--json"]).env("LAUNCHWAY_HOME", home.path()).output().unwrap();
+    let status = bin()
+        .args(["db", "status", "--json"])
+        .env("LAUNCHWAY_HOME", home.path())
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["ecosystems"]["crates.io"]["advisories"], 2);
 }

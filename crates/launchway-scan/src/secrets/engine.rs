@@ -151,10 +151,17 @@ impl Engine {
                 }
             }
         }
-        let line_starts: Vec<usize> = std::iter::once(0)
-            .chain(memchr_newlines(data).map(|i| i + 1))
-            .collect();
+        // Line starts are only worked out once something matches.
+        let cell: std::cell::OnceCell<Vec<usize>> = std::cell::OnceCell::new();
+        let starts = || {
+            cell.get_or_init(|| {
+                std::iter::once(0)
+                    .chain(memchr_newlines(data).map(|i| i + 1))
+                    .collect()
+            })
+        };
         let locate = |offset: usize| -> (usize, usize) {
+            let line_starts = starts();
             let idx = line_starts
                 .partition_point(|s| *s <= offset)
                 .saturating_sub(1);
@@ -199,6 +206,7 @@ impl Engine {
                     continue;
                 }
                 let (li, col) = locate(secret.start());
+                let line_starts = starts();
                 let line_start = line_starts[li];
                 let line_end = line_starts
                     .get(li + 1)

@@ -808,6 +808,19 @@ pub fn defaults() -> Vec<Rule> {
             Regex::new(r"(?i)^(?:true|false|null|none|nil|undefined|example|changeme|placeholder|redacted|xxx+|\*+|\$\{.*\}|\$\(.*\)|\{\{.*\}\}|<[^>]*>)$").ok(),
             // References to variables and files, not values.
             Regex::new(r"^(?:[A-Z_][A-Z0-9_]*|\w+\.\w+(?:\.\w+)*)$").ok(),
+            // Generated credentials mix letters and digits; code identifiers
+            // (`previousKeyPath`, `tokenizer_state`) have no digit.
+            Regex::new(r"^[^0-9]+$").ok(),
+            // …or are only digits and separators (ids, versions, dates).
+            Regex::new(r"^[0-9._:-]+$").ok(),
+            // Words read like identifiers, types and file names, not keys:
+            // a run of five or more lowercase letters with a non-hex one.
+            Regex::new(r"[a-z]{2,}[g-z][a-z]{2,}").ok(),
+            // snake_case names (`nl80211_auth_type`, `max_retry_count2`).
+            Regex::new(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$").ok(),
+            // camelCase and PascalCase names with two or more humps
+            // (`_prevKeyPath4`, `X509KeyUsageFlags`).
+            Regex::new(r"[a-z][A-Z][a-z]{2,}.*[a-z][A-Z][a-z]{2,}").ok(),
         ]
         .into_iter()
         .flatten()
