@@ -3,9 +3,9 @@
 use launchway_scan::sbom::collect::{Kind, parse};
 use libfuzzer_sys::fuzz_target;
 
-const KINDS: [Kind; 13] = [
+const KINDS: [Kind; 14] = [
     Kind::Requirements, Kind::PipfileLock, Kind::PoetryLock, Kind::UvLock, Kind::PdmLock, Kind::PythonMetadata,
-    Kind::CargoLock, Kind::PackageLock, Kind::YarnLock, Kind::PnpmLock, Kind::GoMod, Kind::GoSum, Kind::DpkgStatus,
+    Kind::CargoLock, Kind::PackageLock, Kind::YarnLock, Kind::PnpmLock, Kind::GoMod, Kind::GoSum, Kind::DpkgStatus, Kind::NodePackage,
 ];
 
 fuzz_target!(|data: &[u8]| {

@@ -211,16 +211,18 @@ pub enum SbomFormat {
 }
 
 /// The SBOM document of a path, named after it.
+/// `respect_ignore: false` also reads files `.gitignore` excludes.
 pub fn sbom(
     path: &Path,
     format: SbomFormat,
     timestamp: &str,
     tool_version: &str,
+    respect_ignore: bool,
 ) -> Result<(serde_json::Value, Inventory), String> {
     if !path.exists() {
         return Err(format!("{} does not exist", path.display()));
     }
-    let inv = collect::inventory(path);
+    let inv = collect::inventory_with(path, respect_ignore);
     let name = path
         .canonicalize()
         .ok()

@@ -140,7 +140,8 @@ pub fn scan(
         ..Stats::default()
     };
     let mut by_eco: BTreeMap<Ecosystem, Vec<&Component>> = BTreeMap::new();
-    for c in components {
+    // The project's own packages are listed, not matched.
+    for c in components.iter().filter(|c| !c.local) {
         by_eco.entry(c.ecosystem).or_default().push(c);
     }
     let mut findings = Vec::new();

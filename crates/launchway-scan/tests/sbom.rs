@@ -41,11 +41,28 @@ fn finds_every_format_and_reports_broken_files() {
         "pkg:golang/golang.org/x/net@v0.17.0",
         "pkg:deb/debian/zlib1g@1%3A1.2.13.dfsg-1?arch=amd64",
         "pkg:deb/debian/openssl@3.0.11-1~deb12u2?arch=amd64",
+        "pkg:npm/ms@2.1.3",
+        "pkg:npm/%40scope/util@0.4.0",
     ] {
         assert!(purls.contains(&want), "missing {want}; found {purls:#?}");
     }
-    // Not: the editable project, the yarn workspace, unpinned requirements, gitignored files.
-    for absent in ["churn-service", "site", "flask", "secret-internal-package"] {
+    // The projects themselves are listed as local components.
+    let project = inv
+        .components
+        .iter()
+        .find(|c| c.name == "churn-service")
+        .unwrap();
+    assert!(project.local);
+    assert!(
+        inv.components
+            .iter()
+            .find(|c| c.name == "app")
+            .unwrap()
+            .local,
+        "the Cargo workspace member"
+    );
+    // Not: the yarn workspace, unpinned requirements, gitignored files.
+    for absent in ["site", "flask", "secret-internal-package"] {
         assert!(
             !inv.components.iter().any(|c| c.name == absent),
             "{absent} should not be listed"

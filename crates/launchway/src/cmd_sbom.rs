@@ -24,6 +24,9 @@ pub struct SbomArgs {
     /// Write to this file instead of standard output.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Also read files that .gitignore excludes (vendored trees, crate sources).
+    #[arg(long)]
+    no_ignore: bool,
 }
 
 /// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
@@ -47,6 +50,7 @@ pub fn document(
     path: &std::path::Path,
     format: Format,
     spec: &str,
+    respect_ignore: bool,
 ) -> Result<(serde_json::Value, launchway_scan::sbom::Inventory), String> {
     let fmt = match format {
         Format::SpdxJson => gate::SbomFormat::Spdx,
@@ -55,11 +59,17 @@ pub fn document(
                 .ok_or_else(|| format!("unknown CycloneDX version {spec}"))?,
         ),
     };
-    gate::sbom(path, fmt, &timestamp()?, env!("CARGO_PKG_VERSION"))
+    gate::sbom(
+        path,
+        fmt,
+        &timestamp()?,
+        env!("CARGO_PKG_VERSION"),
+        respect_ignore,
+    )
 }
 
 pub fn main(args: &SbomArgs) -> u8 {
-    let (doc, inv) = match document(&args.path, args.format, &args.spec_version) {
+    let (doc, inv) = match document(&args.path, args.format, &args.spec_version, !args.no_ignore) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");

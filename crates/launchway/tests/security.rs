@@ -318,6 +318,7 @@ fn db_update_fetches_exports_from_a_mirror() {
         .output()
         .unwrap();
     let _ = server.kill();
+    let _ = server.wait();
     let err = String::from_utf8_lossy(&out.stderr);
     // crates.io imports; PyPI is missing on this mirror, which is reported and fails the update.
     assert!(err.contains("2 added"), "{err}");

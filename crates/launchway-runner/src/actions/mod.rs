@@ -253,8 +253,12 @@ mod tests {
         assert!(
             matches!(resolve("org/other@v1", &map, dir), Resolution::Unsupported(m) if m.contains(".launchway/actions.yaml"))
         );
+        assert_eq!(
+            resolve("aquasecurity/trivy-action@master", &map, dir),
+            Resolution::Builtin("aquasecurity/trivy-action")
+        );
         assert!(
-            matches!(resolve("aquasecurity/trivy-action@master", &map, dir), Resolution::Unsupported(m) if m.contains("launchway scan"))
+            matches!(resolve("github/codeql-action/upload-sarif@v3", &map, dir), Resolution::Unsupported(m) if m.contains("launchway scan"))
         );
     }
 }

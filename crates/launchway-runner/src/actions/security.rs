@@ -69,6 +69,7 @@ pub(crate) fn sbom_action(
         fmt,
         &timestamp(step_env),
         env!("CARGO_PKG_VERSION"),
+        true,
     ) {
         Ok(x) => x,
         Err(e) => {

@@ -39,6 +39,10 @@ pub struct Component {
     /// A development-only dependency (when the lockfile says so).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dev: bool,
+    /// The project itself or a workspace member, not a registry package:
+    /// listed in the SBOM, never matched against advisories.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
 }
 
 impl Component {
@@ -53,6 +57,7 @@ impl Component {
             hashes: Vec::new(),
             dependencies: Vec::new(),
             dev: false,
+            local: false,
         }
     }
 }
@@ -116,6 +121,7 @@ impl Inventory {
                         }
                     }
                     last.dev &= c.dev;
+                    last.local &= c.local;
                 }
                 _ => merged.push(c),
             }

@@ -30,6 +30,7 @@ pub enum Kind {
     GoMod,
     GoSum,
     DpkgStatus,
+    NodePackage,
 }
 
 /// Which collector reads this path (relative to the root, `/`-separated).
@@ -56,12 +57,21 @@ pub fn detect(rel: &str) -> Option<Kind> {
             Kind::PythonMetadata
         }
         "status" if rel.ends_with("var/lib/dpkg/status") => Kind::DpkgStatus,
+        "package.json" if is_installed_node_package(rel) => Kind::NodePackage,
         n if n.ends_with(".txt") && n.contains("requirements") => Kind::Requirements,
         n if n.ends_with(".txt") && rel.split('/').rev().nth(1) == Some("requirements") => {
             Kind::Requirements
         }
         _ => return None,
     })
+}
+
+/// `…/node_modules/<name>/package.json` or `…/node_modules/@scope/<name>/package.json`.
+fn is_installed_node_package(rel: &str) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let n = parts.len();
+    (n >= 3 && parts[n - 3] == "node_modules" && !parts[n - 2].starts_with('@'))
+        || (n >= 4 && parts[n - 4] == "node_modules" && parts[n - 3].starts_with('@'))
 }
 
 /// Parses one recognised file.
@@ -80,17 +90,26 @@ pub fn parse(kind: Kind, rel: &str, text: &str) -> Result<Vec<Component>, Collec
         Kind::GoMod => go::go_mod(rel, text),
         Kind::GoSum => go::go_sum(rel, text),
         Kind::DpkgStatus => debian::dpkg_status(rel, text),
+        Kind::NodePackage => node::installed_package(rel, text),
     }
 }
 
-/// Collects every component under `root` (a directory or one file).
+/// Collects every component under `root` (a directory or one file),
+/// honouring `.gitignore`.
 pub fn inventory(root: &Path) -> Inventory {
+    inventory_with(root, true)
+}
+
+/// As [`inventory`]; `respect_ignore: false` also reads ignored files
+/// (vendored trees, crate sources whose `.gitignore` lists `Cargo.lock`).
+pub fn inventory_with(root: &Path, respect_ignore: bool) -> Inventory {
     let mut inv = Inventory::default();
     let walker = ignore::WalkBuilder::new(root)
         .hidden(false)
-        .git_ignore(true)
+        .ignore(respect_ignore)
+        .git_ignore(respect_ignore)
         .git_global(false)
-        .git_exclude(true)
+        .git_exclude(respect_ignore)
         .require_git(false)
         .follow_links(false)
         .filter_entry(|e| e.file_name() != ".git")

@@ -23,9 +23,21 @@ pub fn package_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectErr
         // v2/v3: a flat map of install paths.
         let mut out = Vec::new();
         let mut at_path: HashMap<&str, String> = HashMap::new();
+        let mut root: Option<Component> = None;
         for (path, info) in packages {
-            if path.is_empty()
-                || info.get("link").and_then(|l| l.as_bool()) == Some(true)
+            if path.is_empty() {
+                // The project itself, when it has a name and version.
+                if let (Some(n), Some(v)) = (
+                    info.get("name").and_then(|n| n.as_str()),
+                    info.get("version").and_then(|v| v.as_str()),
+                ) {
+                    let mut c = Component::new(ECO, n, v, file);
+                    c.local = true;
+                    root = Some(c);
+                }
+                continue;
+            }
+            if info.get("link").and_then(|l| l.as_bool()) == Some(true)
                 || !path.contains("node_modules/")
             {
                 continue;
@@ -71,17 +83,36 @@ pub fn package_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectErr
                 };
             }
         };
-        return Ok(out
-            .into_iter()
-            .map(|(path, info, mut c)| {
-                for key in ["dependencies", "optionalDependencies", "peerDependencies"] {
-                    if let Some(deps) = info.get(key).and_then(|d| d.as_object()) {
-                        c.dependencies
-                            .extend(deps.keys().filter_map(|d| resolve(path, d)));
-                    }
+        let deps_of = |path: &str, info: &serde_json::Value| -> Vec<String> {
+            [
+                "dependencies",
+                "optionalDependencies",
+                "peerDependencies",
+                "devDependencies",
+            ]
+            .iter()
+            // devDependencies are installed for the project only.
+            .filter(|k| {
+                if path.is_empty() {
+                    **k != "peerDependencies"
+                } else {
+                    **k != "devDependencies"
                 }
-                c
             })
+            .filter_map(|k| info.get(*k).and_then(|d| d.as_object()))
+            .flat_map(|d| d.keys().filter_map(|name| resolve(path, name)))
+            .collect()
+        };
+        let root = root.map(|mut r| {
+            r.dependencies = packages.get("").map(|i| deps_of("", i)).unwrap_or_default();
+            r
+        });
+        return Ok(root
+            .into_iter()
+            .chain(out.into_iter().map(|(path, info, mut c)| {
+                c.dependencies = deps_of(path, info);
+                c
+            }))
             .collect());
     }
     // v1: a nested tree of `dependencies`.
@@ -122,6 +153,29 @@ pub fn package_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectErr
         None => {}
     }
     Ok(out)
+}
+
+/// An installed package: `node_modules/<name>/package.json` (or a scoped
+/// `node_modules/@scope/name/package.json`).
+pub fn installed_package(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+    let doc = json_doc(file, text)?;
+    let (Some(name), Some(version)) = (
+        doc.get("name").and_then(|n| n.as_str()),
+        doc.get("version").and_then(|v| v.as_str()),
+    ) else {
+        // Not every package.json under node_modules is a package's manifest.
+        return Ok(Vec::new());
+    };
+    let dir = file.rsplit_once('/').map_or(file, |(d, _)| d);
+    let mut c = Component::new(ECO, name, version, dir);
+    match doc.get("license") {
+        Some(serde_json::Value::String(l)) => c.licenses.push(l.clone()),
+        Some(serde_json::Value::Object(o)) => c
+            .licenses
+            .extend(o.get("type").and_then(|t| t.as_str()).map(str::to_string)),
+        _ => {}
+    }
+    Ok(vec![c])
 }
 
 /// The name in a yarn/pnpm specifier like `@scope/name@^1.0.0` or `name@npm:^1`.

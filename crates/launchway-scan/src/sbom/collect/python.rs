@@ -201,15 +201,15 @@ pub fn uv_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
     let mut out = Vec::new();
     let mut deps = Vec::new();
     for p in packages(file, &doc)? {
-        // The project itself (editable or virtual) is not a dependency.
-        if p.get("source")
-            .is_some_and(|s| s.get("editable").is_some() || s.get("virtual").is_some())
-        {
-            continue;
-        }
         let name = str_field(file, p, "name")?;
         let version = str_field(file, p, "version")?;
         let mut c = Component::new(ECO, name, version, file);
+        // The project itself (editable, virtual or a path) is local.
+        c.local = p.get("source").is_some_and(|s| {
+            s.get("editable").is_some()
+                || s.get("virtual").is_some()
+                || s.get("directory").is_some()
+        });
         if let Some(h) = p
             .get("sdist")
             .and_then(|s| s.get("hash"))

@@ -67,7 +67,7 @@ pub fn cargo_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError
         let version = parts.next();
         entries
             .iter()
-            .filter(|e| e.name == name && e.external && version.is_none_or(|v| v == e.version))
+            .filter(|e| e.name == name && version.is_none_or(|v| v == e.version))
             .map(|e| crate::sbom::purl::purl(Ecosystem::Crates, &e.name, &e.version))
             .next()
     };
@@ -80,10 +80,8 @@ pub fn cargo_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError
         deps,
     } in &entries
     {
-        if !external {
-            continue;
-        }
         let mut c = Component::new(Ecosystem::Crates, name, version, file);
+        c.local = !external;
         if let Some(h) = checksum
             .as_ref()
             .filter(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
@@ -126,10 +124,15 @@ version = "1.0.9"
 source = "registry+https://github.com/rust-lang/crates.io-index"
 "#;
         let cs = cargo_lock("Cargo.lock", text).unwrap();
-        assert_eq!(cs.len(), 2, "the workspace member is left out");
-        assert_eq!(cs[0].purl, "pkg:cargo/serde@1.0.190");
-        assert_eq!(cs[0].hashes[0].alg, "SHA-256");
-        assert_eq!(cs[0].dependencies, ["pkg:cargo/itoa@1.0.9"]);
+        assert_eq!(cs.len(), 3);
+        assert!(cs[0].local, "the workspace member is the project itself");
+        assert_eq!(
+            cs[0].dependencies,
+            ["pkg:cargo/serde@1.0.190", "pkg:cargo/itoa@1.0.9"]
+        );
+        assert_eq!(cs[1].purl, "pkg:cargo/serde@1.0.190");
+        assert_eq!(cs[1].hashes[0].alg, "SHA-256");
+        assert_eq!(cs[1].dependencies, ["pkg:cargo/itoa@1.0.9"]);
         let e = cargo_lock("Cargo.lock", "[[package]]\nname = 1\n").unwrap_err();
         assert!(e.message.contains("no name"));
         assert!(
