@@ -44,14 +44,18 @@ fi
 CARGO_SRC=$(ls -d "$HOME"/.cargo/registry/src/*/ | head -1)
 declare -A CORPUS=([ml-venv]="$CACHE/ml-venv" [node]="$CACHE/node" [cargo-src]="$CARGO_SRC" [repo]="$ROOT")
 
-# Wall time and peak memory of a command: "seconds max_rss_kb".
+# Best wall time of three runs after a warm-up, and peak memory: "seconds max_rss_kb".
 measure() {
   python3 - "$@" <<'PY'
 import resource, subprocess, sys, time
-t = time.perf_counter()
-subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-dt = time.perf_counter() - t
-print(f"{dt:.3f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+run = lambda: subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+run()
+best = float("inf")
+for _ in range(3):
+    t = time.perf_counter()
+    run()
+    best = min(best, time.perf_counter() - t)
+print(f"{best:.3f} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
 PY
 }
 ratio() { python3 -c "print(f'{$1 / max($2, 1e-9):.1f}')"; }
@@ -61,17 +65,23 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 def walk(cs):
     for c in cs:
-        n, v = c.get("name", "").lower().replace("_", "-"), c.get("version", "")
+        # GitHub Actions named in workflows (syft) are not packages of these trees.
+        if c.get("purl", "").startswith("pkg:github/"):
+            continue
+        n, v = c.get("name", "").lower().replace("_", "-").replace(".", "-"), c.get("version", "")
+        if c.get("group"):
+            n = c["group"].lower() + "/" + n
         if n and v: print(f"{n}@{v}")
         walk(c.get("components", []))
 walk(d.get("components", []))
 PY
 }
 
-echo "== SBOM (seconds, components; missed = found by syft or trivy but not by launchway)"
+echo "== SBOM (seconds, components; missed = found by syft or trivy but not by launchway, GitHub Actions aside)"
 for name in ml-venv node cargo-src repo; do
   dir=${CORPUS[$name]}
-  read -r t_lw _ < <(measure "$LW" sbom "$dir" -o "$CACHE/lw.json")
+  # syft and trivy read files .gitignore excludes; so does launchway with --no-ignore.
+  read -r t_lw _ < <(measure "$LW" sbom --no-ignore "$dir" -o "$CACHE/lw.json")
   read -r t_sy _ < <(measure "$SYFT" "dir:$dir" -q -o "cyclonedx-json=$CACHE/syft.json")
   read -r t_tr _ < <(measure "$TRIVY" fs --quiet --format cyclonedx --cache-dir "$CACHE/trivy" --skip-db-update --offline-scan --include-dev-deps "$dir" -o "$CACHE/trivy.json")
   names "$CACHE/lw.json" | sort -u > "$CACHE/lw.txt"
@@ -83,7 +93,8 @@ for name in ml-venv node cargo-src repo; do
 done
 
 echo "== Secrets (seconds, peak RSS MB, findings)"
-for name in node cargo-src repo; do
+# (Not `repo`: gitleaks' `dir` mode reads the gitignored build output.)
+for name in node cargo-src ml-venv; do
   dir=${CORPUS[$name]}
   read -r t_lw m_lw < <(measure "$LW" scan "$dir" --scanners secret --format json -o "$CACHE/lw-secrets.json")
   read -r t_gl m_gl < <(measure "$GITLEAKS" dir "$dir" --report-format json --report-path "$CACHE/gl.json" --no-banner --exit-code 0)
@@ -102,6 +113,65 @@ PY
 )
   echo "$name: launchway ${t_lw}s $((m_lw/1024))MB $n_lw | gitleaks ${t_gl}s $((m_gl/1024))MB $n_gl | kingfisher ${t_kf}s $((m_kf/1024))MB | kingfisher/launchway $(ratio "$t_kf" "$t_lw")x, gitleaks/launchway $(ratio "$t_gl" "$t_lw")x | gitleaks findings also found: $recall"
 done
+
+echo "== Secrets recall on planted credentials (synthetic, format-valid, random)"
+rm -rf "$CACHE/planted" && mkdir -p "$CACHE/planted"
+python3 - "$CACHE/planted" <<'PY'
+import json, os, random, string, sys
+random.seed(7)
+A, D, H = string.ascii_letters, string.digits, "0123456789abcdef"
+r = lambda n, cs=A + D: "".join(random.choice(cs) for _ in range(n))
+B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+planted = {
+    "aws": "AKIA" + r(16, B32),
+    "github-pat": "ghp_" + r(36),
+    "github-oauth": "gho_" + r(36),
+    "github-fine": "github_pat_" + r(82, A + D + "_"),
+    "gitlab": "glpat-" + r(20),
+    "slack-bot": f"xoxb-{r(11, D)}-{r(12, D)}-{r(24)}",
+    "slack-webhook": f"https://hooks.slack.com/services/T{r(8, A.upper()+D)}/B{r(8, A.upper()+D)}/{r(24)}",
+    "stripe": "sk_live_" + r(24),
+    "sendgrid": "SG." + r(22) + "." + r(43),
+    "npm": "npm_" + r(36),
+    "pypi": "pypi-AgEIcHlwaS5vcmc" + r(70, A + D + "_-"),
+    "huggingface": "hf_" + r(34, A),
+    "openai": "sk-" + r(20) + "T3BlbkFJ" + r(20),
+    "anthropic": "sk-ant-api03-" + r(93, A + D + "_-") + "AA",
+    "gcp": "AIza" + r(35, A + D + "_-"),
+    "digitalocean": "dop_v1_" + r(64, H),
+    "shopify": "shpat_" + r(32, H),
+    "databricks": "dapi" + r(32, H),
+    "twilio": "SK" + r(32, H),
+    "doppler": "dp.pt." + r(43, string.ascii_lowercase + D),
+    "linear": "lin_api_" + r(40),
+    "postman": f"PMAK-{r(24, H)}-{r(34, H)}",
+    "age": "AGE-SECRET-KEY-1" + r(58, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L"),
+    "dockerhub": "dckr_pat_" + r(27, A + D + "_-"),
+    "rubygems": "rubygems_" + r(48, H),
+    "generic": r(32),
+}
+lines = {}
+for i, (k, v) in enumerate(planted.items()):
+    f = os.path.join(sys.argv[1], f"svc{i % 5}", f"config_{k}.env")
+    os.makedirs(os.path.dirname(f), exist_ok=True)
+    body = "\n".join(f"setting_{j} = value{j}" for j in range(20))
+    line = f'{k.upper().replace("-", "_")}_SECRET_TOKEN = "{v}"' if k == "generic" else f'{k.upper().replace("-", "_")}_KEY = "{v}"'
+    open(f, "w").write(body + "\n" + line + "\n")
+    lines[os.path.relpath(f, sys.argv[1])] = 21
+json.dump(lines, open(os.path.join(sys.argv[1], "..", "planted.json"), "w"))
+PY
+"$LW" scan "$CACHE/planted" --scanners secret --format json -o "$CACHE/lw-planted.json" 2>/dev/null || true
+"$GITLEAKS" dir "$CACHE/planted" --report-format json --report-path "$CACHE/gl-planted.json" --no-banner --exit-code 0 >/dev/null 2>&1 || true
+python3 - "$CACHE" <<'PY'
+import json, os, sys
+c = sys.argv[1]
+want = json.load(open(os.path.join(c, "planted.json")))
+lw = {(f["file"], f["line"]) for f in json.load(open(os.path.join(c, "lw-planted.json")))["secrets"]}
+root = os.path.join(c, "planted")
+gl = {(os.path.relpath(os.path.abspath(f["File"]), root), f["StartLine"]) for f in json.load(open(os.path.join(c, "gl-planted.json")))}
+w = set(want.items())
+print(f"planted {len(w)}: launchway found {len(w & lw)}, gitleaks found {len(w & gl)}; missed by launchway: {sorted(f for f, _ in w - lw)}")
+PY
 
 echo "== Vulnerabilities"
 DATA="$ROOT/../shared/data/osv"

@@ -69,6 +69,7 @@ fn default_rules_find_planted_secrets_where_they_are() {
         ("config/settings.py", "aws-access-key-id", 2, 22),
         ("config/settings.py", "aws-secret-access-key", 3, 26),
         ("config/settings.py", "basic-auth-url", 4, 37),
+        ("config/internal.env", "generic-api-key", 1, 15),
         ("keys/deploy_key", "private-key", 1, 1),
         ("web/app.js", "jwt", 2, 18),
         ("web/app.js", "generic-api-key", 3, 28),

@@ -24,10 +24,26 @@ pub struct Config {
 }
 
 impl Config {
+    /// The built-in rules, with a global allowlist for installed
+    /// dependencies, lockfiles and generated files (as gitleaks has one).
     pub fn defaults() -> Config {
+        let paths = [
+            r"(?:^|/)node_modules/",
+            r"(?:^|/)(?:site|dist)-packages/",
+            r"(?:^|/)vendor/",
+            r"(?:^|/)\.venv/",
+            r"(?:^|/)__pycache__/",
+            r"(?:^|/)(?:Cargo\.lock|package-lock\.json|yarn\.lock|pnpm-lock\.yaml|poetry\.lock|uv\.lock|Pipfile\.lock|go\.sum)$",
+            r"\.(?:min\.js|js\.map|css\.map)$",
+        ];
+        let allow = Allowlist {
+            description: "installed dependencies, lockfiles and generated files".into(),
+            paths: paths.iter().filter_map(|p| Regex::new(p).ok()).collect(),
+            ..Allowlist::default()
+        };
         Config {
             rules: defaults(),
-            allowlists: Vec::new(),
+            allowlists: vec![allow],
         }
     }
 
@@ -121,6 +137,7 @@ fn allowlist(file: &str, what: &str, t: &toml::Value) -> Result<Allowlist, Confi
             .collect::<Result<_, _>>()?,
         stopwords: strings(t.get("stopwords")),
         commits: strings(t.get("commits")),
+        identifiers: false,
     })
 }
 
@@ -302,7 +319,7 @@ stopwords = ["dummy"]
             (r.secret_group, r.entropy, r.allowlists[0].target),
             (1, Some(3.0), Target::Line)
         );
-        assert_eq!(cfg.allowlists.len(), 1);
+        assert_eq!(cfg.allowlists.len(), 2, "the defaults' and the file's");
         let e = Config::parse(
             "gl.toml",
             "[[rules]]\nid = \"x\"\nregex = '''(unclosed'''\n",

@@ -121,6 +121,11 @@ impl Engine {
         }
     }
 
+    /// Whether a global allowlist excuses this path outright.
+    pub fn skips_path(&self, path: &str) -> bool {
+        self.allowlists.iter().any(|a| a.allows_path(path))
+    }
+
     /// Scans one fragment. `lines` maps fragment line numbers (0-based) to
     /// file line numbers for git fragments; `None` means they are the same.
     pub fn scan(

@@ -22,6 +22,384 @@ pub struct Allowlist {
     pub paths: Vec<Regex>,
     pub stopwords: Vec<String>,
     pub commits: Vec<String>,
+    /// Launchway's own check: the secret reads like a code identifier.
+    pub identifiers: bool,
+}
+
+/// Words code identifiers are made of.
+const WORDS: &[&str] = &[
+    "access",
+    "account",
+    "accounts",
+    "action",
+    "active",
+    "addr",
+    "address",
+    "agent",
+    "algorithm",
+    "alias",
+    "align",
+    "alloc",
+    "allow",
+    "app",
+    "apply",
+    "args",
+    "array",
+    "assert",
+    "attr",
+    "attribute",
+    "auth",
+    "authority",
+    "auto",
+    "base",
+    "bind",
+    "block",
+    "body",
+    "bool",
+    "boolean",
+    "bound",
+    "buf",
+    "buffer",
+    "build",
+    "builder",
+    "byte",
+    "bytes",
+    "cache",
+    "call",
+    "callback",
+    "cancel",
+    "cert",
+    "certificate",
+    "chain",
+    "change",
+    "channel",
+    "char",
+    "check",
+    "child",
+    "cipher",
+    "class",
+    "clear",
+    "client",
+    "close",
+    "code",
+    "color",
+    "column",
+    "command",
+    "common",
+    "compare",
+    "compat",
+    "config",
+    "connect",
+    "connection",
+    "const",
+    "container",
+    "content",
+    "context",
+    "control",
+    "copy",
+    "count",
+    "create",
+    "crypt",
+    "current",
+    "cursor",
+    "data",
+    "date",
+    "debug",
+    "decode",
+    "decs",
+    "default",
+    "define",
+    "delete",
+    "deprecated",
+    "deprecation",
+    "depth",
+    "desc",
+    "descriptor",
+    "device",
+    "dict",
+    "direction",
+    "disable",
+    "disabled",
+    "display",
+    "document",
+    "domain",
+    "element",
+    "enable",
+    "enabled",
+    "encode",
+    "encrypt",
+    "encryption",
+    "end",
+    "entry",
+    "enum",
+    "env",
+    "error",
+    "errors",
+    "event",
+    "events",
+    "exception",
+    "expr",
+    "expression",
+    "extension",
+    "factory",
+    "field",
+    "file",
+    "filter",
+    "flag",
+    "flags",
+    "float",
+    "format",
+    "frame",
+    "from",
+    "func",
+    "function",
+    "generate",
+    "generated",
+    "generic",
+    "get",
+    "global",
+    "group",
+    "handle",
+    "handler",
+    "handlers",
+    "hash",
+    "header",
+    "helper",
+    "helpers",
+    "hidden",
+    "host",
+    "icon",
+    "index",
+    "info",
+    "init",
+    "inner",
+    "input",
+    "insert",
+    "instance",
+    "int",
+    "interface",
+    "internal",
+    "item",
+    "iter",
+    "iterator",
+    "key",
+    "keys",
+    "keyword",
+    "kind",
+    "label",
+    "layout",
+    "len",
+    "length",
+    "level",
+    "lib",
+    "like",
+    "limit",
+    "line",
+    "link",
+    "list",
+    "load",
+    "local",
+    "lock",
+    "log",
+    "login",
+    "logout",
+    "lookup",
+    "lower",
+    "main",
+    "manager",
+    "map",
+    "mask",
+    "match",
+    "max",
+    "medium",
+    "member",
+    "memory",
+    "message",
+    "meta",
+    "method",
+    "min",
+    "mode",
+    "model",
+    "module",
+    "name",
+    "node",
+    "none",
+    "notification",
+    "notify",
+    "null",
+    "number",
+    "oauth",
+    "object",
+    "offset",
+    "only",
+    "open",
+    "option",
+    "options",
+    "order",
+    "output",
+    "owner",
+    "page",
+    "pair",
+    "param",
+    "parent",
+    "parse",
+    "parser",
+    "part",
+    "pass",
+    "password",
+    "path",
+    "pattern",
+    "pending",
+    "point",
+    "pointer",
+    "policy",
+    "pool",
+    "port",
+    "prefix",
+    "prev",
+    "previous",
+    "primary",
+    "print",
+    "private",
+    "process",
+    "property",
+    "protection",
+    "provider",
+    "proxy",
+    "public",
+    "query",
+    "queue",
+    "range",
+    "read",
+    "reader",
+    "record",
+    "redirect",
+    "ref",
+    "reference",
+    "register",
+    "request",
+    "reset",
+    "resolve",
+    "resource",
+    "response",
+    "result",
+    "results",
+    "retries",
+    "retry",
+    "return",
+    "role",
+    "root",
+    "route",
+    "rule",
+    "runtime",
+    "schema",
+    "scope",
+    "secondary",
+    "secret",
+    "section",
+    "security",
+    "select",
+    "send",
+    "server",
+    "service",
+    "session",
+    "set",
+    "setting",
+    "shape",
+    "sign",
+    "signature",
+    "size",
+    "slot",
+    "source",
+    "space",
+    "spec",
+    "spread",
+    "stack",
+    "start",
+    "state",
+    "static",
+    "status",
+    "storage",
+    "store",
+    "stream",
+    "string",
+    "struct",
+    "style",
+    "subscription",
+    "support",
+    "supported",
+    "sync",
+    "system",
+    "table",
+    "tag",
+    "target",
+    "task",
+    "template",
+    "test",
+    "text",
+    "thread",
+    "time",
+    "timeout",
+    "timer",
+    "token",
+    "tokens",
+    "transform",
+    "tree",
+    "type",
+    "types",
+    "unit",
+    "update",
+    "upper",
+    "uri",
+    "url",
+    "usage",
+    "user",
+    "util",
+    "valid",
+    "value",
+    "values",
+    "var",
+    "vector",
+    "verify",
+    "version",
+    "view",
+    "visible",
+    "warning",
+    "window",
+    "with",
+    "word",
+    "worker",
+    "write",
+    "writer",
+];
+
+/// Whether a value reads like a code identifier (`X509PrivateKeyProtection`,
+/// `nl80211_key_attributes`, `_prevKeyPath4`): two or more of its letter
+/// segments are common identifier words. Random tokens almost never are.
+pub fn looks_like_identifier(s: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(s);
+    let mut segments: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in text.chars() {
+        let boundary = !c.is_ascii_alphabetic() || (c.is_ascii_uppercase() && prev_lower);
+        if boundary && !cur.is_empty() {
+            segments.push(std::mem::take(&mut cur));
+        }
+        if c.is_ascii_alphabetic() {
+            cur.push(c.to_ascii_lowercase());
+        }
+        prev_lower = c.is_ascii_lowercase();
+    }
+    if !cur.is_empty() {
+        segments.push(cur);
+    }
+    let known = |w: &str| {
+        WORDS.binary_search(&w).is_ok()
+            || w.strip_suffix('s')
+                .is_some_and(|w| WORDS.binary_search(&w).is_ok())
+    };
+    segments.iter().filter(|s| s.len() >= 3 && known(s)).count() >= 2
 }
 
 /// What an allowlist is asked about one finding.
@@ -34,6 +412,18 @@ pub struct Candidate<'a> {
 }
 
 impl Allowlist {
+    /// Whether this allowlist excuses every finding in a file by its path
+    /// alone, so the file need not be read.
+    pub fn allows_path(&self, path: &str) -> bool {
+        let path_only = self.regexes.is_empty()
+            && self.stopwords.is_empty()
+            && self.commits.is_empty()
+            && !self.identifiers;
+        path_only
+            && !self.paths.is_empty()
+            && self.paths.iter().any(|r| r.is_match(path.as_bytes()))
+    }
+
     pub fn allows(&self, c: &Candidate<'_>) -> bool {
         let target = match self.target {
             Target::Secret => c.secret,
@@ -60,6 +450,9 @@ impl Allowlist {
                 c.commit
                     .is_some_and(|h| self.commits.iter().any(|x| x == h)),
             );
+        }
+        if self.identifiers {
+            checks.push(looks_like_identifier(c.secret));
         }
         if checks.is_empty() {
             return false;
@@ -813,14 +1206,8 @@ pub fn defaults() -> Vec<Rule> {
             Regex::new(r"^[^0-9]+$").ok(),
             // …or are only digits and separators (ids, versions, dates).
             Regex::new(r"^[0-9._:-]+$").ok(),
-            // Words read like identifiers, types and file names, not keys:
-            // a run of five or more lowercase letters with a non-hex one.
-            Regex::new(r"[a-z]{2,}[g-z][a-z]{2,}").ok(),
-            // snake_case names (`nl80211_auth_type`, `max_retry_count2`).
-            Regex::new(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$").ok(),
-            // camelCase and PascalCase names with two or more humps
-            // (`_prevKeyPath4`, `X509KeyUsageFlags`).
-            Regex::new(r"[a-z][A-Z][a-z]{2,}.*[a-z][A-Z][a-z]{2,}").ok(),
+            // File names (`rsa-2048-private-key.pem`).
+            Regex::new(r"\.(?:pem|pk8|der|crt|key|pub|json|ya?ml|toml|txt|py|rs|js|ts)$").ok(),
         ]
         .into_iter()
         .flatten()
@@ -829,6 +1216,7 @@ pub fn defaults() -> Vec<Rule> {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+        identifiers: true,
         ..Allowlist::default()
     });
     rules.push(generic);
@@ -852,5 +1240,29 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), n);
         assert!(n >= 60, "{n} rules");
+        let mut sorted = WORDS.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(sorted, WORDS, "WORDS is searched by bisection");
+    }
+
+    #[test]
+    fn identifiers_versus_tokens() {
+        for id in [
+            "X509PrivateKeyProtection",
+            "nl80211_key_attributes",
+            "_prevKeyPath4",
+            "previousKeyPath",
+            "dot11_key_direction_both",
+            "maxRetryCount",
+        ] {
+            assert!(looks_like_identifier(id.as_bytes()), "{id}");
+        }
+        for token in [
+            "VqmCplppjs46LmuezqpGHoPZgPDcgaE4",
+            "n3bK8Lq0vXw7Tz2Rp9YdHs4M",
+            "q3F9v2Lk8PzR7mXw4TbN6yHc1JdS5gUe0aVoKi7E",
+        ] {
+            assert!(!looks_like_identifier(token.as_bytes()), "{token}");
+        }
     }
 }

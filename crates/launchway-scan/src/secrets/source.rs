@@ -66,6 +66,9 @@ pub fn scan_dir(root: &Path, engine: &Engine, opts: &DirOptions) -> DirScan {
                     || entry.path().display().to_string(),
                     |r| r.display().to_string(),
                 );
+            if engine.skips_path(&rel) {
+                return ignore::WalkState::Continue;
+            }
             if entry.metadata().is_ok_and(|m| m.len() > opts.max_file) {
                 if let Ok(mut o) = out.lock() {
                     o.skipped
