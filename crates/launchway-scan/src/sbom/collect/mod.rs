@@ -103,7 +103,9 @@ pub fn inventory(root: &Path) -> Inventory {
 /// As [`inventory`]; `respect_ignore: false` also reads ignored files
 /// (vendored trees, crate sources whose `.gitignore` lists `Cargo.lock`).
 pub fn inventory_with(root: &Path, respect_ignore: bool) -> Inventory {
-    let mut inv = Inventory::default();
+    let inv = std::sync::Mutex::new(Inventory::default());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // A parallel walk; each thread reads and parses what it recognises.
     let walker = ignore::WalkBuilder::new(root)
         .hidden(false)
         .ignore(respect_ignore)
@@ -112,59 +114,55 @@ pub fn inventory_with(root: &Path, respect_ignore: bool) -> Inventory {
         .git_exclude(respect_ignore)
         .require_git(false)
         .follow_links(false)
+        .threads(threads)
         .filter_entry(|e| e.file_name() != ".git")
-        .build();
-    for entry in walker {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                inv.errors.push(CollectError {
-                    file: root.display().to_string(),
-                    line: None,
-                    column: None,
-                    message: e.to_string(),
-                });
-                continue;
+        .build_parallel();
+    walker.run(|| {
+        let inv = &inv;
+        Box::new(move |entry| {
+            let record = |e: CollectError| {
+                if let Ok(mut i) = inv.lock() {
+                    i.errors.push(e);
+                }
+            };
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    record(CollectError { file: root.display().to_string(), line: None, column: None, message: e.to_string() });
+                    return ignore::WalkState::Continue;
+                }
+            };
+            if !entry.file_type().is_some_and(|t| t.is_file()) {
+                return ignore::WalkState::Continue;
             }
-        };
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
-            continue;
-        }
-        let rel = match entry.path().strip_prefix(root) {
-            Ok(r) if !r.as_os_str().is_empty() => r.to_string_lossy().replace('\\', "/"),
-            _ => entry
-                .path()
-                .file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().to_string()),
-        };
-        let Some(kind) = detect(&rel) else { continue };
-        if entry.metadata().is_ok_and(|m| m.len() > MAX_FILE) {
-            inv.errors.push(CollectError {
-                file: rel,
-                line: None,
-                column: None,
-                message: "larger than 64 MiB; skipped".into(),
-            });
-            continue;
-        }
-        let text = match std::fs::read(entry.path()) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(e) => {
-                inv.errors.push(CollectError {
-                    file: rel,
-                    line: None,
-                    column: None,
-                    message: e.to_string(),
-                });
-                continue;
+            let rel = match entry.path().strip_prefix(root) {
+                Ok(r) if !r.as_os_str().is_empty() => r.to_string_lossy().replace('\\', "/"),
+                _ => entry.path().file_name().map_or_else(String::new, |n| n.to_string_lossy().to_string()),
+            };
+            let Some(kind) = detect(&rel) else { return ignore::WalkState::Continue };
+            if entry.metadata().is_ok_and(|m| m.len() > MAX_FILE) {
+                record(CollectError { file: rel, line: None, column: None, message: "larger than 64 MiB; skipped".into() });
+                return ignore::WalkState::Continue;
             }
-        };
-        inv.files.push(rel.clone());
-        match parse(kind, &rel, &text) {
-            Ok(cs) => inv.components.extend(cs),
-            Err(e) => inv.errors.push(e),
-        }
-    }
+            let text = match std::fs::read(entry.path()) {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(e) => {
+                    record(CollectError { file: rel, line: None, column: None, message: e.to_string() });
+                    return ignore::WalkState::Continue;
+                }
+            };
+            let parsed = parse(kind, &rel, &text);
+            if let Ok(mut i) = inv.lock() {
+                i.files.push(rel);
+                match parsed {
+                    Ok(cs) => i.components.extend(cs),
+                    Err(e) => i.errors.push(e),
+                }
+            }
+            ignore::WalkState::Continue
+        })
+    });
+    let mut inv = inv.into_inner().unwrap_or_default();
     inv.finish();
     inv
 }
