@@ -110,6 +110,72 @@ pub fn go_sum(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
     Ok(out)
 }
 
+const BUILDINFO_MAGIC: &[u8] = b"\xff Go buildinf:";
+
+fn uvarint(b: &[u8]) -> Option<(usize, usize)> {
+    let mut x: u64 = 0;
+    for (i, byte) in b.iter().enumerate().take(10) {
+        x |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((usize::try_from(x).ok()?, i + 1));
+        }
+    }
+    None
+}
+
+/// Modules a Go binary was built from (its embedded build info, Go 1.18+):
+/// the main module and every `dep`, with `=>` replacements applied.
+pub fn binary(file: &str, data: &[u8]) -> Vec<Component> {
+    let Some(at) = data
+        .windows(BUILDINFO_MAGIC.len())
+        .position(|w| w == BUILDINFO_MAGIC)
+    else {
+        return Vec::new();
+    };
+    let Some(&flags) = data.get(at + 15) else {
+        return Vec::new();
+    };
+    if flags & 0x2 == 0 {
+        return Vec::new(); // pre-1.18 layout (pointers), not read
+    }
+    let mut p = at + 32;
+    let mut strings = Vec::new();
+    for _ in 0..2 {
+        let Some((len, n)) = data.get(p..).and_then(uvarint) else {
+            return Vec::new();
+        };
+        let Some(s) = data.get(p + n..p + n + len) else {
+            return Vec::new();
+        };
+        strings.push(s);
+        p += n + len;
+    }
+    // The module info is wrapped in 16-byte sentinels.
+    let info = strings[1];
+    let info = if info.len() >= 33 && info[info.len() - 17] == b'\n' {
+        &info[16..info.len() - 16]
+    } else {
+        info
+    };
+    let text = String::from_utf8_lossy(info);
+    let mut out: Vec<Component> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        match f.as_slice() {
+            ["mod" | "dep", path, version, ..] if !version.is_empty() && *version != "(devel)" => {
+                out.push(Component::new(Ecosystem::Go, path, version, file));
+            }
+            ["=>", path, version, ..] if !version.is_empty() => {
+                if let Some(last) = out.last_mut() {
+                    *last = Component::new(Ecosystem::Go, path, version, file);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +196,40 @@ mod tests {
         let sum = "github.com/a/b v1.2.3 h1:abc=\ngithub.com/a/b v1.2.3/go.mod h1:def=\n";
         assert_eq!(go_sum("go.sum", sum).unwrap().len(), 1);
         assert_eq!(go_sum("go.sum", "garbage\n").unwrap_err().line, Some(1));
+    }
+
+    #[test]
+    fn binary_build_info() {
+        // A build-info blob laid out as the Go linker writes it.
+        let mut data = b"\x7fELF....padding....".to_vec();
+        let mut header = BUILDINFO_MAGIC.to_vec();
+        header.push(8);
+        header.push(0x2);
+        header.resize(32, 0);
+        data.extend(header);
+        let version = b"go1.22.1";
+        data.push(version.len() as u8);
+        data.extend(version);
+        let mut info = vec![0x30u8; 16];
+        info.extend(b"path\texample.com/cmd/app\nmod\texample.com/app\tv1.2.3\th1:x=\ndep\tgolang.org/x/sys\tv0.20.0\th1:y=\ndep\tgithub.com/old/lib\tv1.0.0\n=>\tgithub.com/new/lib\tv1.1.0\th1:z=\n");
+        info.extend(vec![0xf9u8; 16]);
+        let mut n = info.len();
+        while n >= 0x80 {
+            data.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        data.push(n as u8);
+        data.extend(&info);
+        let cs = binary("bin/app", &data);
+        let p: Vec<&str> = cs.iter().map(|c| c.purl.as_str()).collect();
+        assert_eq!(
+            p,
+            [
+                "pkg:golang/example.com/app@v1.2.3",
+                "pkg:golang/golang.org/x/sys@v0.20.0",
+                "pkg:golang/github.com/new/lib@v1.1.0"
+            ]
+        );
+        assert!(binary("x", b"no build info here").is_empty());
     }
 }

@@ -66,6 +66,71 @@ pub fn detect(rel: &str) -> Option<Kind> {
     })
 }
 
+/// Go modules embedded in an ELF executable: only its `.go.buildinfo`
+/// section is read, found through the section headers.
+fn executable_modules(path: &Path, rel: &str) -> Option<Vec<super::Component>> {
+    use std::os::unix::fs::{FileExt, PermissionsExt};
+    // Programs have no extension; everything else is skipped without a stat.
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    if name.contains('.') {
+        return None;
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.permissions().mode() & 0o111 == 0 || meta.len() < 64 {
+        return None;
+    }
+    let f = std::fs::File::open(path).ok()?;
+    let mut h = [0u8; 64];
+    f.read_exact_at(&mut h, 0).ok()?;
+    // 64-bit little-endian ELF only (what Go builds for Linux on amd64/arm64).
+    if h[..4] != *b"\x7fELF" || h[4] != 2 || h[5] != 1 {
+        return None;
+    }
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u64_at(&h, 0x28),
+        u64::from(u16_at(&h, 0x3a)),
+        u64::from(u16_at(&h, 0x3c)),
+        u64::from(u16_at(&h, 0x3e)),
+    );
+    if shentsize < 64 || shnum == 0 || shnum > 4096 || shstrndx >= shnum {
+        return None;
+    }
+    let mut table = vec![0u8; usize::try_from(shentsize * shnum).ok()?];
+    f.read_exact_at(&mut table, shoff).ok()?;
+    let section = |i: u64| -> (u32, u64, u64) {
+        let b = &table[usize::try_from(i * shentsize).unwrap_or(0)..];
+        (
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            u64_at(b, 0x18),
+            u64_at(b, 0x20),
+        )
+    };
+    let (_, str_off, str_size) = section(shstrndx);
+    if str_size > 1 << 20 {
+        return None;
+    }
+    let mut names = vec![0u8; usize::try_from(str_size).ok()?];
+    f.read_exact_at(&mut names, str_off).ok()?;
+    let wanted = b".go.buildinfo\0";
+    for i in 0..shnum {
+        let (name, off, size) = section(i);
+        let n = usize::try_from(name).ok()?;
+        if names.get(n..n + wanted.len()) == Some(&wanted[..]) {
+            if size > 64 << 20 {
+                return None;
+            }
+            // The build info strings follow the 32-byte header inside this section.
+            let mut data = vec![0u8; usize::try_from(size).ok()?];
+            f.read_exact_at(&mut data, off).ok()?;
+            let cs = go::binary(rel, &data);
+            return (!cs.is_empty()).then_some(cs);
+        }
+    }
+    None
+}
+
 /// `…/node_modules/<name>/package.json` or `…/node_modules/@scope/<name>/package.json`.
 fn is_installed_node_package(rel: &str) -> bool {
     let parts: Vec<&str> = rel.split('/').collect();
@@ -128,7 +193,12 @@ pub fn inventory_with(root: &Path, respect_ignore: bool) -> Inventory {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    record(CollectError { file: root.display().to_string(), line: None, column: None, message: e.to_string() });
+                    record(CollectError {
+                        file: root.display().to_string(),
+                        line: None,
+                        column: None,
+                        message: e.to_string(),
+                    });
                     return ignore::WalkState::Continue;
                 }
             };
@@ -137,17 +207,39 @@ pub fn inventory_with(root: &Path, respect_ignore: bool) -> Inventory {
             }
             let rel = match entry.path().strip_prefix(root) {
                 Ok(r) if !r.as_os_str().is_empty() => r.to_string_lossy().replace('\\', "/"),
-                _ => entry.path().file_name().map_or_else(String::new, |n| n.to_string_lossy().to_string()),
+                _ => entry
+                    .path()
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().to_string()),
             };
-            let Some(kind) = detect(&rel) else { return ignore::WalkState::Continue };
+            let Some(kind) = detect(&rel) else {
+                // Executables may carry the modules they were built from (Go).
+                if let Some(cs) = executable_modules(entry.path(), &rel)
+                    && let Ok(mut i) = inv.lock()
+                {
+                    i.files.push(rel);
+                    i.components.extend(cs);
+                }
+                return ignore::WalkState::Continue;
+            };
             if entry.metadata().is_ok_and(|m| m.len() > MAX_FILE) {
-                record(CollectError { file: rel, line: None, column: None, message: "larger than 64 MiB; skipped".into() });
+                record(CollectError {
+                    file: rel,
+                    line: None,
+                    column: None,
+                    message: "larger than 64 MiB; skipped".into(),
+                });
                 return ignore::WalkState::Continue;
             }
             let text = match std::fs::read(entry.path()) {
                 Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                 Err(e) => {
-                    record(CollectError { file: rel, line: None, column: None, message: e.to_string() });
+                    record(CollectError {
+                        file: rel,
+                        line: None,
+                        column: None,
+                        message: e.to_string(),
+                    });
                     return ignore::WalkState::Continue;
                 }
             };
