@@ -231,4 +231,5 @@ conformance!(
     expressions_in_workflow,
     remote_action_error,
     node_action,
+    security_actions,
 );

@@ -185,8 +185,12 @@ pub(crate) fn trivy_action(exec: &mut JobExec, with: &Inputs) -> StepRun {
         "table" => gate::Format::Table,
         "json" => gate::Format::Json,
         "sarif" => gate::Format::Sarif,
+        // SBOM formats: trivy writes the inventory instead of a findings report.
+        f @ ("cyclonedx" | "spdx-json") => return trivy_sbom(exec, with, f),
         other => {
-            exec.error(&format!("aquasecurity/trivy-action: format '{other}' is not supported; use table, json or sarif"));
+            exec.error(&format!(
+                "aquasecurity/trivy-action: format '{other}' is not supported; use table, json, sarif, cyclonedx or spdx-json"
+            ));
             return StepRun::failed();
         }
     };
@@ -230,6 +234,44 @@ pub(crate) fn trivy_action(exec: &mut JobExec, with: &Inputs) -> StepRun {
                 .join(",")
         ));
         return StepRun::failed();
+    }
+    StepRun::ok(IndexMap::new())
+}
+
+/// trivy-action with `format: cyclonedx` or `spdx-json`: an SBOM of `scan-ref`.
+fn trivy_sbom(exec: &mut JobExec, with: &Inputs, format: &str) -> StepRun {
+    let fmt = if format == "cyclonedx" {
+        gate::SbomFormat::CycloneDx(SpecVersion::V1_6)
+    } else {
+        gate::SbomFormat::Spdx
+    };
+    let target = resolve(exec, with.get_or("scan-ref", "."));
+    let doc = match gate::sbom(
+        &target,
+        fmt,
+        &crate::store::now_rfc3339(),
+        env!("CARGO_PKG_VERSION"),
+        true,
+    ) {
+        Ok((doc, _)) => serde_json::to_string_pretty(&doc).unwrap_or_default(),
+        Err(e) => {
+            exec.error(&format!("aquasecurity/trivy-action: {e}"));
+            return StepRun::failed();
+        }
+    };
+    match with.get("output") {
+        Some(p) => {
+            let path = resolve(exec, p);
+            if let Err(e) = std::fs::write(&path, doc) {
+                exec.error(&format!(
+                    "aquasecurity/trivy-action: {}: {e}",
+                    path.display()
+                ));
+                return StepRun::failed();
+            }
+            exec.log(&format!("SBOM written to {}", path.display()));
+        }
+        None => exec.log(&doc),
     }
     StepRun::ok(IndexMap::new())
 }

@@ -159,6 +159,19 @@ pub fn binary(file: &str, data: &[u8]) -> Vec<Component> {
     };
     let text = String::from_utf8_lossy(info);
     let mut out: Vec<Component> = Vec::new();
+    // The toolchain: Go advisories name it `stdlib`, versioned without `go`.
+    let toolchain = String::from_utf8_lossy(strings[0]);
+    if let Some(v) = toolchain
+        .strip_prefix("go")
+        .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        out.push(Component::new(
+            Ecosystem::Go,
+            "stdlib",
+            v.split_whitespace().next().unwrap_or(v),
+            file,
+        ));
+    }
     for line in text.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
@@ -225,6 +238,7 @@ mod tests {
         assert_eq!(
             p,
             [
+                "pkg:golang/stdlib@1.22.1",
                 "pkg:golang/example.com/app@v1.2.3",
                 "pkg:golang/golang.org/x/sys@v0.20.0",
                 "pkg:golang/github.com/new/lib@v1.1.0"
