@@ -224,31 +224,9 @@ fn core_number(s: &str) -> Option<f64> {
 }
 
 /// A number as a workflow sees it when a scalar is used as a string:
-/// JavaScript's shortest form (`3.10` → `3.1`, `1.0` → `1`).
-pub fn format_number(n: f64) -> String {
-    if n.is_nan() {
-        return "NaN".into();
-    }
-    if n.is_infinite() {
-        return if n > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    if n == 0.0 {
-        return "0".into();
-    }
-    if n.fract() == 0.0 && n.abs() < 1e21 {
-        return format!("{n:.0}");
-    }
-    let abs = n.abs();
-    if (1e-6..1e21).contains(&abs) {
-        format!("{n}")
-    } else {
-        let s = format!("{n:e}");
-        match s.split_once('e') {
-            Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
-            _ => s,
-        }
-    }
-}
+/// JavaScript's shortest form (`3.10` → `3.1`, `1.0` → `1`), as the
+/// expression language formats numbers.
+pub use launchway_expr::format_number;
 
 enum Frame {
     Seq(Vec<Node>, Span, usize),

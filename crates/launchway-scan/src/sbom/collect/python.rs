@@ -170,106 +170,98 @@ fn link(out: &mut [Component], deps: Vec<Vec<String>>) {
     }
 }
 
-pub fn poetry_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
-    let doc = toml_doc(file, text)?;
-    let legacy_files = doc.get("metadata").and_then(|m| m.get("files"));
+/// Each `[[package]]` of a TOML lockfile as a component; `fill` adds what
+/// the format records and returns the names of the package's dependencies,
+/// which are then linked to the locked packages.
+fn each_package(
+    file: &str,
+    doc: &toml::Table,
+    mut fill: impl FnMut(&toml::Value, &mut Component) -> Vec<String>,
+) -> Result<Vec<Component>, CollectError> {
     let mut out = Vec::new();
     let mut deps = Vec::new();
-    for p in packages(file, &doc)? {
-        let name = str_field(file, p, "name")?;
-        let version = str_field(file, p, "version")?;
-        let mut c = Component::new(ECO, name, version, file);
-        c.hashes = file_hashes(p.get("files"));
-        if c.hashes.is_empty() {
-            c.hashes = file_hashes(legacy_files.and_then(|f| f.get(name)));
-        }
-        c.dev = p.get("category").and_then(|v| v.as_str()) == Some("dev");
-        deps.push(
-            p.get("dependencies")
-                .and_then(|d| d.as_table())
-                .map(|t| t.keys().cloned().collect())
-                .unwrap_or_default(),
+    for p in packages(file, doc)? {
+        let mut c = Component::new(
+            ECO,
+            str_field(file, p, "name")?,
+            str_field(file, p, "version")?,
+            file,
         );
+        deps.push(fill(p, &mut c));
         out.push(c);
     }
     link(&mut out, deps);
     Ok(out)
 }
 
-pub fn uv_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+pub fn poetry_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
     let doc = toml_doc(file, text)?;
-    let mut out = Vec::new();
-    let mut deps = Vec::new();
-    for p in packages(file, &doc)? {
-        let name = str_field(file, p, "name")?;
-        let version = str_field(file, p, "version")?;
-        let mut c = Component::new(ECO, name, version, file);
+    // Older lockfiles keep hashes in [metadata.files].
+    let legacy_files = doc.get("metadata").and_then(|m| m.get("files"));
+    each_package(file, &doc, |p, c| {
+        c.hashes = file_hashes(p.get("files"));
+        if c.hashes.is_empty() {
+            c.hashes = file_hashes(legacy_files.and_then(|f| f.get(&c.name)));
+        }
+        c.dev = p.get("category").and_then(|v| v.as_str()) == Some("dev");
+        p.get("dependencies")
+            .and_then(|d| d.as_table())
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    })
+}
+
+pub fn uv_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+    each_package(file, &toml_doc(file, text)?, |p, c| {
         // The project itself (editable, virtual or a path) is local.
         c.local = p.get("source").is_some_and(|s| {
             s.get("editable").is_some()
                 || s.get("virtual").is_some()
                 || s.get("directory").is_some()
         });
-        if let Some(h) = p
-            .get("sdist")
-            .and_then(|s| s.get("hash"))
-            .and_then(|h| h.as_str())
-            .and_then(hash)
-        {
-            c.hashes.push(h);
-        }
-        c.hashes.extend(file_hashes(p.get("wheels")));
-        deps.push(
-            p.get("dependencies")
-                .and_then(|d| d.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|d| d.get("name").and_then(|n| n.as_str()).map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+        c.hashes.extend(
+            p.get("sdist")
+                .and_then(|s| s.get("hash"))
+                .and_then(|h| h.as_str())
+                .and_then(hash),
         );
-        out.push(c);
-    }
-    link(&mut out, deps);
-    Ok(out)
+        c.hashes.extend(file_hashes(p.get("wheels")));
+        p.get("dependencies")
+            .and_then(|d| d.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
 }
 
 pub fn pdm_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
-    let doc = toml_doc(file, text)?;
-    let mut out = Vec::new();
-    let mut deps = Vec::new();
-    for p in packages(file, &doc)? {
-        let name = str_field(file, p, "name")?;
-        let version = str_field(file, p, "version")?;
-        let mut c = Component::new(ECO, name, version, file);
+    each_package(file, &toml_doc(file, text)?, |p, c| {
         c.hashes = file_hashes(p.get("files"));
         c.dev = p
             .get("groups")
             .and_then(|g| g.as_array())
             .is_some_and(|g| !g.is_empty() && g.iter().all(|x| x.as_str() != Some("default")));
-        deps.push(
-            p.get("dependencies")
-                .and_then(|d| d.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|d| d.as_str())
-                        .map(|d| {
-                            d.split(|c: char| {
-                                !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-                            })
-                            .next()
-                            .unwrap_or("")
-                            .to_string()
+        // Requirement strings: the name is what precedes the first specifier.
+        p.get("dependencies")
+            .and_then(|d| d.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_str())
+                    .map(|d| {
+                        d.split(|ch: char| {
+                            !(ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
                         })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        );
-        out.push(c);
-    }
-    link(&mut out, deps);
-    Ok(out)
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
 }
 
 /// Licence classifiers people use, as SPDX identifiers.
