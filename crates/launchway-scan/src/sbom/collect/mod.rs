@@ -33,6 +33,30 @@ pub enum Kind {
     NodePackage,
 }
 
+/// Whether a file name could be one a collector reads (or a program).
+fn interesting(name: &str) -> bool {
+    matches!(
+        name,
+        "Pipfile.lock"
+            | "poetry.lock"
+            | "uv.lock"
+            | "pdm.lock"
+            | "Cargo.lock"
+            | "package-lock.json"
+            | "npm-shrinkwrap.json"
+            | "yarn.lock"
+            | "pnpm-lock.yaml"
+            | "go.mod"
+            | "go.sum"
+            | "METADATA"
+            | "PKG-INFO"
+            | "status"
+            | "package.json"
+    ) || (name.ends_with(".txt") && name.contains("requirements"))
+        || name.ends_with(".txt")
+        || !name.contains('.')
+}
+
 /// Which collector reads this path (relative to the root, `/`-separated).
 pub fn detect(rel: &str) -> Option<Kind> {
     let name = rel.rsplit('/').next().unwrap_or(rel);
@@ -203,6 +227,11 @@ pub fn inventory_with(root: &Path, respect_ignore: bool) -> Inventory {
                 }
             };
             if !entry.file_type().is_some_and(|t| t.is_file()) {
+                return ignore::WalkState::Continue;
+            }
+            // Most files cannot be anything we read: decide by name first,
+            // before building paths.
+            if !entry.file_name().to_str().is_some_and(interesting) {
                 return ignore::WalkState::Continue;
             }
             let rel = match entry.path().strip_prefix(root) {
