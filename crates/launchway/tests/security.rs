@@ -332,3 +332,122 @@ fn db_update_fetches_exports_from_a_mirror() {
     let v: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(v["ecosystems"]["crates.io"]["advisories"], 2);
 }
+
+/// Microsoft's SARIF Multitool and the SARIF 2.1.0 schema it ships, fetched
+/// once per target dir (pinned and integrity-checked).
+fn sarif_validator() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sarif-validator");
+    let ready = dir.join(".ready");
+    if !ready.exists() {
+        let out = std::process::Command::new("python3")
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/sarif/fetch_validator.py"),
+            )
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "fetching the SARIF validator failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(&ready, "").unwrap();
+    }
+    dir
+}
+
+/// Problems the official validators report for `file`: schema violations
+/// (jsonschema against the OASIS schema) and Multitool findings.
+fn sarif_problems(validator: &Path, file: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let out = std::process::Command::new(validator.join("venv/bin/python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sarif/validate_schema.py"))
+        .arg(validator.join("sarif-2.1.0.json"))
+        .arg(file)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        problems.push(format!(
+            "schema: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let log = file.with_extension("validation.sarif");
+    let out = std::process::Command::new(validator.join("Sarif.Multitool"))
+        .arg("validate")
+        .arg(file)
+        .arg("--output")
+        .arg(&log)
+        .args(["--log", "ForceOverwrite"])
+        .env("DOTNET_SYSTEM_GLOBALIZATION_INVARIANT", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "Sarif.Multitool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    for result in v["runs"][0]["results"].as_array().unwrap() {
+        problems.push(format!("multitool: {result}"));
+    }
+    problems
+}
+
+#[test]
+fn sarif_reports_pass_the_official_validators() {
+    let validator = sarif_validator();
+    let tmp = tempfile::tempdir().unwrap();
+    // A broken document is caught by both checks: the validators are live.
+    let broken = tmp.path().join("broken.sarif");
+    std::fs::write(
+        &broken,
+        r#"{"version":"2.1.0","runs":[{"tool":{},"results":[{"level":"fatal","ruleId":"a"}]}]}"#,
+    )
+    .unwrap();
+    let problems = sarif_problems(&validator, &broken);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("schema:") && p.contains("fatal"))
+            && problems.iter().any(|p| p.starts_with("multitool:")),
+        "{problems:#?}"
+    );
+
+    let home = home_with_db();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    for entry in std::fs::read_dir(scan_fixtures().join("vulnproject")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), repo.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::write(
+        repo.join("deploy.sh"),
+        "export GITHUB_TOKEN=ghp_4fR9kL2mN7pQ1sT6vW8xY3zA5bC0dE2gH4jK\n",
+    )
+    .unwrap();
+    commit_all(&repo);
+    let r = repo.to_str().unwrap();
+    for scanners in ["vuln", "secret", "vuln,secret"] {
+        let (_, sarif, err) = scan(
+            home.path(),
+            &[r, "--scanners", scanners, "--format", "sarif"],
+        );
+        let v: Value = serde_json::from_str(&sarif).unwrap_or_else(|e| panic!("{e}: {err}"));
+        assert!(
+            !v["runs"][0]["results"].as_array().unwrap().is_empty(),
+            "{scanners}: the report has findings to validate"
+        );
+        let file = tmp
+            .path()
+            .join(format!("{}.sarif", scanners.replace(',', "-")));
+        std::fs::write(&file, &sarif).unwrap();
+        let problems = sarif_problems(&validator, &file);
+        assert!(problems.is_empty(), "{scanners}: {problems:#?}");
+    }
+}
