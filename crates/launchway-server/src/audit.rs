@@ -1,0 +1,180 @@
+//! The audit log: every state-changing action, append-only, each entry
+//! chained to the one before by SHA-256 so that editing, deleting or
+//! reordering entries is detectable by [`verify`].
+//!
+//! The digest covers a canonical encoding (length-prefixed fields in a fixed
+//! order), not JSON, so it does not depend on how a store serialises rows.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The `prev` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened, as the caller describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Who: a user name, or `system`.
+    pub actor: String,
+    /// What: a dotted verb such as `run.cancel` or `approval.approve`.
+    pub action: String,
+    /// On what: `run/12`, `repo/churn`, `user/mona`.
+    pub target: String,
+    /// From where: the client address, or `cli`.
+    pub source: String,
+    /// How it ended: `ok`, or `denied: …` / `error: …`.
+    pub outcome: String,
+}
+
+/// An event as stored: numbered, timed and chained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    #[serde(flatten)]
+    pub event: Event,
+    /// The previous entry's hash ([`GENESIS`] for the first).
+    pub prev: String,
+    pub hash: String,
+}
+
+/// The entry that follows `last` (or starts the log when `None`).
+pub fn append(last: Option<&Entry>, at_ms: i64, event: Event) -> Entry {
+    let (seq, prev) = match last {
+        Some(e) => (e.seq + 1, e.hash.clone()),
+        None => (1, GENESIS.to_string()),
+    };
+    let hash = digest(seq, at_ms, &event, &prev);
+    Entry {
+        seq,
+        at_ms,
+        event,
+        prev,
+        hash,
+    }
+}
+
+fn digest(seq: u64, at_ms: i64, e: &Event, prev: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"launchway-audit-v1");
+    h.update(seq.to_be_bytes());
+    h.update(at_ms.to_be_bytes());
+    for field in [&e.actor, &e.action, &e.target, &e.source, &e.outcome, prev] {
+        h.update((field.len() as u64).to_be_bytes());
+        h.update(field.as_bytes());
+    }
+    crate::hex(&h.finalize())
+}
+
+/// Where the chain breaks.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Tamper {
+    #[error("entry {seq}: its contents do not match its hash (edited)")]
+    Edited { seq: u64 },
+    #[error("entry {seq}: does not follow entry {prev_seq} (deleted or reordered entries)")]
+    Broken { seq: u64, prev_seq: u64 },
+    #[error("entry {seq}: the log should start at entry 1 with the genesis hash")]
+    BadStart { seq: u64 },
+}
+
+/// Checks a whole log, oldest first; `Ok` carries the number of entries.
+pub fn verify<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Result<u64, Tamper> {
+    let mut last: Option<&Entry> = None;
+    let mut count = 0;
+    for e in entries {
+        match last {
+            None if e.seq != 1 || e.prev != GENESIS => return Err(Tamper::BadStart { seq: e.seq }),
+            Some(p) if e.seq != p.seq + 1 || e.prev != p.hash => {
+                return Err(Tamper::Broken {
+                    seq: e.seq,
+                    prev_seq: p.seq,
+                });
+            }
+            _ => {}
+        }
+        if digest(e.seq, e.at_ms, &e.event, &e.prev) != e.hash {
+            return Err(Tamper::Edited { seq: e.seq });
+        }
+        last = Some(e);
+        count += 1;
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(i: usize) -> Event {
+        Event {
+            actor: format!("user{i}"),
+            action: "run.cancel".into(),
+            target: format!("run/{i}"),
+            source: "127.0.0.1".into(),
+            outcome: "ok".into(),
+        }
+    }
+
+    fn log(n: usize) -> Vec<Entry> {
+        let mut out: Vec<Entry> = Vec::new();
+        for i in 0..n {
+            let e = append(out.last(), 1_700_000_000_000 + i as i64, event(i));
+            out.push(e);
+        }
+        out
+    }
+
+    #[test]
+    fn an_untouched_log_verifies() {
+        assert_eq!(verify(&log(0)), Ok(0));
+        assert_eq!(verify(&log(5)), Ok(5));
+    }
+
+    #[test]
+    fn edits_deletions_and_reorders_are_detected() {
+        let mut edited = log(5);
+        edited[2].event.outcome = "denied".into();
+        assert_eq!(verify(&edited), Err(Tamper::Edited { seq: 3 }));
+
+        let mut deleted = log(5);
+        deleted.remove(2);
+        assert_eq!(
+            verify(&deleted),
+            Err(Tamper::Broken {
+                seq: 4,
+                prev_seq: 2
+            })
+        );
+
+        let mut swapped = log(5);
+        swapped.swap(1, 2);
+        assert!(matches!(verify(&swapped), Err(Tamper::Broken { .. })));
+
+        let truncated_front = log(5)[1..].to_vec();
+        assert_eq!(verify(&truncated_front), Err(Tamper::BadStart { seq: 2 }));
+    }
+
+    #[test]
+    fn fields_cannot_be_shifted_between_each_other() {
+        // "ab"+"c" and "a"+"bc" must hash differently.
+        let mut a = event(0);
+        let mut b = event(0);
+        a.actor = "ab".into();
+        a.action = "c".into();
+        b.actor = "a".into();
+        b.action = "bc".into();
+        assert_ne!(append(None, 0, a).hash, append(None, 0, b).hash);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_single_edit_is_detected(n in 1usize..20, pick: usize, text in "\\PC{0,8}") {
+            let mut entries = log(n);
+            let i = pick % n;
+            proptest::prop_assume!(entries[i].event.target != text);
+            entries[i].event.target = text;
+            proptest::prop_assert_eq!(verify(&entries), Err(Tamper::Edited { seq: i as u64 + 1 }));
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The control plane (`launchway serve`) — its pure core first.
+//!
+//! Everything here is logic without I/O so it can be tested without a server:
+//! [`auth`] decides who may do what, [`webhook`] decides whether a push
+//! notification is genuine, [`audit`] makes the record of state changes
+//! tamper-evident. The HTTP API and the store are built on top of these.
+
+pub mod audit;
+pub mod auth;
+pub mod webhook;
+
+/// Lower-case hex, for digests shown to people and stored in text columns.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
