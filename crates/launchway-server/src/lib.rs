@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod sealed;
 pub mod webhook;
 
 /// Lower-case hex, for digests shown to people and stored in text columns.
@@ -18,4 +19,19 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+/// Bytes from hex digits (either case); `None` for anything else.
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    s.as_bytes()
+        .chunks_exact(2)
+        .map(|p| {
+            let hi = (p[0] as char).to_digit(16)?;
+            let lo = (p[1] as char).to_digit(16)?;
+            Some((hi * 16 + lo) as u8)
+        })
+        .collect()
 }

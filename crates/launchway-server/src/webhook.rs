@@ -28,7 +28,9 @@ pub fn verify(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), Si
     let hex = header
         .strip_prefix("sha256=")
         .ok_or(SignatureError::Malformed)?;
-    let expected = decode_hex(hex).ok_or(SignatureError::Malformed)?;
+    let expected = crate::unhex(hex)
+        .filter(|b| b.len() == 32)
+        .ok_or(SignatureError::Malformed)?;
     let mut mac = mac(secret);
     mac.update(body);
     mac.verify_slice(&expected)
@@ -41,20 +43,6 @@ fn mac(secret: &[u8]) -> Hmac<Sha256> {
         Ok(m) => m,
         Err(_) => unreachable!("HMAC accepts keys of every length"),
     }
-}
-
-fn decode_hex(s: &str) -> Option<[u8; 32]> {
-    let bytes = s.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
-    Some(out)
 }
 
 #[cfg(test)]
