@@ -9,6 +9,7 @@ pub mod approval;
 pub mod audit;
 pub mod auth;
 pub mod sealed;
+pub mod store;
 pub mod webhook;
 
 /// Lower-case hex, for digests shown to people and stored in text columns.

@@ -1,0 +1,238 @@
+//! The server's database: SQLite by default, PostgreSQL for teams, behind
+//! one API. Queries are written once in the SQL both understand (`$N`
+//! placeholders, in order of first use); only the schema differs per backend.
+
+mod migrations;
+
+use crate::audit::{self, Entry, Event};
+use crate::auth::{self, Role};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+/// The audit columns in [`entry_from_row`]'s order, as a literal so queries
+/// stay static strings.
+macro_rules! audit_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT seq, at_ms, actor, action, target, source, outcome, prev, hash FROM audit ",
+            $rest
+        )
+    };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL '{0}' is not supported: use sqlite://PATH or postgres://USER@HOST/DB")]
+    Url(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("user '{0}' already exists")]
+    UserExists(String),
+    #[error("no user '{0}'")]
+    NoUser(String),
+    #[error("no token {0}")]
+    NoToken(i64),
+    #[error("the database holds an unknown role '{0}'")]
+    Corrupt(String),
+    #[error("no randomness available: {0}")]
+    Random(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A user as the API sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let mut options = AnyPoolOptions::new().max_connections(8);
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // Writers wait for each other instead of failing.
+                    sqlx::query("PRAGMA busy_timeout = 10000")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA foreign_keys = ON")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(url).await?;
+        if backend == Backend::Sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+        }
+        let store = Store { pool, backend };
+        migrations::apply(&store.pool, backend).await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn add_user(&self, name: &str, role: Role) -> Result<User, StoreError> {
+        let done = sqlx::query("INSERT INTO users (name, role) VALUES ($1, $2)")
+            .bind(name)
+            .bind(role.as_str())
+            .execute(&self.pool)
+            .await;
+        match done {
+            Ok(_) => Ok(User {
+                name: name.to_string(),
+                role,
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::UserExists(name.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query("SELECT name, role FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Issues a token for `user`; the clear text is returned once and only
+    /// its digest is stored.
+    pub async fn create_token(&self, user: &str, label: &str) -> Result<(i64, String), StoreError> {
+        let token = auth::generate_token().map_err(|e| StoreError::Random(e.to_string()))?;
+        let row = sqlx::query(
+            "INSERT INTO tokens (user_name, label, digest, revoked) \
+             SELECT name, $2, $3, 0 FROM users WHERE name = $1 RETURNING id",
+        )
+        .bind(user)
+        .bind(label)
+        .bind(auth::token_digest(&token))
+        .fetch_optional(&self.pool)
+        .await?;
+        let row = row.ok_or_else(|| StoreError::NoUser(user.to_string()))?;
+        Ok((row.try_get::<i64, _>(0)?, token))
+    }
+
+    pub async fn revoke_token(&self, id: i64) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE tokens SET revoked = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NoToken(id));
+        }
+        Ok(())
+    }
+
+    /// The user a presented token belongs to, if it is live.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.name, u.role FROM tokens t JOIN users u ON u.name = t.user_name \
+             WHERE t.digest = $1 AND t.revoked = 0",
+        )
+        .bind(auth::token_digest(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Appends to the audit chain. Concurrent writers race for the next
+    /// sequence number; the loser sees a unique violation and retries.
+    pub async fn audit(&self, at_ms: i64, event: Event) -> Result<Entry, StoreError> {
+        loop {
+            let last = self.last_audit().await?;
+            let entry = audit::append(last.as_ref(), at_ms, event.clone());
+            let done = sqlx::query(
+                "INSERT INTO audit (seq, at_ms, actor, action, target, source, outcome, prev, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(entry.seq as i64)
+            .bind(entry.at_ms)
+            .bind(&entry.event.actor)
+            .bind(&entry.event.action)
+            .bind(&entry.event.target)
+            .bind(&entry.event.source)
+            .bind(&entry.event.outcome)
+            .bind(&entry.prev)
+            .bind(&entry.hash)
+            .execute(&self.pool)
+            .await;
+            match done {
+                Ok(_) => return Ok(entry),
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn last_audit(&self) -> Result<Option<Entry>, StoreError> {
+        let row = sqlx::query(audit_select!("ORDER BY seq DESC LIMIT 1"))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(entry_from_row).transpose()?)
+    }
+
+    /// The whole audit log, oldest first.
+    pub async fn audit_log(&self) -> Result<Vec<Entry>, StoreError> {
+        let rows = sqlx::query(audit_select!("ORDER BY seq"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(entry_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Direct SQL, for tests that play the attacker.
+    #[doc(hidden)]
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+fn entry_from_row(r: &sqlx::any::AnyRow) -> Result<Entry, sqlx::Error> {
+    Ok(Entry {
+        seq: r.try_get::<i64, _>(0)? as u64,
+        at_ms: r.try_get(1)?,
+        event: Event {
+            actor: r.try_get(2)?,
+            action: r.try_get(3)?,
+            target: r.try_get(4)?,
+            source: r.try_get(5)?,
+            outcome: r.try_get(6)?,
+        },
+        prev: r.try_get(7)?,
+        hash: r.try_get(8)?,
+    })
+}
+
+fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User, StoreError> {
+    let name: String = r.try_get(0)?;
+    let role: String = r.try_get(1)?;
+    let role = role.parse().map_err(|_| StoreError::Corrupt(role))?;
+    Ok(User { name, role })
+}
