@@ -159,17 +159,22 @@ fn scanning_an_sbom_finds_the_same() {
     );
 }
 
+/// A shell script with a (format-valid, random) GitHub token in it.
+fn plant_token(repo: &Path) {
+    std::fs::write(
+        repo.join("deploy.sh"),
+        "export GITHUB_TOKEN=ghp_4fR9kL2mN7pQ1sT6vW8xY3zA5bC0dE2gH4jK\n",
+    )
+    .unwrap();
+}
+
 #[test]
 fn secret_reports_and_history() {
     let home = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    std::fs::write(
-        repo.join("deploy.sh"),
-        "export GITHUB_TOKEN=ghp_4fR9kL2mN7pQ1sT6vW8xY3zA5bC0dE2gH4jK\n",
-    )
-    .unwrap();
+    plant_token(&repo);
     commit_all(&repo);
     let r = repo.to_str().unwrap();
     let (code, table, _) = scan(
@@ -426,11 +431,7 @@ fn sarif_reports_pass_the_official_validators() {
             std::fs::copy(entry.path(), repo.join(entry.file_name())).unwrap();
         }
     }
-    std::fs::write(
-        repo.join("deploy.sh"),
-        "export GITHUB_TOKEN=ghp_4fR9kL2mN7pQ1sT6vW8xY3zA5bC0dE2gH4jK\n",
-    )
-    .unwrap();
+    plant_token(&repo);
     commit_all(&repo);
     let r = repo.to_str().unwrap();
     for scanners in ["vuln", "secret", "vuln,secret"] {

@@ -1,33 +1,22 @@
-//! Schema versions, applied in order at start. Each step is written for
-//! both backends; the applied version is kept in `launchway_schema`.
+//! Schema versions, applied in order at start, each in a transaction; the
+//! applied versions are kept in `launchway_schema`.
 
 use super::{Backend, StoreError};
 use sqlx::AnyPool;
 
+/// A schema step. `{serial}` stands for each backend's auto-numbered key
+/// column type; everything else is SQL both accept.
 struct Step {
     version: i64,
-    sqlite: &'static str,
-    postgres: &'static str,
+    sql: &'static str,
 }
 
 const STEPS: &[Step] = &[Step {
     version: 1,
-    sqlite: "
+    sql: "
         CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL);
         CREATE TABLE tokens (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            user_name TEXT NOT NULL REFERENCES users(name),
-            label TEXT NOT NULL,
-            digest TEXT NOT NULL UNIQUE,
-            revoked INTEGER NOT NULL);
-        CREATE TABLE audit (
-            seq BIGINT PRIMARY KEY, at_ms BIGINT NOT NULL, actor TEXT NOT NULL,
-            action TEXT NOT NULL, target TEXT NOT NULL, source TEXT NOT NULL,
-            outcome TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);",
-    postgres: "
-        CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL);
-        CREATE TABLE tokens (
-            id BIGSERIAL PRIMARY KEY,
+            id {serial},
             user_name TEXT NOT NULL REFERENCES users(name),
             label TEXT NOT NULL,
             digest TEXT NOT NULL UNIQUE,
@@ -51,10 +40,12 @@ pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreE
         if done.is_some() {
             continue;
         }
-        let sql = match backend {
-            Backend::Sqlite => step.sqlite,
-            Backend::Postgres => step.postgres,
+        let serial = match backend {
+            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
         };
+        // Built only from the constants above.
+        let sql = sqlx::AssertSqlSafe(step.sql.replace("{serial}", serial));
         sqlx::raw_sql(sql).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO launchway_schema (version) VALUES ($1)")
             .bind(step.version)
