@@ -5,6 +5,7 @@ mod cmd_run;
 mod cmd_runs;
 mod cmd_sbom;
 mod cmd_scan;
+mod cmd_serve;
 mod diagnostics;
 mod reporter;
 
@@ -47,6 +48,8 @@ enum Command {
     Db(cmd_scan::DbArgs),
     /// Scan for known vulnerabilities and leaked secrets.
     Scan(cmd_scan::ScanArgs),
+    /// Run the control plane's HTTP API (users, tokens, audit so far).
+    Serve(cmd_serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Sbom(args) => cmd_sbom::main(&args),
         Command::Db(args) => cmd_scan::db(args, &store),
         Command::Scan(args) => cmd_scan::scan(&args, &store),
+        Command::Serve(args) => cmd_serve::main(&args, &store),
     };
     ExitCode::from(code)
 }

@@ -94,6 +94,23 @@ impl Store {
         Ok(store)
     }
 
+    /// Whether the database answers, for `/healthz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// On a first start (no users yet), creates `admin` and returns its
+    /// token — the only time it is shown.
+    pub async fn bootstrap_admin(&self) -> Result<Option<String>, StoreError> {
+        if !self.users().await?.is_empty() {
+            return Ok(None);
+        }
+        self.add_user("admin", Role::Admin).await?;
+        let (_, token) = self.create_token("admin", "first start").await?;
+        Ok(Some(token))
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -1,0 +1,228 @@
+//! The HTTP API. Every route except `/healthz` needs a bearer token, and
+//! each handler states the role it needs; errors are JSON `{"error": …}`
+//! with the status that says whose fault it is.
+
+use crate::audit::Event;
+use crate::auth::{self, Denied, Role};
+use crate::store::{Store, StoreError, User};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+
+/// Request bodies above this are refused with 413 before they are read.
+pub const MAX_BODY: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/me", get(me))
+        .route("/api/users", get(list_users).post(add_user))
+        .route("/api/audit", get(audit_log))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// An error as the client sees it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(d: Denied) -> ApiError {
+        let status = StatusCode::from_u16(d.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        ApiError::new(status, d.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::UserExists(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            StoreError::NoUser(_) | StoreError::NoToken(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+            }
+            // Details of database failures stay in the server's log.
+            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        ApiError::new(r.status(), r.body_text())
+    }
+}
+
+/// The authenticated user behind a request, and where it came from.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub source: String,
+}
+
+impl Caller {
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        Ok(auth::authorize(role, self.user.role)?)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let token = auth::bearer(header)?;
+        let user = state
+            .store
+            .authenticate(token)
+            .await?
+            .ok_or(Denied::InvalidToken)?;
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
+        Ok(Caller { user, source })
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Records a state-changing action (or a refused attempt at one).
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    outcome: &str,
+) -> Result<(), ApiError> {
+    let event = Event {
+        actor: caller.user.name.clone(),
+        action: action.to_string(),
+        target: target.to_string(),
+        source: caller.source.clone(),
+        outcome: outcome.to_string(),
+    };
+    state.store.audit(now_ms(), event).await?;
+    Ok(())
+}
+
+async fn healthz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.store.ping().await?;
+    Ok("ok")
+}
+
+async fn me(caller: Caller) -> Json<User> {
+    Json(caller.user)
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<User>>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(Json(state.store.users().await?))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    name: String,
+    role: Role,
+}
+
+/// User names appear in URLs, logs and the audit chain: keep them plain.
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+async fn add_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewUser>, JsonRejection>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    if let Err(e) = caller.require(Role::Admin) {
+        record(&state, &caller, "user.add", "user", "denied").await?;
+        return Err(e);
+    }
+    let Json(new) = body?;
+    if !valid_name(&new.name) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "user names are 1-64 characters of letters, digits, '.', '_' and '-'",
+        ));
+    }
+    let target = format!("user/{}", new.name);
+    match state.store.add_user(&new.name, new.role).await {
+        Ok(user) => {
+            record(&state, &caller, "user.add", &target, "ok").await?;
+            Ok((StatusCode::CREATED, Json(user)))
+        }
+        Err(e) => {
+            record(&state, &caller, "user.add", &target, &format!("error: {e}")).await?;
+            Err(e.into())
+        }
+    }
+}
+
+async fn audit_log(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let entries = state.store.audit_log().await?;
+    let verified = match crate::audit::verify(&entries) {
+        Ok(n) => json!({ "ok": true, "entries": n }),
+        Err(t) => json!({ "ok": false, "problem": t.to_string() }),
+    };
+    Ok(Json(json!({ "entries": entries, "verify": verified })))
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,219 @@
+//! The HTTP API through its router, on a real SQLite store: authentication,
+//! roles, bad input and the audit trail.
+
+#![allow(clippy::unwrap_used)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use launchway_server::api::{AppState, MAX_BODY, router};
+use launchway_server::auth::Role;
+use launchway_server::store::Store;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Server {
+    state: AppState,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let admin = store.bootstrap_admin().await.unwrap().unwrap();
+    assert_eq!(store.bootstrap_admin().await.unwrap(), None, "shown once");
+    Server {
+        state: AppState { store },
+        admin,
+        _dir: dir,
+    }
+}
+
+impl Server {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(body.map_or_else(Body::empty, Body::from)).unwrap();
+        let res = router(self.state.clone()).oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, v)
+    }
+}
+
+#[tokio::test]
+async fn tokens_and_roles_guard_every_endpoint() {
+    let s = server().await;
+    assert_eq!(
+        s.call("GET", "/healthz", None, None).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = s.call("GET", "/api/users", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+    let forged = format!("lwt_{}", "0".repeat(64));
+    assert_eq!(
+        s.call("GET", "/api/me", Some(&forged), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (status, me) = s.call("GET", "/api/me", Some(&s.admin), None).await;
+    assert_eq!(
+        (status, me),
+        (StatusCode::OK, json!({"name": "admin", "role": "admin"}))
+    );
+
+    s.state.store.add_user("bo", Role::Viewer).await.unwrap();
+    let (_, viewer) = s.state.store.create_token("bo", "t").await.unwrap();
+    let (status, body) = s.call("GET", "/api/users", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "this needs the admin role; you have viewer");
+    let (status, _) = s
+        .call(
+            "POST",
+            "/api/users",
+            Some(&viewer),
+            Some(r#"{"name":"eve","role":"admin"}"#.into()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.state.store.users().await.unwrap().len(),
+        2,
+        "nothing changed"
+    );
+
+    let (status, body) = s
+        .call(
+            "POST",
+            "/api/users",
+            Some(&s.admin),
+            Some(r#"{"name":"cy","role":"deployer"}"#.into()),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::CREATED,
+            json!({"name": "cy", "role": "deployer"})
+        )
+    );
+    let (status, _) = s
+        .call(
+            "POST",
+            "/api/users",
+            Some(&s.admin),
+            Some(r#"{"name":"cy","role":"viewer"}"#.into()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
+    let s = server().await;
+    let a = Some(s.admin.as_str());
+    for (body, want) in [
+        ("{not json", StatusCode::BAD_REQUEST),
+        (r#"{"name":"x"}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            r#"{"name":"x","role":"root"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"name":"x","role":"admin","extra":1}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"name":"../../etc","role":"admin"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"name":"","role":"admin"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (status, v) = s.call("POST", "/api/users", a, Some(body.into())).await;
+        assert_eq!(status, want, "{body}: {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}: {v}"
+        );
+    }
+    let huge = format!(
+        r#"{{"name":"x","role":"admin","pad":"{}"}}"#,
+        "a".repeat(MAX_BODY)
+    );
+    assert_eq!(
+        s.call("POST", "/api/users", a, Some(huge)).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let (status, v) = s.call("GET", "/api/nothing", a, None).await;
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no such endpoint"))
+    );
+    assert_eq!(
+        s.state.store.users().await.unwrap().len(),
+        1,
+        "only the admin"
+    );
+}
+
+#[tokio::test]
+async fn state_changes_and_refusals_are_audited() {
+    let s = server().await;
+    s.state.store.add_user("bo", Role::Developer).await.unwrap();
+    let (_, dev) = s.state.store.create_token("bo", "t").await.unwrap();
+    s.call(
+        "POST",
+        "/api/users",
+        Some(&dev),
+        Some(r#"{"name":"eve","role":"admin"}"#.into()),
+    )
+    .await;
+    s.call(
+        "POST",
+        "/api/users",
+        Some(&s.admin),
+        Some(r#"{"name":"cy","role":"viewer"}"#.into()),
+    )
+    .await;
+    let (status, v) = s.call("GET", "/api/audit", Some(&s.admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let summary: Vec<(String, String, String)> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().into(),
+                e["target"].as_str().unwrap().into(),
+                e["outcome"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("bo".into(), "user".into(), "denied".into()),
+            ("admin".into(), "user/cy".into(), "ok".into())
+        ]
+    );
+    assert_eq!(v["verify"], json!({"ok": true, "entries": 2}));
+}

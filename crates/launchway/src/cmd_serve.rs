@@ -1,0 +1,98 @@
+//! `launchway serve`: the control plane's HTTP API.
+
+use launchway_server::api::{self, AppState};
+use launchway_server::store::Store;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Where the server keeps its database and files (default: the data dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// `postgres://USER:PASSWORD@HOST/DB` for a team server; SQLite in the
+    /// data dir when absent.
+    #[arg(long, env = "LAUNCHWAY_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+}
+
+pub fn main(args: &ServeArgs, store: &launchway_runner::store::Store) -> u8 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run(args, store)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result<(), String> {
+    let dir = args.data_dir.clone().unwrap_or_else(|| store.home.clone());
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let url = match &args.database {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}?mode=rwc", dir.join("server.db").display()),
+    };
+    let db = Store::open(&url)
+        .await
+        .map_err(|e| format!("{e} (database: {})", redact_password(&url)))?;
+    if let Some(token) = db.bootstrap_admin().await.map_err(|e| e.to_string())? {
+        eprintln!("first start: created user 'admin' with this API token (shown only now):");
+        eprintln!("  {token}");
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    eprintln!("launchway server listening on http://{addr}");
+    api::serve(listener, AppState { store: db }, shutdown())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+    eprintln!("shutting down");
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((auth, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_error_messages() {
+        assert_eq!(
+            super::redact_password("postgres://lw:s3cret@db:5432/lw"),
+            "postgres://lw:***@db:5432/lw"
+        );
+        assert_eq!(super::redact_password("sqlite:///x.db"), "sqlite:///x.db");
+    }
+}
