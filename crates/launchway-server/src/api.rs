@@ -117,12 +117,6 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Records a state-changing action (or a refused attempt at one).
 async fn record(
     state: &AppState,
@@ -138,7 +132,7 @@ async fn record(
         source: caller.source.clone(),
         outcome: outcome.to_string(),
     };
-    state.store.audit(now_ms(), event).await?;
+    state.store.audit(crate::now_ms(), event).await?;
     Ok(())
 }
 

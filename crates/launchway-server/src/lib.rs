@@ -38,3 +38,10 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
         })
         .collect()
 }
+
+/// The wall clock in milliseconds since the Unix epoch, for audit entries.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -9,6 +9,13 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
+    #[command(flatten)]
+    db: DbOptions,
+}
+
+/// Where the server's state lives; shared by `serve` and `admin`.
+#[derive(clap::Args)]
+pub struct DbOptions {
     /// Where the server keeps its database and files (default: the data dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -16,6 +23,42 @@ pub struct ServeArgs {
     /// data dir when absent.
     #[arg(long, env = "LAUNCHWAY_DATABASE", hide_env_values = true)]
     database: Option<String>,
+}
+
+impl DbOptions {
+    pub async fn open(&self, store: &launchway_runner::store::Store) -> Result<Store, String> {
+        let dir = self.data_dir.clone().unwrap_or_else(|| store.home.clone());
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let url = match &self.database {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", dir.join("server.db").display()),
+        };
+        Store::open(&url)
+            .await
+            .map_err(|e| format!("{e} (database: {})", redact_password(&url)))
+    }
+}
+
+/// Runs `f` on a fresh runtime; errors are printed and become exit code 1.
+pub fn block_on<F: std::future::Future<Output = Result<(), String>>>(f: F) -> u8 {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
 }
 
 pub fn main(args: &ServeArgs, store: &launchway_runner::store::Store) -> u8 {
@@ -39,15 +82,7 @@ pub fn main(args: &ServeArgs, store: &launchway_runner::store::Store) -> u8 {
 }
 
 async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result<(), String> {
-    let dir = args.data_dir.clone().unwrap_or_else(|| store.home.clone());
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let url = match &args.database {
-        Some(url) => url.clone(),
-        None => format!("sqlite://{}?mode=rwc", dir.join("server.db").display()),
-    };
-    let db = Store::open(&url)
-        .await
-        .map_err(|e| format!("{e} (database: {})", redact_password(&url)))?;
+    let db = args.db.open(store).await?;
     if let Some(token) = db.bootstrap_admin().await.map_err(|e| e.to_string())? {
         eprintln!("first start: created user 'admin' with this API token (shown only now):");
         eprintln!("  {token}");

@@ -1,5 +1,6 @@
 //! The `launchway` command line: a thin shell over the library crates.
 
+mod cmd_admin;
 mod cmd_lint;
 mod cmd_run;
 mod cmd_runs;
@@ -50,6 +51,8 @@ enum Command {
     Scan(cmd_scan::ScanArgs),
     /// Run the control plane's HTTP API (users, tokens, audit so far).
     Serve(cmd_serve::ServeArgs),
+    /// Manage the server's users and API tokens.
+    Admin(cmd_admin::AdminArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Db(args) => cmd_scan::db(args, &store),
         Command::Scan(args) => cmd_scan::scan(&args, &store),
         Command::Serve(args) => cmd_serve::main(&args, &store),
+        Command::Admin(args) => cmd_admin::main(&args, &store),
     };
     ExitCode::from(code)
 }

@@ -92,3 +92,50 @@ fn first_start_token_auth_and_restart_after_sigkill() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["verify"]["ok"], true, "{body}");
 }
+
+fn admin(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = bin()
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("LAUNCHWAY_DATABASE")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn admin_commands_manage_users_and_tokens_for_a_running_server() {
+    let data = tempfile::tempdir().unwrap();
+    let (_server, base, _) = start(data.path());
+    let d = data.path();
+    let (ok, out, _) = admin(d, &["user", "add", "ana", "--role", "deployer"]);
+    assert!(ok && out.contains("added user 'ana' (deployer)"), "{out}");
+    let (ok, _, err) = admin(d, &["user", "add", "ana"]);
+    assert!(!ok && err.contains("user 'ana' already exists"), "{err}");
+    let (ok, _, err) = admin(d, &["user", "add", "bo", "--role", "root"]);
+    assert!(!ok && err.contains("unknown role 'root'"), "{err}");
+    let (ok, token, err) = admin(d, &["token", "create", "ana"]);
+    assert!(ok, "{err}");
+    let token = token.trim().to_string();
+    let id = err.split_whitespace().nth(1).unwrap().to_string();
+    let (status, body) = get(&format!("{base}/api/me"), Some(&token));
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"name":"ana","role":"deployer"}"#)
+    );
+    assert_eq!(get(&format!("{base}/api/users"), Some(&token)).0, 403);
+    let (ok, _, err) = admin(d, &["token", "revoke", &id]);
+    assert!(ok, "{err}");
+    assert_eq!(get(&format!("{base}/api/me"), Some(&token)).0, 401);
+    let (ok, list, _) = admin(d, &["user", "list"]);
+    assert!(
+        ok && list.contains("admin") && list.contains("ana"),
+        "{list}"
+    );
+}

@@ -1,0 +1,97 @@
+//! `launchway admin`: users and API tokens, straight on the server's
+//! database (for whoever runs the server and holds its files).
+
+use crate::cmd_serve::{DbOptions, block_on};
+use launchway_server::audit::Event;
+use launchway_server::auth::Role;
+
+#[derive(clap::Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    db: DbOptions,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum AdminCommand {
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Issue and revoke API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(clap::Subcommand)]
+enum UserCommand {
+    /// Add a user with a role: viewer, developer, deployer or admin.
+    Add {
+        name: String,
+        #[arg(long, default_value = "viewer")]
+        role: Role,
+    },
+    /// List users and their roles.
+    List,
+}
+
+#[derive(clap::Subcommand)]
+enum TokenCommand {
+    /// Issue a token for a user; it is printed once and stored only as a hash.
+    Create {
+        user: String,
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+    /// Revoke a token by its id.
+    Revoke { id: i64 },
+}
+
+pub fn main(args: &AdminArgs, store: &launchway_runner::store::Store) -> u8 {
+    block_on(async {
+        let db = args.db.open(store).await?;
+        let actor = std::env::var("USER").unwrap_or_else(|_| "local-admin".into());
+        let (action, target, result) = match &args.command {
+            AdminCommand::User(UserCommand::Add { name, role }) => {
+                let r = db.add_user(name, *role).await.map(|u| {
+                    println!("added user '{}' ({})", u.name, u.role);
+                });
+                ("user.add", format!("user/{name}"), r)
+            }
+            AdminCommand::User(UserCommand::List) => {
+                for u in db.users().await.map_err(|e| e.to_string())? {
+                    println!("{:<24} {}", u.name, u.role);
+                }
+                return Ok(());
+            }
+            AdminCommand::Token(TokenCommand::Create { user, label }) => {
+                let r = db.create_token(user, label).await.map(|(id, token)| {
+                    eprintln!("token {id} for '{user}' (shown only now):");
+                    println!("{token}");
+                });
+                ("token.create", format!("user/{user}"), r)
+            }
+            AdminCommand::Token(TokenCommand::Revoke { id }) => {
+                let r = db.revoke_token(*id).await.map(|()| {
+                    println!("revoked token {id}");
+                });
+                ("token.revoke", format!("token/{id}"), r)
+            }
+        };
+        let outcome = match &result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        let event = Event {
+            actor,
+            action: action.into(),
+            target,
+            source: "cli".into(),
+            outcome,
+        };
+        db.audit(launchway_server::now_ms(), event)
+            .await
+            .map_err(|e| e.to_string())?;
+        result.map_err(|e| e.to_string())
+    })
+}
