@@ -95,3 +95,46 @@ pub fn main(args: &AdminArgs, store: &launchway_runner::store::Store) -> u8 {
         result.map_err(|e| e.to_string())
     })
 }
+
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    db: DbOptions,
+    /// Check the hash chain; exit 1 at the first edited, deleted or
+    /// reordered entry.
+    #[arg(long)]
+    verify: bool,
+    /// Show only the newest N entries.
+    #[arg(long)]
+    last: Option<usize>,
+}
+
+pub fn audit(args: &AuditArgs, store: &launchway_runner::store::Store) -> u8 {
+    block_on(async {
+        let db = args.db.open(store).await?;
+        let entries = db.audit_log().await.map_err(|e| e.to_string())?;
+        if args.verify {
+            return match launchway_server::audit::verify(&entries) {
+                Ok(n) => {
+                    println!("audit log intact: {n} entries, chain verified");
+                    Ok(())
+                }
+                Err(t) => Err(format!("audit log tampered: {t}")),
+            };
+        }
+        let skip = args.last.map_or(0, |n| entries.len().saturating_sub(n));
+        for e in &entries[skip..] {
+            println!(
+                "{:>6}  {}  {:<16} {:<16} {:<24} {:<16} {}",
+                e.seq,
+                e.at_ms,
+                e.event.actor,
+                e.event.action,
+                e.event.target,
+                e.event.source,
+                e.event.outcome
+            );
+        }
+        Ok(())
+    })
+}

@@ -53,6 +53,8 @@ enum Command {
     Serve(cmd_serve::ServeArgs),
     /// Manage the server's users and API tokens.
     Admin(cmd_admin::AdminArgs),
+    /// Show or verify the server's hash-chained audit log.
+    Audit(cmd_admin::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => cmd_scan::scan(&args, &store),
         Command::Serve(args) => cmd_serve::main(&args, &store),
         Command::Admin(args) => cmd_admin::main(&args, &store),
+        Command::Audit(args) => cmd_admin::audit(&args, &store),
     };
     ExitCode::from(code)
 }
