@@ -28,15 +28,30 @@ pub struct DbOptions {
 impl DbOptions {
     pub async fn open(&self, store: &launchway_runner::store::Store) -> Result<Store, String> {
         let dir = self.data_dir.clone().unwrap_or_else(|| store.home.clone());
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        if !dir.exists() {
+            // Token digests and sealed secrets live here: owner only.
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
         let url = match &self.database {
             Some(url) => url.clone(),
             None => format!("sqlite://{}?mode=rwc", dir.join("server.db").display()),
         };
-        Store::open(&url)
+        let db = Store::open(&url)
             .await
-            .map_err(|e| format!("{e} (database: {})", redact_password(&url)))
+            .map_err(|e| format!("{e} (database: {})", redact_password(&url)))?;
+        if self.database.is_none() {
+            // SQLite gives its WAL and shared-memory files the database's mode.
+            use std::os::unix::fs::PermissionsExt;
+            let file = dir.join("server.db");
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("cannot restrict {}: {e}", file.display()))?;
+        }
+        Ok(db)
     }
 }
 

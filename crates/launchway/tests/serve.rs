@@ -72,8 +72,17 @@ fn get(url: &str, token: Option<&str>) -> (u16, String) {
 
 #[test]
 fn first_start_token_auth_and_restart_after_sigkill() {
-    let data = tempfile::tempdir().unwrap();
-    let (server, base, token) = start(data.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("server");
+    let (server, base, token) = start(&data);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "a new data dir is private");
+    let mode = std::fs::metadata(data.join("server.db"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the database is the owner's only");
     let token = token.expect("the first start prints the admin token");
     assert_eq!(get(&format!("{base}/healthz"), None), (200, "ok".into()));
     assert_eq!(get(&format!("{base}/api/me"), None).0, 401);
@@ -84,7 +93,7 @@ fn first_start_token_auth_and_restart_after_sigkill() {
     );
 
     drop(server); // SIGKILL
-    let (_server, base, again) = start(data.path());
+    let (_server, base, again) = start(&data);
     assert_eq!(again, None, "the token is shown only at the first start");
     assert_eq!(get(&format!("{base}/api/me"), Some(&token)).0, 200);
     let (status, body) = get(&format!("{base}/api/audit"), Some(&token));
