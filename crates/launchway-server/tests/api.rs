@@ -6,7 +6,7 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use launchway_server::api::{AppState, MAX_BODY, router};
+use launchway_server::api::{AppState, MAX_BODY, OPENAPI, ROUTES, router};
 use launchway_server::auth::Role;
 use launchway_server::store::Store;
 use serde_json::{Value, json};
@@ -216,4 +216,92 @@ async fn state_changes_and_refusals_are_audited() {
         ]
     );
     assert_eq!(v["verify"], json!({"ok": true, "entries": 2}));
+}
+
+#[tokio::test]
+async fn openapi_document_matches_the_router() {
+    let s = server().await;
+    let (status, doc) = s.call("GET", "/api/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.push((method.clone(), path.clone()));
+        }
+    }
+    let mut routed: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    documented.sort();
+    routed.sort();
+    assert_eq!(documented, routed);
+    // Every listed route is served: without a token it is public (200) or 401.
+    for (method, path) in ROUTES {
+        let body = (*method == "post").then(|| "{}".to_string());
+        let (status, _) = s.call(&method.to_uppercase(), path, None, body).await;
+        assert!(
+            matches!(status, StatusCode::OK | StatusCode::UNAUTHORIZED),
+            "{method} {path}: {status}"
+        );
+    }
+}
+
+/// The document passes `openapi-spec-validator` (installed from PyPI once
+/// per target dir).
+#[test]
+fn openapi_document_is_valid() {
+    use std::process::Command;
+    let venv = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("openapi-validator");
+    if !venv.join(".ready").exists() {
+        assert!(
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let out = Command::new(venv.join("bin/python"))
+            .args(["-m", "pip", "install", "-q", "openapi-spec-validator"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(venv.join(".ready"), "").unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("openapi.json");
+    std::fs::write(&good, OPENAPI).unwrap();
+    let out = Command::new(venv.join("bin/openapi-spec-validator"))
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The validator is live: a dangling reference fails it.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        OPENAPI.replace(
+            "#/components/schemas/User\"",
+            "#/components/schemas/Nobody\"",
+        ),
+    )
+    .unwrap();
+    assert!(
+        !Command::new(venv.join("bin/openapi-spec-validator"))
+            .arg(&bad)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
 }

@@ -23,9 +23,27 @@ pub struct AppState {
     pub store: Store,
 }
 
+/// The API's OpenAPI 3.1 description; a test keeps it in step with
+/// [`ROUTES`] and runs it through an OpenAPI validator.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Every (method, path) the router serves.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/api/openapi.json"),
+    ("get", "/api/me"),
+    ("get", "/api/users"),
+    ("post", "/api/users"),
+    ("get", "/api/audit"),
+];
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route(
+            "/api/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
         .route("/api/me", get(me))
         .route("/api/users", get(list_users).post(add_user))
         .route("/api/audit", get(audit_log))
