@@ -17,7 +17,7 @@ pub use eval::{EvalError, Host, evaluate};
 pub use functions::Function;
 pub use parser::{MAX_DEPTH, MAX_LENGTH, ParseError, parse};
 pub use template::{Condition, evaluate_template, interpolate};
-pub use value::{Kind, Value, format_number, parse_number};
+pub use value::{Kind, Value, format_number, is_plain_decimal, parse_number};
 
 /// Parses and evaluates an expression in one call.
 pub fn eval_str(src: &str, host: &dyn Host) -> Result<Value, EvalError> {

@@ -229,6 +229,40 @@ pub(crate) fn to_upper(s: &str) -> String {
     s.chars().flat_map(fold).collect()
 }
 
+/// Plain unsigned decimal syntax: digits with an optional fraction (at least
+/// one digit overall) and an optional exponent — `1`, `.5`, `2.`, `3e-4`.
+/// Shared with the YAML core schema so both read numbers alike.
+pub fn is_plain_decimal(body: &str) -> bool {
+    let b = body.as_bytes();
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int = digits(&mut i);
+    let mut frac = 0;
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        frac = digits(&mut i);
+    }
+    if int + frac == 0 {
+        return false;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
 /// Parses a number the way GitHub's runner does for string coercion and
 /// literals: decimal with optional exponent, `0x` hex, `0o` octal,
 /// `Infinity`, leading sign.
@@ -262,34 +296,7 @@ pub fn parse_number(s: &str) -> Option<f64> {
         return radix(o, 8);
     }
     // Only plain decimal syntax: digits, optional fraction, optional exponent.
-    let b = body.as_bytes();
-    let mut i = 0;
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - start
-    };
-    let int = digits(&mut i);
-    let mut frac = 0;
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        frac = digits(&mut i);
-    }
-    if int + frac == 0 {
-        return None;
-    }
-    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
-        i += 1;
-        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return None;
-        }
-    }
-    if i != b.len() {
+    if !is_plain_decimal(body) {
         return None;
     }
     body.parse::<f64>().ok().map(|n| sign * n)

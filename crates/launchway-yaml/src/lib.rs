@@ -190,34 +190,8 @@ fn core_number(s: &str) -> Option<f64> {
             .flatten()
             .map(|v| v as f64);
     }
-    let b = s.as_bytes();
-    let mut i = usize::from(matches!(b.first(), Some(b'-' | b'+')));
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - start
-    };
-    let int = digits(&mut i);
-    let mut frac = 0;
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        frac = digits(&mut i);
-    }
-    if int + frac == 0 {
-        return None;
-    }
-    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
-        i += 1;
-        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-            i += 1;
-        }
-        if digits(&mut i) == 0 {
-            return None;
-        }
-    }
-    if i != b.len() {
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if !launchway_expr::is_plain_decimal(body) {
         return None;
     }
     s.parse().ok()
