@@ -2,6 +2,25 @@
 //! (crates.io, npm), Go module versions, Debian's dpkg ordering.
 //! Pure: parsing and comparison only.
 
+/// Equality and partial order from a type's `Ord` (versions equal by
+/// precedence, e.g. `1.0` and `1.0.0`, are equal), for each scheme.
+macro_rules! order_by_cmp {
+    ($t:ty) => {
+        impl PartialOrd for $t {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+        impl PartialEq for $t {
+            fn eq(&self, other: &Self) -> bool {
+                self.cmp(other) == std::cmp::Ordering::Equal
+            }
+        }
+        impl Eq for $t {}
+    };
+}
+use order_by_cmp;
+
 pub mod debian;
 pub mod pep440;
 pub mod semver;
