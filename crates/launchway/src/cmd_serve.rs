@@ -77,23 +77,7 @@ pub fn block_on<F: std::future::Future<Output = Result<(), String>>>(f: F) -> u8
 }
 
 pub fn main(args: &ServeArgs, store: &launchway_runner::store::Store) -> u8 {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return 1;
-        }
-    };
-    match rt.block_on(run(args, store)) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
-        }
-    }
+    block_on(run(args, store))
 }
 
 async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result<(), String> {
