@@ -16,7 +16,7 @@ pub fn default_payload(cfg: &RunConfig, inputs: &Value) -> Value {
     let src = &cfg.source;
     let mut repo = Value::object();
     repo.insert("full_name", s(&src.repository));
-    repo.insert("name", s(src.repository.rsplit('/').next().unwrap_or("")));
+    repo.insert("name", s(src.name()));
     let mut owner = Value::object();
     owner.insert("login", s(src.repository.split('/').next().unwrap_or("")));
     repo.insert("owner", owner);

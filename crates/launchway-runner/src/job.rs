@@ -675,14 +675,7 @@ pub(crate) async fn run_job(
     });
 
     let job_dir = shared.run_dir.join("jobs").join(slug(&spec.key));
-    let repo_name = shared
-        .cfg
-        .source
-        .repository
-        .rsplit('/')
-        .next()
-        .unwrap_or("repo")
-        .to_string();
+    let repo_name = shared.cfg.source.name().to_string();
     let workspace = job_dir.join("work").join(&repo_name).join(&repo_name);
     let temp = job_dir.join("temp");
     // One log file per job; steps are byte ranges of it (creating a file

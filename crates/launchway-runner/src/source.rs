@@ -70,6 +70,15 @@ pub fn repository_from_url(url: &str) -> Option<String> {
 }
 
 impl Source {
+    /// The repository's name without its owner (`octo/hello` → `hello`),
+    /// as `github.event.repository.name` and workspace paths use it.
+    pub fn name(&self) -> &str {
+        self.repository
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.repository)
+    }
+
     pub fn open(dir: &Path, git_ref: Option<&str>, dirty: bool) -> Result<Source, SourceError> {
         let dir = dir
             .canonicalize()

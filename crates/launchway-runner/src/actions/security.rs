@@ -86,15 +86,7 @@ pub(crate) fn sbom_action(
         inv.files.len(),
         target.display()
     ));
-    let repo = exec
-        .shared
-        .cfg
-        .source
-        .repository
-        .rsplit('/')
-        .next()
-        .unwrap_or("repo")
-        .to_string();
+    let repo = exec.shared.cfg.source.name().to_string();
     let out_path = match with.get("output-file") {
         Some(p) => resolve(exec, p),
         None => exec.temp.join(format!("{repo}.{ext}")),
