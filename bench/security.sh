@@ -92,6 +92,14 @@ for name in ml-venv node cargo-src repo; do
   echo "$name: launchway ${t_lw}s $(wc -l < "$CACHE/lw.txt") | syft ${t_sy}s $(wc -l < "$CACHE/syft.txt") | trivy ${t_tr}s $(wc -l < "$CACHE/trivy.txt") | trivy/launchway $(ratio "$t_tr" "$t_lw")x | missed $missed"
 done
 
+echo "== SBOM with installed files and digests (SPDX; ml-venv; seconds, files with SHA-1)"
+# launchway --files reads every file each distribution's RECORD lists and
+# hashes it; syft lists the files its own catalogers own, with digests.
+filecount() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(len(d.get('files', [])))" "$1"; }
+read -r t_lw _ < <(measure "$LW" sbom --no-ignore --files -f spdx-json "$CACHE/ml-venv" -o "$CACHE/lw-files.json")
+read -r t_sy _ < <(measure "$SYFT" "dir:$CACHE/ml-venv" -q -o "spdx-json=$CACHE/syft-files.json")
+echo "ml-venv: launchway ${t_lw}s $(filecount "$CACHE/lw-files.json") files | syft ${t_sy}s $(filecount "$CACHE/syft-files.json") files | syft/launchway $(ratio "$t_sy" "$t_lw")x"
+
 echo "== Secrets (seconds, peak RSS MB, findings)"
 # (Not `repo`: gitleaks' `dir` mode reads the gitignored build output.)
 for name in node cargo-src ml-venv; do
@@ -189,6 +197,43 @@ PY
   "$LW" scan "$CACHE/vuln1000" --scanners vuln --format json -o /dev/null 2>/dev/null
   read -r t_scan _ < <(measure "$LW" scan "$CACHE/vuln1000" --scanners vuln --format json -o "$CACHE/v.json")
   echo "import of PyPA (2,661) + RustSec (1,206) advisories: ${t_imp}s; scan of 1,000 packages: ${t_scan}s (process start included)"
+
+  echo "== Vulnerabilities vs cargo-audit (the same RustSec advisories, every Cargo.lock under ~/.cargo/registry/src)"
+  # cargo-audit from crates.io; its advisory database is written from the
+  # same OSV export into advisory-db's own layout (a git repository).
+  [ -x "$CACHE/peers/bin/cargo-audit" ] || cargo install -q cargo-audit --locked --root "$CACHE/peers"
+  AUDIT="$CACHE/peers/bin/cargo-audit"
+  rm -rf "$CACHE/advisory-db"
+  python3 "$ROOT/bench/rustsec_osv_to_advisory_db.py" "$DATA/rustsec/crates" "$CACHE/advisory-db" > /dev/null
+  git -C "$CACHE/advisory-db" init -q
+  git -C "$CACHE/advisory-db" add -A
+  git -C "$CACHE/advisory-db" -c user.name=bench -c user.email=bench@localhost commit -qm "RustSec OSV export"
+  audit() { "$AUDIT" audit --db "$CACHE/advisory-db" --no-fetch --stale --no-yanked --json -f "$1"; }
+  locks=0 differ=0 total=0 largest="" largest_n=0
+  for f in "$CARGO_SRC"*/Cargo.lock "$ROOT/Cargo.lock"; do
+    rm -rf "$CACHE/lock" && mkdir -p "$CACHE/lock" && cp "$f" "$CACHE/lock/"
+    audit "$CACHE/lock/Cargo.lock" > "$CACHE/ca.json" 2>/dev/null || true
+    "$LW" scan "$CACHE/lock" --scanners vuln --format json -o "$CACHE/lw-vuln.json" 2>/dev/null || true
+    read -r n_ca diff < <(python3 - "$CACHE/ca.json" "$CACHE/lw-vuln.json" <<'PY'
+import json, sys
+ca, lw = (json.load(open(p)) for p in sys.argv[1:3])
+a = {(v["advisory"]["id"], v["package"]["name"], v["package"]["version"]) for v in ca["vulnerabilities"]["list"]}
+for ws in (ca.get("warnings") or {}).values():
+    a |= {(w["advisory"]["id"], w["package"]["name"], w["package"]["version"]) for w in ws if w.get("advisory")}
+b = {(i, v["package"], v["version"]) for v in lw["vulnerabilities"] for i in [v["id"], *v.get("aliases", [])] if i.startswith("RUSTSEC-")}
+print(len(a), len(a ^ b))
+PY
+)
+    locks=$((locks + 1)) total=$((total + n_ca))
+    [ "$diff" = 0 ] || { differ=$((differ + 1)); echo "  differs: $f"; }
+    n=$(grep -c '^name = ' "$f" || true)
+    if [ "$n" -gt "$largest_n" ]; then largest=$f largest_n=$n; fi
+  done
+  echo "$locks lockfiles, $total cargo-audit findings (vulnerabilities + informational), $differ lockfiles where the findings differ"
+  rm -rf "$CACHE/lock" && mkdir -p "$CACHE/lock" && cp "$largest" "$CACHE/lock/"
+  read -r t_ca _ < <(measure "$AUDIT" audit --db "$CACHE/advisory-db" --no-fetch --stale --no-yanked -f "$CACHE/lock/Cargo.lock")
+  read -r t_lw _ < <(measure "$LW" scan "$CACHE/lock" --scanners vuln)
+  echo "largest ($largest_n crates): cargo-audit ${t_ca}s | launchway ${t_lw}s | cargo-audit/launchway $(ratio "$t_ca" "$t_lw")x"
 else
   echo "skipped: $DATA is absent"
 fi

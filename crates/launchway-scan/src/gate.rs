@@ -211,18 +211,17 @@ pub enum SbomFormat {
 }
 
 /// The SBOM document of a path, named after it.
-/// `respect_ignore: false` also reads files `.gitignore` excludes.
 pub fn sbom(
     path: &Path,
     format: SbomFormat,
     timestamp: &str,
     tool_version: &str,
-    respect_ignore: bool,
+    opts: &collect::Options,
 ) -> Result<(serde_json::Value, Inventory), String> {
     if !path.exists() {
         return Err(format!("{} does not exist", path.display()));
     }
-    let inv = collect::inventory_with(path, respect_ignore);
+    let inv = collect::inventory_opts(path, opts);
     let name = path
         .canonicalize()
         .ok()

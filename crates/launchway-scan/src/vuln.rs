@@ -213,7 +213,10 @@ pub fn scan(
                     stats.ignored += 1;
                     continue;
                 }
-                let summary = group.iter().find_map(|s| s.advisory.summary.clone());
+                let summary = group.iter().find_map(|s| {
+                    let t = s.advisory.summary.as_deref()?.trim();
+                    (!t.is_empty()).then(|| t.to_string())
+                });
                 let mut references: Vec<String> = group
                     .iter()
                     .flat_map(|s| s.advisory.references.iter().map(|r| r.url.clone()))

@@ -90,6 +90,60 @@ fn finds_every_format_and_reports_broken_files() {
 }
 
 #[test]
+fn installed_files_come_from_record_with_digests_of_what_is_on_disk() {
+    let root = fixtures().join("venv");
+    let opts = collect::Options {
+        respect_ignore: true,
+        files: true,
+    };
+    let inv = collect::inventory_opts(&root, &opts);
+    let requests = inv
+        .components
+        .iter()
+        .find(|c| c.name == "requests")
+        .unwrap();
+    let paths: Vec<&str> = requests.files.iter().map(|f| f.path.as_str()).collect();
+    // Missing files (.pyc) and paths leaving the tree are dropped.
+    assert_eq!(
+        paths,
+        [
+            "bin/requests-fixture",
+            "lib/python3.11/site-packages/requests-2.31.0.dist-info/METADATA",
+            "lib/python3.11/site-packages/requests-2.31.0.dist-info/RECORD",
+            "lib/python3.11/site-packages/requests/__init__.py",
+            "lib/python3.11/site-packages/requests/api.py",
+        ]
+    );
+    for f in &requests.files {
+        let algs: Vec<&str> = f.digests.iter().map(|h| h.alg.as_str()).collect();
+        assert_eq!(algs, ["SHA-1", "SHA-256"], "{}", f.path);
+        let bytes = std::fs::read(root.join(&f.path)).unwrap();
+        assert_eq!(f.size, Some(bytes.len() as u64));
+    }
+    let init = &requests.files[3];
+    assert_eq!(
+        init.digests[1].value,
+        "2db65e5ceabe871392db29b07999bc940a9c0d27c0a32064d12387b20d009bb0"
+    );
+    // api.py was edited after installation: its RECORD digest no longer matches.
+    assert_eq!(inv.notices.len(), 1, "{:?}", inv.notices);
+    assert_eq!(
+        inv.notices[0].file,
+        "lib/python3.11/site-packages/requests/api.py"
+    );
+    assert!(
+        inv.notices[0]
+            .message
+            .contains("changed after installation")
+    );
+    assert!(inv.errors.is_empty(), "{:?}", inv.errors);
+    // Without --files the RECORD is not read at all.
+    let plain = collect::inventory(&root);
+    assert!(plain.components.iter().all(|c| c.files.is_empty()));
+    assert!(!plain.files.iter().any(|f| f.ends_with("RECORD")));
+}
+
+#[test]
 fn cyclonedx_snapshot() {
     let inv = collect::inventory(&fixtures());
     let doc = cyclonedx::write(&inv, "fixtures", TS, "0.0.0", cyclonedx::SpecVersion::V1_6);
@@ -159,7 +213,15 @@ fn validators() -> PathBuf {
 fn documents_pass_the_official_validators() {
     let venv = validators();
     let tmp = tempfile::tempdir().unwrap();
-    let inv = collect::inventory(&fixtures());
+    // With owned files, so SPDX `files` and CycloneDX file components are checked too.
+    let inv = collect::inventory_opts(
+        &fixtures(),
+        &collect::Options {
+            respect_ignore: true,
+            files: true,
+        },
+    );
+    assert!(inv.components.iter().any(|c| !c.files.is_empty()));
     let spdx_path = tmp.path().join("bom.spdx.json");
     std::fs::write(
         &spdx_path,

@@ -71,6 +71,7 @@ fn default_rules_find_planted_secrets_where_they_are() {
         ("config/settings.py", "basic-auth-url", 4, 37),
         ("config/internal.env", "generic-api-key", 1, 15),
         ("keys/deploy_key", "private-key", 1, 1),
+        ("keys/embedded_key_test.c", "private-key", 3, 6),
         ("web/app.js", "jwt", 2, 18),
         ("web/app.js", "generic-api-key", 3, 28),
         ("web/app.js", "gitlab-pat", 5, 17),
@@ -197,4 +198,49 @@ fn git_history_finds_secrets_removed_later() {
     assert_eq!(f.author.as_deref(), Some("Mona"));
     assert_eq!(f.message.as_deref(), Some("add token"));
     assert!(f.fingerprint.starts_with(f.commit.as_deref().unwrap()));
+}
+
+mod windowed {
+    use launchway_scan::secrets::Engine;
+    use launchway_scan::secrets::config::Config;
+    use proptest::prelude::*;
+
+    /// Pieces that make assignments, near-misses, long lines and newlines.
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("api_key".to_string()),
+            Just("token".to_string()),
+            Just("secret".to_string()),
+            Just("PASSWORD".to_string()),
+            Just(" = ".to_string()),
+            Just(": ".to_string()),
+            Just("\"".to_string()),
+            Just("'".to_string()),
+            Just("\n".to_string()),
+            Just(";".to_string()),
+            Just(" ".to_string()),
+            "[a-zA-Z0-9+/_.-]{1,40}",
+            "[a-z0-9]{8,200}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// Looking only around keywords finds exactly what a whole-file
+        /// search finds.
+        #[test]
+        fn windows_find_what_the_whole_file_finds(parts in proptest::collection::vec(piece(), 0..80)) {
+            let text = parts.concat();
+            let windowed = Engine::new(Config::defaults().rules, vec![]);
+            let mut rules = Config::defaults().rules;
+            for r in &mut rules {
+                r.window = None;
+            }
+            let whole = Engine::new(rules, vec![]);
+            let key = |f: &launchway_scan::secrets::Finding| (f.rule_id.clone(), f.line, f.column, f.secret.clone());
+            let a: Vec<_> = windowed.scan("f.txt", text.as_bytes(), None, None).iter().map(key).collect();
+            let b: Vec<_> = whole.scan("f.txt", text.as_bytes(), None, None).iter().map(key).collect();
+            prop_assert_eq!(a, b, "{:?}", text);
+        }
+    }
 }

@@ -160,7 +160,7 @@ mod tests {
             (Some("Bearer "), Denied::NoCredentials),
             (Some("Bearer lwt_123"), Denied::InvalidToken),
             (
-                Some("Bearer ghp_4fR9kL2mN7pQ1sT6vW8xY3zA5bC0dE2gH4jK"),
+                Some("Bearer ghp_4fR9kL2mN7pQ1sT6vW8xY3zA5bC0dE2gH4jK"), // gitleaks:allow (fake)
                 Denied::InvalidToken,
             ),
         ] {

@@ -1,5 +1,5 @@
-//! Secrets at rest: XChaCha20-Poly1305 with a master key the server reads
-//! from a file or an environment variable, never from its database.
+//! Secrets at rest are sealed with XChaCha20-Poly1305 under a master key the
+//! server reads from a file or an environment variable, never from its database.
 //!
 //! The secret's scope and name are bound in as associated data, so a sealed
 //! value copied onto another secret's row (or another repository's) fails

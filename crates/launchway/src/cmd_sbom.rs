@@ -27,6 +27,11 @@ pub struct SbomArgs {
     /// Also read files that .gitignore excludes (vendored trees, crate sources).
     #[arg(long)]
     no_ignore: bool,
+    /// List the files each installed Python distribution owns (its RECORD)
+    /// with SHA-1 and SHA-256 digests of their content; files changed since
+    /// installation are reported.
+    #[arg(long)]
+    files: bool,
 }
 
 /// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now.
@@ -50,7 +55,7 @@ pub fn document(
     path: &std::path::Path,
     format: Format,
     spec: &str,
-    respect_ignore: bool,
+    opts: &launchway_scan::sbom::collect::Options,
 ) -> Result<(serde_json::Value, launchway_scan::sbom::Inventory), String> {
     let fmt = match format {
         Format::SpdxJson => gate::SbomFormat::Spdx,
@@ -59,17 +64,15 @@ pub fn document(
                 .ok_or_else(|| format!("unknown CycloneDX version {spec}"))?,
         ),
     };
-    gate::sbom(
-        path,
-        fmt,
-        &timestamp()?,
-        env!("CARGO_PKG_VERSION"),
-        respect_ignore,
-    )
+    gate::sbom(path, fmt, &timestamp()?, env!("CARGO_PKG_VERSION"), opts)
 }
 
 pub fn main(args: &SbomArgs) -> u8 {
-    let (doc, inv) = match document(&args.path, args.format, &args.spec_version, !args.no_ignore) {
+    let opts = launchway_scan::sbom::collect::Options {
+        respect_ignore: !args.no_ignore,
+        files: args.files,
+    };
+    let (doc, inv) = match document(&args.path, args.format, &args.spec_version, &opts) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
@@ -78,6 +81,9 @@ pub fn main(args: &SbomArgs) -> u8 {
     };
     for e in &inv.errors {
         eprintln!("warning: {e} (skipped)");
+    }
+    for n in &inv.notices {
+        eprintln!("warning: {n}");
     }
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
     match &args.output {

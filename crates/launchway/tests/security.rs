@@ -119,6 +119,43 @@ fn vulnerability_reports_in_every_format() {
 }
 
 #[test]
+fn sbom_files_lists_installed_files_and_reports_changed_ones() {
+    let venv = scan_fixtures().join("sbom/venv");
+    let out = bin()
+        .args(["sbom", "--files", "-f", "spdx-json"])
+        .arg(&venv)
+        .env("SOURCE_DATE_EPOCH", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("requests/api.py: content differs from the RECORD of requests 2.31.0"),
+        "{err}"
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fileName"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"./bin/requests-fixture"), "{names:?}");
+    let contains = doc["relationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["relationshipType"] == "CONTAINS")
+        .count();
+    assert_eq!(contains, names.len());
+    // Without the flag: no files, no notice.
+    let out = bin().arg("sbom").arg(&venv).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("RECORD"));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["components"][0].get("components").is_none());
+}
+
+#[test]
 fn scanning_an_sbom_finds_the_same() {
     let home = home_with_db();
     let tmp = tempfile::tempdir().unwrap();
@@ -451,4 +488,25 @@ fn sarif_reports_pass_the_official_validators() {
         let problems = sarif_problems(&validator, &file);
         assert!(problems.is_empty(), "{scanners}: {problems:#?}");
     }
+}
+
+/// Launchway's own tree, with its own `.gitleaks.toml`, has no leaked
+/// secrets: the fixtures' planted credentials are allowlisted, nothing else.
+#[test]
+fn this_repository_scans_clean() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = bin()
+        .arg("scan")
+        .arg(&root)
+        .args(["--scanners", "secret", "--exit-code", "3"])
+        .env_remove("GITLEAKS_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -69,7 +69,7 @@ pub(crate) fn sbom_action(
         fmt,
         &timestamp(step_env),
         env!("CARGO_PKG_VERSION"),
-        true,
+        &Default::default(),
     ) {
         Ok(x) => x,
         Err(e) => {
@@ -243,7 +243,7 @@ fn trivy_sbom(exec: &mut JobExec, with: &Inputs, format: &str) -> StepRun {
         fmt,
         &crate::store::now_rfc3339(),
         env!("CARGO_PKG_VERSION"),
-        true,
+        &Default::default(),
     ) {
         Ok((doc, _)) => serde_json::to_string_pretty(&doc).unwrap_or_default(),
         Err(e) => {

@@ -121,6 +121,22 @@ pub fn write(
                 .map(|l| json!({"name": "launchway:location", "value": l})),
         );
         v["properties"] = Value::Array(props);
+        // Owned files (`--files`) as the package's own file components.
+        if !c.files.is_empty() {
+            v["components"] = Value::Array(
+                c.files
+                    .iter()
+                    .map(|f| {
+                        json!({
+                            "type": "file",
+                            "bom-ref": format!("{}#{}", c.purl, f.path),
+                            "name": f.path,
+                            "hashes": f.digests.iter().map(|x| json!({"alg": x.alg, "content": x.value})).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect(),
+            );
+        }
         components.push(v);
         let on: Vec<&String> = c
             .dependencies

@@ -20,6 +20,18 @@ pub struct Hash {
     pub value: String,
 }
 
+/// A file an installed package owns (from a Python distribution's `RECORD`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PackageFile {
+    /// Relative to the scanned root.
+    pub path: String,
+    /// As recorded by the installer; after [`collect::digest_files`] the
+    /// SHA-1 and SHA-256 of what is on disk.
+    pub digests: Vec<Hash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Component {
     pub name: String,
@@ -43,6 +55,9 @@ pub struct Component {
     /// listed in the SBOM, never matched against advisories.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub local: bool,
+    /// Files the package owns, when asked for (`--files`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PackageFile>,
 }
 
 impl Component {
@@ -58,6 +73,7 @@ impl Component {
             dependencies: Vec::new(),
             dev: false,
             local: false,
+            files: Vec::new(),
         }
     }
 }
@@ -88,6 +104,14 @@ pub struct Inventory {
     pub errors: Vec<CollectError>,
     /// Files recognised and read.
     pub files: Vec<String>,
+    /// Things found that are not parse failures: installed files whose
+    /// content no longer matches the installer's record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<CollectError>,
+    /// Owned-file lists by the installed package's location (its
+    /// `.dist-info` directory), joined to components by `finish`.
+    #[serde(skip)]
+    pub owned: Vec<(String, Vec<PackageFile>)>,
 }
 
 impl Inventory {
@@ -120,13 +144,28 @@ impl Inventory {
                             last.dependencies.push(d);
                         }
                     }
+                    for f in c.files {
+                        if !last.files.contains(&f) {
+                            last.files.push(f);
+                        }
+                    }
                     last.dev &= c.dev;
                     last.local &= c.local;
                 }
                 _ => merged.push(c),
             }
         }
+        for (location, files) in std::mem::take(&mut self.owned) {
+            if let Some(c) = merged
+                .iter_mut()
+                .find(|c| c.locations.iter().any(|l| *l == location))
+            {
+                c.files.extend(files);
+            }
+        }
         for c in &mut merged {
+            c.files.sort();
+            c.files.dedup_by(|a, b| a.path == b.path);
             c.locations.sort();
             c.hashes.sort();
             c.dependencies.sort();

@@ -6,15 +6,28 @@ use super::{Component, Inventory};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+/// 16 hex digits of a SHA-256: identifiers that depend only on content.
+fn short_hash(s: &str) -> String {
+    Sha256::digest(s.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// SPDX 2.3 §7.9: the SHA-1 of the package's file SHA-1s, sorted and
+/// concatenated.
+fn verification_code(mut sha1s: Vec<&str>) -> String {
+    use sha1::Sha1;
+    sha1s.sort_unstable();
+    let mut h = Sha1::new();
+    for s in sha1s {
+        h.update(s.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn spdx_id(purl: &str) -> String {
-    let h = Sha256::digest(purl.as_bytes());
-    format!(
-        "SPDXRef-Package-{}",
-        h[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
+    format!("SPDXRef-Package-{}", short_hash(purl))
 }
 
 fn checksum_alg(alg: &str) -> Option<&'static str> {
@@ -83,6 +96,7 @@ pub fn write(inv: &Inventory, name: &str, created: &str, tool_version: &str) -> 
         .iter()
         .flat_map(|c| c.dependencies.iter().map(String::as_str))
         .collect();
+    let mut files: Vec<Value> = Vec::new();
     for c in &inv.components {
         let id = spdx_id(&c.purl);
         let mut p = json!({
@@ -112,7 +126,44 @@ pub fn write(inv: &Inventory, name: &str, created: &str, tool_version: &str) -> 
         if !checksums.is_empty() {
             p["checksums"] = Value::Array(checksums);
         }
+        // Owned files (`--files`): SPDX 2.3 requires a SHA-1 for each, and a
+        // package that contains files is one whose files were analysed.
+        let sha1s: Vec<&str> = c
+            .files
+            .iter()
+            .filter_map(|f| f.digests.iter().find(|h| h.alg == "SHA-1"))
+            .map(|h| h.value.as_str())
+            .collect();
+        if !sha1s.is_empty() {
+            p["filesAnalyzed"] = json!(true);
+            p["packageVerificationCode"] =
+                json!({"packageVerificationCodeValue": verification_code(sha1s)});
+        }
         packages.push(p);
+        for f in &c.files {
+            let checksums: Vec<Value> = f
+                .digests
+                .iter()
+                .filter_map(|h| {
+                    Some(json!({"algorithm": checksum_alg(&h.alg)?, "checksumValue": h.value}))
+                })
+                .collect();
+            if !f.digests.iter().any(|h| h.alg == "SHA-1") {
+                continue;
+            }
+            let file_id = format!(
+                "SPDXRef-File-{}",
+                short_hash(&format!("{}\n{}", c.purl, f.path))
+            );
+            files.push(json!({
+                "SPDXID": file_id,
+                "fileName": format!("./{}", f.path),
+                "checksums": checksums,
+                "licenseConcluded": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+            }));
+            relationships.push(json!({"spdxElementId": id, "relationshipType": "CONTAINS", "relatedSpdxElement": file_id}));
+        }
         // The root contains every component; direct dependency edges where known.
         if !depended.contains(c.purl.as_str()) {
             relationships.push(json!({"spdxElementId": root_id, "relationshipType": "DEPENDS_ON", "relatedSpdxElement": id}));
@@ -145,6 +196,9 @@ pub fn write(inv: &Inventory, name: &str, created: &str, tool_version: &str) -> 
         "packages": packages,
         "relationships": relationships,
     });
+    if !files.is_empty() {
+        doc["files"] = Value::Array(files);
+    }
     if !license_refs.is_empty() {
         doc["hasExtractedLicensingInfos"] = Value::Array(
             license_refs

@@ -243,6 +243,7 @@ fn parse_depth(
                 .and_then(|v| v.as_integer())
                 .unwrap_or(0);
             own.rules.push(Rule {
+                window: None,
                 id: id.to_string(),
                 description: r
                     .get("description")

@@ -87,6 +87,9 @@ pub struct Engine {
     by_keyword: Vec<Vec<usize>>,
     /// Rules without keywords run on every fragment.
     always: Vec<usize>,
+    /// Keyword pattern index → whether a windowed rule lists it.
+    windowed_keyword: Vec<bool>,
+    any_windowed: bool,
 }
 
 impl Engine {
@@ -112,12 +115,19 @@ impl Engine {
             .ascii_case_insensitive(true)
             .build(&keywords)
             .ok();
+        let windowed_keyword = by_keyword
+            .iter()
+            .map(|rs| rs.iter().any(|&r| rules[r].window.is_some()))
+            .collect();
+        let any_windowed = rules.iter().any(|r| r.window.is_some());
         Engine {
             rules,
             allowlists,
             prefilter,
             by_keyword,
             always,
+            windowed_keyword,
+            any_windowed,
         }
     }
 
@@ -139,18 +149,28 @@ impl Engine {
         for &i in &self.always {
             active[i] = true;
         }
+        // Keyword offsets, for rules that only look around their keywords.
+        let mut hits: Vec<Vec<usize>> = vec![Vec::new(); self.rules.len()];
         if let Some(ac) = &self.prefilter {
             let mut remaining = self.by_keyword.len();
             let mut seen = vec![false; self.by_keyword.len()];
             for m in ac.find_overlapping_iter(data) {
                 let p = m.pattern().as_usize();
+                if self.windowed_keyword[p] {
+                    for &r in &self.by_keyword[p] {
+                        if let Some(w) = self.rules[r].window {
+                            hits[r].push(m.end() + w);
+                            hits[r].push(m.start());
+                        }
+                    }
+                }
                 if !seen[p] {
                     seen[p] = true;
                     remaining -= 1;
                     for &r in &self.by_keyword[p] {
                         active[r] = true;
                     }
-                    if remaining == 0 {
+                    if remaining == 0 && !self.any_windowed {
                         break;
                     }
                 }
@@ -197,62 +217,69 @@ impl Engine {
                 }
                 continue;
             };
-            for caps in re.captures_iter(data) {
-                let Some(whole) = caps.get(0) else { continue };
-                let group = if rule.secret_group > 0 {
-                    caps.get(rule.secret_group)
-                } else {
-                    (1..caps.len()).find_map(|g| caps.get(g)).or(Some(whole))
-                };
-                let Some(secret) = group else { continue };
-                let s = secret.as_bytes();
-                let h = entropy(s);
-                if rule.entropy.is_some_and(|min| h < min) {
-                    continue;
-                }
-                let (li, col) = locate(secret.start());
-                let line_starts = starts();
-                let line_start = line_starts[li];
-                let line_end = line_starts
-                    .get(li + 1)
-                    .map_or(data.len(), |e| e.saturating_sub(1));
-                let line = &data[line_start..line_end.max(line_start)];
-                if contains(line, b"gitleaks:allow") {
-                    continue;
-                }
-                let cand = Candidate {
-                    secret: s,
-                    full_match: whole.as_bytes(),
-                    line,
-                    path,
-                    commit: commit.map(|c| c.hash.as_str()),
-                };
-                if rule
-                    .allowlists
-                    .iter()
-                    .chain(&self.allowlists)
-                    .any(|a| a.allows(&cand))
-                {
-                    continue;
-                }
-                let (eli, ecol) = locate(secret.end().saturating_sub(1).max(secret.start()));
-                let map = |l: usize| lines.and_then(|m| m.get(l).copied()).unwrap_or(l + 1);
-                out.push((
-                    secret.start(),
-                    secret.end(),
-                    self.finding(
-                        rule,
+            let spans = match rule.window {
+                Some(_) => windows(data, &hits[i]),
+                None => vec![(0, data.len())],
+            };
+            for (base, end) in spans {
+                for caps in re.captures_iter(&data[base..end]) {
+                    let Some(whole) = caps.get(0) else { continue };
+                    let group = if rule.secret_group > 0 {
+                        caps.get(rule.secret_group)
+                    } else {
+                        (1..caps.len()).find_map(|g| caps.get(g)).or(Some(whole))
+                    };
+                    let Some(secret) = group else { continue };
+                    let (s_start, s_end) = (base + secret.start(), base + secret.end());
+                    let s = secret.as_bytes();
+                    let h = entropy(s);
+                    if rule.entropy.is_some_and(|min| h < min) {
+                        continue;
+                    }
+                    let (li, col) = locate(s_start);
+                    let line_starts = starts();
+                    let line_start = line_starts[li];
+                    let line_end = line_starts
+                        .get(li + 1)
+                        .map_or(data.len(), |e| e.saturating_sub(1));
+                    let line = &data[line_start..line_end.max(line_start)];
+                    if contains(line, b"gitleaks:allow") {
+                        continue;
+                    }
+                    let cand = Candidate {
+                        secret: s,
+                        full_match: whole.as_bytes(),
+                        line,
                         path,
-                        map(li),
-                        col,
-                        map(eli),
-                        ecol,
-                        &String::from_utf8_lossy(s),
-                        &String::from_utf8_lossy(whole.as_bytes()),
-                        h,
-                        commit,
-                    ),
-                ));
+                        commit: commit.map(|c| c.hash.as_str()),
+                    };
+                    if rule
+                        .allowlists
+                        .iter()
+                        .chain(&self.allowlists)
+                        .any(|a| a.allows(&cand))
+                    {
+                        continue;
+                    }
+                    let (eli, ecol) = locate(s_end.saturating_sub(1).max(s_start));
+                    let map = |l: usize| lines.and_then(|m| m.get(l).copied()).unwrap_or(l + 1);
+                    out.push((
+                        s_start,
+                        s_end,
+                        self.finding(
+                            rule,
+                            path,
+                            map(li),
+                            col,
+                            map(eli),
+                            ecol,
+                            &String::from_utf8_lossy(s),
+                            &String::from_utf8_lossy(whole.as_bytes()),
+                            h,
+                            commit,
+                        ),
+                    ));
+                }
             }
         }
         // A generic finding overlapping a specific one is the same secret.
@@ -305,6 +332,36 @@ impl Engine {
             message: commit.map(|c| c.message.clone()),
         }
     }
+}
+
+/// The spans a windowed rule searches: from the start of each keyword's
+/// line to the end (newline included) of the line where its window ends,
+/// merged. `hits` holds (window end, keyword start) pairs in keyword order.
+fn windows(data: &[u8], hits: &[usize]) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for pair in hits.chunks_exact(2) {
+        let (reach, at) = (pair[0].min(data.len()), pair[1].min(data.len()));
+        // Windows end on line boundaries and keywords come in order, so a
+        // hit inside the last window only extends it: each byte is looked
+        // at a bounded number of times, even on one huge minified line.
+        let floor = out.last().map_or(0, |l| l.1.min(at));
+        let start = data[floor..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(floor, |n| floor + n + 1);
+        let end = match out.last() {
+            Some(l) if reach < l.1 => l.1,
+            _ => data[reach..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(data.len(), |n| reach + n + 1),
+        };
+        match out.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
 }
 
 fn memchr_newlines(data: &[u8]) -> impl Iterator<Item = usize> + '_ {

@@ -480,6 +480,10 @@ pub struct Rule {
     pub path: Option<Regex>,
     pub tags: Vec<String>,
     pub allowlists: Vec<Allowlist>,
+    /// When set, every match contains one of the keywords, starts on that
+    /// keyword's line and ends at most this many bytes after it: the regex
+    /// then runs only on the lines around keyword hits, not the whole file.
+    pub window: Option<usize>,
 }
 
 fn rule(id: &str, description: &str, regex: &str, keywords: &[&str]) -> Rule {
@@ -495,6 +499,7 @@ fn rule(id: &str, description: &str, regex: &str, keywords: &[&str]) -> Rule {
         path: None,
         tags: Vec::new(),
         allowlists: Vec::new(),
+        window: None,
     }
 }
 
@@ -513,6 +518,10 @@ fn assigned(
     let mut r = rule(id, description, &re, keywords);
     r.secret_group = 1;
     r.entropy = Some(entropy);
+    // The pattern's longest tail after the keyword: 20 + 3 + 3 + 5 bytes of
+    // separators, a value of at most 150 and one closing byte; the prefix
+    // before it (`[\w.-]`) never crosses a line.
+    r.window = Some(20 + 3 + 3 + 5 + 150 + 2);
     r
 }
 
@@ -1140,7 +1149,9 @@ pub fn defaults() -> Vec<Rule> {
         rule(
             "private-key",
             "Private key",
-            r"(?s)-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[\sA-Za-z0-9+/=:.,()-]{64,}?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----",
+            // The body may sit in string literals (`"…\n" "…"`), as in test
+            // code that embeds keys.
+            r#"(?s)-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[\sA-Za-z0-9+/=:.,()"'\\-]{64,}?-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----"#,
             &["-----begin"],
         ),
         grouped(

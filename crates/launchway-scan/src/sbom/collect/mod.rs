@@ -10,6 +10,9 @@ mod python;
 mod rust;
 
 use super::{CollectError, Component, Inventory};
+
+/// The files a Python distribution's `RECORD` lists (for `--files`).
+pub use python::record as python_record;
 use std::path::Path;
 
 /// Files larger than this are not lockfiles.
@@ -23,6 +26,7 @@ pub enum Kind {
     UvLock,
     PdmLock,
     PythonMetadata,
+    PythonRecord,
     CargoLock,
     PackageLock,
     YarnLock,
@@ -79,6 +83,15 @@ pub fn detect(rel: &str) -> Option<Kind> {
                 .is_some_and(|d| d.ends_with(".dist-info") || d.ends_with(".egg-info")) =>
         {
             Kind::PythonMetadata
+        }
+        "RECORD"
+            if rel
+                .split('/')
+                .rev()
+                .nth(1)
+                .is_some_and(|d| d.ends_with(".dist-info")) =>
+        {
+            Kind::PythonRecord
         }
         "status" if rel.ends_with("var/lib/dpkg/status") => Kind::DpkgStatus,
         "package.json" if is_installed_node_package(rel) => Kind::NodePackage,
@@ -172,6 +185,8 @@ pub fn parse(kind: Kind, rel: &str, text: &str) -> Result<Vec<Component>, Collec
         Kind::UvLock => python::uv_lock(rel, text),
         Kind::PdmLock => python::pdm_lock(rel, text),
         Kind::PythonMetadata => python::metadata(rel, text),
+        // Owned files, not packages: see `inventory_opts`.
+        Kind::PythonRecord => Ok(Vec::new()),
         Kind::CargoLock => rust::cargo_lock(rel, text),
         Kind::PackageLock => node::package_lock(rel, text),
         Kind::YarnLock => node::yarn_lock(rel, text),
@@ -192,6 +207,38 @@ pub fn inventory(root: &Path) -> Inventory {
 /// As [`inventory`]; `respect_ignore: false` also reads ignored files
 /// (vendored trees, crate sources whose `.gitignore` lists `Cargo.lock`).
 pub fn inventory_with(root: &Path, respect_ignore: bool) -> Inventory {
+    inventory_opts(
+        root,
+        &Options {
+            respect_ignore,
+            files: false,
+        },
+    )
+}
+
+/// What a collection reads beyond lockfiles and package metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// `false` also reads files `.gitignore` excludes.
+    pub respect_ignore: bool,
+    /// List the files installed packages own (Python `RECORD`), with
+    /// digests of what is on disk; see [`digest_files`].
+    pub files: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            respect_ignore: true,
+            files: false,
+        }
+    }
+}
+
+/// Collects every component under `root` as `opts` say.
+pub fn inventory_opts(root: &Path, opts: &Options) -> Inventory {
+    let respect_ignore = opts.respect_ignore;
+    let want_files = opts.files;
     let inv = std::sync::Mutex::new(Inventory::default());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     // A parallel walk; each thread reads and parses what it recognises.
@@ -241,7 +288,11 @@ pub fn inventory_with(root: &Path, respect_ignore: bool) -> Inventory {
                     .file_name()
                     .map_or_else(String::new, |n| n.to_string_lossy().to_string()),
             };
-            let Some(kind) = detect(&rel) else {
+            let kind = detect(&rel);
+            if kind == Some(Kind::PythonRecord) && !want_files {
+                return ignore::WalkState::Continue;
+            }
+            let Some(kind) = kind else {
                 // Executables may carry the modules they were built from (Go).
                 if let Some(cs) = executable_modules(entry.path(), &rel)
                     && let Ok(mut i) = inv.lock()
@@ -272,6 +323,20 @@ pub fn inventory_with(root: &Path, respect_ignore: bool) -> Inventory {
                     return ignore::WalkState::Continue;
                 }
             };
+            if kind == Kind::PythonRecord {
+                let parsed = python::record(&rel, &text);
+                if let Ok(mut i) = inv.lock() {
+                    match parsed {
+                        Ok(files) => {
+                            let dist = rel.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+                            i.owned.push((dist, files));
+                            i.files.push(rel);
+                        }
+                        Err(e) => i.errors.push(e),
+                    }
+                }
+                return ignore::WalkState::Continue;
+            }
             let parsed = parse(kind, &rel, &text);
             if let Ok(mut i) = inv.lock() {
                 i.files.push(rel);
@@ -285,7 +350,111 @@ pub fn inventory_with(root: &Path, respect_ignore: bool) -> Inventory {
     });
     let mut inv = inv.into_inner().unwrap_or_default();
     inv.finish();
+    if want_files {
+        digest_files(root, &mut inv);
+    }
     inv
+}
+
+/// Reads every owned file listed in the inventory and replaces its
+/// recorded digests with the SHA-1 and SHA-256 of its content (SPDX
+/// requires SHA-1 for files). A file whose content no longer matches its
+/// `RECORD` entry was changed after installation and is reported; files
+/// that are gone, or are not regular files, are dropped from the list.
+pub fn digest_files(root: &Path, inv: &mut Inventory) {
+    use sha1::Sha1;
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let base = if root.is_file() {
+        root.parent().unwrap_or(root)
+    } else {
+        root
+    };
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let digest = |rel: &str| -> Option<(String, String, u64)> {
+        let path = base.join(rel);
+        // Never follow a symlink out of the tree.
+        if !std::fs::symlink_metadata(&path).ok()?.is_file() {
+            return None;
+        }
+        let mut f = std::fs::File::open(&path).ok()?;
+        let (mut s1, mut s256) = (Sha1::new(), Sha256::new());
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = f.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            s1.update(&buf[..n]);
+            s256.update(&buf[..n]);
+        }
+        Some((hex(&s1.finalize()), hex(&s256.finalize()), size))
+    };
+    let jobs: Vec<(usize, usize)> = inv
+        .components
+        .iter()
+        .enumerate()
+        .flat_map(|(ci, c)| (0..c.files.len()).map(move |fi| (ci, fi)))
+        .collect();
+    if jobs.is_empty() {
+        return;
+    }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = jobs.len().div_ceil(threads);
+    let comps = &inv.components;
+    let results: Vec<Option<(String, String, u64)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|&(ci, fi)| digest(&comps[ci].files[fi].path))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut modified = Vec::new();
+    for (&(ci, fi), r) in jobs.iter().zip(results).rev() {
+        let c = &mut inv.components[ci];
+        let Some((sha1, sha256, size)) = r else {
+            c.files.remove(fi);
+            continue;
+        };
+        let f = &mut c.files[fi];
+        if let Some(rec) = python::recorded_sha256(f)
+            && rec.value != sha256
+        {
+            modified.push(CollectError {
+                file: f.path.clone(),
+                line: None,
+                column: None,
+                message: format!(
+                    "content differs from the RECORD of {} {} (sha256 {} recorded, {} on disk): changed after installation",
+                    c.name, c.version, rec.value, sha256
+                ),
+            });
+        }
+        f.digests = vec![
+            super::Hash {
+                alg: "SHA-1".into(),
+                value: sha1,
+            },
+            super::Hash {
+                alg: "SHA-256".into(),
+                value: sha256,
+            },
+        ];
+        f.size = Some(size);
+    }
+    modified.sort_by(|a, b| a.file.cmp(&b.file));
+    inv.notices = modified;
 }
 
 /// 1-based line and column of a byte offset.

@@ -1,9 +1,10 @@
 //! Python: requirements files (pins, extras, markers, hashes), Pipfile.lock,
 //! poetry.lock, uv.lock, pdm.lock, and installed distributions
-//! (`*.dist-info/METADATA`, so a virtualenv or a root file system counts).
+//! (`*.dist-info/METADATA`, so a virtualenv or a root file system counts,
+//! and `RECORD` for the files each one owns).
 
-use super::{err, hash, json_doc, toml_doc};
-use crate::sbom::{CollectError, Component};
+use super::{base64_decode, err, hash, json_doc, toml_doc};
+use crate::sbom::{CollectError, Component, Hash, PackageFile};
 use crate::version::Ecosystem;
 use std::collections::HashMap;
 
@@ -330,9 +331,155 @@ pub fn metadata(file: &str, text: &str) -> Result<Vec<Component>, CollectError> 
     Ok(vec![c])
 }
 
+/// One CSV record of a `RECORD` line (RFC 4180 quoting, as `csv.writer`
+/// writes it), or `None` when a quote is left open.
+fn csv_fields(line: &str) -> Option<Vec<String>> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            (true, '"') => quoted = false,
+            (false, '"') if cur.is_empty() => quoted = true,
+            (false, ',') => fields.push(std::mem::take(&mut cur)),
+            (_, c) => cur.push(c),
+        }
+    }
+    if quoted {
+        return None;
+    }
+    fields.push(cur);
+    Some(fields)
+}
+
+/// `base/rel` with `.` and `..` resolved; `None` when it climbs above the
+/// scanned root or is absolute (such a file cannot be read from this tree).
+fn join_inside(base: &str, rel: &str) -> Option<String> {
+    if rel.starts_with('/') || rel.contains('\\') || rel.contains('\0') {
+        return None;
+    }
+    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+    for seg in rel.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            s => parts.push(s),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// `*.dist-info/RECORD`: the files a distribution installed, as paths
+/// relative to the scanned root, with the SHA-256 digests and sizes the
+/// installer wrote. Paths are relative to `site-packages` (the directory
+/// holding the `.dist-info`); entries leaving the tree are dropped.
+pub fn record(file: &str, text: &str) -> Result<Vec<PackageFile>, CollectError> {
+    let dist = file.rsplit_once('/').map_or("", |(d, _)| d);
+    let site = dist.rsplit_once('/').map_or("", |(s, _)| s);
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some(f) = csv_fields(line) else {
+            return Err(err(file, Some(i + 1), "unterminated quoted field"));
+        };
+        if f.len() != 3 {
+            return Err(err(
+                file,
+                Some(i + 1),
+                format!(
+                    "expected 3 comma-separated fields (path,hash,size), found {}",
+                    f.len()
+                ),
+            ));
+        }
+        let Some(path) = join_inside(site, &f[0]) else {
+            continue;
+        };
+        let mut digests = Vec::new();
+        if !f[1].is_empty() {
+            let Some((alg, b64)) = f[1].split_once('=') else {
+                return Err(err(
+                    file,
+                    Some(i + 1),
+                    format!("hash '{}' is not of the form ALGORITHM=DIGEST", f[1]),
+                ));
+            };
+            // PEP 376 / the wheel spec: urlsafe base64 without padding.
+            let bytes = base64_decode(b64).filter(|b| !b.is_empty());
+            if let Some(value) =
+                bytes.map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+                && let Some(h) = hash(&format!("{alg}={value}"))
+            {
+                digests.push(h);
+            }
+        }
+        let size = f[2].trim().parse::<u64>().ok();
+        out.push(PackageFile {
+            path,
+            digests,
+            size,
+        });
+    }
+    Ok(out)
+}
+
+/// The digest `record` keeps for a file, to compare with what is on disk.
+pub fn recorded_sha256(f: &PackageFile) -> Option<&Hash> {
+    f.digests.iter().find(|h| h.alg == "SHA-256")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_lines_paths_and_digests() {
+        let text = "six.py,sha256=i4B6R2V5W6Q0KQkPXQf1W9-MXoV9DwTyeE2Fbc0wRAc,34549\n\
+                    six-1.16.0.dist-info/RECORD,,\n\
+                    ../../../bin/six-tool,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n\
+                    \"odd,name.py\",,\n\
+                    ../../../../../etc/passwd,,\n";
+        let files = record(
+            "venv/lib/python3.11/site-packages/six-1.16.0.dist-info/RECORD",
+            text,
+        )
+        .unwrap();
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "venv/lib/python3.11/site-packages/six.py",
+                "venv/lib/python3.11/site-packages/six-1.16.0.dist-info/RECORD",
+                "venv/bin/six-tool",
+                "venv/lib/python3.11/site-packages/odd,name.py",
+            ]
+        );
+        assert_eq!(files[0].size, Some(34549));
+        assert_eq!(
+            recorded_sha256(&files[2]).unwrap().value,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert!(files[1].digests.is_empty());
+    }
+
+    #[test]
+    fn record_errors_have_lines() {
+        let e = record("a.dist-info/RECORD", "x.py,,1\n\"open,,\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        let e = record("a.dist-info/RECORD", "x.py,sha256\n").unwrap_err();
+        assert!(e.message.contains("3 comma-separated"), "{}", e.message);
+        let e = record("a.dist-info/RECORD", "x.py,sha256,1\n").unwrap_err();
+        assert!(e.message.contains("ALGORITHM=DIGEST"), "{}", e.message);
+    }
 
     #[test]
     fn requirements_pins_extras_markers_hashes() {
