@@ -260,6 +260,8 @@ pub(crate) struct JobExec {
     pub group_depth: usize,
     pub echo: bool,
     pub states: IndexMap<String, IndexMap<String, String>>,
+    /// The job container `run:` steps execute in (`container:`).
+    pub container: Option<crate::container::InContainer>,
 }
 
 impl JobExec {
@@ -297,6 +299,21 @@ impl JobExec {
                 !k.starts_with("GITHUB_") && !k.starts_with("RUNNER_") && !k.starts_with("INPUT_")
             })
             .collect();
+        let host_path = env.get("PATH").cloned();
+        env.extend(self.runner_env(step_env, files, host_path.as_deref()));
+        env.into_iter().collect()
+    }
+
+    /// GitHub's defaults and the workflow's variables, without the host's
+    /// environment (what a job container gets). `base_path` is the `PATH`
+    /// that `GITHUB_PATH` additions go in front of.
+    pub fn runner_env(
+        &self,
+        step_env: &IndexMap<String, String>,
+        files: &RunnerFiles,
+        base_path: Option<&str>,
+    ) -> IndexMap<String, String> {
+        let mut env: IndexMap<String, String> = IndexMap::new();
         let g = |k: &str| {
             self.ctx
                 .contexts
@@ -380,15 +397,16 @@ impl JobExec {
         }
         if !self.path_prepend.is_empty() {
             let mut parts: Vec<String> = self.path_prepend.iter().rev().cloned().collect();
-            if let Some(p) = env.get("PATH") {
-                parts.push(p.clone());
+            if let Some(p) = env.get("PATH").map(String::as_str).or(base_path) {
+                parts.push(p.to_string());
             }
             env.insert("PATH".into(), parts.join(":"));
         }
-        env.into_iter().collect()
+        env
     }
 
-    /// Runs a process for a step, handling workflow commands and runner files.
+    /// Runs a process for a step on this machine, handling workflow
+    /// commands and runner files.
     pub async fn exec(
         &mut self,
         argv: &[String],
@@ -397,6 +415,20 @@ impl JobExec {
         timeout: Option<Duration>,
         state_key: &str,
     ) -> StepRun {
+        self.exec_in(argv, cwd, step_env, timeout, state_key, false)
+            .await
+    }
+
+    /// As [`JobExec::exec`]; with `in_container`, inside the job container.
+    pub async fn exec_in(
+        &mut self,
+        argv: &[String],
+        cwd: &Path,
+        step_env: &IndexMap<String, String>,
+        timeout: Option<Duration>,
+        state_key: &str,
+        in_container: bool,
+    ) -> StepRun {
         let files = match RunnerFiles::create(&self.temp) {
             Ok(f) => f,
             Err(e) => {
@@ -404,7 +436,31 @@ impl JobExec {
                 return StepRun::failed();
             }
         };
-        let env = self.process_env(step_env, &files);
+        let (argv, env) = match self.container.as_ref().filter(|_| in_container) {
+            // `exec -e NAME`: values travel in the engine client's
+            // environment, never on a command line.
+            Some(c) => {
+                let inner = self.runner_env(step_env, &files, Some(&c.path));
+                let mut a: Vec<String> = vec![
+                    "exec".into(),
+                    "-w".into(),
+                    cwd.to_string_lossy().to_string(),
+                ];
+                for k in inner.keys() {
+                    a.push("-e".into());
+                    a.push(k.clone());
+                }
+                a.push(c.name.clone());
+                a.extend(argv.iter().cloned());
+                let mut full = vec![c.engine.to_string()];
+                full.extend(a);
+                let mut env: IndexMap<String, String> = std::env::vars().collect();
+                env.extend(inner);
+                (full, env.into_iter().collect::<Vec<_>>())
+            }
+            None => (argv.to_vec(), self.process_env(step_env, &files)),
+        };
+        let argv = &argv[..];
         // After a cancellation, steps that still run (`always()`, `cancelled()`)
         // run to completion, bounded like GitHub's cancel-timeout-minutes.
         let (cancel, timeout) = if self.cancel.is_cancelled() {
@@ -740,6 +796,7 @@ pub(crate) async fn run_job(
         group_depth: 0,
         echo: false,
         states: IndexMap::new(),
+        container: None,
     };
 
     // Workflow env, then job env: each evaluated with what is visible there.
@@ -796,9 +853,42 @@ pub(crate) async fn run_job(
         exec.error(&e);
         failed = true;
     }
+    // Services and the job container start before any step; if they do
+    // not, no step runs (not even `always()` ones: they would run on the
+    // host instead).
+    let mut containers = crate::container::JobContainers::default();
+    let mut run_steps = true;
+    if !failed && (job.container.is_some() || !job.services.is_empty()) {
+        let (n, started, log_start) = pseudo_step_start(&mut exec, "Initialize containers");
+        let outcome = match crate::container::start(&mut exec, job, &mut containers).await {
+            Ok(()) => StepResult::Success,
+            Err(e) => {
+                exec.error(&e);
+                failed = true;
+                run_steps = false;
+                StepResult::Failure
+            }
+        };
+        // Nothing was needed (every image expression was empty): no step.
+        if !containers.engine.is_empty() || outcome == StepResult::Failure {
+            let rec = finish(
+                &mut exec,
+                n,
+                "Initialize containers".into(),
+                outcome,
+                outcome,
+                started,
+                Some(log_start),
+            );
+            record.steps.push(rec);
+            shared.save_job(record.clone());
+        } else {
+            exec.step_no -= 1;
+        }
+    }
     let defaults = Defaults::for_job(scope, job);
     let mut steps_ctx = Value::object();
-    for step in &job.steps {
+    for step in job.steps.iter().filter(|_| run_steps) {
         let rec = run_step(&mut exec, step, &defaults, &mut steps_ctx, &mut failed, "").await;
         record.steps.push(rec);
         shared.save_job(record.clone());
@@ -812,6 +902,23 @@ pub(crate) async fn run_job(
     timer.abort();
     for pg in std::mem::take(&mut exec.pgids) {
         process::kill_group(pg);
+    }
+    if !containers.engine.is_empty() {
+        let (n, started, log_start) = pseudo_step_start(&mut exec, "Stop containers");
+        for problem in crate::container::remove(&containers).await {
+            exec.log(&format!("##[warning]{problem}"));
+        }
+        let ok = StepResult::Success;
+        let rec = finish(
+            &mut exec,
+            n,
+            "Stop containers".into(),
+            ok,
+            ok,
+            started,
+            Some(log_start),
+        );
+        record.steps.push(rec);
     }
 
     let timed_out = exec.timed_out.load(Ordering::SeqCst);
@@ -1142,6 +1249,17 @@ pub(crate) fn run_step<'a>(
     })
 }
 
+/// Starts a step the runner adds itself (container setup and teardown).
+fn pseudo_step_start(exec: &mut JobExec, name: &str) -> (usize, Instant, u64) {
+    exec.step_no += 1;
+    exec.shared.emit(RunEvent::StepStarted {
+        key: exec.key.clone(),
+        index: exec.step_no,
+        name: name.to_string(),
+    });
+    (exec.step_no, Instant::now(), exec.log_pos)
+}
+
 /// Records a finished (or skipped) step and tells the live display.
 pub(crate) fn finish(
     exec: &mut JobExec,
@@ -1183,7 +1301,10 @@ async fn run_script(
     n: usize,
 ) -> StepRun {
     static HAS_BASH: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let has_bash = *HAS_BASH.get_or_init(|| which("bash").is_some());
+    let has_bash = match &exec.container {
+        Some(c) => c.has_bash,
+        None => *HAS_BASH.get_or_init(|| which("bash").is_some()),
+    };
     let shell = match Shell::resolve(shell, has_bash) {
         Ok(s) => s,
         Err(e) => {
@@ -1218,5 +1339,5 @@ async fn run_script(
     for line in script.lines() {
         exec.log(&format!("##[command]{line}"));
     }
-    exec.exec(&argv, &cwd, step_env, timeout, "").await
+    exec.exec_in(&argv, &cwd, step_env, timeout, "", true).await
 }

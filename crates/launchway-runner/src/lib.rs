@@ -7,6 +7,7 @@ pub mod actions;
 pub mod cancel;
 pub mod commands;
 pub mod concurrency;
+mod container;
 pub mod context;
 pub mod environments;
 pub mod files;

@@ -667,23 +667,6 @@ async fn run_job_node(
         };
     }
 
-    // Jobs in containers need a working container engine.
-    if job.container.is_some() || job.services.is_some() {
-        let what = if job.container.is_some() {
-            "'container:'"
-        } else {
-            "'services:'"
-        };
-        return fail(match working_engine().await {
-            None => format!(
-                "job '{id}' uses {what}, which needs a container engine (docker or podman) that answers on this machine; none was found"
-            ),
-            Some(engine) => format!(
-                "job '{id}' uses {what}; running jobs in containers (found {engine}) is not supported yet by Launchway"
-            ),
-        });
-    }
-
     let combos: Vec<Option<Combination>> =
         match job.strategy.as_ref().and_then(|s| s.matrix.as_ref()) {
             Some(spec) => match matrix::expand(spec, &ctx) {
@@ -769,26 +752,6 @@ async fn run_job_node(
     }
     let result = JobResult::combine(results);
     JobOutcome { result, outputs }
-}
-
-/// The first container engine whose daemon answers, if any.
-async fn working_engine() -> Option<&'static str> {
-    for engine in ["docker", "podman"] {
-        if crate::job::which(engine).is_none() {
-            continue;
-        }
-        let probe = tokio::process::Command::new(engine)
-            .arg("info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-        if let Ok(Ok(s)) = tokio::time::timeout(std::time::Duration::from_secs(5), probe).await
-            && s.success()
-        {
-            return Some(engine);
-        }
-    }
-    None
 }
 
 pub(crate) fn error_annotation(job: &str, message: &str) -> Annotation {

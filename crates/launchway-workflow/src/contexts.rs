@@ -25,6 +25,12 @@ pub enum Place {
     JobContinueOnError,
     JobWith,
     JobSecrets,
+    /// `container:` / `services.<id>:` image, ports, volumes, options.
+    JobContainer,
+    /// `container.credentials` / `services.<id>.credentials`.
+    JobContainerCredentials,
+    /// `container.env` / `services.<id>.env`.
+    JobContainerEnv,
     StepIf,
     /// Every other step key: run, with, env, name, working-directory, …
     Step,
@@ -53,6 +59,9 @@ impl Place {
             Place::JobContinueOnError => "jobs.<id>.continue-on-error",
             Place::JobWith => "jobs.<id>.with",
             Place::JobSecrets => "jobs.<id>.secrets",
+            Place::JobContainer => "jobs.<id>.container",
+            Place::JobContainerCredentials => "jobs.<id>.container.credentials",
+            Place::JobContainerEnv => "jobs.<id>.container.env",
             Place::StepIf => "jobs.<id>.steps.if",
             Place::Step => "jobs.<id>.steps.*",
         }
@@ -75,7 +84,15 @@ impl Place {
             | Place::JobConcurrency
             | Place::JobTimeout
             | Place::JobContinueOnError
-            | Place::JobWith => JOB_BASE,
+            | Place::JobWith
+            | Place::JobContainer => JOB_BASE,
+            Place::JobContainerCredentials => &[
+                "github", "needs", "strategy", "matrix", "env", "vars", "secrets", "inputs",
+            ],
+            Place::JobContainerEnv => &[
+                "github", "needs", "strategy", "matrix", "job", "runner", "env", "vars", "secrets",
+                "inputs",
+            ],
             Place::JobEnv | Place::JobSecrets => &[
                 "github", "needs", "strategy", "matrix", "vars", "inputs", "secrets",
             ],

@@ -873,7 +873,7 @@ impl Loader<'_> {
             strategy: None,
             continue_on_error: None,
             container: None,
-            services: None,
+            services: IndexMap::new(),
             uses: None,
             with: IndexMap::new(),
             secrets: None,
@@ -948,8 +948,25 @@ impl Loader<'_> {
                     job.continue_on_error =
                         self.bool_or_expr(v, "continue-on-error", Place::JobContinueOnError)
                 }
-                "container" => job.container = Some(v.span),
-                "services" => job.services = Some(v.span),
+                "container" => job.container = self.container(v, "container"),
+                "services" => {
+                    if let Some(m) = self.map(v, "services") {
+                        for (sid, k, sv) in self.entries(m, &[], "services") {
+                            if !valid_id(sid) {
+                                self.err(
+                                    "invalid-id",
+                                    k.span,
+                                    format!("service id '{sid}' is not valid"),
+                                );
+                                self.hint("ids start with a letter or '_' and contain only letters, digits, '-' and '_'");
+                                continue;
+                            }
+                            if let Some(c) = self.container(sv, &format!("services.{sid}")) {
+                                job.services.insert(sid.to_string(), c);
+                            }
+                        }
+                    }
+                }
                 "uses" => job.uses = self.scalar(v, "uses"),
                 "with" => job.with = self.string_map(v, "with", Place::JobWith),
                 "secrets" => {
@@ -985,6 +1002,97 @@ impl Loader<'_> {
             }
         }
         Some(job)
+    }
+
+    /// `container:` / `services.<id>:` — an image name or a mapping.
+    fn container(&mut self, node: &Node, what: &str) -> Option<Container> {
+        if node.is_scalar() {
+            let image = self.expr_string(node, what, Place::JobContainer)?;
+            return Some(Container {
+                span: node.span,
+                image,
+                credentials: None,
+                env: Env::new(),
+                ports: Vec::new(),
+                volumes: Vec::new(),
+                options: None,
+            });
+        }
+        let map = self.map(node, what)?;
+        let mut image = None;
+        let mut c = Container {
+            span: node.span,
+            image: Spanned::new(String::new(), node.span),
+            credentials: None,
+            env: Env::new(),
+            ports: Vec::new(),
+            volumes: Vec::new(),
+            options: None,
+        };
+        for (k, _, v) in self.entries(
+            map,
+            &["image", "credentials", "env", "ports", "volumes", "options"],
+            what,
+        ) {
+            match k {
+                "image" => {
+                    image = self.expr_string(v, &format!("{what}.image"), Place::JobContainer)
+                }
+                "env" => c.env = self.string_map(v, &format!("{what}.env"), Place::JobContainerEnv),
+                "ports" | "volumes" => {
+                    let list = self.string_list(v, &format!("{what}.{k}"));
+                    for item in &list {
+                        self.check_template(&item.value, v, Place::JobContainer, false);
+                    }
+                    if k == "ports" {
+                        c.ports = list;
+                    } else {
+                        c.volumes = list;
+                    }
+                }
+                "options" => {
+                    c.options = self.expr_string(v, &format!("{what}.options"), Place::JobContainer)
+                }
+                _ => {
+                    let Some(m) = self.map(v, &format!("{what}.credentials")) else {
+                        continue;
+                    };
+                    let (mut user, mut pass) = (None, None);
+                    for (ck, _, cv) in
+                        self.entries(m, &["username", "password"], &format!("{what}.credentials"))
+                    {
+                        let s = self.expr_string(
+                            cv,
+                            &format!("{what}.credentials.{ck}"),
+                            Place::JobContainerCredentials,
+                        );
+                        if ck == "username" {
+                            user = s;
+                        } else {
+                            pass = s;
+                        }
+                    }
+                    match (user, pass) {
+                        (Some(u), Some(p)) => c.credentials = Some((u, p)),
+                        _ => {
+                            self.err(
+                                "missing-key",
+                                v.span,
+                                format!("{what}.credentials needs 'username' and 'password'"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        match image {
+            Some(i) => c.image = i,
+            None => {
+                self.err("missing-key", node.span, format!("{what} needs an 'image'"));
+                return None;
+            }
+        }
+        Some(c)
     }
 
     /// Checks expressions anywhere inside a node (for values kept as trees).

@@ -97,12 +97,26 @@ pub struct Job {
     pub timeout_minutes: Option<Spanned<String>>,
     pub strategy: Option<Strategy>,
     pub continue_on_error: Option<Spanned<String>>,
-    pub container: Option<Span>,
-    pub services: Option<Span>,
+    pub container: Option<Container>,
+    pub services: IndexMap<String, Container>,
     /// A reusable workflow call: `uses: ./.github/workflows/x.yml`.
     pub uses: Option<Spanned<String>>,
     pub with: IndexMap<String, Spanned<String>>,
     pub secrets: Option<JobSecrets>,
+}
+
+/// `container:` or one of `services:` — an image and how to start it.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub span: Span,
+    pub image: Spanned<String>,
+    /// (username, password)
+    pub credentials: Option<(Spanned<String>, Spanned<String>)>,
+    pub env: Env,
+    pub ports: Vec<Spanned<String>>,
+    pub volumes: Vec<Spanned<String>>,
+    /// Extra `docker create` options, as one string.
+    pub options: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone)]

@@ -166,3 +166,64 @@ fn real_world_constructs_load_without_false_errors() {
         "actions/checkout@v4"
     );
 }
+
+#[test]
+fn containers_and_services_are_typed_and_checked() {
+    let src = r#"on: push
+jobs:
+  db:
+    runs-on: ubuntu-latest
+    container:
+      image: node:20
+      env: {NODE_ENV: "${{ secrets.MODE }}"}
+      ports: [80]
+      volumes: ["/data:/data"]
+      options: --cpus 1
+      credentials: {username: u, password: "${{ secrets.PW }}"}
+    services:
+      postgres:
+        image: postgres:16
+        ports: ["5432:5432"]
+        options: >-
+          --health-cmd pg_isready
+      redis: redis:7
+    steps: [{run: echo}]
+"#;
+    let l = load("wf.yml", src);
+    assert!(l.diagnostics.is_empty(), "{:#?}", l.diagnostics);
+    let wf = l.workflow.unwrap();
+    let job = &wf.jobs["db"];
+    let c = job.container.as_ref().unwrap();
+    assert_eq!(c.image.value, "node:20");
+    assert_eq!(c.ports[0].value, "80");
+    assert!(c.credentials.is_some());
+    assert_eq!(
+        job.services.keys().collect::<Vec<_>>(),
+        ["postgres", "redis"]
+    );
+    assert_eq!(job.services["redis"].image.value, "redis:7");
+
+    let bad = r#"on: push
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    container:
+      imag: node:20
+    services:
+      db:
+        image: "${{ steps.x.outputs.y }}"
+        ports: {a: 1}
+      "bad id": {image: x}
+    steps: [{run: echo}]
+"#;
+    assert_eq!(
+        codes(bad),
+        [
+            ("unknown-key".to_string(), 6, 7),
+            ("missing-key".to_string(), 6, 7),
+            ("context".to_string(), 9, 21),
+            ("wrong-type".to_string(), 10, 16),
+            ("invalid-id".to_string(), 11, 7),
+        ]
+    );
+}

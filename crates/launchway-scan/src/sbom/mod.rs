@@ -156,10 +156,7 @@ impl Inventory {
             }
         }
         for (location, files) in std::mem::take(&mut self.owned) {
-            if let Some(c) = merged
-                .iter_mut()
-                .find(|c| c.locations.iter().any(|l| *l == location))
-            {
+            if let Some(c) = merged.iter_mut().find(|c| c.locations.contains(&location)) {
                 c.files.extend(files);
             }
         }
