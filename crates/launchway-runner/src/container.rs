@@ -494,6 +494,18 @@ pub(crate) async fn remove(c: &JobContainers) -> Vec<String> {
     problems
 }
 
+/// When the engine failed to fetch an image: how to provide it offline.
+fn pull_hint(stderr: &str) -> &'static str {
+    let s = stderr.to_ascii_lowercase();
+    if s.contains("pull") || s.contains("registry") || s.contains("manifest unknown") {
+        "\nhint: the image is not on this machine and its registry cannot be reached; \
+         load it first (`docker load` / `podman load` from a saved archive, or a pull where a \
+         registry is reachable)"
+    } else {
+        ""
+    }
+}
+
 /// Evaluates a `container:`/`services:` entry with the job's contexts.
 fn evaluate(exec: &crate::job::JobExec, c: &launchway_workflow::Container) -> Result<Spec, String> {
     use launchway_expr::interpolate;
