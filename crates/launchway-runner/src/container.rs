@@ -643,11 +643,11 @@ pub(crate) async fn start(
         exec.log(&format!("##[command]{}", display(program, &args)));
         let o = engine(program, &args, &spec.env, None, Duration::from_secs(600)).await;
         if !o.ok {
-            exec.log("##[endgroup]");
             return Err(format!(
-                "service '{id}' ({}) did not start: {}",
+                "service '{id}' ({}) did not start: {}{}",
                 spec.image,
-                o.stderr.trim()
+                o.stderr.trim(),
+                pull_hint(&o.stderr)
             ));
         }
         let started = Started {
@@ -722,11 +722,11 @@ pub(crate) async fn start(
         exec.log(&format!("##[command]{}", display(program, &args)));
         let o = engine(program, &args, &spec.env, None, Duration::from_secs(600)).await;
         if !o.ok {
-            exec.log("##[endgroup]");
             return Err(format!(
-                "the job container ({}) did not start: {}",
+                "the job container ({}) did not start: {}{}",
                 spec.image,
-                o.stderr.trim()
+                o.stderr.trim(),
+                pull_hint(&o.stderr)
             ));
         }
         let id = o.stdout.trim().to_string();

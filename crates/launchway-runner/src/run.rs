@@ -297,6 +297,7 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
         let g = group.clone();
         group_lock = crate::concurrency::acquire(
             &shared.cfg.store.home,
+            &repository_of(&shared),
             &group,
             cip,
             &shared.cfg.cancel,
@@ -859,11 +860,44 @@ async fn run_instance(
                 .cancel_in_progress
                 .as_ref()
                 .is_some_and(|s| job::eval_bool(&s.value, &ctx).unwrap_or(false));
-            match shared.groups.acquire(&group, cip, &cancel).await {
-                Some(g) => Some(g),
-                None => {
+            let Some(local) = shared.groups.acquire(&group, cip, &cancel).await else {
+                job::record_cancelled_before_start(shared, scope, &spec);
+                return JobEnd::cancelled();
+            };
+            // …and across `launchway run` processes of the same repository.
+            let sh = shared.clone();
+            let (g, key) = (group.clone(), spec.key.clone());
+            let across = crate::concurrency::acquire(
+                &shared.cfg.store.home,
+                &repository_of(shared),
+                &group,
+                cip,
+                &cancel,
+                move |holder| {
+                    sh.emit(RunEvent::Notice {
+                        message: format!(
+                            "job '{key}' waits for concurrency group '{g}'{}",
+                            holder
+                                .map(|p| format!(" (held by process {p})"))
+                                .unwrap_or_default()
+                        ),
+                    });
+                },
+            )
+            .await;
+            match across {
+                Ok(Some(lock)) => Some((local, lock)),
+                Ok(None) => {
                     job::record_cancelled_before_start(shared, scope, &spec);
                     return JobEnd::cancelled();
+                }
+                Err(e) => {
+                    return job::fail_before_start(
+                        shared,
+                        scope,
+                        &spec,
+                        &format!("concurrency group '{group}': {e}"),
+                    );
                 }
             }
         }
@@ -877,6 +911,15 @@ async fn run_instance(
         return JobEnd::cancelled();
     };
     job::run_job(shared, scope, spec, environment, cancel).await
+}
+
+/// The repository concurrency groups belong to (`github.repository`).
+fn repository_of(shared: &Shared) -> String {
+    shared
+        .github
+        .get("repository")
+        .map(Value::to_display_string)
+        .unwrap_or_default()
 }
 
 /// Secrets for a called workflow: inherited or mapped.

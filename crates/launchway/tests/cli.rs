@@ -411,6 +411,44 @@ fn workflow_concurrency_cancel_in_progress_interrupts_the_older_run() {
 }
 
 #[test]
+fn job_concurrency_groups_span_processes_and_cancel_only_the_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let order = tmp.path().join("order.txt");
+    let wf = format!(
+        "on: push\njobs:\n  deploy:\n    runs-on: x\n    concurrency: {{group: prod, cancel-in-progress: true}}\n    steps:\n      - run: |\n          echo deploy-start-${{{{ github.run_id }}}} >> {0}\n          sleep 2\n          echo deploy-end-${{{{ github.run_id }}}} >> {0}\n  build:\n    runs-on: x\n    steps:\n      - run: sleep 1.5; echo build-end-${{{{ github.run_id }}}} >> {0}\n",
+        order.display()
+    );
+    let t = repo_with(&wf);
+    let repo = t.path().join("repo");
+    let home = tmp.path().join("home");
+    let a = spawn_run(&repo, &home);
+    wait_for(&order, "deploy-start-1");
+    let b = spawn_run(&repo, &home);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let ra: Value = serde_json::from_slice(&a.stdout).unwrap();
+    let rb: Value = serde_json::from_slice(&b.stdout).unwrap();
+    let result = |r: &Value, job: &str| {
+        r[0]["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == job)
+            .map(|j| j["result"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    // Only the job in the group was cancelled; the older run's other job finished.
+    assert_eq!(result(&ra, "deploy"), "cancelled", "{ra:#}");
+    assert_eq!(result(&ra, "build"), "success");
+    assert_eq!(result(&rb, "deploy"), "success", "{rb:#}");
+    let text = std::fs::read_to_string(&order).unwrap();
+    assert!(text.contains("build-end-1"), "{text}");
+    assert!(!text.contains("deploy-end-1"), "{text}");
+    let second = text.find("deploy-start-2").unwrap();
+    assert!(text.find("deploy-start-1").unwrap() < second);
+    assert!(text.contains("deploy-end-2"));
+}
+
+#[test]
 fn workflow_flag_picks_one_file_and_secrets_file_feeds_secrets() {
     let tmp = repo_with(
         "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - run: echo \"from ci.yml $TOKEN\"\n        env: {TOKEN: \"${{ secrets.TOKEN }}\"}\n",
