@@ -9,6 +9,7 @@ pub mod api;
 pub mod approval;
 pub mod audit;
 pub mod auth;
+pub mod engine;
 pub mod sealed;
 pub mod store;
 pub mod webhook;

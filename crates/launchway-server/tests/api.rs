@@ -8,6 +8,8 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use launchway_server::api::{AppState, MAX_BODY, OPENAPI, ROUTES, router};
 use launchway_server::auth::Role;
+use launchway_server::engine::{Engine, EngineConfig};
+use launchway_server::sealed::MasterKey;
 use launchway_server::store::Store;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -24,8 +26,18 @@ async fn server() -> Server {
     let store = Store::open(&url).await.unwrap();
     let admin = store.bootstrap_admin().await.unwrap().unwrap();
     assert_eq!(store.bootstrap_admin().await.unwrap(), None, "shown once");
+    let engine = Engine::new(
+        store.clone(),
+        EngineConfig {
+            data_dir: dir.path().join("server"),
+            parallel_runs: 1,
+            jobs_per_run: 2,
+        },
+    );
+    engine.start().await.unwrap();
+    let key = MasterKey::from_hex(&MasterKey::generate_hex().unwrap()).unwrap();
     Server {
-        state: AppState { store },
+        state: AppState::new(store, engine, key),
         admin,
         _dir: dir,
     }

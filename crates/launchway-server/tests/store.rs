@@ -146,3 +146,85 @@ async fn reopening_keeps_data_and_does_not_reapply_the_schema() {
         Err(StoreError::Url(_))
     ));
 }
+
+#[tokio::test]
+async fn the_run_queue_hands_each_run_to_exactly_one_worker() {
+    use launchway_server::store::{NewRun, RunFilter, RunStatus};
+    for (store, _keep) in stores().await {
+        let b = store.backend();
+        store.add_repo("churn", "/srv/churn", "sealed", 1).await.unwrap();
+        assert!(matches!(
+            store.add_repo("churn", "/elsewhere", "x", 2).await,
+            Err(StoreError::RepoExists(_))
+        ));
+        let new = |i: usize| NewRun {
+            repo: "churn".into(),
+            workflow: ".github/workflows/ci.yml".into(),
+            event: "push".into(),
+            git_ref: "refs/heads/main".into(),
+            sha: format!("{i:040}"),
+            inputs: [("level".to_string(), i.to_string())].into(),
+            actor: "mona".into(),
+            rerun_of: 0,
+            base_ref: String::new(),
+            action: String::new(),
+        };
+        for i in 0..20 {
+            let r = store.enqueue(&new(i), 10).await.unwrap();
+            assert_eq!(r.status, RunStatus::Queued);
+            assert_eq!(r.inputs["level"], i.to_string());
+        }
+        // Four workers race for twenty runs: each run is claimed once.
+        let mut workers = Vec::new();
+        for _ in 0..4 {
+            let s = store.clone();
+            workers.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                while let Some(r) = s.claim_next(20).await.unwrap() {
+                    got.push(r.id);
+                }
+                got
+            }));
+        }
+        let mut all = Vec::new();
+        for w in workers {
+            all.extend(w.await.unwrap());
+        }
+        all.sort_unstable();
+        let expected: Vec<i64> = (1..=20).collect();
+        assert_eq!(all, expected, "{b:?}");
+        store
+            .finish_run(1, RunStatus::Success, "", 30)
+            .await
+            .unwrap();
+        let queued = store.enqueue(&new(99), 40).await.unwrap();
+        assert!(store.cancel_queued(queued.id, 41).await.unwrap());
+        assert!(!store.cancel_queued(queued.id, 42).await.unwrap(), "only once");
+        // A restart: what was running ends failed, with a reason.
+        assert_eq!(store.fail_interrupted(50).await.unwrap(), 19);
+        let counts = store.run_counts().await.unwrap();
+        assert_eq!(counts["success"], 1);
+        assert_eq!(counts["failure"], 19);
+        assert_eq!(counts["cancelled"], 1);
+        assert_eq!(counts["queued"], 0);
+        let failed = store
+            .runs(&RunFilter {
+                repo: Some("churn".into()),
+                status: Some(RunStatus::Failure),
+                limit: 5,
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 5);
+        assert!(failed[0].id > failed[1].id, "newest first");
+        assert!(failed[0].message.contains("server stopped"));
+        let none = store
+            .runs(&RunFilter {
+                repo: Some("other".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+}

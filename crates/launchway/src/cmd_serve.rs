@@ -1,6 +1,8 @@
 //! `launchway serve`: the control plane's HTTP API.
 
 use launchway_server::api::{self, AppState};
+use launchway_server::engine::{Engine, EngineConfig};
+use launchway_server::sealed::MasterKey;
 use launchway_server::store::Store;
 use std::path::PathBuf;
 
@@ -11,6 +13,17 @@ pub struct ServeArgs {
     listen: String,
     #[command(flatten)]
     db: DbOptions,
+    /// Runs executed at the same time.
+    #[arg(long, default_value_t = 2)]
+    parallel_runs: usize,
+    /// Jobs at the same time within one run (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// A file holding the master key (64 hex digits) that seals secrets at
+    /// rest; also LAUNCHWAY_MASTER_KEY. Without either, a key is generated
+    /// at first start in the data dir (master.key, owner-only).
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
 }
 
 /// Where the server's state lives; shared by `serve` and `admin`.
@@ -26,8 +39,12 @@ pub struct DbOptions {
 }
 
 impl DbOptions {
+    pub fn dir(&self, store: &launchway_runner::store::Store) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| store.home.clone())
+    }
+
     pub async fn open(&self, store: &launchway_runner::store::Store) -> Result<Store, String> {
-        let dir = self.data_dir.clone().unwrap_or_else(|| store.home.clone());
+        let dir = self.dir(store);
         if !dir.exists() {
             // Token digests and sealed secrets live here: owner only.
             use std::os::unix::fs::DirBuilderExt;
@@ -86,14 +103,59 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         eprintln!("first start: created user 'admin' with this API token (shown only now):");
         eprintln!("  {token}");
     }
+    let dir = args.db.dir(store);
+    let key = master_key(args.master_key_file.as_deref(), &dir)?;
+    let engine = Engine::new(
+        db.clone(),
+        EngineConfig {
+            data_dir: dir.join("server"),
+            parallel_runs: args.parallel_runs.max(1),
+            jobs_per_run: args
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        },
+    );
+    engine.start().await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("launchway server listening on http://{addr}");
-    api::serve(listener, AppState { store: db }, shutdown())
+    api::serve(listener, AppState::new(db, engine, key), shutdown())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The master key: from `--master-key-file`, `LAUNCHWAY_MASTER_KEY`, or
+/// the data dir's `master.key` (created owner-only at first start).
+fn master_key(file: Option<&std::path::Path>, dir: &std::path::Path) -> Result<MasterKey, String> {
+    let bad = |what: &str, e: launchway_server::sealed::SealError| format!("{what}: {e}");
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        return MasterKey::from_hex(&text).map_err(|e| bad(&f.display().to_string(), e));
+    }
+    if let Ok(text) = std::env::var("LAUNCHWAY_MASTER_KEY") {
+        return MasterKey::from_hex(&text).map_err(|e| bad("LAUNCHWAY_MASTER_KEY", e));
+    }
+    let path = dir.join("master.key");
+    if !path.exists() {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let hex = MasterKey::generate_hex().map_err(|e| e.to_string())?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        writeln!(f, "{hex}").map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!(
+            "first start: generated the master key in {} (back it up; sealed secrets need it)",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    MasterKey::from_hex(&text).map_err(|e| bad(&path.display().to_string(), e))
 }
 
 async fn shutdown() {

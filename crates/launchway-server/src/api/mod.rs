@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -18,9 +18,32 @@ use std::net::SocketAddr;
 /// Request bodies above this are refused with 413 before they are read.
 pub const MAX_BODY: usize = 1 << 20;
 
-#[derive(Debug, Clone)]
+mod hooks;
+pub mod metrics;
+mod runs;
+
+#[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub engine: std::sync::Arc<crate::engine::Engine>,
+    /// Seals webhook secrets (and, later, repository secrets) at rest.
+    pub key: std::sync::Arc<crate::sealed::MasterKey>,
+    pub metrics: std::sync::Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        engine: std::sync::Arc<crate::engine::Engine>,
+        key: crate::sealed::MasterKey,
+    ) -> AppState {
+        AppState {
+            metrics: engine.metrics(),
+            store,
+            engine,
+            key: std::sync::Arc::new(key),
+        }
+    }
 }
 
 /// The API's OpenAPI 3.1 description; a test keeps it in step with
@@ -35,6 +58,16 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/users"),
     ("post", "/api/users"),
     ("get", "/api/audit"),
+    ("get", "/metrics"),
+    ("get", "/api/repos"),
+    ("post", "/api/repos"),
+    ("post", "/api/repos/{name}/dispatch"),
+    ("get", "/api/runs"),
+    ("get", "/api/runs/{id}"),
+    ("get", "/api/runs/{id}/logs"),
+    ("post", "/api/runs/{id}/cancel"),
+    ("post", "/api/runs/{id}/rerun"),
+    ("post", "/api/hooks/git"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -47,8 +80,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me", get(me))
         .route("/api/users", get(list_users).post(add_user))
         .route("/api/audit", get(audit_log))
+        .route("/metrics", get(metrics::scrape))
+        .route("/api/repos", get(runs::list_repos).post(runs::add_repo))
+        .route("/api/repos/{name}/dispatch", post(runs::dispatch))
+        .route("/api/runs", get(runs::list_runs))
+        .route("/api/runs/{id}", get(runs::show_run))
+        .route("/api/runs/{id}/logs", get(runs::logs))
+        .route("/api/runs/{id}/cancel", post(runs::cancel))
+        .route("/api/runs/{id}/rerun", post(runs::rerun))
+        .route("/api/hooks/git", post(hooks::git))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
+        ))
         .with_state(state)
 }
 
@@ -85,9 +131,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::UserExists(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-            StoreError::NoUser(_) | StoreError::NoToken(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
-            }
+            StoreError::NoUser(_)
+            | StoreError::NoToken(_)
+            | StoreError::NoRepo(_)
+            | StoreError::NoRun(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            StoreError::RepoExists(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             // Details of database failures stay in the server's log.
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         }
@@ -136,7 +184,7 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 /// Records a state-changing action (or a refused attempt at one).
-async fn record(
+pub(crate) async fn record(
     state: &AppState,
     caller: &Caller,
     action: &str,
@@ -179,7 +227,7 @@ pub struct NewUser {
 }
 
 /// User names appear in URLs, logs and the audit chain: keep them plain.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()

@@ -11,9 +11,10 @@ struct Step {
     sql: &'static str,
 }
 
-const STEPS: &[Step] = &[Step {
-    version: 1,
-    sql: "
+const STEPS: &[Step] = &[
+    Step {
+        version: 1,
+        sql: "
         CREATE TABLE users (name TEXT PRIMARY KEY, role TEXT NOT NULL);
         CREATE TABLE tokens (
             id {serial},
@@ -25,7 +26,37 @@ const STEPS: &[Step] = &[Step {
             seq BIGINT PRIMARY KEY, at_ms BIGINT NOT NULL, actor TEXT NOT NULL,
             action TEXT NOT NULL, target TEXT NOT NULL, source TEXT NOT NULL,
             outcome TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);",
-}];
+    },
+    Step {
+        version: 2,
+        sql: "
+        CREATE TABLE repos (
+            name TEXT PRIMARY KEY,
+            location TEXT NOT NULL,
+            webhook_secret TEXT NOT NULL,
+            created_ms BIGINT NOT NULL);
+        CREATE TABLE runs (
+            id {serial},
+            repo TEXT NOT NULL REFERENCES repos(name),
+            workflow TEXT NOT NULL,
+            event TEXT NOT NULL,
+            git_ref TEXT NOT NULL,
+            base_ref TEXT NOT NULL,
+            action TEXT NOT NULL,
+            sha TEXT NOT NULL,
+            inputs TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            status TEXT NOT NULL,
+            message TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            started_ms BIGINT NOT NULL,
+            finished_ms BIGINT NOT NULL,
+            run_dir TEXT NOT NULL,
+            rerun_of BIGINT NOT NULL);
+        CREATE INDEX runs_status ON runs (status, id);
+        CREATE INDEX runs_repo ON runs (repo, id);",
+    },
+];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
     sqlx::query("CREATE TABLE IF NOT EXISTS launchway_schema (version BIGINT PRIMARY KEY)")

@@ -3,6 +3,9 @@
 //! placeholders, in order of first use); only the schema differs per backend.
 
 mod migrations;
+mod runs;
+
+pub use runs::{NewRun, Repo, Run, RunFilter, RunStatus};
 
 use crate::audit::{self, Entry, Event};
 use crate::auth::{self, Role};
@@ -32,6 +35,12 @@ pub enum StoreError {
     NoUser(String),
     #[error("no token {0}")]
     NoToken(i64),
+    #[error("repository '{0}' is already registered")]
+    RepoExists(String),
+    #[error("no repository '{0}'")]
+    NoRepo(String),
+    #[error("no run {0}")]
+    NoRun(i64),
     #[error("the database holds an unknown role '{0}'")]
     Corrupt(String),
     #[error("no randomness available: {0}")]

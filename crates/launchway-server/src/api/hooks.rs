@@ -1,0 +1,185 @@
+//! `POST /api/hooks/git`: GitHub-style push notifications, signed with the
+//! repository's webhook secret (`X-Hub-Signature-256`). A wrong or missing
+//! signature is refused with 401 and nothing runs.
+
+use super::{ApiError, AppState};
+use crate::audit::Event as AuditEvent;
+use crate::store::NewRun;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use launchway_runner::source::Source;
+use launchway_workflow::Event;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+
+const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
+
+fn field<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter()
+        .try_fold(v, |v, k| v.get(*k))
+        .and_then(Value::as_str)
+}
+
+async fn audit(state: &AppState, repo: &str, source: &str, action: &str, outcome: &str) {
+    let event = AuditEvent {
+        actor: format!("webhook:{repo}"),
+        action: action.to_string(),
+        target: format!("repo/{repo}"),
+        source: source.to_string(),
+        outcome: outcome.to_string(),
+    };
+    if let Err(e) = state.store.audit(crate::now_ms(), event).await {
+        eprintln!("audit: {e}");
+    }
+}
+
+pub async fn git(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let from = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // Unsigned requests are refused before anything is read.
+    if header("x-hub-signature-256").is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing X-Hub-Signature-256 header",
+        ));
+    }
+    let kind = header("x-github-event")
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "missing X-GitHub-Event header"))?
+        .to_string();
+    let payload: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+    // The repository by its registered name: `name`, or the last part of
+    // `full_name`.
+    let name = field(&payload, &["repository", "name"])
+        .or_else(|| {
+            field(&payload, &["repository", "full_name"]).and_then(|f| f.rsplit('/').next())
+        })
+        .unwrap_or("")
+        .to_string();
+    // An unknown repository and a bad signature look the same from outside.
+    let denied = || ApiError::new(StatusCode::UNAUTHORIZED, "the signature does not match");
+    let Some((repo, sealed)) = state.store.repo(&name).await? else {
+        audit(
+            &state,
+            &name,
+            &from,
+            &format!("hook.{kind}"),
+            "denied: unknown repository",
+        )
+        .await;
+        return Err(denied());
+    };
+    let secret = state
+        .key
+        .open(&super::runs::webhook_scope(&name), &sealed)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if let Err(e) = crate::webhook::verify(&secret, &body, header("x-hub-signature-256")) {
+        audit(
+            &state,
+            &name,
+            &from,
+            &format!("hook.{kind}"),
+            &format!("denied: {e}"),
+        )
+        .await;
+        return Err(denied());
+    }
+    let (event, sha, actor) = match kind.as_str() {
+        "ping" => return Ok((StatusCode::OK, Json(json!({"ok": "pong"})))),
+        "push" => {
+            let git_ref = field(&payload, &["ref"]).unwrap_or("").to_string();
+            let after = field(&payload, &["after"]).unwrap_or("").to_string();
+            if after.is_empty() || after == ZERO_SHA {
+                // A deleted branch or tag runs nothing.
+                return Ok((StatusCode::ACCEPTED, Json(json!({"runs": []}))));
+            }
+            let actor = field(&payload, &["pusher", "name"])
+                .or_else(|| field(&payload, &["sender", "login"]))
+                .unwrap_or("webhook")
+                .to_string();
+            let event = Event {
+                name: "push".into(),
+                git_ref,
+                base_ref: None,
+                action: None,
+                changed_files: None,
+            };
+            (event, after, actor)
+        }
+        "pull_request" => {
+            let number = payload.get("number").and_then(Value::as_u64).unwrap_or(0);
+            let sha = field(&payload, &["pull_request", "head", "sha"])
+                .unwrap_or("")
+                .to_string();
+            let base = field(&payload, &["pull_request", "base", "ref"])
+                .unwrap_or("")
+                .to_string();
+            let actor = field(&payload, &["sender", "login"])
+                .unwrap_or("webhook")
+                .to_string();
+            let event = Event {
+                name: "pull_request".into(),
+                git_ref: format!("refs/pull/{number}/merge"),
+                base_ref: Some(base),
+                action: field(&payload, &["action"]).map(str::to_string),
+                changed_files: None,
+            };
+            (event, sha, actor)
+        }
+        other => {
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"runs": [], "ignored": format!("'{other}' events start nothing")})),
+            ));
+        }
+    };
+    let source =
+        Source::open(std::path::Path::new(&repo.location), Some(&sha), false).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("commit {sha}: {e}"),
+            )
+        })?;
+    let mut event = event;
+    let before = field(&payload, &["before"]).filter(|b| *b != ZERO_SHA);
+    event.changed_files = source.changed_files(event.base_ref.as_deref().or(before));
+    let (selected, problems) = crate::engine::triggered(&source, &event);
+    let mut ids = Vec::new();
+    for (workflow, _) in selected {
+        let new = NewRun {
+            repo: name.clone(),
+            workflow,
+            event: event.name.clone(),
+            git_ref: event.git_ref.clone(),
+            sha: source.sha.clone(),
+            inputs: Default::default(),
+            actor: actor.clone(),
+            rerun_of: 0,
+            base_ref: event.base_ref.clone().unwrap_or_default(),
+            action: event.action.clone().unwrap_or_default(),
+        };
+        let run = state.engine.enqueue(&new).await?;
+        audit(
+            &state,
+            &name,
+            &from,
+            &format!("hook.{kind}"),
+            &format!("ok: run/{}", run.id),
+        )
+        .await;
+        ids.push(run.id);
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"runs": ids, "problems": problems})),
+    ))
+}

@@ -1,0 +1,472 @@
+//! Repositories, `workflow_dispatch`, runs, their logs (plain or followed
+//! over Server-Sent Events), cancel and re-run.
+
+use super::{ApiError, AppState, Caller, record, valid_name};
+use crate::auth::Role;
+use crate::store::{NewRun, Repo, Run, RunFilter, RunStatus};
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use launchway_runner::source::Source;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub async fn list_repos(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<Repo>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(state.store.repos().await?))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRepo {
+    name: String,
+    location: String,
+}
+
+/// Registers a repository; the answer carries its webhook secret, shown
+/// only this once (the store keeps it sealed).
+pub async fn add_repo(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewRepo>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if let Err(e) = caller.require(Role::Admin) {
+        record(&state, &caller, "repo.add", "repo", "denied").await?;
+        return Err(e);
+    }
+    let Json(new) = body?;
+    if !valid_name(&new.name) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "repository names are 1-64 characters of letters, digits, '.', '_' and '-'",
+        ));
+    }
+    let path = std::path::Path::new(&new.location);
+    if !path.is_absolute() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "location must be an absolute path to a git repository on the server",
+        ));
+    }
+    let source = Source::open(path, None, false)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    if source.git_root.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{} is not a git repository with a commit", new.location),
+        ));
+    }
+    let location = source.dir.to_string_lossy().to_string();
+    let secret = crate::sealed::MasterKey::generate_hex()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let sealed = state
+        .key
+        .seal(&webhook_scope(&new.name), secret.as_bytes())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let target = format!("repo/{}", new.name);
+    match state
+        .store
+        .add_repo(&new.name, &location, &sealed, crate::now_ms())
+        .await
+    {
+        Ok(repo) => {
+            record(&state, &caller, "repo.add", &target, "ok").await?;
+            Ok((
+                StatusCode::CREATED,
+                Json(json!({"repo": repo, "webhook_secret": secret})),
+            ))
+        }
+        Err(e) => {
+            record(&state, &caller, "repo.add", &target, &format!("error: {e}")).await?;
+            Err(e.into())
+        }
+    }
+}
+
+/// What a repository's webhook secret is sealed under.
+pub(crate) fn webhook_scope(repo: &str) -> String {
+    format!("repo/{repo}/webhook")
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dispatch {
+    workflow: String,
+    #[serde(default, rename = "ref")]
+    git_ref: Option<String>,
+    #[serde(default)]
+    inputs: BTreeMap<String, String>,
+}
+
+/// `workflow_dispatch`: queues a run of one workflow at a ref.
+pub async fn dispatch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Result<Json<Dispatch>, JsonRejection>,
+) -> Result<(StatusCode, Json<Run>), ApiError> {
+    let target = format!("repo/{name}");
+    if let Err(e) = caller.require(Role::Developer) {
+        record(&state, &caller, "run.dispatch", &target, "denied").await?;
+        return Err(e);
+    }
+    let Json(d) = body?;
+    let (repo, _) =
+        state.store.repo(&name).await?.ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no repository '{name}'"))
+        })?;
+    let git_ref = match d.git_ref.as_deref() {
+        None | Some("") => None,
+        Some(r) if r.starts_with("refs/") => Some(r.to_string()),
+        Some(r) => Some(format!("refs/heads/{r}")),
+    };
+    let source = Source::open(
+        std::path::Path::new(&repo.location),
+        git_ref.as_deref(),
+        false,
+    )
+    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let git_ref = git_ref
+        .or_else(|| source.head_ref.clone())
+        .unwrap_or_else(|| "refs/heads/main".into());
+    let workflow = d.workflow.trim_start_matches("./").to_string();
+    let text = source.read_file(&workflow).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{workflow} is not in {git_ref} ({})", source.sha),
+        )
+    })?;
+    let loaded = launchway_workflow::load(&workflow, &text);
+    let broken = loaded.has_errors();
+    let Some(wf) = loaded.workflow.filter(|_| !broken) else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{workflow} has errors (launchway lint shows them)"),
+        ));
+    };
+    let Some(trigger) = wf.on.events.get("workflow_dispatch") else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{workflow} has no 'workflow_dispatch' trigger"),
+        ));
+    };
+    for k in d.inputs.keys() {
+        if !trigger.inputs.contains_key(k) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{workflow} has no input '{k}'"),
+            ));
+        }
+    }
+    for (k, input) in &trigger.inputs {
+        if input.required && input.default.is_none() && !d.inputs.contains_key(k) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("input '{k}' is required"),
+            ));
+        }
+    }
+    let new = NewRun {
+        repo: name,
+        workflow,
+        event: "workflow_dispatch".into(),
+        git_ref,
+        sha: source.sha.clone(),
+        inputs: d.inputs,
+        actor: caller.user.name.clone(),
+        rerun_of: 0,
+        base_ref: String::new(),
+        action: String::new(),
+    };
+    let run = state.engine.enqueue(&new).await?;
+    record(
+        &state,
+        &caller,
+        "run.dispatch",
+        &format!("run/{}", run.id),
+        "ok",
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct RunsQuery {
+    repo: Option<String>,
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list_runs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<Vec<Run>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            s.parse::<RunStatus>()
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?,
+        ),
+    };
+    let filter = RunFilter {
+        repo: q.repo.filter(|r| !r.is_empty()),
+        status,
+        limit: q.limit.unwrap_or(100),
+    };
+    Ok(Json(state.store.runs(&filter).await?))
+}
+
+async fn run_or_404(state: &AppState, id: i64) -> Result<Run, ApiError> {
+    state
+        .store
+        .run(id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no run {id}")))
+}
+
+/// The runner's record of a run (jobs, steps, annotations), when started.
+fn runner_record(run: &Run) -> Option<Value> {
+    if run.run_dir.is_empty() {
+        return None;
+    }
+    let text = std::fs::read_to_string(std::path::Path::new(&run.run_dir).join("run.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+pub async fn show_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let run = run_or_404(&state, id).await?;
+    let rec = runner_record(&run).unwrap_or(Value::Null);
+    let mut v = serde_json::to_value(&run).unwrap_or(Value::Null);
+    v["jobs"] = rec.get("jobs").cloned().unwrap_or_else(|| json!([]));
+    v["annotations"] = rec.get("annotations").cloned().unwrap_or_else(|| json!([]));
+    Ok(Json(v))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct LogsQuery {
+    job: Option<String>,
+    follow: Option<bool>,
+}
+
+/// The job log files of a run (job key, path), in the record's order.
+fn log_files(run: &Run, job: Option<&str>) -> Vec<(String, std::path::PathBuf)> {
+    let Some(rec) = runner_record(run) else {
+        return Vec::new();
+    };
+    let dir = std::path::Path::new(&run.run_dir);
+    rec["jobs"]
+        .as_array()
+        .map(|jobs| {
+            jobs.iter()
+                .filter(|j| job.is_none_or(|want| j["key"] == want || j["id"] == want))
+                .filter_map(|j| {
+                    let key = j["key"].as_str()?.to_string();
+                    let log = j["steps"]
+                        .as_array()?
+                        .iter()
+                        .find_map(|s| s["log"].as_str())?
+                        .to_string();
+                    Some((key, dir.join(log)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub async fn logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Viewer)?;
+    let run = run_or_404(&state, id).await?;
+    if q.follow.unwrap_or(false) {
+        return Ok(follow(state, id, q.job).into_response());
+    }
+    let mut out = String::new();
+    for (key, path) in log_files(&run, q.job.as_deref()) {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for line in text.lines() {
+            out.push_str(&key);
+            out.push_str(" | ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response())
+}
+
+/// What a follower has read so far.
+struct Follow {
+    state: AppState,
+    id: i64,
+    job: Option<String>,
+    /// Bytes read per log file, and a partial last line held back.
+    read: BTreeMap<std::path::PathBuf, (u64, String)>,
+    pending: std::collections::VecDeque<SseEvent>,
+    done: bool,
+}
+
+impl Follow {
+    /// New complete lines since the last poll.
+    fn poll_files(&mut self, run: &Run) {
+        use std::io::{Read, Seek, SeekFrom};
+        for (key, path) in log_files(run, self.job.as_deref()) {
+            let entry = self.read.entry(path.clone()).or_default();
+            let Ok(mut f) = std::fs::File::open(&path) else {
+                continue;
+            };
+            if f.seek(SeekFrom::Start(entry.0)).is_err() {
+                continue;
+            }
+            let mut buf = Vec::new();
+            if f.read_to_end(&mut buf).is_err() {
+                continue;
+            }
+            entry.0 += buf.len() as u64;
+            entry.1.push_str(&String::from_utf8_lossy(&buf));
+            while let Some(nl) = entry.1.find('\n') {
+                let line: String = entry.1.drain(..=nl).collect();
+                let data = json!({"job": key, "line": line.trim_end_matches('\n')});
+                self.pending
+                    .push_back(SseEvent::default().event("log").data(data.to_string()));
+            }
+        }
+    }
+}
+
+/// Streams a run's log lines as they are written, then an `end` event
+/// with the run's final status. Lines come from the log files on disk, so
+/// nothing is missed between polls and a follower that joins late gets
+/// everything from the start.
+fn follow(
+    state: AppState,
+    id: i64,
+    job: Option<String>,
+) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, std::convert::Infallible>>> {
+    let start = Follow {
+        state,
+        id,
+        job,
+        read: BTreeMap::new(),
+        pending: std::collections::VecDeque::new(),
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(start, |mut f| async move {
+        loop {
+            if let Some(ev) = f.pending.pop_front() {
+                return Some((Ok(ev), f));
+            }
+            if f.done {
+                return None;
+            }
+            let run = match f.state.store.run(f.id).await {
+                Ok(Some(r)) => r,
+                _ => {
+                    f.done = true;
+                    continue;
+                }
+            };
+            // Read the files after the status: a final status means the
+            // files are complete, so this read gets their last lines.
+            f.poll_files(&run);
+            if run.status.is_final() {
+                f.done = true;
+                let data = json!({"status": run.status, "message": run.message});
+                f.pending
+                    .push_back(SseEvent::default().event("end").data(data.to_string()));
+                continue;
+            }
+            if f.pending.is_empty() {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let target = format!("run/{id}");
+    if let Err(e) = caller.require(Role::Developer) {
+        record(&state, &caller, "run.cancel", &target, "denied").await?;
+        return Err(e);
+    }
+    run_or_404(&state, id).await?;
+    let cancelled = state.engine.cancel(id).await?;
+    record(
+        &state,
+        &caller,
+        "run.cancel",
+        &target,
+        if cancelled { "ok" } else { "already finished" },
+    )
+    .await?;
+    if !cancelled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("run {id} has already finished"),
+        ));
+    }
+    Ok(Json(json!({"cancelled": id})))
+}
+
+/// Queues the same workflow at the same commit with the same inputs.
+pub async fn rerun(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<(StatusCode, Json<Run>), ApiError> {
+    let target = format!("run/{id}");
+    if let Err(e) = caller.require(Role::Developer) {
+        record(&state, &caller, "run.rerun", &target, "denied").await?;
+        return Err(e);
+    }
+    let old = run_or_404(&state, id).await?;
+    if !old.status.is_final() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("run {id} is still {}", old.status.as_str()),
+        ));
+    }
+    let new = NewRun {
+        repo: old.repo,
+        workflow: old.workflow,
+        event: old.event,
+        git_ref: old.git_ref,
+        sha: old.sha,
+        inputs: old.inputs,
+        actor: caller.user.name.clone(),
+        rerun_of: id,
+        base_ref: old.base_ref,
+        action: old.action,
+    };
+    let run = state.engine.enqueue(&new).await?;
+    record(
+        &state,
+        &caller,
+        "run.rerun",
+        &target,
+        &format!("run/{}", run.id),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(run)))
+}

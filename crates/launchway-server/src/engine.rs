@@ -1,0 +1,287 @@
+//! Runs queued runs: a fixed number of workers claim runs from the store
+//! and execute them with the workflow runner, each in its own run
+//! directory under the server's data dir, where logs are written as they
+//! happen (so a follower, or a restarted server, reads them from disk).
+
+use crate::store::{NewRun, Run, RunStatus, Store};
+use launchway_runner::cancel::Cancel;
+use launchway_runner::record::{RunEvent, RunStatus as RunnerStatus};
+use launchway_runner::source::Source;
+use launchway_runner::{RunConfig, run_workflow};
+use launchway_workflow::{Event, Workflow};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How the engine runs things.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where run directories go (`<dir>/runs/N`).
+    pub data_dir: PathBuf,
+    /// Runs executed at the same time.
+    pub parallel_runs: usize,
+    /// Jobs at the same time within one run.
+    pub jobs_per_run: usize,
+}
+
+pub struct Engine {
+    store: Store,
+    cfg: EngineConfig,
+    runner_store: launchway_runner::store::Store,
+    /// Cancellation handles of the runs in progress here.
+    running: Mutex<HashMap<i64, Cancel>>,
+    wake: tokio::sync::Notify,
+    metrics: Arc<crate::api::metrics::Metrics>,
+}
+
+/// The workflow files of a commit that an event triggers.
+pub fn triggered(source: &Source, event: &Event) -> (Vec<(String, Workflow)>, Vec<String>) {
+    let mut selected = Vec::new();
+    let mut problems = Vec::new();
+    for f in source
+        .list_dir(".github/workflows")
+        .into_iter()
+        .filter(|f| f.ends_with(".yml") || f.ends_with(".yaml"))
+    {
+        let Some(text) = source.read_file(&f) else {
+            continue;
+        };
+        let loaded = launchway_workflow::load(&f, &text);
+        if loaded.has_errors() {
+            let first = loaded
+                .diagnostics
+                .iter()
+                .find(|d| d.severity == launchway_workflow::Severity::Error)
+                .map(|d| {
+                    format!(
+                        "{f}:{}:{}: {}",
+                        d.span.start.line, d.span.start.col, d.message
+                    )
+                })
+                .unwrap_or_default();
+            problems.push(first);
+            continue;
+        }
+        if let Some(wf) = loaded.workflow
+            && wf.on.matches(event)
+        {
+            selected.push((f, wf));
+        }
+    }
+    (selected, problems)
+}
+
+impl Engine {
+    pub fn new(store: Store, cfg: EngineConfig) -> Arc<Engine> {
+        Arc::new(Engine {
+            runner_store: launchway_runner::store::Store::new(cfg.data_dir.clone()),
+            store,
+            cfg,
+            running: Mutex::new(HashMap::new()),
+            wake: tokio::sync::Notify::new(),
+            metrics: Arc::default(),
+        })
+    }
+
+    pub fn metrics(&self) -> Arc<crate::api::metrics::Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Where the runner keeps a run's record and logs.
+    pub fn runner_store(&self) -> &launchway_runner::store::Store {
+        &self.runner_store
+    }
+
+    /// Starts the workers; runs a previous process left in progress are
+    /// marked failed first.
+    pub async fn start(self: &Arc<Engine>) -> Result<(), crate::store::StoreError> {
+        let n = self.store.fail_interrupted(crate::now_ms()).await?;
+        if n > 0 {
+            eprintln!("{n} run(s) were in progress when the server stopped; marked failed");
+        }
+        for _ in 0..self.cfg.parallel_runs.max(1) {
+            let me = self.clone();
+            tokio::spawn(async move { me.work().await });
+        }
+        Ok(())
+    }
+
+    /// Tells the workers there is something in the queue.
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// Queues a run and wakes a worker.
+    pub async fn enqueue(&self, new: &NewRun) -> Result<Run, crate::store::StoreError> {
+        let run = self.store.enqueue(new, crate::now_ms()).await?;
+        self.wake();
+        Ok(run)
+    }
+
+    /// Cancels a queued or running run; `false` when it had already ended.
+    pub async fn cancel(&self, id: i64) -> Result<bool, crate::store::StoreError> {
+        if self.store.cancel_queued(id, crate::now_ms()).await? {
+            return Ok(true);
+        }
+        let handle = self.running.lock().ok().and_then(|m| m.get(&id).cloned());
+        match handle {
+            Some(c) => {
+                c.cancel();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Runs in progress in this process.
+    pub fn in_progress(&self) -> usize {
+        self.running.lock().map_or(0, |m| m.len())
+    }
+
+    async fn work(self: Arc<Engine>) {
+        loop {
+            // Register interest before looking, so a wake in between is not lost.
+            let notified = self.wake.notified();
+            match self.store.claim_next(crate::now_ms()).await {
+                Ok(Some(run)) => {
+                    let id = run.id;
+                    let (status, message) = self.execute(run).await;
+                    if let Err(e) = self
+                        .store
+                        .finish_run(id, status, &message, crate::now_ms())
+                        .await
+                    {
+                        eprintln!("run {id}: cannot record its end: {e}");
+                    }
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        () = notified => {}
+                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                }
+                Err(e) => {
+                    eprintln!("queue: {e}");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+    }
+
+    async fn execute(&self, run: Run) -> (RunStatus, String) {
+        let repo = match self.store.repo(&run.repo).await {
+            Ok(Some((r, _))) => r,
+            Ok(None) => return (RunStatus::Failure, format!("no repository '{}'", run.repo)),
+            Err(e) => return (RunStatus::Failure, e.to_string()),
+        };
+        let source = match Source::open(std::path::Path::new(&repo.location), Some(&run.sha), false)
+        {
+            Ok(s) => s,
+            Err(e) => return (RunStatus::Failure, format!("{}: {e}", repo.location)),
+        };
+        let Some(text) = source.read_file(&run.workflow) else {
+            return (
+                RunStatus::Failure,
+                format!("{} is not in commit {}", run.workflow, run.sha),
+            );
+        };
+        let loaded = launchway_workflow::load(&run.workflow, &text);
+        let Some(wf) = loaded.workflow.filter(|_| {
+            !loaded
+                .diagnostics
+                .iter()
+                .any(|d| d.severity == launchway_workflow::Severity::Error)
+        }) else {
+            return (
+                RunStatus::Failure,
+                format!("{} has errors (launchway lint shows them)", run.workflow),
+            );
+        };
+        let action_map = match source.read_file(".launchway/actions.yaml") {
+            Some(t) => match launchway_runner::actions::load_action_map(&t) {
+                Ok(m) => m,
+                Err(e) => return (RunStatus::Failure, format!(".launchway/actions.yaml:{e}")),
+            },
+            None => Default::default(),
+        };
+        let event = Event {
+            name: run.event.clone(),
+            git_ref: run.git_ref.clone(),
+            base_ref: (!run.base_ref.is_empty()).then(|| run.base_ref.clone()),
+            action: (!run.action.is_empty()).then(|| run.action.clone()),
+            changed_files: source
+                .changed_files((!run.base_ref.is_empty()).then_some(run.base_ref.as_str())),
+        };
+        let cancel = Cancel::new();
+        if let Ok(mut m) = self.running.lock() {
+            m.insert(run.id, cancel.clone());
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        // The run directory is known once the runner allocates it.
+        let recorder = {
+            let store = self.store.clone();
+            let runner_store = self.runner_store.clone();
+            let id = run.id;
+            tokio::spawn(async move {
+                while let Some(ev) = rx.recv().await {
+                    if let RunEvent::RunStarted { run, .. } = ev {
+                        let dir = runner_store.run_dir(run);
+                        let _ = store.set_run_dir(id, &dir.to_string_lossy()).await;
+                    }
+                }
+            })
+        };
+        let mut secrets = indexmap::IndexMap::new();
+        secrets.insert("GITHUB_TOKEN".to_string(), String::new());
+        let cfg = RunConfig {
+            store: self.runner_store.clone(),
+            source,
+            event,
+            payload: None,
+            inputs: run.inputs.clone().into_iter().collect(),
+            secrets,
+            vars: Default::default(),
+            job_filter: None,
+            parallel: self.cfg.jobs_per_run.max(1),
+            approve: Vec::new(),
+            approver: None,
+            grace: Default::default(),
+            events: Some(tx),
+            cancel: cancel.clone(),
+            debug: false,
+            action_map,
+            dry_run: false,
+        };
+        let result = run_workflow(cfg, wf).await;
+        let _ = recorder.await;
+        if let Ok(mut m) = self.running.lock() {
+            m.remove(&run.id);
+        }
+        match result {
+            Ok(rec) => {
+                for j in &rec.jobs {
+                    if j.started_at.is_some() {
+                        self.metrics
+                            .jobs
+                            .observe(Duration::from_millis(j.duration_ms));
+                    }
+                }
+                let status = match rec.status {
+                    RunnerStatus::Success => RunStatus::Success,
+                    RunnerStatus::Failure | RunnerStatus::Running => RunStatus::Failure,
+                    RunnerStatus::Cancelled => RunStatus::Cancelled,
+                    RunnerStatus::Waiting => RunStatus::Waiting,
+                };
+                let message = rec
+                    .annotations
+                    .iter()
+                    .find(|a| a.level == launchway_runner::commands::Level::Error)
+                    .map(|a| a.message.lines().next().unwrap_or("").to_string())
+                    .unwrap_or_default();
+                (status, message)
+            }
+            Err(e) => (RunStatus::Failure, e),
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Repositories and the run queue.
+//!
+//! A run moves `queued` → `running` → `success` | `failure` | `cancelled` |
+//! `waiting` (a job waits for an approval). Claiming is one conditional
+//! `UPDATE`, so any number of workers (or servers on one PostgreSQL) never
+//! start the same run twice.
+
+use super::{Store, StoreError};
+use sqlx::Row;
+use std::collections::BTreeMap;
+
+/// The run columns in [`run_from_row`]'s order.
+macro_rules! run_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, repo, workflow, event, git_ref, sha, inputs, actor, status, message, \
+             created_ms, started_ms, finished_ms, run_dir, rerun_of, base_ref, action FROM runs ",
+            $rest
+        )
+    };
+}
+
+/// A registered repository; its webhook secret never leaves the store
+/// unsealed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Repo {
+    pub name: String,
+    /// A local path to a git repository (or a clone the server keeps).
+    pub location: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Success,
+    Failure,
+    Cancelled,
+    Waiting,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Success => "success",
+            RunStatus::Failure => "failure",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Waiting => "waiting",
+        }
+    }
+
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Success,
+        RunStatus::Failure,
+        RunStatus::Cancelled,
+        RunStatus::Waiting,
+    ];
+
+    /// Whether nothing more will happen to the run.
+    pub fn is_final(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RunStatus, String> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown run status '{s}' (one of: {})",
+                    RunStatus::ALL.map(RunStatus::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// A run as the API shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Run {
+    pub id: i64,
+    pub repo: String,
+    pub workflow: String,
+    pub event: String,
+    pub git_ref: String,
+    pub sha: String,
+    pub inputs: BTreeMap<String, String>,
+    pub actor: String,
+    pub status: RunStatus,
+    pub message: String,
+    pub created_ms: i64,
+    pub started_ms: i64,
+    pub finished_ms: i64,
+    /// Where the runner keeps the run's record and logs ('' until started).
+    #[serde(skip)]
+    pub run_dir: String,
+    /// The run this one repeats (0 for none).
+    pub rerun_of: i64,
+    /// For pull requests: the branch merged into, and the activity type.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub base_ref: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub action: String,
+}
+
+/// What a trigger asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub repo: String,
+    pub workflow: String,
+    pub event: String,
+    pub git_ref: String,
+    pub sha: String,
+    pub inputs: BTreeMap<String, String>,
+    pub actor: String,
+    pub rerun_of: i64,
+    pub base_ref: String,
+    pub action: String,
+}
+
+/// Filters for listing runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub repo: Option<String>,
+    pub status: Option<RunStatus>,
+    pub limit: i64,
+}
+
+fn run_from_row(r: &sqlx::any::AnyRow) -> Result<Run, StoreError> {
+    let inputs: String = r.try_get(6)?;
+    let status: String = r.try_get(8)?;
+    Ok(Run {
+        id: r.try_get(0)?,
+        repo: r.try_get(1)?,
+        workflow: r.try_get(2)?,
+        event: r.try_get(3)?,
+        git_ref: r.try_get(4)?,
+        sha: r.try_get(5)?,
+        inputs: serde_json::from_str(&inputs).map_err(|_| StoreError::Corrupt(inputs))?,
+        actor: r.try_get(7)?,
+        status: status.parse().map_err(|_| StoreError::Corrupt(status))?,
+        message: r.try_get(9)?,
+        created_ms: r.try_get(10)?,
+        started_ms: r.try_get(11)?,
+        finished_ms: r.try_get(12)?,
+        run_dir: r.try_get(13)?,
+        rerun_of: r.try_get(14)?,
+        base_ref: r.try_get(15)?,
+        action: r.try_get(16)?,
+    })
+}
+
+impl Store {
+    pub async fn add_repo(
+        &self,
+        name: &str,
+        location: &str,
+        sealed_secret: &str,
+        now_ms: i64,
+    ) -> Result<Repo, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO repos (name, location, webhook_secret, created_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(name)
+        .bind(location)
+        .bind(sealed_secret)
+        .bind(now_ms)
+        .execute(self.pool())
+        .await;
+        match done {
+            Ok(_) => Ok(Repo {
+                name: name.to_string(),
+                location: location.to_string(),
+                created_ms: now_ms,
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::RepoExists(name.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn repos(&self) -> Result<Vec<Repo>, StoreError> {
+        let rows = sqlx::query("SELECT name, location, created_ms FROM repos ORDER BY name")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Repo {
+                    name: r.try_get(0)?,
+                    location: r.try_get(1)?,
+                    created_ms: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// A repository and its sealed webhook secret.
+    pub async fn repo(&self, name: &str) -> Result<Option<(Repo, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, location, created_ms, webhook_secret FROM repos WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok((
+                Repo {
+                    name: r.try_get(0)?,
+                    location: r.try_get(1)?,
+                    created_ms: r.try_get(2)?,
+                },
+                r.try_get(3)?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Queues a run; returns it as stored.
+    pub async fn enqueue(&self, new: &NewRun, now_ms: i64) -> Result<Run, StoreError> {
+        let inputs = serde_json::to_string(&new.inputs).unwrap_or_else(|_| "{}".into());
+        let row = sqlx::query(
+            "INSERT INTO runs (repo, workflow, event, git_ref, sha, inputs, actor, status, message, \
+             created_ms, started_ms, finished_ms, run_dir, rerun_of, base_ref, action) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', '', $8, 0, 0, '', $9, $10, $11) RETURNING id",
+        )
+        .bind(&new.repo)
+        .bind(&new.workflow)
+        .bind(&new.event)
+        .bind(&new.git_ref)
+        .bind(&new.sha)
+        .bind(&inputs)
+        .bind(&new.actor)
+        .bind(now_ms)
+        .bind(new.rerun_of)
+        .bind(&new.base_ref)
+        .bind(&new.action)
+        .fetch_one(self.pool())
+        .await?;
+        let id: i64 = row.try_get(0)?;
+        self.run(id).await?.ok_or(StoreError::NoRun(id))
+    }
+
+    pub async fn run(&self, id: i64) -> Result<Option<Run>, StoreError> {
+        let row = sqlx::query(run_select!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// Newest first.
+    pub async fn runs(&self, f: &RunFilter) -> Result<Vec<Run>, StoreError> {
+        let limit = if f.limit <= 0 { 100 } else { f.limit.min(1000) };
+        let rows = sqlx::query(run_select!(
+            "WHERE ($1 = '' OR repo = $1) AND ($2 = '' OR status = $2) ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(f.repo.clone().unwrap_or_default())
+        .bind(f.status.map_or("", RunStatus::as_str))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Takes the oldest queued run for a worker, if any.
+    pub async fn claim_next(&self, now_ms: i64) -> Result<Option<Run>, StoreError> {
+        loop {
+            let next =
+                sqlx::query("SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1")
+                    .fetch_optional(self.pool())
+                    .await?;
+            let Some(row) = next else {
+                return Ok(None);
+            };
+            let id: i64 = row.try_get(0)?;
+            let done = sqlx::query(
+                "UPDATE runs SET status = 'running', started_ms = $2 WHERE id = $1 AND status = 'queued'",
+            )
+            .bind(id)
+            .bind(now_ms)
+            .execute(self.pool())
+            .await?;
+            // Another worker won this one: look again.
+            if done.rows_affected() == 1 {
+                return self.run(id).await;
+            }
+        }
+    }
+
+    pub async fn set_run_dir(&self, id: i64, dir: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET run_dir = $2 WHERE id = $1")
+            .bind(id)
+            .bind(dir)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn finish_run(
+        &self,
+        id: i64,
+        status: RunStatus,
+        message: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET status = $2, message = $3, finished_ms = $4 WHERE id = $1")
+            .bind(id)
+            .bind(status.as_str())
+            .bind(message)
+            .bind(now_ms)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Cancels a run that has not started; `false` if it already had.
+    pub async fn cancel_queued(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'cancelled', message = 'cancelled before it started', \
+             finished_ms = $2 WHERE id = $1 AND status = 'queued'",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// At start: runs a previous server process left `running` were
+    /// interrupted; they end as failures (their logs stay).
+    pub async fn fail_interrupted(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'failure', \
+             message = 'the server stopped while the run was in progress', finished_ms = $1 \
+             WHERE status = 'running'",
+        )
+        .bind(now_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// How many runs are in each status (for `/metrics`).
+    pub async fn run_counts(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM runs GROUP BY status")
+            .fetch_all(self.pool())
+            .await?;
+        let mut out: BTreeMap<String, i64> = RunStatus::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), 0))
+            .collect();
+        for r in &rows {
+            out.insert(r.try_get(0)?, r.try_get(1)?);
+        }
+        Ok(out)
+    }
+}
