@@ -152,7 +152,10 @@ async fn the_run_queue_hands_each_run_to_exactly_one_worker() {
     use launchway_server::store::{NewRun, RunFilter, RunStatus};
     for (store, _keep) in stores().await {
         let b = store.backend();
-        store.add_repo("churn", "/srv/churn", "sealed", 1).await.unwrap();
+        store
+            .add_repo("churn", "/srv/churn", "sealed", 1)
+            .await
+            .unwrap();
         assert!(matches!(
             store.add_repo("churn", "/elsewhere", "x", 2).await,
             Err(StoreError::RepoExists(_))
@@ -199,7 +202,10 @@ async fn the_run_queue_hands_each_run_to_exactly_one_worker() {
             .unwrap();
         let queued = store.enqueue(&new(99), 40).await.unwrap();
         assert!(store.cancel_queued(queued.id, 41).await.unwrap());
-        assert!(!store.cancel_queued(queued.id, 42).await.unwrap(), "only once");
+        assert!(
+            !store.cancel_queued(queued.id, 42).await.unwrap(),
+            "only once"
+        );
         // A restart: what was running ends failed, with a reason.
         assert_eq!(store.fail_interrupted(50).await.unwrap(), 19);
         let counts = store.run_counts().await.unwrap();

@@ -6,11 +6,30 @@ use launchway_runner::store::Store;
 
 #[derive(Args)]
 pub struct RunsArgs {
+    #[command(subcommand)]
+    cmd: Option<RunsCmd>,
     /// How many of the most recent runs to show.
     #[arg(long, default_value_t = 20)]
     limit: usize,
+    /// Only this repository's runs (with a server).
+    #[arg(long)]
+    repo: Option<String>,
+    /// Only runs in this status: queued, running, success, failure,
+    /// cancelled, waiting.
+    #[arg(long)]
+    status: Option<String>,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::Subcommand)]
+enum RunsCmd {
+    /// One run with its jobs.
+    Show {
+        run: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -19,6 +38,55 @@ pub struct LogsArgs {
     run: u64,
     /// A job id or key (default: every job).
     job: Option<String>,
+    /// Follow a server's run live until it ends (Server-Sent Events).
+    #[arg(short, long)]
+    follow: bool,
+}
+
+/// `runs` and `runs show` against a server, when one is named.
+pub fn remote_runs(args: &RunsArgs, server: &crate::client::ServerOpts) -> Option<u8> {
+    let client = match server.client() {
+        Ok(Some(c)) => c,
+        Ok(None) => return None,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Some(2);
+        }
+    };
+    let r = match &args.cmd {
+        Some(RunsCmd::Show { run, json }) => crate::cmd_remote::show(&client, *run, *json),
+        None => crate::cmd_remote::runs(
+            &client,
+            args.repo.as_deref(),
+            args.status.as_deref(),
+            args.limit,
+            args.json,
+        )
+        .map(|()| 0),
+    };
+    Some(r.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        1
+    }))
+}
+
+/// `logs` against a server, when one is named.
+pub fn remote_logs(args: &LogsArgs, server: &crate::client::ServerOpts) -> Option<u8> {
+    let client = match server.client() {
+        Ok(Some(c)) => c,
+        Ok(None) => return None,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Some(2);
+        }
+    };
+    Some(
+        crate::cmd_remote::logs(&client, args.run, args.job.as_deref(), args.follow)
+            .unwrap_or_else(|e| {
+                eprintln!("error: {e}");
+                1
+            }),
+    )
 }
 
 fn load_all(store: &Store, limit: usize) -> Vec<RunRecord> {
@@ -31,7 +99,35 @@ fn load_all(store: &Store, limit: usize) -> Vec<RunRecord> {
 }
 
 pub fn runs(args: &RunsArgs, store: &Store) -> u8 {
-    let runs = load_all(store, args.limit);
+    if args.repo.is_some() {
+        eprintln!("error: --repo lists a server's runs: add --server URL (or LAUNCHWAY_SERVER)");
+        return 2;
+    }
+    if let Some(RunsCmd::Show { run, json }) = &args.cmd {
+        let logs = LogsArgs {
+            run: *run,
+            job: None,
+            follow: false,
+        };
+        if *json {
+            return match store.load(*run) {
+                Ok(r) => {
+                    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: run {run}: {e}");
+                    1
+                }
+            };
+        }
+        return show_local(&logs, store);
+    }
+    let mut runs = load_all(store, usize::MAX);
+    if let Some(s) = &args.status {
+        runs.retain(|r| r.status.as_str() == s);
+    }
+    runs.truncate(args.limit);
     if args.json {
         println!(
             "{}",
@@ -62,6 +158,32 @@ pub fn runs(args: &RunsArgs, store: &Store) -> u8 {
     0
 }
 
+/// A local run's jobs and their results.
+fn show_local(args: &LogsArgs, store: &Store) -> u8 {
+    let rec = match store.load(args.run) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: run {}: {e}", args.run);
+            return 1;
+        }
+    };
+    println!(
+        "run {}: {} — {} ({} on {} @ {})",
+        rec.id,
+        rec.status.as_str(),
+        rec.workflow,
+        rec.event,
+        rec.git_ref,
+        &rec.sha[..rec.sha.len().min(7)]
+    );
+    for j in &rec.jobs {
+        #[allow(clippy::cast_precision_loss)]
+        let secs = j.duration_ms as f64 / 1000.0;
+        println!("  {:<10} {:<32} {:>7.1}s", j.result.as_str(), j.key, secs);
+    }
+    0
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -71,6 +193,10 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 pub fn logs(args: &LogsArgs, store: &Store) -> u8 {
+    if args.follow {
+        eprintln!("error: --follow follows a server's run: add --server URL (or LAUNCHWAY_SERVER)");
+        return 2;
+    }
     let rec = match store.load(args.run) {
         Ok(r) => r,
         Err(e) => {

@@ -1,7 +1,9 @@
 //! The `launchway` command line: a thin shell over the library crates.
 
+mod client;
 mod cmd_admin;
 mod cmd_lint;
+mod cmd_remote;
 mod cmd_run;
 mod cmd_runs;
 mod cmd_sbom;
@@ -29,6 +31,8 @@ struct Cli {
     /// Data directory for runs, logs, artifacts and cache.
     #[arg(long, global = true, env = "LAUNCHWAY_HOME")]
     home: Option<PathBuf>,
+    #[command(flatten)]
+    server: client::ServerOpts,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,6 +59,16 @@ enum Command {
     Admin(cmd_admin::AdminArgs),
     /// Show or verify the server's hash-chained audit log.
     Audit(cmd_admin::AuditArgs),
+    /// Register repositories with a server.
+    Repo(cmd_remote::RepoArgs),
+    /// Queue a workflow_dispatch run on a server.
+    Dispatch(cmd_remote::DispatchArgs),
+    /// Cancel a server's run.
+    Cancel(cmd_remote::RunIdArgs),
+    /// Queue a server's run again (same workflow, commit and inputs).
+    Rerun(cmd_remote::RunIdArgs),
+    /// Git hooks that tell a server about new commits.
+    Hook(cmd_remote::HookArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,8 +80,15 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => cmd_run::main(*args, store),
         Command::Lint(args) => cmd_lint::main(&args),
-        Command::Runs(args) => cmd_runs::runs(&args, &store),
-        Command::Logs(args) => cmd_runs::logs(&args, &store),
+        Command::Runs(args) => cmd_runs::remote_runs(&args, &cli.server)
+            .unwrap_or_else(|| cmd_runs::runs(&args, &store)),
+        Command::Logs(args) => cmd_runs::remote_logs(&args, &cli.server)
+            .unwrap_or_else(|| cmd_runs::logs(&args, &store)),
+        Command::Repo(args) => cmd_remote::repo(&args, &cli.server),
+        Command::Dispatch(args) => cmd_remote::dispatch(&args, &cli.server),
+        Command::Cancel(args) => cmd_remote::cancel(&args, &cli.server),
+        Command::Rerun(args) => cmd_remote::rerun(&args, &cli.server),
+        Command::Hook(args) => cmd_remote::hook(&args, &cli.server),
         Command::Sbom(args) => cmd_sbom::main(&args),
         Command::Db(args) => cmd_scan::db(args, &store),
         Command::Scan(args) => cmd_scan::scan(&args, &store),

@@ -262,29 +262,47 @@ pub struct LogsQuery {
     follow: Option<bool>,
 }
 
-/// The job log files of a run (job key, path), in the record's order.
+/// The job log files of a run (job key, path): every `logs/*.log` the
+/// runner has opened, named by the record's job keys (the record lists a
+/// job's steps only as they finish; the file exists from the job's start).
 fn log_files(run: &Run, job: Option<&str>) -> Vec<(String, std::path::PathBuf)> {
-    let Some(rec) = runner_record(run) else {
+    if run.run_dir.is_empty() {
         return Vec::new();
-    };
+    }
     let dir = std::path::Path::new(&run.run_dir);
-    rec["jobs"]
-        .as_array()
-        .map(|jobs| {
-            jobs.iter()
-                .filter(|j| job.is_none_or(|want| j["key"] == want || j["id"] == want))
-                .filter_map(|j| {
-                    let key = j["key"].as_str()?.to_string();
-                    let log = j["steps"]
-                        .as_array()?
-                        .iter()
-                        .find_map(|s| s["log"].as_str())?
-                        .to_string();
-                    Some((key, dir.join(log)))
-                })
-                .collect()
+    let jobs: Vec<(String, String)> = runner_record(run)
+        .and_then(|rec| {
+            rec["jobs"].as_array().map(|jobs| {
+                jobs.iter()
+                    .filter_map(|j| {
+                        Some((
+                            j["key"].as_str()?.to_string(),
+                            j["id"].as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let mut files: Vec<(usize, String, std::path::PathBuf)> = std::fs::read_dir(dir.join("logs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let stem = name.strip_suffix(".log")?.to_string();
+            let found = jobs
+                .iter()
+                .position(|(k, _)| launchway_runner::store::slug(k) == stem);
+            let (key, id) = found.map_or((stem.clone(), stem.clone()), |i| jobs[i].clone());
+            if job.is_some_and(|want| want != key && want != id) {
+                return None;
+            }
+            Some((found.unwrap_or(usize::MAX), key, e.path()))
+        })
+        .collect();
+    files.sort();
+    files.into_iter().map(|(_, k, p)| (k, p)).collect()
 }
 
 pub async fn logs(

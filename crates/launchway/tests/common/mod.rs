@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod server;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;

@@ -1,0 +1,438 @@
+//! Commands that talk to a server: repositories, dispatch, cancel, re-run,
+//! and the git hook that notifies the server of new commits.
+
+use crate::client::{Client, ServerOpts, encode};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct RepoArgs {
+    #[command(subcommand)]
+    cmd: RepoCmd,
+}
+
+#[derive(Subcommand)]
+enum RepoCmd {
+    /// Register a git repository on the server's machine.
+    Add {
+        name: String,
+        /// Path of the repository (made absolute here).
+        location: PathBuf,
+    },
+    /// List registered repositories.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct DispatchArgs {
+    /// Registered repository name.
+    repo: String,
+    /// Workflow file, e.g. .github/workflows/ci.yml.
+    workflow: String,
+    /// Branch or ref (default: the repository's current branch).
+    #[arg(long = "ref")]
+    git_ref: Option<String>,
+    /// An input as KEY=VALUE (repeatable).
+    #[arg(long = "input", value_name = "KEY=VALUE")]
+    inputs: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RunIdArgs {
+    /// Run number on the server.
+    run: i64,
+}
+
+#[derive(Args)]
+pub struct HookArgs {
+    #[command(subcommand)]
+    cmd: HookCmd,
+}
+
+#[derive(Subcommand)]
+enum HookCmd {
+    /// Write post-commit and post-receive hooks that notify the server of
+    /// new commits (signed with the repository's webhook secret).
+    Install {
+        /// The name the repository is registered under.
+        #[arg(long)]
+        repo: String,
+        /// A file holding the webhook secret `repo add` printed.
+        #[arg(long)]
+        secret_file: PathBuf,
+        /// The repository (default: the current directory).
+        #[arg(short = 'C', default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Send a push notification (what the installed hooks run).
+    Notify {
+        #[arg(long)]
+        repo: String,
+        #[arg(long)]
+        secret_file: PathBuf,
+        /// The ref that moved.
+        #[arg(long = "ref")]
+        git_ref: String,
+        #[arg(long)]
+        before: String,
+        #[arg(long)]
+        after: String,
+    },
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn done(r: Result<(), String>) -> u8 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+pub fn repo(args: &RepoArgs, server: &ServerOpts) -> u8 {
+    done((|| {
+        let c = server.require("launchway repo")?;
+        match &args.cmd {
+            RepoCmd::Add { name, location } => {
+                let abs = location
+                    .canonicalize()
+                    .map_err(|e| format!("{}: {e}", location.display()))?;
+                let v = c.post(
+                    "/api/repos",
+                    &json!({"name": name, "location": abs.to_string_lossy()}),
+                )?;
+                println!("registered '{name}' ({})", abs.display());
+                println!(
+                    "webhook secret (shown only now; give it to `launchway hook install --secret-file` or your forge):"
+                );
+                println!("  {}", v["webhook_secret"].as_str().unwrap_or(""));
+                Ok(())
+            }
+            RepoCmd::List { json } => {
+                let v = c.get("/api/repos")?;
+                if *json {
+                    print_json(&v);
+                } else {
+                    for r in v.as_array().into_iter().flatten() {
+                        println!(
+                            "{:<24} {}",
+                            r["name"].as_str().unwrap_or(""),
+                            r["location"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                Ok(())
+            }
+        }
+    })())
+}
+
+pub fn dispatch(args: &DispatchArgs, server: &ServerOpts) -> u8 {
+    done((|| {
+        let c = server.require("launchway dispatch")?;
+        let mut inputs = serde_json::Map::new();
+        for kv in &args.inputs {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("--input {kv}: expected KEY=VALUE"))?;
+            inputs.insert(k.to_string(), Value::String(v.to_string()));
+        }
+        let mut body = json!({"workflow": args.workflow, "inputs": inputs});
+        if let Some(r) = &args.git_ref {
+            body["ref"] = json!(r);
+        }
+        let run = c.post(
+            &format!("/api/repos/{}/dispatch", encode(&args.repo)),
+            &body,
+        )?;
+        println!(
+            "queued run {} ({} on {} @ {})",
+            run["id"],
+            run["workflow"].as_str().unwrap_or(""),
+            run["git_ref"].as_str().unwrap_or(""),
+            &run["sha"].as_str().unwrap_or("")[..7.min(run["sha"].as_str().unwrap_or("").len())]
+        );
+        println!("follow it: launchway logs {} -f", run["id"]);
+        Ok(())
+    })())
+}
+
+pub fn cancel(args: &RunIdArgs, server: &ServerOpts) -> u8 {
+    done((|| {
+        let c = server.require("launchway cancel")?;
+        c.post(&format!("/api/runs/{}/cancel", args.run), &json!({}))?;
+        println!("cancelling run {}", args.run);
+        Ok(())
+    })())
+}
+
+pub fn rerun(args: &RunIdArgs, server: &ServerOpts) -> u8 {
+    done((|| {
+        let c = server.require("launchway rerun")?;
+        let run = c.post(&format!("/api/runs/{}/rerun", args.run), &json!({}))?;
+        println!("queued run {} (a re-run of {})", run["id"], args.run);
+        Ok(())
+    })())
+}
+
+/// The runs table, from the server.
+pub fn runs(
+    c: &Client,
+    repo: Option<&str>,
+    status: Option<&str>,
+    limit: usize,
+    json: bool,
+) -> Result<(), String> {
+    let mut q = format!("/api/runs?limit={limit}");
+    if let Some(r) = repo {
+        q.push_str(&format!("&repo={}", encode(r)));
+    }
+    if let Some(s) = status {
+        q.push_str(&format!("&status={}", encode(s)));
+    }
+    let v = c.get(&q)?;
+    if json {
+        print_json(&v);
+        return Ok(());
+    }
+    let runs = v.as_array().cloned().unwrap_or_default();
+    if runs.is_empty() {
+        println!("no runs");
+        return Ok(());
+    }
+    println!(
+        "{:<6} {:<10} {:<14} {:<28} {:<18} {:<20} {:<8}",
+        "RUN", "STATUS", "REPO", "WORKFLOW", "EVENT", "REF", "SHA"
+    );
+    for r in runs {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        let sha = s("sha");
+        println!(
+            "{:<6} {:<10} {:<14} {:<28} {:<18} {:<20} {:<8}",
+            r["id"].as_i64().unwrap_or(0),
+            s("status"),
+            s("repo"),
+            s("workflow").trim_start_matches(".github/workflows/"),
+            s("event"),
+            s("git_ref"),
+            &sha[..sha.len().min(7)]
+        );
+    }
+    Ok(())
+}
+
+/// One run with its jobs, from the server.
+pub fn show(c: &Client, run: u64, json: bool) -> Result<u8, String> {
+    let v = c.get(&format!("/api/runs/{run}"))?;
+    if json {
+        print_json(&v);
+    } else {
+        let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+        println!(
+            "run {run}: {} — {} on {} @ {} ({}, by {})",
+            s("status"),
+            s("workflow"),
+            s("git_ref"),
+            &s("sha")[..s("sha").len().min(7)],
+            s("event"),
+            s("actor")
+        );
+        if !s("message").is_empty() {
+            println!("  {}", s("message"));
+        }
+        for j in v["jobs"].as_array().into_iter().flatten() {
+            println!(
+                "  {:<10} {:<32} {:>7.1}s",
+                j["result"].as_str().unwrap_or(""),
+                j["key"].as_str().unwrap_or(""),
+                j["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0
+            );
+        }
+    }
+    Ok(match v["status"].as_str() {
+        Some("failure" | "cancelled") => 1,
+        _ => 0,
+    })
+}
+
+/// A run's logs from the server; with `follow`, live until the run ends.
+/// The exit status is the run's (1 when it failed or was cancelled).
+pub fn logs(c: &Client, run: u64, job: Option<&str>, follow: bool) -> Result<u8, String> {
+    let mut q = format!("/api/runs/{run}/logs");
+    let mut sep = '?';
+    if let Some(j) = job {
+        q.push_str(&format!("{sep}job={}", encode(j)));
+        sep = '&';
+    }
+    if !follow {
+        print!("{}", c.get_text(&q)?);
+        return Ok(0);
+    }
+    q.push_str(&format!("{sep}follow=true"));
+    let mut code = 0;
+    c.events(&q, |event, data| {
+        let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+        match event {
+            "log" => {
+                println!(
+                    "{} | {}",
+                    v["job"].as_str().unwrap_or(""),
+                    v["line"].as_str().unwrap_or("")
+                );
+                true
+            }
+            "end" => {
+                let status = v["status"].as_str().unwrap_or("");
+                eprintln!("run {run} {status}");
+                if matches!(status, "failure" | "cancelled") {
+                    code = 1;
+                }
+                false
+            }
+            _ => true,
+        }
+    })?;
+    Ok(code)
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .map_err(|e| format!("git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A POSIX-shell single-quoted word.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+pub fn hook(args: &HookArgs, server: &ServerOpts) -> u8 {
+    done((|| match &args.cmd {
+        HookCmd::Install {
+            repo,
+            secret_file,
+            dir,
+        } => {
+            let server_url = server
+                .server
+                .clone()
+                .ok_or("hook install needs --server URL (or LAUNCHWAY_SERVER)")?;
+            let secret_file = secret_file
+                .canonicalize()
+                .map_err(|e| format!("{}: {e}", secret_file.display()))?;
+            let hooks = PathBuf::from(git(dir, &["rev-parse", "--git-path", "hooks"])?);
+            let hooks = if hooks.is_absolute() {
+                hooks
+            } else {
+                dir.join(hooks)
+            };
+            std::fs::create_dir_all(&hooks).map_err(|e| format!("{}: {e}", hooks.display()))?;
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let notify = format!(
+                "{} --server {} hook notify --repo {} --secret-file {}",
+                sh_quote(&exe.to_string_lossy()),
+                sh_quote(&server_url),
+                sh_quote(repo),
+                sh_quote(&secret_file.to_string_lossy())
+            );
+            let post_commit = format!(
+                "#!/bin/sh\n# Written by `launchway hook install`: tells the Launchway server about the new commit.\nref=$(git symbolic-ref -q HEAD) || exit 0\nafter=$(git rev-parse HEAD)\nbefore=$(git rev-parse -q --verify HEAD~1 || echo 0000000000000000000000000000000000000000)\n{notify} --ref \"$ref\" --before \"$before\" --after \"$after\" || echo 'launchway: the server was not notified' >&2\n"
+            );
+            let post_receive = format!(
+                "#!/bin/sh\n# Written by `launchway hook install`: tells the Launchway server about pushed refs.\nwhile read -r before after ref; do\n  {notify} --ref \"$ref\" --before \"$before\" --after \"$after\" || echo 'launchway: the server was not notified' >&2\ndone\n"
+            );
+            for (name, text) in [("post-commit", post_commit), ("post-receive", post_receive)] {
+                let path = hooks.join(name);
+                if path.exists()
+                    && !std::fs::read_to_string(&path)
+                        .unwrap_or_default()
+                        .contains("launchway hook install")
+                {
+                    return Err(format!(
+                        "{} exists and was not written by Launchway; add this line to it instead:\n  {notify}",
+                        path.display()
+                    ));
+                }
+                std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        HookCmd::Notify {
+            repo,
+            secret_file,
+            git_ref,
+            before,
+            after,
+        } => {
+            let base = server
+                .server
+                .clone()
+                .ok_or("hook notify needs --server URL")?;
+            let secret = std::fs::read_to_string(secret_file)
+                .map_err(|e| format!("{}: {e}", secret_file.display()))?;
+            let body = json!({
+                "ref": git_ref,
+                "before": before,
+                "after": after,
+                "repository": {"name": repo},
+                "pusher": {"name": std::env::var("USER").unwrap_or_else(|_| "git".into())},
+            })
+            .to_string();
+            let signature =
+                launchway_server::webhook::sign(secret.trim().as_bytes(), body.as_bytes());
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let mut res = agent
+                .post(format!("{}/api/hooks/git", base.trim_end_matches('/')))
+                .header("Content-Type", "application/json")
+                .header("X-GitHub-Event", "push")
+                .header("X-Hub-Signature-256", signature)
+                .send(body)
+                .map_err(|e| format!("{base}: {e}"))?;
+            let status = res.status().as_u16();
+            let text = res.body_mut().read_to_string().unwrap_or_default();
+            if !(200..300).contains(&status) {
+                return Err(format!("the server answered {status}: {text}"));
+            }
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let ids: Vec<String> = v["runs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(ToString::to_string)
+                .collect();
+            if ids.is_empty() {
+                eprintln!("launchway: no workflow runs for {git_ref}");
+            } else {
+                eprintln!("launchway: queued run(s) {}", ids.join(", "));
+            }
+            Ok(())
+        }
+    })())
+}

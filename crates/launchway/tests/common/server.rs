@@ -1,0 +1,83 @@
+//! A `launchway serve` process for tests.
+
+use super::bin;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A server process, SIGKILLed and reaped when dropped.
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the server; returns it, its base URL and the first-start token if
+/// one was printed.
+pub fn start(data: &std::path::Path) -> (Server, String, Option<String>) {
+    let mut server = Server(
+        bin()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env_remove("LAUNCHWAY_DATABASE")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = server.0.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut token = None;
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server did not start");
+        if let Some(t) = line.trim().strip_prefix("lwt_") {
+            token = Some(format!("lwt_{t}"));
+        }
+        if let Some(addr) = line.strip_prefix("launchway server listening on ") {
+            return (server, addr.to_string(), token);
+        }
+    }
+}
+
+pub fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut req = agent.get(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut res = req.call().unwrap();
+    let status = res.status().as_u16();
+    (status, res.body_mut().read_to_string().unwrap())
+}
+
+pub fn admin(data: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = bin()
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("LAUNCHWAY_DATABASE")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,339 @@
+//! Runs through `launchway serve`, driven by the CLI as a user would:
+//! register a repository, dispatch with inputs, follow logs live, trigger
+//! from a git hook, refuse unsigned webhooks and under-privileged users,
+//! cancel, re-run, and survive a SIGKILL of the server mid-run.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::server::{admin, get, start};
+use common::{bin, commit_all, git};
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const WORKFLOWS: &[(&str, &str)] = &[
+    (
+        "ci.yml",
+        r#"on:
+  push: {branches: [main]}
+  workflow_dispatch:
+    inputs:
+      who: {default: world}
+jobs:
+  hello:
+    runs-on: ubuntu-latest
+    steps:
+      - run: for i in 1 2 3; do echo "hello ${{ inputs.who }} $i"; sleep 0.2; done
+  after:
+    needs: hello
+    runs-on: ubuntu-latest
+    steps: [{run: echo after-hello}]
+"#,
+    ),
+    (
+        "slow.yml",
+        r#"on: workflow_dispatch
+jobs:
+  slow:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo slow-started; sleep 60; echo never
+      - if: always()
+        run: echo cleanup-ran
+"#,
+    ),
+];
+
+fn repo(dir: &Path) {
+    std::fs::create_dir_all(dir.join(".github/workflows")).unwrap();
+    for (name, text) in WORKFLOWS {
+        std::fs::write(dir.join(".github/workflows").join(name), text).unwrap();
+    }
+    commit_all(dir);
+}
+
+/// The CLI against the server.
+fn cli(base: &str, token: &str, args: &[&str]) -> (i32, String, String) {
+    let out = bin()
+        .args(args)
+        .env("LAUNCHWAY_SERVER", base)
+        .env("LAUNCHWAY_TOKEN", token)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn run_json(base: &str, token: &str, id: i64) -> Value {
+    let (status, body) = get(&format!("{base}/api/runs/{id}"), Some(token));
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(60), "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn dispatch(base: &str, token: &str, workflow: &str, extra: &[&str]) -> i64 {
+    let mut args = vec!["dispatch", "churn", workflow];
+    args.extend(extra);
+    let (code, out, err) = cli(base, token, &args);
+    assert_eq!(code, 0, "{out}{err}");
+    out.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[test]
+fn dispatch_follow_hook_cancel_and_rerun_through_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("churn");
+    repo(&repo_dir);
+    let (_server, base, token) = start(&tmp.path().join("data"));
+    let token = token.unwrap();
+
+    let (code, out, err) = cli(
+        &base,
+        &token,
+        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    let secret = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap()
+        .to_string();
+
+    // workflow_dispatch with an input, followed live to the end.
+    let first = dispatch(
+        &base,
+        &token,
+        ".github/workflows/ci.yml",
+        &["--input", "who=mona"],
+    );
+    let (code, out, err) = cli(&base, &token, &["logs", &first.to_string(), "-f"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for want in [
+        "hello | hello mona 1",
+        "hello | hello mona 3",
+        "after | after-hello",
+    ] {
+        assert!(out.contains(want), "{want} in:\n{out}");
+    }
+    assert!(err.contains(&format!("run {first} success")), "{err}");
+    let run = run_json(&base, &token, first);
+    assert_eq!(run["status"], "success");
+    assert_eq!(run["event"], "workflow_dispatch");
+    assert_eq!(run["actor"], "admin");
+    assert_eq!(run["jobs"].as_array().unwrap().len(), 2);
+
+    // Bad input is refused with the reason.
+    let (code, _, err) = cli(
+        &base,
+        &token,
+        &[
+            "dispatch",
+            "churn",
+            ".github/workflows/ci.yml",
+            "--input",
+            "nope=1",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("422") && err.contains("no input 'nope'"),
+        "{err}"
+    );
+
+    // A viewer may read but not dispatch.
+    let data = tmp.path().join("data");
+    assert!(admin(&data, &["user", "add", "vera", "--role", "viewer"]).0);
+    let (ok, viewer_out, e) = admin(&data, &["token", "create", "vera"]);
+    assert!(ok, "{e}");
+    let viewer = viewer_out
+        .split_whitespace()
+        .find(|w| w.starts_with("lwt_"))
+        .unwrap()
+        .to_string();
+    let (code, _, err) = cli(
+        &base,
+        &viewer,
+        &["dispatch", "churn", ".github/workflows/ci.yml"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("403"), "{err}");
+    let (code, out, _) = cli(&base, &viewer, &["runs", "--repo", "churn"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("workflow_dispatch"), "{out}");
+
+    // A commit, through the installed hook, queues a push run.
+    let secret_file = tmp.path().join("secret");
+    std::fs::write(&secret_file, &secret).unwrap();
+    let (code, _, err) = cli(
+        &base,
+        &token,
+        &[
+            "hook",
+            "install",
+            "--repo",
+            "churn",
+            "--secret-file",
+            secret_file.to_str().unwrap(),
+            "-C",
+            repo_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(repo_dir.join("README.md"), "change\n").unwrap();
+    git(&repo_dir, &["add", "-A"]);
+    git(&repo_dir, &["commit", "-q", "-m", "second"]);
+    let pushed = || -> Vec<Value> {
+        let (_, body) = get(&format!("{base}/api/runs?repo=churn"), Some(&token));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["event"] == "push")
+            .cloned()
+            .collect()
+    };
+    wait_until("the hook queued a push run", || !pushed().is_empty());
+    let push = pushed()[0].clone();
+    let head = std::process::Command::new("git")
+        .args(["-C", repo_dir.to_str().unwrap(), "rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    assert_eq!(push["sha"], String::from_utf8_lossy(&head.stdout).trim());
+    assert_eq!(push["git_ref"], "refs/heads/main");
+
+    // Unsigned or wrongly signed notifications start nothing.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let body = r#"{"ref":"refs/heads/main","after":"HEAD","repository":{"name":"churn"}}"#;
+    for signature in [
+        None,
+        Some("sha256=00".to_string()),
+        Some(launchway_server::webhook::sign(b"wrong", body.as_bytes())),
+    ] {
+        let mut req = agent
+            .post(format!("{base}/api/hooks/git"))
+            .header("X-GitHub-Event", "push");
+        if let Some(s) = &signature {
+            req = req.header("X-Hub-Signature-256", s);
+        }
+        let res = req.send(body).unwrap();
+        assert_eq!(res.status().as_u16(), 401, "{signature:?}");
+    }
+    assert_eq!(pushed().len(), 1, "nothing ran");
+
+    // Cancel a running run: its always() step still runs.
+    let slow = dispatch(&base, &token, ".github/workflows/slow.yml", &[]);
+    wait_until("the slow run started", || {
+        let (_, body) = get(&format!("{base}/api/runs/{slow}/logs"), Some(&token));
+        body.contains("slow-started")
+    });
+    let (code, _, err) = cli(&base, &token, &["cancel", &slow.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(&base, &token, &["logs", &slow.to_string(), "-f"]);
+    assert_eq!(code, 1, "a cancelled run exits 1: {out}{err}");
+    assert!(
+        out.contains("slow | cleanup-ran") && !out.contains("slow | never"),
+        "{out}"
+    );
+    assert_eq!(run_json(&base, &token, slow)["status"], "cancelled");
+    let (code, _, err) = cli(&base, &token, &["cancel", &slow.to_string()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already finished"), "{err}");
+
+    // Re-run the first run: same commit and inputs, a new run.
+    let (code, out, err) = cli(&base, &token, &["rerun", &first.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let again: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let (code, out, _) = cli(&base, &token, &["logs", &again.to_string(), "-f"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("hello mona 2"), "{out}");
+    let r = run_json(&base, &token, again);
+    assert_eq!(r["rerun_of"], first);
+    assert_eq!(r["sha"], run_json(&base, &token, first)["sha"]);
+
+    // Metrics, and an audit trail that still verifies.
+    let (status, metrics) = get(&format!("{base}/metrics"), Some(&token));
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("launchway_runs{status=\"cancelled\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("launchway_queue_depth 0"), "{metrics}");
+    assert!(
+        metrics.contains("launchway_job_duration_seconds_count"),
+        "{metrics}"
+    );
+    let (_, audit) = get(&format!("{base}/api/audit"), Some(&token));
+    let audit: Value = serde_json::from_str(&audit).unwrap();
+    assert_eq!(audit["verify"]["ok"], true);
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for want in [
+        "repo.add",
+        "run.dispatch",
+        "hook.push",
+        "run.cancel",
+        "run.rerun",
+    ] {
+        assert!(actions.contains(&want), "{want}: {actions:?}");
+    }
+    let denied =
+        audit["entries"].as_array().unwrap().iter().any(|e| {
+            e["action"] == "run.dispatch" && e["actor"] == "vera" && e["outcome"] == "denied"
+        });
+    assert!(denied, "the refused dispatch is audited");
+}
+
+#[test]
+fn a_run_interrupted_by_a_server_kill_ends_failed_and_keeps_its_logs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("churn");
+    repo(&repo_dir);
+    let data = tmp.path().join("data");
+    let (server, base, token) = start(&data);
+    let token = token.unwrap();
+    let (code, _, err) = cli(
+        &base,
+        &token,
+        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = dispatch(&base, &token, ".github/workflows/slow.yml", &[]);
+    wait_until("the run started", || {
+        let (_, body) = get(&format!("{base}/api/runs/{id}/logs"), Some(&token));
+        body.contains("slow-started")
+    });
+    drop(server); // SIGKILL mid-step
+    let (_server, base, _) = start(&data);
+    let run = run_json(&base, &token, id);
+    assert_eq!(run["status"], "failure");
+    assert!(
+        run["message"].as_str().unwrap().contains("server stopped"),
+        "{run}"
+    );
+    let (_, logs) = get(&format!("{base}/api/runs/{id}/logs"), Some(&token));
+    assert!(logs.contains("slow | slow-started"), "{logs}");
+    // The queue still works after the restart.
+    let next = dispatch(&base, &token, ".github/workflows/ci.yml", &[]);
+    let (code, out, _) = cli(&base, &token, &["logs", &next.to_string(), "-f"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("hello world 1"));
+}
