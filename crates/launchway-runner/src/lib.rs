@@ -22,4 +22,4 @@ pub mod shell;
 pub mod source;
 pub mod store;
 
-pub use run::{Approver, RunConfig, run_workflow};
+pub use run::{Approver, ReusedJob, RunConfig, run_workflow};

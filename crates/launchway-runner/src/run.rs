@@ -50,6 +50,50 @@ pub struct RunConfig {
     /// Plan only: evaluate triggers, conditions, matrices and environment
     /// gates, but treat every step as succeeding without running it.
     pub dry_run: bool,
+    /// Top-level jobs an earlier attempt of this run already finished
+    /// (re-running failed jobs, resuming after an approval): they do not
+    /// run again; their result and outputs feed the jobs that need them.
+    pub reuse: IndexMap<String, ReusedJob>,
+}
+
+/// A job taken from an earlier attempt.
+#[derive(Debug, Clone)]
+pub struct ReusedJob {
+    pub result: JobResult,
+    pub outputs: IndexMap<String, String>,
+    /// Its records in that attempt (one per matrix instance), shown again.
+    pub records: Vec<crate::record::JobRecord>,
+    /// Which attempt it came from, for the record's message.
+    pub from: String,
+}
+
+impl ReusedJob {
+    /// The jobs of an earlier attempt's record that succeeded, by id (every
+    /// matrix instance must have succeeded).
+    pub fn successes(rec: &crate::record::RunRecord, from: &str) -> IndexMap<String, ReusedJob> {
+        let mut out: IndexMap<String, ReusedJob> = IndexMap::new();
+        let mut failed: Vec<&str> = Vec::new();
+        for j in &rec.jobs {
+            // Jobs of called workflows (`caller/inner`) go with their caller.
+            if j.key.contains('/') {
+                continue;
+            }
+            if j.result != JobResult::Success {
+                failed.push(&j.id);
+                continue;
+            }
+            let e = out.entry(j.id.clone()).or_insert_with(|| ReusedJob {
+                result: JobResult::Success,
+                outputs: IndexMap::new(),
+                records: Vec::new(),
+                from: from.to_string(),
+            });
+            e.outputs.extend(j.outputs.clone());
+            e.records.push(j.clone());
+        }
+        out.retain(|id, _| !failed.contains(&id.as_str()));
+        out
+    }
 }
 
 /// State shared by every job of one run.
@@ -467,6 +511,7 @@ async fn run_graph_inner(
     let mut started: Vec<String> = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
     loop {
+        let mut reused_any = false;
         for id in &selected {
             if started.contains(id) {
                 continue;
@@ -480,6 +525,33 @@ async fn run_graph_inner(
                 continue;
             }
             started.push(id.clone());
+            if scope.depth == 0
+                && let Some(r) = shared.cfg.reuse.get(id)
+            {
+                for rec in &r.records {
+                    let mut rec = rec.clone();
+                    rec.message = Some(format!("reused from {}", r.from));
+                    for s in &mut rec.steps {
+                        s.log = None;
+                    }
+                    shared.emit(RunEvent::JobFinished {
+                        key: rec.key.clone(),
+                        name: rec.name.clone(),
+                        result: rec.result,
+                        duration_ms: 0,
+                    });
+                    shared.save_job(rec);
+                }
+                done.insert(
+                    id.clone(),
+                    JobOutcome {
+                        result: r.result,
+                        outputs: r.outputs.clone(),
+                    },
+                );
+                reused_any = true;
+                continue;
+            }
             let needs: IndexMap<String, JobOutcome> = job
                 .needs
                 .iter()
@@ -496,6 +568,10 @@ async fn run_graph_inner(
                 let outcome = run_job_node(&shared, &scope, &id, needs, ancestors).await;
                 (id, outcome)
             });
+        }
+        // A reused job may have made others ready: look again first.
+        if reused_any {
+            continue;
         }
         match tasks.join_next().await {
             Some(Ok((id, outcome))) => {

@@ -169,6 +169,49 @@ impl Engine {
         }
     }
 
+    /// One record per environment job this attempt ran to an end.
+    async fn record_deployments(&self, run: &Run, rec: &launchway_runner::record::RunRecord) {
+        use launchway_runner::record::JobResult;
+        for j in &rec.jobs {
+            let Some(env) = &j.environment else { continue };
+            let reused = j
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("reused from"));
+            if reused
+                || !matches!(
+                    j.result,
+                    JobResult::Success | JobResult::Failure | JobResult::Cancelled
+                )
+            {
+                continue;
+            }
+            let approved_by = self
+                .store
+                .reviews(run.id, env)
+                .await
+                .ok()
+                .and_then(|r| r.into_iter().find(|r| r.approved))
+                .map(|r| r.by)
+                .unwrap_or_default();
+            let d = crate::store::Deployment {
+                run_id: run.id,
+                repo: run.repo.clone(),
+                environment: env.clone(),
+                sha: run.sha.clone(),
+                git_ref: run.git_ref.clone(),
+                job: j.key.clone(),
+                result: j.result.as_str().to_string(),
+                triggered_by: run.actor.clone(),
+                approved_by,
+                at_ms: crate::now_ms(),
+            };
+            if let Err(e) = self.store.add_deployment(&d).await {
+                eprintln!("run {}: cannot record the deployment: {e}", run.id);
+            }
+        }
+    }
+
     async fn execute(&self, run: Run) -> (RunStatus, String) {
         let repo = match self.store.repo(&run.repo).await {
             Ok(Some((r, _))) => r,
@@ -234,6 +277,25 @@ impl Engine {
         };
         let mut secrets = indexmap::IndexMap::new();
         secrets.insert("GITHUB_TOKEN".to_string(), String::new());
+        // Resuming (after an approval) or re-running failed jobs: what the
+        // earlier attempt finished is reused.
+        let reuse = if run.resume_dir.is_empty() {
+            Default::default()
+        } else {
+            let path = std::path::Path::new(&run.resume_dir).join("run.json");
+            match std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<launchway_runner::record::RunRecord>(&t).ok())
+            {
+                Some(rec) => launchway_runner::ReusedJob::successes(&rec, "an earlier attempt"),
+                None => {
+                    return (
+                        RunStatus::Failure,
+                        format!("cannot read the earlier attempt {}", path.display()),
+                    );
+                }
+            }
+        };
         let cfg = RunConfig {
             store: self.runner_store.clone(),
             source,
@@ -244,7 +306,12 @@ impl Engine {
             vars: Default::default(),
             job_filter: None,
             parallel: self.cfg.jobs_per_run.max(1),
-            approve: Vec::new(),
+            approve: run
+                .approved
+                .split(',')
+                .filter(|e| !e.is_empty())
+                .map(str::to_string)
+                .collect(),
             approver: None,
             grace: Default::default(),
             events: Some(tx),
@@ -252,6 +319,7 @@ impl Engine {
             debug: false,
             action_map,
             dry_run: false,
+            reuse,
         };
         let result = run_workflow(cfg, wf).await;
         let _ = recorder.await;
@@ -273,12 +341,25 @@ impl Engine {
                     RunnerStatus::Cancelled => RunStatus::Cancelled,
                     RunnerStatus::Waiting => RunStatus::Waiting,
                 };
-                let message = rec
-                    .annotations
+                self.record_deployments(&run, &rec).await;
+                let waiting: Vec<&str> = rec
+                    .jobs
                     .iter()
-                    .find(|a| a.level == launchway_runner::commands::Level::Error)
-                    .map(|a| a.message.lines().next().unwrap_or("").to_string())
-                    .unwrap_or_default();
+                    .filter(|j| j.result == launchway_runner::record::JobResult::Waiting)
+                    .filter_map(|j| j.environment.as_deref())
+                    .collect();
+                let message = if let Some(env) = waiting.first() {
+                    format!(
+                        "waiting for approval to deploy to '{env}' (launchway approve {} --env {env})",
+                        run.id
+                    )
+                } else {
+                    rec.annotations
+                        .iter()
+                        .find(|a| a.level == launchway_runner::commands::Level::Error)
+                        .map(|a| a.message.lines().next().unwrap_or("").to_string())
+                        .unwrap_or_default()
+                };
                 (status, message)
             }
             Err(e) => (RunStatus::Failure, e),

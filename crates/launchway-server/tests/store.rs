@@ -171,6 +171,7 @@ async fn the_run_queue_hands_each_run_to_exactly_one_worker() {
             rerun_of: 0,
             base_ref: String::new(),
             action: String::new(),
+            resume_dir: String::new(),
         };
         for i in 0..20 {
             let r = store.enqueue(&new(i), 10).await.unwrap();

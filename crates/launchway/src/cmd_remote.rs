@@ -48,6 +48,39 @@ pub struct RunIdArgs {
 }
 
 #[derive(Args)]
+pub struct RerunArgs {
+    /// Run number on the server.
+    run: i64,
+    /// Only the jobs that did not succeed (and what needs them); the
+    /// others' results and outputs are reused.
+    #[arg(long)]
+    failed: bool,
+}
+
+#[derive(Args)]
+pub struct ReviewArgs {
+    /// Run number on the server.
+    run: i64,
+    /// The environment whose deployment is pending.
+    #[arg(long = "env")]
+    environment: String,
+    #[arg(long)]
+    comment: Option<String>,
+}
+
+#[derive(Args)]
+pub struct DeploymentsArgs {
+    #[arg(long)]
+    repo: Option<String>,
+    #[arg(long = "env")]
+    environment: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 pub struct HookArgs {
     #[command(subcommand)]
     cmd: HookCmd,
@@ -175,11 +208,77 @@ pub fn cancel(args: &RunIdArgs, server: &ServerOpts) -> u8 {
     })())
 }
 
-pub fn rerun(args: &RunIdArgs, server: &ServerOpts) -> u8 {
+pub fn rerun(args: &RerunArgs, server: &ServerOpts) -> u8 {
     done((|| {
         let c = server.require("launchway rerun")?;
-        let run = c.post(&format!("/api/runs/{}/rerun", args.run), &json!({}))?;
+        let q = if args.failed { "?failed=true" } else { "" };
+        let run = c.post(&format!("/api/runs/{}/rerun{q}", args.run), &json!({}))?;
         println!("queued run {} (a re-run of {})", run["id"], args.run);
+        Ok(())
+    })())
+}
+
+/// `approve` (or `reject`) a pending deployment.
+pub fn review(args: &ReviewArgs, server: &ServerOpts, approve: bool) -> u8 {
+    done((|| {
+        let c = server.require(if approve {
+            "launchway approve"
+        } else {
+            "launchway reject"
+        })?;
+        let mut body = json!({"environment": args.environment});
+        if let Some(m) = &args.comment {
+            body["comment"] = json!(m);
+        }
+        let verb = if approve { "approve" } else { "reject" };
+        let v = c.post(&format!("/api/runs/{}/{verb}", args.run), &body)?;
+        println!(
+            "run {}: deployment to '{}' {}",
+            args.run,
+            args.environment,
+            v["decision"].as_str().unwrap_or("")
+        );
+        Ok(())
+    })())
+}
+
+pub fn deployments(args: &DeploymentsArgs, server: &ServerOpts) -> u8 {
+    done((|| {
+        let c = server.require("launchway deployments")?;
+        let mut q = format!("/api/deployments?limit={}", args.limit);
+        if let Some(r) = &args.repo {
+            q.push_str(&format!("&repo={}", encode(r)));
+        }
+        if let Some(e) = &args.environment {
+            q.push_str(&format!("&environment={}", encode(e)));
+        }
+        let v = c.get(&q)?;
+        if args.json {
+            print_json(&v);
+            return Ok(());
+        }
+        println!(
+            "{:<6} {:<12} {:<14} {:<9} {:<9} {:<12} {:<12}",
+            "RUN", "REPO", "ENVIRONMENT", "SHA", "RESULT", "TRIGGERED", "APPROVED"
+        );
+        for d in v.as_array().into_iter().flatten() {
+            let s = |k: &str| d[k].as_str().unwrap_or("").to_string();
+            let sha = s("sha");
+            println!(
+                "{:<6} {:<12} {:<14} {:<9} {:<9} {:<12} {:<12}",
+                d["run_id"].as_i64().unwrap_or(0),
+                s("repo"),
+                s("environment"),
+                &sha[..sha.len().min(7)],
+                s("result"),
+                s("triggered_by"),
+                if s("approved_by").is_empty() {
+                    "-".to_string()
+                } else {
+                    s("approved_by")
+                }
+            );
+        }
         Ok(())
     })())
 }

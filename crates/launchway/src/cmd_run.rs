@@ -377,6 +377,7 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
                     }),
                 action_map: action_map.clone(),
                 dry_run: args.dry_run,
+                reuse: Default::default(),
             };
             let _ = c.path;
             let rec = run_workflow(cfg, c.wf).await;

@@ -53,7 +53,7 @@ enum Command {
     Db(cmd_scan::DbArgs),
     /// Scan for known vulnerabilities and leaked secrets.
     Scan(cmd_scan::ScanArgs),
-    /// Run the control plane's HTTP API (users, tokens, audit so far).
+    /// Run the control plane: the HTTP API, the run queue and its workers.
     Serve(cmd_serve::ServeArgs),
     /// Manage the server's users and API tokens.
     Admin(cmd_admin::AdminArgs),
@@ -66,7 +66,13 @@ enum Command {
     /// Cancel a server's run.
     Cancel(cmd_remote::RunIdArgs),
     /// Queue a server's run again (same workflow, commit and inputs).
-    Rerun(cmd_remote::RunIdArgs),
+    Rerun(cmd_remote::RerunArgs),
+    /// Approve a run's pending deployment to an environment.
+    Approve(cmd_remote::ReviewArgs),
+    /// Reject a run's pending deployment to an environment.
+    Reject(cmd_remote::ReviewArgs),
+    /// Deployment records: what went to which environment, approved by whom.
+    Deployments(cmd_remote::DeploymentsArgs),
     /// Git hooks that tell a server about new commits.
     Hook(cmd_remote::HookArgs),
 }
@@ -89,6 +95,9 @@ fn main() -> ExitCode {
         Command::Cancel(args) => cmd_remote::cancel(&args, &cli.server),
         Command::Rerun(args) => cmd_remote::rerun(&args, &cli.server),
         Command::Hook(args) => cmd_remote::hook(&args, &cli.server),
+        Command::Approve(args) => cmd_remote::review(&args, &cli.server, true),
+        Command::Reject(args) => cmd_remote::review(&args, &cli.server, false),
+        Command::Deployments(args) => cmd_remote::deployments(&args, &cli.server),
         Command::Sbom(args) => cmd_sbom::main(&args),
         Command::Db(args) => cmd_scan::db(args, &store),
         Command::Scan(args) => cmd_scan::scan(&args, &store),

@@ -337,3 +337,248 @@ fn a_run_interrupted_by_a_server_kill_ends_failed_and_keeps_its_logs() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("hello world 1"));
 }
+
+#[test]
+fn protected_deployments_wait_for_an_allowed_reviewer_across_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("churn");
+    std::fs::create_dir_all(repo_dir.join(".github/workflows")).unwrap();
+    std::fs::create_dir_all(repo_dir.join("configs/environments")).unwrap();
+    std::fs::write(
+        repo_dir.join("configs/environments/production.yaml"),
+        "environment: production\nprotection:\n  required_reviewers: [ana, deployer]\n  prevent_self_review: true\n",
+    )
+    .unwrap();
+    let counter = tmp.path().join("builds.txt");
+    std::fs::write(
+        repo_dir.join(".github/workflows/deploy.yml"),
+        format!(
+            r#"on: workflow_dispatch
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    outputs: {{version: "${{{{ steps.v.outputs.version }}}}"}}
+    steps:
+      - id: v
+        run: |
+          echo built >> {}
+          echo "version=1.2.3" >> "$GITHUB_OUTPUT"
+  deploy-prod:
+    needs: build
+    runs-on: ubuntu-latest
+    environment: production
+    steps:
+      - run: echo "deploying ${{{{ needs.build.outputs.version }}}}"
+"#,
+            counter.display()
+        ),
+    )
+    .unwrap();
+    commit_all(&repo_dir);
+    let data = tmp.path().join("data");
+    let (server, base, token) = start(&data);
+    let token = token.unwrap();
+    let (code, _, err) = cli(
+        &base,
+        &token,
+        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    let user_token = |name: &str, role: &str| {
+        assert!(admin(&data, &["user", "add", name, "--role", role]).0);
+        let (ok, out, e) = admin(&data, &["token", "create", name]);
+        assert!(ok, "{e}");
+        out.split_whitespace()
+            .find(|w| w.starts_with("lwt_"))
+            .unwrap()
+            .to_string()
+    };
+    let dev = user_token("dev", "developer");
+    let ana = user_token("ana", "deployer");
+    let bo = user_token("bo", "deployer");
+
+    // Ana triggers the run herself.
+    let (code, out, err) = cli(
+        &base,
+        &ana,
+        &["dispatch", "churn", ".github/workflows/deploy.yml"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let id: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    wait_until("the run waits for approval", || {
+        run_json(&base, &token, id)["status"] == "waiting"
+    });
+    let run = run_json(&base, &token, id);
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("launchway approve {id} --env production")),
+        "{run}"
+    );
+
+    // The pending approval survives a restart.
+    drop(server);
+    let (_server, base, _) = start(&data);
+    assert_eq!(run_json(&base, &token, id)["status"], "waiting");
+
+    // Not allowed: a developer (role), ana herself (self-review).
+    let id_s = id.to_string();
+    let (code, _, err) = cli(&base, &dev, &["approve", &id_s, "--env", "production"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("403") && err.contains("deployer role"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&base, &ana, &["approve", &id_s, "--env", "production"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("403") && err.contains("prevents self-review"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&base, &bo, &["approve", &id_s, "--env", "staging"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("409"), "{err}");
+
+    // Bo (a deployer, listed through the role) approves: the run resumes
+    // without building again, and the deployment gets the build's output.
+    let (code, out, err) = cli(
+        &base,
+        &bo,
+        &[
+            "approve",
+            &id_s,
+            "--env",
+            "production",
+            "--comment",
+            "ship it",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("approved"), "{out}");
+    wait_until("the run resumes and ends", || {
+        run_json(&base, &token, id)["status"] == "success"
+    });
+    let (_, logs) = get(&format!("{base}/api/runs/{id}/logs"), Some(&token));
+    assert!(logs.contains("deploy-prod | deploying 1.2.3"), "{logs}");
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        "built\n",
+        "the build ran once"
+    );
+    let run = run_json(&base, &token, id);
+    assert!(
+        run["jobs"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("reused from"),
+        "{run}"
+    );
+
+    // The deployment record says what went where and who approved it.
+    let (code, out, err) = cli(
+        &base,
+        &token,
+        &["deployments", "--env", "production", "--json"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d[0]["run_id"], id);
+    assert_eq!(d[0]["result"], "success");
+    assert_eq!(d[0]["triggered_by"], "ana");
+    assert_eq!(d[0]["approved_by"], "bo");
+    assert_eq!(d[0]["sha"], run["sha"]);
+
+    // A rejection fails the run; refusals and decisions are in the audit log.
+    let (_, out, _) = cli(
+        &base,
+        &dev,
+        &["dispatch", "churn", ".github/workflows/deploy.yml"],
+    );
+    let second: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    wait_until("second run waits", || {
+        run_json(&base, &token, second)["status"] == "waiting"
+    });
+    let (code, _, err) = cli(
+        &base,
+        &ana,
+        &[
+            "reject",
+            &second.to_string(),
+            "--env",
+            "production",
+            "--comment",
+            "not today",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r = run_json(&base, &token, second);
+    assert_eq!(r["status"], "failure");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("rejected by ana: not today"),
+        "{r}"
+    );
+    let (_, audit) = get(&format!("{base}/api/audit"), Some(&token));
+    let audit: Value = serde_json::from_str(&audit).unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    let has = |actor: &str, action: &str, outcome: &str| {
+        entries.iter().any(|e| {
+            e["actor"] == actor
+                && e["action"] == action
+                && e["outcome"].as_str().unwrap().starts_with(outcome)
+        })
+    };
+    assert!(has("dev", "deploy.approve", "denied"));
+    assert!(has("ana", "deploy.approve", "denied"));
+    assert!(has("bo", "deploy.approve", "approved"));
+    assert!(has("ana", "deploy.reject", "rejected"));
+}
+
+#[test]
+fn rerun_failed_runs_only_what_did_not_succeed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("churn");
+    std::fs::create_dir_all(repo_dir.join(".github/workflows")).unwrap();
+    let marker = tmp.path().join("fixed");
+    let counter = tmp.path().join("count.txt");
+    std::fs::write(
+        repo_dir.join(".github/workflows/flaky.yml"),
+        format!(
+            "on: workflow_dispatch\njobs:\n  ok:\n    runs-on: x\n    steps: [{{run: echo ok >> {c}}}]\n  flaky:\n    runs-on: x\n    steps: [{{run: test -f {m}}}]\n  after:\n    needs: [ok, flaky]\n    runs-on: x\n    steps: [{{run: echo after}}]\n",
+            c = counter.display(),
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    commit_all(&repo_dir);
+    let (_server, base, token) = start(&tmp.path().join("data"));
+    let token = token.unwrap();
+    cli(
+        &base,
+        &token,
+        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
+    );
+    let (_, out, _) = cli(
+        &base,
+        &token,
+        &["dispatch", "churn", ".github/workflows/flaky.yml"],
+    );
+    let first: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let (code, _, _) = cli(&base, &token, &["logs", &first.to_string(), "-f"]);
+    assert_eq!(code, 1, "the first attempt fails");
+    std::fs::write(&marker, "").unwrap();
+    let (code, out, err) = cli(&base, &token, &["rerun", &first.to_string(), "--failed"]);
+    assert_eq!(code, 0, "{err}");
+    let again: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let (code, out, _) = cli(&base, &token, &["logs", &again.to_string(), "-f"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("after | after"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        "ok\n",
+        "'ok' was reused, not run again"
+    );
+}

@@ -166,6 +166,7 @@ pub async fn git(
             rerun_of: 0,
             base_ref: event.base_ref.clone().unwrap_or_default(),
             action: event.action.clone().unwrap_or_default(),
+            resume_dir: String::new(),
         };
         let run = state.engine.enqueue(&new).await?;
         audit(

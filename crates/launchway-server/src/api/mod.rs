@@ -67,6 +67,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/runs/{id}/logs"),
     ("post", "/api/runs/{id}/cancel"),
     ("post", "/api/runs/{id}/rerun"),
+    ("post", "/api/runs/{id}/approve"),
+    ("post", "/api/runs/{id}/reject"),
+    ("get", "/api/deployments"),
     ("post", "/api/hooks/git"),
 ];
 
@@ -88,6 +91,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs/{id}/logs", get(runs::logs))
         .route("/api/runs/{id}/cancel", post(runs::cancel))
         .route("/api/runs/{id}/rerun", post(runs::rerun))
+        .route("/api/runs/{id}/approve", post(runs::approve))
+        .route("/api/runs/{id}/reject", post(runs::reject))
+        .route("/api/deployments", get(runs::deployments))
         .route("/api/hooks/git", post(hooks::git))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -184,6 +184,7 @@ pub async fn dispatch(
         rerun_of: 0,
         base_ref: String::new(),
         action: String::new(),
+        resume_dir: String::new(),
     };
     let run = state.engine.enqueue(&new).await?;
     record(
@@ -447,11 +448,19 @@ pub async fn cancel(
     Ok(Json(json!({"cancelled": id})))
 }
 
-/// Queues the same workflow at the same commit with the same inputs.
+#[derive(Debug, serde::Deserialize)]
+pub struct RerunQuery {
+    failed: Option<bool>,
+}
+
+/// Queues the same workflow at the same commit with the same inputs;
+/// with `failed=true` only the jobs that did not succeed (and what needs
+/// them) run again, the others' results and outputs are reused.
 pub async fn rerun(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
+    Query(q): Query<RerunQuery>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     let target = format!("run/{id}");
     if let Err(e) = caller.require(Role::Developer) {
@@ -476,6 +485,11 @@ pub async fn rerun(
         rerun_of: id,
         base_ref: old.base_ref,
         action: old.action,
+        resume_dir: if q.failed.unwrap_or(false) {
+            old.run_dir
+        } else {
+            String::new()
+        },
     };
     let run = state.engine.enqueue(&new).await?;
     record(
@@ -487,4 +501,168 @@ pub async fn rerun(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(run)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    environment: String,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+pub async fn approve(
+    state: State<AppState>,
+    caller: Caller,
+    id: Path<i64>,
+    body: Result<Json<ReviewBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    review(state, caller, id, body, true).await
+}
+
+pub async fn reject(
+    state: State<AppState>,
+    caller: Caller,
+    id: Path<i64>,
+    body: Result<Json<ReviewBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    review(state, caller, id, body, false).await
+}
+
+/// Approves or rejects a run's pending deployment to an environment, as
+/// the environment's protection rules allow: required reviewers (users or
+/// roles), no self-review when the rules say so. Refusals are audited.
+async fn review(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    body: Result<Json<ReviewBody>, JsonRejection>,
+    approved: bool,
+) -> Result<Json<Value>, ApiError> {
+    let action = if approved {
+        "deploy.approve"
+    } else {
+        "deploy.reject"
+    };
+    let Json(b) = body?;
+    let target = format!("run/{id}/env/{}", b.environment);
+    let run = run_or_404(&state, id).await?;
+    let pending = run.status == RunStatus::Waiting
+        && runner_record(&run).is_some_and(|rec| {
+            rec["jobs"].as_array().is_some_and(|jobs| {
+                jobs.iter()
+                    .any(|j| j["result"] == "waiting" && j["environment"] == b.environment.as_str())
+            })
+        });
+    if !pending {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "run {id} is not waiting for a deployment to '{}'",
+                b.environment
+            ),
+        ));
+    }
+    let (repo, _) = state.store.repo(&run.repo).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no repository '{}'", run.repo),
+        )
+    })?;
+    let source = Source::open(std::path::Path::new(&repo.location), Some(&run.sha), false)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let protection = launchway_runner::environments::protection(&source, &b.environment)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?
+        .unwrap_or_default();
+    let who = crate::approval::Reviewer {
+        name: &caller.user.name,
+        role: caller.user.role,
+        groups: &[],
+    };
+    if let Err(refusal) = crate::approval::may_review(&protection, &who, &run.actor) {
+        record(
+            &state,
+            &caller,
+            action,
+            &target,
+            &format!("denied: {refusal}"),
+        )
+        .await?;
+        return Err(ApiError::new(StatusCode::FORBIDDEN, refusal.to_string()));
+    }
+    let review = crate::approval::Review {
+        by: caller.user.name.clone(),
+        approved,
+        at_ms: crate::now_ms(),
+        comment: b.comment.filter(|c| !c.is_empty()),
+    };
+    state.store.add_review(id, &b.environment, &review).await?;
+    let reviews = state.store.reviews(id, &b.environment).await?;
+    let gate = crate::approval::gate(
+        &protection,
+        &run.git_ref,
+        run.created_ms,
+        &reviews,
+        crate::now_ms(),
+    );
+    let outcome = match gate {
+        crate::approval::Gate::Rejected { by } => {
+            let msg = format!(
+                "the deployment to '{}' was rejected by {by}{}",
+                b.environment,
+                review
+                    .comment
+                    .as_ref()
+                    .map(|c| format!(": {c}"))
+                    .unwrap_or_default()
+            );
+            state
+                .store
+                .finish_run(id, RunStatus::Failure, &msg, crate::now_ms())
+                .await?;
+            "rejected"
+        }
+        crate::approval::Gate::RefNotAllowed(r) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("{r} may not deploy to '{}'", b.environment),
+            ));
+        }
+        // Approved (a wait timer, if any, runs in the resumed job).
+        _ => {
+            if state.store.resume_approved(id, &b.environment).await? {
+                state.engine.wake();
+            }
+            "approved"
+        }
+    };
+    record(&state, &caller, action, &target, outcome).await?;
+    Ok(Json(
+        json!({"run": id, "environment": b.environment, "decision": outcome}),
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct DeploymentsQuery {
+    repo: Option<String>,
+    environment: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn deployments(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<DeploymentsQuery>,
+) -> Result<Json<Vec<crate::store::Deployment>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(
+        state
+            .store
+            .deployments(
+                q.repo.as_deref(),
+                q.environment.as_deref(),
+                q.limit.unwrap_or(100),
+            )
+            .await?,
+    ))
 }

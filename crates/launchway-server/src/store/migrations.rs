@@ -56,6 +56,34 @@ const STEPS: &[Step] = &[
         CREATE INDEX runs_status ON runs (status, id);
         CREATE INDEX runs_repo ON runs (repo, id);",
     },
+    Step {
+        version: 3,
+        sql: "
+        ALTER TABLE runs ADD COLUMN approved TEXT NOT NULL DEFAULT '';
+        ALTER TABLE runs ADD COLUMN resume_dir TEXT NOT NULL DEFAULT '';
+        CREATE TABLE reviews (
+            id {serial},
+            run_id BIGINT NOT NULL REFERENCES runs(id),
+            environment TEXT NOT NULL,
+            reviewer TEXT NOT NULL,
+            approved INTEGER NOT NULL,
+            comment TEXT NOT NULL,
+            at_ms BIGINT NOT NULL);
+        CREATE INDEX reviews_run ON reviews (run_id, environment, id);
+        CREATE TABLE deployments (
+            id {serial},
+            run_id BIGINT NOT NULL REFERENCES runs(id),
+            repo TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            sha TEXT NOT NULL,
+            git_ref TEXT NOT NULL,
+            job TEXT NOT NULL,
+            result TEXT NOT NULL,
+            triggered_by TEXT NOT NULL,
+            approved_by TEXT NOT NULL,
+            at_ms BIGINT NOT NULL);
+        CREATE INDEX deployments_env ON deployments (repo, environment, id);",
+    },
 ];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -5,7 +5,7 @@
 mod migrations;
 mod runs;
 
-pub use runs::{NewRun, Repo, Run, RunFilter, RunStatus};
+pub use runs::{Deployment, NewRun, Repo, Run, RunFilter, RunStatus};
 
 use crate::audit::{self, Entry, Event};
 use crate::auth::{self, Role};

@@ -14,7 +14,8 @@ macro_rules! run_select {
     ($rest:literal) => {
         concat!(
             "SELECT id, repo, workflow, event, git_ref, sha, inputs, actor, status, message, \
-             created_ms, started_ms, finished_ms, run_dir, rerun_of, base_ref, action FROM runs ",
+             created_ms, started_ms, finished_ms, run_dir, rerun_of, base_ref, action, approved, \
+             resume_dir FROM runs ",
             $rest
         )
     };
@@ -109,6 +110,12 @@ pub struct Run {
     pub base_ref: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub action: String,
+    /// Environments approved for this run (comma-separated).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub approved: String,
+    /// The earlier attempt whose finished jobs this one reuses.
+    #[serde(skip)]
+    pub resume_dir: String,
 }
 
 /// What a trigger asks for.
@@ -124,6 +131,25 @@ pub struct NewRun {
     pub rerun_of: i64,
     pub base_ref: String,
     pub action: String,
+    /// An earlier attempt's run directory whose successful jobs are reused
+    /// (`rerun --failed`); empty to run everything.
+    pub resume_dir: String,
+}
+
+/// An environment job that finished: what went where, approved by whom.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Deployment {
+    pub run_id: i64,
+    pub repo: String,
+    pub environment: String,
+    pub sha: String,
+    pub git_ref: String,
+    pub job: String,
+    pub result: String,
+    pub triggered_by: String,
+    /// Empty when the environment needs no review.
+    pub approved_by: String,
+    pub at_ms: i64,
 }
 
 /// Filters for listing runs.
@@ -155,6 +181,8 @@ fn run_from_row(r: &sqlx::any::AnyRow) -> Result<Run, StoreError> {
         rerun_of: r.try_get(14)?,
         base_ref: r.try_get(15)?,
         action: r.try_get(16)?,
+        approved: r.try_get(17)?,
+        resume_dir: r.try_get(18)?,
     })
 }
 
@@ -229,8 +257,9 @@ impl Store {
         let inputs = serde_json::to_string(&new.inputs).unwrap_or_else(|_| "{}".into());
         let row = sqlx::query(
             "INSERT INTO runs (repo, workflow, event, git_ref, sha, inputs, actor, status, message, \
-             created_ms, started_ms, finished_ms, run_dir, rerun_of, base_ref, action) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', '', $8, 0, 0, '', $9, $10, $11) RETURNING id",
+             created_ms, started_ms, finished_ms, run_dir, rerun_of, base_ref, action, resume_dir) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', '', $8, 0, 0, '', $9, $10, $11, $12) \
+             RETURNING id",
         )
         .bind(&new.repo)
         .bind(&new.workflow)
@@ -243,6 +272,7 @@ impl Store {
         .bind(new.rerun_of)
         .bind(&new.base_ref)
         .bind(&new.action)
+        .bind(&new.resume_dir)
         .fetch_one(self.pool())
         .await?;
         let id: i64 = row.try_get(0)?;
@@ -322,11 +352,12 @@ impl Store {
         Ok(())
     }
 
-    /// Cancels a run that has not started; `false` if it already had.
+    /// Cancels a run that is queued or waiting for an approval; `false`
+    /// if it is running or over.
     pub async fn cancel_queued(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE runs SET status = 'cancelled', message = 'cancelled before it started', \
-             finished_ms = $2 WHERE id = $1 AND status = 'queued'",
+             finished_ms = $2 WHERE id = $1 AND status IN ('queued', 'waiting')",
         )
         .bind(id)
         .bind(now_ms)
@@ -347,6 +378,132 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// A waiting run goes back to the queue with one more environment
+    /// approved, to resume from its last attempt; `false` if it was not
+    /// waiting (someone else acted first).
+    pub async fn resume_approved(&self, id: i64, environment: &str) -> Result<bool, StoreError> {
+        let Some(run) = self.run(id).await? else {
+            return Err(StoreError::NoRun(id));
+        };
+        let mut approved: Vec<&str> = run.approved.split(',').filter(|e| !e.is_empty()).collect();
+        if !approved.contains(&environment) {
+            approved.push(environment);
+        }
+        let done = sqlx::query(
+            "UPDATE runs SET status = 'queued', approved = $2, resume_dir = run_dir, message = '' \
+             WHERE id = $1 AND status = 'waiting'",
+        )
+        .bind(id)
+        .bind(approved.join(","))
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a review of a pending deployment.
+    pub async fn add_review(
+        &self,
+        run_id: i64,
+        environment: &str,
+        review: &crate::approval::Review,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO reviews (run_id, environment, reviewer, approved, comment, at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(run_id)
+        .bind(environment)
+        .bind(&review.by)
+        .bind(i32::from(review.approved))
+        .bind(review.comment.clone().unwrap_or_default())
+        .bind(review.at_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Reviews of a run's deployment to an environment, oldest first.
+    pub async fn reviews(
+        &self,
+        run_id: i64,
+        environment: &str,
+    ) -> Result<Vec<crate::approval::Review>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT reviewer, approved, comment, at_ms FROM reviews \
+             WHERE run_id = $1 AND environment = $2 ORDER BY id",
+        )
+        .bind(run_id)
+        .bind(environment)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let comment: String = r.try_get(2)?;
+                Ok(crate::approval::Review {
+                    by: r.try_get(0)?,
+                    approved: r.try_get::<i32, _>(1)? != 0,
+                    comment: (!comment.is_empty()).then_some(comment),
+                    at_ms: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn add_deployment(&self, d: &Deployment) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO deployments (run_id, repo, environment, sha, git_ref, job, result, \
+             triggered_by, approved_by, at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(d.run_id)
+        .bind(&d.repo)
+        .bind(&d.environment)
+        .bind(&d.sha)
+        .bind(&d.git_ref)
+        .bind(&d.job)
+        .bind(&d.result)
+        .bind(&d.triggered_by)
+        .bind(&d.approved_by)
+        .bind(d.at_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Deployments, newest first.
+    pub async fn deployments(
+        &self,
+        repo: Option<&str>,
+        environment: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT run_id, repo, environment, sha, git_ref, job, result, triggered_by, approved_by, \
+             at_ms FROM deployments WHERE ($1 = '' OR repo = $1) AND ($2 = '' OR environment = $2) \
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(repo.unwrap_or(""))
+        .bind(environment.unwrap_or(""))
+        .bind(if limit <= 0 { 100 } else { limit.min(1000) })
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Deployment {
+                    run_id: r.try_get(0)?,
+                    repo: r.try_get(1)?,
+                    environment: r.try_get(2)?,
+                    sha: r.try_get(3)?,
+                    git_ref: r.try_get(4)?,
+                    job: r.try_get(5)?,
+                    result: r.try_get(6)?,
+                    triggered_by: r.try_get(7)?,
+                    approved_by: r.try_get(8)?,
+                    at_ms: r.try_get(9)?,
+                })
+            })
+            .collect()
     }
 
     /// How many runs are in each status (for `/metrics`).
