@@ -317,3 +317,217 @@ fn openapi_document_is_valid() {
             .success()
     );
 }
+
+/// Bad input on the run endpoints: a JSON 4xx saying what is wrong, and
+/// nothing queued or registered.
+#[tokio::test]
+async fn run_endpoints_refuse_bad_input_and_change_nothing() {
+    let s = server().await;
+    let a = Some(s.admin.as_str());
+    let repo = tempfile::tempdir().unwrap();
+    let dir = repo.path();
+    std::fs::create_dir_all(dir.join(".github/workflows")).unwrap();
+    std::fs::write(
+        dir.join(".github/workflows/ci.yml"),
+        "on: push\njobs:\n  a:\n    runs-on: x\n    steps: [{run: echo}]\n",
+    )
+    .unwrap();
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"],
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "-m",
+            "x",
+        ],
+    ] {
+        assert!(
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let loc = dir.to_string_lossy();
+    let good = format!(r#"{{"name":"churn","location":"{loc}"}}"#);
+    assert_eq!(
+        s.call("POST", "/api/repos", a, Some(good.clone())).await.0,
+        StatusCode::CREATED
+    );
+    let cases: Vec<(&str, String, Option<String>, StatusCode)> = vec![
+        (
+            "POST",
+            "/api/repos".into(),
+            Some("{nope".into()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/api/repos".into(),
+            Some(good.clone()),
+            StatusCode::CONFLICT,
+        ),
+        (
+            "POST",
+            "/api/repos".into(),
+            Some(r#"{"name":"x","location":"relative/path"}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/api/repos".into(),
+            Some(r#"{"name":"x","location":"/nonexistent/dir"}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/api/repos".into(),
+            Some(format!(r#"{{"name":"../etc","location":"{loc}"}}"#)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/api/repos".into(),
+            Some(format!(r#"{{"name":"y","location":"{loc}","x":1}}"#)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/api/repos/nope/dispatch".into(),
+            Some(r#"{"workflow":"ci.yml"}"#.into()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            "/api/repos/..%2F..%2Fetc/dispatch".into(),
+            Some(r#"{"workflow":"ci.yml"}"#.into()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            "/api/repos/churn/dispatch".into(),
+            Some(r#"{"workflow":"../../../etc/passwd"}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/api/repos/churn/dispatch".into(),
+            Some(r#"{"workflow":".github/workflows/ci.yml"}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/api/repos/churn/dispatch".into(),
+            Some(r#"{"workflow":".github/workflows/ci.yml","ref":"no-such-branch"}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/api/repos/churn/dispatch".into(),
+            Some(r#"{"workflow":1}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "GET",
+            "/api/runs?status=bogus".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/api/runs?limit=lots".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        ("GET", "/api/runs/999".into(), None, StatusCode::NOT_FOUND),
+        ("GET", "/api/runs/abc".into(), None, StatusCode::BAD_REQUEST),
+        (
+            "GET",
+            "/api/runs/999/logs".into(),
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "GET",
+            "/api/runs/1/logs?follow=maybe".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/api/runs/999/cancel".into(),
+            Some("{}".into()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            "/api/runs/999/rerun".into(),
+            Some("{}".into()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            "/api/runs/999/approve".into(),
+            Some(r#"{"environment":"prod"}"#.into()),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "POST",
+            "/api/runs/1/approve".into(),
+            Some("[]".into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "GET",
+            "/api/deployments?limit=x".into(),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (method, path, body, want) in cases {
+        let (status, v) = s.call(method, &path, a, body.clone()).await;
+        assert_eq!(status, want, "{method} {path} {body:?}: {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{method} {path}: a JSON error with a message, got {v}"
+        );
+    }
+    let huge = format!(r#"{{"workflow":"{}"}}"#, "a".repeat(MAX_BODY));
+    assert_eq!(
+        s.call("POST", "/api/repos/churn/dispatch", a, Some(huge))
+            .await
+            .0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    // A signed-looking hook with a broken body, and one for an unknown repo.
+    let req = |body: &str| {
+        axum::http::Request::builder()
+            .method("POST")
+            .uri("/api/hooks/git")
+            .header("x-github-event", "push")
+            .header("x-hub-signature-256", "sha256=00")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let res = router(s.state.clone()).oneshot(req("{oops")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let res = router(s.state.clone())
+        .oneshot(req(
+            r#"{"repository":{"name":"ghost"},"ref":"refs/heads/main","after":"abc"}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // Nothing was queued, only one repository registered.
+    let (_, runs) = s.call("GET", "/api/runs", a, None).await;
+    assert_eq!(runs, serde_json::json!([]));
+    assert_eq!(s.state.store.repos().await.unwrap().len(), 1);
+}

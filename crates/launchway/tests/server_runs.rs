@@ -582,3 +582,123 @@ fn rerun_failed_runs_only_what_did_not_succeed() {
         "'ok' was reused, not run again"
     );
 }
+
+/// Reads a log stream to its `end` event: the lines of `job`, and the status.
+fn follow_sse(base: &str, token: &str, id: i64) -> (Vec<String>, String) {
+    use std::io::BufRead;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let res = agent
+        .get(format!("{base}/api/runs/{id}/logs?follow=true"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let reader = std::io::BufReader::new(res.into_body().into_reader());
+    let (mut lines, mut event) = (Vec::new(), String::new());
+    for l in reader.lines() {
+        let l = l.unwrap();
+        if let Some(e) = l.strip_prefix("event: ") {
+            event = e.to_string();
+        } else if let Some(d) = l.strip_prefix("data: ") {
+            let v: Value = serde_json::from_str(d).unwrap();
+            if event == "end" {
+                return (lines, v["status"].as_str().unwrap().to_string());
+            }
+            lines.push(v["line"].as_str().unwrap().to_string());
+        }
+    }
+    panic!("the stream ended without an 'end' event");
+}
+
+#[test]
+fn fifty_runs_at_once_and_a_hundred_followers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("churn");
+    std::fs::create_dir_all(repo_dir.join(".github/workflows")).unwrap();
+    std::fs::write(
+        repo_dir.join(".github/workflows/n.yml"),
+        "on:\n  workflow_dispatch:\n    inputs: {n: {required: true}}\njobs:\n  a:\n    runs-on: x\n    outputs: {v: \"${{ steps.s.outputs.v }}\"}\n    steps:\n      - id: s\n        run: echo \"v=$(( ${{ inputs.n }} * 2 ))\" >> \"$GITHUB_OUTPUT\"\n  b:\n    needs: a\n    runs-on: x\n    steps: [{run: 'echo \"n=${{ inputs.n }} doubled=${{ needs.a.outputs.v }}\"'}]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo_dir.join(".github/workflows/chatty.yml"),
+        "on: workflow_dispatch\njobs:\n  talk:\n    runs-on: x\n    steps:\n      - run: for i in $(seq 1 300); do echo \"line-$i\"; if [ $((i % 50)) = 0 ]; then sleep 0.2; fi; done\n",
+    )
+    .unwrap();
+    commit_all(&repo_dir);
+    let (_server, base, token) = common::server::start_with(
+        &tmp.path().join("data"),
+        &["--parallel-runs", "4", "--jobs", "2"],
+    );
+    let token = token.unwrap();
+    cli(
+        &base,
+        &token,
+        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let post = |body: &str| -> i64 {
+        let mut res = agent
+            .post(format!("{base}/api/repos/churn/dispatch"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 201);
+        let v: Value = serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+        v["id"].as_i64().unwrap()
+    };
+
+    // 100 followers join a chatty run as it starts; each gets every line, in order.
+    let chatty = post(r#"{"workflow": ".github/workflows/chatty.yml"}"#);
+    let followers: Vec<_> = (0..100)
+        .map(|_| {
+            let (base, token) = (base.clone(), token.clone());
+            std::thread::spawn(move || follow_sse(&base, &token, chatty))
+        })
+        .collect();
+    let want: Vec<String> = (1..=300).map(|i| format!("line-{i}")).collect();
+    for f in followers {
+        let (lines, status) = f.join().unwrap();
+        assert_eq!(status, "success");
+        let got: Vec<String> = lines
+            .into_iter()
+            .filter(|l| l.starts_with("line-"))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    // 50 runs triggered at once all complete with their own results.
+    let ids: Vec<(i64, usize)> = (0..50)
+        .map(|n| {
+            (
+                post(&format!(
+                    r#"{{"workflow": ".github/workflows/n.yml", "inputs": {{"n": "{n}"}}}}"#
+                )),
+                n,
+            )
+        })
+        .collect();
+    wait_until("all 50 runs finish", || {
+        let (_, body) = get(&format!("{base}/api/runs?limit=200"), Some(&token));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] != "queued" && r["status"] != "running")
+    });
+    for (id, n) in ids {
+        assert_eq!(run_json(&base, &token, id)["status"], "success", "run {id}");
+        let (_, logs) = get(&format!("{base}/api/runs/{id}/logs?job=b"), Some(&token));
+        assert!(
+            logs.contains(&format!("n={n} doubled={}", n * 2)),
+            "run {id}: {logs}"
+        );
+    }
+}

@@ -5,7 +5,7 @@ use super::{ApiError, AppState, Caller, record, valid_name};
 use crate::auth::Role;
 use crate::store::{NewRun, Repo, Run, RunFilter, RunStatus};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -14,6 +14,32 @@ use launchway_runner::source::Source;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// A run number from the path; anything else is a JSON 400.
+pub struct RunId(pub i64);
+
+impl axum::extract::FromRequestParts<AppState> for RunId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<RunId, ApiError> {
+        match Path::<i64>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(RunId(id)),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("a run is named by its number: {}", e.body_text()),
+            )),
+        }
+    }
+}
+
+/// Query parameters, or a JSON 400 saying what is wrong with them.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+}
 
 pub async fn list_repos(
     State(state): State<AppState>,
@@ -208,9 +234,10 @@ pub struct RunsQuery {
 pub async fn list_runs(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<RunsQuery>,
+    q: Result<Query<RunsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Run>>, ApiError> {
     caller.require(Role::Viewer)?;
+    let q = query(q)?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
@@ -246,7 +273,7 @@ fn runner_record(run: &Run) -> Option<Value> {
 pub async fn show_run(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    RunId(id): RunId,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let run = run_or_404(&state, id).await?;
@@ -309,10 +336,11 @@ fn log_files(run: &Run, job: Option<&str>) -> Vec<(String, std::path::PathBuf)> 
 pub async fn logs(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
-    Query(q): Query<LogsQuery>,
+    RunId(id): RunId,
+    q: Result<Query<LogsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Viewer)?;
+    let q = query(q)?;
     let run = run_or_404(&state, id).await?;
     if q.follow.unwrap_or(false) {
         return Ok(follow(state, id, q.job).into_response());
@@ -422,7 +450,7 @@ fn follow(
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    RunId(id): RunId,
 ) -> Result<Json<Value>, ApiError> {
     let target = format!("run/{id}");
     if let Err(e) = caller.require(Role::Developer) {
@@ -459,9 +487,10 @@ pub struct RerunQuery {
 pub async fn rerun(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
-    Query(q): Query<RerunQuery>,
+    RunId(id): RunId,
+    q: Result<Query<RerunQuery>, QueryRejection>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
+    let q = query(q)?;
     let target = format!("run/{id}");
     if let Err(e) = caller.require(Role::Developer) {
         record(&state, &caller, "run.rerun", &target, "denied").await?;
@@ -514,7 +543,7 @@ pub struct ReviewBody {
 pub async fn approve(
     state: State<AppState>,
     caller: Caller,
-    id: Path<i64>,
+    id: RunId,
     body: Result<Json<ReviewBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     review(state, caller, id, body, true).await
@@ -523,7 +552,7 @@ pub async fn approve(
 pub async fn reject(
     state: State<AppState>,
     caller: Caller,
-    id: Path<i64>,
+    id: RunId,
     body: Result<Json<ReviewBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     review(state, caller, id, body, false).await
@@ -535,7 +564,7 @@ pub async fn reject(
 async fn review(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<i64>,
+    RunId(id): RunId,
     body: Result<Json<ReviewBody>, JsonRejection>,
     approved: bool,
 ) -> Result<Json<Value>, ApiError> {
@@ -652,9 +681,10 @@ pub struct DeploymentsQuery {
 pub async fn deployments(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<DeploymentsQuery>,
+    q: Result<Query<DeploymentsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<crate::store::Deployment>>, ApiError> {
     caller.require(Role::Viewer)?;
+    let q = query(q)?;
     Ok(Json(
         state
             .store

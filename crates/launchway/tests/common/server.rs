@@ -19,10 +19,16 @@ impl Drop for Server {
 /// Starts the server; returns it, its base URL and the first-start token if
 /// one was printed.
 pub fn start(data: &std::path::Path) -> (Server, String, Option<String>) {
+    start_with(data, &[])
+}
+
+/// As [`start`], with more `serve` arguments.
+pub fn start_with(data: &std::path::Path, extra: &[&str]) -> (Server, String, Option<String>) {
     let mut server = Server(
         bin()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .args(extra)
             .env_remove("LAUNCHWAY_DATABASE")
             .stderr(Stdio::piped())
             .spawn()
