@@ -717,6 +717,22 @@ pub(crate) async fn run_job(
     record.started_at = Some(now_rfc3339());
     record.environment.clone_from(&environment);
     let mut ctx = instance_ctx(shared, scope, &spec);
+    // Past the environment's gate: its secrets and variables join (and
+    // override) the repository's.
+    if let Some(env) = &environment
+        && let Some(c) = ctx.contexts.as_object_mut()
+    {
+        for (name, extra) in [
+            ("secrets", shared.cfg.environment_secrets.get(env)),
+            ("vars", shared.cfg.environment_vars.get(env)),
+        ] {
+            if let (Some(extra), Some(target)) = (extra, c.get_mut(name)) {
+                for (k, v) in extra {
+                    target.insert(k, Value::str(v));
+                }
+            }
+        }
+    }
     if let Some(n) = &job.name
         && let Ok(name) = interpolate(&n.value, &ctx)
     {

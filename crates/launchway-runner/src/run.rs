@@ -54,6 +54,11 @@ pub struct RunConfig {
     /// (re-running failed jobs, resuming after an approval): they do not
     /// run again; their result and outputs feed the jobs that need them.
     pub reuse: IndexMap<String, ReusedJob>,
+    /// Secrets and variables of deployment environments, by environment
+    /// name: a job sees them only once its environment's protection rules
+    /// have passed (after the approval).
+    pub environment_secrets: IndexMap<String, IndexMap<String, String>>,
+    pub environment_vars: IndexMap<String, IndexMap<String, String>>,
 }
 
 /// A job taken from an earlier attempt.
@@ -270,7 +275,11 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
         .map_err(|e| format!("cannot create a run record: {e}"))?;
     let run_dir = cfg.store.run_dir(run_id);
     let masker = Masker::new();
-    for v in cfg.secrets.values() {
+    for v in cfg
+        .secrets
+        .values()
+        .chain(cfg.environment_secrets.values().flat_map(|m| m.values()))
+    {
         masker.add(v);
     }
     let inputs = resolve_inputs(&wf, &cfg)?;

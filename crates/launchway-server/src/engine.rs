@@ -14,6 +14,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+type Vars = indexmap::IndexMap<String, String>;
+
 /// How the engine runs things.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -33,6 +35,16 @@ pub struct Engine {
     running: Mutex<HashMap<i64, Cancel>>,
     wake: tokio::sync::Notify,
     metrics: Arc<crate::api::metrics::Metrics>,
+    key: Arc<crate::sealed::MasterKey>,
+}
+
+/// What a secret is sealed under: its repository, environment and name.
+pub fn secret_scope(repo: &str, environment: &str, name: &str) -> String {
+    if environment.is_empty() {
+        format!("repo/{repo}/secret/{name}")
+    } else {
+        format!("repo/{repo}/env/{environment}/secret/{name}")
+    }
 }
 
 /// The workflow files of a commit that an event triggers.
@@ -73,7 +85,7 @@ pub fn triggered(source: &Source, event: &Event) -> (Vec<(String, Workflow)>, Ve
 }
 
 impl Engine {
-    pub fn new(store: Store, cfg: EngineConfig) -> Arc<Engine> {
+    pub fn new(store: Store, cfg: EngineConfig, key: crate::sealed::MasterKey) -> Arc<Engine> {
         Arc::new(Engine {
             runner_store: launchway_runner::store::Store::new(cfg.data_dir.clone()),
             store,
@@ -81,7 +93,69 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             metrics: Arc::default(),
+            key: Arc::new(key),
         })
+    }
+
+    pub fn key(&self) -> Arc<crate::sealed::MasterKey> {
+        self.key.clone()
+    }
+
+    /// The repository's secrets and variables: repository-wide ones, and
+    /// per environment.
+    #[allow(clippy::type_complexity)]
+    async fn settings(
+        &self,
+        repo: &str,
+    ) -> Result<
+        (
+            Vars,
+            Vars,
+            indexmap::IndexMap<String, Vars>,
+            indexmap::IndexMap<String, Vars>,
+        ),
+        String,
+    > {
+        use crate::store::settings::Kind;
+        let (mut secrets, mut vars) = (Vars::new(), Vars::new());
+        let (mut env_secrets, mut env_vars) =
+            (indexmap::IndexMap::new(), indexmap::IndexMap::new());
+        for s in self
+            .store
+            .settings(repo, Kind::Secret)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            let clear = self
+                .key
+                .open(&secret_scope(repo, &s.environment, &s.name), &s.value)
+                .map_err(|e| format!("secret {}: {e}", s.name))?;
+            let clear = String::from_utf8_lossy(&clear).into_owned();
+            if s.environment.is_empty() {
+                secrets.insert(s.name, clear);
+            } else {
+                env_secrets
+                    .entry(s.environment)
+                    .or_insert_with(Vars::new)
+                    .insert(s.name, clear);
+            }
+        }
+        for v in self
+            .store
+            .settings(repo, Kind::Variable)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            if v.environment.is_empty() {
+                vars.insert(v.name, v.value);
+            } else {
+                env_vars
+                    .entry(v.environment)
+                    .or_insert_with(Vars::new)
+                    .insert(v.name, v.value);
+            }
+        }
+        Ok((secrets, vars, env_secrets, env_vars))
     }
 
     pub fn metrics(&self) -> Arc<crate::api::metrics::Metrics> {
@@ -275,8 +349,14 @@ impl Engine {
                 }
             })
         };
-        let mut secrets = indexmap::IndexMap::new();
-        secrets.insert("GITHUB_TOKEN".to_string(), String::new());
+        let (mut secrets, vars, environment_secrets, environment_vars) =
+            match self.settings(&run.repo).await {
+                Ok(x) => x,
+                Err(e) => return (RunStatus::Failure, e),
+            };
+        secrets
+            .entry("GITHUB_TOKEN".to_string())
+            .or_insert_with(String::new);
         // Resuming (after an approval) or re-running failed jobs: what the
         // earlier attempt finished is reused.
         let reuse = if run.resume_dir.is_empty() {
@@ -303,7 +383,7 @@ impl Engine {
             payload: None,
             inputs: run.inputs.clone().into_iter().collect(),
             secrets,
-            vars: Default::default(),
+            vars,
             job_filter: None,
             parallel: self.cfg.jobs_per_run.max(1),
             approve: run
@@ -320,6 +400,8 @@ impl Engine {
             action_map,
             dry_run: false,
             reuse,
+            environment_secrets,
+            environment_vars,
         };
         let result = run_workflow(cfg, wf).await;
         let _ = recorder.await;

@@ -33,11 +33,11 @@ async fn server() -> Server {
             parallel_runs: 1,
             jobs_per_run: 2,
         },
+        MasterKey::from_hex(&MasterKey::generate_hex().unwrap()).unwrap(),
     );
     engine.start().await.unwrap();
-    let key = MasterKey::from_hex(&MasterKey::generate_hex().unwrap()).unwrap();
     Server {
-        state: AppState::new(store, engine, key),
+        state: AppState::new(store, engine),
         admin,
         _dir: dir,
     }

@@ -110,6 +110,26 @@ impl Client {
         serde_json::from_str(&text).map_err(|e| format!("the server's answer is not JSON: {e}"))
     }
 
+    /// `PUT` with a JSON body; the answer's body is ignored.
+    pub fn put(&self, path: &str, body: &Value) -> Result<(), String> {
+        let res = self
+            .agent
+            .put(self.url(path))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .send(body.to_string());
+        self.finish(res).map(|_| ())
+    }
+
+    pub fn delete(&self, path: &str) -> Result<(), String> {
+        let res = self
+            .agent
+            .delete(self.url(path))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
+        self.finish(res).map(|_| ())
+    }
+
     /// Reads a Server-Sent Events stream, calling `on` with each event's
     /// name and data until the stream ends or `on` returns `false`.
     pub fn events(&self, path: &str, mut on: impl FnMut(&str, &str) -> bool) -> Result<(), String> {

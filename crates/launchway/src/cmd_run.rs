@@ -378,6 +378,8 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
                 action_map: action_map.clone(),
                 dry_run: args.dry_run,
                 reuse: Default::default(),
+                environment_secrets: Default::default(),
+                environment_vars: Default::default(),
             };
             let _ = c.path;
             let rec = run_workflow(cfg, c.wf).await;

@@ -114,6 +114,7 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
                 .jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         },
+        key,
     );
     engine.start().await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -121,7 +122,7 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("launchway server listening on http://{addr}");
-    api::serve(listener, AppState::new(db, engine, key), shutdown())
+    api::serve(listener, AppState::new(db, engine), shutdown())
         .await
         .map_err(|e| e.to_string())
 }

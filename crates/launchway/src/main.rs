@@ -73,6 +73,10 @@ enum Command {
     Reject(cmd_remote::ReviewArgs),
     /// Deployment records: what went to which environment, approved by whom.
     Deployments(cmd_remote::DeploymentsArgs),
+    /// A server's secrets, per repository or environment (sealed at rest).
+    Secret(cmd_remote::SecretArgs),
+    /// A server's variables, per repository or environment.
+    Var(cmd_remote::VarArgs),
     /// Git hooks that tell a server about new commits.
     Hook(cmd_remote::HookArgs),
 }
@@ -98,6 +102,8 @@ fn main() -> ExitCode {
         Command::Approve(args) => cmd_remote::review(&args, &cli.server, true),
         Command::Reject(args) => cmd_remote::review(&args, &cli.server, false),
         Command::Deployments(args) => cmd_remote::deployments(&args, &cli.server),
+        Command::Secret(args) => cmd_remote::secret(&args, &cli.server),
+        Command::Var(args) => cmd_remote::var(&args, &cli.server),
         Command::Sbom(args) => cmd_sbom::main(&args),
         Command::Db(args) => cmd_scan::db(args, &store),
         Command::Scan(args) => cmd_scan::scan(&args, &store),

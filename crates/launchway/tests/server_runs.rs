@@ -702,3 +702,133 @@ fn fifty_runs_at_once_and_a_hundred_followers() {
         );
     }
 }
+
+#[test]
+fn secrets_and_variables_per_repository_and_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("churn");
+    std::fs::create_dir_all(repo_dir.join(".github/workflows")).unwrap();
+    std::fs::write(
+        repo_dir.join(".github/workflows/s.yml"),
+        r#"on: workflow_dispatch
+jobs:
+  build:
+    runs-on: x
+    steps:
+      - run: echo "repo=${{ secrets.API_KEY }} env=[${{ secrets.DB_PASSWORD }}] level=${{ vars.LEVEL }}"
+  deploy:
+    needs: build
+    runs-on: x
+    environment: staging
+    steps:
+      - run: echo "repo=${{ secrets.API_KEY }} env=${{ secrets.DB_PASSWORD }} level=${{ vars.LEVEL }}"
+"#,
+    )
+    .unwrap();
+    commit_all(&repo_dir);
+    let data = tmp.path().join("data");
+    let (_server, base, token) = start(&data);
+    let token = token.unwrap();
+    cli(
+        &base,
+        &token,
+        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
+    );
+    let set_secret = |name: &str, value: &str, env: Option<&str>| {
+        let mut args = vec!["secret", "set", "churn", name];
+        if let Some(e) = env {
+            args.extend(["--env", e]);
+        }
+        let mut child = bin()
+            .args(&args)
+            .env("LAUNCHWAY_SERVER", &base)
+            .env("LAUNCHWAY_TOKEN", &token)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{value}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    set_secret("API_KEY", "repo-key-7f3a9c", None);
+    set_secret("DB_PASSWORD", "staging-pw-51e0d2", Some("staging"));
+    let (code, _, err) = cli(
+        &base,
+        &token,
+        &["var", "set", "churn", "LEVEL", "repo-level"],
+    );
+    assert_eq!(code, 0, "{err}");
+    cli(
+        &base,
+        &token,
+        &[
+            "var",
+            "set",
+            "churn",
+            "LEVEL",
+            "staging-level",
+            "--env",
+            "staging",
+        ],
+    );
+    // A secret's value never goes on a command line.
+    let (code, _, err) = cli(&base, &token, &["secret", "set", "churn", "X", "inline"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("standard input"), "{err}");
+
+    let (_, out, _) = cli(
+        &base,
+        &token,
+        &["dispatch", "churn", ".github/workflows/s.yml"],
+    );
+    let id: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let (code, logs, _) = cli(&base, &token, &["logs", &id.to_string(), "-f"]);
+    assert_eq!(code, 0, "{logs}");
+    // The environment's secret and variable only reach the job that deploys there.
+    assert!(
+        logs.contains("build | repo=*** env=[] level=repo-level"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("deploy | repo=*** env=*** level=staging-level"),
+        "{logs}"
+    );
+    assert!(!logs.contains("repo-key-7f3a9c") && !logs.contains("staging-pw-51e0d2"));
+
+    // Listing shows names, never values; the database holds no clear text.
+    let (_, out, _) = cli(&base, &token, &["secret", "list", "churn", "--json"]);
+    assert!(
+        out.contains("DB_PASSWORD") && out.contains("staging"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("staging-pw-51e0d2") && !out.contains("\"value\""),
+        "{out}"
+    );
+    let db = std::fs::read(data.join("server.db")).unwrap();
+    let wal = std::fs::read(data.join("server.db-wal")).unwrap_or_default();
+    for hay in [&db, &wal] {
+        let hay = String::from_utf8_lossy(hay);
+        assert!(!hay.contains("repo-key-7f3a9c") && !hay.contains("staging-pw-51e0d2"));
+    }
+    let (_, run_files, _) = cli(&base, &token, &["runs", "show", &id.to_string(), "--json"]);
+    assert!(!run_files.contains("staging-pw-51e0d2"));
+    // Deleting removes it from the next run.
+    let (code, _, err) = cli(&base, &token, &["secret", "delete", "churn", "API_KEY"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = cli(&base, &token, &["secret", "delete", "churn", "API_KEY"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+}

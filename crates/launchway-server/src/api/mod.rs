@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -21,6 +21,7 @@ pub const MAX_BODY: usize = 1 << 20;
 mod hooks;
 pub mod metrics;
 mod runs;
+mod settings;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -32,16 +33,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(
-        store: Store,
-        engine: std::sync::Arc<crate::engine::Engine>,
-        key: crate::sealed::MasterKey,
-    ) -> AppState {
+    pub fn new(store: Store, engine: std::sync::Arc<crate::engine::Engine>) -> AppState {
         AppState {
             metrics: engine.metrics(),
+            key: engine.key(),
             store,
             engine,
-            key: std::sync::Arc::new(key),
         }
     }
 }
@@ -70,6 +67,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/runs/{id}/approve"),
     ("post", "/api/runs/{id}/reject"),
     ("get", "/api/deployments"),
+    ("get", "/api/repos/{name}/secrets"),
+    ("put", "/api/repos/{name}/secrets/{secret}"),
+    ("delete", "/api/repos/{name}/secrets/{secret}"),
+    ("get", "/api/repos/{name}/variables"),
+    ("put", "/api/repos/{name}/variables/{variable}"),
+    ("delete", "/api/repos/{name}/variables/{variable}"),
     ("post", "/api/hooks/git"),
 ];
 
@@ -94,6 +97,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs/{id}/approve", post(runs::approve))
         .route("/api/runs/{id}/reject", post(runs::reject))
         .route("/api/deployments", get(runs::deployments))
+        .route("/api/repos/{name}/secrets", get(settings::list_secrets))
+        .route(
+            "/api/repos/{name}/secrets/{secret}",
+            put(settings::put_secret).delete(settings::delete_secret),
+        )
+        .route("/api/repos/{name}/variables", get(settings::list_variables))
+        .route(
+            "/api/repos/{name}/variables/{variable}",
+            put(settings::put_variable).delete(settings::delete_variable),
+        )
         .route("/api/hooks/git", post(hooks::git))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -84,6 +84,18 @@ const STEPS: &[Step] = &[
             at_ms BIGINT NOT NULL);
         CREATE INDEX deployments_env ON deployments (repo, environment, id);",
     },
+    Step {
+        version: 4,
+        sql: "
+        CREATE TABLE settings (
+            repo TEXT NOT NULL REFERENCES repos(name),
+            environment TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_ms BIGINT NOT NULL,
+            PRIMARY KEY (repo, environment, kind, name));",
+    },
 ];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

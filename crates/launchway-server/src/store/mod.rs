@@ -4,6 +4,7 @@
 
 mod migrations;
 mod runs;
+pub mod settings;
 
 pub use runs::{Deployment, NewRun, Repo, Run, RunFilter, RunStatus};
 
