@@ -97,6 +97,11 @@ impl Engine {
         })
     }
 
+    /// Where runs, and clones of repositories registered by URL, live.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.cfg.data_dir
+    }
+
     pub fn key(&self) -> Arc<crate::sealed::MasterKey> {
         self.key.clone()
     }
@@ -292,8 +297,8 @@ impl Engine {
             Ok(None) => return (RunStatus::Failure, format!("no repository '{}'", run.repo)),
             Err(e) => return (RunStatus::Failure, e.to_string()),
         };
-        let source = match Source::open(std::path::Path::new(&repo.location), Some(&run.sha), false)
-        {
+        let dir = crate::triggers::checkout_dir(&self.cfg.data_dir, &repo);
+        let source = match Source::open(&dir, Some(&run.sha), false) {
             Ok(s) => s,
             Err(e) => return (RunStatus::Failure, format!("{}: {e}", repo.location)),
         };

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod engine;
 pub mod sealed;
 pub mod store;
+pub mod triggers;
 pub mod webhook;
 
 /// Lower-case hex, for digests shown to people and stored in text columns.

@@ -17,8 +17,9 @@ enum RepoCmd {
     /// Register a git repository on the server's machine.
     Add {
         name: String,
-        /// Path of the repository (made absolute here).
-        location: PathBuf,
+        /// A path on the server's machine (made absolute here), or a URL
+        /// the server clones and polls.
+        location: String,
     },
     /// List registered repositories.
     List {
@@ -175,14 +176,17 @@ pub fn repo(args: &RepoArgs, server: &ServerOpts) -> u8 {
         let c = server.require("launchway repo")?;
         match &args.cmd {
             RepoCmd::Add { name, location } => {
-                let abs = location
-                    .canonicalize()
-                    .map_err(|e| format!("{}: {e}", location.display()))?;
-                let v = c.post(
-                    "/api/repos",
-                    &json!({"name": name, "location": abs.to_string_lossy()}),
-                )?;
-                println!("registered '{name}' ({})", abs.display());
+                let location = if launchway_server::triggers::is_url(location) {
+                    location.clone()
+                } else {
+                    Path::new(location)
+                        .canonicalize()
+                        .map_err(|e| format!("{location}: {e}"))?
+                        .to_string_lossy()
+                        .to_string()
+                };
+                let v = c.post("/api/repos", &json!({"name": name, "location": location}))?;
+                println!("registered '{name}' ({location})");
                 println!(
                     "webhook secret (shown only now; give it to `launchway hook install --secret-file` or your forge):"
                 );

@@ -19,6 +19,10 @@ pub struct ServeArgs {
     /// Jobs at the same time within one run (default: the number of cores).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Look for new commits in every registered repository this often
+    /// (seconds; 0 turns polling off; git hooks and webhooks need none).
+    #[arg(long, default_value_t = 60)]
+    poll_seconds: u64,
     /// A file holding the master key (64 hex digits) that seals secrets at
     /// rest; also LAUNCHWAY_MASTER_KEY. Without either, a key is generated
     /// at first start in the data dir (master.key, owner-only).
@@ -117,6 +121,20 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         key,
     );
     engine.start().await.map_err(|e| e.to_string())?;
+    let data = engine.data_dir().to_path_buf();
+    if args.poll_seconds > 0 {
+        tokio::spawn(launchway_server::triggers::poll_loop(
+            engine.clone(),
+            db.clone(),
+            data.clone(),
+            std::time::Duration::from_secs(args.poll_seconds),
+        ));
+    }
+    tokio::spawn(launchway_server::triggers::schedule_loop(
+        engine.clone(),
+        db.clone(),
+        data,
+    ));
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

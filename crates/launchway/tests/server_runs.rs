@@ -832,3 +832,67 @@ jobs:
     assert_eq!(code, 1);
     assert!(err.contains("404"), "{err}");
 }
+
+#[test]
+fn polling_a_cloned_repository_and_schedules_start_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let upstream = tmp.path().join("upstream");
+    std::fs::create_dir_all(upstream.join(".github/workflows")).unwrap();
+    std::fs::write(
+        upstream.join(".github/workflows/ci.yml"),
+        "on:\n  push: {branches: [main]}\njobs:\n  a:\n    runs-on: x\n    steps: [{run: echo pushed}]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        upstream.join(".github/workflows/nightly.yml"),
+        "on:\n  schedule: [{cron: '* * * * *'}]\njobs:\n  n:\n    runs-on: x\n    steps: [{run: echo scheduled}]\n",
+    )
+    .unwrap();
+    commit_all(&upstream);
+    let (_server, base, token) =
+        common::server::start_with(&tmp.path().join("data"), &["--poll-seconds", "1"]);
+    let token = token.unwrap();
+    // Registered by URL: the server clones it and polls the clone.
+    let url = format!("file://{}", upstream.display());
+    let (code, _, err) = cli(&base, &token, &["repo", "add", "upstream", &url]);
+    assert_eq!(code, 0, "{err}");
+    let runs = |event: &str| -> Vec<Value> {
+        let (_, body) = get(&format!("{base}/api/runs?repo=upstream"), Some(&token));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["event"] == event)
+            .cloned()
+            .collect()
+    };
+    // The schedule fires once per minute (`* * * * *`), not once per check.
+    wait_until("the schedule fired", || !runs("schedule").is_empty());
+    std::thread::sleep(Duration::from_millis(1500));
+    let fired = runs("schedule");
+    let mut minutes: Vec<i64> = fired
+        .iter()
+        .map(|r| r["created_ms"].as_i64().unwrap() / 60_000)
+        .collect();
+    minutes.dedup();
+    assert_eq!(minutes.len(), fired.len(), "one run per minute: {fired:?}");
+    assert_eq!(fired[0]["git_ref"], "refs/heads/main");
+    // Nothing runs for what was already there; a new upstream commit does.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(runs("push").is_empty(), "the first poll only records refs");
+    std::fs::write(upstream.join("x.txt"), "new\n").unwrap();
+    git(&upstream, &["add", "-A"]);
+    git(&upstream, &["commit", "-q", "-m", "new"]);
+    wait_until("polling saw the new commit", || !runs("push").is_empty());
+    let push = &runs("push")[0];
+    let head = std::process::Command::new("git")
+        .args(["-C", upstream.to_str().unwrap(), "rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    assert_eq!(push["sha"], String::from_utf8_lossy(&head.stdout).trim());
+    assert_eq!(push["actor"], "poll");
+    let id = push["id"].as_i64().unwrap();
+    let (code, out, _) = cli(&base, &token, &["logs", &id.to_string(), "-f"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("a | pushed"), "{out}");
+}

@@ -4,12 +4,10 @@
 
 use super::{ApiError, AppState};
 use crate::audit::Event as AuditEvent;
-use crate::store::NewRun;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
-use launchway_runner::source::Source;
 use launchway_workflow::Event;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -142,43 +140,34 @@ pub async fn git(
             ));
         }
     };
-    let source =
-        Source::open(std::path::Path::new(&repo.location), Some(&sha), false).map_err(|e| {
+    let dir = crate::triggers::checkout_dir(state.engine.data_dir(), &repo);
+    if crate::triggers::is_url(&repo.location) {
+        let d = dir.clone();
+        let fetched = tokio::task::spawn_blocking(move || crate::triggers::fetch(&d)).await;
+        if let Ok(Err(e)) = fetched {
+            eprintln!("{name}: {e}");
+        }
+    }
+    let before = field(&payload, &["before"]).filter(|b| *b != ZERO_SHA);
+    let ids = crate::triggers::queue_event(&state.engine, &repo, &dir, event, &sha, before, &actor)
+        .await
+        .map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("commit {sha}: {e}"),
             )
         })?;
-    let mut event = event;
-    let before = field(&payload, &["before"]).filter(|b| *b != ZERO_SHA);
-    event.changed_files = source.changed_files(event.base_ref.as_deref().or(before));
-    let (selected, problems) = crate::engine::triggered(&source, &event);
-    let mut ids = Vec::new();
-    for (workflow, _) in selected {
-        let new = NewRun {
-            repo: name.clone(),
-            workflow,
-            event: event.name.clone(),
-            git_ref: event.git_ref.clone(),
-            sha: source.sha.clone(),
-            inputs: Default::default(),
-            actor: actor.clone(),
-            rerun_of: 0,
-            base_ref: event.base_ref.clone().unwrap_or_default(),
-            action: event.action.clone().unwrap_or_default(),
-            resume_dir: String::new(),
-        };
-        let run = state.engine.enqueue(&new).await?;
+    for id in &ids {
         audit(
             &state,
             &name,
             &from,
             &format!("hook.{kind}"),
-            &format!("ok: run/{}", run.id),
+            &format!("ok: run/{id}"),
         )
         .await;
-        ids.push(run.id);
     }
+    let problems: Vec<String> = Vec::new();
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"runs": ids, "problems": problems})),

@@ -74,22 +74,40 @@ pub async fn add_repo(
             "repository names are 1-64 characters of letters, digits, '.', '_' and '-'",
         ));
     }
-    let path = std::path::Path::new(&new.location);
-    if !path.is_absolute() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "location must be an absolute path to a git repository on the server",
-        ));
-    }
-    let source = Source::open(path, None, false)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    if source.git_root.is_none() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{} is not a git repository with a commit", new.location),
-        ));
-    }
-    let location = source.dir.to_string_lossy().to_string();
+    let location = if crate::triggers::is_url(&new.location) {
+        // Cloned under the data dir, fetched before each poll.
+        let dest = state.engine.data_dir().join("repos").join(&new.name);
+        if dest.exists() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("repository '{}' is already registered", new.name),
+            ));
+        }
+        let url = new.location.clone();
+        let d = dest.clone();
+        tokio::task::spawn_blocking(move || crate::triggers::clone(&url, &d))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+        new.location.clone()
+    } else {
+        let path = std::path::Path::new(&new.location);
+        if !path.is_absolute() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "location must be an absolute path to a git repository on the server, or a URL to clone",
+            ));
+        }
+        let source = Source::open(path, None, false)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        if source.git_root.is_none() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{} is not a git repository with a commit", new.location),
+            ));
+        }
+        source.dir.to_string_lossy().to_string()
+    };
     let secret = crate::sealed::MasterKey::generate_hex()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let sealed = state
@@ -598,7 +616,8 @@ async fn review(
             format!("no repository '{}'", run.repo),
         )
     })?;
-    let source = Source::open(std::path::Path::new(&repo.location), Some(&run.sha), false)
+    let dir = crate::triggers::checkout_dir(state.engine.data_dir(), &repo);
+    let source = Source::open(&dir, Some(&run.sha), false)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let protection = launchway_runner::environments::protection(&source, &b.environment)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?

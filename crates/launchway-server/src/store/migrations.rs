@@ -96,6 +96,20 @@ const STEPS: &[Step] = &[
             updated_ms BIGINT NOT NULL,
             PRIMARY KEY (repo, environment, kind, name));",
     },
+    Step {
+        version: 5,
+        sql: "
+        CREATE TABLE refs_seen (
+            repo TEXT NOT NULL REFERENCES repos(name),
+            ref TEXT NOT NULL,
+            sha TEXT NOT NULL,
+            PRIMARY KEY (repo, ref));
+        CREATE TABLE schedule_fired (
+            repo TEXT NOT NULL,
+            workflow TEXT NOT NULL,
+            minute BIGINT NOT NULL,
+            PRIMARY KEY (repo, workflow, minute));",
+    },
 ];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -5,6 +5,7 @@
 mod migrations;
 mod runs;
 pub mod settings;
+mod triggers;
 
 pub use runs::{Deployment, NewRun, Repo, Run, RunFilter, RunStatus};
 
