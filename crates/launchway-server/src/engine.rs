@@ -47,6 +47,46 @@ pub fn secret_scope(repo: &str, environment: &str, name: &str) -> String {
     }
 }
 
+/// Removes the files (logs, artifacts) of finished runs older than
+/// `days`; the runs' records stay. Returns how many runs were pruned.
+pub async fn prune(store: &Store, days: u64) -> Result<usize, String> {
+    let cutoff =
+        crate::now_ms() - i64::try_from(days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
+    let runs = store
+        .expired_runs(cutoff)
+        .await
+        .map_err(|e| e.to_string())?;
+    for run in &runs {
+        let dir = std::path::Path::new(&run.run_dir);
+        // Only ever a directory the runner made: `…/runs/<number>`.
+        let shaped = dir.parent().and_then(|p| p.file_name()) == Some(std::ffi::OsStr::new("runs"))
+            && dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if shaped && dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        store
+            .clear_run_dir(run.id)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(runs.len())
+}
+
+/// Prunes once a day (and at start).
+pub async fn retention_loop(store: Store, days: u64) {
+    loop {
+        match prune(&store, days).await {
+            Ok(0) => {}
+            Ok(n) => eprintln!("retention: removed the files of {n} run(s) older than {days} days"),
+            Err(e) => eprintln!("retention: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(86_400)).await;
+    }
+}
+
 /// The workflow files of a commit that an event triggers.
 pub fn triggered(source: &Source, event: &Event) -> (Vec<(String, Workflow)>, Vec<String>) {
     let mut selected = Vec::new();

@@ -26,6 +26,12 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// The SHA-256 of `data` in lower-case hex (artifact digests).
+pub fn hex_sha256(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(data))
+}
+
 /// Bytes from hex digits (either case); `None` for anything else.
 pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {

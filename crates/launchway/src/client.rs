@@ -94,6 +94,26 @@ impl Client {
         self.finish(res)
     }
 
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>, String> {
+        let res = self
+            .agent
+            .get(self.url(path))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
+        let mut res = res.map_err(|e| format!("{}: {e}", self.base))?;
+        let status = res.status().as_u16();
+        let body = res
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .map_err(|e| format!("{}: {e}", self.base))?;
+        if !(200..300).contains(&status) {
+            return Err(failure(status, &String::from_utf8_lossy(&body)));
+        }
+        Ok(body)
+    }
+
     pub fn get(&self, path: &str) -> Result<Value, String> {
         let text = self.get_text(path)?;
         serde_json::from_str(&text).map_err(|e| format!("the server's answer is not JSON: {e}"))

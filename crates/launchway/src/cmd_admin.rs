@@ -21,6 +21,12 @@ enum AdminCommand {
     /// Issue and revoke API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Remove the files (logs, artifacts) of finished runs older than N
+    /// days now; their records stay (`serve --retention-days` does it daily).
+    Prune {
+        #[arg(long)]
+        older_than_days: u64,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -70,6 +76,27 @@ pub fn main(args: &AdminArgs, store: &launchway_runner::store::Store) -> u8 {
                     println!("{token}");
                 });
                 ("token.create", format!("user/{user}"), r)
+            }
+            AdminCommand::Prune { older_than_days } => {
+                let n = launchway_server::engine::prune(&db, *older_than_days).await;
+                let r = n.map(|n| {
+                    println!("removed the files of {n} run(s)");
+                });
+                let outcome = match &r {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => format!("error: {e}"),
+                };
+                let event = Event {
+                    actor,
+                    action: "runs.prune".into(),
+                    target: format!("runs/older-than-{older_than_days}-days"),
+                    source: "cli".into(),
+                    outcome,
+                };
+                db.audit(launchway_server::now_ms(), event)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return r;
             }
             AdminCommand::Token(TokenCommand::Revoke { id }) => {
                 let r = db.revoke_token(*id).await.map(|()| {

@@ -23,6 +23,10 @@ pub struct ServeArgs {
     /// (seconds; 0 turns polling off; git hooks and webhooks need none).
     #[arg(long, default_value_t = 60)]
     poll_seconds: u64,
+    /// Keep finished runs' logs and artifacts this many days (0: forever);
+    /// the runs' records are always kept.
+    #[arg(long, default_value_t = 90)]
+    retention_days: u64,
     /// A file holding the master key (64 hex digits) that seals secrets at
     /// rest; also LAUNCHWAY_MASTER_KEY. Without either, a key is generated
     /// at first start in the data dir (master.key, owner-only).
@@ -128,6 +132,12 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
             db.clone(),
             data.clone(),
             std::time::Duration::from_secs(args.poll_seconds),
+        ));
+    }
+    if args.retention_days > 0 {
+        tokio::spawn(launchway_server::engine::retention_loop(
+            db.clone(),
+            args.retention_days,
         ));
     }
     tokio::spawn(launchway_server::triggers::schedule_loop(

@@ -77,6 +77,8 @@ enum Command {
     Secret(cmd_remote::SecretArgs),
     /// A server's variables, per repository or environment.
     Var(cmd_remote::VarArgs),
+    /// List or download a server run's artifacts (digests checked).
+    Artifacts(cmd_remote::ArtifactsArgs),
     /// Git hooks that tell a server about new commits.
     Hook(cmd_remote::HookArgs),
 }
@@ -104,6 +106,7 @@ fn main() -> ExitCode {
         Command::Deployments(args) => cmd_remote::deployments(&args, &cli.server),
         Command::Secret(args) => cmd_remote::secret(&args, &cli.server),
         Command::Var(args) => cmd_remote::var(&args, &cli.server),
+        Command::Artifacts(args) => cmd_remote::artifacts(&args, &cli.server),
         Command::Sbom(args) => cmd_sbom::main(&args),
         Command::Db(args) => cmd_scan::db(args, &store),
         Command::Scan(args) => cmd_scan::scan(&args, &store),

@@ -896,3 +896,93 @@ fn polling_a_cloned_repository_and_schedules_start_runs() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("a | pushed"), "{out}");
 }
+
+#[test]
+fn artifacts_are_served_with_digests_and_retention_removes_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("churn");
+    std::fs::create_dir_all(repo_dir.join(".github/workflows")).unwrap();
+    std::fs::write(
+        repo_dir.join(".github/workflows/a.yml"),
+        r#"on: workflow_dispatch
+jobs:
+  train:
+    runs-on: x
+    steps:
+      - run: mkdir -p out/sub && echo weights > out/model.bin && printf 'v1' > out/sub/meta.txt
+      - uses: actions/upload-artifact@v4
+        with: {name: model, path: out}
+"#,
+    )
+    .unwrap();
+    commit_all(&repo_dir);
+    let data = tmp.path().join("data");
+    let (_server, base, token) = start(&data);
+    let token = token.unwrap();
+    cli(
+        &base,
+        &token,
+        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
+    );
+    let (_, out, _) = cli(
+        &base,
+        &token,
+        &["dispatch", "churn", ".github/workflows/a.yml"],
+    );
+    let id: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let (code, logs, _) = cli(&base, &token, &["logs", &id.to_string(), "-f"]);
+    assert_eq!(code, 0, "{logs}");
+    let (code, out, err) = cli(&base, &token, &["artifacts", &id.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("model") && out.contains("2 file(s)"), "{out}");
+    let dest = tmp.path().join("dl");
+    let (code, out, err) = cli(
+        &base,
+        &token,
+        &[
+            "artifacts",
+            &id.to_string(),
+            "--download",
+            "model",
+            "-o",
+            dest.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("sha256 verified"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("model.bin")).unwrap(),
+        "weights\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("sub/meta.txt")).unwrap(),
+        "v1"
+    );
+    // Only files the manifest lists are served: no way out of the artifact.
+    for path in [
+        format!("/api/runs/{id}/artifacts/model/..%2F..%2Frun.json"),
+        format!("/api/runs/{id}/artifacts/model/../../run.json"),
+        format!("/api/runs/{id}/artifacts/..%2Fartifact-manifests/model.json"),
+        format!("/api/runs/{id}/artifacts/model/%2Fetc%2Fpasswd"),
+        format!("/api/runs/{id}/artifacts/nope/model.bin"),
+    ] {
+        let (status, body) = get(&format!("{base}{path}"), Some(&token));
+        assert!(matches!(status, 400 | 404), "{path}: {status} {body}");
+        assert!(
+            !body.contains("\"jobs\"") && !body.contains("root:"),
+            "{path}: {body}"
+        );
+    }
+    // Retention: the files go, the run's record stays.
+    let (ok, out, err) = admin(&data, &["prune", "--older-than-days", "0"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("removed the files of 1 run"), "{out}");
+    let (status, _) = get(
+        &format!("{base}/api/runs/{id}/artifacts/model/model.bin"),
+        Some(&token),
+    );
+    assert_eq!(status, 404);
+    assert_eq!(run_json(&base, &token, id)["status"], "success");
+    let (_, logs) = get(&format!("{base}/api/runs/{id}/logs"), Some(&token));
+    assert!(logs.is_empty(), "{logs}");
+}

@@ -83,6 +83,7 @@ pub(crate) fn upload(exec: &mut JobExec, with: &Inputs) -> StepRun {
     let root = common_root(&files).unwrap_or_else(|| exec.workspace.clone());
     let mut digest = Sha256::new();
     let mut bytes = 0u64;
+    let mut listed: Vec<serde_json::Value> = Vec::new();
     for f in &files {
         let Ok(rel) = f.strip_prefix(&root) else {
             continue;
@@ -96,10 +97,16 @@ pub(crate) fn upload(exec: &mut JobExec, with: &Inputs) -> StepRun {
         }
         match std::fs::read(f) {
             Ok(data) => {
+                let file_sum = Sha256::digest(&data);
                 digest.update(rel.to_string_lossy().as_bytes());
                 digest.update([0]);
-                digest.update(Sha256::digest(&data));
+                digest.update(file_sum);
                 bytes += data.len() as u64;
+                listed.push(serde_json::json!({
+                    "path": rel.to_string_lossy().replace('\\', "/"),
+                    "size": data.len(),
+                    "sha256": hex(&file_sum),
+                }));
                 if let Err(e) = std::fs::write(&target, &data) {
                     exec.error(&format!("upload-artifact: {e}"));
                     return StepRun::failed();
@@ -112,6 +119,25 @@ pub(crate) fn upload(exec: &mut JobExec, with: &Inputs) -> StepRun {
         }
     }
     let sum = hex(&digest.finalize());
+    // The manifest: what the artifact holds, with content hashes, for
+    // serving and verifying it later.
+    let manifest = serde_json::json!({
+        "name": name,
+        "job": exec.key,
+        "files": listed,
+        "bytes": bytes,
+        "sha256": sum,
+    });
+    let manifests = exec.shared.run_dir.join("artifact-manifests");
+    if let Err(e) = std::fs::create_dir_all(&manifests).and_then(|()| {
+        std::fs::write(
+            manifests.join(format!("{name}.json")),
+            serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+        )
+    }) {
+        exec.error(&format!("upload-artifact: cannot write the manifest: {e}"));
+        return StepRun::failed();
+    }
     exec.log(&format!(
         "Uploaded artifact '{name}': {} file(s), {bytes} bytes, sha256:{sum}",
         files.len()

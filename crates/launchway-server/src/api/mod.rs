@@ -67,6 +67,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/runs/{id}/approve"),
     ("post", "/api/runs/{id}/reject"),
     ("get", "/api/deployments"),
+    ("get", "/api/runs/{id}/artifacts"),
+    // Served as `{*path}`: the rest of the URL, slashes included.
+    ("get", "/api/runs/{id}/artifacts/{name}/{path}"),
     ("get", "/api/repos/{name}/secrets"),
     ("put", "/api/repos/{name}/secrets/{secret}"),
     ("delete", "/api/repos/{name}/secrets/{secret}"),
@@ -97,6 +100,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs/{id}/approve", post(runs::approve))
         .route("/api/runs/{id}/reject", post(runs::reject))
         .route("/api/deployments", get(runs::deployments))
+        .route("/api/runs/{id}/artifacts", get(runs::artifacts))
+        .route(
+            "/api/runs/{id}/artifacts/{name}/{*path}",
+            get(runs::artifact_file),
+        )
         .route("/api/repos/{name}/secrets", get(settings::list_secrets))
         .route(
             "/api/repos/{name}/secrets/{secret}",

@@ -715,3 +715,96 @@ pub async fn deployments(
             .await?,
     ))
 }
+
+/// Artifact names as the runner accepts them; anything else cannot exist.
+fn valid_artifact_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains([
+            '/', '\\', ':', '"', '<', '>', '|', '*', '?', '\r', '\n', '\0',
+        ])
+}
+
+fn manifest(run: &Run, name: &str) -> Option<Value> {
+    if run.run_dir.is_empty() || !valid_artifact_name(name) {
+        return None;
+    }
+    let path = std::path::Path::new(&run.run_dir)
+        .join("artifact-manifests")
+        .join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// A run's artifacts: names, files, sizes and SHA-256 digests.
+pub async fn artifacts(
+    State(state): State<AppState>,
+    caller: Caller,
+    RunId(id): RunId,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let run = run_or_404(&state, id).await?;
+    let mut out = Vec::new();
+    if !run.run_dir.is_empty() {
+        let dir = std::path::Path::new(&run.run_dir).join("artifact-manifests");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .strip_suffix(".json")
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        out.extend(names.iter().filter_map(|n| manifest(&run, n)));
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+/// One file of an artifact. Only paths its manifest lists are served (so
+/// no path leads outside it), with the digest to check it against.
+pub async fn artifact_file(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, name, path)): Path<(i64, String, String)>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Viewer)?;
+    let run = run_or_404(&state, id).await?;
+    let m = manifest(&run, &name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("run {id} has no artifact '{name}'"),
+        )
+    })?;
+    let entry = m["files"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["path"] == path.as_str()))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("artifact '{name}' has no file '{path}'"),
+            )
+        })?;
+    let file = std::path::Path::new(&run.run_dir)
+        .join("artifacts")
+        .join(&name)
+        .join(&path);
+    let data = tokio::fs::read(&file).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::GONE,
+            format!("the files of run {id} are no longer kept (retention)"),
+        )
+    })?;
+    let sha = entry["sha256"].as_str().unwrap_or("").to_string();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::HeaderName::from_static("x-content-sha256"), sha),
+        ],
+        data,
+    )
+        .into_response())
+}

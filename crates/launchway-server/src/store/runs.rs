@@ -506,6 +506,27 @@ impl Store {
             .collect()
     }
 
+    /// Finished runs older than `cutoff_ms` that still have files.
+    pub async fn expired_runs(&self, cutoff_ms: i64) -> Result<Vec<Run>, StoreError> {
+        let rows = sqlx::query(run_select!(
+            "WHERE run_dir <> '' AND finished_ms > 0 AND finished_ms < $1 \
+             AND status IN ('success', 'failure', 'cancelled') ORDER BY id"
+        ))
+        .bind(cutoff_ms)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Forgets a run's files (its record stays).
+    pub async fn clear_run_dir(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET run_dir = '', resume_dir = '' WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// How many runs are in each status (for `/metrics`).
     pub async fn run_counts(&self) -> Result<BTreeMap<String, i64>, StoreError> {
         let rows = sqlx::query("SELECT status, COUNT(*) FROM runs GROUP BY status")
