@@ -235,3 +235,153 @@ async fn the_run_queue_hands_each_run_to_exactly_one_worker() {
         assert!(none.is_empty());
     }
 }
+
+#[tokio::test]
+async fn reviews_deployments_settings_and_trigger_memory_on_both_backends() {
+    use launchway_server::approval::Review;
+    use launchway_server::store::settings::Kind;
+    use launchway_server::store::{Deployment, NewRun, RunStatus};
+    use std::collections::BTreeMap;
+    for (store, _keep) in stores().await {
+        let b = store.backend();
+        store
+            .add_repo("churn", "/srv/churn", "sealed", 1)
+            .await
+            .unwrap();
+        let run = store
+            .enqueue(
+                &NewRun {
+                    repo: "churn".into(),
+                    workflow: "d.yml".into(),
+                    event: "workflow_dispatch".into(),
+                    git_ref: "refs/heads/main".into(),
+                    sha: "a".repeat(40),
+                    inputs: BTreeMap::new(),
+                    actor: "ana".into(),
+                    rerun_of: 0,
+                    base_ref: String::new(),
+                    action: String::new(),
+                    resume_dir: String::new(),
+                },
+                5,
+            )
+            .await
+            .unwrap();
+        // Waiting → approved → back in the queue, resuming from its directory.
+        store.claim_next(6).await.unwrap().unwrap();
+        store.set_run_dir(run.id, "/data/runs/1").await.unwrap();
+        store
+            .finish_run(run.id, RunStatus::Waiting, "waiting", 7)
+            .await
+            .unwrap();
+        let review = Review {
+            by: "bo".into(),
+            approved: true,
+            at_ms: 8,
+            comment: Some("ship it".into()),
+        };
+        store
+            .add_review(run.id, "production", &review)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.reviews(run.id, "production").await.unwrap(),
+            [review],
+            "{b:?}"
+        );
+        assert!(store.reviews(run.id, "staging").await.unwrap().is_empty());
+        assert!(store.resume_approved(run.id, "production").await.unwrap());
+        assert!(
+            !store.resume_approved(run.id, "production").await.unwrap(),
+            "once"
+        );
+        let again = store.run(run.id).await.unwrap().unwrap();
+        assert_eq!(again.status, RunStatus::Queued);
+        assert_eq!(again.approved, "production");
+        assert_eq!(again.resume_dir, "/data/runs/1");
+        // Deployments, newest first, filtered.
+        for (env, at) in [("staging", 10), ("production", 11)] {
+            store
+                .add_deployment(&Deployment {
+                    run_id: run.id,
+                    repo: "churn".into(),
+                    environment: env.into(),
+                    sha: "a".repeat(40),
+                    git_ref: "refs/heads/main".into(),
+                    job: format!("deploy-{env}"),
+                    result: "success".into(),
+                    triggered_by: "ana".into(),
+                    approved_by: "bo".into(),
+                    at_ms: at,
+                })
+                .await
+                .unwrap();
+        }
+        let all = store.deployments(Some("churn"), None, 10).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].environment, "production");
+        let prod = store
+            .deployments(None, Some("production"), 10)
+            .await
+            .unwrap();
+        assert_eq!(prod.len(), 1);
+        // Settings: replace, list, delete.
+        store
+            .put_setting("churn", "", Kind::Secret, "API", "sealed-1", 1)
+            .await
+            .unwrap();
+        store
+            .put_setting("churn", "", Kind::Secret, "API", "sealed-2", 2)
+            .await
+            .unwrap();
+        store
+            .put_setting("churn", "prod", Kind::Secret, "API", "sealed-3", 3)
+            .await
+            .unwrap();
+        store
+            .put_setting("churn", "", Kind::Variable, "LEVEL", "high", 4)
+            .await
+            .unwrap();
+        let secrets = store.settings("churn", Kind::Secret).await.unwrap();
+        assert_eq!(secrets.len(), 2);
+        assert_eq!(
+            (secrets[0].environment.as_str(), secrets[0].value.as_str()),
+            ("", "sealed-2")
+        );
+        assert_eq!(
+            store.settings("churn", Kind::Variable).await.unwrap()[0].value,
+            "high"
+        );
+        assert!(
+            store
+                .delete_setting("churn", "prod", Kind::Secret, "API")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .delete_setting("churn", "prod", Kind::Secret, "API")
+                .await
+                .unwrap()
+        );
+        // What polling saw, and schedules claimed once per minute.
+        assert!(store.refs_seen("churn").await.unwrap().is_empty());
+        let refs: BTreeMap<String, String> =
+            [("refs/heads/main".to_string(), "b".repeat(40))].into();
+        store.set_refs_seen("churn", &refs).await.unwrap();
+        assert_eq!(store.refs_seen("churn").await.unwrap(), refs);
+        assert!(store.claim_schedule("churn", "n.yml", 100).await.unwrap());
+        assert!(!store.claim_schedule("churn", "n.yml", 100).await.unwrap());
+        assert!(store.claim_schedule("churn", "n.yml", 101).await.unwrap());
+        // Retention sees finished runs with files only.
+        store.claim_next(20).await.unwrap().unwrap();
+        store
+            .finish_run(run.id, RunStatus::Success, "", 30)
+            .await
+            .unwrap();
+        assert_eq!(store.expired_runs(31).await.unwrap().len(), 1);
+        assert!(store.expired_runs(29).await.unwrap().is_empty());
+        store.clear_run_dir(run.id).await.unwrap();
+        assert!(store.expired_runs(31).await.unwrap().is_empty());
+    }
+}

@@ -986,3 +986,52 @@ jobs:
     let (_, logs) = get(&format!("{base}/api/runs/{id}/logs"), Some(&token));
     assert!(logs.is_empty(), "{logs}");
 }
+
+/// The same server on PostgreSQL (when `LAUNCHWAY_TEST_POSTGRES` names one;
+/// `.ci/run` starts it): a dispatch runs and its logs follow.
+#[test]
+fn the_server_runs_on_postgresql_too() {
+    let Ok(admin_url) = std::env::var("LAUNCHWAY_TEST_POSTGRES") else {
+        eprintln!("LAUNCHWAY_TEST_POSTGRES is not set: PostgreSQL server test skipped");
+        return;
+    };
+    let name = format!("lw_e2e_{}", std::process::id());
+    let out = std::process::Command::new("psql")
+        .arg(&admin_url)
+        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (prefix, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{prefix}/{name}");
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("churn");
+    repo(&repo_dir);
+    let (_server, base, token) =
+        common::server::start_with(&tmp.path().join("data"), &["--database", &url]);
+    let token = token.unwrap();
+    let (code, _, err) = cli(
+        &base,
+        &token,
+        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = dispatch(
+        &base,
+        &token,
+        ".github/workflows/ci.yml",
+        &["--input", "who=pg"],
+    );
+    let (code, out, _) = cli(&base, &token, &["logs", &id.to_string(), "-f"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("hello pg 3"), "{out}");
+    let (_, metrics) = get(&format!("{base}/metrics"), Some(&token));
+    assert!(
+        metrics.contains("launchway_runs{status=\"success\"} 1"),
+        "{metrics}"
+    );
+}
