@@ -2,6 +2,7 @@
 
 mod client;
 mod cmd_admin;
+mod cmd_env;
 mod cmd_lint;
 mod cmd_remote;
 mod cmd_run;
@@ -79,6 +80,8 @@ enum Command {
     Var(cmd_remote::VarArgs),
     /// List or download a server run's artifacts (digests checked).
     Artifacts(cmd_remote::ArtifactsArgs),
+    /// Deployment environments: list, show, validate, diff, render.
+    Env(cmd_env::EnvArgs),
     /// Git hooks that tell a server about new commits.
     Hook(cmd_remote::HookArgs),
 }
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
         Command::Secret(args) => cmd_remote::secret(&args, &cli.server),
         Command::Var(args) => cmd_remote::var(&args, &cli.server),
         Command::Artifacts(args) => cmd_remote::artifacts(&args, &cli.server),
+        Command::Env(args) => cmd_env::main(&args),
         Command::Sbom(args) => cmd_sbom::main(&args),
         Command::Db(args) => cmd_scan::db(args, &store),
         Command::Scan(args) => cmd_scan::scan(&args, &store),

@@ -1,0 +1,781 @@
+//! One environment's configuration: `configs/environments/<name>.yaml`,
+//! laid over the shared `_base.yaml` when there is one (mappings merge key
+//! by key, the environment's file wins; anything else is replaced).
+//!
+//! The keys teams already write are accepted as they are; Launchway adds
+//! its own (release, image, run, target, protection…). Keys it does not
+//! know are configuration for the service and reach it as environment
+//! variables. Every problem is reported at the file, line and column of
+//! the value that causes it. Pure: texts in, values and diagnostics out.
+
+use crate::quantity;
+use indexmap::IndexMap;
+use launchway_workflow::Diagnostic;
+use launchway_yaml::{Node, NodeKind, Span};
+
+/// The keys with a meaning; everything else is passed to the service.
+pub const KNOWN_KEYS: &[&str] = &[
+    "environment",
+    "service",
+    "replicas",
+    "resources",
+    "autoscaling",
+    "model_name",
+    "model_stage",
+    "model_version",
+    "mlflow_uri",
+    "log_level",
+    "release",
+    "image",
+    "run",
+    "target",
+    "namespace",
+    "protection",
+    "self_heal",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Target {
+    /// Supervised processes on this machine behind the built-in proxy.
+    #[default]
+    Local,
+    Kubernetes,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Local => "local",
+            Target::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Amounts {
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Resources {
+    pub requests: Amounts,
+    pub limits: Amounts,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Autoscaling {
+    pub enabled: bool,
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    pub target_cpu_percent: u32,
+}
+
+/// How the service runs (Launchway's keys).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpec {
+    pub command: Option<String>,
+    /// Run once per release before the replicas start (e.g. a virtualenv).
+    pub setup: Option<String>,
+    pub port: u16,
+    pub health_path: String,
+}
+
+impl Default for RunSpec {
+    fn default() -> RunSpec {
+        RunSpec {
+            command: None,
+            setup: None,
+            port: 8080,
+            health_path: "/health".into(),
+        }
+    }
+}
+
+/// A validated environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Environment {
+    /// The file stem: `prod` for `prod.yaml`.
+    pub name: String,
+    /// `environment:` — the name teams use (`production`).
+    pub display_name: Option<String>,
+    pub service: Option<String>,
+    pub replicas: u32,
+    pub resources: Resources,
+    pub autoscaling: Option<Autoscaling>,
+    pub release: Option<String>,
+    pub image: Option<String>,
+    pub run: RunSpec,
+    pub target: Target,
+    pub namespace: Option<String>,
+    pub self_heal: bool,
+    /// Environment variables for the service: the model and logging keys
+    /// and every key Launchway does not know, upper-cased (maps and lists
+    /// as JSON).
+    pub config: IndexMap<String, String>,
+    /// The merged document, for `env show` and `env diff`.
+    pub merged: serde_json::Value,
+}
+
+/// A problem in one of the files.
+#[derive(Debug, Clone)]
+pub struct FileDiagnostic {
+    pub file: String,
+    pub diagnostic: Diagnostic,
+}
+
+/// A parsed file: its path, text and root node (if it parsed).
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: String,
+    pub text: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub environment: Option<Environment>,
+    pub diagnostics: Vec<FileDiagnostic>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.diagnostic.severity == launchway_workflow::Severity::Error)
+    }
+}
+
+/// The files of one environment, most specific first.
+struct Layers<'a> {
+    layers: Vec<(&'a str, Node)>,
+    diags: Vec<FileDiagnostic>,
+}
+
+impl Layers<'_> {
+    /// The value at `path` after merging, and the file it comes from.
+    fn get(&self, path: &[&str]) -> Option<(&str, &Node)> {
+        for (file, root) in &self.layers {
+            let mut node = root;
+            let mut found = true;
+            for (i, key) in path.iter().enumerate() {
+                match node.get(key) {
+                    Some(n) => node = n,
+                    None => {
+                        found = false;
+                        break;
+                    }
+                }
+                // A non-mapping here replaces whatever the base has below it.
+                if i + 1 < path.len() && node.as_map().is_none() {
+                    return None;
+                }
+            }
+            if found {
+                return Some((file, node));
+            }
+        }
+        None
+    }
+
+    fn err(
+        &mut self,
+        file: &str,
+        span: Span,
+        code: &'static str,
+        msg: String,
+        hint: Option<String>,
+    ) {
+        let mut d = Diagnostic::error(code, span, msg);
+        d.hint = hint;
+        self.diags.push(FileDiagnostic {
+            file: file.to_string(),
+            diagnostic: d,
+        });
+    }
+
+    fn string(&mut self, path: &[&str]) -> Option<String> {
+        let (file, n) = self.get(path)?;
+        match &n.kind {
+            NodeKind::Null => None,
+            NodeKind::String(_) | NodeKind::Number(_) | NodeKind::Bool(_) => n.scalar_string(),
+            _ => {
+                let (file, span, t) = (file.to_string(), n.span, n.type_name());
+                self.err(
+                    &file,
+                    span,
+                    "wrong-type",
+                    format!("{} must be a string, found {t}", path.join(".")),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn uint(&mut self, path: &[&str], min: u64, max: u64) -> Option<(u64, String, Span)> {
+        let (file, n) = self.get(path)?;
+        let (file, span) = (file.to_string(), n.span);
+        match n.kind {
+            NodeKind::Number(x) if x.fract() == 0.0 && x >= min as f64 && x <= max as f64 =>
+            {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Some((x as u64, file, span))
+            }
+            NodeKind::Number(x) => {
+                self.err(
+                    &file,
+                    span,
+                    "out-of-range",
+                    format!(
+                        "{} must be a whole number from {min} to {max}, found {x}",
+                        path.join(".")
+                    ),
+                    None,
+                );
+                None
+            }
+            _ => {
+                let t = n.type_name();
+                self.err(
+                    &file,
+                    span,
+                    "wrong-type",
+                    format!("{} must be a number, found {t}", path.join(".")),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, path: &[&str]) -> Option<bool> {
+        let (file, n) = self.get(path)?;
+        match n.kind {
+            NodeKind::Bool(b) => Some(b),
+            _ => {
+                let (file, span, t) = (file.to_string(), n.span, n.type_name());
+                self.err(
+                    &file,
+                    span,
+                    "wrong-type",
+                    format!("{} must be true or false, found {t}", path.join(".")),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks a mapping's keys at `path` in every layer that has it.
+    fn keys(&mut self, path: &[&str], allowed: &[&str]) {
+        let mut problems = Vec::new();
+        for (file, root) in &self.layers {
+            let mut node = Some(root);
+            for k in path {
+                node = node.and_then(|n| n.get(k));
+            }
+            let Some(node) = node else { continue };
+            let Some(map) = node.as_map() else {
+                if !matches!(node.kind, NodeKind::Null) {
+                    problems.push((
+                        file.to_string(),
+                        node.span,
+                        "wrong-type",
+                        format!(
+                            "{} must be a mapping, found {}",
+                            path.join("."),
+                            node.type_name()
+                        ),
+                        None,
+                    ));
+                }
+                continue;
+            };
+            for (k, _) in map {
+                let key = k.scalar_string().unwrap_or_default();
+                if !allowed.contains(&key.as_str()) {
+                    problems.push((
+                        file.to_string(),
+                        k.span,
+                        "unknown-key",
+                        format!("unknown key '{key}' in {}", path.join(".")),
+                        Some(format!("expected one of: {}", allowed.join(", "))),
+                    ));
+                }
+            }
+        }
+        for (file, span, code, msg, hint) in problems {
+            self.err(&file, span, code, msg, hint);
+        }
+    }
+
+    fn quantity(&mut self, path: &[&str], cpu: bool) -> Option<(String, f64)> {
+        let (file, n) = self.get(path)?;
+        let (file, span) = (file.to_string(), n.span);
+        let s = self.string(path)?;
+        let parsed = if cpu {
+            quantity::cpu(&s)
+        } else {
+            quantity::memory(&s)
+        };
+        match parsed {
+            Ok(q) => Some((s, q.0)),
+            Err(e) => {
+                self.err(
+                    &file,
+                    span,
+                    "quantity",
+                    format!("{}: {e}", path.join(".")),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// Deep-merged JSON of all layers (most specific wins).
+    fn merged(&self) -> serde_json::Value {
+        fn merge(into: &mut serde_json::Value, over: serde_json::Value) {
+            match (into, over) {
+                (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                    for (k, v) in b {
+                        match a.get_mut(&k) {
+                            Some(slot) => merge(slot, v),
+                            None => {
+                                a.insert(k, v);
+                            }
+                        }
+                    }
+                }
+                (slot, v) => *slot = v,
+            }
+        }
+        let mut out = serde_json::Value::Object(Default::default());
+        for (_, root) in self.layers.iter().rev() {
+            merge(&mut out, root.to_json());
+        }
+        out
+    }
+}
+
+/// An upper-cased environment variable name for a config key.
+pub fn env_var_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Loads environment `name` from its own file laid over `base`.
+pub fn load(name: &str, own: &Source, base: Option<&Source>) -> Loaded {
+    let mut layers = Layers {
+        layers: Vec::new(),
+        diags: Vec::new(),
+    };
+    for src in std::iter::once(own).chain(base) {
+        match launchway_yaml::parse(&src.text) {
+            Ok(root) => match root.kind {
+                NodeKind::Map(_) => layers.layers.push((src.path.as_str(), root)),
+                NodeKind::Null => {}
+                _ => {
+                    let t = root.type_name();
+                    layers.err(
+                        &src.path,
+                        root.span,
+                        "wrong-type",
+                        format!("an environment file must be a mapping, found {t}"),
+                        Some("write keys such as 'replicas: 2' at the top level".into()),
+                    );
+                }
+            },
+            Err(e) => {
+                let span = Span {
+                    start: e.pos,
+                    end: e.pos,
+                };
+                layers.err(
+                    &src.path,
+                    span,
+                    "yaml",
+                    format!("invalid YAML: {}", e.message),
+                    None,
+                );
+            }
+        }
+    }
+    let mut env = Environment {
+        name: name.to_string(),
+        display_name: layers.string(&["environment"]),
+        service: layers.string(&["service"]),
+        replicas: 1,
+        resources: Resources::default(),
+        autoscaling: None,
+        release: layers.string(&["release"]),
+        image: layers.string(&["image"]),
+        run: RunSpec::default(),
+        target: Target::Local,
+        namespace: layers.string(&["namespace"]),
+        self_heal: layers.boolean(&["self_heal"]).unwrap_or(true),
+        config: IndexMap::new(),
+        merged: layers.merged(),
+    };
+    let replicas = layers.uint(&["replicas"], 0, 10_000);
+    if let Some((r, ..)) = replicas {
+        env.replicas = u32::try_from(r).unwrap_or(u32::MAX);
+    }
+
+    // resources
+    layers.keys(&["resources"], &["requests", "limits"]);
+    let mut amounts = [(0.0f64, 0.0f64); 2];
+    for (i, kind) in ["requests", "limits"].into_iter().enumerate() {
+        layers.keys(&["resources", kind], &["cpu", "memory"]);
+        let cpu = layers.quantity(&["resources", kind, "cpu"], true);
+        let mem = layers.quantity(&["resources", kind, "memory"], false);
+        amounts[i] = (
+            cpu.as_ref().map_or(-1.0, |c| c.1),
+            mem.as_ref().map_or(-1.0, |m| m.1),
+        );
+        let a = Amounts {
+            cpu: cpu.map(|c| c.0),
+            memory: mem.map(|m| m.0),
+        };
+        if i == 0 {
+            env.resources.requests = a;
+        } else {
+            env.resources.limits = a;
+        }
+    }
+    for (which, (req, lim)) in [
+        ("cpu", (amounts[0].0, amounts[1].0)),
+        ("memory", (amounts[0].1, amounts[1].1)),
+    ] {
+        if req >= 0.0
+            && lim >= 0.0
+            && req > lim
+            && let Some((file, n)) = layers.get(&["resources", "requests", which])
+        {
+            let (file, span) = (file.to_string(), n.span);
+            layers.err(
+                &file,
+                span,
+                "requests-over-limits",
+                format!("resources.requests.{which} is more than resources.limits.{which}"),
+                Some("a container cannot be guaranteed more than it may use".into()),
+            );
+        }
+    }
+
+    // autoscaling
+    layers.keys(
+        &["autoscaling"],
+        &[
+            "enabled",
+            "min_replicas",
+            "max_replicas",
+            "target_cpu_percent",
+        ],
+    );
+    if layers
+        .get(&["autoscaling"])
+        .is_some_and(|(_, n)| n.as_map().is_some())
+    {
+        let enabled = layers.boolean(&["autoscaling", "enabled"]).unwrap_or(true);
+        let min = layers.uint(&["autoscaling", "min_replicas"], 1, 10_000);
+        let max = layers.uint(&["autoscaling", "max_replicas"], 1, 10_000);
+        let target = layers.uint(&["autoscaling", "target_cpu_percent"], 1, 100);
+        let (min_v, max_v) = (
+            min.as_ref().map_or(1, |m| m.0),
+            max.as_ref().map_or(0, |m| m.0),
+        );
+        if let (Some((lo, ..)), Some((hi, file, span))) = (&min, &max)
+            && hi < lo
+        {
+            let (file, span) = (file.clone(), *span);
+            layers.err(
+                &file,
+                span,
+                "autoscaling-bounds",
+                format!("autoscaling.max_replicas ({hi}) is below min_replicas ({lo})"),
+                None,
+            );
+        }
+        if enabled {
+            if max.is_none() {
+                if let Some((file, n)) = layers.get(&["autoscaling"]) {
+                    let (file, span) = (file.to_string(), n.span);
+                    layers.err(
+                        &file,
+                        span,
+                        "missing-key",
+                        "autoscaling needs 'max_replicas'".into(),
+                        None,
+                    );
+                }
+            } else if let Some((r, file, span)) = &replicas
+                && (*r < min_v || *r > max_v)
+            {
+                let (file, span, r) = (file.clone(), *span, *r);
+                layers.err(
+                    &file,
+                    span,
+                    "replicas-out-of-bounds",
+                    format!("replicas ({r}) is outside autoscaling's {min_v}..={max_v}"),
+                    Some(
+                        "set replicas within the autoscaling bounds, or disable autoscaling".into(),
+                    ),
+                );
+            }
+            #[allow(clippy::cast_possible_truncation)]
+            if max.is_some() {
+                env.autoscaling = Some(Autoscaling {
+                    enabled,
+                    min_replicas: min_v as u32,
+                    max_replicas: max_v as u32,
+                    target_cpu_percent: target.map_or(80, |t| t.0 as u32),
+                });
+            }
+        }
+    }
+
+    // run
+    layers.keys(&["run"], &["command", "setup", "port", "health_path"]);
+    env.run.command = layers.string(&["run", "command"]);
+    env.run.setup = layers.string(&["run", "setup"]);
+    if let Some((p, ..)) = layers.uint(&["run", "port"], 1, 65_535) {
+        env.run.port = u16::try_from(p).unwrap_or(8080);
+    }
+    if let Some(h) = layers.string(&["run", "health_path"]) {
+        if h.starts_with('/') {
+            env.run.health_path = h;
+        } else if let Some((file, n)) = layers.get(&["run", "health_path"]) {
+            let (file, span) = (file.to_string(), n.span);
+            layers.err(
+                &file,
+                span,
+                "health-path",
+                format!("run.health_path '{h}' must start with '/'"),
+                None,
+            );
+        }
+    }
+
+    // target
+    if let Some(t) = layers.string(&["target"]) {
+        match t.as_str() {
+            "local" => env.target = Target::Local,
+            "kubernetes" => env.target = Target::Kubernetes,
+            other => {
+                if let Some((file, n)) = layers.get(&["target"]) {
+                    let (file, span) = (file.to_string(), n.span);
+                    layers.err(
+                        &file,
+                        span,
+                        "unknown-target",
+                        format!("unknown target '{other}'"),
+                        Some("targets: local, kubernetes".into()),
+                    );
+                }
+            }
+        }
+    }
+
+    // protection (read by the approval gates)
+    layers.keys(
+        &["protection"],
+        &[
+            "required_reviewers",
+            "prevent_self_review",
+            "wait_timer",
+            "branches",
+        ],
+    );
+    for list in ["required_reviewers", "branches"] {
+        if let Some((file, n)) = layers.get(&["protection", list])
+            && !matches!(n.kind, NodeKind::Seq(_) | NodeKind::Null)
+        {
+            let (file, span, t) = (file.to_string(), n.span, n.type_name());
+            layers.err(
+                &file,
+                span,
+                "wrong-type",
+                format!("protection.{list} must be a list, found {t}"),
+                None,
+            );
+        }
+    }
+    layers.boolean(&["protection", "prevent_self_review"]);
+    layers.uint(&["protection", "wait_timer"], 0, 43_200);
+
+    // log level
+    if let Some(l) = layers.string(&["log_level"]) {
+        let known = [
+            "DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "TRACE",
+        ];
+        if !known.contains(&l.to_ascii_uppercase().as_str())
+            && let Some((file, n)) = layers.get(&["log_level"])
+        {
+            let (file, span) = (file.to_string(), n.span);
+            layers.err(
+                &file,
+                span,
+                "log-level",
+                format!("unknown log_level '{l}'"),
+                Some(format!("one of: {}", known.join(", "))),
+            );
+        }
+    }
+
+    // What the service gets as configuration.
+    for key in [
+        "model_name",
+        "model_stage",
+        "model_version",
+        "mlflow_uri",
+        "log_level",
+    ] {
+        if let Some(v) = layers.string(&[key]) {
+            env.config.insert(env_var_name(key), v);
+        }
+    }
+    if let serde_json::Value::Object(m) = &env.merged {
+        for (k, v) in m {
+            if KNOWN_KEYS.contains(&k.as_str()) {
+                continue;
+            }
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            env.config.insert(env_var_name(k), text);
+        }
+    }
+    let diagnostics = layers.diags;
+    Loaded {
+        environment: Some(env),
+        diagnostics,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(path: &str, text: &str) -> Source {
+        Source {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+
+    fn errors(l: &Loaded) -> Vec<(String, &'static str, u32, u32)> {
+        l.diagnostics
+            .iter()
+            .map(|d| {
+                (
+                    d.file.clone(),
+                    d.diagnostic.code,
+                    d.diagnostic.span.start.line,
+                    d.diagnostic.span.start.col,
+                )
+            })
+            .collect()
+    }
+
+    const PROD: &str = "environment: production
+replicas: 3
+resources: {requests: {cpu: \"500m\", memory: \"1Gi\"}, limits: {cpu: \"2\", memory: \"4Gi\"}}
+mlflow_uri: http://mlflow.mlops-prod.svc.cluster.local:5000
+model_name: ChurnPredictor
+model_stage: Production
+log_level: INFO
+autoscaling: {enabled: true, min_replicas: 3, max_replicas: 10, target_cpu_percent: 70}
+";
+
+    #[test]
+    fn the_keys_teams_write_load_as_they_are() {
+        let l = load("prod", &src("prod.yaml", PROD), None);
+        assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+        let e = l.environment.unwrap();
+        assert_eq!(e.display_name.as_deref(), Some("production"));
+        assert_eq!(e.replicas, 3);
+        assert_eq!(e.resources.limits.memory.as_deref(), Some("4Gi"));
+        let a = e.autoscaling.unwrap();
+        assert_eq!(
+            (a.min_replicas, a.max_replicas, a.target_cpu_percent),
+            (3, 10, 70)
+        );
+        assert_eq!(e.config["MODEL_NAME"], "ChurnPredictor");
+        assert_eq!(
+            e.config["MLFLOW_URI"],
+            "http://mlflow.mlops-prod.svc.cluster.local:5000"
+        );
+        assert_eq!(e.target, Target::Local);
+    }
+
+    #[test]
+    fn overlays_win_over_the_base_and_unknown_keys_become_config() {
+        let base = src(
+            "_base.yaml",
+            "replicas: 1\nrun: {command: python app.py, port: 9000}\nfeature_flags: {beta: true}\nteam: ml\n",
+        );
+        let own = src("dev.yaml", "replicas: 2\nrun: {port: 9100}\nteam: ml-dev\n");
+        let l = load("dev", &own, Some(&base));
+        assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+        let e = l.environment.unwrap();
+        assert_eq!(e.replicas, 2);
+        assert_eq!(e.run.port, 9100);
+        assert_eq!(
+            e.run.command.as_deref(),
+            Some("python app.py"),
+            "kept from the base"
+        );
+        assert_eq!(e.config["TEAM"], "ml-dev");
+        assert_eq!(e.config["FEATURE_FLAGS"], r#"{"beta":true}"#);
+    }
+
+    #[test]
+    fn problems_are_reported_where_they_are() {
+        let own = src(
+            "prod.yaml",
+            "replicas: 12
+resources:
+  requests: {cpu: \"abc\", memory: 1Gi}
+  limits: {cpu: \"1\", memory: 512Mi, gpu: 1}
+autoscaling: {min_replicas: 3, max_replicas: 10}
+target: mars
+run: {port: 70000, health_path: health}
+log_level: LOUD
+",
+        );
+        let l = load("prod", &own, None);
+        let e = errors(&l);
+        for want in [
+            ("prod.yaml".to_string(), "quantity", 3, 19),
+            ("prod.yaml".to_string(), "unknown-key", 4, 37),
+            ("prod.yaml".to_string(), "requests-over-limits", 3, 34),
+            ("prod.yaml".to_string(), "replicas-out-of-bounds", 1, 11),
+            ("prod.yaml".to_string(), "unknown-target", 6, 9),
+            ("prod.yaml".to_string(), "out-of-range", 7, 13),
+            ("prod.yaml".to_string(), "health-path", 7, 33),
+            ("prod.yaml".to_string(), "log-level", 8, 12),
+        ] {
+            assert!(e.contains(&want), "missing {want:?} in {e:#?}");
+        }
+        // A problem in the base is reported in the base.
+        let base = src("_base.yaml", "replicas: many\n");
+        let l = load("dev", &src("dev.yaml", "log_level: INFO\n"), Some(&base));
+        assert_eq!(
+            errors(&l),
+            [("_base.yaml".to_string(), "wrong-type", 1, 11)]
+        );
+        // Broken YAML says where.
+        let l = load("x", &src("x.yaml", "replicas: [1\n"), None);
+        assert_eq!(errors(&l)[0].1, "yaml");
+    }
+}

@@ -1,0 +1,229 @@
+//! `launchway env`: the deployment environments of a repository — list,
+//! show, validate, diff, and render them for a target.
+
+use clap::{Args, Subcommand, ValueEnum};
+use launchway_deploy::config::{Environment, Loaded};
+use launchway_deploy::render::{kubernetes, yaml};
+use launchway_deploy::{diff, repo};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct EnvArgs {
+    /// The repository (default: the current directory).
+    #[arg(short = 'C', global = true, default_value = ".")]
+    root: PathBuf,
+    /// Where the environment files are, relative to the repository.
+    #[arg(long, global = true, default_value = repo::DEFAULT_DIR)]
+    dir: PathBuf,
+    #[command(subcommand)]
+    cmd: EnvCmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RenderTarget {
+    Kubernetes,
+}
+
+#[derive(Subcommand)]
+enum EnvCmd {
+    /// The environments, one line each.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One environment, merged over the base, and what its service gets.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every environment (or the named ones); exit 1 on errors.
+    Validate { names: Vec<String> },
+    /// What differs between two environments.
+    Diff { left: String, right: String },
+    /// The manifests a target would apply.
+    Render {
+        name: String,
+        #[arg(long, value_enum, default_value = "kubernetes")]
+        target: RenderTarget,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn dir(args: &EnvArgs) -> PathBuf {
+    args.root.join(&args.dir)
+}
+
+/// Prints a load's diagnostics like `launchway lint` does.
+fn report(root: &Path, loaded: &Loaded, color: bool) {
+    for d in &loaded.diagnostics {
+        let text = std::fs::read_to_string(root.join(&d.file)).unwrap_or_default();
+        eprint!(
+            "{}",
+            crate::diagnostics::render(&d.file, &text, &d.diagnostic, color)
+        );
+    }
+}
+
+/// Loads one environment; errors are printed and end the command.
+fn load(args: &EnvArgs, name: &str, color: bool) -> Result<Environment, String> {
+    let loaded = repo::load_environment(&dir(args), name, &args.root)?;
+    report(&args.root, &loaded, color);
+    if loaded.has_errors() {
+        return Err(format!("environment '{name}' has errors"));
+    }
+    loaded
+        .environment
+        .ok_or_else(|| format!("environment '{name}' did not load"))
+}
+
+fn service_name(root: &Path) -> String {
+    root.canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_else(|| "app".into())
+}
+
+pub fn main(args: &EnvArgs) -> u8 {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let r = (|| -> Result<u8, String> {
+        match &args.cmd {
+            EnvCmd::List { json } => {
+                let mut rows = Vec::new();
+                for (name, _) in repo::environments(&dir(args))? {
+                    let loaded = repo::load_environment(&dir(args), &name, &args.root)?;
+                    let errors = loaded.has_errors();
+                    let Some(e) = loaded.environment else {
+                        continue;
+                    };
+                    rows.push(serde_json::json!({
+                        "name": e.name,
+                        "display_name": e.display_name,
+                        "target": e.target.as_str(),
+                        "replicas": e.replicas,
+                        "release": e.release,
+                        "valid": !errors,
+                    }));
+                }
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&rows).unwrap_or_default()
+                    );
+                    return Ok(0);
+                }
+                println!(
+                    "{:<14} {:<16} {:<11} {:>8}  RELEASE",
+                    "NAME", "ENVIRONMENT", "TARGET", "REPLICAS"
+                );
+                for r in rows {
+                    let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+                    println!(
+                        "{:<14} {:<16} {:<11} {:>8}  {:<12} {}",
+                        s("name"),
+                        s("display_name"),
+                        s("target"),
+                        r["replicas"].as_u64().unwrap_or(0),
+                        s("release"),
+                        if r["valid"] == true {
+                            ""
+                        } else {
+                            "(has errors: launchway env validate)"
+                        }
+                    );
+                }
+                Ok(0)
+            }
+            EnvCmd::Show { name, json } => {
+                let e = load(args, name, color)?;
+                if *json {
+                    let v = serde_json::json!({"name": e.name, "merged": e.merged, "service_environment": e.config});
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    return Ok(0);
+                }
+                print!("{}", yaml::documents(std::slice::from_ref(&e.merged)));
+                println!("# the service's environment variables:");
+                for (k, v) in &e.config {
+                    println!("#   {k}={v}");
+                }
+                Ok(0)
+            }
+            EnvCmd::Validate { names } => {
+                let all: Vec<String> = if names.is_empty() {
+                    repo::environments(&dir(args))?
+                        .into_iter()
+                        .map(|(n, _)| n)
+                        .collect()
+                } else {
+                    names.clone()
+                };
+                if all.is_empty() {
+                    return Err(format!("no environments in {}", dir(args).display()));
+                }
+                let mut bad = 0;
+                for name in &all {
+                    let loaded = repo::load_environment(&dir(args), name, &args.root)?;
+                    report(&args.root, &loaded, color);
+                    if loaded.has_errors() {
+                        bad += 1;
+                    }
+                }
+                if bad > 0 {
+                    eprintln!("{bad} of {} environment(s) have errors", all.len());
+                    return Ok(1);
+                }
+                eprintln!("{} environment(s) valid", all.len());
+                Ok(0)
+            }
+            EnvCmd::Diff { left, right } => {
+                let (a, b) = (load(args, left, color)?, load(args, right, color)?);
+                let d = diff::diff(&a.merged, &b.merged);
+                if d.is_empty() {
+                    println!("'{left}' and '{right}' are the same");
+                    return Ok(0);
+                }
+                let w = d.iter().map(|x| x.path.len()).max().unwrap_or(4).max(4);
+                println!("{:<w$}  {:<28} {}", "KEY", left, right);
+                for x in d {
+                    println!(
+                        "{:<w$}  {:<28} {}",
+                        x.path,
+                        x.left.as_deref().unwrap_or("(unset)"),
+                        x.right.as_deref().unwrap_or("(unset)")
+                    );
+                }
+                Ok(0)
+            }
+            EnvCmd::Render {
+                name,
+                target,
+                output,
+            } => {
+                let e = load(args, name, color)?;
+                let docs = match target {
+                    RenderTarget::Kubernetes => kubernetes::manifests(
+                        &e,
+                        &kubernetes::Names {
+                            default_service: service_name(&args.root),
+                        },
+                    )?,
+                };
+                let text = yaml::documents(&docs);
+                match output {
+                    Some(p) => {
+                        std::fs::write(p, text).map_err(|e| format!("{}: {e}", p.display()))?
+                    }
+                    None => print!("{text}"),
+                }
+                Ok(0)
+            }
+        }
+    })();
+    r.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        1
+    })
+}

@@ -1,0 +1,176 @@
+//! `launchway env` on a fixture repository: listing, overlays, diffs,
+//! positioned errors, and Kubernetes manifests checked by
+//! kubernetes-validate (Kubernetes' published schemas, installed from
+//! PyPI at test time; it bundles them, so no network is needed after).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::bin;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/environments")
+}
+
+fn env(args: &[&str]) -> (i32, String, String) {
+    let out = bin()
+        .arg("env")
+        .arg("-C")
+        .arg(fixture())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn list_show_and_diff_with_a_shared_base() {
+    let (code, out, _) = env(&["list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("dev ") && out.contains("prod ") && !out.contains("_base"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("broken") && l.contains("has errors")),
+        "{out}"
+    );
+    let (code, out, err) = env(&["show", "dev", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["merged"]["image"], "ghcr.io/acme/churn:1.4.0",
+        "from the base"
+    );
+    assert_eq!(v["merged"]["replicas"], 1);
+    assert_eq!(
+        v["service_environment"]["FEATURE_FLAGS"],
+        r#"{"explain":true}"#
+    );
+    assert_eq!(v["service_environment"]["LOG_LEVEL"], "DEBUG");
+    let (code, out, _) = env(&["diff", "dev", "prod"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("replicas") && l.contains('1') && l.contains('3')),
+        "{out}"
+    );
+    assert!(
+        out.contains("namespace") && out.contains("(unset)"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("image"),
+        "same in both (from the base): {out}"
+    );
+}
+
+#[test]
+fn validate_reports_each_problem_at_its_place() {
+    let (code, _, err) = env(&["validate"]);
+    assert_eq!(code, 1, "{err}");
+    for want in [
+        "configs/environments/broken.yaml:4:19",
+        "resources.requests.cpu: 'abc' is not a quantity",
+        "configs/environments/broken.yaml:2:11",
+        "replicas (20) is outside autoscaling's 2..=5",
+        "configs/environments/broken.yaml:6:9",
+        "unknown target 'mars'",
+        "targets: local, kubernetes",
+        "1 of 3 environment(s) have errors",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    let (code, _, err) = env(&["validate", "dev", "prod"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = env(&["show", "nope"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no environment 'nope'") && err.contains("dev, prod"),
+        "{err}"
+    );
+}
+
+/// kubernetes-validate in a virtualenv, made once per target dir.
+fn validator() -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubernetes-validate");
+    if !venv.join(".ready").exists() {
+        assert!(
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let out = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "kubernetes-validate==1.37.0"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "installing kubernetes-validate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(venv.join(".ready"), "").unwrap();
+    }
+    venv.join("bin/kubernetes-validate")
+}
+
+fn validate(tool: &Path, file: &Path) -> (bool, String) {
+    let out = Command::new(tool)
+        .args(["-k", "1.30.0", "--strict"])
+        .arg(file)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn rendered_manifests_pass_the_kubernetes_schemas() {
+    let tool = validator();
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["dev", "prod"] {
+        let file = tmp.path().join(format!("{name}.yaml"));
+        let (code, _, err) = env(&[
+            "render",
+            name,
+            "--target",
+            "kubernetes",
+            "-o",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let (ok, report) = validate(&tool, &file);
+        assert!(ok, "{name}:\n{report}");
+        let kinds = report.matches("passed for resource").count();
+        assert_eq!(kinds, if name == "prod" { 3 } else { 2 }, "{report}");
+    }
+    let text = std::fs::read_to_string(tmp.path().join("prod.yaml")).unwrap();
+    assert!(
+        text.contains("kind: HorizontalPodAutoscaler") && text.contains("namespace: ml-prod"),
+        "{text}"
+    );
+    assert!(text.contains("averageUtilization: 70"), "{text}");
+    // The validator is live: a broken manifest fails it.
+    let broken = tmp.path().join("broken.yaml");
+    std::fs::write(&broken, text.replacen("replicas: 3", "replicas: three", 1)).unwrap();
+    assert!(
+        !validate(&tool, &broken).0,
+        "the schema check must catch a bad type"
+    );
+}
