@@ -5,6 +5,8 @@
 
 pub mod config;
 pub mod diff;
+pub mod edit;
+pub mod gitops;
 pub mod quantity;
 pub mod render;
 pub mod repo;

@@ -227,3 +227,121 @@ pub fn main(args: &EnvArgs) -> u8 {
         1
     })
 }
+
+/// Where the repository and its environments are, and who commits.
+#[derive(Args)]
+pub struct GitOpsArgs {
+    /// The repository (default: the current directory).
+    #[arg(short = 'C', default_value = ".")]
+    root: PathBuf,
+    /// Where the environment files are, relative to the repository.
+    #[arg(long, default_value = repo::DEFAULT_DIR)]
+    dir: PathBuf,
+    /// The commit's author as "Name <email>" (default: git's user).
+    #[arg(long)]
+    author: Option<String>,
+}
+
+impl GitOpsArgs {
+    fn author(&self) -> Result<launchway_deploy::gitops::Author, String> {
+        let Some(a) = &self.author else {
+            return Ok(Default::default());
+        };
+        let (name, email) = a
+            .split_once('<')
+            .and_then(|(n, e)| Some((n.trim(), e.strip_suffix('>')?.trim())))
+            .ok_or_else(|| format!("--author '{a}': expected \"Name <email>\""))?;
+        Ok(launchway_deploy::gitops::Author {
+            name: Some(name.to_string()),
+            email: Some(email.to_string()),
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    at: GitOpsArgs,
+    /// The environment (its file's name).
+    env: String,
+    /// What to run: a commit of this repository (pinned to its full
+    /// hash) or a bundle digest.
+    #[arg(long)]
+    release: Option<String>,
+    /// Any other key, e.g. --set replicas=3 --set resources.limits.cpu=2.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    at: GitOpsArgs,
+    env: String,
+    /// The revision whose version of the file to restore (default: the
+    /// one before the file's last change).
+    #[arg(long)]
+    to: Option<String>,
+}
+
+#[derive(Args)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    at: GitOpsArgs,
+    from: String,
+    to: String,
+}
+
+fn committed(r: Result<String, String>, what: &str) -> u8 {
+    match r {
+        Ok(sha) => {
+            println!("{what}: committed {}", &sha[..sha.len().min(12)]);
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+pub fn deploy(args: &DeployArgs) -> u8 {
+    let r = (|| {
+        let mut sets = Vec::new();
+        for s in &args.sets {
+            let (k, v) = s
+                .split_once('=')
+                .ok_or_else(|| format!("--set {s}: expected KEY=VALUE"))?;
+            sets.push((k.trim().to_string(), v.to_string()));
+        }
+        launchway_deploy::gitops::deploy(
+            &args.at.root,
+            &args.at.dir,
+            &args.env,
+            args.release.as_deref(),
+            &sets,
+            &args.at.author()?,
+        )
+    })();
+    committed(r, &format!("deploy {}", args.env))
+}
+
+pub fn rollback(args: &RollbackArgs) -> u8 {
+    let r = args.at.author().and_then(|a| {
+        launchway_deploy::gitops::rollback(
+            &args.at.root,
+            &args.at.dir,
+            &args.env,
+            args.to.as_deref(),
+            &a,
+        )
+    });
+    committed(r, &format!("rollback {}", args.env))
+}
+
+pub fn promote(args: &PromoteArgs) -> u8 {
+    let r = args.at.author().and_then(|a| {
+        launchway_deploy::gitops::promote(&args.at.root, &args.at.dir, &args.from, &args.to, &a)
+    });
+    committed(r, &format!("promote {} to {}", args.from, args.to))
+}

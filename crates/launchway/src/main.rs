@@ -82,6 +82,12 @@ enum Command {
     Artifacts(cmd_remote::ArtifactsArgs),
     /// Deployment environments: list, show, validate, diff, render.
     Env(cmd_env::EnvArgs),
+    /// Change what an environment runs, as a commit of its file.
+    Deploy(cmd_env::DeployArgs),
+    /// Put an environment's file back as it was, as a commit.
+    Rollback(cmd_env::RollbackArgs),
+    /// Copy what runs in one environment to another, as a commit.
+    Promote(cmd_env::PromoteArgs),
     /// Git hooks that tell a server about new commits.
     Hook(cmd_remote::HookArgs),
 }
@@ -111,6 +117,9 @@ fn main() -> ExitCode {
         Command::Var(args) => cmd_remote::var(&args, &cli.server),
         Command::Artifacts(args) => cmd_remote::artifacts(&args, &cli.server),
         Command::Env(args) => cmd_env::main(&args),
+        Command::Deploy(args) => cmd_env::deploy(&args),
+        Command::Rollback(args) => cmd_env::rollback(&args),
+        Command::Promote(args) => cmd_env::promote(&args),
         Command::Sbom(args) => cmd_sbom::main(&args),
         Command::Db(args) => cmd_scan::db(args, &store),
         Command::Scan(args) => cmd_scan::scan(&args, &store),

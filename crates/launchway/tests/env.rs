@@ -174,3 +174,135 @@ fn rendered_manifests_pass_the_kubernetes_schemas() {
         "the schema check must catch a bad type"
     );
 }
+
+fn git_out(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn lw(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).arg("-C").arg(dir).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn deploy_rollback_and_promote_are_commits_of_the_environment_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let envs = repo.join("configs/environments");
+    std::fs::create_dir_all(&envs).unwrap();
+    std::fs::write(
+        envs.join("dev.yaml"),
+        "# dev: anything goes\nenvironment: development\nreplicas: 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        envs.join("prod.yaml"),
+        "environment: production\nreplicas: 3   # keep three\n",
+    )
+    .unwrap();
+    std::fs::write(repo.join("app.py"), "print('v1')\n").unwrap();
+    common::commit_all(&repo);
+    let v1 = git_out(&repo, &["rev-parse", "HEAD"]);
+
+    // Deploy pins the release to a full commit and commits only the file.
+    std::fs::write(repo.join("notes.txt"), "not part of the deploy\n").unwrap();
+    let (code, out, err) = lw(
+        &repo,
+        &[
+            "deploy",
+            "dev",
+            "--release",
+            "HEAD",
+            "--set",
+            "log_level=DEBUG",
+            "--author",
+            "Ana <ana@example.com>",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deploy dev: committed"), "{out}");
+    let dev = std::fs::read_to_string(envs.join("dev.yaml")).unwrap();
+    assert!(
+        dev.starts_with("# dev: anything goes\n"),
+        "comments stay: {dev}"
+    );
+    assert!(dev.contains(&format!("release: {v1}")), "{dev}");
+    assert_eq!(
+        git_out(&repo, &["log", "-1", "--format=%an <%ae>|%s"]),
+        format!(
+            "Ana <ana@example.com>|deploy dev: release {}, log_level=DEBUG",
+            &v1[..12]
+        )
+    );
+    assert_eq!(
+        git_out(&repo, &["show", "--name-only", "--format=", "HEAD"]),
+        "configs/environments/dev.yaml"
+    );
+    assert_eq!(git_out(&repo, &["status", "--porcelain"]), "?? notes.txt");
+
+    // An invalid change is refused and nothing is committed.
+    let head = git_out(&repo, &["rev-parse", "HEAD"]);
+    let (code, _, err) = lw(&repo, &["deploy", "dev", "--set", "replicas=-2"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("invalid") && err.contains("nothing was committed"),
+        "{err}"
+    );
+    assert_eq!(git_out(&repo, &["rev-parse", "HEAD"]), head);
+    assert!(
+        std::fs::read_to_string(envs.join("dev.yaml"))
+            .unwrap()
+            .contains("replicas: 1")
+    );
+
+    // Values keep their YAML type.
+    let (code, _, err) = lw(&repo, &["deploy", "dev", "--set", "replicas=2"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read_to_string(envs.join("dev.yaml")).unwrap().contains("replicas: 2\n"));
+
+    // Promote copies what runs in dev to prod, keeping prod's own settings.
+    let (code, _, err) = lw(&repo, &["promote", "dev", "prod"]);
+    assert_eq!(code, 0, "{err}");
+    let prod = std::fs::read_to_string(envs.join("prod.yaml")).unwrap();
+    assert!(
+        prod.contains(&format!("release: {v1}")) && prod.contains("replicas: 3   # keep three"),
+        "{prod}"
+    );
+
+    // Rollback restores the file as it was before its last change.
+    let (code, _, err) = lw(&repo, &["rollback", "prod"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(envs.join("prod.yaml")).unwrap(),
+        "environment: production\nreplicas: 3   # keep three\n"
+    );
+    assert!(git_out(&repo, &["log", "-1", "--format=%s"]).starts_with("rollback prod to "));
+    // …or as it was at a revision.
+    let (code, _, err) = lw(&repo, &["rollback", "dev", "--to", &v1]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !std::fs::read_to_string(envs.join("dev.yaml"))
+            .unwrap()
+            .contains("release:")
+    );
+    // Uncommitted edits of the file are never committed over.
+    std::fs::write(envs.join("dev.yaml"), "replicas: 9\n").unwrap();
+    let (code, _, err) = lw(&repo, &["deploy", "dev", "--set", "replicas=2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("uncommitted changes"), "{err}");
+}
