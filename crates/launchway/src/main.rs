@@ -4,6 +4,7 @@ mod client;
 mod cmd_admin;
 mod cmd_env;
 mod cmd_lint;
+mod cmd_proxy;
 mod cmd_remote;
 mod cmd_run;
 mod cmd_runs;
@@ -88,6 +89,8 @@ enum Command {
     Rollback(cmd_env::RollbackArgs),
     /// Copy what runs in one environment to another, as a commit.
     Promote(cmd_env::PromoteArgs),
+    /// Run the built-in reverse proxy in front of fixed backends.
+    Proxy(cmd_proxy::ProxyArgs),
     /// Git hooks that tell a server about new commits.
     Hook(cmd_remote::HookArgs),
 }
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => cmd_env::deploy(&args),
         Command::Rollback(args) => cmd_env::rollback(&args),
         Command::Promote(args) => cmd_env::promote(&args),
+        Command::Proxy(args) => cmd_proxy::main(&args),
         Command::Sbom(args) => cmd_sbom::main(&args),
         Command::Db(args) => cmd_scan::db(args, &store),
         Command::Scan(args) => cmd_scan::scan(&args, &store),

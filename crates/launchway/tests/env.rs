@@ -273,7 +273,11 @@ fn deploy_rollback_and_promote_are_commits_of_the_environment_file() {
     // Values keep their YAML type.
     let (code, _, err) = lw(&repo, &["deploy", "dev", "--set", "replicas=2"]);
     assert_eq!(code, 0, "{err}");
-    assert!(std::fs::read_to_string(envs.join("dev.yaml")).unwrap().contains("replicas: 2\n"));
+    assert!(
+        std::fs::read_to_string(envs.join("dev.yaml"))
+            .unwrap()
+            .contains("replicas: 2\n")
+    );
 
     // Promote copies what runs in dev to prod, keeping prod's own settings.
     let (code, _, err) = lw(&repo, &["promote", "dev", "prod"]);

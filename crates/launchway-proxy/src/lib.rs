@@ -1,0 +1,314 @@
+//! The built-in reverse proxy that gives each environment a stable
+//! address. Backends (replicas, each tagged with the revision it runs)
+//! carry weights and are replaced atomically: a request is routed by the
+//! set current when it arrives, so new replicas take traffic the moment
+//! they are swapped in and old ones only finish what they have (`drain`).
+//! Weighted selection is exact over each cycle of the total weight, which
+//! is what canary steps need.
+//!
+//! Idempotent requests (GET, HEAD, OPTIONS) that cannot reach a backend
+//! are retried once on another; responses are buffered (the services it
+//! fronts answer with small JSON), which is what makes the retry possible.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Request and response bodies above this are refused (413 / 502).
+pub const MAX_BODY: usize = 16 << 20;
+
+/// One replica: where it listens, its share of traffic, what it runs.
+#[derive(Debug)]
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub weight: u32,
+    pub revision: String,
+    in_flight: AtomicUsize,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    /// Idle HTTP/1 connections, reused.
+    pool: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+}
+
+impl Backend {
+    pub fn new(addr: SocketAddr, weight: u32, revision: &str) -> Arc<Backend> {
+        Arc::new(Backend {
+            addr,
+            weight,
+            revision: revision.to_string(),
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    async fn connection(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        loop {
+            let idle = self.pool.lock().ok().and_then(|mut p| p.pop());
+            match idle {
+                Some(s) if s.is_ready() => return Ok(s),
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| format!("{}: {e}", self.addr))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("{}: {e}", self.addr))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+}
+
+/// Counts a request as in flight at a backend while it lives.
+struct InFlight(Arc<Backend>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Route {
+    backends: Vec<Arc<Backend>>,
+    total: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Proxy {
+    route: RwLock<Arc<Route>>,
+    counter: AtomicU64,
+}
+
+impl Proxy {
+    pub fn new() -> Arc<Proxy> {
+        Arc::new(Proxy::default())
+    }
+
+    /// Replaces the backends; returns the ones taken out (to `drain`).
+    pub fn set_backends(&self, backends: Vec<Arc<Backend>>) -> Vec<Arc<Backend>> {
+        let total = backends.iter().map(|b| u64::from(b.weight)).sum();
+        let new = Arc::new(Route { backends, total });
+        let old = match self.route.write() {
+            Ok(mut r) => std::mem::replace(&mut *r, new),
+            Err(_) => return Vec::new(),
+        };
+        let current = self.backends();
+        old.backends
+            .iter()
+            .filter(|b| !current.iter().any(|c| Arc::ptr_eq(b, c)))
+            .cloned()
+            .collect()
+    }
+
+    pub fn backends(&self) -> Vec<Arc<Backend>> {
+        self.route
+            .read()
+            .map(|r| r.backends.clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits until `old` backends have no request in flight (or `timeout`).
+    pub async fn drain(old: &[Arc<Backend>], timeout: Duration) -> bool {
+        let start = Instant::now();
+        while old.iter().any(|b| b.in_flight() > 0) {
+            if start.elapsed() > timeout {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// The next backend by weight, skipping `avoid`.
+    fn pick(&self, avoid: Option<&Arc<Backend>>) -> Option<Arc<Backend>> {
+        let route = self.route.read().ok()?.clone();
+        if route.total == 0 {
+            return None;
+        }
+        for _ in 0..route.backends.len().max(1) {
+            let mut n = self.counter.fetch_add(1, Ordering::Relaxed) % route.total;
+            for b in &route.backends {
+                let w = u64::from(b.weight);
+                if n < w {
+                    if avoid.is_some_and(|a| Arc::ptr_eq(a, b)) {
+                        break;
+                    }
+                    return Some(b.clone());
+                }
+                n -= w;
+            }
+        }
+        None
+    }
+
+    /// Prometheus text: requests and errors per revision and replica.
+    pub fn metrics_text(&self, environment: &str) -> String {
+        let mut out = String::from(
+            "# HELP launchway_proxy_requests Requests routed, by revision and replica.\n# TYPE launchway_proxy_requests counter\n",
+        );
+        let bs = self.backends();
+        for b in &bs {
+            out.push_str(&format!(
+                "launchway_proxy_requests{{environment=\"{environment}\",revision=\"{}\",replica=\"{}\"}} {}\n",
+                b.revision,
+                b.addr,
+                b.requests.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str("# HELP launchway_proxy_errors Requests a replica failed (5xx or unreachable).\n# TYPE launchway_proxy_errors counter\n");
+        for b in &bs {
+            out.push_str(&format!(
+                "launchway_proxy_errors{{environment=\"{environment}\",revision=\"{}\",replica=\"{}\"}} {}\n",
+                b.revision,
+                b.addr,
+                b.errors.load(Ordering::Relaxed)
+            ));
+        }
+        out
+    }
+
+    async fn forward(
+        &self,
+        b: &Arc<Backend>,
+        parts: &hyper::http::request::Parts,
+        body: &Bytes,
+    ) -> Result<Response<Full<Bytes>>, String> {
+        b.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _guard = InFlight(b.clone());
+        b.requests.fetch_add(1, Ordering::Relaxed);
+        let mut sender = b.connection().await.inspect_err(|_| {
+            b.errors.fetch_add(1, Ordering::Relaxed);
+        })?;
+        let mut req = Request::builder()
+            .method(parts.method.clone())
+            .uri(parts.uri.path_and_query().map_or("/", |p| p.as_str()))
+            .version(hyper::Version::HTTP_11);
+        for (k, v) in &parts.headers {
+            if k != hyper::header::CONNECTION {
+                req = req.header(k, v);
+            }
+        }
+        let req = req
+            .body(Full::new(body.clone()))
+            .map_err(|e| e.to_string())?;
+        let res = sender.send_request(req).await.map_err(|e| {
+            b.errors.fetch_add(1, Ordering::Relaxed);
+            format!("{}: {e}", b.addr)
+        })?;
+        let (rparts, rbody) = res.into_parts();
+        let bytes = http_body_util::Limited::new(rbody, MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| format!("{}: {e}", b.addr))?
+            .to_bytes();
+        if rparts.status.is_server_error() {
+            b.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut p) = b.pool.lock() {
+            p.push(sender);
+        }
+        Ok(Response::from_parts(rparts, Full::new(bytes)))
+    }
+
+    /// Proxies one request.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let (parts, body) = req.into_parts();
+        let body = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        };
+        let Some(first) = self.pick(None) else {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "no replica is serving");
+        };
+        match self.forward(&first, &parts, &body).await {
+            Ok(r) => r,
+            Err(e) => {
+                let idempotent = matches!(
+                    parts.method,
+                    hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
+                );
+                if idempotent
+                    && let Some(second) = self.pick(Some(&first))
+                    && let Ok(r) = self.forward(&second, &parts, &body).await
+                {
+                    return r;
+                }
+                plain(StatusCode::BAD_GATEWAY, &format!("upstream failed: {e}"))
+            }
+        }
+    }
+
+    /// Serves on `listener` until the task is dropped.
+    pub async fn serve(self: Arc<Proxy>, listener: tokio::net::TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let proxy = self.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let proxy = proxy.clone();
+                    async move { Ok::<_, std::convert::Infallible>(proxy.handle(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    }
+}
+
+fn plain(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(format!("{msg}\n"))));
+    *r.status_mut() = status;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_are_exact_over_a_cycle_and_avoid_skips() {
+        let p = Proxy::default();
+        let a = Backend::new("127.0.0.1:1".parse().unwrap(), 9, "v1");
+        let b = Backend::new("127.0.0.1:2".parse().unwrap(), 1, "v2");
+        p.set_backends(vec![a.clone(), b.clone()]);
+        let mut to_b = 0;
+        for _ in 0..1000 {
+            if Arc::ptr_eq(&p.pick(None).unwrap(), &b) {
+                to_b += 1;
+            }
+        }
+        assert_eq!(to_b, 100);
+        for _ in 0..20 {
+            assert!(Arc::ptr_eq(&p.pick(Some(&b)).unwrap(), &a));
+        }
+        let removed = p.set_backends(vec![b.clone()]);
+        assert_eq!(removed.len(), 1);
+        assert!(Arc::ptr_eq(&removed[0], &a));
+        assert!(p.pick(Some(&b)).is_none(), "nothing else to pick");
+        p.set_backends(Vec::new());
+        assert!(p.pick(None).is_none());
+    }
+}
