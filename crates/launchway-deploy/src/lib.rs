@@ -1,12 +1,14 @@
 //! Deployment environments: their configuration files (validated, with
 //! positions, base and overlays), how two of them differ, and the
-//! Kubernetes manifests they describe. Pure; reading the files is the
-//! caller's business (see [`repo`]).
+//! Kubernetes manifests they describe, and the local runtime that runs
+//! them. The config, diff, edit and render modules are pure; [`repo`],
+//! [`gitops`] and [`local`] are the I/O edges.
 
 pub mod config;
 pub mod diff;
 pub mod edit;
 pub mod gitops;
+pub mod local;
 pub mod quantity;
 pub mod render;
 pub mod repo;

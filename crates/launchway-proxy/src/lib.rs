@@ -214,7 +214,9 @@ impl Proxy {
             b.errors.fetch_add(1, Ordering::Relaxed);
             format!("{}: {e}", b.addr)
         })?;
-        let (rparts, rbody) = res.into_parts();
+        let (mut rparts, rbody) = res.into_parts();
+        // The client talks to the proxy, whatever the replica spoke.
+        rparts.version = hyper::Version::HTTP_11;
         let bytes = http_body_util::Limited::new(rbody, MAX_BODY)
             .collect()
             .await

@@ -345,3 +345,119 @@ pub fn promote(args: &PromoteArgs) -> u8 {
     });
     committed(r, &format!("promote {} to {}", args.from, args.to))
 }
+
+#[derive(Args)]
+pub struct SyncArgs {
+    /// The repository (default: the current directory).
+    #[arg(short = 'C', default_value = ".")]
+    root: PathBuf,
+    /// Where the environment files are, relative to the repository.
+    #[arg(long, default_value = repo::DEFAULT_DIR)]
+    dir: PathBuf,
+    /// The environment to run on this machine.
+    env: String,
+    /// The environment's stable address (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// How long new replicas have to answer their health check.
+    #[arg(long, default_value_t = 60)]
+    health_timeout: u64,
+    /// How often to look for a new commit of the environment's file.
+    #[arg(long, default_value_t = 2)]
+    interval: u64,
+}
+
+/// The environment's config as committed at HEAD (git is the truth; an
+/// uncommitted edit deploys nothing).
+fn committed_environment(args: &SyncArgs) -> Result<Environment, String> {
+    let rel = args.dir.join(format!("{}.yaml", args.env));
+    let show = |p: &Path| -> Option<String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&args.root)
+            .args(["show", &format!("HEAD:{}", p.to_string_lossy())])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let own = show(&rel).ok_or_else(|| format!("{} is not committed at HEAD", rel.display()))?;
+    let base = show(&args.dir.join(repo::BASE_FILE));
+    let loaded = launchway_deploy::config::load(
+        &args.env,
+        &launchway_deploy::config::Source {
+            path: rel.to_string_lossy().to_string(),
+            text: own,
+        },
+        base.map(|t| launchway_deploy::config::Source {
+            path: repo::BASE_FILE.into(),
+            text: t,
+        })
+        .as_ref(),
+    );
+    if let Some(d) = loaded.diagnostics.first() {
+        return Err(format!(
+            "{}:{}:{}: {}",
+            d.file, d.diagnostic.span.start.line, d.diagnostic.span.start.col, d.diagnostic.message
+        ));
+    }
+    loaded
+        .environment
+        .ok_or_else(|| "the environment did not load".into())
+}
+
+/// `launchway sync ENV`: runs the environment here as committed, and keeps
+/// it so (new commits deploy, crashed replicas restart) until Ctrl-C.
+pub fn sync(args: &SyncArgs, store: &launchway_runner::store::Store) -> u8 {
+    crate::cmd_serve::block_on(async move {
+        let root = args
+            .root
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", args.root.display()))?;
+        let data = store.home.join("environments");
+        let env = launchway_deploy::local::LocalEnvironment::start(
+            &args.env,
+            &root,
+            &data,
+            &args.listen,
+            Default::default(),
+        )
+        .await?;
+        eprintln!("environment '{}' at http://{}", args.env, env.address());
+        let timeout = std::time::Duration::from_secs(args.health_timeout);
+        let mut last: Option<String> = None;
+        loop {
+            let head = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&root)
+                .args(["rev-parse", "HEAD"])
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+            if head != last {
+                last = head.clone();
+                match committed_environment(args) {
+                    Ok(desired) => match env.apply(&desired, timeout).await {
+                        Ok(s) => eprintln!(
+                            "{}: {} ({} replica(s), release {})",
+                            args.env,
+                            s.health.as_str(),
+                            s.replicas,
+                            s.release.as_deref().unwrap_or("-")
+                        ),
+                        Err(e) => eprintln!("{}: deployment failed: {e}", args.env),
+                    },
+                    Err(e) => eprintln!("{}: {e}", args.env),
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(args.interval)) => {}
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+        env.shutdown().await;
+        eprintln!("{}: stopped", args.env);
+        Ok(())
+    })
+}

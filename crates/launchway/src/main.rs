@@ -91,6 +91,8 @@ enum Command {
     Promote(cmd_env::PromoteArgs),
     /// Run the built-in reverse proxy in front of fixed backends.
     Proxy(cmd_proxy::ProxyArgs),
+    /// Run an environment on this machine as committed, and keep it so.
+    Sync(cmd_env::SyncArgs),
     /// Git hooks that tell a server about new commits.
     Hook(cmd_remote::HookArgs),
 }
@@ -124,6 +126,7 @@ fn main() -> ExitCode {
         Command::Rollback(args) => cmd_env::rollback(&args),
         Command::Promote(args) => cmd_env::promote(&args),
         Command::Proxy(args) => cmd_proxy::main(&args),
+        Command::Sync(args) => cmd_env::sync(&args, &store),
         Command::Sbom(args) => cmd_sbom::main(&args),
         Command::Db(args) => cmd_scan::db(args, &store),
         Command::Scan(args) => cmd_scan::scan(&args, &store),

@@ -1,0 +1,602 @@
+//! The embedded default target: an environment's release as supervised
+//! local processes behind the built-in proxy.
+//!
+//! A release is a commit of the repository, exported once under the data
+//! dir (its `run.setup` runs once per release). Replicas are started on
+//! free ports with the environment's configuration as variables, checked
+//! over HTTP, and only then put behind the environment's stable address;
+//! the previous replicas drain and stop. A replica that exits is restarted
+//! with backoff; too many restarts in a row mark the environment Degraded.
+//! A release whose replicas never become healthy is not switched to: the
+//! old one keeps serving and the reason is reported.
+
+use crate::config::Environment;
+use launchway_proxy::{Backend, Proxy};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Progressing,
+    Healthy,
+    Degraded,
+}
+
+impl Health {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Progressing => "Progressing",
+            Health::Healthy => "Healthy",
+            Health::Degraded => "Degraded",
+        }
+    }
+}
+
+/// What an environment runs and how it is doing.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub health: Health,
+    pub release: Option<String>,
+    pub replicas: usize,
+    pub message: String,
+}
+
+/// The inputs that make two deployments the same.
+#[derive(Debug, Clone, PartialEq)]
+struct Desired {
+    release: String,
+    command: String,
+    setup: Option<String>,
+    replicas: u32,
+    health_path: String,
+    env: BTreeMap<String, String>,
+}
+
+struct Replica {
+    port: u16,
+    child: Option<Child>,
+    /// The process group it leads (kept after the child is reaped).
+    pgid: Option<u32>,
+    restarts: Vec<Instant>,
+}
+
+/// Signals a replica's whole process group.
+fn signal_group(pgid: Option<u32>, signal: &str) {
+    if let Some(pid) = pgid.filter(|p| *p > 1) {
+        let _ = std::process::Command::new("kill")
+            .args(["-s", signal, "--", &format!("-{pid}")])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+struct State {
+    desired: Option<Desired>,
+    replicas: Vec<Replica>,
+    status: Status,
+    /// Replicas of the release in service (for the proxy).
+    backends: Vec<Arc<Backend>>,
+    /// Where the release in service was exported.
+    release_dir: Option<PathBuf>,
+}
+
+/// One environment on this machine.
+pub struct LocalEnvironment {
+    name: String,
+    repo: PathBuf,
+    data: PathBuf,
+    proxy: Arc<Proxy>,
+    address: SocketAddr,
+    state: Mutex<State>,
+    secrets: BTreeMap<String, String>,
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// GET `path` on a local port; `true` on a 2xx.
+pub async fn healthy(port: u16, path: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(Ok(mut s)) = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    else {
+        return false;
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await,
+        Ok(Ok(n)) if n >= 12 && buf.starts_with(b"HTTP/1.") && buf[9] == b'2'
+    )
+}
+
+fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .map_err(|e| format!("git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl LocalEnvironment {
+    /// An environment whose stable address is `listen` (port 0: any).
+    pub async fn start(
+        name: &str,
+        repo: &Path,
+        data: &Path,
+        listen: &str,
+        secrets: BTreeMap<String, String>,
+    ) -> Result<Arc<LocalEnvironment>, String> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        let proxy = Proxy::new();
+        tokio::spawn(proxy.clone().serve(listener));
+        let env = Arc::new(LocalEnvironment {
+            name: name.to_string(),
+            repo: repo.to_path_buf(),
+            data: data.to_path_buf(),
+            proxy,
+            address,
+            secrets,
+            state: Mutex::new(State {
+                desired: None,
+                replicas: Vec::new(),
+                status: Status {
+                    health: Health::Progressing,
+                    release: None,
+                    replicas: 0,
+                    message: "nothing deployed yet".into(),
+                },
+                backends: Vec::new(),
+                release_dir: None,
+            }),
+        });
+        let watch = env.clone();
+        tokio::spawn(async move { watch.supervise().await });
+        Ok(env)
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn status(&self) -> Status {
+        self.state
+            .lock()
+            .map(|s| s.status.clone())
+            .unwrap_or(Status {
+                health: Health::Degraded,
+                release: None,
+                replicas: 0,
+                message: "state unavailable".into(),
+            })
+    }
+
+    pub fn proxy(&self) -> &Arc<Proxy> {
+        &self.proxy
+    }
+
+    fn log_dir(&self) -> PathBuf {
+        self.data.join("logs").join(&self.name)
+    }
+
+    /// The release's files, exported once; its setup run once.
+    async fn prepare(&self, d: &Desired) -> Result<PathBuf, String> {
+        let sha = git(
+            &self.repo,
+            &[
+                "rev-parse",
+                "--verify",
+                &format!("{}^{{commit}}", d.release),
+            ],
+        )
+        .map_err(|_| {
+            format!(
+                "release '{}' is not a commit of {}",
+                d.release,
+                self.repo.display()
+            )
+        })?;
+        let dir = self.data.join("releases").join(&sha);
+        if !dir.join(".launchway-exported").exists() {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let archive = std::process::Command::new("sh")
+                .arg("-c")
+                .arg("git -C \"$0\" archive \"$1\" | tar -x -C \"$2\"")
+                .arg(&self.repo)
+                .arg(&sha)
+                .arg(&dir)
+                .status()
+                .map_err(|e| e.to_string())?;
+            if !archive.success() {
+                return Err(format!("cannot export release {sha}"));
+            }
+            std::fs::write(dir.join(".launchway-exported"), "").map_err(|e| e.to_string())?;
+        }
+        if let Some(setup) = &d.setup {
+            let marker = dir.join(".launchway-setup-done");
+            if !marker.exists() {
+                std::fs::create_dir_all(self.log_dir()).map_err(|e| e.to_string())?;
+                let log = std::fs::File::create(self.log_dir().join("setup.log"))
+                    .map_err(|e| e.to_string())?;
+                let status = Command::new("sh")
+                    .arg("-c")
+                    .arg(setup)
+                    .current_dir(&dir)
+                    .envs(&d.env)
+                    .stdout(log.try_clone().map_err(|e| e.to_string())?)
+                    .stderr(log)
+                    .status()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !status.success() {
+                    return Err(format!(
+                        "the release's setup failed ({status}); see {}",
+                        self.log_dir().join("setup.log").display()
+                    ));
+                }
+                std::fs::write(&marker, "").map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(dir)
+    }
+
+    fn spawn(&self, d: &Desired, dir: &Path, port: u16, index: usize) -> Result<Child, String> {
+        std::fs::create_dir_all(self.log_dir()).map_err(|e| e.to_string())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_dir().join(format!("replica-{index}.log")))
+            .map_err(|e| e.to_string())?;
+        Command::new("sh")
+            .arg("-c")
+            .arg(&d.command)
+            .current_dir(dir)
+            .envs(&d.env)
+            .envs(&self.secrets)
+            .env("PORT", port.to_string())
+            .env("LAUNCHWAY_ENVIRONMENT", &self.name)
+            .env("LAUNCHWAY_RELEASE", &d.release)
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start '{}': {e}", d.command))
+    }
+
+    /// Brings the environment to `env`'s desired state. Returns once the
+    /// new replicas serve (or the attempt failed, the old still serving).
+    pub async fn apply(&self, env: &Environment, timeout: Duration) -> Result<Status, String> {
+        let command = env.run.command.clone().ok_or_else(|| {
+            format!(
+                "environment '{}' has no run.command: nothing to start",
+                env.name
+            )
+        })?;
+        let release = env.release.clone().ok_or_else(|| {
+            format!(
+                "environment '{}' has no release (launchway deploy {} --release REV)",
+                env.name, env.name
+            )
+        })?;
+        let desired = Desired {
+            release,
+            command,
+            setup: env.run.setup.clone(),
+            replicas: env.replicas.max(1),
+            health_path: env.run.health_path.clone(),
+            env: env
+                .config
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        if self
+            .state
+            .lock()
+            .map(|s| s.desired.as_ref() == Some(&desired))
+            .unwrap_or(false)
+        {
+            return Ok(self.status());
+        }
+        self.set_status(
+            Health::Progressing,
+            None,
+            &format!("deploying {}", desired.release),
+        );
+        let dir = match self.prepare(&desired).await {
+            Ok(d) => d,
+            Err(e) => return Err(self.failed(&e)),
+        };
+        // Start the new replicas and wait until every one answers.
+        let mut fresh = Vec::new();
+        for i in 0..desired.replicas as usize {
+            let port = free_port().map_err(|e| self.failed(&e))?;
+            let child = self
+                .spawn(&desired, &dir, port, i)
+                .map_err(|e| self.failed(&e))?;
+            let pgid = child.id();
+            fresh.push(Replica {
+                port,
+                child: Some(child),
+                pgid,
+                restarts: Vec::new(),
+            });
+        }
+        let start = Instant::now();
+        loop {
+            let mut all = true;
+            for r in &mut fresh {
+                if let Some(c) = &mut r.child
+                    && let Ok(Some(code)) = c.try_wait()
+                {
+                    stop(&mut fresh).await;
+                    return Err(self.failed(&format!(
+                        "a replica of {} exited ({code}) before it was healthy; see {}",
+                        desired.release,
+                        self.log_dir().display()
+                    )));
+                }
+                if !healthy(r.port, &desired.health_path).await {
+                    all = false;
+                }
+            }
+            if all {
+                break;
+            }
+            if start.elapsed() > timeout {
+                stop(&mut fresh).await;
+                return Err(self.failed(&format!(
+                    "{} did not answer {} within {}s; the previous release keeps serving",
+                    desired.release,
+                    desired.health_path,
+                    timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Switch traffic, then let the old replicas finish and stop them.
+        let backends: Vec<Arc<Backend>> = fresh
+            .iter()
+            .map(|r| {
+                Backend::new(
+                    SocketAddr::from(([127, 0, 0, 1], r.port)),
+                    1,
+                    &desired.release,
+                )
+            })
+            .collect();
+        let old_backends = self.proxy.set_backends(backends.clone());
+        let mut old = match self.state.lock() {
+            Ok(mut s) => {
+                s.desired = Some(desired.clone());
+                s.backends = backends;
+                s.release_dir = Some(dir.clone());
+                std::mem::replace(&mut s.replicas, fresh)
+            }
+            Err(_) => Vec::new(),
+        };
+        Proxy::drain(&old_backends, Duration::from_secs(30)).await;
+        stop(&mut old).await;
+        self.set_status(
+            Health::Healthy,
+            Some(&desired.release),
+            &format!("serving {}", desired.release),
+        );
+        Ok(self.status())
+    }
+
+    /// Writes where the replicas are (`<data>/state/<env>.json`): the
+    /// release, and each replica's port and process id.
+    fn save_state(&self) {
+        let Ok(s) = self.state.lock() else { return };
+        let v = serde_json::json!({
+            "environment": self.name,
+            "address": self.address.to_string(),
+            "release": s.desired.as_ref().map(|d| d.release.clone()),
+            "health": s.status.health.as_str(),
+            "replicas": s.replicas.iter().map(|r| serde_json::json!({
+                "port": r.port,
+                "pid": r.pgid,
+            })).collect::<Vec<_>>(),
+        });
+        let dir = self.data.join("state");
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let tmp = dir.join(format!(".{}.json", self.name));
+            if std::fs::write(&tmp, serde_json::to_vec_pretty(&v).unwrap_or_default()).is_ok() {
+                let _ = std::fs::rename(tmp, dir.join(format!("{}.json", self.name)));
+            }
+        }
+    }
+
+    fn failed(&self, why: &str) -> String {
+        let serving = self
+            .state
+            .lock()
+            .map(|s| !s.replicas.is_empty())
+            .unwrap_or(false);
+        let health = if serving {
+            Health::Healthy
+        } else {
+            Health::Degraded
+        };
+        if let Ok(mut s) = self.state.lock() {
+            s.status.health = health;
+            s.status.message = format!("last deployment failed: {why}");
+        }
+        why.to_string()
+    }
+
+    fn set_status(&self, health: Health, release: Option<&str>, message: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            s.status.health = health;
+            if let Some(r) = release {
+                s.status.release = Some(r.to_string());
+            }
+            s.status.replicas = s.replicas.len();
+            s.status.message = message.to_string();
+        }
+    }
+
+    /// Restarts replicas that exited, with backoff; a crash loop (5 exits
+    /// within a minute) marks the environment Degraded.
+    async fn supervise(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let current = self
+                .state
+                .lock()
+                .ok()
+                .and_then(|s| Some((s.desired.clone()?, s.release_dir.clone()?)));
+            let Some((d, dir)) = current else {
+                continue;
+            };
+            let mut restart = Vec::new();
+            if let Ok(mut s) = self.state.lock() {
+                for (i, r) in s.replicas.iter_mut().enumerate() {
+                    let exited = match &mut r.child {
+                        Some(c) => matches!(c.try_wait(), Ok(Some(_))),
+                        None => true,
+                    };
+                    if exited {
+                        // Reaped: its process id may be recycled, never signal it again.
+                        r.pgid = None;
+                        r.child = None;
+                        let now = Instant::now();
+                        r.restarts
+                            .retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+                        let backoff = Duration::from_millis(250 << r.restarts.len().min(7));
+                        let due = r
+                            .restarts
+                            .last()
+                            .is_none_or(|t| now.duration_since(*t) >= backoff);
+                        if due {
+                            restart.push(i);
+                        }
+                    }
+                }
+            }
+            for i in restart {
+                let spawned = self
+                    .state
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.replicas.get(i).map(|r| r.port));
+                let Some(port) = spawned else { continue };
+                let child = self.spawn(&d, &dir, port, i).ok();
+                if let Ok(mut s) = self.state.lock() {
+                    if let Some(r) = s.replicas.get_mut(i) {
+                        r.pgid = child.as_ref().and_then(Child::id);
+                        r.child = child;
+                        r.restarts.push(Instant::now());
+                    }
+                    let looping = s.replicas.iter().any(|r| r.restarts.len() >= 5);
+                    s.status.health = if looping {
+                        Health::Degraded
+                    } else {
+                        Health::Progressing
+                    };
+                    s.status.message = if looping {
+                        format!(
+                            "replica {i} keeps crashing (crash loop); see {}",
+                            self.log_dir().display()
+                        )
+                    } else {
+                        format!("replica {i} exited and was restarted")
+                    };
+                }
+            }
+            self.save_state();
+            // Back to Healthy once every replica answers again.
+            let check: Vec<u16> = self
+                .state
+                .lock()
+                .map(|s| {
+                    if s.status.health == Health::Healthy {
+                        Vec::new()
+                    } else {
+                        s.replicas.iter().map(|r| r.port).collect()
+                    }
+                })
+                .unwrap_or_default();
+            if !check.is_empty() {
+                let mut all = true;
+                for p in &check {
+                    all &= healthy(*p, &d.health_path).await;
+                }
+                if all
+                    && let Ok(mut s) = self.state.lock()
+                    && !s.status.message.starts_with("last deployment failed")
+                {
+                    s.status.health = Health::Healthy;
+                    s.status.message = format!("serving {}", d.release);
+                }
+            }
+        }
+    }
+
+    /// Stops every replica.
+    pub async fn shutdown(&self) {
+        self.proxy.set_backends(Vec::new());
+        let mut rs = self
+            .state
+            .lock()
+            .map(|mut s| std::mem::take(&mut s.replicas))
+            .unwrap_or_default();
+        stop(&mut rs).await;
+    }
+}
+
+/// SIGTERM to each replica's process group, a grace period, then SIGKILL.
+/// A group is signalled only while its leader has not been reaped, so a
+/// process id the system has recycled is never hit.
+async fn stop(rs: &mut Vec<Replica>) {
+    for r in rs.iter_mut() {
+        let alive = r
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+        if alive {
+            signal_group(r.pgid, "TERM");
+        } else {
+            r.pgid = None;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for r in rs.iter_mut() {
+        if let Some(c) = &mut r.child {
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if matches!(c.try_wait(), Ok(None)) {
+                signal_group(r.pgid, "KILL");
+            }
+            let _ = c.kill().await;
+        }
+    }
+    rs.clear();
+}
