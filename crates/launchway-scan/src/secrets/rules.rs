@@ -1230,6 +1230,17 @@ pub fn defaults() -> Vec<Rule> {
         identifiers: true,
         ..Allowlist::default()
     });
+    // Version fields are not credentials (`apiVersion: autoscaling/v2`,
+    // `api_version = "2024-01-01"`).
+    generic.allowlists.push(Allowlist {
+        description: "API version fields".into(),
+        target: Target::Match,
+        regexes: Regex::new(r"(?i)\bapi[_-]?version\b")
+            .ok()
+            .into_iter()
+            .collect(),
+        ..Allowlist::default()
+    });
     rules.push(generic);
     rules
 }
@@ -1254,6 +1265,26 @@ mod tests {
         let mut sorted = WORDS.to_vec();
         sorted.sort_unstable();
         assert_eq!(sorted, WORDS, "WORDS is searched by bisection");
+    }
+
+    #[test]
+    fn api_versions_are_not_keys() {
+        let engine = crate::secrets::Engine::new(defaults(), vec![]);
+        for line in [
+            "\"apiVersion\": \"autoscaling/v2\",",
+            "apiVersion: networking.k8s.io/v1beta1",
+            "api_version = \"2024-06-01x7\"",
+        ] {
+            let found = engine.scan("k.yaml", line.as_bytes(), None, None);
+            assert!(found.is_empty(), "{line}: {found:?}");
+        }
+        let found = engine.scan(
+            "k.env",
+            b"api_key = \"q3F9v2Lk8PzR7mXw4TbN6yHc1JdS5gUe\"",
+            None,
+            None,
+        );
+        assert_eq!(found.len(), 1, "a real key is still found");
     }
 
     #[test]
