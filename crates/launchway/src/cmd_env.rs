@@ -42,6 +42,14 @@ enum EnvCmd {
     Validate { names: Vec<String> },
     /// What differs between two environments.
     Diff { left: String, right: String },
+    /// The logs of an environment's replicas on this machine
+    /// (`launchway sync`), oldest line first.
+    Logs {
+        name: String,
+        /// Only this replica (0, 1, …).
+        #[arg(long)]
+        replica: Option<usize>,
+    },
     /// The manifests a target would apply.
     Render {
         name: String,
@@ -87,7 +95,7 @@ fn service_name(root: &Path) -> String {
         .unwrap_or_else(|| "app".into())
 }
 
-pub fn main(args: &EnvArgs) -> u8 {
+pub fn main(args: &EnvArgs, store: &launchway_runner::store::Store) -> u8 {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let r = (|| -> Result<u8, String> {
         match &args.cmd {
@@ -194,6 +202,37 @@ pub fn main(args: &EnvArgs) -> u8 {
                         x.left.as_deref().unwrap_or("(unset)"),
                         x.right.as_deref().unwrap_or("(unset)")
                     );
+                }
+                Ok(0)
+            }
+            EnvCmd::Logs { name, replica } => {
+                let dir = store.home.join("environments/logs").join(name);
+                let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                    .map_err(|_| {
+                        format!(
+                            "no logs for '{name}' in {} (is it running with launchway sync?)",
+                            dir.display()
+                        )
+                    })?
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| match replica {
+                                Some(i) => n == format!("replica-{i}.log"),
+                                None => n.ends_with(".log"),
+                            })
+                    })
+                    .collect();
+                files.sort();
+                for f in files {
+                    let label = f
+                        .file_stem()
+                        .map_or_else(String::new, |s| s.to_string_lossy().to_string());
+                    for line in std::fs::read_to_string(&f).unwrap_or_default().lines() {
+                        println!("{label} | {line}");
+                    }
                 }
                 Ok(0)
             }

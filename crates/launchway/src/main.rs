@@ -121,7 +121,7 @@ fn main() -> ExitCode {
         Command::Secret(args) => cmd_remote::secret(&args, &cli.server),
         Command::Var(args) => cmd_remote::var(&args, &cli.server),
         Command::Artifacts(args) => cmd_remote::artifacts(&args, &cli.server),
-        Command::Env(args) => cmd_env::main(&args),
+        Command::Env(args) => cmd_env::main(&args, &store),
         Command::Deploy(args) => cmd_env::deploy(&args),
         Command::Rollback(args) => cmd_env::rollback(&args),
         Command::Promote(args) => cmd_env::promote(&args),

@@ -30,6 +30,7 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
+print(f"serving {version} on port {os.environ['PORT']}", flush=True)
 S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#;
 
@@ -215,6 +216,19 @@ fn releases_switch_without_failed_requests_and_replicas_heal() {
     for _ in 0..20 {
         assert_eq!(get(&addr, "/").unwrap(), "v2");
     }
+
+    // Each replica's output is kept.
+    let logs = bin()
+        .args(["env", "logs", "dev", "-C"])
+        .arg(&repo)
+        .env("LAUNCHWAY_HOME", tmp.path().join("home"))
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        logs.contains("replica-0 | serving v1 on port") && logs.contains("serving v2"),
+        "{logs}"
+    );
 
     // Ctrl-C stops the replicas.
     assert!(
