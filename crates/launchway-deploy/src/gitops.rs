@@ -15,7 +15,7 @@ pub struct Author {
     pub email: Option<String>,
 }
 
-fn git(root: &Path, args: &[&str], author: &Author) -> Result<String, String> {
+pub(crate) fn git(root: &Path, args: &[&str], author: &Author) -> Result<String, String> {
     let mut c = Command::new("git");
     c.arg("-C").arg(root).args(args);
     if let Some(n) = &author.name {

@@ -122,23 +122,6 @@ pub async fn healthy(port: u16, path: &str) -> bool {
     )
 }
 
-fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .map_err(|e| format!("git: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 impl LocalEnvironment {
     /// An environment whose stable address is `listen` (port 0: any).
     pub async fn start(
@@ -205,13 +188,14 @@ impl LocalEnvironment {
 
     /// The release's files, exported once; its setup run once.
     async fn prepare(&self, d: &Desired) -> Result<PathBuf, String> {
-        let sha = git(
+        let sha = crate::gitops::git(
             &self.repo,
             &[
                 "rev-parse",
                 "--verify",
                 &format!("{}^{{commit}}", d.release),
             ],
+            &Default::default(),
         )
         .map_err(|_| {
             format!(

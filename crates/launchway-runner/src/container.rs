@@ -220,8 +220,13 @@ pub(crate) async fn engine(
     }
 }
 
-/// The first container engine whose daemon answers, if any.
+/// The first container engine whose daemon answers, if any. Probed once
+/// per process (`info` takes a while); a miss is probed again next time.
 pub(crate) async fn working_engine() -> Option<&'static str> {
+    static FOUND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    if let Some(e) = FOUND.get() {
+        return Some(e);
+    }
     for program in ["docker", "podman"] {
         if crate::job::which(program).is_none() {
             continue;
@@ -235,7 +240,7 @@ pub(crate) async fn working_engine() -> Option<&'static str> {
         )
         .await;
         if probe.ok {
-            return Some(program);
+            return Some(FOUND.get_or_init(|| program));
         }
     }
     None

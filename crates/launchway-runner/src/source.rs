@@ -36,10 +36,12 @@ pub enum SourceError {
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> Result<String, SourceError> {
+    // Never a credential prompt: there is no one to answer it.
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
         .output()
         .map_err(|e| SourceError::Git {

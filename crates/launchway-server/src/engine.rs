@@ -87,9 +87,10 @@ pub async fn retention_loop(store: Store, days: u64) {
     }
 }
 
-/// The workflow files of a commit that an event triggers.
-pub fn triggered(source: &Source, event: &Event) -> (Vec<(String, Workflow)>, Vec<String>) {
-    let mut selected = Vec::new();
+/// The workflow files of a commit that load without errors, and a line
+/// for each one that does not (its first error, with its position).
+pub fn workflows(source: &Source) -> (Vec<(String, Workflow)>, Vec<String>) {
+    let mut ok = Vec::new();
     let mut problems = Vec::new();
     for f in source
         .list_dir(".github/workflows")
@@ -100,27 +101,31 @@ pub fn triggered(source: &Source, event: &Event) -> (Vec<(String, Workflow)>, Ve
             continue;
         };
         let loaded = launchway_workflow::load(&f, &text);
-        if loaded.has_errors() {
-            let first = loaded
-                .diagnostics
-                .iter()
-                .find(|d| d.severity == launchway_workflow::Severity::Error)
-                .map(|d| {
-                    format!(
-                        "{f}:{}:{}: {}",
-                        d.span.start.line, d.span.start.col, d.message
-                    )
-                })
-                .unwrap_or_default();
-            problems.push(first);
+        if let Some(d) = loaded
+            .diagnostics
+            .iter()
+            .find(|d| d.severity == launchway_workflow::Severity::Error)
+        {
+            problems.push(format!(
+                "{f}:{}:{}: {}",
+                d.span.start.line, d.span.start.col, d.message
+            ));
             continue;
         }
-        if let Some(wf) = loaded.workflow
-            && wf.on.matches(event)
-        {
-            selected.push((f, wf));
+        if let Some(wf) = loaded.workflow {
+            ok.push((f, wf));
         }
     }
+    (ok, problems)
+}
+
+/// The workflow files of a commit that an event triggers.
+pub fn triggered(source: &Source, event: &Event) -> (Vec<(String, Workflow)>, Vec<String>) {
+    let (all, problems) = workflows(source);
+    let selected = all
+        .into_iter()
+        .filter(|(_, wf)| wf.on.matches(event))
+        .collect();
     (selected, problems)
 }
 

@@ -4,7 +4,7 @@
 //! Repositories registered by URL are cloned under the data dir and
 //! fetched before each poll; local ones are read in place.
 
-use crate::engine::{Engine, triggered};
+use crate::engine::{Engine, triggered, workflows};
 use crate::store::{NewRun, Repo, Store};
 use launchway_runner::source::Source;
 use launchway_workflow::Event;
@@ -13,29 +13,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
+    launchway_runner::source::git(dir, args).map_err(|e| e.to_string())
+}
+
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
 /// Whether a location is a URL to clone rather than a local path.
 pub fn is_url(location: &str) -> bool {
     location.contains("://") || (location.contains('@') && location.contains(':'))
-}
-
-fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .map_err(|e| format!("git: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Clones a repository registered by URL into `dest`.
@@ -114,7 +100,21 @@ pub fn checkout_dir(data_dir: &Path, repo: &Repo) -> std::path::PathBuf {
     }
 }
 
-/// Queues the runs an event triggers at `sha`; returns their ids.
+/// The checkout to read a repository's commits from, fetched first when
+/// it is a clone (so a just-pushed commit is there).
+pub async fn current_dir(data_dir: &Path, repo: &Repo) -> std::path::PathBuf {
+    let dir = checkout_dir(data_dir, repo);
+    if is_url(&repo.location) {
+        let d = dir.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || fetch(&d)).await {
+            eprintln!("{}: {e}", repo.name);
+        }
+    }
+    dir
+}
+
+/// Queues the runs an event triggers at `sha`; returns their ids and the
+/// workflow files that could not be read.
 pub async fn queue_event(
     engine: &Engine,
     repo: &Repo,
@@ -123,13 +123,10 @@ pub async fn queue_event(
     sha: &str,
     before: Option<&str>,
     actor: &str,
-) -> Result<Vec<i64>, String> {
+) -> Result<(Vec<i64>, Vec<String>), String> {
     let source = Source::open(dir, Some(sha), false).map_err(|e| e.to_string())?;
     event.changed_files = source.changed_files(event.base_ref.as_deref().or(before));
     let (selected, problems) = triggered(&source, &event);
-    for p in problems {
-        eprintln!("{}: {p}", repo.name);
-    }
     let mut ids = Vec::new();
     for (workflow, _) in selected {
         let new = NewRun {
@@ -147,7 +144,7 @@ pub async fn queue_event(
         };
         ids.push(engine.enqueue(&new).await.map_err(|e| e.to_string())?.id);
     }
-    Ok(ids)
+    Ok((ids, problems))
 }
 
 /// One poll of one repository: a push event per moved branch or new tag.
@@ -187,7 +184,12 @@ pub async fn poll_repo(
             changed_files: None,
         };
         let before = before.map(String::as_str).filter(|b| *b != ZERO_SHA);
-        ids.extend(queue_event(engine, repo, &dir, event, sha, before, "poll").await?);
+        let (queued, problems) =
+            queue_event(engine, repo, &dir, event, sha, before, "poll").await?;
+        for p in problems {
+            eprintln!("{}: {p}", repo.name);
+        }
+        ids.extend(queued);
     }
     Ok(ids)
 }
@@ -260,19 +262,7 @@ pub async fn fire_schedules(
         .unwrap_or_else(|| "refs/heads/main".into());
     let (m, h, d, mo, wd) = utc_fields(unix_minute);
     let mut ids = Vec::new();
-    for f in source
-        .list_dir(".github/workflows")
-        .into_iter()
-        .filter(|f| f.ends_with(".yml") || f.ends_with(".yaml"))
-    {
-        let Some(text) = source.read_file(&f) else {
-            continue;
-        };
-        let loaded = launchway_workflow::load(&f, &text);
-        if loaded.has_errors() {
-            continue;
-        }
-        let Some(wf) = loaded.workflow else { continue };
+    for (f, wf) in workflows(&source).0 {
         let due = wf
             .on
             .events

@@ -608,20 +608,7 @@ pub fn logs(c: &Client, run: u64, job: Option<&str>, follow: bool) -> Result<u8,
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .map_err(|e| format!("git: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    launchway_runner::source::git(dir, args).map_err(|e| e.to_string())
 }
 
 /// A POSIX-shell single-quoted word.

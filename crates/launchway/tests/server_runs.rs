@@ -90,6 +90,12 @@ fn dispatch(base: &str, token: &str, workflow: &str, extra: &[&str]) -> i64 {
     out.split_whitespace().nth(2).unwrap().parse().unwrap()
 }
 
+fn dispatch_repo(base: &str, token: &str, repo: &str, workflow: &str) -> i64 {
+    let (code, out, err) = cli(base, token, &["dispatch", repo, workflow]);
+    assert_eq!(code, 0, "{out}{err}");
+    out.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
 #[test]
 fn dispatch_follow_hook_cancel_and_rerun_through_the_server() {
     let tmp = tempfile::tempdir().unwrap();
@@ -840,7 +846,7 @@ fn polling_a_cloned_repository_and_schedules_start_runs() {
     std::fs::create_dir_all(upstream.join(".github/workflows")).unwrap();
     std::fs::write(
         upstream.join(".github/workflows/ci.yml"),
-        "on:\n  push: {branches: [main]}\njobs:\n  a:\n    runs-on: x\n    steps: [{run: echo pushed}]\n",
+        "on:\n  push: {branches: [main]}\n  workflow_dispatch:\njobs:\n  a:\n    runs-on: x\n    steps: [{run: echo pushed}]\n",
     )
     .unwrap();
     std::fs::write(
@@ -895,6 +901,12 @@ fn polling_a_cloned_repository_and_schedules_start_runs() {
     let (code, out, _) = cli(&base, &token, &["logs", &id.to_string(), "-f"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("a | pushed"), "{out}");
+    // A dispatch on the cloned repository runs the newest upstream commit.
+    let id = dispatch_repo(&base, &token, "upstream", ".github/workflows/ci.yml");
+    let run = run_json(&base, &token, id);
+    assert_eq!(run["sha"], push["sha"]);
+    let (code, out, _) = cli(&base, &token, &["logs", &id.to_string(), "-f"]);
+    assert_eq!(code, 0, "{out}");
 }
 
 #[test]

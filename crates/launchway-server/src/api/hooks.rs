@@ -140,23 +140,17 @@ pub async fn git(
             ));
         }
     };
-    let dir = crate::triggers::checkout_dir(state.engine.data_dir(), &repo);
-    if crate::triggers::is_url(&repo.location) {
-        let d = dir.clone();
-        let fetched = tokio::task::spawn_blocking(move || crate::triggers::fetch(&d)).await;
-        if let Ok(Err(e)) = fetched {
-            eprintln!("{name}: {e}");
-        }
-    }
+    let dir = crate::triggers::current_dir(state.engine.data_dir(), &repo).await;
     let before = field(&payload, &["before"]).filter(|b| *b != ZERO_SHA);
-    let ids = crate::triggers::queue_event(&state.engine, &repo, &dir, event, &sha, before, &actor)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("commit {sha}: {e}"),
-            )
-        })?;
+    let (ids, problems) =
+        crate::triggers::queue_event(&state.engine, &repo, &dir, event, &sha, before, &actor)
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("commit {sha}: {e}"),
+                )
+            })?;
     for id in &ids {
         audit(
             &state,
@@ -167,7 +161,6 @@ pub async fn git(
         )
         .await;
     }
-    let problems: Vec<String> = Vec::new();
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"runs": ids, "problems": problems})),

@@ -171,12 +171,9 @@ pub async fn dispatch(
         Some(r) if r.starts_with("refs/") => Some(r.to_string()),
         Some(r) => Some(format!("refs/heads/{r}")),
     };
-    let source = Source::open(
-        std::path::Path::new(&repo.location),
-        git_ref.as_deref(),
-        false,
-    )
-    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let dir = crate::triggers::current_dir(state.engine.data_dir(), &repo).await;
+    let source = Source::open(&dir, git_ref.as_deref(), false)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let git_ref = git_ref
         .or_else(|| source.head_ref.clone())
         .unwrap_or_else(|| "refs/heads/main".into());
