@@ -3,8 +3,14 @@
 //! it was before (or at a revision). Every change is validated before it
 //! is committed, and the commit touches only that file. The I/O edge:
 //! it runs `git` in the repository.
+//!
+//! Changes go to the checked-out branch (the file is edited in place) or,
+//! when another branch tracks the environments (say `environments`, so
+//! deploy commits never land on `main` nor retrigger its pipeline), are
+//! committed to that branch directly — the work tree is not touched, and
+//! the branch moves only if nobody moved it meanwhile.
 
-use crate::config::Source;
+use crate::tree::{Tree, git_raw};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,8 +22,24 @@ pub struct Author {
 }
 
 pub(crate) fn git(root: &Path, args: &[&str], author: &Author) -> Result<String, String> {
+    git_env(root, args, author, &[])
+}
+
+fn git_env(
+    root: &Path,
+    args: &[&str],
+    author: &Author,
+    env: &[(&str, &Path)],
+) -> Result<String, String> {
     let mut c = Command::new("git");
-    c.arg("-C").arg(root).args(args);
+    c.arg("-C")
+        .arg(root)
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
     if let Some(n) = &author.name {
         c.env("GIT_AUTHOR_NAME", n).env("GIT_COMMITTER_NAME", n);
     }
@@ -35,17 +57,93 @@ pub(crate) fn git(root: &Path, args: &[&str], author: &Author) -> Result<String,
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// The environment's file, relative to the repository root.
-fn file_of(root: &Path, dir: &Path, env: &str) -> Result<PathBuf, String> {
-    let (_, path) = crate::repo::environments(&root.join(dir))?
+/// Where environment changes are committed.
+#[derive(Debug, Clone)]
+pub struct Place {
+    /// The repository (or a folder of it that is run as its own).
+    pub root: PathBuf,
+    /// The environment files' directory, relative to `root`.
+    pub dir: PathBuf,
+    /// The branch that tracks the environments (default: the checked-out one).
+    pub branch: Option<String>,
+    /// Where to start `branch` when it does not exist yet (default: HEAD).
+    pub create_from: Option<String>,
+}
+
+impl Place {
+    pub fn new(root: &Path, dir: &Path) -> Place {
+        Place {
+            root: root.to_path_buf(),
+            dir: dir.to_path_buf(),
+            branch: None,
+            create_from: None,
+        }
+    }
+
+    /// The tree changes are read from and written to: the work tree for
+    /// the checked-out branch, the branch's head otherwise (created first
+    /// when missing).
+    fn tree(&self) -> Result<Tree, String> {
+        let Some(branch) = &self.branch else {
+            return Ok(Tree::Work(self.root.clone()));
+        };
+        let current = git(
+            &self.root,
+            &["symbolic-ref", "-q", "--short", "HEAD"],
+            &Author::default(),
+        )
+        .unwrap_or_default();
+        if &current == branch {
+            return Ok(Tree::Work(self.root.clone()));
+        }
+        let full = format!("refs/heads/{branch}");
+        if git(
+            &self.root,
+            &["rev-parse", "-q", "--verify", &full],
+            &Author::default(),
+        )
+        .is_err()
+        {
+            let from = self.create_from.as_deref().unwrap_or("HEAD");
+            let start = git(
+                &self.root,
+                &["rev-parse", "--verify", &format!("{from}^{{commit}}")],
+                &Author::default(),
+            )
+            .map_err(|_| format!("cannot start branch '{branch}' at '{from}': no such commit"))?;
+            // Created only if still absent (another deploy may race us).
+            let _ = git(
+                &self.root,
+                &["update-ref", &full, &start, &"0".repeat(40)],
+                &Author::default(),
+            );
+        }
+        Ok(Tree::Rev {
+            dir: self.root.clone(),
+            rev: full,
+        })
+    }
+}
+
+/// The environment's file, relative to the place's root.
+fn file_of(tree: &Tree, dir: &Path, env: &str) -> Result<PathBuf, String> {
+    crate::tree::environments(tree, dir)?
         .into_iter()
         .find(|(n, _)| n == env)
-        .ok_or_else(|| format!("no environment '{env}' in {}", root.join(dir).display()))?;
-    Ok(path.strip_prefix(root).unwrap_or(&path).to_path_buf())
+        .map(|(_, p)| p)
+        .ok_or_else(|| match tree {
+            Tree::Rev { rev, .. } => {
+                format!("no environment '{env}' in {} at {rev}", dir.display())
+            }
+            Tree::Work(root) => format!("no environment '{env}' in {}", root.join(dir).display()),
+        })
 }
 
 /// Refuses to commit over someone's uncommitted edits of the file.
-fn clean(root: &Path, rel: &Path) -> Result<(), String> {
+fn clean(tree: &Tree, rel: &Path) -> Result<(), String> {
+    let Tree::Work(root) = tree else {
+        return Ok(());
+    };
     let status = git(
         root,
         &["status", "--porcelain", "--", &rel.to_string_lossy()],
@@ -60,10 +158,15 @@ fn clean(root: &Path, rel: &Path) -> Result<(), String> {
     Ok(())
 }
 
+fn read(tree: &Tree, rel: &Path) -> Result<String, String> {
+    tree.read(rel)?
+        .ok_or_else(|| format!("{} does not exist", rel.display()))
+}
+
 /// Writes `text` as the environment's file after validating it, and
 /// commits only that file. Returns the new commit.
 fn commit_file(
-    root: &Path,
+    tree: &Tree,
     dir: &Path,
     env: &str,
     rel: &Path,
@@ -71,12 +174,12 @@ fn commit_file(
     message: &str,
     author: &Author,
 ) -> Result<String, String> {
-    let base_path = root.join(dir).join(crate::repo::BASE_FILE);
-    let base = std::fs::read_to_string(&base_path).ok().map(|t| Source {
-        path: crate::repo::BASE_FILE.into(),
+    let base_rel = dir.join(crate::repo::BASE_FILE);
+    let base = tree.read(&base_rel)?.map(|t| crate::config::Source {
+        path: base_rel.to_string_lossy().to_string(),
         text: t,
     });
-    let own = Source {
+    let own = crate::config::Source {
         path: rel.to_string_lossy().to_string(),
         text: text.to_string(),
     };
@@ -91,11 +194,25 @@ fn commit_file(
             d.file, d.diagnostic.span.start.line, d.diagnostic.span.start.col, d.diagnostic.message
         ));
     }
-    let abs = root.join(rel);
-    let before = std::fs::read_to_string(&abs).unwrap_or_default();
+    let before = tree.read(rel)?.unwrap_or_default();
     if before == text {
         return Err(format!("{env} already has this; nothing to commit"));
     }
+    match tree {
+        Tree::Work(root) => commit_in_work_tree(root, rel, &before, text, message, author),
+        Tree::Rev { dir, rev } => commit_to_branch(dir, rev, rel, text, message, author),
+    }
+}
+
+fn commit_in_work_tree(
+    root: &Path,
+    rel: &Path,
+    before: &str,
+    text: &str,
+    message: &str,
+    author: &Author,
+) -> Result<String, String> {
+    let abs = root.join(rel);
     std::fs::write(&abs, text).map_err(|e| format!("{}: {e}", abs.display()))?;
     let path = rel.to_string_lossy().to_string();
     let done = git(root, &["add", "--", &path], author)
@@ -109,23 +226,106 @@ fn commit_file(
     git(root, &["rev-parse", "HEAD"], author)
 }
 
+/// Commits `text` as `rel` on top of `branch` (a full ref) without a work
+/// tree: a blob, a tree from a private index, a commit, and a
+/// compare-and-swap of the ref.
+fn commit_to_branch(
+    dir: &Path,
+    branch: &str,
+    rel: &Path,
+    text: &str,
+    message: &str,
+    author: &Author,
+) -> Result<String, String> {
+    let none = Author::default();
+    let parent = git(dir, &["rev-parse", "--verify", branch], &none)?;
+    let prefix = git(dir, &["rev-parse", "--show-prefix"], &none)?;
+    let path = format!("{prefix}{}", rel.to_string_lossy());
+    let blob = {
+        use std::io::Write;
+        let mut child = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["hash-object", "-w", "--stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("git: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(text.as_bytes())
+                .map_err(|e| format!("git hash-object: {e}"))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("git hash-object: {e}"))?;
+        if !out.status.success() {
+            return Err("git hash-object failed".into());
+        }
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let scratch = tempdir_in_git(dir)?;
+    let index = scratch.join("index");
+    let with_index = [("GIT_INDEX_FILE", index.as_path())];
+    let result = (|| {
+        git_env(dir, &["read-tree", &parent], &none, &with_index)?;
+        git_env(
+            dir,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{blob},{path}"),
+            ],
+            &none,
+            &with_index,
+        )?;
+        let tree = git_env(dir, &["write-tree"], &none, &with_index)?;
+        let commit = git(
+            dir,
+            &["commit-tree", &tree, "-p", &parent, "-m", message],
+            author,
+        )?;
+        git(dir, &["update-ref", branch, &commit, &parent], &none).map_err(|_| {
+            format!("{branch} moved while committing; nothing was committed (try again)")
+        })?;
+        Ok(commit)
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+/// A private scratch directory inside the repository's git dir.
+fn tempdir_in_git(dir: &Path) -> Result<PathBuf, String> {
+    let git_dir = git(
+        dir,
+        &["rev-parse", "--absolute-git-dir"],
+        &Author::default(),
+    )?;
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let p = PathBuf::from(git_dir).join(format!("launchway-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    Ok(p)
+}
+
 /// `deploy ENV --release REV [--set key=value…]`.
 pub fn deploy(
-    root: &Path,
-    dir: &Path,
+    place: &Place,
     env: &str,
     release: Option<&str>,
     sets: &[(String, String)],
     author: &Author,
 ) -> Result<String, String> {
-    let rel = file_of(root, dir, env)?;
-    clean(root, &rel)?;
-    let mut text = std::fs::read_to_string(root.join(&rel)).map_err(|e| e.to_string())?;
+    let tree = place.tree()?;
+    let rel = file_of(&tree, &place.dir, env)?;
+    clean(&tree, &rel)?;
+    let mut text = read(&tree, &rel)?;
     let mut what = Vec::new();
     if let Some(r) = release {
         // A revision of this repository is pinned to its full commit.
         let pinned = git(
-            root,
+            &place.root,
             &["rev-parse", "--verify", &format!("{r}^{{commit}}")],
             author,
         )
@@ -142,8 +342,8 @@ pub fn deploy(
         return Err("nothing to deploy: give --release and/or --set key=value".into());
     }
     commit_file(
-        root,
-        dir,
+        &tree,
+        &place.dir,
         env,
         &rel,
         &text,
@@ -155,21 +355,25 @@ pub fn deploy(
 /// `rollback ENV [--to REV]`: the file as it was before its last change,
 /// or as it was at `to`.
 pub fn rollback(
-    root: &Path,
-    dir: &Path,
+    place: &Place,
     env: &str,
     to: Option<&str>,
     author: &Author,
 ) -> Result<String, String> {
-    let rel = file_of(root, dir, env)?;
-    clean(root, &rel)?;
+    let tree = place.tree()?;
+    let rel = file_of(&tree, &place.dir, env)?;
+    clean(&tree, &rel)?;
     let path = rel.to_string_lossy().to_string();
+    let head = match &tree {
+        Tree::Rev { rev, .. } => rev.clone(),
+        Tree::Work(_) => "HEAD".to_string(),
+    };
     let target = match to {
         Some(r) => r.to_string(),
         None => {
             let last = git(
-                root,
-                &["log", "-n", "1", "--format=%H", "--", &path],
+                &place.root,
+                &["log", "-n", "1", "--format=%H", &head, "--", &path],
                 author,
             )?;
             if last.is_empty() {
@@ -178,15 +382,16 @@ pub fn rollback(
             format!("{last}~1")
         }
     };
-    let old = git(root, &["show", &format!("{target}:{path}")], author)
+    let old = git_raw(&place.root, &["show", &format!("{target}:./{path}")])
         .map_err(|_| format!("{path} did not exist at {target}; nothing to roll back to"))?;
-    let short = git(root, &["rev-parse", "--short", &target], author).unwrap_or(target.clone());
+    let short = git(&place.root, &["rev-parse", "--short", &target], author)
+        .unwrap_or_else(|_| target.clone());
     commit_file(
-        root,
-        dir,
+        &tree,
+        &place.dir,
         env,
         &rel,
-        &format!("{old}\n"),
+        &old,
         &format!("rollback {env} to {short}"),
         author,
     )
@@ -194,14 +399,9 @@ pub fn rollback(
 
 /// `promote FROM TO`: what runs in one environment (release, image,
 /// model version) goes to the next.
-pub fn promote(
-    root: &Path,
-    dir: &Path,
-    from: &str,
-    to: &str,
-    author: &Author,
-) -> Result<String, String> {
-    let src = crate::repo::load_environment(&root.join(dir), from, root)?;
+pub fn promote(place: &Place, from: &str, to: &str, author: &Author) -> Result<String, String> {
+    let tree = place.tree()?;
+    let src = crate::tree::load_environment(&tree, &place.dir, from)?;
     if src.has_errors() {
         return Err(format!(
             "environment '{from}' has errors (launchway env validate)"
@@ -225,9 +425,9 @@ pub fn promote(
             "environment '{from}' pins nothing to promote (no release, image or model_version)"
         ));
     }
-    let rel = file_of(root, dir, to)?;
-    clean(root, &rel)?;
-    let mut text = std::fs::read_to_string(root.join(&rel)).map_err(|e| e.to_string())?;
+    let rel = file_of(&tree, &place.dir, to)?;
+    clean(&tree, &rel)?;
+    let mut text = read(&tree, &rel)?;
     for (k, v) in &sets {
         text = if k == "model_version" {
             crate::edit::set_inferred(&text, &[k.as_str()], v)?
@@ -240,8 +440,8 @@ pub fn promote(
         .map(|(k, v)| format!("{k} {}", &v[..v.len().min(12)]))
         .collect();
     commit_file(
-        root,
-        dir,
+        &tree,
+        &place.dir,
         to,
         &rel,
         &text,

@@ -10,5 +10,7 @@ pub mod edit;
 pub mod gitops;
 pub mod local;
 pub mod quantity;
+pub mod reconcile;
 pub mod render;
 pub mod repo;
+pub mod tree;

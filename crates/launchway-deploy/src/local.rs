@@ -45,8 +45,10 @@ pub struct Status {
     pub message: String,
 }
 
-/// The inputs that make two deployments the same.
-#[derive(Debug, Clone, PartialEq)]
+/// The inputs that make two deployments the same. Saved with the state
+/// (secrets only as a digest) so a restarted server knows whether the
+/// processes it finds still match git.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Desired {
     release: String,
     command: String,
@@ -54,6 +56,7 @@ struct Desired {
     replicas: u32,
     health_path: String,
     env: BTreeMap<String, String>,
+    secrets_digest: String,
 }
 
 struct Replica {
@@ -61,16 +64,55 @@ struct Replica {
     child: Option<Child>,
     /// The process group it leads (kept after the child is reaped).
     pgid: Option<u32>,
+    /// For a process adopted from an earlier server (not our child): its
+    /// start time, which tells it apart from a recycled process id.
+    adopted: Option<u64>,
     restarts: Vec<Instant>,
 }
 
-/// Signals a replica's whole process group.
-fn signal_group(pgid: Option<u32>, signal: &str) {
-    if let Some(pid) = pgid.filter(|p| *p > 1) {
-        let _ = std::process::Command::new("kill")
-            .args(["-s", signal, "--", &format!("-{pid}")])
-            .stderr(std::process::Stdio::null())
-            .status();
+impl Replica {
+    fn running(&mut self) -> bool {
+        match (&mut self.child, self.pgid, self.adopted) {
+            (Some(c), _, _) => matches!(c.try_wait(), Ok(None)),
+            (None, Some(pid), Some(start)) => start_time(pid) == Some(start),
+            _ => false,
+        }
+    }
+}
+
+/// A process's start time (clock ticks since boot), from `/proc`.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Field 3 (state) is the first after ')'; field 22 (starttime) the 20th.
+    let mut fields = rest.split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// A process's environment, from `/proc` (only our own user's processes).
+fn process_env(pid: u32) -> BTreeMap<String, String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter_map(|kv| {
+                    let kv = String::from_utf8_lossy(kv);
+                    let (k, v) = kv.split_once('=')?;
+                    Some((k.to_string(), v.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Signals a replica's whole process group (directly: the `kill`
+/// program reads a small group id such as `-19` as a signal number).
+fn signal_group(pgid: Option<u32>, signal: nix::sys::signal::Signal) {
+    if let Some(pid) = pgid.filter(|p| *p > 1).and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
     }
 }
 
@@ -82,6 +124,9 @@ struct State {
     backends: Vec<Arc<Backend>>,
     /// Where the release in service was exported.
     release_dir: Option<PathBuf>,
+    /// Replicas of the previous release being drained (process id, start
+    /// time): saved so a successor stops them if we die meanwhile.
+    retiring: Vec<(u32, u64)>,
 }
 
 /// One environment on this machine.
@@ -92,7 +137,10 @@ pub struct LocalEnvironment {
     proxy: Arc<Proxy>,
     address: SocketAddr,
     state: Mutex<State>,
-    secrets: BTreeMap<String, String>,
+    secrets: Mutex<BTreeMap<String, String>>,
+    /// Restart replicas that exit (self-heal); off, an exit is drift
+    /// that waits for the next sync.
+    heal: std::sync::atomic::AtomicBool,
 }
 
 fn free_port() -> Result<u16, String> {
@@ -143,7 +191,8 @@ impl LocalEnvironment {
             data: data.to_path_buf(),
             proxy,
             address,
-            secrets,
+            secrets: Mutex::new(secrets),
+            heal: std::sync::atomic::AtomicBool::new(true),
             state: Mutex::new(State {
                 desired: None,
                 replicas: Vec::new(),
@@ -155,6 +204,7 @@ impl LocalEnvironment {
                 },
                 backends: Vec::new(),
                 release_dir: None,
+                retiring: Vec::new(),
             }),
         });
         let watch = env.clone();
@@ -260,7 +310,7 @@ impl LocalEnvironment {
             .arg(&d.command)
             .current_dir(dir)
             .envs(&d.env)
-            .envs(&self.secrets)
+            .envs(self.secrets.lock().map(|s| s.clone()).unwrap_or_default())
             .env("PORT", port.to_string())
             .env("LAUNCHWAY_ENVIRONMENT", &self.name)
             .env("LAUNCHWAY_RELEASE", &d.release)
@@ -275,6 +325,20 @@ impl LocalEnvironment {
     /// Brings the environment to `env`'s desired state. Returns once the
     /// new replicas serve (or the attempt failed, the old still serving).
     pub async fn apply(&self, env: &Environment, timeout: Duration) -> Result<Status, String> {
+        let desired = self.desired_of(env)?;
+        if self
+            .state
+            .lock()
+            .map(|s| s.desired.as_ref() == Some(&desired))
+            .unwrap_or(false)
+        {
+            return Ok(self.status());
+        }
+        self.roll_out(desired, timeout).await
+    }
+
+    /// What `env` asks this machine to run.
+    fn desired_of(&self, env: &Environment) -> Result<Desired, String> {
         let command = env.run.command.clone().ok_or_else(|| {
             format!(
                 "environment '{}' has no run.command: nothing to start",
@@ -298,15 +362,40 @@ impl LocalEnvironment {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            secrets_digest: self.secrets_digest(),
         };
-        if self
-            .state
-            .lock()
-            .map(|s| s.desired.as_ref() == Some(&desired))
-            .unwrap_or(false)
-        {
-            return Ok(self.status());
+        Ok(desired)
+    }
+
+    fn secrets_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        if let Ok(s) = self.secrets.lock() {
+            for (k, v) in s.iter() {
+                h.update(k.as_bytes());
+                h.update([0]);
+                h.update(v.as_bytes());
+                h.update([0]);
+            }
         }
+        format!("{:x}", h.finalize())
+    }
+
+    /// The environment's secrets (a change redeploys at the next apply).
+    pub fn set_secrets(&self, secrets: BTreeMap<String, String>) {
+        if let Ok(mut s) = self.secrets.lock() {
+            *s = secrets;
+        }
+    }
+
+    /// Self-heal on or off.
+    pub fn set_self_heal(&self, on: bool) {
+        self.heal.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Starts `desired`'s replicas, switches traffic once all are healthy,
+    /// drains and stops the previous ones.
+    async fn roll_out(&self, desired: Desired, timeout: Duration) -> Result<Status, String> {
         self.set_status(
             Health::Progressing,
             None,
@@ -328,6 +417,7 @@ impl LocalEnvironment {
                 port,
                 child: Some(child),
                 pgid,
+                adopted: None,
                 restarts: Vec::new(),
             });
         }
@@ -380,34 +470,59 @@ impl LocalEnvironment {
                 s.desired = Some(desired.clone());
                 s.backends = backends;
                 s.release_dir = Some(dir.clone());
-                std::mem::replace(&mut s.replicas, fresh)
+                let old = std::mem::replace(&mut s.replicas, fresh);
+                s.retiring = old
+                    .iter()
+                    .filter_map(|r| {
+                        let pid = r.pgid?;
+                        Some((pid, start_time(pid)?))
+                    })
+                    .collect();
+                old
             }
             Err(_) => Vec::new(),
         };
+        // Saved before anyone can see the new status: a reconciler killed
+        // right after still leaves what a successor needs to adopt.
+        self.save_state();
         Proxy::drain(&old_backends, Duration::from_secs(30)).await;
         stop(&mut old).await;
+        if let Ok(mut s) = self.state.lock() {
+            s.retiring.clear();
+        }
         self.set_status(
             Health::Healthy,
             Some(&desired.release),
             &format!("serving {}", desired.release),
         );
+        self.save_state();
         Ok(self.status())
     }
 
-    /// Writes where the replicas are (`<data>/state/<env>.json`): the
-    /// release, and each replica's port and process id.
+    /// Writes where the replicas are (`<data>/state/<env>.json`): what
+    /// they run, and each replica's port, process id and start time — what
+    /// a restarted server needs to adopt them.
     fn save_state(&self) {
         let Ok(s) = self.state.lock() else { return };
         let v = serde_json::json!({
             "environment": self.name,
             "address": self.address.to_string(),
             "release": s.desired.as_ref().map(|d| d.release.clone()),
+            "desired": s.desired,
+            "release_dir": s.release_dir,
             "health": s.status.health.as_str(),
+            "message": s.status.message,
+            "retiring": s.retiring.iter().map(|(pid, start)| serde_json::json!({
+                "pid": pid,
+                "start_time": start,
+            })).collect::<Vec<_>>(),
             "replicas": s.replicas.iter().map(|r| serde_json::json!({
                 "port": r.port,
                 "pid": r.pgid,
+                "start_time": r.pgid.and_then(start_time),
             })).collect::<Vec<_>>(),
         });
+        drop(s);
         let dir = self.data.join("state");
         if std::fs::create_dir_all(&dir).is_ok() {
             let tmp = dir.join(format!(".{}.json", self.name));
@@ -415,6 +530,161 @@ impl LocalEnvironment {
                 let _ = std::fs::rename(tmp, dir.join(format!("{}.json", self.name)));
             }
         }
+    }
+
+    /// The state an earlier process left (`None` when there is none).
+    pub fn saved_state(data: &Path, name: &str) -> Option<serde_json::Value> {
+        let text = std::fs::read(data.join("state").join(format!("{name}.json"))).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Takes over the replicas an earlier server left running, when they
+    /// still run exactly what `env` asks for and answer their health
+    /// check; any other process it left is stopped, so nothing runs twice
+    /// on one port. Returns whether the environment was adopted.
+    pub async fn adopt(&self, env: &Environment) -> bool {
+        let Some(saved) = Self::saved_state(&self.data, &self.name) else {
+            return false;
+        };
+        // Replicas a predecessor was draining when it died: stopped.
+        let mut retiring = Vec::new();
+        for r in saved["retiring"].as_array().into_iter().flatten() {
+            if let (Some(pid), Some(start)) = (
+                r["pid"].as_u64().and_then(|p| u32::try_from(p).ok()),
+                r["start_time"].as_u64(),
+            ) && start_time(pid) == Some(start)
+            {
+                retiring.push(Replica {
+                    port: 0,
+                    child: None,
+                    pgid: Some(pid),
+                    adopted: Some(start),
+                    restarts: Vec::new(),
+                });
+            }
+        }
+        stop(&mut retiring).await;
+        let mut found = Vec::new();
+        for r in saved["replicas"].as_array().into_iter().flatten() {
+            let (Some(port), Some(pid), Some(start)) = (
+                r["port"].as_u64().and_then(|p| u16::try_from(p).ok()),
+                r["pid"].as_u64().and_then(|p| u32::try_from(p).ok()),
+                r["start_time"].as_u64(),
+            ) else {
+                continue;
+            };
+            // Ours only if it is the same process and says it is this environment's.
+            let env_vars = process_env(pid);
+            if start_time(pid) == Some(start)
+                && env_vars.get("LAUNCHWAY_ENVIRONMENT") == Some(&self.name)
+            {
+                found.push(Replica {
+                    port,
+                    child: None,
+                    pgid: Some(pid),
+                    adopted: Some(start),
+                    restarts: Vec::new(),
+                });
+            }
+        }
+        let saved_desired: Option<Desired> = serde_json::from_value(saved["desired"].clone()).ok();
+        let dir: Option<PathBuf> = saved["release_dir"].as_str().map(PathBuf::from);
+        let wanted = self.desired_of(env).ok();
+        let mut usable = wanted.is_some()
+            && saved_desired == wanted
+            && dir.as_ref().is_some_and(|d| d.is_dir())
+            && !found.is_empty()
+            && found.len() == wanted.as_ref().map_or(0, |w| w.replicas as usize);
+        if usable && let Some(w) = &wanted {
+            for r in &found {
+                usable &= healthy(r.port, &w.health_path).await;
+            }
+        }
+        let (Some(w), Some(dir), true) = (wanted, dir, usable) else {
+            if !found.is_empty() {
+                eprintln!(
+                    "{}: stopping {} replica(s) a previous reconciler left (they no longer match git)",
+                    self.name,
+                    found.len()
+                );
+            }
+            stop(&mut found).await;
+            return false;
+        };
+        let backends: Vec<Arc<Backend>> = found
+            .iter()
+            .map(|r| Backend::new(SocketAddr::from(([127, 0, 0, 1], r.port)), 1, &w.release))
+            .collect();
+        self.proxy.set_backends(backends.clone());
+        if let Ok(mut s) = self.state.lock() {
+            s.desired = Some(w.clone());
+            s.backends = backends;
+            s.release_dir = Some(dir);
+            s.replicas = found;
+        }
+        self.set_status(
+            Health::Healthy,
+            Some(&w.release),
+            &format!(
+                "serving {} (adopted {} running replica(s))",
+                w.release, w.replicas
+            ),
+        );
+        self.save_state();
+        true
+    }
+
+    /// How the live processes differ from what was deployed: replicas
+    /// not running (empty when in sync).
+    pub fn drift(&self) -> Vec<String> {
+        let Ok(mut s) = self.state.lock() else {
+            return vec!["state unavailable".into()];
+        };
+        if s.desired.is_none() {
+            return Vec::new();
+        }
+        s.replicas
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                (!r.running()).then(|| format!("replica {i} (port {}) is not running", r.port))
+            })
+            .collect()
+    }
+
+    /// The release being served, when there is one.
+    pub fn deployed_release(&self) -> Option<String> {
+        self.state
+            .lock()
+            .ok()
+            .and_then(|s| s.desired.as_ref().map(|d| d.release.clone()))
+    }
+
+    /// Whether `env` is what runs now (same release, command, replicas,
+    /// configuration and secrets).
+    pub fn runs(&self, env: &Environment) -> bool {
+        let Ok(want) = self.desired_of(env) else {
+            return false;
+        };
+        self.state
+            .lock()
+            .map(|s| s.desired.as_ref() == Some(&want))
+            .unwrap_or(false)
+    }
+
+    /// Starts the deployment over (new replicas, then the switch): how a
+    /// sync heals drift when self-heal is off.
+    pub async fn redeploy(&self, env: &Environment, timeout: Duration) -> Result<Status, String> {
+        let desired = self.desired_of(env)?;
+        self.roll_out(desired, timeout).await
+    }
+
+    /// Each replica's port and process id.
+    pub fn replicas(&self) -> Vec<(u16, Option<u32>)> {
+        self.state
+            .lock()
+            .map(|s| s.replicas.iter().map(|r| (r.port, r.pgid)).collect())
+            .unwrap_or_default()
     }
 
     fn failed(&self, why: &str) -> String {
@@ -460,16 +730,22 @@ impl LocalEnvironment {
                 continue;
             };
             let mut restart = Vec::new();
+            let heal = self.heal.load(std::sync::atomic::Ordering::Relaxed);
             if let Ok(mut s) = self.state.lock() {
                 for (i, r) in s.replicas.iter_mut().enumerate() {
-                    let exited = match &mut r.child {
-                        Some(c) => matches!(c.try_wait(), Ok(Some(_))),
-                        None => true,
-                    };
+                    let exited = !r.running();
+                    if exited && !heal {
+                        // Drift, left for the next sync to report and heal.
+                        r.pgid = None;
+                        r.child = None;
+                        r.adopted = None;
+                        continue;
+                    }
                     if exited {
                         // Reaped: its process id may be recycled, never signal it again.
                         r.pgid = None;
                         r.child = None;
+                        r.adopted = None;
                         let now = Instant::now();
                         r.restarts
                             .retain(|t| now.duration_since(*t) < Duration::from_secs(60));
@@ -556,29 +832,26 @@ impl LocalEnvironment {
 }
 
 /// SIGTERM to each replica's process group, a grace period, then SIGKILL.
-/// A group is signalled only while its leader has not been reaped, so a
-/// process id the system has recycled is never hit.
+/// A group is signalled only while its leader is verifiably the process we
+/// started (not reaped, or the same start time), so a process id the
+/// system has recycled is never hit.
 async fn stop(rs: &mut Vec<Replica>) {
     for r in rs.iter_mut() {
-        let alive = r
-            .child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
-        if alive {
-            signal_group(r.pgid, "TERM");
+        if r.running() {
+            signal_group(r.pgid, nix::sys::signal::Signal::SIGTERM);
         } else {
             r.pgid = None;
         }
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     for r in rs.iter_mut() {
+        while Instant::now() < deadline && r.running() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if r.running() {
+            signal_group(r.pgid, nix::sys::signal::Signal::SIGKILL);
+        }
         if let Some(c) = &mut r.child {
-            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            if matches!(c.try_wait(), Ok(None)) {
-                signal_group(r.pgid, "KILL");
-            }
             let _ = c.kill().await;
         }
     }

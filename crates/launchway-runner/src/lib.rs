@@ -9,6 +9,7 @@ pub mod commands;
 pub mod concurrency;
 mod container;
 pub mod context;
+pub mod deployer;
 pub mod environments;
 pub mod files;
 mod github;

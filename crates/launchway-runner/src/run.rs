@@ -59,6 +59,8 @@ pub struct RunConfig {
     /// have passed (after the approval).
     pub environment_secrets: IndexMap<String, IndexMap<String, String>>,
     pub environment_vars: IndexMap<String, IndexMap<String, String>>,
+    /// Where `launchway/deploy` steps deploy (none: they fail).
+    pub deployer: Option<Arc<dyn crate::deployer::Deployer>>,
 }
 
 /// A job taken from an earlier attempt.

@@ -36,6 +36,8 @@ pub struct Engine {
     wake: tokio::sync::Notify,
     metrics: Arc<crate::api::metrics::Metrics>,
     key: Arc<crate::sealed::MasterKey>,
+    /// Where `launchway/deploy` steps deploy (the server's reconcilers).
+    deployer: std::sync::OnceLock<Arc<dyn launchway_runner::deployer::Deployer>>,
 }
 
 /// What a secret is sealed under: its repository, environment and name.
@@ -139,7 +141,13 @@ impl Engine {
             wake: tokio::sync::Notify::new(),
             metrics: Arc::default(),
             key: Arc::new(key),
+            deployer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets where runs' `launchway/deploy` steps deploy (once).
+    pub fn set_deployer(&self, d: Arc<dyn launchway_runner::deployer::Deployer>) {
+        let _ = self.deployer.set(d);
     }
 
     /// Where runs, and clones of repositories registered by URL, live.
@@ -452,6 +460,7 @@ impl Engine {
             reuse,
             environment_secrets,
             environment_vars,
+            deployer: self.deployer.get().cloned(),
         };
         let result = run_workflow(cfg, wf).await;
         let _ = recorder.await;

@@ -50,6 +50,19 @@ enum EnvCmd {
         #[arg(long)]
         replica: Option<usize>,
     },
+    /// What runs where: sync status, health, revision and address of each
+    /// environment the reconciler (`launchway sync`) runs on this machine.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// An environment's deployments, newest last, with the commit that
+    /// caused each.
+    History {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// The manifests a target would apply.
     Render {
         name: String,
@@ -205,8 +218,85 @@ pub fn main(args: &EnvArgs, store: &launchway_runner::store::Store) -> u8 {
                 }
                 Ok(0)
             }
+            EnvCmd::Status { json } => {
+                let data = crate::cmd_sync::data_dir(store, &args.root);
+                let list = launchway_deploy::reconcile::statuses(&data);
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
+                    );
+                    return Ok(0);
+                }
+                if list.is_empty() {
+                    println!("no environment runs here yet (launchway sync --detach)");
+                    return Ok(0);
+                }
+                let running = crate::cmd_sync::running(&data);
+                println!(
+                    "{:<12} {:<10} {:<12} {:<13} {:<26} MESSAGE",
+                    "ENVIRONMENT", "SYNC", "HEALTH", "REVISION", "ADDRESS"
+                );
+                for s in list {
+                    println!(
+                        "{:<12} {:<10} {:<12} {:<13} {:<26} {}",
+                        s.environment,
+                        format!("{:?}", s.sync),
+                        s.health,
+                        s.deployed_revision
+                            .as_deref()
+                            .map_or("-", |r| &r[..r.len().min(12)]),
+                        s.address.as_deref().unwrap_or("-"),
+                        s.message
+                    );
+                }
+                if running.is_none() {
+                    println!("(no reconciler runs now: this is the last state it recorded)");
+                }
+                Ok(0)
+            }
+            EnvCmd::History { name, json } => {
+                let data = crate::cmd_sync::data_dir(store, &args.root);
+                let list = launchway_deploy::reconcile::history(&data, name);
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
+                    );
+                    return Ok(0);
+                }
+                println!(
+                    "{:<20} {:<10} {:<13} {:<13} {:<24} SUBJECT",
+                    "FINISHED (UTC)", "RESULT", "REVISION", "RELEASE", "AUTHOR"
+                );
+                for h in list {
+                    let short = |r: &Option<String>| {
+                        r.as_deref()
+                            .map_or("-".to_string(), |r| r[..r.len().min(12)].to_string())
+                    };
+                    println!(
+                        "{:<20} {:<10} {:<13} {:<13} {:<24} {}{}",
+                        launchway_runner::store::rfc3339(
+                            std::time::UNIX_EPOCH + std::time::Duration::from_secs(h.finished_at)
+                        ),
+                        h.result,
+                        short(&h.revision),
+                        short(&h.release),
+                        h.author,
+                        h.subject,
+                        if h.result == "succeeded" {
+                            String::new()
+                        } else {
+                            format!(" — {}", h.message)
+                        }
+                    );
+                }
+                Ok(0)
+            }
             EnvCmd::Logs { name, replica } => {
-                let dir = store.home.join("environments/logs").join(name);
+                let dir = crate::cmd_sync::data_dir(store, &args.root)
+                    .join("logs")
+                    .join(name);
                 let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
                     .map_err(|_| {
                         format!(
@@ -279,9 +369,19 @@ pub struct GitOpsArgs {
     /// The commit's author as "Name <email>" (default: git's user).
     #[arg(long)]
     author: Option<String>,
+    /// Commit to this branch instead of the checked-out one (created from
+    /// HEAD when missing); the work tree is left alone.
+    #[arg(long)]
+    branch: Option<String>,
 }
 
 impl GitOpsArgs {
+    fn place(&self) -> launchway_deploy::gitops::Place {
+        let mut p = launchway_deploy::gitops::Place::new(&self.root, &self.dir);
+        p.branch = self.branch.clone();
+        p
+    }
+
     fn author(&self) -> Result<launchway_deploy::gitops::Author, String> {
         let Some(a) = &self.author else {
             return Ok(Default::default());
@@ -354,8 +454,7 @@ pub fn deploy(args: &DeployArgs) -> u8 {
             sets.push((k.trim().to_string(), v.to_string()));
         }
         launchway_deploy::gitops::deploy(
-            &args.at.root,
-            &args.at.dir,
+            &args.at.place(),
             &args.env,
             args.release.as_deref(),
             &sets,
@@ -367,136 +466,14 @@ pub fn deploy(args: &DeployArgs) -> u8 {
 
 pub fn rollback(args: &RollbackArgs) -> u8 {
     let r = args.at.author().and_then(|a| {
-        launchway_deploy::gitops::rollback(
-            &args.at.root,
-            &args.at.dir,
-            &args.env,
-            args.to.as_deref(),
-            &a,
-        )
+        launchway_deploy::gitops::rollback(&args.at.place(), &args.env, args.to.as_deref(), &a)
     });
     committed(r, &format!("rollback {}", args.env))
 }
 
 pub fn promote(args: &PromoteArgs) -> u8 {
     let r = args.at.author().and_then(|a| {
-        launchway_deploy::gitops::promote(&args.at.root, &args.at.dir, &args.from, &args.to, &a)
+        launchway_deploy::gitops::promote(&args.at.place(), &args.from, &args.to, &a)
     });
     committed(r, &format!("promote {} to {}", args.from, args.to))
-}
-
-#[derive(Args)]
-pub struct SyncArgs {
-    /// The repository (default: the current directory).
-    #[arg(short = 'C', default_value = ".")]
-    root: PathBuf,
-    /// Where the environment files are, relative to the repository.
-    #[arg(long, default_value = repo::DEFAULT_DIR)]
-    dir: PathBuf,
-    /// The environment to run on this machine.
-    env: String,
-    /// The environment's stable address (port 0: any free port).
-    #[arg(long, default_value = "127.0.0.1:0")]
-    listen: String,
-    /// How long new replicas have to answer their health check.
-    #[arg(long, default_value_t = 60)]
-    health_timeout: u64,
-    /// How often to look for a new commit of the environment's file.
-    #[arg(long, default_value_t = 2)]
-    interval: u64,
-}
-
-/// The environment's config as committed at HEAD (git is the truth; an
-/// uncommitted edit deploys nothing).
-fn committed_environment(args: &SyncArgs) -> Result<Environment, String> {
-    let rel = args.dir.join(format!("{}.yaml", args.env));
-    let show = |p: &Path| -> Option<String> {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&args.root)
-            .args(["show", &format!("HEAD:{}", p.to_string_lossy())])
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    };
-    let own = show(&rel).ok_or_else(|| format!("{} is not committed at HEAD", rel.display()))?;
-    let base = show(&args.dir.join(repo::BASE_FILE));
-    let loaded = launchway_deploy::config::load(
-        &args.env,
-        &launchway_deploy::config::Source {
-            path: rel.to_string_lossy().to_string(),
-            text: own,
-        },
-        base.map(|t| launchway_deploy::config::Source {
-            path: repo::BASE_FILE.into(),
-            text: t,
-        })
-        .as_ref(),
-    );
-    if let Some(d) = loaded.diagnostics.first() {
-        return Err(format!(
-            "{}:{}:{}: {}",
-            d.file, d.diagnostic.span.start.line, d.diagnostic.span.start.col, d.diagnostic.message
-        ));
-    }
-    loaded
-        .environment
-        .ok_or_else(|| "the environment did not load".into())
-}
-
-/// `launchway sync ENV`: runs the environment here as committed, and keeps
-/// it so (new commits deploy, crashed replicas restart) until Ctrl-C.
-pub fn sync(args: &SyncArgs, store: &launchway_runner::store::Store) -> u8 {
-    crate::cmd_serve::block_on(async move {
-        let root = args
-            .root
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", args.root.display()))?;
-        let data = store.home.join("environments");
-        let env = launchway_deploy::local::LocalEnvironment::start(
-            &args.env,
-            &root,
-            &data,
-            &args.listen,
-            Default::default(),
-        )
-        .await?;
-        eprintln!("environment '{}' at http://{}", args.env, env.address());
-        let timeout = std::time::Duration::from_secs(args.health_timeout);
-        let mut last: Option<String> = None;
-        loop {
-            let head = std::process::Command::new("git")
-                .arg("-C")
-                .arg(&root)
-                .args(["rev-parse", "HEAD"])
-                .output()
-                .ok()
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-            if head != last {
-                last = head.clone();
-                match committed_environment(args) {
-                    Ok(desired) => match env.apply(&desired, timeout).await {
-                        Ok(s) => eprintln!(
-                            "{}: {} ({} replica(s), release {})",
-                            args.env,
-                            s.health.as_str(),
-                            s.replicas,
-                            s.release.as_deref().unwrap_or("-")
-                        ),
-                        Err(e) => eprintln!("{}: deployment failed: {e}", args.env),
-                    },
-                    Err(e) => eprintln!("{}: {e}", args.env),
-                }
-            }
-            tokio::select! {
-                () = tokio::time::sleep(std::time::Duration::from_secs(args.interval)) => {}
-                _ = tokio::signal::ctrl_c() => break,
-            }
-        }
-        env.shutdown().await;
-        eprintln!("{}: stopped", args.env);
-        Ok(())
-    })
 }

@@ -380,6 +380,9 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
                 reuse: Default::default(),
                 environment_secrets: Default::default(),
                 environment_vars: Default::default(),
+                deployer: Some(std::sync::Arc::new(crate::deployer::LocalDeployer {
+                    store: store.clone(),
+                })),
             };
             let _ = c.path;
             let rec = run_workflow(cfg, c.wf).await;

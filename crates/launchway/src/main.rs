@@ -11,6 +11,8 @@ mod cmd_runs;
 mod cmd_sbom;
 mod cmd_scan;
 mod cmd_serve;
+mod cmd_sync;
+mod deployer;
 mod diagnostics;
 mod reporter;
 
@@ -91,8 +93,9 @@ enum Command {
     Promote(cmd_env::PromoteArgs),
     /// Run the built-in reverse proxy in front of fixed backends.
     Proxy(cmd_proxy::ProxyArgs),
-    /// Run an environment on this machine as committed, and keep it so.
-    Sync(cmd_env::SyncArgs),
+    /// Run the environments on this machine as committed in git, and keep
+    /// them so (the GitOps reconciler without a server).
+    Sync(cmd_sync::SyncArgs),
     /// Git hooks that tell a server about new commits.
     Hook(cmd_remote::HookArgs),
 }
@@ -126,7 +129,7 @@ fn main() -> ExitCode {
         Command::Rollback(args) => cmd_env::rollback(&args),
         Command::Promote(args) => cmd_env::promote(&args),
         Command::Proxy(args) => cmd_proxy::main(&args),
-        Command::Sync(args) => cmd_env::sync(&args, &store),
+        Command::Sync(args) => cmd_sync::main(&args, &store),
         Command::Sbom(args) => cmd_sbom::main(&args),
         Command::Db(args) => cmd_scan::db(args, &store),
         Command::Scan(args) => cmd_scan::scan(&args, &store),

@@ -310,3 +310,88 @@ fn deploy_rollback_and_promote_are_commits_of_the_environment_file() {
     assert_eq!(code, 1);
     assert!(err.contains("uncommitted changes"), "{err}");
 }
+
+#[test]
+fn deploys_to_another_branch_leave_the_work_tree_alone() {
+    // The service is a folder of a larger repository, as the bundled example is.
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("mono");
+    let svc = repo.join("services/churn");
+    let envs = svc.join("configs/environments");
+    std::fs::create_dir_all(&envs).unwrap();
+    std::fs::write(envs.join("_base.yaml"), "replicas: 1\n").unwrap();
+    std::fs::write(envs.join("dev.yaml"), "environment: development\n").unwrap();
+    common::commit_all(&repo);
+    let main = git_out(&repo, &["rev-parse", "HEAD"]);
+
+    let (code, out, err) = lw(
+        &svc,
+        &[
+            "deploy",
+            "dev",
+            "--release",
+            "HEAD",
+            "--branch",
+            "environments",
+            "--author",
+            "Ana <ana@example.com>",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("committed"), "{out}");
+    // main and the files on disk are untouched; the branch has the change.
+    assert_eq!(git_out(&repo, &["rev-parse", "HEAD"]), main);
+    assert_eq!(git_out(&repo, &["status", "--porcelain"]), "");
+    assert_eq!(
+        std::fs::read_to_string(envs.join("dev.yaml")).unwrap(),
+        "environment: development\n"
+    );
+    assert_eq!(
+        git_out(
+            &repo,
+            &[
+                "show",
+                "environments:services/churn/configs/environments/dev.yaml"
+            ]
+        ),
+        format!("environment: development\nrelease: {main}")
+    );
+    assert_eq!(
+        git_out(&repo, &["log", "-1", "--format=%an|%s|%P", "environments"]),
+        format!("Ana|deploy dev: release {}|{main}", &main[..12])
+    );
+    assert_eq!(
+        git_out(&repo, &["show", "--name-only", "--format=", "environments"]),
+        "services/churn/configs/environments/dev.yaml"
+    );
+    // An invalid change is refused there too, and the branch does not move.
+    let tip = git_out(&repo, &["rev-parse", "environments"]);
+    let (code, _, err) = lw(
+        &svc,
+        &[
+            "deploy",
+            "dev",
+            "--set",
+            "replicas=-1",
+            "--branch",
+            "environments",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("nothing was committed"), "{err}");
+    assert_eq!(git_out(&repo, &["rev-parse", "environments"]), tip);
+    // A rollback on the branch restores the file as it was before.
+    let (code, _, err) = lw(&svc, &["rollback", "dev", "--branch", "environments"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        git_out(
+            &repo,
+            &[
+                "show",
+                "environments:services/churn/configs/environments/dev.yaml"
+            ]
+        ),
+        "environment: development"
+    );
+    assert_eq!(git_out(&repo, &["rev-parse", "HEAD"]), main);
+}

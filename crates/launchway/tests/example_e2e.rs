@@ -1,6 +1,8 @@
 //! The bundled example, run for real: Python dependencies come from the
 //! package index (the only test that needs it), the model is trained and
-//! tested, a release bundle is built, started and answers `/predict`.
+//! tested, a release bundle is built and checked, and the release is
+//! deployed through git to dev and (approved) prod, where it keeps
+//! answering `/predict` after the run ends.
 
 #![allow(clippy::unwrap_used)]
 
@@ -58,15 +60,78 @@ fn logs(home: &Path, rec: &Value, key: &str) -> String {
         .unwrap_or_default()
 }
 
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Dev")
+        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
+        .env("GIT_COMMITTER_NAME", "Dev")
+        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A POST of one customer to `/predict`: the body of the answer.
+fn predict(address: &str) -> String {
+    use std::io::{Read, Write};
+    let hostport = address.trim_start_matches("http://");
+    let body = r#"{"instances":[{"tenure_months":2,"monthly_charges":95.5,"support_calls":4,"contract":"month-to-month","has_fiber":1}]}"#;
+    let mut s = std::net::TcpStream::connect(hostport).unwrap();
+    write!(
+        s,
+        "POST /predict HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Stops the reconciler the run started (and the environments) even when
+/// an assertion fails.
+struct StopReconciler<'a>(&'a Path, &'a Path);
+
+impl Drop for StopReconciler<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_launchway"))
+            .args(["sync", "--stop", "-C"])
+            .arg(self.0)
+            .env("LAUNCHWAY_HOME", self.1)
+            .output();
+    }
+}
+
 #[test]
 fn example_pipeline_runs_for_real() {
     let home = tempfile::tempdir().unwrap();
-    // The README's main command, on the example as it is in the working tree.
-    let (code, v, err) = launchway(
-        &example(),
-        home.path(),
-        &["--dirty", "--approve", "production"],
-    );
+    // The example as its own repository (deploys commit to it).
+    let repo = home.path().join("churn-service");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(example())
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    for junk in [".venv", "model.json", "dist"] {
+        let _ = std::fs::remove_dir_all(repo.join(junk));
+    }
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "the example"]);
+    let main_before = git(&repo, &["rev-parse", "main"]);
+    let _stop = StopReconciler(&repo, home.path());
+    // The README's main command.
+    let (code, v, err) = launchway(&repo, home.path(), &["--approve", "production"]);
     let rec = &v[0];
     for job in [
         "test",
@@ -101,7 +166,48 @@ fn example_pipeline_runs_for_real() {
     assert!(artifacts.contains(&"release".to_string()));
     // The release was built, started and answered.
     assert!(logs(home.path(), rec, "build-and-push").contains("healthy at http://127.0.0.1:"));
-    assert!(logs(home.path(), rec, "deploy-prod").contains("sample churn probability"));
+    // Deployed through git: one commit per environment on the
+    // `environments` branch, main untouched, the environments served by
+    // the reconciler after the run ended.
+    assert!(logs(home.path(), rec, "deploy-prod").contains("churn probability"));
+    assert_eq!(git(&repo, &["rev-parse", "main"]), main_before);
+    let subjects = git(&repo, &["log", "--format=%s", "environments"]);
+    let sha = &main_before[..12];
+    assert!(
+        subjects.starts_with(&format!(
+            "deploy prod: release {sha}\ndeploy dev: release {sha}\n"
+        )),
+        "{subjects}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_launchway"))
+        .args(["env", "status", "--json", "-C"])
+        .arg(&repo)
+        .env("LAUNCHWAY_HOME", home.path())
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (env, replicas) in [("dev", 1), ("prod", 3)] {
+        let st = status
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["environment"] == env)
+            .unwrap();
+        assert_eq!(st["sync"], "Synced", "{st}");
+        assert_eq!(st["health"], "Healthy", "{st}");
+        assert_eq!(st["release"].as_str().unwrap(), main_before, "{st}");
+        assert_eq!(st["replicas"].as_array().unwrap().len(), replicas, "{st}");
+        let answer = predict(st["address"].as_str().unwrap());
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.contains("churn_probability"),
+            "{answer}"
+        );
+        let log = logs(home.path(), rec, &format!("deploy-{env}"));
+        assert!(
+            log.contains(&format!("at {} (", st["address"].as_str().unwrap())),
+            "the step reports the address:\n{log}"
+        );
+    }
     let build = rec["jobs"]
         .as_array()
         .unwrap()

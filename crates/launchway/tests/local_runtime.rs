@@ -1,15 +1,18 @@
-//! `launchway sync ENV`: an environment run on this machine from its
-//! committed config — releases switched behind the stable address with
-//! no failed request, a release that never gets healthy not switched to,
-//! a killed replica restarted.
+//! The GitOps reconciler on this machine (`launchway sync`): environments
+//! run from their committed config — releases switched behind the stable
+//! address with no failed request (also under wrk), a release that never
+//! gets healthy not switched to, drift healed (or, with self-heal off,
+//! shown until a sync), and a killed reconciler replaced by one that
+//! adopts the replicas it left, never running two on one port.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 use common::{bin, commit_all, git};
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -55,58 +58,215 @@ fn get(addr: &str, path: &str) -> Result<String, String> {
     Ok(text.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
 }
 
-fn deploy(repo: &Path) {
+/// `launchway` with a home and a commit identity.
+fn lw(home: &Path, repo: &Path, args: &[&str]) -> (bool, String, String) {
     let out = bin()
-        .args(["deploy", "dev", "--release", "HEAD", "-C"])
+        .args(args)
+        .arg("-C")
         .arg(repo)
+        .env("LAUNCHWAY_HOME", home)
+        .env("GIT_AUTHOR_NAME", "Mona")
+        .env("GIT_AUTHOR_EMAIL", "mona@example.com")
+        .env("GIT_COMMITTER_NAME", "Mona")
+        .env("GIT_COMMITTER_EMAIL", "mona@example.com")
         .output()
         .unwrap();
-    assert!(
+    (
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// Deploys the current commit to `env` (a commit on top of it); returns
+/// the release (that commit).
+fn deploy_with(home: &Path, repo: &Path, env: &str) -> String {
+    let release = head(repo);
+    let (ok, _, err) = lw(home, repo, &["deploy", env, "--release", "HEAD"]);
+    assert!(ok, "{err}");
+    release
+}
+
+/// The reconciler's view of `env`.
+fn status(home: &Path, repo: &Path, env: &str) -> Value {
+    let (_, out, _) = lw(home, repo, &["env", "status", "--json"]);
+    serde_json::from_str::<Value>(&out)
+        .ok()
+        .and_then(|v| {
+            v.as_array()?
+                .iter()
+                .find(|s| s["environment"] == env)
+                .cloned()
+        })
+        .unwrap_or(Value::Null)
+}
+
+/// Waits until `env`'s status satisfies `ok`; returns it.
+fn wait_status(
+    home: &Path,
+    repo: &Path,
+    env: &str,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let st = status(home, repo, env);
+        if ok(&st) {
+            return st;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            // What the reconcilers said, for the failure message.
+            for e in std::fs::read_dir(home.join("environments"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let log =
+                    std::fs::read_to_string(e.path().join("reconciler.log")).unwrap_or_default();
+                eprintln!("--- {}/reconciler.log\n{log}", e.path().display());
+            }
+            panic!("never {what}; last status: {st}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn serving(st: &Value, release: &str) -> bool {
+    st["sync"] == "Synced" && st["health"] == "Healthy" && st["release"].as_str() == Some(release)
+}
+
+fn head(repo: &Path) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn pids(st: &Value) -> Vec<u64> {
+    st["replicas"]
+        .as_array()
+        .map(|rs| rs.iter().filter_map(|r| r["pid"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
+/// The processes on this machine that say they are a replica of `env`
+/// (read from /proc; nothing is signalled).
+fn replica_processes(env: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u64>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        let marker = format!("LAUNCHWAY_ENVIRONMENT={env}");
+        let python = std::fs::read_to_string(e.path().join("cmdline"))
+            .unwrap_or_default()
+            .contains("app.py");
+        if python && environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A repository with the test app and `dev.yaml` (plus `extra` lines).
+fn app_repo(root: &Path, env: &str, replicas: u32, extra: &str) -> PathBuf {
+    let repo = root.join("repo");
+    std::fs::create_dir_all(repo.join("configs/environments")).unwrap();
+    std::fs::write(repo.join("app.py"), APP).unwrap();
+    std::fs::write(repo.join("version.txt"), "v1\n").unwrap();
+    std::fs::write(
+        repo.join(format!("configs/environments/{env}.yaml")),
+        format!("environment: development\nreplicas: {replicas}\nrun: {{command: exec python3 app.py, health_path: /health}}\n{extra}"),
+    )
+    .unwrap();
+    commit_all(&repo);
+    repo
+}
+
+/// The id of the reconciler `sync --detach` started (from its pid file).
+fn reconciler_pid(home: &Path) -> u32 {
+    for e in std::fs::read_dir(home.join("environments"))
+        .unwrap()
+        .flatten()
+    {
+        if let Ok(t) = std::fs::read_to_string(e.path().join("reconciler.pid")) {
+            return t.lines().next().unwrap().parse().unwrap();
+        }
+    }
+    panic!("no reconciler.pid under {}", home.display());
+}
+
+struct Stop<'a>(&'a Path, &'a Path);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        let _ = lw(self.0, self.1, &["sync", "--stop"]);
+    }
+}
+
+fn kill(pid: u64, signal: &str) {
+    assert!(
+        std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
     );
 }
 
-fn wait_for(rx: &mpsc::Receiver<String>, what: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60).saturating_sub(start.elapsed()))
-            .unwrap_or_else(|_| panic!("never saw {what}"));
-        if line.contains(what) {
-            return line;
-        }
-    }
+/// Steady load on `addr` from a few threads: (stop flag, failures, bodies seen, threads).
+#[allow(clippy::type_complexity)]
+fn load(
+    addr: &str,
+) -> (
+    Arc<AtomicBool>,
+    Arc<AtomicUsize>,
+    Arc<Mutex<Vec<String>>>,
+    Vec<std::thread::JoinHandle<()>>,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let threads = (0..4)
+        .map(|_| {
+            let (stop, failed, seen, addr) =
+                (stop.clone(), failed.clone(), seen.clone(), addr.to_string());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match get(&addr, "/") {
+                        Ok(v) => seen.lock().unwrap().push(v),
+                        Err(e) => {
+                            eprintln!("request failed: {e}");
+                            failed.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        })
+        .collect();
+    (stop, failed, seen, threads)
 }
 
 #[test]
 fn releases_switch_without_failed_requests_and_replicas_heal() {
     let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
-    std::fs::create_dir_all(repo.join("configs/environments")).unwrap();
-    std::fs::write(repo.join("app.py"), APP).unwrap();
-    std::fs::write(repo.join("version.txt"), "v1\n").unwrap();
-    std::fs::write(
-        repo.join("configs/environments/dev.yaml"),
-        "environment: development\nreplicas: 2\nrun: {command: python3 app.py, health_path: /health}\n",
-    )
-    .unwrap();
-    commit_all(&repo);
-    deploy(&repo);
+    let home = tmp.path().join("home");
+    let repo = app_repo(tmp.path(), "dev", 2, "");
+    let v1 = deploy_with(&home, &repo, "dev");
 
+    // In the foreground, as a person would run it.
     let mut sync = bin()
-        .args([
-            "sync",
-            "dev",
-            "--interval",
-            "1",
-            "--health-timeout",
-            "20",
-            "-C",
-        ])
+        .args(["sync", "dev", "--health-timeout", "20", "-C"])
         .arg(&repo)
-        .env("LAUNCHWAY_HOME", tmp.path().join("home"))
+        .env("LAUNCHWAY_HOME", &home)
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
@@ -122,123 +282,310 @@ fn releases_switch_without_failed_requests_and_replicas_heal() {
             }
         }
     });
-    let addr = wait_for(&rx, "at http://")
-        .rsplit("http://")
-        .next()
+    let st = wait_status(&home, &repo, "dev", "served v1", |s| serving(s, &v1));
+    let addr = st["address"]
+        .as_str()
         .unwrap()
+        .trim_start_matches("http://")
         .to_string();
-    wait_for(&rx, "Healthy");
     assert_eq!(get(&addr, "/").unwrap(), "v1");
+    assert_eq!(st["deployed_revision"].as_str(), Some(head(&repo).as_str()));
+    let line = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(line.starts_with("dev: "), "{line}");
 
-    // Steady load while releases change.
-    let stop = Arc::new(AtomicBool::new(false));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-    let load: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, failed, seen, addr) =
-                (stop.clone(), failed.clone(), seen.clone(), addr.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    match get(&addr, "/") {
-                        Ok(v) => seen.lock().unwrap().push(v),
-                        Err(e) => {
-                            eprintln!("request failed: {e}");
-                            failed.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            })
-        })
-        .collect();
+    let (stop, failed, seen, threads) = load(&addr);
 
     // A new commit, deployed through git: served with no failed request.
     std::fs::write(repo.join("version.txt"), "v2\n").unwrap();
     git(&repo, &["commit", "-qam", "v2"]);
-    deploy(&repo);
-    wait_for(&rx, "Healthy");
-    std::thread::sleep(Duration::from_millis(500));
+    let v2 = deploy_with(&home, &repo, "dev");
+    wait_status(&home, &repo, "dev", "served v2", |s| serving(s, &v2));
+    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(seen.lock().unwrap().last().map(String::as_str), Some("v2"));
 
-    // A release that never gets healthy is not switched to.
+    // A release that never gets healthy is not switched to: the deployment
+    // is marked failed with the reason, the old release keeps serving.
     std::fs::write(repo.join("version.txt"), "broken\n").unwrap();
     git(&repo, &["commit", "-qam", "broken"]);
-    deploy(&repo);
-    let line = wait_for(&rx, "deployment failed");
-    assert!(line.contains("exited"), "{line}");
-    std::thread::sleep(Duration::from_millis(300));
+    let broken = deploy_with(&home, &repo, "dev");
+    let broken_commit = head(&repo);
+    let st = wait_status(&home, &repo, "dev", "failed", |s| {
+        s["revision"].as_str() == Some(broken_commit.as_str())
+            && s["message"].as_str().unwrap_or("").contains("failed")
+    });
+    assert_eq!(st["sync"], "OutOfSync", "{st}");
+    assert!(st["message"].as_str().unwrap().contains("exited"), "{st}");
+    assert_eq!(st["release"].as_str(), Some(v2.as_str()), "{st}");
     assert_eq!(
         get(&addr, "/").unwrap(),
         "v2",
         "the old release keeps serving"
     );
+    let (_, hist, _) = lw(&home, &repo, &["env", "history", "dev", "--json"]);
+    let hist: Value = serde_json::from_str(&hist).unwrap();
+    let results: Vec<(&str, &str)> = hist
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["result"].as_str().unwrap(),
+                h["subject"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("succeeded", format!("deploy dev: release {}", &v1[..12])),
+        ("succeeded", format!("deploy dev: release {}", &v2[..12])),
+        ("failed", format!("deploy dev: release {}", &broken[..12])),
+    ];
+    let expected: Vec<(&str, &str)> = expected.iter().map(|(a, b)| (*a, b.as_str())).collect();
+    assert_eq!(results, expected);
+    assert!(
+        hist[0]["author"]
+            .as_str()
+            .unwrap()
+            .contains("mona@example.com")
+    );
+
+    // A rollback is a commit too: v2's config again, served.
+    let (ok, _, err) = lw(&home, &repo, &["rollback", "dev"]);
+    assert!(ok, "{err}");
+    let st = wait_status(&home, &repo, "dev", "rolled back", |s| {
+        s["revision"].as_str() == Some(head(&repo).as_str()) && s["sync"] == "Synced"
+    });
+    assert_eq!(st["release"].as_str(), Some(v2.as_str()));
+
     stop.store(true, Ordering::SeqCst);
-    for t in load {
+    for t in threads {
         t.join().unwrap();
     }
     assert_eq!(failed.load(Ordering::SeqCst), 0, "no request failed");
     assert!(seen.lock().unwrap().len() > 50);
 
-    // A killed replica is restarted; the environment answers throughout.
-    // (Its process id comes from the runtime's state file.)
-    let state_file = tmp.path().join("home/environments/state/dev.json");
-    let pids = || -> Vec<u64> {
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap_or_default())
-                .unwrap_or_default();
-        v["replicas"]
-            .as_array()
-            .map(|rs| rs.iter().filter_map(|r| r["pid"].as_u64()).collect())
-            .unwrap_or_default()
-    };
-    let before = pids();
-    assert_eq!(before.len(), 2, "{before:?}");
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-KILL", &before[0].to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let start = Instant::now();
-    loop {
-        let now = pids();
-        if now.len() == 2 && !now.contains(&before[0]) {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the replica was not restarted: {now:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // A killed replica is restarted (self-heal is on by default); the
+    // environment answers throughout. (Its id comes from the status.)
+    let before = pids(&st);
+    assert_eq!(before.len(), 2, "{st}");
+    kill(before[0], "-KILL");
+    let st = wait_status(&home, &repo, "dev", "healed", |s| {
+        let now = pids(s);
+        now.len() == 2
+            && !now.contains(&before[0])
+            && s["sync"] == "Synced"
+            && s["health"] == "Healthy"
+    });
+    assert_eq!(st["health"], "Healthy");
     for _ in 0..20 {
         assert_eq!(get(&addr, "/").unwrap(), "v2");
     }
 
     // Each replica's output is kept.
-    let logs = bin()
-        .args(["env", "logs", "dev", "-C"])
-        .arg(&repo)
-        .env("LAUNCHWAY_HOME", tmp.path().join("home"))
-        .output()
-        .unwrap();
-    let logs = String::from_utf8_lossy(&logs.stdout);
+    let (_, logs, _) = lw(&home, &repo, &["env", "logs", "dev"]);
     assert!(
         logs.contains("replica-0 | serving v1 on port") && logs.contains("serving v2"),
         "{logs}"
     );
 
-    // Ctrl-C stops the replicas.
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &sync.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    // Ctrl-C stops the reconciler and the replicas.
+    kill(u64::from(sync.id()), "-INT");
     let status = sync.wait().unwrap();
     assert!(status.success(), "{status}");
     assert!(get(&addr, "/").is_err(), "nothing listens any more");
+}
+
+#[test]
+fn drift_without_self_heal_shows_until_a_sync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(tmp.path(), "manual", 1, "self_heal: false\n");
+    let v1 = deploy_with(&home, &repo, "manual");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "manual", "served", |s| serving(s, &v1));
+    let before = pids(&st);
+    kill(before[0], "-KILL");
+    let st = wait_status(&home, &repo, "manual", "out of sync", |s| {
+        s["sync"] == "OutOfSync"
+    });
+    assert!(
+        st["message"].as_str().unwrap().contains("self-heal is off"),
+        "{st}"
+    );
+    // It stays so: nothing restarts it behind git's back.
+    std::thread::sleep(Duration::from_secs(2));
+    let st = status(&home, &repo, "manual");
+    assert_eq!(st["sync"], "OutOfSync", "{st}");
+    // A manual sync heals it.
+    let (ok, _, err) = lw(&home, &repo, &["sync", "--now", "manual"]);
+    assert!(ok, "{err}");
+    let st = wait_status(&home, &repo, "manual", "healed", |s| serving(s, &v1));
+    assert!(!pids(&st).contains(&before[0]));
+    let addr = st["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    assert_eq!(get(&addr, "/").unwrap(), "v1");
+}
+
+#[test]
+fn a_killed_reconciler_is_replaced_by_one_that_adopts_its_replicas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(tmp.path(), "adopt", 2, "");
+    let v1 = deploy_with(&home, &repo, "adopt");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "adopt", "served", |s| serving(s, &v1));
+    let addr = st["address"].as_str().unwrap().to_string();
+    let before = pids(&st);
+
+    // SIGKILL: no chance to clean up; the replicas keep running.
+    kill(u64::from(reconciler_pid(&home)), "-KILL");
+    std::thread::sleep(Duration::from_millis(300));
+    let ports: Vec<u64> = st["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(get(&format!("127.0.0.1:{}", ports[0]), "/").unwrap(), "v1");
+
+    // A new reconciler adopts them: same processes, same address, no
+    // second deployment.
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "adopt", "adopted", |s| {
+        serving(s, &v1) && s["message"].as_str().unwrap_or("").contains("adopted")
+    });
+    assert_eq!(pids(&st), before, "{st}");
+    assert_eq!(st["address"].as_str(), Some(addr.as_str()));
+    assert_eq!(get(addr.trim_start_matches("http://"), "/").unwrap(), "v1");
+    let mut running = replica_processes("adopt");
+    running.sort_unstable();
+    let mut expected = before.clone();
+    expected.sort_unstable();
+    assert_eq!(running, expected, "exactly the adopted replicas run");
+
+    // Killed again, and git changes while no reconciler runs: the next one
+    // does not adopt stale replicas; it stops them and starts the new
+    // release — never two processes for one replica.
+    kill(u64::from(reconciler_pid(&home)), "-KILL");
+    std::fs::write(repo.join("version.txt"), "v2\n").unwrap();
+    git(&repo, &["commit", "-qam", "v2"]);
+    let v2 = deploy_with(&home, &repo, "adopt");
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "adopt", "served v2", |s| serving(s, &v2));
+    assert_eq!(get(addr.trim_start_matches("http://"), "/").unwrap(), "v2");
+    let now = pids(&st);
+    assert!(now.iter().all(|p| !before.contains(p)), "{st}");
+    let start = Instant::now();
+    loop {
+        let mut running = replica_processes("adopt");
+        running.sort_unstable();
+        let mut expected = now.clone();
+        expected.sort_unstable();
+        if running == expected {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            for e in std::fs::read_dir(home.join("environments"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let log =
+                    std::fs::read_to_string(e.path().join("reconciler.log")).unwrap_or_default();
+                eprintln!("--- {}/reconciler.log\n{log}", e.path().display());
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "stale replicas still run: {running:?} vs {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// wrk's totals: (requests, errors of any kind, non-2xx/3xx responses).
+fn wrk_totals(out: &str) -> (u64, u64, u64) {
+    let mut requests = 0;
+    let mut errors = 0;
+    let mut non2xx = 0;
+    for line in out.lines() {
+        let l = line.trim();
+        if let Some(n) = l
+            .split(" requests in ")
+            .next()
+            .filter(|_| l.contains(" requests in "))
+        {
+            requests = n.trim().parse().unwrap_or(0);
+        }
+        if let Some(rest) = l.strip_prefix("Socket errors:") {
+            errors += rest
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        if let Some(rest) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            non2xx = rest.trim().parse().unwrap_or(0);
+        }
+    }
+    (requests, errors, non2xx)
+}
+
+#[test]
+fn deploying_and_rolling_back_under_wrk_loses_no_request() {
+    let wrk = std::process::Command::new("wrk").arg("--version").output();
+    assert!(
+        wrk.is_ok(),
+        "wrk is needed (apt-get install wrk; .ci/run installs it)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(tmp.path(), "steady", 2, "");
+    let v1 = deploy_with(&home, &repo, "steady");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "steady", "served", |s| serving(s, &v1));
+    let url = format!("{}/", st["address"].as_str().unwrap());
+    let load = std::process::Command::new("wrk")
+        .args(["-t2", "-c8", "-d12s", "--timeout", "5s", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::write(repo.join("version.txt"), "v2\n").unwrap();
+    git(&repo, &["commit", "-qam", "v2"]);
+    let v2 = deploy_with(&home, &repo, "steady");
+    wait_status(&home, &repo, "steady", "served v2", |s| serving(s, &v2));
+    std::thread::sleep(Duration::from_secs(1));
+    let (ok, _, err) = lw(&home, &repo, &["rollback", "steady"]);
+    assert!(ok, "{err}");
+    let rolled = head(&repo);
+    wait_status(&home, &repo, "steady", "rolled back", |s| {
+        serving(s, &v1) && s["revision"].as_str() == Some(rolled.as_str())
+    });
+    let out = load.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    let (requests, errors, non2xx) = wrk_totals(&text);
+    assert!(requests > 1000, "wrk made too few requests:\n{text}");
+    assert_eq!((errors, non2xx), (0, 0), "requests were lost:\n{text}");
+    let (_, hist, _) = lw(&home, &repo, &["env", "history", "steady", "--json"]);
+    let hist: Value = serde_json::from_str(&hist).unwrap();
+    assert_eq!(hist.as_array().unwrap().len(), 3, "{hist}");
+    assert!(
+        hist[2]["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("rollback steady"),
+        "{hist}"
+    );
 }

@@ -4,6 +4,7 @@
 mod artifact;
 mod cache;
 mod checkout;
+mod deploy;
 mod local;
 mod security;
 mod setup_python;
@@ -30,6 +31,7 @@ pub const BUILTINS: &[&str] = &[
     "anchore/sbom-action",
     "aquasecurity/trivy-action",
     "gitleaks/gitleaks-action",
+    "launchway/deploy",
 ];
 
 /// How a `uses:` reference will be run, decided before the run starts so
@@ -121,6 +123,7 @@ pub(crate) async fn run_uses(
         Resolution::Builtin("gitleaks/gitleaks-action") => {
             security::gitleaks_action(exec, step_env)
         }
+        Resolution::Builtin("launchway/deploy") => deploy::run(exec, &with).await,
         Resolution::Builtin(other) => {
             exec.error(&format!("internal: no implementation for {other}"));
             StepRun::failed()

@@ -1,0 +1,747 @@
+//! The GitOps reconciler: the environment files at the tracked branch's
+//! head are the desired state; the local runtime is the live state. On
+//! every new commit and on an interval it compares the two per
+//! environment, applies the difference, and records sync status
+//! (Synced/OutOfSync), health, the revision deployed and a history of
+//! deployments with the commit that caused each.
+//!
+//! Status and history are files under the reconciler's data directory
+//! (`status/<env>.json`, `history/<env>.jsonl`), so the CLI, the server's
+//! API and a later reconciler read the same truth.
+
+use crate::config::{Environment, Target};
+use crate::gitops::{Author, git};
+use crate::local::{Health, LocalEnvironment};
+use crate::tree::{self, Tree};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What the reconciler follows.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    /// The repository (or a folder of it run as its own).
+    pub root: PathBuf,
+    /// The environment files' directory, relative to `root`.
+    pub env_dir: PathBuf,
+    /// The tracked branch (default: whatever HEAD is).
+    pub branch: Option<String>,
+    /// Reconcile only these environments (default: all).
+    pub only: Vec<String>,
+    /// The first stable address of an environment (later ones reuse
+    /// whatever address it had).
+    pub listen: BTreeMap<String, String>,
+}
+
+impl Tracked {
+    fn rev(&self) -> String {
+        match &self.branch {
+            Some(b) => format!("refs/heads/{b}"),
+            None => "HEAD".into(),
+        }
+    }
+}
+
+/// Where a repository's environments keep their state under `home`
+/// (the data dir's `environments/`): one directory per repository folder.
+pub fn data_dir(home: &Path, root: &Path) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let digest = Sha256::digest(root.to_string_lossy().as_bytes());
+    let name: String = root
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "repo".into())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    home.join(format!("{name}-{hex}"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncStatus {
+    Synced,
+    OutOfSync,
+    /// The reconciler does not apply this target.
+    Unknown,
+}
+
+/// One environment as the reconciler last saw it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvStatus {
+    pub environment: String,
+    pub sync: SyncStatus,
+    pub health: String,
+    /// The commit that last changed the environment's files at the
+    /// tracked head (what should run).
+    pub revision: Option<String>,
+    /// The revision of what runs.
+    pub deployed_revision: Option<String>,
+    pub release: Option<String>,
+    /// The environment's stable address.
+    pub address: Option<String>,
+    pub replicas: Vec<ReplicaStatus>,
+    pub message: String,
+    pub self_heal: bool,
+    pub target: String,
+    /// Unix seconds.
+    pub checked_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    pub port: u16,
+    pub pid: Option<u32>,
+}
+
+/// One deployment (or heal, or removal) in an environment's history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub environment: String,
+    pub revision: Option<String>,
+    /// The commit's author and subject: who changed what.
+    pub author: String,
+    pub subject: String,
+    pub release: Option<String>,
+    /// `succeeded`, `failed`, `healed` or `removed`.
+    pub result: String,
+    pub message: String,
+    pub started_at: u64,
+    pub finished_at: u64,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Reads the statuses the reconciler of `data` wrote, by environment.
+pub fn statuses(data: &Path) -> Vec<EnvStatus> {
+    let mut out: Vec<EnvStatus> = std::fs::read_dir(data.join("status"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+        .collect();
+    out.sort_by(|a, b| a.environment.cmp(&b.environment));
+    out
+}
+
+/// An environment's deployment history, oldest first.
+pub fn history(data: &Path, env: &str) -> Vec<HistoryEntry> {
+    std::fs::read_to_string(data.join("history").join(format!("{env}.jsonl")))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn append_history(data: &Path, entry: &HistoryEntry) {
+    use std::io::Write;
+    let dir = data.join("history");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{}.jsonl", entry.environment)))
+        && let Ok(line) = serde_json::to_string(entry)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+fn write_status(data: &Path, status: &EnvStatus) {
+    let dir = data.join("status");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let tmp = dir.join(format!(".{}.json", status.environment));
+    if let Ok(bytes) = serde_json::to_vec_pretty(status)
+        && std::fs::write(&tmp, bytes).is_ok()
+    {
+        let _ = std::fs::rename(tmp, dir.join(format!("{}.json", status.environment)));
+    }
+}
+
+/// Where an environment's secrets come from.
+pub type SecretsFor =
+    Box<dyn Fn(&Environment) -> BTreeMap<String, String> + Send + std::marker::Sync>;
+
+/// An environment the reconciler runs.
+struct Managed {
+    local: Arc<LocalEnvironment>,
+    deployed_revision: Option<String>,
+    /// The revision whose deployment failed, and why (not retried until a
+    /// new commit or a manual sync).
+    failed: Option<(String, String)>,
+    /// Drift already written to the history.
+    drift_seen: bool,
+}
+
+pub struct Reconciler {
+    tracked: Tracked,
+    data: PathBuf,
+    health_timeout: Duration,
+    envs: tokio::sync::Mutex<BTreeMap<String, Managed>>,
+    wake: tokio::sync::Notify,
+    /// Environments to heal or retry on the next pass (a manual sync).
+    forced: std::sync::Mutex<Vec<String>>,
+    secrets: SecretsFor,
+}
+
+impl Reconciler {
+    pub fn new(tracked: Tracked, data: PathBuf, health_timeout: Duration) -> Arc<Reconciler> {
+        Arc::new(Reconciler {
+            tracked,
+            data,
+            health_timeout,
+            envs: tokio::sync::Mutex::new(BTreeMap::new()),
+            wake: tokio::sync::Notify::new(),
+            forced: std::sync::Mutex::new(Vec::new()),
+            secrets: Box::new(|_| BTreeMap::new()),
+        })
+    }
+
+    /// Where each environment's secrets come from (the server's sealed
+    /// store); they reach the replicas as environment variables.
+    pub fn with_secrets(
+        tracked: Tracked,
+        data: PathBuf,
+        health_timeout: Duration,
+        secrets: SecretsFor,
+    ) -> Arc<Reconciler> {
+        Arc::new(Reconciler {
+            tracked,
+            data,
+            health_timeout,
+            envs: tokio::sync::Mutex::new(BTreeMap::new()),
+            wake: tokio::sync::Notify::new(),
+            forced: std::sync::Mutex::new(Vec::new()),
+            secrets,
+        })
+    }
+
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    pub fn tracked(&self) -> &Tracked {
+        &self.tracked
+    }
+
+    /// Look now (a new commit arrived).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// A manual sync: heal drift and retry a failed deployment of `env`
+    /// on the next pass, whatever the self-heal setting.
+    pub fn force(&self, env: &str) {
+        if let Ok(mut f) = self.forced.lock() {
+            f.push(env.to_string());
+        }
+        self.wake();
+    }
+
+    /// Reconciles until `stop` resolves: at once, on every [`wake`], and
+    /// every `interval`. The environments keep running afterwards unless
+    /// `stop_replicas` (a later reconciler adopts them).
+    ///
+    /// [`wake`]: Reconciler::wake
+    pub async fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        stop: impl std::future::Future<Output = ()>,
+        stop_replicas: bool,
+    ) {
+        tokio::pin!(stop);
+        let mut last_head = None;
+        let mut last_full = std::time::Instant::now();
+        loop {
+            // A new head is looked for often (cheap); a full pass also
+            // runs on the interval to catch drift.
+            let head = self.head();
+            if head != last_head || last_full.elapsed() >= interval || self.has_forced() {
+                last_head = head;
+                last_full = std::time::Instant::now();
+                self.reconcile_once().await;
+            } else {
+                self.refresh().await;
+            }
+            tokio::select! {
+                () = &mut stop => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+        if stop_replicas {
+            let envs = std::mem::take(&mut *self.envs.lock().await);
+            for (_, m) in envs {
+                m.local.shutdown().await;
+            }
+        }
+    }
+
+    fn has_forced(&self) -> bool {
+        self.forced.lock().map(|f| !f.is_empty()).unwrap_or(false)
+    }
+
+    fn head(&self) -> Option<String> {
+        git(
+            &self.tracked.root,
+            &["rev-parse", "-q", "--verify", &self.tracked.rev()],
+            &Author::default(),
+        )
+        .ok()
+    }
+
+    /// Re-reads live state into the status files between full passes, so
+    /// a killed replica shows as OutOfSync within a fraction of a second.
+    async fn refresh(&self) {
+        let mut envs = self.envs.lock().await;
+        for (name, m) in envs.iter_mut() {
+            let Some(mut st) = read_status(&self.data, name) else {
+                continue;
+            };
+            let fresh = self.live_status(name, m, st.revision.clone(), st.self_heal, st.sync);
+            if fresh.health != st.health
+                || fresh.sync != st.sync
+                || fresh.message != st.message
+                || fresh.release != st.release
+            {
+                st = fresh;
+                write_status(&self.data, &st);
+            }
+        }
+    }
+
+    /// One full pass over every environment at the tracked head.
+    pub async fn reconcile_once(&self) -> Vec<EnvStatus> {
+        let forced: Vec<String> = self
+            .forced
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default();
+        let Some(head) = self.head() else {
+            return Vec::new();
+        };
+        let tree = Tree::Rev {
+            dir: self.tracked.root.clone(),
+            rev: head.clone(),
+        };
+        let names: Vec<String> = match tree::environments(&tree, &self.tracked.env_dir) {
+            Ok(list) => list
+                .into_iter()
+                .map(|(n, _)| n)
+                .filter(|n| self.tracked.only.is_empty() || self.tracked.only.contains(n))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let mut out = Vec::new();
+        for name in &names {
+            let st = self
+                .reconcile_env(&tree, &head, name, forced.contains(name))
+                .await;
+            write_status(&self.data, &st);
+            out.push(st);
+        }
+        self.prune(&names, &head).await;
+        out
+    }
+
+    /// Environments whose file was deleted: their replicas stop.
+    async fn prune(&self, names: &[String], head: &str) {
+        let mut envs = self.envs.lock().await;
+        let gone: Vec<String> = envs
+            .keys()
+            .filter(|k| !names.contains(k))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(m) = envs.remove(&name) {
+                let started = now();
+                m.local.shutdown().await;
+                let (author, subject) = commit_info(&self.tracked.root, head);
+                append_history(
+                    &self.data,
+                    &HistoryEntry {
+                        environment: name.clone(),
+                        revision: Some(head.to_string()),
+                        author,
+                        subject,
+                        release: None,
+                        result: "removed".into(),
+                        message: "the environment's file was deleted; its replicas stopped".into(),
+                        started_at: started,
+                        finished_at: now(),
+                    },
+                );
+                let _ = std::fs::remove_file(self.data.join("status").join(format!("{name}.json")));
+            }
+        }
+    }
+
+    async fn reconcile_env(&self, tree: &Tree, head: &str, name: &str, forced: bool) -> EnvStatus {
+        let dir = &self.tracked.env_dir;
+        let files = [
+            dir.join(format!("{name}.yaml")),
+            dir.join(format!("{name}.yml")),
+            dir.join(crate::repo::BASE_FILE),
+        ];
+        let mut args = vec!["log", "-n", "1", "--format=%H", head, "--"];
+        let specs: Vec<String> = files
+            .iter()
+            .map(|f| format!("./{}", f.to_string_lossy()))
+            .collect();
+        args.extend(specs.iter().map(String::as_str));
+        let revision = git(&self.tracked.root, &args, &Author::default())
+            .ok()
+            .filter(|r| !r.is_empty());
+        let loaded = match tree::load_environment(tree, dir, name) {
+            Ok(l) => l,
+            Err(e) => return self.plain(name, revision, SyncStatus::OutOfSync, &e),
+        };
+        if let Some(d) = loaded
+            .diagnostics
+            .iter()
+            .find(|d| d.diagnostic.severity == launchway_workflow::Severity::Error)
+        {
+            let msg = format!(
+                "invalid at {}: {}:{}:{}: {}; what runs stays as it is",
+                short(head),
+                d.file,
+                d.diagnostic.span.start.line,
+                d.diagnostic.span.start.col,
+                d.diagnostic.message
+            );
+            return self
+                .with_live(name, revision, SyncStatus::OutOfSync, &msg)
+                .await;
+        }
+        let Some(env) = loaded.environment else {
+            return self.plain(name, revision, SyncStatus::OutOfSync, "did not load");
+        };
+        if env.target != Target::Local {
+            return self.plain(
+                name,
+                revision,
+                SyncStatus::Unknown,
+                &format!(
+                    "target {}: apply `launchway env render {name} --target kubernetes` with your cluster tooling",
+                    env.target.as_str()
+                ),
+            );
+        }
+        if env.release.is_none() {
+            // Nothing to run yet (Argo CD would say Missing).
+            let mut st = self
+                .with_live(
+                    name,
+                    revision,
+                    SyncStatus::Synced,
+                    &format!("no release yet: `launchway deploy {name} --release REV`"),
+                )
+                .await;
+            if st.replicas.is_empty() {
+                st.health = "Missing".into();
+            }
+            return st;
+        }
+        let mut envs = self.envs.lock().await;
+        if !envs.contains_key(name) {
+            match self.open(name, &env, revision.as_deref()).await {
+                Ok(m) => {
+                    envs.insert(name.to_string(), m);
+                }
+                Err(e) => return self.plain(name, revision, SyncStatus::OutOfSync, &e),
+            }
+        }
+        let Some(m) = envs.get_mut(name) else {
+            return self.plain(name, revision, SyncStatus::OutOfSync, "internal: lost");
+        };
+        m.local.set_self_heal(env.self_heal);
+        m.local.set_secrets((self.secrets)(&env));
+        let rev = revision.clone().unwrap_or_default();
+        if !m.local.runs(&env) {
+            let failed_before = m.failed.as_ref().is_some_and(|(r, _)| *r == rev);
+            if failed_before && !forced {
+                let why = m
+                    .failed
+                    .as_ref()
+                    .map(|(_, w)| w.clone())
+                    .unwrap_or_default();
+                return self
+                    .live_status(name, m, revision, env.self_heal, SyncStatus::OutOfSync)
+                    .with_message(format!("deployment of {} failed: {why}", short(&rev)));
+            }
+            // Visible as OutOfSync/Progressing while it rolls out.
+            write_status(
+                &self.data,
+                &self
+                    .live_status(
+                        name,
+                        m,
+                        revision.clone(),
+                        env.self_heal,
+                        SyncStatus::OutOfSync,
+                    )
+                    .with_message(format!("deploying {}", short(&rev))),
+            );
+            let started = now();
+            let (author, subject) = commit_info(&self.tracked.root, &rev);
+            let result = m.local.apply(&env, self.health_timeout).await;
+            let (outcome, message) = match &result {
+                Ok(_) => {
+                    m.failed = None;
+                    m.deployed_revision = revision.clone();
+                    (
+                        "succeeded",
+                        format!("serving {}", env.release.clone().unwrap_or_default()),
+                    )
+                }
+                Err(e) => {
+                    m.failed = Some((rev.clone(), e.clone()));
+                    ("failed", e.clone())
+                }
+            };
+            append_history(
+                &self.data,
+                &HistoryEntry {
+                    environment: name.to_string(),
+                    revision: revision.clone(),
+                    author,
+                    subject,
+                    release: env.release.clone(),
+                    result: outcome.into(),
+                    message: message.clone(),
+                    started_at: started,
+                    finished_at: now(),
+                },
+            );
+            let st = self.live_status(name, m, revision, env.self_heal, SyncStatus::Synced);
+            return if result.is_err() {
+                let mut st =
+                    st.with_message(format!("deployment of {} failed: {message}", short(&rev)));
+                st.sync = SyncStatus::OutOfSync;
+                st
+            } else {
+                st
+            };
+        }
+        // What runs is what git says; the processes may still have drifted.
+        m.deployed_revision = revision.clone();
+        let drift = m.local.drift();
+        if !drift.is_empty() && (forced || env.self_heal) && !m.drift_seen {
+            m.drift_seen = true;
+            append_history(
+                &self.data,
+                &HistoryEntry {
+                    environment: name.to_string(),
+                    revision: revision.clone(),
+                    author: String::new(),
+                    subject: String::new(),
+                    release: env.release.clone(),
+                    result: "healed".into(),
+                    message: format!("drift: {}; restarting", drift.join(", ")),
+                    started_at: now(),
+                    finished_at: now(),
+                },
+            );
+        }
+        if drift.is_empty() {
+            m.drift_seen = false;
+        }
+        if !drift.is_empty() && forced && !env.self_heal {
+            let _ = m.local.redeploy(&env, self.health_timeout).await;
+        }
+        self.live_status(name, m, revision, env.self_heal, SyncStatus::Synced)
+    }
+
+    /// Opens an environment: its stable address as before (from the
+    /// saved state), and the processes a previous reconciler left, when
+    /// they still match.
+    async fn open(
+        &self,
+        name: &str,
+        env: &Environment,
+        revision: Option<&str>,
+    ) -> Result<Managed, String> {
+        let saved = LocalEnvironment::saved_state(&self.data, name);
+        let listen = saved
+            .as_ref()
+            .and_then(|s| s["address"].as_str().map(str::to_string))
+            .or_else(|| self.tracked.listen.get(name).cloned())
+            .unwrap_or_else(|| "127.0.0.1:0".into());
+        let local = match LocalEnvironment::start(
+            name,
+            &self.tracked.root,
+            &self.data,
+            &listen,
+            (self.secrets)(env),
+        )
+        .await
+        {
+            Ok(l) => l,
+            // The old address is taken by something else: any port will do.
+            Err(_) if listen != "127.0.0.1:0" => {
+                LocalEnvironment::start(
+                    name,
+                    &self.tracked.root,
+                    &self.data,
+                    "127.0.0.1:0",
+                    (self.secrets)(env),
+                )
+                .await?
+            }
+            Err(e) => return Err(e),
+        };
+        let adopted = local.adopt(env).await;
+        let previous = read_status(&self.data, name).and_then(|s| s.deployed_revision);
+        Ok(Managed {
+            local,
+            deployed_revision: if adopted {
+                previous.or(revision.map(str::to_string))
+            } else {
+                None
+            },
+            failed: None,
+            drift_seen: false,
+        })
+    }
+
+    fn live_status(
+        &self,
+        name: &str,
+        m: &Managed,
+        revision: Option<String>,
+        self_heal: bool,
+        sync_if_clean: SyncStatus,
+    ) -> EnvStatus {
+        let st = m.local.status();
+        let drift = m.local.drift();
+        let (sync, message) = if !drift.is_empty() {
+            let what = drift.join(", ");
+            (
+                SyncStatus::OutOfSync,
+                if self_heal {
+                    format!("drift: {what}; self-heal is restarting it")
+                } else {
+                    format!("drift: {what}; self-heal is off — `launchway sync {name}` heals it")
+                },
+            )
+        } else {
+            (sync_if_clean, st.message.clone())
+        };
+        let health = if !drift.is_empty() && st.health == Health::Healthy {
+            Health::Progressing
+        } else {
+            st.health
+        };
+        EnvStatus {
+            environment: name.to_string(),
+            sync,
+            health: health.as_str().into(),
+            revision,
+            deployed_revision: m.deployed_revision.clone(),
+            release: m.local.deployed_release(),
+            address: Some(format!("http://{}", m.local.address())),
+            replicas: m
+                .local
+                .replicas()
+                .into_iter()
+                .map(|(port, pid)| ReplicaStatus { port, pid })
+                .collect(),
+            message,
+            self_heal,
+            target: Target::Local.as_str().into(),
+            checked_at: now(),
+        }
+    }
+
+    /// A status with the live part when the environment runs here.
+    async fn with_live(
+        &self,
+        name: &str,
+        revision: Option<String>,
+        sync: SyncStatus,
+        msg: &str,
+    ) -> EnvStatus {
+        let envs = self.envs.lock().await;
+        match envs.get(name) {
+            Some(m) => {
+                let mut st = self
+                    .live_status(name, m, revision, true, sync)
+                    .with_message(msg.into());
+                st.sync = sync;
+                st
+            }
+            None => self.plain(name, revision, sync, msg),
+        }
+    }
+
+    fn plain(
+        &self,
+        name: &str,
+        revision: Option<String>,
+        sync: SyncStatus,
+        msg: &str,
+    ) -> EnvStatus {
+        EnvStatus {
+            environment: name.to_string(),
+            sync,
+            health: if sync == SyncStatus::Unknown {
+                "Unknown"
+            } else {
+                "Degraded"
+            }
+            .into(),
+            revision,
+            deployed_revision: None,
+            release: None,
+            address: None,
+            replicas: Vec::new(),
+            message: msg.to_string(),
+            self_heal: true,
+            target: Target::Local.as_str().into(),
+            checked_at: now(),
+        }
+    }
+}
+
+impl EnvStatus {
+    fn with_message(mut self, message: String) -> EnvStatus {
+        self.message = message;
+        self
+    }
+}
+
+fn read_status(data: &Path, name: &str) -> Option<EnvStatus> {
+    serde_json::from_slice(&std::fs::read(data.join("status").join(format!("{name}.json"))).ok()?)
+        .ok()
+}
+
+/// `Name <email>` and the subject of a commit.
+fn commit_info(root: &Path, rev: &str) -> (String, String) {
+    git(
+        root,
+        &["log", "-n", "1", "--format=%an <%ae>%x00%s", rev],
+        &Author::default(),
+    )
+    .ok()
+    .and_then(|s| {
+        let (a, b) = s.split_once('\0')?;
+        Some((a.to_string(), b.to_string()))
+    })
+    .unwrap_or_default()
+}
+
+fn short(rev: &str) -> &str {
+    &rev[..rev.len().min(12)]
+}
