@@ -13,4 +13,5 @@ pub mod quantity;
 pub mod reconcile;
 pub mod render;
 pub mod repo;
+pub mod served;
 pub mod tree;

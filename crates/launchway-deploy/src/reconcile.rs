@@ -170,9 +170,67 @@ fn write_status(data: &Path, status: &EnvStatus) {
     }
 }
 
-/// Where an environment's secrets come from.
-pub type SecretsFor =
-    Box<dyn Fn(&Environment) -> BTreeMap<String, String> + Send + std::marker::Sync>;
+/// Where an environment's secrets come from, by the environment's name
+/// as workflows use it (`environment:` in its file, else the file stem).
+pub type SecretsFor = Box<
+    dyn Fn(
+            String,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = BTreeMap<String, String>> + Send>>
+        + Send
+        + std::marker::Sync,
+>;
+
+/// The name an environment's secrets are kept under.
+pub fn secrets_name(env: &Environment) -> String {
+    env.display_name.clone().unwrap_or_else(|| env.name.clone())
+}
+
+/// The lock that makes one reconciler per data directory: held for the
+/// reconciler's life (and released by the system if it dies).
+pub fn lock(data: &Path) -> Result<std::fs::File, String> {
+    std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let path = data.join("reconciler.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if f.try_lock().is_err() {
+        let pid = running(data).map_or_else(String::new, |p| format!(" (pid {p})"));
+        return Err(format!(
+            "another reconciler{pid} already runs the environments kept in {}",
+            data.display()
+        ));
+    }
+    std::fs::write(
+        data.join("reconciler.pid"),
+        format!("{}\n", std::process::id()),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(f)
+}
+
+/// The process id of the reconciler holding `data`'s lock, if one does.
+pub fn running(data: &Path) -> Option<u32> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(data.join("reconciler.lock"))
+        .ok()?;
+    match f.try_lock() {
+        Ok(()) => None,
+        Err(_) => std::fs::read_to_string(data.join("reconciler.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok(),
+    }
+}
 
 /// An environment the reconciler runs.
 struct Managed {
@@ -205,7 +263,7 @@ impl Reconciler {
             envs: tokio::sync::Mutex::new(BTreeMap::new()),
             wake: tokio::sync::Notify::new(),
             forced: std::sync::Mutex::new(Vec::new()),
-            secrets: Box::new(|_| BTreeMap::new()),
+            secrets: Box::new(|_| Box::pin(async { BTreeMap::new() })),
         })
     }
 
@@ -467,7 +525,8 @@ impl Reconciler {
             return self.plain(name, revision, SyncStatus::OutOfSync, "internal: lost");
         };
         m.local.set_self_heal(env.self_heal);
-        m.local.set_secrets((self.secrets)(&env));
+        m.local
+            .set_secrets((self.secrets)(secrets_name(&env)).await);
         let rev = revision.clone().unwrap_or_default();
         if !m.local.runs(&env) {
             let failed_before = m.failed.as_ref().is_some_and(|(r, _)| *r == rev);
@@ -579,12 +638,13 @@ impl Reconciler {
             .and_then(|s| s["address"].as_str().map(str::to_string))
             .or_else(|| self.tracked.listen.get(name).cloned())
             .unwrap_or_else(|| "127.0.0.1:0".into());
+        let secrets = (self.secrets)(secrets_name(env)).await;
         let local = match LocalEnvironment::start(
             name,
             &self.tracked.root,
             &self.data,
             &listen,
-            (self.secrets)(env),
+            secrets.clone(),
         )
         .await
         {
@@ -596,7 +656,7 @@ impl Reconciler {
                     &self.tracked.root,
                     &self.data,
                     "127.0.0.1:0",
-                    (self.secrets)(env),
+                    secrets,
                 )
                 .await?
             }

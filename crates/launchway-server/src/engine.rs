@@ -145,6 +145,19 @@ impl Engine {
         })
     }
 
+    /// An environment's secrets in clear, for its replicas.
+    pub async fn environment_secrets(
+        &self,
+        repo: &str,
+        environment: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, String> {
+        let (_, _, env_secrets, _) = self.settings(repo).await?;
+        Ok(env_secrets
+            .get(environment)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
     /// Sets where runs' `launchway/deploy` steps deploy (once).
     pub fn set_deployer(&self, d: Arc<dyn launchway_runner::deployer::Deployer>) {
         let _ = self.deployer.set(d);

@@ -10,6 +10,7 @@ pub mod approval;
 pub mod audit;
 pub mod auth;
 pub mod engine;
+pub mod environments;
 pub mod sealed;
 pub mod store;
 pub mod triggers;

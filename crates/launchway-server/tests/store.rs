@@ -385,3 +385,37 @@ async fn reviews_deployments_settings_and_trigger_memory_on_both_backends() {
         assert!(store.expired_runs(31).await.unwrap().is_empty());
     }
 }
+
+#[tokio::test]
+async fn environment_changes_are_decided_once_on_both_backends() {
+    for (store, _keep) in stores().await {
+        let b = store.backend();
+        store
+            .add_repo("churn", "/srv/churn", "sealed", 1)
+            .await
+            .unwrap();
+        let params = serde_json::json!({"release": "abc", "set": {"replicas": "3"}});
+        let id = store
+            .add_change("churn", "prod", "deploy", &params, "ana", 10)
+            .await
+            .unwrap();
+        let c = store.change(id).await.unwrap().unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.requested_by.as_str(), &c.params),
+            ("waiting", "ana", &params),
+            "{b:?}"
+        );
+        assert_eq!(store.changes(Some("waiting")).await.unwrap().len(), 1);
+        // Two reviewers at once: exactly one decides.
+        let (a, r) = tokio::join!(
+            store.decide_change(id, "approved", "bo", "ok", 20),
+            store.decide_change(id, "rejected", "cy", "no", 21)
+        );
+        assert!(a.unwrap() ^ r.unwrap(), "{b:?}: exactly one decision lands");
+        store.finish_change(id, "committed", "f00d").await.unwrap();
+        let c = store.change(id).await.unwrap().unwrap();
+        assert_eq!(c.result, "f00d");
+        assert!(store.changes(Some("waiting")).await.unwrap().is_empty());
+        assert!(store.change(id + 100).await.unwrap().is_none());
+    }
+}

@@ -53,6 +53,9 @@ enum EnvCmd {
     /// What runs where: sync status, health, revision and address of each
     /// environment the reconciler (`launchway sync`) runs on this machine.
     Status {
+        /// A repository on the server (--server) instead of this machine.
+        #[arg(long)]
+        repo: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -108,7 +111,11 @@ fn service_name(root: &Path) -> String {
         .unwrap_or_else(|| "app".into())
 }
 
-pub fn main(args: &EnvArgs, store: &launchway_runner::store::Store) -> u8 {
+pub fn main(
+    args: &EnvArgs,
+    store: &launchway_runner::store::Store,
+    server: &crate::client::ServerOpts,
+) -> u8 {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let r = (|| -> Result<u8, String> {
         match &args.cmd {
@@ -218,9 +225,17 @@ pub fn main(args: &EnvArgs, store: &launchway_runner::store::Store) -> u8 {
                 }
                 Ok(0)
             }
-            EnvCmd::Status { json } => {
+            EnvCmd::Status { repo, json } => {
                 let data = crate::cmd_sync::data_dir(store, &args.root);
-                let list = launchway_deploy::reconcile::statuses(&data);
+                let list = match repo {
+                    Some(r) => {
+                        let c = server.require("launchway env status --repo")?;
+                        let v = c.get(&format!("/api/repos/{r}/environments"))?;
+                        serde_json::from_value(v["environments"].clone())
+                            .map_err(|e| format!("unexpected answer: {e}"))?
+                    }
+                    None => launchway_deploy::reconcile::statuses(&data),
+                };
                 if *json {
                     println!(
                         "{}",
@@ -250,7 +265,7 @@ pub fn main(args: &EnvArgs, store: &launchway_runner::store::Store) -> u8 {
                         s.message
                     );
                 }
-                if running.is_none() {
+                if running.is_none() && repo.is_none() {
                     println!("(no reconciler runs now: this is the last state it recorded)");
                 }
                 Ok(0)
@@ -373,6 +388,10 @@ pub struct GitOpsArgs {
     /// HEAD when missing); the work tree is left alone.
     #[arg(long)]
     branch: Option<String>,
+    /// Ask the server (--server) to make the change in this registered
+    /// repository, under the environment's approval rules.
+    #[arg(long)]
+    repo: Option<String>,
 }
 
 impl GitOpsArgs {
@@ -444,7 +463,68 @@ fn committed(r: Result<String, String>, what: &str) -> u8 {
     }
 }
 
-pub fn deploy(args: &DeployArgs) -> u8 {
+/// A change through the server: committed at once or waiting for a reviewer.
+fn remote_change(
+    server: &crate::client::ServerOpts,
+    repo: &str,
+    env: &str,
+    kind: &str,
+    body: serde_json::Value,
+) -> u8 {
+    let r = (|| -> Result<serde_json::Value, String> {
+        let c = server.require(&format!("launchway {kind} --repo"))?;
+        c.post(
+            &format!("/api/repos/{repo}/environments/{env}/{kind}"),
+            &body,
+        )
+    })();
+    match r {
+        Ok(v) if v["status"] == "waiting" => {
+            println!(
+                "{kind} {env}: waiting for a reviewer ({}) — change {}; `launchway approve --change {}`",
+                v["required_reviewers"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default(),
+                v["change"],
+                v["change"]
+            );
+            0
+        }
+        Ok(v) => {
+            let c = v["commit"].as_str().unwrap_or("");
+            println!("{kind} {env}: committed {}", &c[..c.len().min(12)]);
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+pub fn deploy(args: &DeployArgs, server: &crate::client::ServerOpts) -> u8 {
+    if let Some(repo) = &args.at.repo {
+        let mut set = serde_json::Map::new();
+        for s in &args.sets {
+            let Some((k, v)) = s.split_once('=') else {
+                eprintln!("error: --set {s}: expected KEY=VALUE");
+                return 1;
+            };
+            set.insert(k.trim().to_string(), serde_json::json!(v));
+        }
+        return remote_change(
+            server,
+            repo,
+            &args.env,
+            "deploy",
+            serde_json::json!({"release": args.release, "set": set}),
+        );
+    }
     let r = (|| {
         let mut sets = Vec::new();
         for s in &args.sets {
@@ -464,14 +544,32 @@ pub fn deploy(args: &DeployArgs) -> u8 {
     committed(r, &format!("deploy {}", args.env))
 }
 
-pub fn rollback(args: &RollbackArgs) -> u8 {
+pub fn rollback(args: &RollbackArgs, server: &crate::client::ServerOpts) -> u8 {
+    if let Some(repo) = &args.at.repo {
+        return remote_change(
+            server,
+            repo,
+            &args.env,
+            "rollback",
+            serde_json::json!({"to": args.to}),
+        );
+    }
     let r = args.at.author().and_then(|a| {
         launchway_deploy::gitops::rollback(&args.at.place(), &args.env, args.to.as_deref(), &a)
     });
     committed(r, &format!("rollback {}", args.env))
 }
 
-pub fn promote(args: &PromoteArgs) -> u8 {
+pub fn promote(args: &PromoteArgs, server: &crate::client::ServerOpts) -> u8 {
+    if let Some(repo) = &args.at.repo {
+        return remote_change(
+            server,
+            repo,
+            &args.to,
+            "promote",
+            serde_json::json!({"from": args.from}),
+        );
+    }
     let r = args.at.author().and_then(|a| {
         launchway_deploy::gitops::promote(&args.at.place(), &args.from, &args.to, &a)
     });

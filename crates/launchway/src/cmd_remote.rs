@@ -61,12 +61,25 @@ pub struct RerunArgs {
 #[derive(Args)]
 pub struct ReviewArgs {
     /// Run number on the server.
-    run: i64,
+    #[arg(required_unless_present = "change")]
+    run: Option<i64>,
     /// The environment whose deployment is pending.
-    #[arg(long = "env")]
-    environment: String,
+    #[arg(long = "env", required_unless_present = "change")]
+    environment: Option<String>,
+    /// A waiting environment change (`launchway changes`) instead of a run.
+    #[arg(long, conflicts_with_all = ["run", "environment"])]
+    change: Option<i64>,
     #[arg(long)]
     comment: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ChangesArgs {
+    /// Only changes in this state (waiting, committed, rejected, failed).
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -430,18 +443,66 @@ pub fn review(args: &ReviewArgs, server: &ServerOpts, approve: bool) -> u8 {
         } else {
             "launchway reject"
         })?;
-        let mut body = json!({"environment": args.environment});
+        let verb = if approve { "approve" } else { "reject" };
+        let mut body = json!({});
         if let Some(m) = &args.comment {
             body["comment"] = json!(m);
         }
-        let verb = if approve { "approve" } else { "reject" };
-        let v = c.post(&format!("/api/runs/{}/{verb}", args.run), &body)?;
+        if let Some(id) = args.change {
+            let v = c.post(&format!("/api/changes/{id}/{verb}"), &body)?;
+            println!(
+                "change {id}: {}{}",
+                v["status"].as_str().unwrap_or(""),
+                v["commit"]
+                    .as_str()
+                    .map_or_else(String::new, |c| format!(" as {}", &c[..c.len().min(12)]))
+            );
+            return Ok(());
+        }
+        let (Some(run), Some(env)) = (args.run, &args.environment) else {
+            return Err("give a run and --env, or --change".into());
+        };
+        body["environment"] = json!(env);
+        let v = c.post(&format!("/api/runs/{run}/{verb}"), &body)?;
         println!(
-            "run {}: deployment to '{}' {}",
-            args.run,
-            args.environment,
+            "run {run}: deployment to '{env}' {}",
             v["decision"].as_str().unwrap_or("")
         );
+        Ok(())
+    })())
+}
+
+/// `launchway changes`: environment changes asked for through the server.
+pub fn changes(args: &ChangesArgs, server: &ServerOpts) -> u8 {
+    done((|| {
+        let c = server.require("launchway changes")?;
+        let q = match &args.status {
+            Some(s) => format!("/api/changes?status={}", encode(s)),
+            None => "/api/changes".into(),
+        };
+        let v = c.get(&q)?;
+        if args.json {
+            print_json(&v);
+            return Ok(());
+        }
+        println!(
+            "{:<5} {:<12} {:<12} {:<9} {:<10} {:<12} {:<12} RESULT",
+            "ID", "REPO", "ENVIRONMENT", "KIND", "STATUS", "REQUESTED", "REVIEWED"
+        );
+        for ch in v["changes"].as_array().into_iter().flatten() {
+            let s = |k: &str| ch[k].as_str().unwrap_or("").to_string();
+            println!(
+                "{:<5} {:<12} {:<12} {:<9} {:<10} {:<12} {:<12} {}",
+                ch["id"],
+                s("repo"),
+                s("environment"),
+                s("kind"),
+                s("status"),
+                s("requested_by"),
+                s("reviewed_by"),
+                s("result")
+            );
+        }
         Ok(())
     })())
 }

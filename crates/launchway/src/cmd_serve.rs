@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// at first start in the data dir (master.key, owner-only).
     #[arg(long)]
     master_key_file: Option<PathBuf>,
+    /// Compare every repository's environments (configs/environments at
+    /// the tracked branch) with what runs at least this often (seconds);
+    /// new commits are seen within a quarter of a second.
+    #[arg(long, default_value_t = 10)]
+    reconcile_seconds: u64,
 }
 
 /// Where the server's state lives; shared by `serve` and `admin`.
@@ -150,9 +155,24 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("launchway server listening on http://{addr}");
-    api::serve(listener, AppState::new(db, engine), shutdown())
-        .await
-        .map_err(|e| e.to_string())
+    // GitOps: one reconciler per repository with environments; replicas a
+    // previous server left are adopted, and keep serving after shutdown.
+    let envs = launchway_server::environments::Environments::new(
+        engine.clone(),
+        db.clone(),
+        std::time::Duration::from_secs(args.reconcile_seconds.max(1)),
+    );
+    engine.set_deployer(std::sync::Arc::new(
+        launchway_server::environments::ServerDeployer(envs.clone()),
+    ));
+    tokio::spawn(envs.clone().watch());
+    api::serve(
+        listener,
+        AppState::new(db, engine).with_environments(envs),
+        shutdown(),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// The master key: from `--master-key-file`, `LAUNCHWAY_MASTER_KEY`, or

@@ -49,27 +49,9 @@ pub fn data_dir(store: &launchway_runner::store::Store, root: &Path) -> PathBuf 
     reconcile::data_dir(&store.home.join("environments"), root)
 }
 
-fn lock_path(data: &Path) -> PathBuf {
-    data.join("reconciler.lock")
-}
-
 /// The running reconciler's process id, when one holds the lock.
 pub fn running(data: &Path) -> Option<u32> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(lock_path(data))
-        .ok()?;
-    match f.try_lock() {
-        Ok(()) => None,
-        Err(_) => std::fs::read_to_string(data.join("reconciler.pid"))
-            .ok()?
-            .lines()
-            .next()?
-            .trim()
-            .parse()
-            .ok(),
-    }
+    reconcile::running(data)
 }
 
 pub fn main(args: &SyncArgs, store: &launchway_runner::store::Store) -> u8 {
@@ -107,22 +89,13 @@ pub fn main(args: &SyncArgs, store: &launchway_runner::store::Store) -> u8 {
 }
 
 async fn foreground(args: SyncArgs, root: PathBuf, data: PathBuf) -> Result<(), String> {
-    std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(lock_path(&data))
-        .map_err(|e| format!("{}: {e}", lock_path(&data).display()))?;
-    if lock.try_lock().is_err() {
-        let pid = running(&data).map_or_else(String::new, |p| format!(" (pid {p})"));
-        return Err(format!(
-            "a reconciler already runs for {}{pid}; `launchway sync --stop -C {}` stops it",
-            root.display(),
+    let lock = reconcile::lock(&data).map_err(|e| {
+        format!(
+            "{e}; `launchway sync --stop -C {}` stops it",
             args.root.display()
-        ));
-    }
+        )
+    })?;
+    // Which branch it follows, for `launchway/deploy` to check.
     std::fs::write(
         data.join("reconciler.pid"),
         format!(

@@ -85,6 +85,9 @@ enum Command {
     Artifacts(cmd_remote::ArtifactsArgs),
     /// Deployment environments: list, show, validate, diff, render.
     Env(cmd_env::EnvArgs),
+    /// Environment changes asked for through the server (deploy, rollback,
+    /// promote), waiting for a reviewer or done.
+    Changes(cmd_remote::ChangesArgs),
     /// Change what an environment runs, as a commit of its file.
     Deploy(cmd_env::DeployArgs),
     /// Put an environment's file back as it was, as a commit.
@@ -124,10 +127,11 @@ fn main() -> ExitCode {
         Command::Secret(args) => cmd_remote::secret(&args, &cli.server),
         Command::Var(args) => cmd_remote::var(&args, &cli.server),
         Command::Artifacts(args) => cmd_remote::artifacts(&args, &cli.server),
-        Command::Env(args) => cmd_env::main(&args, &store),
-        Command::Deploy(args) => cmd_env::deploy(&args),
-        Command::Rollback(args) => cmd_env::rollback(&args),
-        Command::Promote(args) => cmd_env::promote(&args),
+        Command::Env(args) => cmd_env::main(&args, &store, &cli.server),
+        Command::Changes(args) => cmd_remote::changes(&args, &cli.server),
+        Command::Deploy(args) => cmd_env::deploy(&args, &cli.server),
+        Command::Rollback(args) => cmd_env::rollback(&args, &cli.server),
+        Command::Promote(args) => cmd_env::promote(&args, &cli.server),
         Command::Proxy(args) => cmd_proxy::main(&args),
         Command::Sync(args) => cmd_sync::main(&args, &store),
         Command::Sbom(args) => cmd_sbom::main(&args),

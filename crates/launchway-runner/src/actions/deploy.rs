@@ -68,11 +68,15 @@ pub(crate) async fn run(exec: &mut JobExec, with: &Inputs) -> StepRun {
                 exec.log(l);
             }
             let mut outputs = IndexMap::new();
-            outputs.insert("commit".into(), outcome.commit.unwrap_or_default());
+            outputs.insert("commit".into(), outcome.commit.clone().unwrap_or_default());
             outputs.insert("revision".into(), outcome.revision.unwrap_or_default());
             if let Some(url) = &outcome.url {
-                exec.summary
-                    .push_str(&format!("Deployed to `{environment}`: {url}\n"));
+                let commit = outcome.commit.as_deref().map_or(String::new(), |c| {
+                    format!(" (commit {})", &c[..c.len().min(12)])
+                });
+                exec.summary.push_str(&format!(
+                    "Deployed to `{environment}` through git{commit}: {url}\n\n`launchway env status` shows it, `launchway env history {environment}` its deployments, `launchway sync --stop` stops the environments.\n"
+                ));
             }
             outputs.insert("url".into(), outcome.url.unwrap_or_default());
             StepRun::ok(outputs)

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 /// Request bodies above this are refused with 413 before they are read.
 pub const MAX_BODY: usize = 1 << 20;
 
+mod environments;
 mod hooks;
 pub mod metrics;
 mod runs;
@@ -30,6 +31,8 @@ pub struct AppState {
     /// Seals webhook secrets (and, later, repository secrets) at rest.
     pub key: std::sync::Arc<crate::sealed::MasterKey>,
     pub metrics: std::sync::Arc<metrics::Metrics>,
+    /// The GitOps reconcilers (`None`: this server runs no environments).
+    pub environments: Option<std::sync::Arc<crate::environments::Environments>>,
 }
 
 impl AppState {
@@ -39,7 +42,17 @@ impl AppState {
             key: engine.key(),
             store,
             engine,
+            environments: None,
         }
+    }
+
+    /// Serves environments through these reconcilers.
+    pub fn with_environments(
+        mut self,
+        envs: std::sync::Arc<crate::environments::Environments>,
+    ) -> AppState {
+        self.environments = Some(envs);
+        self
     }
 }
 
@@ -77,6 +90,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/repos/{name}/variables/{variable}"),
     ("delete", "/api/repos/{name}/variables/{variable}"),
     ("post", "/api/hooks/git"),
+    ("get", "/api/repos/{name}/environments"),
+    ("get", "/api/repos/{name}/environments/{env}/history"),
+    ("post", "/api/repos/{name}/environments/{env}/sync"),
+    ("post", "/api/repos/{name}/environments/{env}/{change}"),
+    ("get", "/api/changes"),
+    ("post", "/api/changes/{id}/{verdict}"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -116,6 +135,21 @@ pub fn router(state: AppState) -> Router {
             put(settings::put_variable).delete(settings::delete_variable),
         )
         .route("/api/hooks/git", post(hooks::git))
+        .route("/api/repos/{name}/environments", get(environments::list))
+        .route(
+            "/api/repos/{name}/environments/{env}/history",
+            get(environments::history),
+        )
+        .route(
+            "/api/repos/{name}/environments/{env}/sync",
+            post(environments::sync),
+        )
+        .route(
+            "/api/repos/{name}/environments/{env}/{change}",
+            post(environments::change),
+        )
+        .route("/api/changes", get(environments::list_changes))
+        .route("/api/changes/{id}/{verdict}", post(environments::decide))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(

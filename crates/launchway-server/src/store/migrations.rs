@@ -110,6 +110,24 @@ const STEPS: &[Step] = &[
             minute BIGINT NOT NULL,
             PRIMARY KEY (repo, workflow, minute));",
     },
+    Step {
+        version: 6,
+        sql: "
+        CREATE TABLE changes (
+            id {serial},
+            repo TEXT NOT NULL REFERENCES repos(name),
+            environment TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            params TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reviewed_by TEXT NOT NULL,
+            comment TEXT NOT NULL,
+            result TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            decided_ms BIGINT NOT NULL);
+        CREATE INDEX changes_status ON changes (status, id);",
+    },
 ];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

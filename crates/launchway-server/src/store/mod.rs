@@ -2,6 +2,7 @@
 //! one API. Queries are written once in the SQL both understand (`$N`
 //! placeholders, in order of first use); only the schema differs per backend.
 
+pub mod changes;
 mod migrations;
 mod runs;
 pub mod settings;

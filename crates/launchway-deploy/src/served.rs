@@ -1,0 +1,111 @@
+//! Waiting for a committed change to serve: what `launchway/deploy` steps
+//! (in `launchway run` and on the server) do after their commit. The I/O
+//! edge: it reads the reconciler's status and history files.
+
+use crate::reconcile::{self, SyncStatus};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The commit that last changed `env`'s files (its own and the shared
+/// base) at `rev`.
+pub fn env_revision(root: &Path, dir: &Path, rev: &str, env: &str) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["log", "-n", "1", "--format=%H", rev, "--"])
+        .arg(format!("./{}", dir.join(format!("{env}.yaml")).display()))
+        .arg(format!("./{}", dir.join(format!("{env}.yml")).display()))
+        .arg(format!("./{}", dir.join(crate::repo::BASE_FILE).display()))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !s.is_empty()).then_some(s)
+}
+
+/// An environment serving the revision waited for.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub address: Option<String>,
+    pub release: Option<String>,
+    pub replicas: usize,
+}
+
+/// Waits until the reconciler keeping `data` serves `revision` of `env`
+/// (Synced and Healthy), or its deployment failed, or `timeout` passed.
+pub async fn wait_until_served(
+    data: &Path,
+    env: &str,
+    revision: &str,
+    timeout: Duration,
+) -> Result<Served, String> {
+    let short = &revision[..revision.len().min(12)];
+    let start = Instant::now();
+    loop {
+        let st = reconcile::statuses(data)
+            .into_iter()
+            .find(|s| s.environment == env);
+        if let Some(st) = &st
+            && st.deployed_revision.as_deref() == Some(revision)
+            && st.sync == SyncStatus::Synced
+            && st.health == "Healthy"
+        {
+            return Ok(Served {
+                address: st.address.clone(),
+                release: st.release.clone(),
+                replicas: st.replicas.len(),
+            });
+        }
+        if let Some(h) = reconcile::history(data, env)
+            .into_iter()
+            .rev()
+            .find(|h| h.revision.as_deref() == Some(revision))
+            && h.result == "failed"
+        {
+            return Err(format!(
+                "the deployment of {short} to '{env}' failed: {} (what ran before keeps serving)",
+                h.message
+            ));
+        }
+        if start.elapsed() > timeout {
+            return Err(format!(
+                "'{env}' did not serve {short} within {} s; now: {}",
+                timeout.as_secs(),
+                st.map_or("no status yet".to_string(), |s| format!(
+                    "{:?} {} — {}",
+                    s.sync, s.health, s.message
+                ))
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Commits a deployment (release and `key=value` settings) of `env`;
+/// `None` when the file already says exactly this.
+pub fn commit_deploy(
+    place: &crate::gitops::Place,
+    env: &str,
+    release: Option<&str>,
+    sets: &[(String, String)],
+    author: &crate::gitops::Author,
+) -> Result<Option<String>, String> {
+    match crate::gitops::deploy(place, env, release, sets, author) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if e.contains("already has this") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `Name <email>` → a commit author (git's own identity when it does not parse).
+pub fn author_of(actor: &str) -> crate::gitops::Author {
+    actor
+        .split_once('<')
+        .and_then(|(n, e)| {
+            Some(crate::gitops::Author {
+                name: Some(n.trim().to_string()).filter(|n| !n.is_empty()),
+                email: Some(e.strip_suffix('>')?.trim().to_string()),
+            })
+        })
+        .unwrap_or_default()
+}

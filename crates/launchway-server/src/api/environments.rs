@@ -1,0 +1,430 @@
+//! Environments through the server: what runs where (status, history),
+//! a manual sync, and changes (deploy, rollback, promote) that become
+//! commits — at once, or after one of the target environment's required
+//! reviewers approves. Every change and refusal is audited.
+
+use super::{ApiError, AppState, Caller, record};
+use crate::auth::Role;
+use crate::environments::{ENV_DIR, Environments};
+use crate::store::changes::Change;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use launchway_deploy::gitops::{self, Author, Place};
+use launchway_deploy::reconcile;
+use launchway_runner::environments::Protection;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+fn envs(state: &AppState) -> Result<&Arc<Environments>, ApiError> {
+    state.environments.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this server does not run environments",
+        )
+    })
+}
+
+fn env_name_ok(name: &str) -> Result<(), ApiError> {
+    if super::valid_name(name) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "environment names are 1-64 characters of letters, digits, '.', '_' and '-'",
+        ))
+    }
+}
+
+async fn repo_or_404(state: &AppState, name: &str) -> Result<crate::store::Repo, ApiError> {
+    Ok(state
+        .store
+        .repo(name)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no repository '{name}'")))?
+        .0)
+}
+
+/// `GET /api/repos/{name}/environments`
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let repo = repo_or_404(&state, &name).await?;
+    let envs = envs(&state)?;
+    let found = envs
+        .ensure(&repo, None)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
+    let list = found.map_or_else(Vec::new, |(_, data)| reconcile::statuses(&data));
+    Ok(Json(json!({ "environments": list })))
+}
+
+/// `GET /api/repos/{name}/environments/{env}/history`
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, env)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    env_name_ok(&env)?;
+    repo_or_404(&state, &name).await?;
+    let data = envs(&state)?.of_repo(&name).await.map(|(_, d)| d);
+    let list = data.map_or_else(Vec::new, |d| reconcile::history(&d, &env));
+    Ok(Json(json!({ "history": list })))
+}
+
+/// `POST /api/repos/{name}/environments/{env}/sync`: heal drift and
+/// retry a failed deployment now.
+pub async fn sync(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, env)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let target = format!("repo/{name}/env/{env}");
+    if let Err(e) = caller.require(Role::Deployer) {
+        record(&state, &caller, "env.sync", &target, "denied").await?;
+        return Err(e);
+    }
+    env_name_ok(&env)?;
+    repo_or_404(&state, &name).await?;
+    let (rec, _) = envs(&state)?.of_repo(&name).await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("'{name}' has no environments"),
+        )
+    })?;
+    rec.force(&env);
+    record(&state, &caller, "env.sync", &target, "ok").await?;
+    Ok(Json(json!({ "sync": "requested" })))
+}
+
+/// A change as a client asks for it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeBody {
+    /// `deploy`: a commit of the repository (pinned to its full hash).
+    #[serde(default)]
+    release: Option<String>,
+    /// `deploy`: other keys (`replicas`, `model_version`…).
+    #[serde(default)]
+    set: std::collections::BTreeMap<String, String>,
+    /// `rollback`: the revision whose file to restore.
+    #[serde(default)]
+    to: Option<String>,
+    /// `promote`: the environment whose release goes here.
+    #[serde(default)]
+    from: Option<String>,
+}
+
+/// The target environment's protection rules at the tracked head.
+fn protection(place: &Place, env: &str) -> Result<Protection, ApiError> {
+    let tree = match &place.branch {
+        Some(b) => launchway_deploy::tree::Tree::Rev {
+            dir: place.root.clone(),
+            rev: format!("refs/heads/{b}"),
+        },
+        None => launchway_deploy::tree::Tree::Rev {
+            dir: place.root.clone(),
+            rev: "HEAD".into(),
+        },
+    };
+    let loaded = launchway_deploy::tree::load_environment(&tree, &place.dir, env)
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))?;
+    let e = loaded.environment.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("environment '{env}' has errors (launchway env validate)"),
+        )
+    })?;
+    let p = &e.merged["protection"];
+    let list = |k: &str| -> Vec<String> {
+        p[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(Protection {
+        required_reviewers: list("required_reviewers"),
+        prevent_self_review: p["prevent_self_review"].as_bool().unwrap_or(false),
+        wait_timer_minutes: p["wait_timer"].as_u64().unwrap_or(0),
+        branches: list("branches"),
+    })
+}
+
+async fn place_of(state: &AppState, repo: &crate::store::Repo) -> Result<Place, ApiError> {
+    let envs = envs(state)?;
+    let root = crate::triggers::checkout_dir(state.engine.data_dir(), repo);
+    let data = envs.data_for(&root.canonicalize().unwrap_or_else(|_| root.clone()));
+    let branch = std::fs::read_to_string(data.join("branch"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    Ok(Place {
+        root,
+        dir: ENV_DIR.into(),
+        branch,
+        create_from: None,
+    })
+}
+
+/// Makes the commit a change stands for; `author` is who asked.
+async fn apply(state: &AppState, change: &Change) -> Result<String, String> {
+    let repo = repo_or_404(state, &change.repo)
+        .await
+        .map_err(|e| e.message)?;
+    let place = place_of(state, &repo).await.map_err(|e| e.message)?;
+    let author = Author {
+        name: Some(change.requested_by.clone()),
+        email: Some(format!("{}@launchway.invalid", change.requested_by)),
+    };
+    let c = change.clone();
+    let commit = tokio::task::spawn_blocking(move || {
+        let p = &c.params;
+        match c.kind.as_str() {
+            "deploy" => {
+                let sets: Vec<(String, String)> = p["set"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                gitops::deploy(
+                    &place,
+                    &c.environment,
+                    p["release"].as_str(),
+                    &sets,
+                    &author,
+                )
+            }
+            "rollback" => gitops::rollback(&place, &c.environment, p["to"].as_str(), &author),
+            "promote" => gitops::promote(
+                &place,
+                p["from"].as_str().unwrap_or_default(),
+                &c.environment,
+                &author,
+            ),
+            other => Err(format!("unknown change '{other}'")),
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    if let Some(envs) = &state.environments
+        && let Ok(Some((rec, _))) = envs.ensure(&repo, None).await
+    {
+        rec.wake();
+    }
+    Ok(commit)
+}
+
+/// `POST /api/repos/{name}/environments/{env}/{deploy|rollback|promote}`
+pub async fn change(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, env, kind)): Path<(String, String, String)>,
+    body: Result<Json<ChangeBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let target = format!("repo/{name}/env/{env}");
+    let action = format!("env.{kind}");
+    if !matches!(kind.as_str(), "deploy" | "rollback" | "promote") {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such endpoint"));
+    }
+    if let Err(e) = caller.require(Role::Deployer) {
+        record(&state, &caller, &action, &target, "denied").await?;
+        return Err(e);
+    }
+    env_name_ok(&env)?;
+    let Json(b) = body?;
+    let params = match kind.as_str() {
+        "deploy" => {
+            if b.release.is_none() && b.set.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "nothing to deploy: give release and/or set",
+                ));
+            }
+            json!({ "release": b.release, "set": b.set })
+        }
+        "rollback" => json!({ "to": b.to }),
+        _ => {
+            let from = b.from.ok_or_else(|| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "promote needs 'from'")
+            })?;
+            env_name_ok(&from)?;
+            json!({ "from": from })
+        }
+    };
+    let repo = repo_or_404(&state, &name).await?;
+    let place = place_of(&state, &repo).await?;
+    let rules = protection(&place, &env)?;
+    let now = crate::now_ms();
+    if rules.needs_approval() {
+        let id = state
+            .store
+            .add_change(&name, &env, &kind, &params, &caller.user.name, now)
+            .await?;
+        record(
+            &state,
+            &caller,
+            &action,
+            &target,
+            &format!("waiting: change {id}"),
+        )
+        .await?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "change": id,
+                "status": "waiting",
+                "required_reviewers": rules.required_reviewers,
+            })),
+        ));
+    }
+    let id = state
+        .store
+        .add_change(&name, &env, &kind, &params, &caller.user.name, now)
+        .await?;
+    state
+        .store
+        .decide_change(id, "approved", "", "no approval required", now)
+        .await?;
+    finish(&state, &caller, id, &action, &target).await
+}
+
+/// Commits an approved change and records the outcome.
+async fn finish(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    action: &str,
+    target: &str,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let change = state
+        .store
+        .change(id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no change {id}")))?;
+    match apply(state, &change).await {
+        Ok(commit) => {
+            state.store.finish_change(id, "committed", &commit).await?;
+            record(
+                state,
+                caller,
+                action,
+                target,
+                &format!("committed {commit}"),
+            )
+            .await?;
+            Ok((
+                StatusCode::CREATED,
+                Json(json!({ "change": id, "status": "committed", "commit": commit })),
+            ))
+        }
+        Err(e) => {
+            state.store.finish_change(id, "failed", &e).await?;
+            record(state, caller, action, target, &format!("failed: {e}")).await?;
+            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ChangesQuery {
+    status: Option<String>,
+}
+
+/// `GET /api/changes`
+pub async fn list_changes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ChangesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(
+        json!({ "changes": state.store.changes(q.status.as_deref()).await? }),
+    ))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// `POST /api/changes/{id}/{approve|reject}`: by one of the target
+/// environment's required reviewers (never the requester when the rules
+/// prevent self-review); approval commits the change.
+pub async fn decide(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, verdict)): Path<(i64, String)>,
+    body: Result<Json<DecisionBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let approve = match verdict.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")),
+    };
+    let action = format!("change.{verdict}");
+    let target = format!("change/{id}");
+    let Json(b) = body?;
+    let change = state
+        .store
+        .change(id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no change {id}")))?;
+    if change.status != "waiting" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("change {id} is {}, not waiting", change.status),
+        ));
+    }
+    let repo = repo_or_404(&state, &change.repo).await?;
+    let place = place_of(&state, &repo).await?;
+    let rules = protection(&place, &change.environment)?;
+    let who = crate::approval::Reviewer {
+        name: &caller.user.name,
+        role: caller.user.role,
+        groups: &[],
+    };
+    if let Err(refusal) = crate::approval::may_review(&rules, &who, &change.requested_by) {
+        record(
+            &state,
+            &caller,
+            &action,
+            &target,
+            &format!("denied: {refusal}"),
+        )
+        .await?;
+        return Err(ApiError::new(StatusCode::FORBIDDEN, refusal.to_string()));
+    }
+    let comment = b.comment.unwrap_or_default();
+    let status = if approve { "approved" } else { "rejected" };
+    if !state
+        .store
+        .decide_change(id, status, &caller.user.name, &comment, crate::now_ms())
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("change {id} was decided meanwhile"),
+        ));
+    }
+    if !approve {
+        record(&state, &caller, &action, &target, "rejected").await?;
+        return Ok((
+            StatusCode::OK,
+            Json(json!({ "change": id, "status": "rejected" })),
+        ));
+    }
+    finish(&state, &caller, id, &action, &target).await
+}

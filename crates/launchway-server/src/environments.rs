@@ -1,0 +1,264 @@
+//! The server's GitOps reconcilers: one per registered repository whose
+//! tracked branch has environment files, started at boot (adopting the
+//! replicas a previous server left) and for repositories added later.
+//! Environment secrets come from the sealed store and reach the replicas.
+//! Runs' `launchway/deploy` steps commit through them, and the API's
+//! deploy, rollback and promote (after the target's approval rules).
+
+use crate::engine::Engine;
+use crate::store::{Repo, Store};
+use launchway_deploy::reconcile::{self, Reconciler, Tracked};
+use launchway_deploy::served;
+use launchway_deploy::tree::{self, Tree};
+use launchway_runner::deployer::{DeployFuture, DeployOutcome, DeployRequest, Deployer};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where environment files live in a repository.
+pub const ENV_DIR: &str = launchway_deploy::repo::DEFAULT_DIR;
+
+struct Running {
+    repo: String,
+    branch: Option<String>,
+    rec: Arc<Reconciler>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+    _lock: std::fs::File,
+}
+
+pub struct Environments {
+    engine: Arc<Engine>,
+    store: Store,
+    running: tokio::sync::Mutex<HashMap<PathBuf, Running>>,
+    interval: Duration,
+}
+
+impl Environments {
+    pub fn new(engine: Arc<Engine>, store: Store, interval: Duration) -> Arc<Environments> {
+        Arc::new(Environments {
+            engine,
+            store,
+            running: tokio::sync::Mutex::new(HashMap::new()),
+            interval,
+        })
+    }
+
+    /// Where a repository's environments keep state on this server.
+    pub fn data_for(&self, root: &Path) -> PathBuf {
+        reconcile::data_dir(&self.engine.data_dir().join("environments"), root)
+    }
+
+    fn root_of(&self, repo: &Repo) -> PathBuf {
+        let dir = crate::triggers::checkout_dir(self.engine.data_dir(), repo);
+        dir.canonicalize().unwrap_or(dir)
+    }
+
+    /// The branch a repository's environments follow (the last one a
+    /// deployment named; HEAD's by default).
+    fn saved_branch(data: &Path) -> Option<String> {
+        std::fs::read_to_string(data.join("branch"))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The reconciler of `repo`, started when its tracked branch has
+    /// environment files (or `branch` names one). `branch: Some(b)`
+    /// switches the tracked branch (the replicas are adopted across).
+    pub async fn ensure(
+        &self,
+        repo: &Repo,
+        branch: Option<Option<String>>,
+    ) -> Result<Option<(Arc<Reconciler>, PathBuf)>, String> {
+        let root = self.root_of(repo);
+        let data = self.data_for(&root);
+        let mut running = self.running.lock().await;
+        let want = match branch.clone() {
+            Some(b) => b,
+            None => match running.get(&root) {
+                Some(r) => r.branch.clone(),
+                None => Self::saved_branch(&data),
+            },
+        };
+        if let Some(r) = running.get(&root) {
+            if r.branch == want {
+                return Ok(Some((r.rec.clone(), data)));
+            }
+            // A new tracked branch: this reconciler steps down (its
+            // replicas keep serving; the next one adopts them).
+            if let Some(old) = running.remove(&root) {
+                let _ = old.stop.send(());
+                let _ = old.done.await;
+            }
+        }
+        let rev = want
+            .as_ref()
+            .map_or("HEAD".to_string(), |b| format!("refs/heads/{b}"));
+        let has_envs = tree::environments(
+            &Tree::Rev {
+                dir: root.clone(),
+                rev: rev.clone(),
+            },
+            Path::new(ENV_DIR),
+        )
+        .is_ok_and(|l| !l.is_empty());
+        if !has_envs && branch.is_none() {
+            return Ok(None);
+        }
+        let lock = reconcile::lock(&data)?;
+        match &want {
+            Some(b) => std::fs::write(data.join("branch"), b),
+            None => std::fs::write(data.join("branch"), ""),
+        }
+        .map_err(|e| format!("{}: {e}", data.display()))?;
+        let engine = self.engine.clone();
+        let repo_name = repo.name.clone();
+        let rec = Reconciler::with_secrets(
+            Tracked {
+                root: root.clone(),
+                env_dir: ENV_DIR.into(),
+                branch: want.clone(),
+                only: Vec::new(),
+                listen: BTreeMap::new(),
+            },
+            data.clone(),
+            Duration::from_secs(120),
+            Box::new(move |env_name| {
+                let (engine, repo) = (engine.clone(), repo_name.clone());
+                Box::pin(async move {
+                    engine
+                        .environment_secrets(&repo, &env_name)
+                        .await
+                        .unwrap_or_default()
+                })
+            }),
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(rec.clone().run(
+            self.interval,
+            async move {
+                let _ = rx.await;
+            },
+            false,
+        ));
+        running.insert(
+            root,
+            Running {
+                repo: repo.name.clone(),
+                branch: want,
+                rec: rec.clone(),
+                stop: tx,
+                done,
+                _lock: lock,
+            },
+        );
+        Ok(Some((rec, data)))
+    }
+
+    /// Starts reconcilers for every repository with environments, now and
+    /// whenever one is added (checked every few seconds).
+    pub async fn watch(self: Arc<Self>) {
+        loop {
+            if let Ok(repos) = self.store.repos().await {
+                for repo in repos {
+                    if let Err(e) = self.ensure(&repo, None).await {
+                        eprintln!("{}: environments: {e}", repo.name);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+
+    /// A repository's reconciler and data directory, if it runs.
+    pub async fn of_repo(&self, name: &str) -> Option<(Arc<Reconciler>, PathBuf)> {
+        let running = self.running.lock().await;
+        running
+            .iter()
+            .find(|(_, r)| r.repo == name)
+            .map(|(root, r)| (r.rec.clone(), self.data_for(root)))
+    }
+
+    /// The repository checked out at `root`.
+    async fn repo_at(&self, root: &Path) -> Result<Repo, String> {
+        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        self.store
+            .repos()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|r| self.root_of(r) == root)
+            .ok_or_else(|| format!("{} is not a registered repository", root.display()))
+    }
+}
+
+/// `launchway/deploy` steps of server runs.
+pub struct ServerDeployer(pub Arc<Environments>);
+
+impl Deployer for ServerDeployer {
+    fn deploy(&self, req: DeployRequest) -> DeployFuture<'_> {
+        Box::pin(async move {
+            if req.dir != Path::new(ENV_DIR) {
+                return Err(format!(
+                    "the server reconciles {ENV_DIR}; this step names {}",
+                    req.dir.display()
+                ));
+            }
+            let repo = self.0.repo_at(&req.root).await?;
+            let place = launchway_deploy::gitops::Place {
+                root: self.0.root_of(&repo),
+                dir: req.dir.clone(),
+                branch: req.branch.clone(),
+                create_from: req.create_from.clone(),
+            };
+            let r = req.clone();
+            let committed = tokio::task::spawn_blocking(move || {
+                served::commit_deploy(
+                    &place,
+                    &r.environment,
+                    r.release.as_deref(),
+                    &r.sets,
+                    &served::author_of(&r.actor),
+                )
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            let (rec, data) = self
+                .0
+                .ensure(&repo, Some(req.branch.clone()))
+                .await?
+                .ok_or("no reconciler")?;
+            rec.wake();
+            let rev = req
+                .branch
+                .as_ref()
+                .map_or("HEAD".to_string(), |b| format!("refs/heads/{b}"));
+            let revision =
+                served::env_revision(&self.0.root_of(&repo), &req.dir, &rev, &req.environment)
+                    .ok_or_else(|| format!("cannot find '{}' on {rev}", req.environment))?;
+            let mut out = DeployOutcome {
+                log: vec![match &committed {
+                    Some(c) => format!("committed {}", &c[..c.len().min(12)]),
+                    None => format!("'{}' already has this; nothing to commit", req.environment),
+                }],
+                commit: committed,
+                revision: Some(revision.clone()),
+                url: None,
+            };
+            if req.wait {
+                let s = served::wait_until_served(&data, &req.environment, &revision, req.timeout)
+                    .await?;
+                out.log.push(format!(
+                    "'{}' serves {} at {}",
+                    req.environment,
+                    s.release.as_deref().unwrap_or("-"),
+                    s.address.as_deref().unwrap_or("-")
+                ));
+                out.url = s.address;
+            }
+            Ok(out)
+        })
+    }
+}

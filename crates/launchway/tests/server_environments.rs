@@ -1,0 +1,290 @@
+//! Environments through `launchway serve`: the server's reconciler runs a
+//! registered repository's environments; deploys are commits, made at once
+//! for an unprotected environment and after another reviewer's approval
+//! for a protected one; environment secrets reach the replicas; a killed
+//! server's replicas are adopted by the next one.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::server::{admin, get, start};
+use common::{bin, commit_all};
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const APP: &str = r#"import http.server, os, socketserver
+version = open("version.txt").read().strip()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/secret":
+            pw = os.environ.get("DB_PASSWORD")
+            body = ("missing" if pw is None else f"length {len(pw)}").encode()
+        else:
+            body = b"ok" if self.path == "/health" else version.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+fn cli(base: &str, token: &str, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = bin()
+        .args(args)
+        .env("LAUNCHWAY_SERVER", base)
+        .env("LAUNCHWAY_TOKEN", token)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn status(base: &str, token: &str, env: &str) -> Value {
+    let (code, body) = get(&format!("{base}/api/repos/churn/environments"), Some(token));
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["environment"] == env)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn wait_status(base: &str, token: &str, env: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let st = status(base, token, env);
+        if ok(&st) {
+            return st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{env} never got there: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn http(address: &str, path: &str) -> String {
+    let (code, body) = get(&format!("{address}{path}"), None);
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+fn git_head(dir: &Path) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Stops the replicas a test leaves (the server keeps them on purpose):
+/// their process ids come from the server's status.
+struct StopReplicas(Vec<u64>);
+
+impl Drop for StopReplicas {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+fn pids(st: &Value) -> Vec<u64> {
+    st["replicas"]
+        .as_array()
+        .map(|rs| rs.iter().filter_map(|r| r["pid"].as_u64()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_server_deploys_through_git_with_approvals_secrets_and_adoption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("churn");
+    let envs = repo.join("configs/environments");
+    std::fs::create_dir_all(&envs).unwrap();
+    std::fs::write(repo.join("app.py"), APP).unwrap();
+    std::fs::write(repo.join("version.txt"), "v1\n").unwrap();
+    std::fs::write(
+        envs.join("_base.yaml"),
+        "replicas: 1\nrun: {command: exec python3 app.py, health_path: /health}\n",
+    )
+    .unwrap();
+    std::fs::write(envs.join("dev.yaml"), "environment: development\n").unwrap();
+    std::fs::write(
+        envs.join("prod.yaml"),
+        "environment: production\nprotection:\n  required_reviewers: [deployer]\n  prevent_self_review: true\n",
+    )
+    .unwrap();
+    commit_all(&repo);
+    let v1 = git_head(&repo);
+
+    let data = tmp.path().join("data");
+    let (server, base, token) = start(&data);
+    let token = token.unwrap();
+    let (code, _, err) = cli(
+        &base,
+        &token,
+        &["repo", "add", "churn", repo.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let user_token = |name: &str| {
+        assert!(admin(&data, &["user", "add", name, "--role", "deployer"]).0);
+        let (ok, out, e) = admin(&data, &["token", "create", name]);
+        assert!(ok, "{e}");
+        out.split_whitespace()
+            .find(|w| w.starts_with("lwt_"))
+            .unwrap()
+            .to_string()
+    };
+    let ana = user_token("ana");
+    let bo = user_token("bo");
+    let (code, _, err) = cli(
+        &base,
+        &token,
+        &[
+            "secret",
+            "set",
+            "churn",
+            "DB_PASSWORD",
+            "--env",
+            "production",
+        ],
+        Some("s3cret-pw"),
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // Nothing deployed yet: the environments are known, nothing runs.
+    let st = wait_status(&base, &token, "dev", |s| s["health"] == "Missing");
+    assert_eq!(st["sync"], "Synced", "{st}");
+
+    // An unprotected environment: the deploy is a commit at once, by ana.
+    let (code, out, err) = cli(
+        &base,
+        &ana,
+        &["deploy", "dev", "--release", &v1, "--repo", "churn"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("deploy dev: committed"), "{out}");
+    let dev = wait_status(&base, &token, "dev", |s| {
+        s["sync"] == "Synced" && s["health"] == "Healthy" && s["release"] == v1.as_str()
+    });
+    let mut cleanup = StopReplicas(pids(&dev));
+    assert_eq!(http(dev["address"].as_str().unwrap(), "/"), "v1");
+    assert_eq!(
+        http(dev["address"].as_str().unwrap(), "/secret"),
+        "missing",
+        "production's secret is not development's"
+    );
+    let author = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["log", "-1", "--format=%an|%s"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&author.stdout).trim(),
+        format!("ana|deploy dev: release {}", &v1[..12])
+    );
+
+    // A protected one waits for a reviewer; the requester may not approve.
+    let (code, out, err) = cli(
+        &base,
+        &ana,
+        &["promote", "dev", "prod", "--repo", "churn"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("waiting for a reviewer"), "{out}");
+    let id: String = out
+        .split("--change ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches('`')
+        .to_string();
+    let head_before = git_head(&repo);
+    let (code, _, err) = cli(&base, &ana, &["approve", "--change", &id], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("self-review") || err.contains("prevent"),
+        "{err}"
+    );
+    assert_eq!(git_head(&repo), head_before, "nothing was committed");
+    let (code, out, err) = cli(&base, &bo, &["approve", "--change", &id], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("committed"), "{out}");
+    let prod = wait_status(&base, &token, "prod", |s| {
+        s["sync"] == "Synced" && s["health"] == "Healthy" && s["release"] == v1.as_str()
+    });
+    cleanup.0.extend(pids(&prod));
+    let prod_address = prod["address"].as_str().unwrap().to_string();
+    assert_eq!(
+        http(&prod_address, "/secret"),
+        "length 9",
+        "the environment's secret reached the replica"
+    );
+    let (_, changes, _) = cli(&base, &token, &["changes", "--json"], None);
+    let changes: Value = serde_json::from_str(&changes).unwrap();
+    let change = &changes["changes"][0];
+    assert_eq!(change["status"], "committed", "{change}");
+    assert_eq!(change["requested_by"], "ana");
+    assert_eq!(change["reviewed_by"], "bo");
+    let (code, body) = get(
+        &format!("{base}/api/repos/churn/environments/prod/history"),
+        Some(&token),
+    );
+    assert_eq!(code, 200);
+    let hist: Value = serde_json::from_str(&body).unwrap();
+    let last = hist["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["result"], "succeeded", "{hist}");
+    assert!(
+        last["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("promote dev to prod")
+    );
+
+    // Kill the server: the replicas keep serving; the next server adopts
+    // them (same processes, same addresses) instead of starting more.
+    drop(server);
+    let replica = format!("http://127.0.0.1:{}", prod["replicas"][0]["port"]);
+    assert_eq!(http(&replica, "/"), "v1");
+    let (_server, base, _) = start(&data);
+    let prod2 = wait_status(&base, &token, "prod", |s| {
+        s["health"] == "Healthy" && s["message"].as_str().unwrap_or("").contains("adopted")
+    });
+    assert_eq!(pids(&prod2), pids(&prod), "{prod2}");
+    assert_eq!(prod2["address"].as_str(), Some(prod_address.as_str()));
+    assert_eq!(http(&prod_address, "/secret"), "length 9");
+    let dev2 = wait_status(&base, &token, "dev", |s| s["health"] == "Healthy");
+    assert_eq!(pids(&dev2), pids(&dev), "{dev2}");
+}
