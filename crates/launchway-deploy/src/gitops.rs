@@ -68,6 +68,8 @@ pub struct Place {
     pub branch: Option<String>,
     /// Where to start `branch` when it does not exist yet (default: HEAD).
     pub create_from: Option<String>,
+    /// The built-in model registry, for pinning `model_stage` to a version.
+    pub registry: Option<PathBuf>,
 }
 
 impl Place {
@@ -77,6 +79,7 @@ impl Place {
             dir: dir.to_path_buf(),
             branch: None,
             create_from: None,
+            registry: None,
         }
     }
 
@@ -309,6 +312,52 @@ fn tempdir_in_git(dir: &Path) -> Result<PathBuf, String> {
     Ok(p)
 }
 
+/// Pins the model an environment names by stage or alias
+/// (`model_stage: Production`) to the version it resolves to now, in
+/// `text` (the environment's file after the change): the version is what
+/// gets reviewed and deployed. Returns the new text and what was pinned.
+fn pin_model(
+    place: &Place,
+    tree: &Tree,
+    env: &str,
+    rel: &Path,
+    text: &str,
+) -> Result<(String, Option<String>), String> {
+    let base_rel = place.dir.join(crate::repo::BASE_FILE);
+    let base = tree.read(&base_rel)?.map(|t| crate::config::Source {
+        path: base_rel.to_string_lossy().to_string(),
+        text: t,
+    });
+    let own = crate::config::Source {
+        path: rel.to_string_lossy().to_string(),
+        text: text.to_string(),
+    };
+    let Some(e) = crate::config::load(env, &own, base.as_ref()).environment else {
+        return Ok((text.to_string(), None));
+    };
+    let get = |k: &str| match &e.merged[k] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let (Some(name), Some(stage)) = (get("model_name"), get("model_stage")) else {
+        return Ok((text.to_string(), None));
+    };
+    let registry = place.registry.as_deref().map(crate::models::Registry::new);
+    let version = crate::models::resolve(
+        registry.as_ref(),
+        get("mlflow_uri").as_deref(),
+        &name,
+        &stage,
+    )
+    .map_err(|e| format!("cannot pin {name}@{stage} to a version: {e}; nothing was committed"))?;
+    if get("model_version").as_deref() == Some(version.to_string().as_str()) {
+        return Ok((text.to_string(), None));
+    }
+    let text = crate::edit::set_inferred(text, &["model_version"], &version.to_string())?;
+    Ok((text, Some(format!("model {name}@{stage} = {version}"))))
+}
+
 /// `deploy ENV --release REV [--set key=value…]`.
 pub fn deploy(
     place: &Place,
@@ -340,6 +389,11 @@ pub fn deploy(
     }
     if what.is_empty() {
         return Err("nothing to deploy: give --release and/or --set key=value".into());
+    }
+    if !sets.iter().any(|(k, _)| k == "model_version") {
+        let (pinned, note) = pin_model(place, &tree, env, &rel, &text)?;
+        text = pinned;
+        what.extend(note);
     }
     commit_file(
         &tree,
@@ -435,10 +489,17 @@ pub fn promote(place: &Place, from: &str, to: &str, author: &Author) -> Result<S
             crate::edit::set(&text, &[k.as_str()], v)?
         };
     }
-    let what: Vec<String> = sets
+    let mut what: Vec<String> = sets
         .iter()
         .map(|(k, v)| format!("{k} {}", &v[..v.len().min(12)]))
         .collect();
+    // The model version travels with the release; only when the source
+    // pins none is the target's own stage resolved.
+    if !sets.iter().any(|(k, _)| k == "model_version") {
+        let (pinned, note) = pin_model(place, &tree, to, &rel, &text)?;
+        text = pinned;
+        what.extend(note);
+    }
     commit_file(
         &tree,
         &place.dir,

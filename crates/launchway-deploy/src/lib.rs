@@ -9,6 +9,7 @@ pub mod diff;
 pub mod edit;
 pub mod gitops;
 pub mod local;
+pub mod models;
 pub mod quantity;
 pub mod reconcile;
 pub mod render;

@@ -141,6 +141,9 @@ pub struct LocalEnvironment {
     /// Restart replicas that exit (self-heal); off, an exit is drift
     /// that waits for the next sync.
     heal: std::sync::atomic::AtomicBool,
+    /// The built-in model registry: a pinned model version found there
+    /// reaches the service as `MODEL_PATH`.
+    registry: Mutex<Option<PathBuf>>,
 }
 
 fn free_port() -> Result<u16, String> {
@@ -193,6 +196,7 @@ impl LocalEnvironment {
             address,
             secrets: Mutex::new(secrets),
             heal: std::sync::atomic::AtomicBool::new(true),
+            registry: Mutex::new(None),
             state: Mutex::new(State {
                 desired: None,
                 replicas: Vec::new(),
@@ -357,14 +361,39 @@ impl LocalEnvironment {
             setup: env.run.setup.clone(),
             replicas: env.replicas.max(1),
             health_path: env.run.health_path.clone(),
-            env: env
-                .config
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            env: self.service_env(env),
             secrets_digest: self.secrets_digest(),
         };
         Ok(desired)
+    }
+
+    /// The configuration variables, plus `MODEL_PATH` when the pinned
+    /// model version is in the built-in registry.
+    fn service_env(&self, env: &Environment) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> = env
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let registry = self.registry.lock().ok().and_then(|r| r.clone());
+        if let (Some(dir), Some(name), Some(version)) = (
+            registry,
+            env.config.get("MODEL_NAME"),
+            env.config
+                .get("MODEL_VERSION")
+                .and_then(|v| v.parse::<u64>().ok()),
+        ) && let Some(path) = crate::models::Registry::new(&dir).file(name, version)
+        {
+            out.insert("MODEL_PATH".into(), path.to_string_lossy().into_owned());
+        }
+        out
+    }
+
+    /// Where the built-in model registry is.
+    pub fn set_registry(&self, dir: Option<PathBuf>) {
+        if let Ok(mut r) = self.registry.lock() {
+            *r = dir;
+        }
     }
 
     fn secrets_digest(&self) -> String {

@@ -33,6 +33,9 @@ pub struct Tracked {
     /// The first stable address of an environment (later ones reuse
     /// whatever address it had).
     pub listen: BTreeMap<String, String>,
+    /// The built-in model registry (pinned versions found there reach the
+    /// service as `MODEL_PATH`).
+    pub registry: Option<PathBuf>,
 }
 
 impl Tracked {
@@ -662,6 +665,7 @@ impl Reconciler {
             }
             Err(e) => return Err(e),
         };
+        local.set_registry(self.tracked.registry.clone());
         let adopted = local.adopt(env).await;
         let previous = read_status(&self.data, name).and_then(|s| s.deployed_revision);
         Ok(Managed {

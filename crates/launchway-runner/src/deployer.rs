@@ -47,6 +47,21 @@ pub struct DeployOutcome {
 pub type DeployFuture<'a> =
     Pin<Box<dyn Future<Output = Result<DeployOutcome, String>> + Send + 'a>>;
 
+/// A model version to register (`launchway/register-model`).
+#[derive(Debug, Clone)]
+pub struct ModelRequest {
+    pub name: String,
+    /// The file to register as a new version (or `version` to alias an existing one).
+    pub file: Option<PathBuf>,
+    pub version: Option<u64>,
+    /// Aliases (stages) to point at the version.
+    pub aliases: Vec<String>,
+    /// Where it came from (the run).
+    pub source: String,
+}
+
 pub trait Deployer: Send + Sync {
     fn deploy(&self, request: DeployRequest) -> DeployFuture<'_>;
+    /// Registers a model version in the built-in registry; returns the version.
+    fn register_model(&self, request: ModelRequest) -> Result<u64, String>;
 }

@@ -45,6 +45,11 @@ impl Environments {
         })
     }
 
+    /// The server's built-in model registry.
+    pub fn registry_dir(&self) -> PathBuf {
+        self.engine.data_dir().join("models")
+    }
+
     /// Where a repository's environments keep state on this server.
     pub fn data_for(&self, root: &Path) -> PathBuf {
         reconcile::data_dir(&self.engine.data_dir().join("environments"), root)
@@ -122,6 +127,7 @@ impl Environments {
                 branch: want.clone(),
                 only: Vec::new(),
                 listen: BTreeMap::new(),
+                registry: Some(self.registry_dir()),
             },
             data.clone(),
             Duration::from_secs(120),
@@ -198,6 +204,17 @@ impl Environments {
 pub struct ServerDeployer(pub Arc<Environments>);
 
 impl Deployer for ServerDeployer {
+    fn register_model(&self, r: launchway_runner::deployer::ModelRequest) -> Result<u64, String> {
+        launchway_deploy::models::register_and_alias(
+            &launchway_deploy::models::Registry::new(&self.0.registry_dir()),
+            &r.name,
+            r.file.as_deref(),
+            r.version,
+            &r.aliases,
+            &r.source,
+        )
+    }
+
     fn deploy(&self, req: DeployRequest) -> DeployFuture<'_> {
         Box::pin(async move {
             if req.dir != Path::new(ENV_DIR) {
@@ -212,6 +229,7 @@ impl Deployer for ServerDeployer {
                 dir: req.dir.clone(),
                 branch: req.branch.clone(),
                 create_from: req.create_from.clone(),
+                registry: Some(self.0.registry_dir()),
             };
             let r = req.clone();
             let committed = tokio::task::spawn_blocking(move || {

@@ -395,9 +395,10 @@ pub struct GitOpsArgs {
 }
 
 impl GitOpsArgs {
-    fn place(&self) -> launchway_deploy::gitops::Place {
+    fn place(&self, store: &launchway_runner::store::Store) -> launchway_deploy::gitops::Place {
         let mut p = launchway_deploy::gitops::Place::new(&self.root, &self.dir);
         p.branch = self.branch.clone();
+        p.registry = Some(crate::deployer::registry_dir(store));
         p
     }
 
@@ -507,7 +508,11 @@ fn remote_change(
     }
 }
 
-pub fn deploy(args: &DeployArgs, server: &crate::client::ServerOpts) -> u8 {
+pub fn deploy(
+    args: &DeployArgs,
+    server: &crate::client::ServerOpts,
+    store: &launchway_runner::store::Store,
+) -> u8 {
     if let Some(repo) = &args.at.repo {
         let mut set = serde_json::Map::new();
         for s in &args.sets {
@@ -534,7 +539,7 @@ pub fn deploy(args: &DeployArgs, server: &crate::client::ServerOpts) -> u8 {
             sets.push((k.trim().to_string(), v.to_string()));
         }
         launchway_deploy::gitops::deploy(
-            &args.at.place(),
+            &args.at.place(store),
             &args.env,
             args.release.as_deref(),
             &sets,
@@ -544,7 +549,11 @@ pub fn deploy(args: &DeployArgs, server: &crate::client::ServerOpts) -> u8 {
     committed(r, &format!("deploy {}", args.env))
 }
 
-pub fn rollback(args: &RollbackArgs, server: &crate::client::ServerOpts) -> u8 {
+pub fn rollback(
+    args: &RollbackArgs,
+    server: &crate::client::ServerOpts,
+    store: &launchway_runner::store::Store,
+) -> u8 {
     if let Some(repo) = &args.at.repo {
         return remote_change(
             server,
@@ -555,12 +564,16 @@ pub fn rollback(args: &RollbackArgs, server: &crate::client::ServerOpts) -> u8 {
         );
     }
     let r = args.at.author().and_then(|a| {
-        launchway_deploy::gitops::rollback(&args.at.place(), &args.env, args.to.as_deref(), &a)
+        launchway_deploy::gitops::rollback(&args.at.place(store), &args.env, args.to.as_deref(), &a)
     });
     committed(r, &format!("rollback {}", args.env))
 }
 
-pub fn promote(args: &PromoteArgs, server: &crate::client::ServerOpts) -> u8 {
+pub fn promote(
+    args: &PromoteArgs,
+    server: &crate::client::ServerOpts,
+    store: &launchway_runner::store::Store,
+) -> u8 {
     if let Some(repo) = &args.at.repo {
         return remote_change(
             server,
@@ -571,7 +584,7 @@ pub fn promote(args: &PromoteArgs, server: &crate::client::ServerOpts) -> u8 {
         );
     }
     let r = args.at.author().and_then(|a| {
-        launchway_deploy::gitops::promote(&args.at.place(), &args.from, &args.to, &a)
+        launchway_deploy::gitops::promote(&args.at.place(store), &args.from, &args.to, &a)
     });
     committed(r, &format!("promote {} to {}", args.from, args.to))
 }

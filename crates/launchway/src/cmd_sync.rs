@@ -49,6 +49,14 @@ pub fn data_dir(store: &launchway_runner::store::Store, root: &Path) -> PathBuf 
     reconcile::data_dir(&store.home.join("environments"), root)
 }
 
+/// The built-in model registry next to a reconciler's data (both under
+/// the Launchway home: `<home>/environments/<repo>` and `<home>/models`).
+fn root_registry(data: &Path) -> PathBuf {
+    data.parent()
+        .and_then(Path::parent)
+        .map_or_else(|| data.join("models"), |home| home.join("models"))
+}
+
 /// The running reconciler's process id, when one holds the lock.
 pub fn running(data: &Path) -> Option<u32> {
     reconcile::running(data)
@@ -119,6 +127,7 @@ async fn foreground(args: SyncArgs, root: PathBuf, data: PathBuf) -> Result<(), 
             branch: args.branch.clone(),
             only: args.envs.clone(),
             listen,
+            registry: Some(root_registry(&data)),
         },
         data.clone(),
         Duration::from_secs(args.health_timeout),

@@ -12,13 +12,19 @@ pub struct LocalDeployer {
     pub store: launchway_runner::store::Store,
 }
 
+/// The built-in model registry of this machine.
+pub fn registry_dir(store: &launchway_runner::store::Store) -> std::path::PathBuf {
+    store.home.join("models")
+}
+
 /// What a request commits, where.
-pub fn place_of(req: &DeployRequest) -> Place {
+pub fn place_of(req: &DeployRequest, store: &launchway_runner::store::Store) -> Place {
     Place {
         root: req.root.clone(),
         dir: req.dir.clone(),
         branch: req.branch.clone(),
         create_from: req.create_from.clone(),
+        registry: Some(registry_dir(store)),
     }
 }
 
@@ -35,12 +41,24 @@ pub fn committed_line(req: &DeployRequest, committed: Option<&String>) -> String
 }
 
 impl Deployer for LocalDeployer {
+    fn register_model(&self, r: launchway_runner::deployer::ModelRequest) -> Result<u64, String> {
+        launchway_deploy::models::register_and_alias(
+            &launchway_deploy::models::Registry::new(&registry_dir(&self.store)),
+            &r.name,
+            r.file.as_deref(),
+            r.version,
+            &r.aliases,
+            &r.source,
+        )
+    }
+
     fn deploy(&self, req: DeployRequest) -> DeployFuture<'_> {
         Box::pin(async move {
             let r = req.clone();
+            let place = place_of(&r, &self.store);
             let committed = tokio::task::spawn_blocking(move || {
                 served::commit_deploy(
-                    &place_of(&r),
+                    &place,
                     &r.environment,
                     r.release.as_deref(),
                     &r.sets,

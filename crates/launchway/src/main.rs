@@ -4,6 +4,7 @@ mod client;
 mod cmd_admin;
 mod cmd_env;
 mod cmd_lint;
+mod cmd_model;
 mod cmd_proxy;
 mod cmd_remote;
 mod cmd_run;
@@ -88,6 +89,8 @@ enum Command {
     /// Environment changes asked for through the server (deploy, rollback,
     /// promote), waiting for a reviewer or done.
     Changes(cmd_remote::ChangesArgs),
+    /// The built-in model registry: versions and aliases (stages).
+    Model(cmd_model::ModelArgs),
     /// Change what an environment runs, as a commit of its file.
     Deploy(cmd_env::DeployArgs),
     /// Put an environment's file back as it was, as a commit.
@@ -129,9 +132,10 @@ fn main() -> ExitCode {
         Command::Artifacts(args) => cmd_remote::artifacts(&args, &cli.server),
         Command::Env(args) => cmd_env::main(&args, &store, &cli.server),
         Command::Changes(args) => cmd_remote::changes(&args, &cli.server),
-        Command::Deploy(args) => cmd_env::deploy(&args, &cli.server),
-        Command::Rollback(args) => cmd_env::rollback(&args, &cli.server),
-        Command::Promote(args) => cmd_env::promote(&args, &cli.server),
+        Command::Model(args) => cmd_model::main(&args, &store),
+        Command::Deploy(args) => cmd_env::deploy(&args, &cli.server, &store),
+        Command::Rollback(args) => cmd_env::rollback(&args, &cli.server, &store),
+        Command::Promote(args) => cmd_env::promote(&args, &cli.server, &store),
         Command::Proxy(args) => cmd_proxy::main(&args),
         Command::Sync(args) => cmd_sync::main(&args, &store),
         Command::Sbom(args) => cmd_sbom::main(&args),

@@ -395,3 +395,102 @@ fn deploys_to_another_branch_leave_the_work_tree_alone() {
     );
     assert_eq!(git_out(&repo, &["rev-parse", "HEAD"]), main);
 }
+
+#[test]
+fn a_model_stage_is_pinned_to_its_version_when_the_change_is_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = tmp.path().join("repo");
+    let envs = repo.join("configs/environments");
+    std::fs::create_dir_all(&envs).unwrap();
+    std::fs::write(
+        envs.join("prod.yaml"),
+        "environment: production\nmodel_name: Churn\nmodel_stage: Production\n",
+    )
+    .unwrap();
+    common::commit_all(&repo);
+    let with_home = |args: &[&str]| {
+        let out = bin()
+            .args(args)
+            .arg("-C")
+            .arg(&repo)
+            .env("LAUNCHWAY_HOME", &home)
+            .env("GIT_AUTHOR_NAME", "Ana")
+            .env("GIT_AUTHOR_EMAIL", "ana@example.com")
+            .env("GIT_COMMITTER_NAME", "Ana")
+            .env("GIT_COMMITTER_EMAIL", "ana@example.com")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let model = |args: &[&str]| {
+        let out = bin()
+            .arg("model")
+            .args(args)
+            .env("LAUNCHWAY_HOME", &home)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    // No such model: nothing is committed, and the error says how to fix it.
+    let head = git_out(&repo, &["rev-parse", "HEAD"]);
+    let (code, _, err) = with_home(&["deploy", "prod", "--release", "HEAD"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot pin Churn@Production") && err.contains("launchway model register"),
+        "{err}"
+    );
+    assert_eq!(git_out(&repo, &["rev-parse", "HEAD"]), head);
+
+    let weights = tmp.path().join("weights.json");
+    std::fs::write(&weights, "{\"w\": [1, 2]}").unwrap();
+    assert_eq!(
+        model(&["register", "Churn", weights.to_str().unwrap()]),
+        "Churn version 1\n"
+    );
+    std::fs::write(&weights, "{\"w\": [3, 4]}").unwrap();
+    assert_eq!(
+        model(&[
+            "register",
+            "Churn",
+            weights.to_str().unwrap(),
+            "--alias",
+            "Production"
+        ]),
+        "Churn version 2\n"
+    );
+    let (code, _, err) = with_home(&["deploy", "prod", "--release", "HEAD"]);
+    assert_eq!(code, 0, "{err}");
+    let prod = std::fs::read_to_string(envs.join("prod.yaml")).unwrap();
+    assert!(prod.contains("model_version: 2\n"), "{prod}");
+    assert!(
+        git_out(&repo, &["log", "-1", "--format=%s"]).ends_with(", model Churn@Production = 2")
+    );
+    // Moving the alias changes nothing that runs: git still says 2 …
+    model(&["alias", "Churn", "Production", "1"]);
+    assert!(
+        std::fs::read_to_string(envs.join("prod.yaml"))
+            .unwrap()
+            .contains("model_version: 2\n")
+    );
+    // … until the next reviewed commit pins the new version.
+    let (code, _, err) = with_home(&["deploy", "prod", "--set", "log_level=DEBUG"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::read_to_string(envs.join("prod.yaml"))
+            .unwrap()
+            .contains("model_version: 1\n")
+    );
+    let listing = model(&["list", "Churn"]);
+    assert!(listing.contains("aliases: Production=1"), "{listing}");
+}

@@ -173,9 +173,11 @@ fn example_pipeline_runs_for_real() {
     assert_eq!(git(&repo, &["rev-parse", "main"]), main_before);
     let subjects = git(&repo, &["log", "--format=%s", "environments"]);
     let sha = &main_before[..12];
+    // The model the build registered, pinned by each deploy commit: dev
+    // through `Staging`, prod through `Production` (moved after approval).
     assert!(
         subjects.starts_with(&format!(
-            "deploy prod: release {sha}\ndeploy dev: release {sha}\n"
+            "deploy prod: release {sha}, model ChurnPredictor@Production = 1\ndeploy dev: release {sha}, model ChurnPredictor@Staging = 1\n"
         )),
         "{subjects}"
     );

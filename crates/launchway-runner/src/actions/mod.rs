@@ -6,6 +6,7 @@ mod cache;
 mod checkout;
 mod deploy;
 mod local;
+mod register_model;
 mod security;
 mod setup_python;
 
@@ -32,6 +33,7 @@ pub const BUILTINS: &[&str] = &[
     "aquasecurity/trivy-action",
     "gitleaks/gitleaks-action",
     "launchway/deploy",
+    "launchway/register-model",
 ];
 
 /// How a `uses:` reference will be run, decided before the run starts so
@@ -124,6 +126,7 @@ pub(crate) async fn run_uses(
             security::gitleaks_action(exec, step_env)
         }
         Resolution::Builtin("launchway/deploy") => deploy::run(exec, &with).await,
+        Resolution::Builtin("launchway/register-model") => register_model::run(exec, &with),
         Resolution::Builtin(other) => {
             exec.error(&format!("internal: no implementation for {other}"));
             StepRun::failed()

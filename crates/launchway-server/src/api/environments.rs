@@ -171,6 +171,7 @@ async fn place_of(state: &AppState, repo: &crate::store::Repo) -> Result<Place, 
         dir: ENV_DIR.into(),
         branch,
         create_from: None,
+        registry: Some(envs.registry_dir()),
     })
 }
 
