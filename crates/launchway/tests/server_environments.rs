@@ -215,6 +215,19 @@ fn the_server_deploys_through_git_with_approvals_secrets_and_adoption() {
         format!("ana|deploy dev: release {}", &v1[..12])
     );
 
+    // Through the server a deployer changes what runs, not how it runs
+    // nor who approves: those keys are refused (and audited).
+    for key in ["run.command=sh -c id", "protection.required_reviewers=[]"] {
+        let (code, _, err) = cli(
+            &base,
+            &ana,
+            &["deploy", "dev", "--set", key, "--repo", "churn"],
+            None,
+        );
+        assert_eq!(code, 1, "{key}");
+        assert!(err.contains("reviewed commit"), "{err}");
+    }
+
     // A protected one waits for a reviewer; the requester may not approve.
     let (code, out, err) = cli(
         &base,

@@ -102,6 +102,17 @@ pub async fn sync(
     Ok(Json(json!({ "sync": "requested" })))
 }
 
+/// Keys a deploy through the API may not set.
+const PROTECTED_KEYS: &[&str] = &[
+    "run",
+    "protection",
+    "target",
+    "self_heal",
+    "namespace",
+    "release",
+    "image",
+];
+
 /// A change as a client asks for it.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,6 +257,29 @@ pub async fn change(
     let Json(b) = body?;
     let params = match kind.as_str() {
         "deploy" => {
+            // What runs and who approves are the repository's to change, by a
+            // reviewed commit — not a deployer's through the API (a deployer
+            // could otherwise run any command, or lift the approval rules).
+            if let Some(k) = b.set.keys().find(|k| {
+                let top = k.split('.').next().unwrap_or("");
+                PROTECTED_KEYS.contains(&top)
+            }) {
+                record(
+                    &state,
+                    &caller,
+                    &action,
+                    &target,
+                    &format!("denied: set {k}"),
+                )
+                .await?;
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "'{k}' cannot be set through the server; change it with a reviewed commit (keys it refuses: {})",
+                        PROTECTED_KEYS.join(", ")
+                    ),
+                ));
+            }
             if b.release.is_none() && b.set.is_empty() {
                 return Err(ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
