@@ -258,16 +258,14 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
+    /// A reconciler whose environments have no secrets.
     pub fn new(tracked: Tracked, data: PathBuf, health_timeout: Duration) -> Arc<Reconciler> {
-        Arc::new(Reconciler {
+        Self::with_secrets(
             tracked,
             data,
             health_timeout,
-            envs: tokio::sync::Mutex::new(BTreeMap::new()),
-            wake: tokio::sync::Notify::new(),
-            forced: std::sync::Mutex::new(Vec::new()),
-            secrets: Box::new(|_| Box::pin(async { BTreeMap::new() })),
-        })
+            Box::new(|_| Box::pin(async { BTreeMap::new() })),
+        )
     }
 
     /// Where each environment's secrets come from (the server's sealed

@@ -81,6 +81,41 @@ pub async fn wait_until_served(
     }
 }
 
+/// The ref the reconciler follows for `branch` (HEAD's branch when none).
+pub fn tracked_ref(branch: Option<&str>) -> String {
+    branch.map_or("HEAD".to_string(), |b| format!("refs/heads/{b}"))
+}
+
+/// What a deployment step logs once its release serves.
+pub fn served_line(env: &str, s: &Served) -> String {
+    format!(
+        "'{env}' serves {} at {} ({} replica(s))",
+        s.release.as_deref().unwrap_or("-"),
+        s.address.as_deref().unwrap_or("-"),
+        s.replicas
+    )
+}
+
+/// [`commit_deploy`] off the async runtime's threads (git runs as
+/// processes); then the revision the reconciler will report for `env`.
+pub async fn commit_deploy_async(
+    place: crate::gitops::Place,
+    env: String,
+    release: Option<String>,
+    sets: Vec<(String, String)>,
+    author: crate::gitops::Author,
+) -> Result<(Option<String>, String), String> {
+    tokio::task::spawn_blocking(move || {
+        let committed = commit_deploy(&place, &env, release.as_deref(), &sets, &author)?;
+        let rev = tracked_ref(place.branch.as_deref());
+        let revision = env_revision(&place.root, &place.dir, &rev, &env)
+            .ok_or_else(|| format!("cannot find '{env}' on {rev}"))?;
+        Ok((committed, revision))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
 /// Commits a deployment (release and `key=value` settings) of `env`;
 /// `None` when the file already says exactly this.
 pub fn commit_deploy(

@@ -231,31 +231,20 @@ impl Deployer for ServerDeployer {
                 create_from: req.create_from.clone(),
                 registry: Some(self.0.registry_dir()),
             };
-            let r = req.clone();
-            let committed = tokio::task::spawn_blocking(move || {
-                served::commit_deploy(
-                    &place,
-                    &r.environment,
-                    r.release.as_deref(),
-                    &r.sets,
-                    &served::author_of(&r.actor),
-                )
-            })
-            .await
-            .map_err(|e| e.to_string())??;
+            let (committed, revision) = served::commit_deploy_async(
+                place,
+                req.environment.clone(),
+                req.release.clone(),
+                req.sets.clone(),
+                served::author_of(&req.actor),
+            )
+            .await?;
             let (rec, data) = self
                 .0
                 .ensure(&repo, Some(req.branch.clone()))
                 .await?
                 .ok_or("no reconciler")?;
             rec.wake();
-            let rev = req
-                .branch
-                .as_ref()
-                .map_or("HEAD".to_string(), |b| format!("refs/heads/{b}"));
-            let revision =
-                served::env_revision(&self.0.root_of(&repo), &req.dir, &rev, &req.environment)
-                    .ok_or_else(|| format!("cannot find '{}' on {rev}", req.environment))?;
             let mut out = DeployOutcome {
                 log: vec![match &committed {
                     Some(c) => format!("committed {}", &c[..c.len().min(12)]),
@@ -268,12 +257,7 @@ impl Deployer for ServerDeployer {
             if req.wait {
                 let s = served::wait_until_served(&data, &req.environment, &revision, req.timeout)
                     .await?;
-                out.log.push(format!(
-                    "'{}' serves {} at {}",
-                    req.environment,
-                    s.release.as_deref().unwrap_or("-"),
-                    s.address.as_deref().unwrap_or("-")
-                ));
+                out.log.push(served::served_line(&req.environment, &s));
                 out.url = s.address;
             }
             Ok(out)

@@ -54,19 +54,14 @@ impl Deployer for LocalDeployer {
 
     fn deploy(&self, req: DeployRequest) -> DeployFuture<'_> {
         Box::pin(async move {
-            let r = req.clone();
-            let place = place_of(&r, &self.store);
-            let committed = tokio::task::spawn_blocking(move || {
-                served::commit_deploy(
-                    &place,
-                    &r.environment,
-                    r.release.as_deref(),
-                    &r.sets,
-                    &author_of(&r.actor),
-                )
-            })
-            .await
-            .map_err(|e| e.to_string())??;
+            let (committed, revision) = served::commit_deploy_async(
+                place_of(&req, &self.store),
+                req.environment.clone(),
+                req.release.clone(),
+                req.sets.clone(),
+                author_of(&req.actor),
+            )
+            .await?;
             let mut log = vec![committed_line(&req, committed.as_ref())];
             let root = req
                 .root
@@ -108,12 +103,6 @@ impl Deployer for LocalDeployer {
                     .map_err(|e| e.to_string())??
             };
             log.push(format!("reconciler for {} (pid {pid})", root.display()));
-            let rev = req
-                .branch
-                .as_ref()
-                .map_or("HEAD".to_string(), |b| format!("refs/heads/{b}"));
-            let revision = served::env_revision(&root, &req.dir, &rev, &req.environment)
-                .ok_or_else(|| format!("cannot find '{}' on {rev}", req.environment))?;
             let mut out = DeployOutcome {
                 commit: committed,
                 revision: Some(revision.clone()),
@@ -123,13 +112,7 @@ impl Deployer for LocalDeployer {
             if req.wait {
                 let s = served::wait_until_served(&data, &req.environment, &revision, req.timeout)
                     .await?;
-                out.log.push(format!(
-                    "'{}' serves {} at {} ({} replica(s))",
-                    req.environment,
-                    s.release.as_deref().unwrap_or("-"),
-                    s.address.as_deref().unwrap_or("-"),
-                    s.replicas
-                ));
+                out.log.push(served::served_line(&req.environment, &s));
                 out.url = s.address;
             }
             Ok(out)

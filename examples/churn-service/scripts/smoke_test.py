@@ -13,6 +13,8 @@ import tempfile
 import time
 import urllib.request
 
+from check_deployment import SAMPLE
+
 
 def read_port(path: str) -> str:
     try:
@@ -54,19 +56,7 @@ def main() -> int:
         assert health["status"] == "ok", health
         req = urllib.request.Request(
             f"{base}/predict",
-            data=json.dumps(
-                {
-                    "instances": [
-                        {
-                            "tenure_months": 2,
-                            "monthly_charges": 95.5,
-                            "support_calls": 4,
-                            "contract": "month-to-month",
-                            "has_fiber": 1,
-                        }
-                    ]
-                }
-            ).encode(),
+            data=json.dumps(SAMPLE).encode(),
             headers={"Content-Type": "application/json"},
         )
         pred = json.load(urllib.request.urlopen(req, timeout=5))
