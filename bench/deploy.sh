@@ -56,7 +56,7 @@ for i in $(seq 1 "$ROUNDS"); do
   release_times+=("$(echo "$t1 - $t0" | bc)")
   # A configuration change of the same release (no setup).
   t0=$(now)
-  "$LW" deploy dev --set "log_level=$([ $((i % 2)) = 0 ] && echo INFO || echo DEBUG)" >/dev/null
+  "$LW" deploy dev --set "bench_round=$i" >/dev/null
   cfg=$(git rev-parse HEAD)
   while [ "$("$LW" env status --json | python3 -c "
 import json, sys
