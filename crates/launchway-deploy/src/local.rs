@@ -144,6 +144,8 @@ pub struct LocalEnvironment {
     /// The built-in model registry: a pinned model version found there
     /// reaches the service as `MODEL_PATH`.
     registry: Mutex<Option<PathBuf>>,
+    /// The proxy's accept loop (ended by [`LocalEnvironment::shutdown`]).
+    serving: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 fn free_port() -> Result<u16, String> {
@@ -187,7 +189,7 @@ impl LocalEnvironment {
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
         let proxy = Proxy::new();
-        tokio::spawn(proxy.clone().serve(listener));
+        let serving = tokio::spawn(proxy.clone().serve(listener));
         let env = Arc::new(LocalEnvironment {
             name: name.to_string(),
             repo: repo.to_path_buf(),
@@ -197,6 +199,7 @@ impl LocalEnvironment {
             secrets: Mutex::new(secrets),
             heal: std::sync::atomic::AtomicBool::new(true),
             registry: Mutex::new(None),
+            serving: Mutex::new(Some(serving)),
             state: Mutex::new(State {
                 desired: None,
                 replicas: Vec::new(),
@@ -848,9 +851,12 @@ impl LocalEnvironment {
         }
     }
 
-    /// Stops every replica.
+    /// Stops every replica and closes the stable address.
     pub async fn shutdown(&self) {
         self.proxy.set_backends(Vec::new());
+        if let Some(t) = self.serving.lock().ok().and_then(|mut t| t.take()) {
+            t.abort();
+        }
         let mut rs = self
             .state
             .lock()

@@ -428,6 +428,27 @@ fn drift_without_self_heal_shows_until_a_sync() {
         .trim_start_matches("http://")
         .to_string();
     assert_eq!(get(&addr, "/").unwrap(), "v1");
+
+    // Deleting the environment's file (a commit) stops its replicas.
+    git(&repo, &["rm", "-q", "configs/environments/manual.yaml"]);
+    git(&repo, &["commit", "-qm", "retire manual"]);
+    let start = Instant::now();
+    while status(&home, &repo, "manual") != Value::Null || !replica_processes("manual").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the environment was not removed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "its address is closed"
+    );
+    let (_, hist, _) = lw(&home, &repo, &["env", "history", "manual", "--json"]);
+    let hist: Value = serde_json::from_str(&hist).unwrap();
+    let last = hist.as_array().unwrap().last().unwrap();
+    assert_eq!(last["result"], "removed", "{hist}");
+    assert_eq!(last["subject"], "retire manual", "{hist}");
 }
 
 #[test]
