@@ -70,6 +70,10 @@ pub struct Place {
     pub create_from: Option<String>,
     /// The built-in model registry, for pinning `model_stage` to a version.
     pub registry: Option<PathBuf>,
+    /// Push each commit to this remote (for a clone kept without a work
+    /// tree, such as the server's of a repository registered by URL); a
+    /// refused push undoes the commit.
+    pub remote: Option<String>,
 }
 
 impl Place {
@@ -80,6 +84,7 @@ impl Place {
             branch: None,
             create_from: None,
             registry: None,
+            remote: None,
         }
     }
 
@@ -87,16 +92,21 @@ impl Place {
     /// the checked-out branch, the branch's head otherwise (created first
     /// when missing).
     fn tree(&self) -> Result<Tree, String> {
-        let Some(branch) = &self.branch else {
-            return Ok(Tree::Work(self.root.clone()));
-        };
         let current = git(
             &self.root,
             &["symbolic-ref", "-q", "--short", "HEAD"],
             &Author::default(),
         )
         .unwrap_or_default();
-        if &current == branch {
+        let branch = match (&self.branch, &self.remote) {
+            (Some(b), _) => b.clone(),
+            // A clone without a work tree: HEAD's branch, committed directly.
+            (None, Some(_)) if !current.is_empty() => current.clone(),
+            (None, Some(_)) => return Err("the clone's HEAD is not on a branch".into()),
+            (None, None) => return Ok(Tree::Work(self.root.clone())),
+        };
+        let branch = &branch;
+        if &current == branch && self.remote.is_none() {
             return Ok(Tree::Work(self.root.clone()));
         }
         let full = format!("refs/heads/{branch}");
@@ -168,8 +178,10 @@ fn read(tree: &Tree, rel: &Path) -> Result<String, String> {
 
 /// Writes `text` as the environment's file after validating it, and
 /// commits only that file. Returns the new commit.
+#[allow(clippy::too_many_arguments)]
 fn commit_file(
     tree: &Tree,
+    remote: Option<&str>,
     dir: &Path,
     env: &str,
     rel: &Path,
@@ -203,7 +215,13 @@ fn commit_file(
     }
     match tree {
         Tree::Work(root) => commit_in_work_tree(root, rel, &before, text, message, author),
-        Tree::Rev { dir, rev } => commit_to_branch(dir, rev, rel, text, message, author),
+        Tree::Rev { dir, rev } => {
+            let commit = commit_to_branch(dir, rev, rel, text, message, author)?;
+            if let Some(remote) = remote {
+                push(dir, rev, &commit, remote)?;
+            }
+            Ok(commit)
+        }
     }
 }
 
@@ -296,6 +314,28 @@ fn commit_to_branch(
     })();
     let _ = std::fs::remove_dir_all(&scratch);
     result
+}
+
+/// Pushes `commit` as `branch` to `remote`; when the remote refuses (it
+/// moved meanwhile, or rejects the push), the local branch goes back to
+/// the commit's parent, so nothing is half-done.
+fn push(dir: &Path, branch: &str, commit: &str, remote: &str) -> Result<(), String> {
+    let none = Author::default();
+    if let Err(e) = git(
+        dir,
+        &["push", "-q", remote, &format!("{commit}:{branch}")],
+        &none,
+    ) {
+        let _ = git(
+            dir,
+            &["update-ref", branch, &format!("{commit}~1"), commit],
+            &none,
+        );
+        return Err(format!(
+            "{remote} refused the change ({e}); nothing was committed"
+        ));
+    }
+    Ok(())
 }
 
 /// A private scratch directory inside the repository's git dir.
@@ -397,6 +437,7 @@ pub fn deploy(
     }
     commit_file(
         &tree,
+        place.remote.as_deref(),
         &place.dir,
         env,
         &rel,
@@ -442,6 +483,7 @@ pub fn rollback(
         .unwrap_or_else(|_| target.clone());
     commit_file(
         &tree,
+        place.remote.as_deref(),
         &place.dir,
         env,
         &rel,
@@ -502,6 +544,7 @@ pub fn promote(place: &Place, from: &str, to: &str, author: &Author) -> Result<S
     }
     commit_file(
         &tree,
+        place.remote.as_deref(),
         &place.dir,
         to,
         &rel,

@@ -230,6 +230,7 @@ impl Deployer for ServerDeployer {
                 branch: req.branch.clone(),
                 create_from: req.create_from.clone(),
                 registry: Some(self.0.registry_dir()),
+                remote: crate::triggers::is_url(&repo.location).then(|| "origin".to_string()),
             };
             let (committed, revision) = served::commit_deploy_async(
                 place,

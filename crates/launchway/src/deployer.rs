@@ -25,6 +25,7 @@ pub fn place_of(req: &DeployRequest, store: &launchway_runner::store::Store) -> 
         branch: req.branch.clone(),
         create_from: req.create_from.clone(),
         registry: Some(registry_dir(store)),
+        remote: None,
     }
 }
 

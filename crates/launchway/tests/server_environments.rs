@@ -301,3 +301,60 @@ fn the_server_deploys_through_git_with_approvals_secrets_and_adoption() {
     let dev2 = wait_status(&base, &token, "dev", |s| s["health"] == "Healthy");
     assert_eq!(pids(&dev2), pids(&dev), "{dev2}");
 }
+
+#[test]
+fn a_repository_registered_by_url_gets_its_deploy_commits_pushed_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let envs = work.join("configs/environments");
+    std::fs::create_dir_all(&envs).unwrap();
+    std::fs::write(work.join("app.py"), APP).unwrap();
+    std::fs::write(work.join("version.txt"), "v1\n").unwrap();
+    std::fs::write(
+        envs.join("dev.yaml"),
+        "replicas: 1\nrun: {command: exec python3 app.py}\n",
+    )
+    .unwrap();
+    commit_all(&work);
+    let v1 = git_head(&work);
+    let origin = tmp.path().join("origin.git");
+    assert!(
+        std::process::Command::new("git")
+            .args(["clone", "-q", "--bare"])
+            .arg(&work)
+            .arg(&origin)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let data = tmp.path().join("data");
+    let (_server, base, token) = start(&data);
+    let token = token.unwrap();
+    let url = format!("file://{}", origin.display());
+    let (code, _, err) = cli(&base, &token, &["repo", "add", "churn", &url], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = cli(
+        &base,
+        &token,
+        &["deploy", "dev", "--release", &v1, "--repo", "churn"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("committed"), "{out}");
+    // The commit is on the remote's branch, not only in the server's clone.
+    let log = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&origin)
+        .args(["log", "-1", "--format=%s", "main"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&log.stdout).trim(),
+        format!("deploy dev: release {}", &v1[..12])
+    );
+    let dev = wait_status(&base, &token, "dev", |s| {
+        s["sync"] == "Synced" && s["health"] == "Healthy" && s["release"] == v1.as_str()
+    });
+    let _cleanup = StopReplicas(pids(&dev));
+    assert_eq!(http(dev["address"].as_str().unwrap(), "/"), "v1");
+}

@@ -183,6 +183,8 @@ async fn place_of(state: &AppState, repo: &crate::store::Repo) -> Result<Place, 
         branch,
         create_from: None,
         registry: Some(envs.registry_dir()),
+        // The server's clone of a remote repository: commits go back to it.
+        remote: crate::triggers::is_url(&repo.location).then(|| "origin".to_string()),
     })
 }
 
