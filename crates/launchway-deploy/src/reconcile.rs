@@ -235,6 +235,59 @@ pub fn running(data: &Path) -> Option<u32> {
     }
 }
 
+/// What the reconciler saw of one environment that runs here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed {
+    /// What runs is what git says (release, command, replicas, config).
+    pub runs_desired: bool,
+    /// This revision's deployment already failed.
+    pub failed_before: bool,
+    /// Some replica is not running.
+    pub drift: bool,
+    pub self_heal: bool,
+    /// A manual sync asked for this pass.
+    pub forced: bool,
+}
+
+/// What to do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Roll out what git says.
+    Deploy,
+    /// Leave the failed revision alone until a new commit or a manual sync.
+    HoldFailed,
+    /// Start the deployment over to heal drift (a manual sync, self-heal off).
+    Redeploy,
+    /// Nothing to apply: in sync, or self-heal restarting a replica, or
+    /// drift shown until a sync.
+    Observe,
+}
+
+/// The reconciler's decision for one environment. Pure.
+pub fn plan(o: Observed) -> Action {
+    if !o.runs_desired {
+        return if o.failed_before && !o.forced {
+            Action::HoldFailed
+        } else {
+            Action::Deploy
+        };
+    }
+    if o.drift && o.forced && !o.self_heal {
+        Action::Redeploy
+    } else {
+        Action::Observe
+    }
+}
+
+/// The sync status that follows from an observation (before any action).
+pub fn sync_of(o: Observed) -> SyncStatus {
+    if o.runs_desired && !o.drift {
+        SyncStatus::Synced
+    } else {
+        SyncStatus::OutOfSync
+    }
+}
+
 /// An environment the reconciler runs.
 struct Managed {
     local: Arc<LocalEnvironment>,
@@ -529,18 +582,26 @@ impl Reconciler {
         m.local
             .set_secrets((self.secrets)(secrets_name(&env)).await);
         let rev = revision.clone().unwrap_or_default();
-        if !m.local.runs(&env) {
-            let failed_before = m.failed.as_ref().is_some_and(|(r, _)| *r == rev);
-            if failed_before && !forced {
-                let why = m
-                    .failed
-                    .as_ref()
-                    .map(|(_, w)| w.clone())
-                    .unwrap_or_default();
-                return self
-                    .live_status(name, m, revision, env.self_heal, SyncStatus::OutOfSync)
-                    .with_message(format!("deployment of {} failed: {why}", short(&rev)));
-            }
+        let drift = m.local.drift();
+        let observed = Observed {
+            runs_desired: m.local.runs(&env),
+            failed_before: m.failed.as_ref().is_some_and(|(r, _)| *r == rev),
+            drift: !drift.is_empty(),
+            self_heal: env.self_heal,
+            forced,
+        };
+        let action = plan(observed);
+        if action == Action::HoldFailed {
+            let why = m
+                .failed
+                .as_ref()
+                .map(|(_, w)| w.clone())
+                .unwrap_or_default();
+            return self
+                .live_status(name, m, revision, env.self_heal, SyncStatus::OutOfSync)
+                .with_message(format!("deployment of {} failed: {why}", short(&rev)));
+        }
+        if action == Action::Deploy {
             // Visible as OutOfSync/Progressing while it rolls out.
             write_status(
                 &self.data,
@@ -597,7 +658,6 @@ impl Reconciler {
         }
         // What runs is what git says; the processes may still have drifted.
         m.deployed_revision = revision.clone();
-        let drift = m.local.drift();
         if !drift.is_empty() && (forced || env.self_heal) && !m.drift_seen {
             m.drift_seen = true;
             append_history(
@@ -618,7 +678,7 @@ impl Reconciler {
         if drift.is_empty() {
             m.drift_seen = false;
         }
-        if !drift.is_empty() && forced && !env.self_heal {
+        if action == Action::Redeploy {
             let _ = m.local.redeploy(&env, self.health_timeout).await;
         }
         self.live_status(name, m, revision, env.self_heal, SyncStatus::Synced)
@@ -806,4 +866,58 @@ fn commit_info(root: &Path, rev: &str) -> (String, String) {
 
 fn short(rev: &str) -> &str {
     &rev[..rev.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> impl Iterator<Item = Observed> {
+        (0..32u8).map(|b| Observed {
+            runs_desired: b & 1 != 0,
+            failed_before: b & 2 != 0,
+            drift: b & 4 != 0,
+            self_heal: b & 8 != 0,
+            forced: b & 16 != 0,
+        })
+    }
+
+    #[test]
+    fn every_observation_gets_the_action_git_asks_for() {
+        for o in all() {
+            let a = plan(o);
+            // A change in git is always applied, except a revision that
+            // already failed — retried only by hand.
+            if !o.runs_desired {
+                let expected = if o.failed_before && !o.forced {
+                    Action::HoldFailed
+                } else {
+                    Action::Deploy
+                };
+                assert_eq!(a, expected, "{o:?}");
+                continue;
+            }
+            // In sync with git: never a deployment.
+            assert_ne!(a, Action::Deploy, "{o:?}");
+            assert_ne!(a, Action::HoldFailed, "{o:?}");
+            // Drift is healed behind git's back only by self-heal (the
+            // runtime restarts the replica); with it off, only a sync redeploys.
+            assert_eq!(
+                a == Action::Redeploy,
+                o.drift && o.forced && !o.self_heal,
+                "{o:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn synced_means_git_runs_and_nothing_drifted() {
+        for o in all() {
+            assert_eq!(
+                sync_of(o) == SyncStatus::Synced,
+                o.runs_desired && !o.drift,
+                "{o:?}"
+            );
+        }
+    }
 }
