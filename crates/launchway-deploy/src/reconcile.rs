@@ -189,31 +189,91 @@ pub fn secrets_name(env: &Environment) -> String {
     env.display_name.clone().unwrap_or_else(|| env.name.clone())
 }
 
-/// The lock that makes one reconciler per data directory: held for the
-/// reconciler's life (and released by the system if it dies).
-pub fn lock(data: &Path) -> Result<std::fs::File, String> {
-    std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
-    let path = data.join("reconciler.lock");
+/// Locks held for a reconciler's life (released by the system if it dies).
+pub struct Locks {
+    _data: std::fs::File,
+    _repo: Option<std::fs::File>,
+}
+
+fn try_lock_file(path: &Path) -> Result<Option<std::fs::File>, String> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
-        .open(&path)
+        .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    if f.try_lock().is_err() {
+    Ok(f.try_lock().is_ok().then_some(f))
+}
+
+/// One reconciler per data directory and per repository: a second one —
+/// even with another data directory, say a `launchway sync` next to a
+/// `launchway serve` — would run every environment twice.
+pub fn lock(data: &Path, root: &Path) -> Result<Locks, String> {
+    std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let Some(data_lock) = try_lock_file(&data.join("reconciler.lock"))? else {
         let pid = running(data).map_or_else(String::new, |p| format!(" (pid {p})"));
         return Err(format!(
             "another reconciler{pid} already runs the environments kept in {}",
             data.display()
         ));
-    }
+    };
+    // The repository's own lock lives in its git dir (shared by every
+    // data directory); its holder writes where its state is.
+    let git_dir = crate::gitops::git(
+        root,
+        &["rev-parse", "--absolute-git-dir"],
+        &crate::gitops::Author::default(),
+    )
+    .ok()
+    .map(PathBuf::from);
+    // Per folder: two services of one repository have a reconciler each.
+    let key = {
+        use sha2::{Digest, Sha256};
+        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        let d = Sha256::digest(root.to_string_lossy().as_bytes());
+        d[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let repo_lock = match &git_dir {
+        Some(g) => {
+            let path = g.join(format!("launchway-reconciler-{key}.lock"));
+            match try_lock_file(&path)? {
+                Some(f) => {
+                    let _ = std::fs::write(
+                        g.join(format!("launchway-reconciler-{key}.owner")),
+                        format!("{}\n{}\n", std::process::id(), data.display()),
+                    );
+                    Some(f)
+                }
+                None => {
+                    let owner = std::fs::read_to_string(
+                        g.join(format!("launchway-reconciler-{key}.owner")),
+                    )
+                    .unwrap_or_default();
+                    let mut lines = owner.lines();
+                    let pid = lines.next().unwrap_or("?");
+                    let dir = lines.next().unwrap_or("?");
+                    return Err(format!(
+                        "another reconciler (pid {pid}, state in {dir}) already runs the environments of {}; running both would start everything twice",
+                        root.display()
+                    ));
+                }
+            }
+        }
+        None => None,
+    };
     std::fs::write(
         data.join("reconciler.pid"),
         format!("{}\n", std::process::id()),
     )
     .map_err(|e| e.to_string())?;
-    Ok(f)
+    Ok(Locks {
+        _data: data_lock,
+        _repo: repo_lock,
+    })
 }
 
 /// The process id of the reconciler holding `data`'s lock, if one does.

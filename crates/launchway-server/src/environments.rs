@@ -25,7 +25,7 @@ struct Running {
     rec: Arc<Reconciler>,
     stop: tokio::sync::oneshot::Sender<()>,
     done: tokio::task::JoinHandle<()>,
-    _lock: std::fs::File,
+    _lock: reconcile::Locks,
 }
 
 pub struct Environments {
@@ -112,7 +112,7 @@ impl Environments {
         if !has_envs && branch.is_none() {
             return Ok(None);
         }
-        let lock = reconcile::lock(&data)?;
+        let lock = reconcile::lock(&data, &root)?;
         match &want {
             Some(b) => std::fs::write(data.join("branch"), b),
             None => std::fs::write(data.join("branch"), ""),

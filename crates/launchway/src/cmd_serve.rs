@@ -172,7 +172,11 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         shutdown(),
     )
     .await
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    eprintln!(
+        "environments keep serving on their replicas; the next `launchway serve` adopts them"
+    );
+    Ok(())
 }
 
 /// The master key: from `--master-key-file`, `LAUNCHWAY_MASTER_KEY`, or

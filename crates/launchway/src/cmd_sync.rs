@@ -97,7 +97,7 @@ pub fn main(args: &SyncArgs, store: &launchway_runner::store::Store) -> u8 {
 }
 
 async fn foreground(args: SyncArgs, root: PathBuf, data: PathBuf) -> Result<(), String> {
-    let lock = reconcile::lock(&data).map_err(|e| {
+    let lock = reconcile::lock(&data, &root).map_err(|e| {
         format!(
             "{e}; `launchway sync --stop -C {}` stops it",
             args.root.display()

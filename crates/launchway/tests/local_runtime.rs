@@ -404,6 +404,14 @@ fn drift_without_self_heal_shows_until_a_sync() {
     let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
     assert!(ok, "{out}{err}");
     let st = wait_status(&home, &repo, "manual", "served", |s| serving(s, &v1));
+    // A second reconciler for the same repository — even with another
+    // data directory — is refused: it would run everything twice.
+    let (ok, _, err) = lw(&tmp.path().join("other-home"), &repo, &["sync"]);
+    assert!(!ok);
+    assert!(
+        err.contains("already runs the environments of") && err.contains("twice"),
+        "{err}"
+    );
     let before = pids(&st);
     kill(before[0], "-KILL");
     let st = wait_status(&home, &repo, "manual", "out of sync", |s| {
