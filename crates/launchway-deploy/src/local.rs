@@ -146,6 +146,8 @@ pub struct LocalEnvironment {
     registry: Mutex<Option<PathBuf>>,
     /// The proxy's accept loop (ended by [`LocalEnvironment::shutdown`]).
     serving: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set once this process lets go of the environment: supervision ends.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 fn free_port() -> Result<u16, String> {
@@ -200,6 +202,7 @@ impl LocalEnvironment {
             heal: std::sync::atomic::AtomicBool::new(true),
             registry: Mutex::new(None),
             serving: Mutex::new(Some(serving)),
+            closed: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State {
                 desired: None,
                 replicas: Vec::new(),
@@ -753,6 +756,9 @@ impl LocalEnvironment {
     async fn supervise(self: Arc<Self>) {
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
+            if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             let current = self
                 .state
                 .lock()
@@ -851,8 +857,20 @@ impl LocalEnvironment {
         }
     }
 
+    /// Lets go of the environment without stopping it: supervision ends
+    /// and the stable address closes, the replicas keep running (and the
+    /// state file says where), for the next reconciler to adopt.
+    pub fn release(&self) {
+        self.save_state();
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.serving.lock().ok().and_then(|mut t| t.take()) {
+            t.abort();
+        }
+    }
+
     /// Stops every replica and closes the stable address.
     pub async fn shutdown(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         self.proxy.set_backends(Vec::new());
         if let Some(t) = self.serving.lock().ok().and_then(|mut t| t.take()) {
             t.abort();

@@ -348,6 +348,8 @@ pub fn sync_of(o: Observed) -> SyncStatus {
     }
 }
 
+type Slot = Arc<tokio::sync::Mutex<Option<Managed>>>;
+
 /// An environment the reconciler runs.
 struct Managed {
     local: Arc<LocalEnvironment>,
@@ -363,7 +365,12 @@ pub struct Reconciler {
     tracked: Tracked,
     data: PathBuf,
     health_timeout: Duration,
-    envs: tokio::sync::Mutex<BTreeMap<String, Managed>>,
+    /// Each environment's slot: locked while it is reconciled (a rollout
+    /// of one environment never holds up another's).
+    envs: std::sync::Mutex<BTreeMap<String, Slot>>,
+    /// The same environments' runtimes, reachable while a slot is busy
+    /// (to stop everything without waiting for a rollout to end).
+    locals: std::sync::Mutex<BTreeMap<String, Arc<LocalEnvironment>>>,
     wake: tokio::sync::Notify,
     /// Environments to heal or retry on the next pass (a manual sync).
     forced: std::sync::Mutex<Vec<String>>,
@@ -393,7 +400,8 @@ impl Reconciler {
             tracked,
             data,
             health_timeout,
-            envs: tokio::sync::Mutex::new(BTreeMap::new()),
+            envs: std::sync::Mutex::new(BTreeMap::new()),
+            locals: std::sync::Mutex::new(BTreeMap::new()),
             wake: tokio::sync::Notify::new(),
             forced: std::sync::Mutex::new(Vec::new()),
             secrets,
@@ -453,12 +461,42 @@ impl Reconciler {
                 () = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
         }
-        if stop_replicas {
-            let envs = std::mem::take(&mut *self.envs.lock().await);
-            for (_, m) in envs {
-                m.local.shutdown().await;
+        let slots: Vec<(String, Slot)> = self
+            .envs
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m).into_iter().collect())
+            .unwrap_or_default();
+        for (name, slot) in slots {
+            if stop_replicas {
+                // Stopping does not wait for a rollout: its new replicas die
+                // with the task when this process exits.
+                let local = match slot.try_lock() {
+                    Ok(mut g) => g.take().map(|m| m.local),
+                    Err(_) => self.locals.lock().ok().and_then(|l| l.get(&name).cloned()),
+                };
+                if let Some(l) = local {
+                    l.shutdown().await;
+                }
+            } else if let Some(m) = slot.lock().await.take() {
+                // Handing over to a successor: a rollout in progress ends first.
+                m.local.release();
             }
         }
+    }
+
+    fn slots(&self) -> Vec<(String, Slot)> {
+        self.envs
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    fn slot(&self, name: &str) -> Option<Slot> {
+        self.envs.lock().ok().map(|mut m| {
+            m.entry(name.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(None)))
+                .clone()
+        })
     }
 
     fn has_forced(&self) -> bool {
@@ -477,12 +515,18 @@ impl Reconciler {
     /// Re-reads live state into the status files between full passes, so
     /// a killed replica shows as OutOfSync within a fraction of a second.
     async fn refresh(&self) {
-        let mut envs = self.envs.lock().await;
-        for (name, m) in envs.iter_mut() {
-            let Some(mut st) = read_status(&self.data, name) else {
+        for (name, slot) in self.slots() {
+            // One being reconciled writes its own status.
+            let Ok(guard) = slot.try_lock() else {
                 continue;
             };
-            let fresh = self.live_status(name, m, st.revision.clone(), st.self_heal, st.sync);
+            let Some(m) = guard.as_ref() else {
+                continue;
+            };
+            let Some(mut st) = read_status(&self.data, &name) else {
+                continue;
+            };
+            let fresh = self.live_status(&name, m, st.revision.clone(), st.self_heal, st.sync);
             if fresh.health != st.health
                 || fresh.sync != st.sync
                 || fresh.message != st.message
@@ -494,15 +538,17 @@ impl Reconciler {
         }
     }
 
-    /// One full pass over every environment at the tracked head.
-    pub async fn reconcile_once(&self) -> Vec<EnvStatus> {
+    /// One full pass over every environment at the tracked head: each is
+    /// reconciled in its own task; one still busy (rolling out) is left
+    /// to finish and looked at again on the next pass.
+    pub async fn reconcile_once(self: &Arc<Self>) {
         let forced: Vec<String> = self
             .forced
             .lock()
             .map(|mut f| std::mem::take(&mut *f))
             .unwrap_or_default();
         let Some(head) = self.head() else {
-            return Vec::new();
+            return;
         };
         let tree = Tree::Rev {
             dir: self.tracked.root.clone(),
@@ -516,36 +562,57 @@ impl Reconciler {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        let mut out = Vec::new();
         for name in &names {
-            let st = self
-                .reconcile_env(&tree, &head, name, forced.contains(name))
-                .await;
-            write_status(&self.data, &st);
-            out.push(st);
+            let Some(slot) = self.slot(name) else {
+                continue;
+            };
+            let is_forced = forced.contains(name);
+            let Ok(guard) = slot.try_lock_owned() else {
+                if is_forced && let Ok(mut f) = self.forced.lock() {
+                    f.push(name.clone());
+                }
+                continue;
+            };
+            let (this, tree, head, name) = (self.clone(), tree.clone(), head.clone(), name.clone());
+            tokio::spawn(async move {
+                let st = this
+                    .reconcile_env(&tree, &head, &name, is_forced, guard)
+                    .await;
+                write_status(&this.data, &st);
+            });
         }
-        self.prune(&names, &head).await;
-        out
+        self.prune(&names, &head);
     }
 
-    /// Environments whose file was deleted: their replicas stop.
-    async fn prune(&self, names: &[String], head: &str) {
-        let mut envs = self.envs.lock().await;
-        let gone: Vec<String> = envs
-            .keys()
-            .filter(|k| !names.contains(k))
-            .cloned()
-            .collect();
-        for name in gone {
-            if let Some(m) = envs.remove(&name) {
+    /// Environments whose file was deleted: their replicas stop (once a
+    /// rollout in progress there has ended).
+    fn prune(self: &Arc<Self>, names: &[String], head: &str) {
+        let gone: Vec<(String, Slot)> = match self.envs.lock() {
+            Ok(mut m) => {
+                let keys: Vec<String> = m.keys().filter(|k| !names.contains(k)).cloned().collect();
+                keys.into_iter()
+                    .filter_map(|k| m.remove(&k).map(|s| (k, s)))
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for (name, slot) in gone {
+            let (this, head) = (self.clone(), head.to_string());
+            tokio::spawn(async move {
+                let Some(m) = slot.lock().await.take() else {
+                    return;
+                };
+                if let Ok(mut l) = this.locals.lock() {
+                    l.remove(&name);
+                }
                 let started = now();
                 m.local.shutdown().await;
-                let (author, subject) = commit_info(&self.tracked.root, head);
+                let (author, subject) = commit_info(&this.tracked.root, &head);
                 append_history(
-                    &self.data,
+                    &this.data,
                     &HistoryEntry {
                         environment: name.clone(),
-                        revision: Some(head.to_string()),
+                        revision: Some(head.clone()),
                         author,
                         subject,
                         release: None,
@@ -555,12 +622,19 @@ impl Reconciler {
                         finished_at: now(),
                     },
                 );
-                let _ = std::fs::remove_file(self.data.join("status").join(format!("{name}.json")));
-            }
+                let _ = std::fs::remove_file(this.data.join("status").join(format!("{name}.json")));
+            });
         }
     }
 
-    async fn reconcile_env(&self, tree: &Tree, head: &str, name: &str, forced: bool) -> EnvStatus {
+    async fn reconcile_env(
+        &self,
+        tree: &Tree,
+        head: &str,
+        name: &str,
+        forced: bool,
+        mut slot: tokio::sync::OwnedMutexGuard<Option<Managed>>,
+    ) -> EnvStatus {
         let dir = &self.tracked.env_dir;
         let files = [
             dir.join(format!("{name}.yaml")),
@@ -593,9 +667,7 @@ impl Reconciler {
                 d.diagnostic.span.start.col,
                 d.diagnostic.message
             );
-            return self
-                .with_live(name, revision, SyncStatus::OutOfSync, &msg)
-                .await;
+            return self.with_live(slot.as_ref(), name, revision, SyncStatus::OutOfSync, &msg);
         }
         let Some(env) = loaded.environment else {
             return self.plain(name, revision, SyncStatus::OutOfSync, "did not load");
@@ -613,29 +685,30 @@ impl Reconciler {
         }
         if env.release.is_none() {
             // Nothing to run yet (Argo CD would say Missing).
-            let mut st = self
-                .with_live(
-                    name,
-                    revision,
-                    SyncStatus::Synced,
-                    &format!("no release yet: `launchway deploy {name} --release REV`"),
-                )
-                .await;
+            let mut st = self.with_live(
+                slot.as_ref(),
+                name,
+                revision,
+                SyncStatus::Synced,
+                &format!("no release yet: `launchway deploy {name} --release REV`"),
+            );
             if st.replicas.is_empty() {
                 st.health = "Missing".into();
             }
             return st;
         }
-        let mut envs = self.envs.lock().await;
-        if !envs.contains_key(name) {
+        if slot.is_none() {
             match self.open(name, &env, revision.as_deref()).await {
                 Ok(m) => {
-                    envs.insert(name.to_string(), m);
+                    if let Ok(mut l) = self.locals.lock() {
+                        l.insert(name.to_string(), m.local.clone());
+                    }
+                    *slot = Some(m);
                 }
                 Err(e) => return self.plain(name, revision, SyncStatus::OutOfSync, &e),
             }
         }
-        let Some(m) = envs.get_mut(name) else {
+        let Some(m) = slot.as_mut() else {
             return self.plain(name, revision, SyncStatus::OutOfSync, "internal: lost");
         };
         m.local.set_self_heal(env.self_heal);
@@ -848,15 +921,15 @@ impl Reconciler {
     }
 
     /// A status with the live part when the environment runs here.
-    async fn with_live(
+    fn with_live(
         &self,
+        managed: Option<&Managed>,
         name: &str,
         revision: Option<String>,
         sync: SyncStatus,
         msg: &str,
     ) -> EnvStatus {
-        let envs = self.envs.lock().await;
-        match envs.get(name) {
+        match managed {
             Some(m) => {
                 let mut st = self
                     .live_status(name, m, revision, true, sync)

@@ -22,6 +22,8 @@ const APP: &str = r#"import http.server, os, socketserver, sys, time
 version = open("version.txt").read().strip()
 if version == "broken":
     sys.exit(3)
+if os.environ.get("HANG"):
+    time.sleep(3600)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = b"ok" if self.path == "/health" else version.encode()
@@ -617,4 +619,66 @@ fn deploying_and_rolling_back_under_wrk_loses_no_request() {
             .starts_with("rollback steady"),
         "{hist}"
     );
+}
+
+#[test]
+fn one_environment_stuck_in_a_rollout_does_not_hold_up_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(tmp.path(), "fast", 1, "");
+    // `slow` never answers its health check (its replicas hang at start).
+    std::fs::write(
+        repo.join("configs/environments/slow.yaml"),
+        "replicas: 1\nhang: \"yes\"\nrun: {command: exec python3 app.py}\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "slow"]);
+    let (ok, _, err) = lw(&home, &repo, &["deploy", "slow", "--release", "HEAD"]);
+    assert!(ok, "{err}");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(
+        &home,
+        &repo,
+        &["sync", "--detach", "--health-timeout", "60"],
+    );
+    assert!(ok, "{out}{err}");
+    wait_status(&home, &repo, "slow", "rolling out", |s| {
+        s["message"].as_str().unwrap_or("").starts_with("deploying")
+    });
+    // While slow waits for its health check, fast deploys and serves.
+    let started = Instant::now();
+    let v1 = deploy_with(&home, &repo, "fast");
+    let st = wait_status(&home, &repo, "fast", "served", |s| serving(s, &v1));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "fast waited for slow"
+    );
+    let addr = st["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    assert_eq!(get(&addr, "/").unwrap(), "v1");
+    let slow = status(&home, &repo, "slow");
+    assert!(
+        slow["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("deploying"),
+        "{slow}"
+    );
+    // Stopping does not wait for the stuck rollout, and leaves nothing behind.
+    let started = Instant::now();
+    let (ok, _, err) = lw(&home, &repo, &["sync", "--stop"]);
+    assert!(ok, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let start = Instant::now();
+    while !(replica_processes("slow").is_empty() && replica_processes("fast").is_empty()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "replicas outlived the reconciler"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -142,6 +142,23 @@ fn the_server_deploys_through_git_with_approvals_secrets_and_adoption() {
         "environment: production\nprotection:\n  required_reviewers: [deployer]\n  prevent_self_review: true\n",
     )
     .unwrap();
+    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
+    std::fs::write(
+        repo.join(".github/workflows/deploy.yml"),
+        r#"on: workflow_dispatch
+jobs:
+  deploy:
+    runs-on: ubuntu-latest
+    steps:
+      - id: d
+        uses: launchway/deploy@v1
+        with:
+          environment: dev
+          branch: environments
+      - run: python3 -c "import sys, urllib.request; print('answered', urllib.request.urlopen(sys.argv[1]).read().decode())" "${{ steps.d.outputs.url }}"
+"#,
+    )
+    .unwrap();
     commit_all(&repo);
     let v1 = git_head(&repo);
 
@@ -300,6 +317,49 @@ fn the_server_deploys_through_git_with_approvals_secrets_and_adoption() {
     assert_eq!(http(&prod_address, "/secret"), "length 9");
     let dev2 = wait_status(&base, &token, "dev", |s| s["health"] == "Healthy");
     assert_eq!(pids(&dev2), pids(&dev), "{dev2}");
+
+    // A workflow deploys through the server's reconciler: `launchway/deploy`
+    // commits to the `environments` branch (created from the run's commit),
+    // the reconciler follows that branch from then on, and the step waits
+    // until the release serves — on the same address as before.
+    let (code, out, err) = cli(
+        &base,
+        &token,
+        &["dispatch", "churn", ".github/workflows/deploy.yml"],
+        None,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let id: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let start = Instant::now();
+    let run = loop {
+        let (_, body) = get(&format!("{base}/api/runs/{id}"), Some(&token));
+        let run: Value = serde_json::from_str(&body).unwrap();
+        if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+            break run;
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "{run}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (_, logs) = get(&format!("{base}/api/runs/{id}/logs"), Some(&token));
+    assert_eq!(run["status"], "success", "{run}\n{logs}");
+    assert!(logs.contains("answered v1"), "{logs}");
+    let head = git_head(&repo);
+    let branch = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["log", "-1", "--format=%s|%P", "environments"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&branch.stdout).trim(),
+        format!("deploy dev: release {}|{head}", &head[..12]),
+        "main is untouched; the deploy commit sits on environments"
+    );
+    let dev3 = wait_status(&base, &token, "dev", |s| {
+        s["release"] == head.as_str() && s["health"] == "Healthy"
+    });
+    assert_eq!(dev3["address"], dev["address"], "{dev3}");
+    cleanup.0.extend(pids(&dev3));
 }
 
 #[test]
