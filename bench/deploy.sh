@@ -22,18 +22,21 @@ PYTHONPATH=src python3 -m churn_service.train --data data/churn.csv --out "$work
 "$LW" model register ChurnPredictor "$work/model.json" --alias Staging >/dev/null
 
 now() { date +%s.%N; }
+# dev's release, deployed revision, sync and health, as the reconciler reports them.
 status_of() {
   "$LW" env status --json | python3 -c "
 import json, sys
 s = [e for e in json.load(sys.stdin) if e['environment'] == 'dev']
 s = s[0] if s else {}
-print(s.get('release') or '-', s.get('sync'), s.get('health'), s.get('address') or '-')"
+print(s.get('release') or '-', s.get('deployed_revision') or '-', s.get('sync'), s.get('health'))"
 }
-wait_serving() { # release
+# Waits until dev serves release $1 (or, with $2, the deployed revision $2).
+wait_serving() {
   while :; do
-    read -r rel sync health addr < <(status_of)
-    if [ "$rel" = "$1" ] && [ "$sync" = Synced ] && [ "$health" = Healthy ]; then
-      echo "$addr"; return
+    read -r rel rev sync health < <(status_of)
+    if [ "$sync" = Synced ] && [ "$health" = Healthy ] && [ "$rel" = "$1" ] \
+      && { [ -z "${2:-}" ] || [ "$rev" = "$2" ]; }; then
+      return
     fi
     sleep 0.02
   done
@@ -41,7 +44,7 @@ wait_serving() { # release
 
 "$LW" deploy dev --release HEAD >/dev/null
 "$LW" sync --detach >/dev/null
-wait_serving "$(git rev-parse HEAD~1)" >/dev/null
+wait_serving "$(git rev-parse HEAD~1)"
 
 release_times=(); config_times=(); setup_times=(); start_times=()
 for i in $(seq 1 "$ROUNDS"); do
@@ -51,19 +54,13 @@ for i in $(seq 1 "$ROUNDS"); do
   rel=$(git rev-parse HEAD)
   t0=$(now)
   "$LW" deploy dev --release HEAD >/dev/null
-  wait_serving "$rel" >/dev/null
+  wait_serving "$rel"
   t1=$(now)
   release_times+=("$(echo "$t1 - $t0" | bc)")
   # A configuration change of the same release (no setup).
   t0=$(now)
   "$LW" deploy dev --set "bench_round=$i" >/dev/null
-  cfg=$(git rev-parse HEAD)
-  while [ "$("$LW" env status --json | python3 -c "
-import json, sys
-s = [e for e in json.load(sys.stdin) if e['environment'] == 'dev'][0]
-print('yes' if s['deployed_revision'] == '$cfg' and s['sync'] == 'Synced' and s['health'] == 'Healthy' else 'no')")" != yes ]; do
-    sleep 0.02
-  done
+  wait_serving "$rel" "$(git rev-parse HEAD)"
   t1=$(now)
   config_times+=("$(echo "$t1 - $t0" | bc)")
   # The service's own start-up, measured alone: setup, then serve until /health answers.

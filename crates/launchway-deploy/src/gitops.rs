@@ -10,7 +10,7 @@
 //! committed to that branch directly — the work tree is not touched, and
 //! the branch moves only if nobody moved it meanwhile.
 
-use crate::tree::{Tree, git_raw};
+use crate::tree::Tree;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,8 +21,25 @@ pub struct Author {
     pub email: Option<String>,
 }
 
+impl Author {
+    /// `Name <email>`; `None` when it is not written so.
+    pub fn parse(s: &str) -> Option<Author> {
+        let (name, email) = s.split_once('<')?;
+        Some(Author {
+            name: Some(name.trim().to_string()).filter(|n| !n.is_empty()),
+            email: Some(email.strip_suffix('>')?.trim().to_string()),
+        })
+    }
+}
+
+/// `git` output, trimmed.
 pub(crate) fn git(root: &Path, args: &[&str], author: &Author) -> Result<String, String> {
-    git_env(root, args, author, &[])
+    git_env(root, args, author, &[]).map(|o| o.trim().to_string())
+}
+
+/// `git` output exactly as printed (file contents keep their last newline).
+pub(crate) fn git_raw(root: &Path, args: &[&str]) -> Result<String, String> {
+    git_env(root, args, &Author::default(), &[])
 }
 
 fn git_env(
@@ -54,7 +71,7 @@ fn git_env(
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Where environment changes are committed.
@@ -177,7 +194,8 @@ fn read(tree: &Tree, rel: &Path) -> Result<String, String> {
 }
 
 /// Writes `text` as the environment's file after validating it, and
-/// commits only that file. Returns the new commit.
+/// commits only that file. Returns the new commit, `None` when the file
+/// already says exactly this.
 #[allow(clippy::too_many_arguments)]
 fn commit_file(
     tree: &Tree,
@@ -188,7 +206,7 @@ fn commit_file(
     text: &str,
     message: &str,
     author: &Author,
-) -> Result<String, String> {
+) -> Result<Option<String>, String> {
     let base_rel = dir.join(crate::repo::BASE_FILE);
     let base = tree.read(&base_rel)?.map(|t| crate::config::Source {
         path: base_rel.to_string_lossy().to_string(),
@@ -211,16 +229,18 @@ fn commit_file(
     }
     let before = tree.read(rel)?.unwrap_or_default();
     if before == text {
-        return Err(format!("{env} already has this; nothing to commit"));
+        return Ok(None);
     }
     match tree {
-        Tree::Work(root) => commit_in_work_tree(root, rel, &before, text, message, author),
+        Tree::Work(root) => {
+            commit_in_work_tree(root, rel, &before, text, message, author).map(Some)
+        }
         Tree::Rev { dir, rev } => {
             let commit = commit_to_branch(dir, rev, rel, text, message, author)?;
             if let Some(remote) = remote {
                 push(dir, rev, &commit, remote)?;
             }
-            Ok(commit)
+            Ok(Some(commit))
         }
     }
 }
@@ -301,7 +321,9 @@ fn commit_to_branch(
             &none,
             &with_index,
         )?;
-        let tree = git_env(dir, &["write-tree"], &none, &with_index)?;
+        let tree = git_env(dir, &["write-tree"], &none, &with_index)?
+            .trim()
+            .to_string();
         let commit = git(
             dir,
             &["commit-tree", &tree, "-p", &parent, "-m", message],
@@ -398,14 +420,15 @@ fn pin_model(
     Ok((text, Some(format!("model {name}@{stage} = {version}"))))
 }
 
-/// `deploy ENV --release REV [--set key=value…]`.
+/// `deploy ENV --release REV [--set key=value…]`: the new commit, or
+/// `None` when the environment already has exactly this.
 pub fn deploy(
     place: &Place,
     env: &str,
     release: Option<&str>,
     sets: &[(String, String)],
     author: &Author,
-) -> Result<String, String> {
+) -> Result<Option<String>, String> {
     let tree = place.tree()?;
     let rel = file_of(&tree, &place.dir, env)?;
     clean(&tree, &rel)?;
@@ -454,7 +477,7 @@ pub fn rollback(
     env: &str,
     to: Option<&str>,
     author: &Author,
-) -> Result<String, String> {
+) -> Result<Option<String>, String> {
     let tree = place.tree()?;
     let rel = file_of(&tree, &place.dir, env)?;
     clean(&tree, &rel)?;
@@ -495,7 +518,12 @@ pub fn rollback(
 
 /// `promote FROM TO`: what runs in one environment (release, image,
 /// model version) goes to the next.
-pub fn promote(place: &Place, from: &str, to: &str, author: &Author) -> Result<String, String> {
+pub fn promote(
+    place: &Place,
+    from: &str,
+    to: &str,
+    author: &Author,
+) -> Result<Option<String>, String> {
     let tree = place.tree()?;
     let src = crate::tree::load_environment(&tree, &place.dir, from)?;
     if src.has_errors() {

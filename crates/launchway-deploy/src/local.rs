@@ -768,36 +768,36 @@ impl LocalEnvironment {
                 continue;
             };
             let mut restart = Vec::new();
+            // Written only when a replica came or went (not every tick).
+            let mut changed = false;
             let heal = self.heal.load(std::sync::atomic::Ordering::Relaxed);
             if let Ok(mut s) = self.state.lock() {
                 for (i, r) in s.replicas.iter_mut().enumerate() {
-                    let exited = !r.running();
-                    if exited && !heal {
-                        // Drift, left for the next sync to report and heal.
-                        r.pgid = None;
-                        r.child = None;
-                        r.adopted = None;
+                    if r.running() {
                         continue;
                     }
-                    if exited {
-                        // Reaped: its process id may be recycled, never signal it again.
-                        r.pgid = None;
-                        r.child = None;
-                        r.adopted = None;
-                        let now = Instant::now();
-                        r.restarts
-                            .retain(|t| now.duration_since(*t) < Duration::from_secs(60));
-                        let backoff = Duration::from_millis(250 << r.restarts.len().min(7));
-                        let due = r
-                            .restarts
-                            .last()
-                            .is_none_or(|t| now.duration_since(*t) >= backoff);
-                        if due {
-                            restart.push(i);
-                        }
+                    // Gone: its process id may be recycled, never signal it again.
+                    changed |= r.pgid.is_some();
+                    r.pgid = None;
+                    r.child = None;
+                    r.adopted = None;
+                    if !heal {
+                        // Drift, left for the next sync to report and heal.
+                        continue;
+                    }
+                    let now = Instant::now();
+                    r.restarts
+                        .retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+                    let backoff = Duration::from_millis(250 << r.restarts.len().min(7));
+                    if r.restarts
+                        .last()
+                        .is_none_or(|t| now.duration_since(*t) >= backoff)
+                    {
+                        restart.push(i);
                     }
                 }
             }
+            changed |= !restart.is_empty();
             for i in restart {
                 let spawned = self
                     .state
@@ -828,7 +828,9 @@ impl LocalEnvironment {
                     };
                 }
             }
-            self.save_state();
+            if changed {
+                self.save_state();
+            }
             // Back to Healthy once every replica answers again.
             let check: Vec<u16> = self
                 .state

@@ -86,6 +86,18 @@ pub fn tracked_ref(branch: Option<&str>) -> String {
     branch.map_or("HEAD".to_string(), |b| format!("refs/heads/{b}"))
 }
 
+/// What a deployment step logs about its commit.
+pub fn committed_line(env: &str, branch: Option<&str>, committed: Option<&str>) -> String {
+    match committed {
+        Some(c) => format!(
+            "committed {} to {}",
+            &c[..c.len().min(12)],
+            branch.unwrap_or("the checked-out branch")
+        ),
+        None => format!("'{env}' already has this; nothing to commit"),
+    }
+}
+
 /// What a deployment step logs once its release serves.
 pub fn served_line(env: &str, s: &Served) -> String {
     format!(
@@ -96,9 +108,10 @@ pub fn served_line(env: &str, s: &Served) -> String {
     )
 }
 
-/// [`commit_deploy`] off the async runtime's threads (git runs as
-/// processes); then the revision the reconciler will report for `env`.
-pub async fn commit_deploy_async(
+/// [`crate::gitops::deploy`] off the async runtime's threads (git runs as
+/// processes): the new commit (`None` when the file already said this) and
+/// the revision the reconciler will report for `env`.
+pub async fn commit_deploy(
     place: crate::gitops::Place,
     env: String,
     release: Option<String>,
@@ -106,7 +119,7 @@ pub async fn commit_deploy_async(
     author: crate::gitops::Author,
 ) -> Result<(Option<String>, String), String> {
     tokio::task::spawn_blocking(move || {
-        let committed = commit_deploy(&place, &env, release.as_deref(), &sets, &author)?;
+        let committed = crate::gitops::deploy(&place, &env, release.as_deref(), &sets, &author)?;
         let rev = tracked_ref(place.branch.as_deref());
         let revision = env_revision(&place.root, &place.dir, &rev, &env)
             .ok_or_else(|| format!("cannot find '{env}' on {rev}"))?;
@@ -114,33 +127,4 @@ pub async fn commit_deploy_async(
     })
     .await
     .map_err(|e| e.to_string())?
-}
-
-/// Commits a deployment (release and `key=value` settings) of `env`;
-/// `None` when the file already says exactly this.
-pub fn commit_deploy(
-    place: &crate::gitops::Place,
-    env: &str,
-    release: Option<&str>,
-    sets: &[(String, String)],
-    author: &crate::gitops::Author,
-) -> Result<Option<String>, String> {
-    match crate::gitops::deploy(place, env, release, sets, author) {
-        Ok(c) => Ok(Some(c)),
-        Err(e) if e.contains("already has this") => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// `Name <email>` → a commit author (git's own identity when it does not parse).
-pub fn author_of(actor: &str) -> crate::gitops::Author {
-    actor
-        .split_once('<')
-        .and_then(|(n, e)| {
-            Some(crate::gitops::Author {
-                name: Some(n.trim().to_string()).filter(|n| !n.is_empty()),
-                email: Some(e.strip_suffix('>')?.trim().to_string()),
-            })
-        })
-        .unwrap_or_default()
 }

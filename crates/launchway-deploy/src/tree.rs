@@ -4,7 +4,7 @@
 //! runs `git`.
 
 use crate::config::{Loaded, Source, load};
-use crate::gitops::{Author, git};
+use crate::gitops::{Author, git, git_raw};
 use std::path::{Path, PathBuf};
 
 /// A directory of a repository, as files on disk or as of a revision.
@@ -77,26 +77,6 @@ impl Tree {
             }
         }
     }
-}
-
-/// `git` output exactly as printed (file contents keep their last newline).
-pub(crate) fn git_raw(dir: &Path, args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("git: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The environments in `env_dir`: names (file stems) and their files

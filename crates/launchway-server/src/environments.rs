@@ -7,6 +7,7 @@
 
 use crate::engine::Engine;
 use crate::store::{Repo, Store};
+use launchway_deploy::gitops::Place;
 use launchway_deploy::reconcile::{self, Reconciler, Tracked};
 use launchway_deploy::served;
 use launchway_deploy::tree::{self, Tree};
@@ -60,13 +61,20 @@ impl Environments {
         dir.canonicalize().unwrap_or(dir)
     }
 
-    /// The branch a repository's environments follow (the last one a
-    /// deployment named; HEAD's by default).
-    fn saved_branch(data: &Path) -> Option<String> {
-        std::fs::read_to_string(data.join("branch"))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
+    /// Where changes of `repo`'s environments are committed: the branch
+    /// its reconciler follows (the last one a deployment named; HEAD's by
+    /// default), pushed back to the remote for a repository registered by URL.
+    pub fn place(&self, repo: &Repo, branch: Option<Option<String>>) -> Place {
+        let root = self.root_of(repo);
+        let branch = branch.unwrap_or_else(|| reconcile::tracked_branch(&self.data_for(&root)));
+        Place {
+            root,
+            dir: ENV_DIR.into(),
+            branch,
+            create_from: None,
+            registry: Some(self.registry_dir()),
+            remote: crate::triggers::is_url(&repo.location).then(|| "origin".to_string()),
+        }
     }
 
     /// The reconciler of `repo`, started when its tracked branch has
@@ -84,7 +92,7 @@ impl Environments {
             Some(b) => b,
             None => match running.get(&root) {
                 Some(r) => r.branch.clone(),
-                None => Self::saved_branch(&data),
+                None => reconcile::tracked_branch(&data),
             },
         };
         if let Some(r) = running.get(&root) {
@@ -112,12 +120,7 @@ impl Environments {
         if !has_envs && branch.is_none() {
             return Ok(None);
         }
-        let lock = reconcile::lock(&data, &root)?;
-        match &want {
-            Some(b) => std::fs::write(data.join("branch"), b),
-            None => std::fs::write(data.join("branch"), ""),
-        }
-        .map_err(|e| format!("{}: {e}", data.display()))?;
+        let lock = reconcile::lock(&data, &root, want.as_deref())?;
         let engine = self.engine.clone();
         let repo_name = repo.name.clone();
         let rec = Reconciler::with_secrets(
@@ -224,20 +227,14 @@ impl Deployer for ServerDeployer {
                 ));
             }
             let repo = self.0.repo_at(&req.root).await?;
-            let place = launchway_deploy::gitops::Place {
-                root: self.0.root_of(&repo),
-                dir: req.dir.clone(),
-                branch: req.branch.clone(),
-                create_from: req.create_from.clone(),
-                registry: Some(self.0.registry_dir()),
-                remote: crate::triggers::is_url(&repo.location).then(|| "origin".to_string()),
-            };
-            let (committed, revision) = served::commit_deploy_async(
+            let mut place = self.0.place(&repo, Some(req.branch.clone()));
+            place.create_from.clone_from(&req.create_from);
+            let (committed, revision) = served::commit_deploy(
                 place,
                 req.environment.clone(),
                 req.release.clone(),
                 req.sets.clone(),
-                served::author_of(&req.actor),
+                launchway_deploy::gitops::Author::parse(&req.actor).unwrap_or_default(),
             )
             .await?;
             let (rec, data) = self
@@ -247,10 +244,11 @@ impl Deployer for ServerDeployer {
                 .ok_or("no reconciler")?;
             rec.wake();
             let mut out = DeployOutcome {
-                log: vec![match &committed {
-                    Some(c) => format!("committed {}", &c[..c.len().min(12)]),
-                    None => format!("'{}' already has this; nothing to commit", req.environment),
-                }],
+                log: vec![served::committed_line(
+                    &req.environment,
+                    req.branch.as_deref(),
+                    committed.as_deref(),
+                )],
                 commit: committed,
                 revision: Some(revision.clone()),
                 url: None,

@@ -247,7 +247,7 @@ pub fn main(
                     println!("no environment runs here yet (launchway sync --detach)");
                     return Ok(0);
                 }
-                let running = crate::cmd_sync::running(&data);
+                let running = launchway_deploy::reconcile::running(&data);
                 println!(
                     "{:<12} {:<10} {:<12} {:<13} {:<26} MESSAGE",
                     "ENVIRONMENT", "SYNC", "HEALTH", "REVISION", "ADDRESS"
@@ -406,14 +406,8 @@ impl GitOpsArgs {
         let Some(a) = &self.author else {
             return Ok(Default::default());
         };
-        let (name, email) = a
-            .split_once('<')
-            .and_then(|(n, e)| Some((n.trim(), e.strip_suffix('>')?.trim())))
-            .ok_or_else(|| format!("--author '{a}': expected \"Name <email>\""))?;
-        Ok(launchway_deploy::gitops::Author {
-            name: Some(name.to_string()),
-            email: Some(email.to_string()),
-        })
+        launchway_deploy::gitops::Author::parse(a)
+            .ok_or_else(|| format!("--author '{a}': expected \"Name <email>\""))
     }
 }
 
@@ -451,11 +445,15 @@ pub struct PromoteArgs {
     to: String,
 }
 
-fn committed(r: Result<String, String>, what: &str) -> u8 {
+fn committed(r: Result<Option<String>, String>, what: &str) -> u8 {
     match r {
-        Ok(sha) => {
+        Ok(Some(sha)) => {
             println!("{what}: committed {}", &sha[..sha.len().min(12)]);
             0
+        }
+        Ok(None) => {
+            eprintln!("error: {what}: the environment already has this; nothing to commit");
+            1
         }
         Err(e) => {
             eprintln!("error: {e}");

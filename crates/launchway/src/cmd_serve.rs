@@ -212,12 +212,17 @@ fn master_key(file: Option<&std::path::Path>, dir: &std::path::Path) -> Result<M
 }
 
 async fn shutdown() {
+    shutdown_signal().await;
+    eprintln!("shutting down");
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
-    eprintln!("shutting down");
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.

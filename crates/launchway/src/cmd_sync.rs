@@ -49,19 +49,6 @@ pub fn data_dir(store: &launchway_runner::store::Store, root: &Path) -> PathBuf 
     reconcile::data_dir(&store.home.join("environments"), root)
 }
 
-/// The built-in model registry next to a reconciler's data (both under
-/// the Launchway home: `<home>/environments/<repo>` and `<home>/models`).
-fn root_registry(data: &Path) -> PathBuf {
-    data.parent()
-        .and_then(Path::parent)
-        .map_or_else(|| data.join("models"), |home| home.join("models"))
-}
-
-/// The running reconciler's process id, when one holds the lock.
-pub fn running(data: &Path) -> Option<u32> {
-    reconcile::running(data)
-}
-
 pub fn main(args: &SyncArgs, store: &launchway_runner::store::Store) -> u8 {
     let root = match args.root.canonicalize() {
         Ok(r) => r,
@@ -93,26 +80,26 @@ pub fn main(args: &SyncArgs, store: &launchway_runner::store::Store) -> u8 {
             }
         };
     }
-    crate::cmd_serve::block_on(foreground(args.clone(), root, data))
+    crate::cmd_serve::block_on(foreground(
+        args.clone(),
+        root,
+        data,
+        crate::deployer::registry_dir(store),
+    ))
 }
 
-async fn foreground(args: SyncArgs, root: PathBuf, data: PathBuf) -> Result<(), String> {
-    let lock = reconcile::lock(&data, &root).map_err(|e| {
+async fn foreground(
+    args: SyncArgs,
+    root: PathBuf,
+    data: PathBuf,
+    registry: PathBuf,
+) -> Result<(), String> {
+    let lock = reconcile::lock(&data, &root, args.branch.as_deref()).map_err(|e| {
         format!(
             "{e}; `launchway sync --stop -C {}` stops it",
             args.root.display()
         )
     })?;
-    // Which branch it follows, for `launchway/deploy` to check.
-    std::fs::write(
-        data.join("reconciler.pid"),
-        format!(
-            "{}\n{}\n",
-            std::process::id(),
-            args.branch.as_deref().unwrap_or("")
-        ),
-    )
-    .map_err(|e| e.to_string())?;
     let mut listen = std::collections::BTreeMap::new();
     if let Some(l) = &args.listen {
         if args.envs.len() != 1 {
@@ -127,15 +114,19 @@ async fn foreground(args: SyncArgs, root: PathBuf, data: PathBuf) -> Result<(), 
             branch: args.branch.clone(),
             only: args.envs.clone(),
             listen,
-            registry: Some(root_registry(&data)),
+            registry: Some(registry),
         },
         data.clone(),
         Duration::from_secs(args.health_timeout),
     );
     tokio::spawn(report_changes(data.clone()));
     tokio::spawn(watch_requests(rec.clone(), data.clone()));
-    rec.run(Duration::from_secs(args.interval.max(1)), shutdown(), true)
-        .await;
+    rec.run(
+        Duration::from_secs(args.interval.max(1)),
+        crate::cmd_serve::shutdown_signal(),
+        true,
+    )
+    .await;
     let _ = std::fs::remove_file(data.join("reconciler.pid"));
     eprintln!("reconciler stopped; the environments' replicas stopped");
     drop(lock);
@@ -184,7 +175,7 @@ async fn watch_requests(rec: std::sync::Arc<Reconciler>, data: PathBuf) {
 }
 
 fn request_now(data: &Path, envs: &[String]) -> u8 {
-    if running(data).is_none() {
+    if reconcile::running(data).is_none() {
         eprintln!("error: no reconciler runs for this repository (launchway sync --detach)");
         return 1;
     }
@@ -215,7 +206,7 @@ fn request_now(data: &Path, envs: &[String]) -> u8 {
 /// Starts `launchway sync` in its own process group, output to
 /// `<data>/reconciler.log`; returns once it holds the lock.
 pub fn detach(args: &SyncArgs, root: &Path, data: &Path) -> Result<u32, String> {
-    if let Some(pid) = running(data) {
+    if let Some(pid) = reconcile::running(data) {
         return Ok(pid);
     }
     std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
@@ -251,7 +242,7 @@ pub fn detach(args: &SyncArgs, root: &Path, data: &Path) -> Result<u32, String> 
     let pid = child.id();
     let start = std::time::Instant::now();
     while start.elapsed() < Duration::from_secs(15) {
-        if running(data) == Some(pid) {
+        if reconcile::running(data) == Some(pid) {
             return Ok(pid);
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -263,7 +254,7 @@ pub fn detach(args: &SyncArgs, root: &Path, data: &Path) -> Result<u32, String> 
 }
 
 fn stop(data: &Path) -> u8 {
-    let Some(pid) = running(data) else {
+    let Some(pid) = reconcile::running(data) else {
         println!("no reconciler runs for this repository");
         return 0;
     };
@@ -272,7 +263,7 @@ fn stop(data: &Path) -> u8 {
         nix::sys::signal::Signal::SIGTERM,
     );
     let start = std::time::Instant::now();
-    while running(data).is_some() {
+    while reconcile::running(data).is_some() {
         if start.elapsed() > Duration::from_secs(30) {
             eprintln!("error: the reconciler (pid {pid}) did not stop within 30 s");
             return 1;
@@ -281,12 +272,4 @@ fn stop(data: &Path) -> u8 {
     }
     println!("stopped the reconciler (pid {pid}) and its environments");
     0
-}
-
-async fn shutdown() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-    }
 }

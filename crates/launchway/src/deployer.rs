@@ -5,7 +5,7 @@
 
 use crate::cmd_sync::{self, SyncArgs};
 use launchway_deploy::gitops::Place;
-use launchway_deploy::served::{self, author_of};
+use launchway_deploy::served;
 use launchway_runner::deployer::{DeployFuture, DeployOutcome, DeployRequest, Deployer};
 
 pub struct LocalDeployer {
@@ -29,18 +29,6 @@ pub fn place_of(req: &DeployRequest, store: &launchway_runner::store::Store) -> 
     }
 }
 
-/// The first log line of a deployment step.
-pub fn committed_line(req: &DeployRequest, committed: Option<&String>) -> String {
-    match committed {
-        Some(c) => format!(
-            "committed {} to {}",
-            &c[..c.len().min(12)],
-            req.branch.as_deref().unwrap_or("the checked-out branch")
-        ),
-        None => format!("'{}' already has this; nothing to commit", req.environment),
-    }
-}
-
 impl Deployer for LocalDeployer {
     fn register_model(&self, r: launchway_runner::deployer::ModelRequest) -> Result<u64, String> {
         launchway_deploy::models::register_and_alias(
@@ -55,27 +43,27 @@ impl Deployer for LocalDeployer {
 
     fn deploy(&self, req: DeployRequest) -> DeployFuture<'_> {
         Box::pin(async move {
-            let (committed, revision) = served::commit_deploy_async(
+            let (committed, revision) = served::commit_deploy(
                 place_of(&req, &self.store),
                 req.environment.clone(),
                 req.release.clone(),
                 req.sets.clone(),
-                author_of(&req.actor),
+                launchway_deploy::gitops::Author::parse(&req.actor).unwrap_or_default(),
             )
             .await?;
-            let mut log = vec![committed_line(&req, committed.as_ref())];
+            let mut log = vec![served::committed_line(
+                &req.environment,
+                req.branch.as_deref(),
+                committed.as_deref(),
+            )];
             let root = req
                 .root
                 .canonicalize()
                 .map_err(|e| format!("{}: {e}", req.root.display()))?;
             let data = cmd_sync::data_dir(&self.store, &root);
-            if let Some(pid) = cmd_sync::running(&data) {
-                let tracked = std::fs::read_to_string(data.join("reconciler.pid"))
-                    .unwrap_or_default()
-                    .lines()
-                    .nth(1)
-                    .unwrap_or("")
-                    .to_string();
+            if let Some(pid) = launchway_deploy::reconcile::running(&data) {
+                let tracked =
+                    launchway_deploy::reconcile::tracked_branch(&data).unwrap_or_default();
                 if tracked != req.branch.clone().unwrap_or_default() {
                     return Err(format!(
                         "the reconciler running for this repository (pid {pid}) tracks '{}', not '{}'; stop it with `launchway sync --stop -C {}`",

@@ -100,28 +100,8 @@ fn validate_reports_each_problem_at_its_place() {
 
 /// kubernetes-validate in a virtualenv, made once per target dir.
 fn validator() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubernetes-validate");
-    if !venv.join(".ready").exists() {
-        assert!(
-            Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .unwrap()
-                .success()
-        );
-        let out = Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", "kubernetes-validate==1.37.0"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "installing kubernetes-validate: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(venv.join(".ready"), "").unwrap();
-    }
-    venv.join("bin/kubernetes-validate")
+    common::pip_venv("kubernetes-validate", "kubernetes-validate==1.37.0")
+        .join("bin/kubernetes-validate")
 }
 
 fn validate(tool: &Path, file: &Path) -> (bool, String) {

@@ -18,26 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-const APP: &str = r#"import http.server, os, socketserver, sys, time
-version = open("version.txt").read().strip()
-if version == "broken":
-    sys.exit(3)
-if os.environ.get("HANG"):
-    time.sleep(3600)
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b"ok" if self.path == "/health" else version.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-print(f"serving {version} on port {os.environ['PORT']}", flush=True)
-S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
+use common::SERVICE_APP as APP;
 
 /// One GET over a fresh connection: the body, or why it failed.
 fn get(addr: &str, path: &str) -> Result<String, String> {

@@ -6,35 +6,14 @@
 
 mod common;
 use common::{bin, commit_all};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MLFLOW: &str = "mlflow==3.17.2";
 
 fn mlflow() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mlflow");
-    if !venv.join(".ready").exists() {
-        assert!(
-            Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .unwrap()
-                .success()
-        );
-        let out = Command::new(venv.join("bin/pip"))
-            .args(["install", "-q", MLFLOW])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "installing {MLFLOW}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(venv.join(".ready"), "").unwrap();
-    }
-    venv.join("bin/mlflow")
+    common::pip_venv("mlflow", MLFLOW).join("bin/mlflow")
 }
 
 struct Server(Child);

@@ -14,25 +14,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const APP: &str = r#"import http.server, os, socketserver
-version = open("version.txt").read().strip()
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/secret":
-            pw = os.environ.get("DB_PASSWORD")
-            body = ("missing" if pw is None else f"length {len(pw)}").encode()
-        else:
-            body = b"ok" if self.path == "/health" else version.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
+use common::SERVICE_APP as APP;
 
 fn cli(base: &str, token: &str, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
     let mut child = bin()

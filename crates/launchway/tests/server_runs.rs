@@ -68,6 +68,17 @@ fn cli(base: &str, token: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Registers `dir` as the repository `churn`; what the CLI printed.
+fn add_repo(base: &str, token: &str, dir: &Path) -> String {
+    let (code, out, err) = cli(
+        base,
+        token,
+        &["repo", "add", "churn", dir.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
 fn run_json(base: &str, token: &str, id: i64) -> Value {
     let (status, body) = get(&format!("{base}/api/runs/{id}"), Some(token));
     assert_eq!(status, 200, "{body}");
@@ -104,12 +115,7 @@ fn dispatch_follow_hook_cancel_and_rerun_through_the_server() {
     let (_server, base, token) = start(&tmp.path().join("data"));
     let token = token.unwrap();
 
-    let (code, out, err) = cli(
-        &base,
-        &token,
-        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
-    );
-    assert_eq!(code, 0, "{err}");
+    let out = add_repo(&base, &token, &repo_dir);
     let secret = out
         .lines()
         .map(str::trim)
@@ -316,12 +322,7 @@ fn a_run_interrupted_by_a_server_kill_ends_failed_and_keeps_its_logs() {
     let data = tmp.path().join("data");
     let (server, base, token) = start(&data);
     let token = token.unwrap();
-    let (code, _, err) = cli(
-        &base,
-        &token,
-        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
-    );
-    assert_eq!(code, 0, "{err}");
+    add_repo(&base, &token, &repo_dir);
     let id = dispatch(&base, &token, ".github/workflows/slow.yml", &[]);
     wait_until("the run started", || {
         let (_, body) = get(&format!("{base}/api/runs/{id}/logs"), Some(&token));
@@ -384,12 +385,7 @@ jobs:
     let data = tmp.path().join("data");
     let (server, base, token) = start(&data);
     let token = token.unwrap();
-    let (code, _, err) = cli(
-        &base,
-        &token,
-        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
-    );
-    assert_eq!(code, 0, "{err}");
+    add_repo(&base, &token, &repo_dir);
     let user_token = |name: &str, role: &str| {
         assert!(admin(&data, &["user", "add", name, "--role", role]).0);
         let (ok, out, e) = admin(&data, &["token", "create", name]);
@@ -404,13 +400,7 @@ jobs:
     let bo = user_token("bo", "deployer");
 
     // Ana triggers the run herself.
-    let (code, out, err) = cli(
-        &base,
-        &ana,
-        &["dispatch", "churn", ".github/workflows/deploy.yml"],
-    );
-    assert_eq!(code, 0, "{err}");
-    let id: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let id = dispatch(&base, &ana, ".github/workflows/deploy.yml", &[]);
     wait_until("the run waits for approval", || {
         run_json(&base, &token, id)["status"] == "waiting"
     });
@@ -496,12 +486,7 @@ jobs:
     assert_eq!(d[0]["sha"], run["sha"]);
 
     // A rejection fails the run; refusals and decisions are in the audit log.
-    let (_, out, _) = cli(
-        &base,
-        &dev,
-        &["dispatch", "churn", ".github/workflows/deploy.yml"],
-    );
-    let second: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let second = dispatch(&base, &dev, ".github/workflows/deploy.yml", &[]);
     wait_until("second run waits", || {
         run_json(&base, &token, second)["status"] == "waiting"
     });
@@ -562,17 +547,8 @@ fn rerun_failed_runs_only_what_did_not_succeed() {
     commit_all(&repo_dir);
     let (_server, base, token) = start(&tmp.path().join("data"));
     let token = token.unwrap();
-    cli(
-        &base,
-        &token,
-        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
-    );
-    let (_, out, _) = cli(
-        &base,
-        &token,
-        &["dispatch", "churn", ".github/workflows/flaky.yml"],
-    );
-    let first: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    add_repo(&base, &token, &repo_dir);
+    let first = dispatch(&base, &token, ".github/workflows/flaky.yml", &[]);
     let (code, _, _) = cli(&base, &token, &["logs", &first.to_string(), "-f"]);
     assert_eq!(code, 1, "the first attempt fails");
     std::fs::write(&marker, "").unwrap();
@@ -640,11 +616,7 @@ fn fifty_runs_at_once_and_a_hundred_followers() {
         &["--parallel-runs", "4", "--jobs", "2"],
     );
     let token = token.unwrap();
-    cli(
-        &base,
-        &token,
-        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
-    );
+    add_repo(&base, &token, &repo_dir);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -735,11 +707,7 @@ jobs:
     let data = tmp.path().join("data");
     let (_server, base, token) = start(&data);
     let token = token.unwrap();
-    cli(
-        &base,
-        &token,
-        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
-    );
+    add_repo(&base, &token, &repo_dir);
     let set_secret = |name: &str, value: &str, env: Option<&str>| {
         let mut args = vec!["secret", "set", "churn", name];
         if let Some(e) = env {
@@ -794,12 +762,7 @@ jobs:
     assert_eq!(code, 1);
     assert!(err.contains("standard input"), "{err}");
 
-    let (_, out, _) = cli(
-        &base,
-        &token,
-        &["dispatch", "churn", ".github/workflows/s.yml"],
-    );
-    let id: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let id = dispatch(&base, &token, ".github/workflows/s.yml", &[]);
     let (code, logs, _) = cli(&base, &token, &["logs", &id.to_string(), "-f"]);
     assert_eq!(code, 0, "{logs}");
     // The environment's secret and variable only reach the job that deploys there.
@@ -931,17 +894,8 @@ jobs:
     let data = tmp.path().join("data");
     let (_server, base, token) = start(&data);
     let token = token.unwrap();
-    cli(
-        &base,
-        &token,
-        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
-    );
-    let (_, out, _) = cli(
-        &base,
-        &token,
-        &["dispatch", "churn", ".github/workflows/a.yml"],
-    );
-    let id: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    add_repo(&base, &token, &repo_dir);
+    let id = dispatch(&base, &token, ".github/workflows/a.yml", &[]);
     let (code, logs, _) = cli(&base, &token, &["logs", &id.to_string(), "-f"]);
     assert_eq!(code, 0, "{logs}");
     let (code, out, err) = cli(&base, &token, &["artifacts", &id.to_string()]);
@@ -1026,12 +980,7 @@ fn the_server_runs_on_postgresql_too() {
     let (_server, base, token) =
         common::server::start_with(&tmp.path().join("data"), &["--database", &url]);
     let token = token.unwrap();
-    let (code, _, err) = cli(
-        &base,
-        &token,
-        &["repo", "add", "churn", repo_dir.to_str().unwrap()],
-    );
-    assert_eq!(code, 0, "{err}");
+    add_repo(&base, &token, &repo_dir);
     let id = dispatch(
         &base,
         &token,

@@ -5,7 +5,7 @@
 
 use super::{ApiError, AppState, Caller, record};
 use crate::auth::Role;
-use crate::environments::{ENV_DIR, Environments};
+use crate::environments::Environments;
 use crate::store::changes::Change;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -53,13 +53,10 @@ pub async fn list(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
-    let repo = repo_or_404(&state, &name).await?;
-    let envs = envs(&state)?;
-    let found = envs
-        .ensure(&repo, None)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
-    let list = found.map_or_else(Vec::new, |(_, data)| reconcile::statuses(&data));
+    repo_or_404(&state, &name).await?;
+    // Read-only: the reconcilers are started by the server, not by a GET.
+    let data = envs(&state)?.of_repo(&name).await.map(|(_, d)| d);
+    let list = data.map_or_else(Vec::new, |d| reconcile::statuses(&d));
     Ok(Json(json!({ "environments": list })))
 }
 
@@ -169,23 +166,8 @@ fn protection(place: &Place, env: &str) -> Result<Protection, ApiError> {
     })
 }
 
-async fn place_of(state: &AppState, repo: &crate::store::Repo) -> Result<Place, ApiError> {
-    let envs = envs(state)?;
-    let root = crate::triggers::checkout_dir(state.engine.data_dir(), repo);
-    let data = envs.data_for(&root.canonicalize().unwrap_or_else(|_| root.clone()));
-    let branch = std::fs::read_to_string(data.join("branch"))
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty());
-    Ok(Place {
-        root,
-        dir: ENV_DIR.into(),
-        branch,
-        create_from: None,
-        registry: Some(envs.registry_dir()),
-        // The server's clone of a remote repository: commits go back to it.
-        remote: crate::triggers::is_url(&repo.location).then(|| "origin".to_string()),
-    })
+fn place_of(state: &AppState, repo: &crate::store::Repo) -> Result<Place, ApiError> {
+    Ok(envs(state)?.place(repo, None))
 }
 
 /// Makes the commit a change stands for; `author` is who asked.
@@ -193,7 +175,7 @@ async fn apply(state: &AppState, change: &Change) -> Result<String, String> {
     let repo = repo_or_404(state, &change.repo)
         .await
         .map_err(|e| e.message)?;
-    let place = place_of(state, &repo).await.map_err(|e| e.message)?;
+    let place = place_of(state, &repo).map_err(|e| e.message)?;
     let author = Author {
         name: Some(change.requested_by.clone()),
         email: Some(format!("{}@launchway.invalid", change.requested_by)),
@@ -230,7 +212,8 @@ async fn apply(state: &AppState, change: &Change) -> Result<String, String> {
         }
     })
     .await
-    .map_err(|e| e.to_string())??;
+    .map_err(|e| e.to_string())??
+    .ok_or_else(|| format!("{} already has this; nothing to commit", change.environment))?;
     if let Some(envs) = &state.environments
         && let Ok(Some((rec, _))) = envs.ensure(&repo, None).await
     {
@@ -300,7 +283,7 @@ pub async fn change(
         }
     };
     let repo = repo_or_404(&state, &name).await?;
-    let place = place_of(&state, &repo).await?;
+    let place = place_of(&state, &repo)?;
     let rules = protection(&place, &env)?;
     let now = crate::now_ms();
     if rules.needs_approval() {
@@ -426,7 +409,7 @@ pub async fn decide(
         ));
     }
     let repo = repo_or_404(&state, &change.repo).await?;
-    let place = place_of(&state, &repo).await?;
+    let place = place_of(&state, &repo)?;
     let rules = protection(&place, &change.environment)?;
     let who = crate::approval::Reviewer {
         name: &caller.user.name,

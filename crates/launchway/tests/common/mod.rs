@@ -50,3 +50,59 @@ pub fn step_log(run_dir: &Path, step: &Value) -> String {
     let b = step["log_end"].as_u64().unwrap() as usize;
     String::from_utf8_lossy(&bytes[a..b]).into_owned()
 }
+
+/// A Python tool installed from PyPI into a virtualenv under the target
+/// dir, once per target dir (`spec` as pip takes it); the venv's path.
+pub fn pip_venv(name: &str, spec: &str) -> std::path::PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    if !venv.join(".ready").exists() {
+        assert!(
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let out = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", spec])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "installing {spec}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(venv.join(".ready"), "").unwrap();
+    }
+    venv
+}
+
+/// A tiny HTTP service for deployment tests: `GET /` answers the release's
+/// `version.txt`, `/health` "ok", `/secret` whether `DB_PASSWORD` reached
+/// it (its length only); `version.txt` "broken" exits at start, `HANG`
+/// set never answers.
+pub const SERVICE_APP: &str = r#"import http.server, os, socketserver, sys, time
+version = open("version.txt").read().strip()
+if version == "broken":
+    sys.exit(3)
+if os.environ.get("HANG"):
+    time.sleep(3600)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/secret":
+            pw = os.environ.get("DB_PASSWORD")
+            body = ("missing" if pw is None else f"length {len(pw)}").encode()
+        else:
+            body = b"ok" if self.path == "/health" else version.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+print(f"serving {version} on port {os.environ['PORT']}", flush=True)
+S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
