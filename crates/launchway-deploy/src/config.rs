@@ -92,6 +92,61 @@ impl Default for RunSpec {
     }
 }
 
+/// Who may deploy to an environment (`protection:`), read by the
+/// deployment gates of runs and of the server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Protection {
+    pub required_reviewers: Vec<String>,
+    pub prevent_self_review: bool,
+    pub wait_timer_minutes: u64,
+    /// Branch patterns allowed to deploy; empty means any.
+    pub branches: Vec<String>,
+}
+
+impl Protection {
+    pub fn needs_approval(&self) -> bool {
+        !self.required_reviewers.is_empty()
+    }
+
+    /// Whether a ref may deploy here.
+    pub fn allows_ref(&self, git_ref: &str) -> Result<bool, String> {
+        if self.branches.is_empty() {
+            return Ok(true);
+        }
+        let list =
+            launchway_workflow::glob::PatternList::new(self.branches.iter().map(String::as_str))?;
+        let name = git_ref
+            .strip_prefix("refs/heads/")
+            .or_else(|| git_ref.strip_prefix("refs/tags/"))
+            .unwrap_or(git_ref);
+        Ok(list.matches(name))
+    }
+
+    /// The rules in a merged environment document (base and overlay).
+    fn of(merged: &serde_json::Value) -> Protection {
+        let p = &merged["protection"];
+        let list = |k: &str| -> Vec<String> {
+            p[k].as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| match v {
+                            serde_json::Value::String(s) => Some(s.clone()),
+                            serde_json::Value::Null => None,
+                            other => Some(other.to_string()),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Protection {
+            required_reviewers: list("required_reviewers"),
+            prevent_self_review: p["prevent_self_review"].as_bool().unwrap_or(false),
+            wait_timer_minutes: p["wait_timer"].as_u64().unwrap_or(0),
+            branches: list("branches"),
+        }
+    }
+}
+
 /// A validated environment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Environment {
@@ -113,6 +168,7 @@ pub struct Environment {
     /// and every key Launchway does not know, upper-cased (maps and lists
     /// as JSON).
     pub config: IndexMap<String, String>,
+    pub protection: Protection,
     /// The merged document, for `env show` and `env diff`.
     pub merged: serde_json::Value,
 }
@@ -422,8 +478,10 @@ pub fn load(name: &str, own: &Source, base: Option<&Source>) -> Loaded {
         namespace: layers.string(&["namespace"]),
         self_heal: layers.boolean(&["self_heal"]).unwrap_or(true),
         config: IndexMap::new(),
+        protection: Protection::default(),
         merged: layers.merged(),
     };
+    env.protection = Protection::of(&env.merged);
     let replicas = layers.uint(&["replicas"], 0, 10_000);
     if let Some((r, ..)) = replicas {
         env.replicas = u32::try_from(r).unwrap_or(u32::MAX);
@@ -696,6 +754,37 @@ model_stage: Production
 log_level: INFO
 autoscaling: {enabled: true, min_replicas: 3, max_replicas: 10, target_cpu_percent: 70}
 ";
+
+    #[test]
+    fn protection_rules_merge_over_the_base_like_every_other_key() {
+        let base = src(
+            "_base.yaml",
+            "protection: {required_reviewers: [release-managers], wait_timer: 5}\n",
+        );
+        let l = load(
+            "prod",
+            &src(
+                "prod.yaml",
+                "protection: {prevent_self_review: true, branches: [main, 'release/*']}\n",
+            ),
+            Some(&base),
+        );
+        let p = l.environment.expect("loads").protection;
+        assert_eq!(
+            p,
+            Protection {
+                required_reviewers: vec!["release-managers".into()],
+                prevent_self_review: true,
+                wait_timer_minutes: 5,
+                branches: vec!["main".into(), "release/*".into()],
+            }
+        );
+        assert!(p.needs_approval());
+        assert_eq!(p.allows_ref("refs/heads/release/2.1"), Ok(true));
+        assert_eq!(p.allows_ref("refs/heads/feature"), Ok(false));
+        let open = load("dev", &src("dev.yaml", "replicas: 1\n"), None);
+        assert!(!open.environment.expect("loads").protection.needs_approval());
+    }
 
     #[test]
     fn the_keys_teams_write_load_as_they_are() {

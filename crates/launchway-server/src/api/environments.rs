@@ -148,22 +148,7 @@ fn protection(place: &Place, env: &str) -> Result<Protection, ApiError> {
             format!("environment '{env}' has errors (launchway env validate)"),
         )
     })?;
-    let p = &e.merged["protection"];
-    let list = |k: &str| -> Vec<String> {
-        p[k].as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    Ok(Protection {
-        required_reviewers: list("required_reviewers"),
-        prevent_self_review: p["prevent_self_review"].as_bool().unwrap_or(false),
-        wait_timer_minutes: p["wait_timer"].as_u64().unwrap_or(0),
-        branches: list("branches"),
-    })
+    Ok(e.protection)
 }
 
 fn place_of(state: &AppState, repo: &crate::store::Repo) -> Result<Place, ApiError> {
