@@ -171,8 +171,8 @@ pub fn github_context(
     );
     g.insert("workflow_sha", s(&src.sha));
     g.insert("workspace", s(""));
-    let _ = std::fs::write(
-        run_dir.join("event.json"),
+    let _ = crate::private::write(
+        &run_dir.join("event.json"),
         g.get("event")
             .map(Value::to_json_pretty)
             .unwrap_or_default(),

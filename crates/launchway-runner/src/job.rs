@@ -687,10 +687,10 @@ impl RunnerFiles {
     /// on ext4 creating inodes dominates the per-step cost.
     fn create(temp: &Path) -> std::io::Result<Self> {
         let dir = temp.join("_runner_file_commands");
-        std::fs::create_dir_all(&dir)?;
+        crate::private::dir(&dir)?;
         let f = |name: &str| -> std::io::Result<PathBuf> {
             let p = dir.join(name);
-            std::fs::write(&p, "")?;
+            crate::private::write(&p, "")?;
             Ok(p)
         };
         Ok(RunnerFiles {
@@ -755,7 +755,7 @@ pub(crate) async fn run_job(
     let log_rel = format!("logs/{}.log", slug(&spec.key));
     let log_dir = shared.run_dir.join("logs");
     for d in [&workspace, &temp, &log_dir, &job_dir.join("tool")] {
-        if let Err(e) = std::fs::create_dir_all(d) {
+        if let Err(e) = crate::private::dir(d) {
             return fail_before_start(
                 shared,
                 scope,
@@ -797,7 +797,7 @@ pub(crate) async fn run_job(
         job_dir,
         workspace,
         temp,
-        log: std::fs::File::create(shared.run_dir.join(&log_rel)).ok(),
+        log: crate::private::create(&shared.run_dir.join(&log_rel)).ok(),
         log_rel,
         log_pos: 0,
         env: IndexMap::new(),
@@ -935,6 +935,15 @@ pub(crate) async fn run_job(
             Some(log_start),
         );
         record.steps.push(rec);
+    }
+    // Step scripts and runner command files carry substituted secrets: they
+    // do not outlive the job (GitHub's runner empties `_temp` the same way).
+    if let Err(e) = std::fs::remove_dir_all(&exec.temp)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        exec.log(&format!(
+            "##[warning]cannot remove the job's temp directory: {e}"
+        ));
     }
 
     let timed_out = exec.timed_out.load(Ordering::SeqCst);
@@ -1347,7 +1356,7 @@ async fn run_script(
     // One script path per job, overwritten: no new inode per step.
     let _ = n;
     let path = exec.temp.join(format!("step{ext}"));
-    if let Err(e) = std::fs::write(&path, script) {
+    if let Err(e) = crate::private::write(&path, script) {
         exec.error(&format!("cannot write the script: {e}"));
         return StepRun::failed();
     }

@@ -43,10 +43,10 @@ impl Store {
     /// Claims the next run number; creating the directory is the lock, so
     /// concurrent `launchway run`s never share one.
     pub fn allocate_run(&self) -> std::io::Result<u64> {
-        std::fs::create_dir_all(self.runs_dir())?;
+        crate::private::dir(&self.runs_dir())?;
         let mut next = self.list_ids()?.last().copied().unwrap_or(0) + 1;
         loop {
-            match std::fs::create_dir(self.run_dir(next)) {
+            match crate::private::dir_new(&self.run_dir(next)) {
                 Ok(()) => return Ok(next),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => next += 1,
                 Err(e) => return Err(e),
@@ -70,9 +70,9 @@ impl Store {
     /// Writes atomically (temp file + rename) so a crash never leaves half a record.
     pub fn save(&self, rec: &RunRecord) -> std::io::Result<()> {
         let dir = self.run_dir(rec.id);
-        std::fs::create_dir_all(&dir)?;
+        crate::private::dir(&dir)?;
         let tmp = dir.join("run.json.tmp");
-        std::fs::write(
+        crate::private::write(
             &tmp,
             serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?,
         )?;
