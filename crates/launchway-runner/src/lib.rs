@@ -15,6 +15,7 @@ pub mod files;
 mod github;
 mod job;
 pub mod mask;
+pub mod prepare;
 pub mod private;
 pub mod process;
 pub mod record;

@@ -284,7 +284,8 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
     {
         masker.add(v);
     }
-    let inputs = resolve_inputs(&wf, &cfg)?;
+    let inputs =
+        crate::prepare::inputs(&wf, &cfg.event.name, &cfg.inputs).map_err(|e| e.to_string())?;
     let github = crate::github::github_context(&cfg, &wf, run_id, &run_dir, &inputs);
     let record = RunRecord {
         id: run_id,
@@ -417,80 +418,6 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
 
 pub(crate) fn elapsed_ms(t: Instant) -> u64 {
     u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// `inputs` for `workflow_dispatch`: declared defaults, typed, overridden by `--input`.
-fn resolve_inputs(wf: &Workflow, cfg: &RunConfig) -> Result<Value, String> {
-    use launchway_workflow::InputType;
-    let mut out = Value::object();
-    let declared = wf
-        .on
-        .get(&cfg.event.name)
-        .map(|t| t.inputs.clone())
-        .unwrap_or_default();
-    for (name, input) in &declared {
-        let given = cfg
-            .inputs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone());
-        let v = match (given, &input.default) {
-            (Some(s), _) => match &input.kind {
-                InputType::Boolean => match s.as_str() {
-                    "true" => Value::Bool(true),
-                    "false" => Value::Bool(false),
-                    _ => return Err(format!("input '{name}' must be true or false, got '{s}'")),
-                },
-                InputType::Number => Value::Number(
-                    launchway_expr::parse_number(&s)
-                        .ok_or(format!("input '{name}' must be a number, got '{s}'"))?,
-                ),
-                InputType::Choice(opts) => {
-                    if !opts.contains(&s) {
-                        return Err(format!(
-                            "input '{name}' must be one of {}, got '{s}'",
-                            opts.join(", ")
-                        ));
-                    }
-                    Value::String(s)
-                }
-                _ => Value::String(s),
-            },
-            (None, Some(d)) => match (&input.kind, d) {
-                (InputType::Boolean, Value::String(s)) => Value::Bool(s == "true"),
-                (_, d) => d.clone(),
-            },
-            (None, None) if input.required => {
-                return Err(format!(
-                    "input '{name}' is required: pass --input {name}=VALUE"
-                ));
-            }
-            (None, None) => match input.kind {
-                InputType::Boolean => Value::Bool(false),
-                _ => Value::str(""),
-            },
-        };
-        out.insert(name.clone(), v);
-    }
-    for (k, v) in &cfg.inputs {
-        if out.get(k).is_none() {
-            if !declared.is_empty() || cfg.event.name == "workflow_dispatch" {
-                return Err(format!(
-                    "unknown input '{k}'{}",
-                    if declared.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            " (declared: {})",
-                            declared.keys().cloned().collect::<Vec<_>>().join(", ")
-                        )
-                    }
-                ));
-            }
-            out.insert(k.clone(), Value::str(v));
-        }
-    }
-    Ok(out)
 }
 
 /// Runs the jobs of one scope as a DAG: each job starts as soon as its own

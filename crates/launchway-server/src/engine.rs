@@ -5,6 +5,7 @@
 
 use crate::store::{NewRun, Run, RunStatus, Store};
 use launchway_runner::cancel::Cancel;
+use launchway_runner::prepare;
 use launchway_runner::record::{RunEvent, RunStatus as RunnerStatus};
 use launchway_runner::source::Source;
 use launchway_runner::{RunConfig, run_workflow};
@@ -92,43 +93,18 @@ pub async fn retention_loop(store: Store, days: u64) {
 /// The workflow files of a commit that load without errors, and a line
 /// for each one that does not (its first error, with its position).
 pub fn workflows(source: &Source) -> (Vec<(String, Workflow)>, Vec<String>) {
-    let mut ok = Vec::new();
-    let mut problems = Vec::new();
-    for f in source
-        .list_dir(".github/workflows")
-        .into_iter()
-        .filter(|f| f.ends_with(".yml") || f.ends_with(".yaml"))
-    {
-        let Some(text) = source.read_file(&f) else {
-            continue;
-        };
-        let loaded = launchway_workflow::load(&f, &text);
-        if let Some(d) = loaded
-            .diagnostics
-            .iter()
-            .find(|d| d.severity == launchway_workflow::Severity::Error)
-        {
-            problems.push(format!(
-                "{f}:{}:{}: {}",
-                d.span.start.line, d.span.start.col, d.message
-            ));
-            continue;
-        }
-        if let Some(wf) = loaded.workflow {
-            ok.push((f, wf));
-        }
-    }
-    (ok, problems)
+    let w = prepare::workflows(source);
+    (
+        w.ok,
+        w.broken.iter().map(prepare::Broken::first_line).collect(),
+    )
 }
 
 /// The workflow files of a commit that an event triggers.
 pub fn triggered(source: &Source, event: &Event) -> (Vec<(String, Workflow)>, Vec<String>) {
-    let (all, problems) = workflows(source);
-    let selected = all
-        .into_iter()
-        .filter(|(_, wf)| wf.on.matches(event))
-        .collect();
-    (selected, problems)
+    let w = prepare::workflows(source);
+    let problems = w.broken.iter().map(prepare::Broken::first_line).collect();
+    (w.triggered(event), problems)
 }
 
 impl Engine {
@@ -368,39 +344,23 @@ impl Engine {
             Ok(s) => s,
             Err(e) => return (RunStatus::Failure, format!("{}: {e}", repo.location)),
         };
-        let Some(text) = source.read_file(&run.workflow) else {
-            return (
-                RunStatus::Failure,
-                format!("{} is not in commit {}", run.workflow, run.sha),
-            );
+        let wf = match prepare::workflow(&source, &run.workflow, &run.git_ref) {
+            Ok(wf) => wf,
+            Err(e) => return (RunStatus::Failure, e.to_string()),
         };
-        let loaded = launchway_workflow::load(&run.workflow, &text);
-        let Some(wf) = loaded.workflow.filter(|_| {
-            !loaded
-                .diagnostics
-                .iter()
-                .any(|d| d.severity == launchway_workflow::Severity::Error)
-        }) else {
-            return (
-                RunStatus::Failure,
-                format!("{} has errors (launchway lint shows them)", run.workflow),
-            );
+        let action_map = match prepare::action_map(&source) {
+            Ok(m) => m,
+            Err(e) => return (RunStatus::Failure, e.to_string()),
         };
-        let action_map = match source.read_file(".launchway/actions.yaml") {
-            Some(t) => match launchway_runner::actions::load_action_map(&t) {
-                Ok(m) => m,
-                Err(e) => return (RunStatus::Failure, format!(".launchway/actions.yaml:{e}")),
-            },
-            None => Default::default(),
-        };
-        let event = Event {
-            name: run.event.clone(),
-            git_ref: run.git_ref.clone(),
-            base_ref: (!run.base_ref.is_empty()).then(|| run.base_ref.clone()),
-            action: (!run.action.is_empty()).then(|| run.action.clone()),
-            changed_files: source
-                .changed_files((!run.base_ref.is_empty()).then_some(run.base_ref.as_str())),
-        };
+        let base_ref = (!run.base_ref.is_empty()).then_some(run.base_ref.as_str());
+        let event = prepare::event(
+            &source,
+            &run.event,
+            &run.git_ref,
+            base_ref,
+            (!run.action.is_empty()).then_some(run.action.as_str()),
+            base_ref,
+        );
         let cancel = Cancel::new();
         if let Ok(mut m) = self.running.lock() {
             m.insert(run.id, cancel.clone());
@@ -447,6 +407,7 @@ impl Engine {
                 }
             }
         };
+        let debug = prepare::step_debug(false, &secrets, &vars);
         let cfg = RunConfig {
             store: self.runner_store.clone(),
             source,
@@ -467,7 +428,7 @@ impl Engine {
             grace: Default::default(),
             events: Some(tx),
             cancel: cancel.clone(),
-            debug: false,
+            debug,
             action_map,
             dry_run: false,
             reuse,

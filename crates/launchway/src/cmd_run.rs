@@ -6,11 +6,12 @@ use clap::Args;
 use indexmap::IndexMap;
 use launchway_runner::actions::{self, Resolution};
 use launchway_runner::cancel::Cancel;
+use launchway_runner::prepare;
 use launchway_runner::record::RunStatus;
 use launchway_runner::source::Source;
 use launchway_runner::store::Store;
 use launchway_runner::{RunConfig, run_workflow};
-use launchway_workflow::{Event, Severity, Workflow};
+use launchway_workflow::Workflow;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -129,27 +130,6 @@ pub fn parse_env_file(path: &PathBuf) -> Result<IndexMap<String, String>, String
     Ok(out)
 }
 
-fn full_ref(r: &str, source: &Source) -> String {
-    if r.starts_with("refs/") {
-        return r.to_string();
-    }
-    if let Some(root) = &source.git_root
-        && launchway_runner::source::git(
-            root,
-            &["rev-parse", "--verify", "-q", &format!("refs/tags/{r}")],
-        )
-        .is_ok()
-        && launchway_runner::source::git(
-            root,
-            &["rev-parse", "--verify", "-q", &format!("refs/heads/{r}")],
-        )
-        .is_err()
-    {
-        return format!("refs/tags/{r}");
-    }
-    format!("refs/heads/{r}")
-}
-
 pub fn main(args: RunArgs, store: Store) -> u8 {
     match run(args, store) {
         Ok(code) => code,
@@ -168,23 +148,25 @@ struct Candidate {
 fn run(args: RunArgs, store: Store) -> Result<u8, String> {
     let source = Source::open(&args.dir, None, args.dirty).map_err(|e| e.to_string())?;
     let git_ref = match &args.git_ref {
-        Some(r) => full_ref(r, &source),
+        Some(r) => prepare::full_ref(r, source.git_root.as_deref()),
         None => source
             .head_ref
             .clone()
             .unwrap_or_else(|| "refs/heads/main".into()),
     };
     let is_pr = args.event.starts_with("pull_request");
-    let event = Event {
-        name: args.event.clone(),
-        git_ref: git_ref.clone(),
-        base_ref: is_pr.then(|| args.base.clone()),
-        action: args
-            .action
-            .clone()
-            .or_else(|| is_pr.then(|| "opened".to_string())),
-        changed_files: source.changed_files(None),
-    };
+    let action = args
+        .action
+        .clone()
+        .or_else(|| is_pr.then(|| "opened".to_string()));
+    let event = prepare::event(
+        &source,
+        &args.event,
+        &git_ref,
+        is_pr.then_some(args.base.as_str()),
+        action.as_deref(),
+        None,
+    );
     let payload = match &args.event_file {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -208,18 +190,13 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
     }
     vars.extend(parse_kv(&args.vars, "var")?);
     let inputs = parse_kv(&args.inputs, "input")?;
-    let action_map = match source.read_file(".launchway/actions.yaml") {
-        Some(t) => {
-            actions::load_action_map(&t).map_err(|e| format!(".launchway/actions.yaml:{e}"))?
-        }
-        None => IndexMap::new(),
-    };
+    let action_map = prepare::action_map(&source).map_err(|e| e.to_string())?;
 
     // Load the workflows of the commit; a file with errors stops the run.
     let files: Vec<String> = match &args.workflow {
         Some(w) => vec![w.trim_start_matches("./").to_string()],
         None => source
-            .list_dir(".github/workflows")
+            .list_dir(prepare::WORKFLOWS_DIR)
             .into_iter()
             .filter(|f| f.ends_with(".yml") || f.ends_with(".yaml"))
             .collect(),
@@ -244,21 +221,17 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
                 }
             ));
         };
-        let loaded = launchway_workflow::load(f, &text);
-        for d in loaded
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-        {
-            eprint!("{}", diagnostics::render(f, &text, d, color));
-            broken = true;
-        }
-        let ok = !loaded.has_errors();
-        if let Some(wf) = loaded.workflow.filter(|_| ok) {
-            candidates.push(Candidate {
+        match prepare::load_one(f, &text) {
+            Ok(wf) => candidates.push(Candidate {
                 path: f.clone(),
                 wf,
-            });
+            }),
+            Err(b) => {
+                for d in &b.errors {
+                    eprint!("{}", diagnostics::render(f, &text, d, color));
+                }
+                broken = true;
+            }
         }
     }
     if broken {
@@ -370,11 +343,7 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
                 },
                 events: Some(tx),
                 cancel: cancel.clone(),
-                debug: args.debug
-                    || [&secrets, &vars].iter().any(|m| {
-                        m.get("ACTIONS_STEP_DEBUG")
-                            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-                    }),
+                debug: prepare::step_debug(args.debug, &secrets, &vars),
                 action_map: action_map.clone(),
                 dry_run: args.dry_run,
                 reuse: Default::default(),

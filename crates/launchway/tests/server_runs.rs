@@ -160,7 +160,7 @@ fn dispatch_follow_hook_cancel_and_rerun_through_the_server() {
     );
     assert_eq!(code, 1);
     assert!(
-        err.contains("422") && err.contains("no input 'nope'"),
+        err.contains("422") && err.contains("unknown input 'nope'"),
         "{err}"
     );
 

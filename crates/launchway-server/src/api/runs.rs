@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use launchway_runner::prepare;
 use launchway_runner::source::Source;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -166,54 +167,21 @@ pub async fn dispatch(
         state.store.repo(&name).await?.ok_or_else(|| {
             ApiError::new(StatusCode::NOT_FOUND, format!("no repository '{name}'"))
         })?;
+    let dir = crate::triggers::current_dir(state.engine.data_dir(), &repo).await;
+    let unprocessable =
+        |e: &dyn std::fmt::Display| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
     let git_ref = match d.git_ref.as_deref() {
         None | Some("") => None,
-        Some(r) if r.starts_with("refs/") => Some(r.to_string()),
-        Some(r) => Some(format!("refs/heads/{r}")),
+        Some(r) => Some(prepare::full_ref(r, Some(&dir))),
     };
-    let dir = crate::triggers::current_dir(state.engine.data_dir(), &repo).await;
-    let source = Source::open(&dir, git_ref.as_deref(), false)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let source = Source::open(&dir, git_ref.as_deref(), false).map_err(|e| unprocessable(&e))?;
     let git_ref = git_ref
         .or_else(|| source.head_ref.clone())
         .unwrap_or_else(|| "refs/heads/main".into());
     let workflow = d.workflow.trim_start_matches("./").to_string();
-    let text = source.read_file(&workflow).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{workflow} is not in {git_ref} ({})", source.sha),
-        )
-    })?;
-    let loaded = launchway_workflow::load(&workflow, &text);
-    let broken = loaded.has_errors();
-    let Some(wf) = loaded.workflow.filter(|_| !broken) else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{workflow} has errors (launchway lint shows them)"),
-        ));
-    };
-    let Some(trigger) = wf.on.events.get("workflow_dispatch") else {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{workflow} has no 'workflow_dispatch' trigger"),
-        ));
-    };
-    for k in d.inputs.keys() {
-        if !trigger.inputs.contains_key(k) {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("{workflow} has no input '{k}'"),
-            ));
-        }
-    }
-    for (k, input) in &trigger.inputs {
-        if input.required && input.default.is_none() && !d.inputs.contains_key(k) {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("input '{k}' is required"),
-            ));
-        }
-    }
+    let wf = prepare::workflow(&source, &workflow, &git_ref).map_err(|e| unprocessable(&e))?;
+    let inputs: indexmap::IndexMap<String, String> = d.inputs.clone().into_iter().collect();
+    prepare::check_dispatch(&wf, &workflow, &inputs).map_err(|e| unprocessable(&e))?;
     let new = NewRun {
         repo: name,
         workflow,
