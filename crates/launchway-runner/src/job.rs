@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct JobSpec {
     pub id: String,
     pub key: String,
+    /// Its place in the run's job list.
+    pub ordinal: Vec<usize>,
     pub matrix: Option<Combination>,
     pub index: usize,
     pub total: usize,
@@ -36,8 +38,9 @@ pub(crate) struct JobSpec {
     pub vars: Value,
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct JobEnd {
+/// How a job instance ended: its result and outputs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JobEnd {
     pub result: JobResult,
     pub outputs: IndexMap<String, String>,
 }
@@ -49,6 +52,54 @@ impl JobEnd {
             outputs: IndexMap::new(),
         }
     }
+
+    pub fn failed() -> Self {
+        JobEnd {
+            result: JobResult::Failure,
+            outputs: IndexMap::new(),
+        }
+    }
+}
+
+/// `runs-on` evaluated to labels: a label, a list of labels, or
+/// `{group, labels}` (the group is one more label an agent must carry).
+pub(crate) fn runs_on_labels(job: &launchway_workflow::Job, ctx: &Ctx) -> Vec<String> {
+    fn add(out: &mut Vec<String>, v: Value) {
+        match v {
+            Value::Array(a) => a.into_iter().for_each(|x| add(out, x)),
+            Value::Null => {}
+            other => {
+                let s = other.to_display_string();
+                let s = s.trim();
+                if !s.is_empty() {
+                    out.push(s.to_string());
+                }
+            }
+        }
+    }
+    fn node(out: &mut Vec<String>, n: &launchway_workflow::yaml::Node, ctx: &Ctx) {
+        if let Some(items) = n.as_seq() {
+            items.iter().for_each(|i| node(out, i, ctx));
+        } else if let Some(s) = n.scalar_string() {
+            match evaluate_template(&s, ctx) {
+                Ok(v) => add(out, v),
+                Err(_) => out.push(s),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(n) = &job.runs_on {
+        if n.as_map().is_some() {
+            for k in ["group", "labels"] {
+                if let Some(v) = n.get(k) {
+                    node(&mut out, v, ctx);
+                }
+            }
+        } else {
+            node(&mut out, n, ctx);
+        }
+    }
+    out
 }
 
 pub fn which(prog: &str) -> Option<PathBuf> {
@@ -118,7 +169,7 @@ fn base_record(scope: &Scope, spec: &JobSpec, result: JobResult) -> JobRecord {
             .name
             .as_ref()
             .map_or_else(|| spec.key.clone(), |n| n.value.clone()),
-        ordinal: scope.ordinal(&spec.id, spec.index),
+        ordinal: spec.ordinal.clone(),
         result,
         started_at: None,
         duration_ms: 0,

@@ -13,7 +13,7 @@ pub mod deployer;
 pub mod environments;
 pub mod files;
 mod github;
-mod job;
+pub mod job;
 pub mod mask;
 pub mod prepare;
 pub mod private;
@@ -23,6 +23,7 @@ mod reusable;
 mod run;
 pub mod shell;
 pub mod source;
+pub mod spec;
 pub mod store;
 
 pub use run::{Approver, ReusedJob, RunConfig, run_workflow};

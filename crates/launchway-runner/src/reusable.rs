@@ -142,11 +142,12 @@ pub(crate) async fn call(
     }
     let inner = Scope {
         wf: Arc::new(wf),
+        text: Arc::from(text.as_str()),
         inputs,
         secrets,
         key_prefix: format!("{} / ", spec.key),
         depth: scope.depth + 1,
-        ordinal: scope.ordinal(&spec.id, spec.index),
+        ordinal: spec.ordinal.clone(),
     };
     let results = run_graph(shared, &inner, None).await;
     // `jobs` context for the workflow's outputs: the same shape as `needs`.

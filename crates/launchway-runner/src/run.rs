@@ -61,6 +61,8 @@ pub struct RunConfig {
     pub environment_vars: IndexMap<String, IndexMap<String, String>>,
     /// Where `launchway/deploy` steps deploy (none: they fail).
     pub deployer: Option<Arc<dyn crate::deployer::Deployer>>,
+    /// Where jobs execute (none: in this process).
+    pub executor: Option<Arc<dyn crate::spec::Executor>>,
 }
 
 /// A job taken from an earlier attempt.
@@ -115,16 +117,37 @@ pub(crate) struct Shared {
     pub github: Value,
     pub started: Instant,
     pub last_save: Mutex<Instant>,
+    /// For a job executed from its specification: where its progress goes
+    /// (instead of this record and channel).
+    pub sink: Option<Arc<dyn crate::spec::JobSink>>,
+}
+
+impl crate::spec::JobSink for Shared {
+    fn event(&self, ev: RunEvent) {
+        self.emit(ev);
+    }
+    fn job(&self, rec: JobRecord) {
+        self.save_job(rec);
+    }
+    fn annotate(&self, a: Annotation) {
+        Shared::annotate(self, a);
+    }
 }
 
 impl Shared {
     pub fn emit(&self, ev: RunEvent) {
+        if let Some(s) = &self.sink {
+            return s.event(ev);
+        }
         if let Some(tx) = &self.cfg.events {
             let _ = tx.send(ev);
         }
     }
 
     pub fn annotate(&self, a: Annotation) {
+        if let Some(s) = &self.sink {
+            return s.annotate(a);
+        }
         if let Ok(mut r) = self.record.lock() {
             r.annotations.push(a);
         }
@@ -133,6 +156,9 @@ impl Shared {
     /// Updates a job in the run record. The file is rewritten when a job
     /// starts or ends and at most every 250 ms in between.
     pub fn save_job(&self, job: JobRecord) {
+        if let Some(s) = &self.sink {
+            return s.job(job);
+        }
         let Ok(mut r) = self.record.lock() else {
             return;
         };
@@ -251,6 +277,8 @@ pub(crate) struct JobOutcome {
 #[derive(Clone)]
 pub(crate) struct Scope {
     pub wf: Arc<Workflow>,
+    /// The workflow file's text (what an agent loads the job from).
+    pub text: Arc<str>,
     pub inputs: Value,
     pub secrets: Value,
     /// `caller / ` for jobs of a called workflow.
@@ -316,6 +344,7 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
         github,
         started: Instant::now(),
         last_save: Mutex::new(Instant::now()),
+        sink: None,
     });
     shared.emit(RunEvent::RunStarted {
         run: run_id,
@@ -375,8 +404,10 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
         )
         .await?;
     }
+    let text: Arc<str> = Arc::from(shared.cfg.source.read_file(&wf.path).unwrap_or_default());
     let scope = Scope {
         wf: Arc::new(wf),
+        text,
         inputs,
         secrets,
         key_prefix: String::new(),
@@ -719,6 +750,7 @@ async fn run_job_node(
         let spec = JobSpec {
             id: id.to_string(),
             key: inst_key,
+            ordinal: scope.ordinal(id, index),
             matrix: combo,
             index,
             total,
@@ -924,7 +956,22 @@ async fn run_instance(
     let Ok(_slot) = shared.slots.clone().acquire_owned().await else {
         return JobEnd::cancelled();
     };
-    job::run_job(shared, scope, spec, environment, cancel).await
+    let spec = crate::spec::JobSpecification::build(shared, scope, &spec, environment.as_deref());
+    let sink: Arc<dyn crate::spec::JobSink> = shared.clone();
+    match &shared.cfg.executor {
+        Some(ex) => ex.execute(spec, sink, cancel).await,
+        None => {
+            let host = crate::spec::JobHost {
+                store: shared.cfg.store.clone(),
+                source: shared.cfg.source.clone(),
+                sink,
+                deployer: shared.cfg.deployer.clone(),
+                cancel,
+                masker: Some(shared.masker.clone()),
+            };
+            crate::spec::execute(spec, Some(scope.wf.clone()), host).await
+        }
+    }
 }
 
 /// The repository concurrency groups belong to (`github.repository`).

@@ -435,6 +435,7 @@ impl Engine {
             environment_secrets,
             environment_vars,
             deployer: self.deployer.get().cloned(),
+            executor: None,
         };
         let result = run_workflow(cfg, wf).await;
         let _ = recorder.await;

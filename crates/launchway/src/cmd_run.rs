@@ -352,6 +352,7 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
                 deployer: Some(std::sync::Arc::new(crate::deployer::LocalDeployer {
                     store: store.clone(),
                 })),
+                executor: None,
             };
             let _ = c.path;
             let rec = run_workflow(cfg, c.wf).await;
