@@ -166,8 +166,9 @@ pub struct RunRecord {
     pub annotations: Vec<Annotation>,
 }
 
-/// What a live display follows.
-#[derive(Debug, Clone)]
+/// What a live display follows (and what an agent streams to the server).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum RunEvent {
     RunStarted {
         run: u64,

@@ -120,6 +120,8 @@ pub(crate) struct Shared {
     /// For a job executed from its specification: where its progress goes
     /// (instead of this record and channel).
     pub sink: Option<Arc<dyn crate::spec::JobSink>>,
+    /// Where artifacts really live (none: the run directory).
+    pub artifacts: Option<Arc<dyn crate::spec::Artifacts>>,
 }
 
 impl crate::spec::JobSink for Shared {
@@ -345,6 +347,7 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
         started: Instant::now(),
         last_save: Mutex::new(Instant::now()),
         sink: None,
+        artifacts: None,
     });
     shared.emit(RunEvent::RunStarted {
         run: run_id,
@@ -968,6 +971,7 @@ async fn run_instance(
                 deployer: shared.cfg.deployer.clone(),
                 cancel,
                 masker: Some(shared.masker.clone()),
+                artifacts: None,
             };
             crate::spec::execute(spec, Some(scope.wf.clone()), host).await
         }

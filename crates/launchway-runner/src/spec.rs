@@ -261,6 +261,23 @@ pub trait Executor: Send + Sync {
     fn execute(&self, spec: JobSpecification, sink: Arc<dyn JobSink>, cancel: Cancel) -> JobFuture;
 }
 
+/// Artifacts kept somewhere else than the run directory this job sees (on
+/// an agent: the server's). The built-in artifact actions call these around
+/// their work on the local run directory.
+pub trait Artifacts: Send + Sync {
+    /// `upload-artifact` wrote `dir` (the artifact `name`) and its manifest
+    /// locally: send them where the run keeps artifacts.
+    fn publish(
+        &self,
+        name: &str,
+        dir: &std::path::Path,
+        manifest: &serde_json::Value,
+    ) -> Result<(), String>;
+    /// Before `download-artifact` reads `artifacts_dir`: bring the run's
+    /// artifacts there.
+    fn fetch(&self, artifacts_dir: &std::path::Path) -> Result<(), String>;
+}
+
 /// What executing a specification needs from the machine it runs on.
 pub struct JobHost {
     /// The store the job's run directory lives in (`runs/<spec.run>`).
@@ -273,6 +290,8 @@ pub struct JobHost {
     /// The run's masker when the job runs in the scheduler's process (so an
     /// `add-mask` protects the rest of the run); a new one otherwise.
     pub masker: Option<Masker>,
+    /// Where artifacts really live (none: the run directory).
+    pub artifacts: Option<Arc<dyn Artifacts>>,
 }
 
 /// Runs one job instance from its specification. `wf` is the parsed
@@ -364,6 +383,7 @@ pub async fn execute(spec: JobSpecification, wf: Option<Arc<Workflow>>, host: Jo
         started: Instant::now(),
         last_save: Mutex::new(Instant::now()),
         sink: Some(host.sink),
+        artifacts: host.artifacts,
     });
     let scope = Scope {
         text: Arc::from(spec.workflow_text.as_str()),

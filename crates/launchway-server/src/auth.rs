@@ -109,12 +109,14 @@ pub fn bearer(header: Option<&str>) -> Result<&str, Denied> {
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
         return Err(Denied::NoCredentials);
     }
-    // Anything else cannot be ours; refuse before touching the store.
-    let well_formed = token.len() == TOKEN_PREFIX.len() + 64
-        && token.starts_with(TOKEN_PREFIX)
-        && token[TOKEN_PREFIX.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit());
+    // Anything else cannot be ours (a user's API token, an agent
+    // registration token or an agent's credential); refuse before touching
+    // the store.
+    let well_formed = ["lwt_", "lwr_", "lwa_"].iter().any(|p| {
+        token.len() == p.len() + 64
+            && token.starts_with(p)
+            && token[p.len()..].bytes().all(|b| b.is_ascii_hexdigit())
+    });
     if well_formed {
         Ok(token)
     } else {

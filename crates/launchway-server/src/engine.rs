@@ -26,6 +26,8 @@ pub struct EngineConfig {
     pub parallel_runs: usize,
     /// Jobs at the same time within one run.
     pub jobs_per_run: usize,
+    /// How jobs are handed to agents.
+    pub agents: crate::agents::AgentSettings,
 }
 
 pub struct Engine {
@@ -35,10 +37,15 @@ pub struct Engine {
     /// Cancellation handles of the runs in progress here.
     running: Mutex<HashMap<i64, Cancel>>,
     wake: tokio::sync::Notify,
+    /// Set at shutdown: workers take no new run.
+    stopping: std::sync::atomic::AtomicBool,
     metrics: Arc<crate::api::metrics::Metrics>,
     key: Arc<crate::sealed::MasterKey>,
     /// Where `launchway/deploy` steps deploy (the server's reconcilers).
     deployer: std::sync::OnceLock<Arc<dyn launchway_runner::deployer::Deployer>>,
+    /// Where jobs run: always on agents, through this hub — the control
+    /// plane executes no workflow step itself.
+    hub: Arc<crate::agents::Hub>,
 }
 
 /// What a secret is sealed under: its repository, environment and name.
@@ -109,16 +116,30 @@ pub fn triggered(source: &Source, event: &Event) -> (Vec<(String, Workflow)>, Ve
 
 impl Engine {
     pub fn new(store: Store, cfg: EngineConfig, key: crate::sealed::MasterKey) -> Arc<Engine> {
+        let key = Arc::new(key);
+        let hub = crate::agents::Hub::new(store.clone(), key.clone(), cfg.agents.clone());
         Arc::new(Engine {
             runner_store: launchway_runner::store::Store::new(cfg.data_dir.clone()),
             store,
             cfg,
             running: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             metrics: Arc::default(),
-            key: Arc::new(key),
+            key,
             deployer: std::sync::OnceLock::new(),
+            hub,
         })
+    }
+
+    /// Where agents claim this engine's jobs.
+    pub fn hub(&self) -> Arc<crate::agents::Hub> {
+        self.hub.clone()
+    }
+
+    /// Where runs' deploy steps go.
+    pub fn deployer(&self) -> Option<Arc<dyn launchway_runner::deployer::Deployer>> {
+        self.deployer.get().cloned()
     }
 
     /// An environment's secrets in clear, for its replicas.
@@ -260,8 +281,32 @@ impl Engine {
         self.running.lock().map_or(0, |m| m.len())
     }
 
+    /// Stops taking runs and cancels the ones in progress the way Ctrl-C
+    /// does (their `always()` steps run); waits up to `grace` for them to
+    /// end. Returns how many were still going.
+    pub async fn shutdown(&self, grace: Duration) -> usize {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let handles: Vec<Cancel> = self
+            .running
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for c in &handles {
+            c.cancel();
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.in_progress() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.in_progress()
+    }
+
     async fn work(self: Arc<Engine>) {
         loop {
+            if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             // Register interest before looking, so a wake in between is not lost.
             let notified = self.wake.notified();
             match self.store.claim_next(crate::now_ms()).await {
@@ -365,6 +410,9 @@ impl Engine {
         if let Ok(mut m) = self.running.lock() {
             m.insert(run.id, cancel.clone());
         }
+        if self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            cancel.cancel();
+        }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         // The run directory is known once the runner allocates it.
         let recorder = {
@@ -408,6 +456,17 @@ impl Engine {
             }
         };
         let debug = prepare::step_debug(false, &secrets, &vars);
+        let executor: Arc<dyn launchway_runner::spec::Executor> =
+            Arc::new(crate::agents::RemoteExecutor {
+                hub: self.hub.clone(),
+                run_id: run.id,
+                runner_store: self.runner_store.clone(),
+                git_root: source
+                    .git_root
+                    .clone()
+                    .unwrap_or_else(|| source.dir.clone()),
+                source_dir: source.dir.clone(),
+            });
         let cfg = RunConfig {
             store: self.runner_store.clone(),
             source,
@@ -435,7 +494,7 @@ impl Engine {
             environment_secrets,
             environment_vars,
             deployer: self.deployer.get().cloned(),
-            executor: None,
+            executor: Some(executor),
         };
         let result = run_workflow(cfg, wf).await;
         let _ = recorder.await;

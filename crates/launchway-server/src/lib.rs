@@ -5,6 +5,7 @@
 //! notification is genuine, [`audit`] makes the record of state changes
 //! tamper-evident. The HTTP API and the store are built on top of these.
 
+pub mod agents;
 pub mod api;
 pub mod approval;
 pub mod audit;

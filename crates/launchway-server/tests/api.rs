@@ -32,6 +32,7 @@ async fn server() -> Server {
             data_dir: dir.path().join("server"),
             parallel_runs: 1,
             jobs_per_run: 2,
+            agents: Default::default(),
         },
         MasterKey::from_hex(&MasterKey::generate_hex().unwrap()).unwrap(),
     );

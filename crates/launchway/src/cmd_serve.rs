@@ -37,6 +37,65 @@ pub struct ServeArgs {
     /// new commits are seen within a quarter of a second.
     #[arg(long, default_value_t = 10)]
     reconcile_seconds: u64,
+    #[command(flatten)]
+    agents: AgentOptions,
+}
+
+/// Where jobs run. The server never runs a workflow step itself: it starts
+/// a local agent (a separate, sandboxed process) unless told not to, and
+/// agents on other machines join with a registration token.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Agents")]
+pub struct AgentOptions {
+    /// Jobs the local agent runs at the same time (0: no local agent; jobs
+    /// wait for agents that join with `launchway agent`). Default: the
+    /// parallel runs times the jobs per run.
+    #[arg(long)]
+    local_agent_jobs: Option<usize>,
+    /// The local agent's work dir (default: beside the data dir; under
+    /// /var/lib/launchway-agent when the server runs as root).
+    #[arg(long)]
+    agent_work_dir: Option<PathBuf>,
+    /// When the server runs as root, the unprivileged user the local agent
+    /// runs as (created as a system user when missing).
+    #[arg(long, default_value = crate::local_agent::DEFAULT_USER)]
+    agent_user: String,
+    /// The local agent's labels.
+    #[arg(long, value_delimiter = ',', default_value = "linux,x64,local")]
+    agent_labels: Vec<String>,
+    /// A variable of the server's environment to pass to the local agent
+    /// (repeatable; only PATH, the locale and proxies pass otherwise).
+    #[arg(long = "agent-env", value_name = "NAME")]
+    agent_env: Vec<String>,
+    /// `runs-on` labels of hosted runners mapped to agent labels, e.g.
+    /// `ubuntu-latest=linux,x64` (repeatable; `LABEL=` matches any agent).
+    /// By default ubuntu-*, linux and self-hosted match any agent.
+    #[arg(long = "runs-on-alias", value_name = "LABEL=LABELS")]
+    runs_on_alias: Vec<String>,
+    /// Seconds an agent may go silent before its job fails.
+    #[arg(long, default_value_t = 30)]
+    agent_lease_seconds: u64,
+}
+
+impl AgentOptions {
+    fn settings(&self) -> Result<launchway_server::agents::AgentSettings, String> {
+        let mut s = launchway_server::agents::AgentSettings {
+            lease: std::time::Duration::from_secs(self.agent_lease_seconds.max(2)),
+            ..Default::default()
+        };
+        for a in &self.runs_on_alias {
+            let (k, v) = a
+                .split_once('=')
+                .ok_or_else(|| format!("--runs-on-alias {a}: expected LABEL=LABELS"))?;
+            let labels = v
+                .split(',')
+                .map(|l| l.trim().to_ascii_lowercase())
+                .filter(|l| !l.is_empty())
+                .collect();
+            s.aliases.insert(k.trim().to_ascii_lowercase(), labels);
+        }
+        Ok(s)
+    }
 }
 
 /// Where the server's state lives; shared by `serve` and `admin`.
@@ -118,14 +177,16 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
     }
     let dir = args.db.dir(store);
     let key = master_key(args.master_key_file.as_deref(), &dir)?;
+    let jobs_per_run = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let engine = Engine::new(
         db.clone(),
         EngineConfig {
             data_dir: dir.join("server"),
             parallel_runs: args.parallel_runs.max(1),
-            jobs_per_run: args
-                .jobs
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            jobs_per_run,
+            agents: args.agents.settings()?,
         },
         key,
     );
@@ -166,13 +227,69 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         launchway_server::environments::ServerDeployer(envs.clone()),
     ));
     tokio::spawn(envs.clone().watch());
-    api::serve(
+    let local_jobs = args
+        .agents
+        .local_agent_jobs
+        .unwrap_or(args.parallel_runs.max(1) * jobs_per_run.max(1));
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(api::serve(
         listener,
-        AppState::new(db, engine).with_environments(envs),
-        shutdown(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+        AppState::new(db.clone(), engine.clone()).with_environments(envs),
+        async {
+            let _ = http_stopped.await;
+        },
+    ));
+    let local = if local_jobs > 0 {
+        let as_root = nix::unistd::Uid::effective().is_root();
+        let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut deny = vec![abs(&dir)];
+        if let Some(f) = &args.master_key_file {
+            deny.push(abs(f));
+        }
+        let cfg = crate::local_agent::Config {
+            server: format!("http://{addr}"),
+            work_dir: args
+                .agents
+                .agent_work_dir
+                .clone()
+                .map(|p| abs(&p))
+                .unwrap_or_else(|| crate::local_agent::default_work_dir(&abs(&dir), as_root)),
+            max_jobs: local_jobs,
+            labels: args.agents.agent_labels.clone(),
+            deny,
+            user: as_root.then(|| args.agents.agent_user.clone()),
+            pass_env: args.agents.agent_env.clone(),
+        };
+        if cfg.deny.iter().any(|d| cfg.work_dir.starts_with(d)) {
+            return Err(format!(
+                "--agent-work-dir {} is inside the data dir, which the agent must not reach",
+                cfg.work_dir.display()
+            ));
+        }
+        Some(crate::local_agent::start(db.clone(), cfg, std::time::Duration::from_secs(60)).await?)
+    } else {
+        eprintln!(
+            "no local agent: jobs wait for agents (`launchway agents token`, then `launchway agent`)"
+        );
+        None
+    };
+    shutdown().await;
+    // Running jobs are cancelled as Ctrl-C would (their always() steps
+    // run) while the API still answers their agents; then the agent goes,
+    // then the API, whatever followers are attached.
+    let left = engine.shutdown(std::time::Duration::from_secs(60)).await;
+    if left > 0 {
+        eprintln!("{left} run(s) did not end in time; they end as failed at the next start");
+    }
+    if let Some(l) = local {
+        l.stop(std::time::Duration::from_secs(10)).await;
+    }
+    let _ = stop_http.send(());
+    match tokio::time::timeout(std::time::Duration::from_secs(5), http).await {
+        Ok(Ok(r)) => r.map_err(|e| e.to_string())?,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => eprintln!("closing the connections still open"),
+    }
     eprintln!(
         "environments keep serving on their replicas; the next `launchway serve` adopts them"
     );

@@ -1,7 +1,10 @@
 //! The `launchway` command line: a thin shell over the library crates.
 
+mod agent;
 mod client;
 mod cmd_admin;
+mod cmd_agent;
+mod cmd_agents;
 mod cmd_env;
 mod cmd_lint;
 mod cmd_model;
@@ -15,6 +18,7 @@ mod cmd_serve;
 mod cmd_sync;
 mod deployer;
 mod diagnostics;
+mod local_agent;
 mod reporter;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +64,10 @@ enum Command {
     Scan(cmd_scan::ScanArgs),
     /// Run the control plane: the HTTP API, the run queue and its workers.
     Serve(cmd_serve::ServeArgs),
+    /// Run jobs for a server (a runner: claims jobs whose labels it has).
+    Agent(cmd_agent::AgentArgs),
+    /// A server's agents: list, registration tokens, disable, enable.
+    Agents(cmd_agents::AgentsArgs),
     /// Manage the server's users and API tokens.
     Admin(cmd_admin::AdminArgs),
     /// Show or verify the server's hash-chained audit log.
@@ -142,6 +150,8 @@ fn main() -> ExitCode {
         Command::Db(args) => cmd_scan::db(args, &store),
         Command::Scan(args) => cmd_scan::scan(&args, &store),
         Command::Serve(args) => cmd_serve::main(&args, &store),
+        Command::Agent(args) => cmd_agent::main(&args),
+        Command::Agents(args) => cmd_agents::main(&args, &cli.server),
         Command::Admin(args) => cmd_admin::main(&args, &store),
         Command::Audit(args) => cmd_admin::audit(&args, &store),
     };

@@ -138,6 +138,12 @@ pub(crate) fn upload(exec: &mut JobExec, with: &Inputs) -> StepRun {
         exec.error(&format!("upload-artifact: cannot write the manifest: {e}"));
         return StepRun::failed();
     }
+    if let Some(t) = exec.shared.artifacts.clone()
+        && let Err(e) = tokio::task::block_in_place(|| t.publish(&name, &dest, &manifest))
+    {
+        exec.error(&format!("upload-artifact: {e}"));
+        return StepRun::failed();
+    }
     exec.log(&format!(
         "Uploaded artifact '{name}': {} file(s), {bytes} bytes, sha256:{sum}",
         files.len()
@@ -154,6 +160,12 @@ pub(crate) fn upload(exec: &mut JobExec, with: &Inputs) -> StepRun {
 
 pub(crate) fn download(exec: &mut JobExec, with: &Inputs) -> StepRun {
     let root = exec.shared.run_dir.join("artifacts");
+    if let Some(t) = exec.shared.artifacts.clone()
+        && let Err(e) = tokio::task::block_in_place(|| t.fetch(&root))
+    {
+        exec.error(&format!("download-artifact: {e}"));
+        return StepRun::failed();
+    }
     let target: PathBuf = match with.get("path") {
         Some(p) if Path::new(p).is_absolute() => PathBuf::from(p),
         Some(p) => exec.workspace.join(p),

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 /// Request bodies above this are refused with 413 before they are read.
 pub const MAX_BODY: usize = 1 << 20;
 
+mod agents;
 mod environments;
 mod hooks;
 pub mod metrics;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub metrics: std::sync::Arc<metrics::Metrics>,
     /// The GitOps reconcilers (`None`: this server runs no environments).
     pub environments: Option<std::sync::Arc<crate::environments::Environments>>,
+    /// Where agents claim jobs.
+    pub hub: std::sync::Arc<crate::agents::Hub>,
 }
 
 impl AppState {
@@ -41,6 +44,7 @@ impl AppState {
             metrics: engine.metrics(),
             key: engine.key(),
             store,
+            hub: engine.hub(),
             engine,
             environments: None,
         }
@@ -96,7 +100,24 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/repos/{name}/environments/{env}/{change}"),
     ("get", "/api/changes"),
     ("post", "/api/changes/{id}/{verdict}"),
+    ("get", "/api/agents"),
+    ("post", "/api/agents/{id}/{verb}"),
+    ("post", "/api/agent-registrations"),
+    ("post", "/api/agents/register"),
+    ("post", "/api/agent/claim"),
+    ("post", "/api/agent/jobs/{id}/report"),
+    ("post", "/api/agent/jobs/{id}/finish"),
+    ("get", "/api/agent/jobs/{id}/source"),
+    ("get", "/api/agent/jobs/{id}/artifacts"),
+    ("get", "/api/agent/jobs/{id}/artifacts/{name}/{path}"),
+    ("put", "/api/agent/jobs/{id}/artifacts/{name}/{path}"),
+    ("put", "/api/agent/jobs/{id}/manifests/{name}"),
+    ("post", "/api/agent/jobs/{id}/deploy"),
+    ("post", "/api/agent/jobs/{id}/models"),
 ];
+
+/// The largest artifact file or model an agent may upload in one request.
+pub const MAX_UPLOAD: usize = 1 << 30;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -150,6 +171,36 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/changes", get(environments::list_changes))
         .route("/api/changes/{id}/{verdict}", post(environments::decide))
+        .route("/api/agents", get(agents::list))
+        .route("/api/agents/register", post(agents::register))
+        .route("/api/agents/{id}/{verb}", post(agents::set_disabled))
+        .route(
+            "/api/agent-registrations",
+            post(agents::create_registration),
+        )
+        .route("/api/agent/claim", post(agents::claim))
+        .route("/api/agent/jobs/{id}/report", post(agents::report))
+        .route("/api/agent/jobs/{id}/finish", post(agents::finish))
+        .route("/api/agent/jobs/{id}/source", get(agents::source))
+        .route(
+            "/api/agent/jobs/{id}/artifacts",
+            get(agents::list_artifacts),
+        )
+        .route(
+            "/api/agent/jobs/{id}/artifacts/{name}/{*path}",
+            get(agents::get_artifact_file)
+                .put(agents::put_artifact_file)
+                .layer(DefaultBodyLimit::max(MAX_UPLOAD)),
+        )
+        .route(
+            "/api/agent/jobs/{id}/manifests/{name}",
+            put(agents::put_manifest),
+        )
+        .route("/api/agent/jobs/{id}/deploy", post(agents::deploy))
+        .route(
+            "/api/agent/jobs/{id}/models",
+            post(agents::register_model).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
@@ -191,12 +242,18 @@ impl From<Denied> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::UserExists(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            StoreError::UserExists(_) | StoreError::RepoExists(_) | StoreError::AgentExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
             StoreError::NoUser(_)
             | StoreError::NoToken(_)
             | StoreError::NoRepo(_)
-            | StoreError::NoRun(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
-            StoreError::RepoExists(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            | StoreError::NoRun(_)
+            | StoreError::NoAgent(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            StoreError::Unauthorized => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()),
+            StoreError::Invalid(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
             // Details of database failures stay in the server's log.
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         }

@@ -128,6 +128,45 @@ const STEPS: &[Step] = &[
             decided_ms BIGINT NOT NULL);
         CREATE INDEX changes_status ON changes (status, id);",
     },
+    Step {
+        version: 7,
+        sql: "
+        CREATE TABLE agent_registrations (
+            id {serial},
+            digest TEXT NOT NULL UNIQUE,
+            label TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            expires_ms BIGINT NOT NULL,
+            revoked INTEGER NOT NULL);
+        CREATE TABLE agents (
+            id {serial},
+            name TEXT NOT NULL UNIQUE,
+            labels TEXT NOT NULL,
+            digest TEXT NOT NULL UNIQUE,
+            version TEXT NOT NULL,
+            disabled INTEGER NOT NULL,
+            created_ms BIGINT NOT NULL,
+            last_contact_ms BIGINT NOT NULL);
+        CREATE TABLE jobs (
+            id {serial},
+            run_id BIGINT NOT NULL REFERENCES runs(id),
+            job_key TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            secrets TEXT NOT NULL,
+            status TEXT NOT NULL,
+            agent_id BIGINT NOT NULL,
+            lease_until_ms BIGINT NOT NULL,
+            cancel_requested INTEGER NOT NULL,
+            result TEXT NOT NULL,
+            message TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            claimed_ms BIGINT NOT NULL,
+            finished_ms BIGINT NOT NULL);
+        CREATE INDEX jobs_status ON jobs (status, id);
+        CREATE INDEX jobs_agent ON jobs (agent_id, status);",
+    },
 ];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -2,6 +2,7 @@
 //! one API. Queries are written once in the SQL both understand (`$N`
 //! placeholders, in order of first use); only the schema differs per backend.
 
+pub mod agents;
 pub mod changes;
 mod migrations;
 mod runs;
@@ -48,6 +49,14 @@ pub enum StoreError {
     Corrupt(String),
     #[error("no randomness available: {0}")]
     Random(String),
+    #[error("an agent named '{0}' is already registered")]
+    AgentExists(String),
+    #[error("no agent {0}")]
+    NoAgent(i64),
+    #[error("the registration token is unknown, expired or revoked")]
+    Unauthorized,
+    #[error("{0}")]
+    Invalid(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

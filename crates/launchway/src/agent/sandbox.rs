@@ -1,0 +1,171 @@
+//! Keeping workflow code away from the control plane, by construction:
+//! the agent process drops to an unprivileged user when started as root,
+//! becomes non-dumpable (so jobs running as the same user cannot read its
+//! memory or environment through `/proc`), and restricts itself with
+//! Landlock so that neither it nor anything it starts can open the denied
+//! paths (the server's data directory), reach into processes outside the
+//! sandbox through `/proc` or signal them. Everything here happens before
+//! the agent starts a thread.
+
+use landlock::{
+    ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope,
+};
+use std::path::{Path, PathBuf};
+
+/// What the sandbox did, for the agent's start-up line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub user: Option<String>,
+    pub landlock: &'static str,
+}
+
+/// Drops to `user` (when running as root): its uid, its primary group, no
+/// supplementary groups.
+pub fn drop_to(user: &str) -> Result<(), String> {
+    use nix::unistd::{Gid, Uid, User, setgid, setgroups, setuid};
+    if !Uid::effective().is_root() {
+        return Err(format!("--user {user} needs the agent to start as root"));
+    }
+    let u = User::from_name(user)
+        .map_err(|e| format!("looking up user '{user}': {e}"))?
+        .ok_or_else(|| {
+            format!("no user '{user}' on this machine (create it: useradd --system {user})")
+        })?;
+    if u.uid.is_root() {
+        return Err(format!(
+            "user '{user}' is root; the agent needs an unprivileged user"
+        ));
+    }
+    setgroups(&[u.gid]).map_err(|e| format!("setgroups: {e}"))?;
+    setgid(u.gid).map_err(|e| format!("setgid: {e}"))?;
+    setuid(u.uid).map_err(|e| format!("setuid: {e}"))?;
+    if setuid(Uid::from_raw(0)).is_ok() || Gid::effective().as_raw() != u.gid.as_raw() {
+        return Err("could not drop root privileges for good".into());
+    }
+    Ok(())
+}
+
+/// Makes this process non-dumpable: same-user processes can no longer
+/// ptrace it or read its `/proc/<pid>/{mem,environ}`.
+pub fn not_dumpable() -> Result<(), String> {
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE): {e}"))
+}
+
+/// The rules that give read access to everything under `root` except the
+/// `denied` paths: each path from `root` down to a denied one is replaced
+/// by its other children.
+pub fn allowed_around(root: &Path, denied: &[PathBuf]) -> Vec<PathBuf> {
+    if denied.iter().any(|d| root.starts_with(d)) {
+        return Vec::new();
+    }
+    if !denied.iter().any(|d| d.starts_with(root)) {
+        return vec![root.to_path_buf()];
+    }
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return out;
+    };
+    let mut children: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+    children.sort();
+    for c in children {
+        out.extend(allowed_around(&c, denied));
+    }
+    out
+}
+
+/// Restricts this process and everything it will start: read and execute
+/// everywhere but `denied`, write only under `writable` (minus `denied`),
+/// no signals to or `/proc` access into processes outside. Fails closed:
+/// a kernel without Landlock is an error unless `best_effort`.
+pub fn landlock(
+    denied: &[PathBuf],
+    writable: &[PathBuf],
+    best_effort: bool,
+) -> Result<&'static str, String> {
+    let abi = ABI::V5;
+    let denied: Vec<PathBuf> = denied
+        .iter()
+        .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()))
+        .collect();
+    let read = AccessFs::from_read(abi);
+    let all = AccessFs::from_all(abi);
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(if best_effort {
+            CompatLevel::BestEffort
+        } else {
+            CompatLevel::HardRequirement
+        })
+        .handle_access(all)
+        .map_err(|e| format!("landlock: {e}"))?;
+    // Signal and abstract-socket scoping came with ABI 6; take it when there.
+    ruleset = ruleset
+        .set_compatibility(CompatLevel::BestEffort)
+        .scope(Scope::Signal)
+        .map_err(|e| format!("landlock: {e}"))?;
+    let mut created = ruleset.create().map_err(|e| format!("landlock: {e}"))?;
+    let add = |created: landlock::RulesetCreated,
+               paths: Vec<PathBuf>,
+               access: landlock::BitFlags<AccessFs>|
+     -> Result<landlock::RulesetCreated, String> {
+        let mut created = created;
+        for p in paths {
+            let Ok(fd) = PathFd::new(&p) else { continue };
+            let is_dir = std::fs::metadata(&p).is_ok_and(|m| m.is_dir());
+            let access = if is_dir {
+                access
+            } else {
+                access & AccessFs::from_file(abi)
+            };
+            created = created
+                .add_rule(PathBeneath::new(fd, access))
+                .map_err(|e| format!("landlock: {}: {e}", p.display()))?;
+        }
+        Ok(created)
+    };
+    created = add(created, allowed_around(Path::new("/"), &denied), read)?;
+    for w in writable {
+        let w = w.canonicalize().unwrap_or_else(|_| w.clone());
+        created = add(created, allowed_around(&w, &denied), all)?;
+    }
+    let status = created
+        .restrict_self()
+        .map_err(|e| format!("landlock: {e}"))?;
+    match status.ruleset {
+        RulesetStatus::FullyEnforced => Ok("Landlock (fully enforced)"),
+        RulesetStatus::PartiallyEnforced => Ok("Landlock (partially enforced by this kernel)"),
+        RulesetStatus::NotEnforced if best_effort => Ok("none (this kernel has no Landlock)"),
+        RulesetStatus::NotEnforced => Err("this kernel does not enforce Landlock".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn everything_but_the_denied_branch() {
+        let d = tempfile::tempdir().unwrap();
+        for p in ["a/x", "a/secret/inner", "b"] {
+            std::fs::create_dir_all(d.path().join(p)).unwrap();
+        }
+        std::fs::write(d.path().join("a/file"), "").unwrap();
+        let denied = vec![d.path().join("a/secret")];
+        let got = allowed_around(d.path(), &denied);
+        let rel: Vec<String> = got
+            .iter()
+            .map(|p| {
+                p.strip_prefix(d.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(rel, ["a/file", "a/x", "b"]);
+        assert!(allowed_around(&d.path().join("a/secret/inner"), &denied).is_empty());
+        assert_eq!(
+            allowed_around(&d.path().join("b"), &denied),
+            vec![d.path().join("b")]
+        );
+    }
+}

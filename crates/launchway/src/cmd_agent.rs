@@ -1,0 +1,197 @@
+//! `launchway agent`: run jobs for a server.
+
+use crate::agent::{self, http::Channel, sandbox};
+use launchway_runner::cancel::Cancel;
+use serde_json::{Value, json};
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// The server to take jobs from, e.g. https://ci.example:8080.
+    #[arg(long)]
+    server: String,
+    /// A registration token (`lwr_…`, from `launchway agents token`) or this
+    /// agent's own credential (`lwa_…`); also LAUNCHWAY_AGENT_TOKEN.
+    #[arg(long, env = "LAUNCHWAY_AGENT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Read the token from standard input instead (nothing on a command line).
+    #[arg(long, conflicts_with = "token")]
+    token_stdin: bool,
+    /// The labels jobs can ask for in `runs-on` (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "linux,x64")]
+    labels: Vec<String>,
+    /// The agent's name (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Where jobs run and the agent keeps its credential.
+    #[arg(long)]
+    work_dir: PathBuf,
+    /// Jobs at the same time.
+    #[arg(long, default_value_t = 1)]
+    max_jobs: usize,
+    /// Keep the credential in memory only (never in the work dir).
+    #[arg(long)]
+    ephemeral: bool,
+    /// Take over a registered agent of the same name (it gets a new
+    /// credential; the old one stops working).
+    #[arg(long)]
+    replace: bool,
+    /// When started as root: run as this unprivileged user instead.
+    #[arg(long)]
+    user: Option<String>,
+    /// Paths jobs must never open (repeatable): the agent restricts itself
+    /// with Landlock and fails to start where the kernel cannot.
+    #[arg(long = "deny", value_name = "PATH")]
+    deny: Vec<PathBuf>,
+}
+
+pub fn main(args: &AgentArgs) -> u8 {
+    match run(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+fn credential_file(work: &std::path::Path) -> PathBuf {
+    work.join("agent.json")
+}
+
+fn run(args: &AgentArgs) -> Result<(), String> {
+    if !(args.server.starts_with("http://") || args.server.starts_with("https://")) {
+        return Err(format!(
+            "--server {}: expected an http:// or https:// URL",
+            args.server
+        ));
+    }
+    let token = if args.token_stdin {
+        let mut t = String::new();
+        std::io::stdin()
+            .read_to_string(&mut t)
+            .map_err(|e| format!("reading the token from standard input: {e}"))?;
+        t.trim().to_string()
+    } else {
+        args.token.clone().unwrap_or_default()
+    };
+    // Privileges go before anything else happens, and before any thread.
+    let mut user = None;
+    if let Some(u) = &args.user {
+        sandbox::drop_to(u)?;
+        user = Some(u.clone());
+    }
+    sandbox::not_dumpable()?;
+    launchway_runner::private::dir(&args.work_dir)
+        .map_err(|e| format!("{}: {e}", args.work_dir.display()))?;
+    let work = args
+        .work_dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", args.work_dir.display()))?;
+    let landlock = if args.deny.is_empty() {
+        "none (no --deny paths)"
+    } else {
+        let mut writable = vec![work.clone(), PathBuf::from("/dev"), PathBuf::from("/tmp")];
+        writable.retain(|w| w.exists());
+        sandbox::landlock(&args.deny, &writable, false)?
+    };
+    let applied = sandbox::Applied { user, landlock };
+    let name = args.name.clone().unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "agent".into())
+    });
+    let channel = Channel::new(&args.server, "");
+    let credential = credential(args, &channel, &work, &name, &token)?;
+    let channel = channel.with_token(&credential);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    eprintln!(
+        "launchway agent '{name}' taking jobs from {} (labels: {}; up to {} at a time; user: {}; sandbox: {})",
+        args.server,
+        args.labels.join(","),
+        args.max_jobs.max(1),
+        applied.user.as_deref().unwrap_or("unchanged"),
+        applied.landlock
+    );
+    let stop = Cancel::new();
+    rt.block_on(async {
+        let s = stop.clone();
+        tokio::spawn(async move {
+            crate::cmd_serve::shutdown_signal().await;
+            eprintln!("agent: stopping; running jobs are cancelled and reported");
+            s.cancel();
+        });
+        agent::run(
+            agent::Config {
+                channel,
+                work: work.clone(),
+                labels: args.labels.clone(),
+                max_jobs: args.max_jobs,
+            },
+            stop,
+        )
+        .await;
+    });
+    Ok(())
+}
+
+/// This agent's credential: given, saved from an earlier registration with
+/// the same server and name, or obtained now with a registration token.
+fn credential(
+    args: &AgentArgs,
+    channel: &Channel,
+    work: &std::path::Path,
+    name: &str,
+    token: &str,
+) -> Result<String, String> {
+    if token.starts_with("lwa_") {
+        return Ok(token.to_string());
+    }
+    let file = credential_file(work);
+    if !args.ephemeral
+        && let Some(saved) = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        && saved["server"] == args.server.as_str()
+        && saved["name"] == name
+        && let Some(t) = saved["token"].as_str()
+    {
+        return Ok(t.to_string());
+    }
+    if !token.starts_with("lwr_") {
+        return Err("the agent needs a registration token (lwr_…, from `launchway agents token`) or its credential (lwa_…): --token, --token-stdin or LAUNCHWAY_AGENT_TOKEN".into());
+    }
+    let answer: Value = channel
+        .with_token(token)
+        .post(
+            "/api/agents/register",
+            &json!({
+                "name": name,
+                "labels": args.labels,
+                "version": env!("CARGO_PKG_VERSION"),
+                "replace": args.replace,
+            }),
+        )
+        .map_err(|e| format!("registering with {}: {e}", args.server))?
+        .unwrap_or_default();
+    let credential = answer["token"]
+        .as_str()
+        .ok_or("the server did not return a credential")?
+        .to_string();
+    if !args.ephemeral {
+        launchway_runner::private::write(
+            &file,
+            serde_json::to_vec_pretty(&json!({
+                "server": args.server, "name": name, "token": credential,
+            }))
+            .unwrap_or_default(),
+        )
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    Ok(credential)
+}
