@@ -509,7 +509,13 @@ impl JobExec {
                 env.extend(inner);
                 (full, env.into_iter().collect::<Vec<_>>())
             }
-            None => (argv.to_vec(), self.process_env(step_env, &files)),
+            None => {
+                let argv = match &self.shared.sandbox {
+                    Some(sb) => sb.wrap(&self.job_dir, argv),
+                    None => argv.to_vec(),
+                };
+                (argv, self.process_env(step_env, &files))
+            }
         };
         let argv = &argv[..];
         // After a cancellation, steps that still run (`always()`, `cancelled()`)

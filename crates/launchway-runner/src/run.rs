@@ -122,6 +122,8 @@ pub(crate) struct Shared {
     pub sink: Option<Arc<dyn crate::spec::JobSink>>,
     /// Where artifacts really live (none: the run directory).
     pub artifacts: Option<Arc<dyn crate::spec::Artifacts>>,
+    /// Where step processes run (none: as they are).
+    pub sandbox: Option<Arc<dyn crate::spec::StepSandbox>>,
 }
 
 impl crate::spec::JobSink for Shared {
@@ -348,6 +350,7 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
         last_save: Mutex::new(Instant::now()),
         sink: None,
         artifacts: None,
+        sandbox: None,
     });
     shared.emit(RunEvent::RunStarted {
         run: run_id,
@@ -972,6 +975,7 @@ async fn run_instance(
                 cancel,
                 masker: Some(shared.masker.clone()),
                 artifacts: None,
+                sandbox: None,
             };
             crate::spec::execute(spec, Some(scope.wf.clone()), host).await
         }

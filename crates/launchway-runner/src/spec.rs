@@ -278,6 +278,14 @@ pub trait Artifacts: Send + Sync {
     fn fetch(&self, artifacts_dir: &std::path::Path) -> Result<(), String>;
 }
 
+/// Puts a step's process in a sandbox of its job (on an agent: a Landlock
+/// domain that reaches its own job directory and nothing of other jobs).
+pub trait StepSandbox: Send + Sync {
+    /// The command line that runs `argv` inside the sandbox of the job
+    /// whose directory is `job_dir`.
+    fn wrap(&self, job_dir: &std::path::Path, argv: &[String]) -> Vec<String>;
+}
+
 /// What executing a specification needs from the machine it runs on.
 pub struct JobHost {
     /// The store the job's run directory lives in (`runs/<spec.run>`).
@@ -292,6 +300,8 @@ pub struct JobHost {
     pub masker: Option<Masker>,
     /// Where artifacts really live (none: the run directory).
     pub artifacts: Option<Arc<dyn Artifacts>>,
+    /// Where step processes run (none: as they are).
+    pub sandbox: Option<Arc<dyn StepSandbox>>,
 }
 
 /// Runs one job instance from its specification. `wf` is the parsed
@@ -356,8 +366,24 @@ pub async fn execute(spec: JobSpecification, wf: Option<Arc<Workflow>>, host: Jo
         deployer: host.deployer,
         executor: None,
     };
+    // The event payload lives in this machine's run directory (an agent's
+    // differs from the server's).
+    let run_dir = host.store.run_dir(spec.run);
+    let mut github = spec.github.clone();
+    let event_path = run_dir.join("event.json");
+    if !event_path.exists() {
+        let _ = crate::private::dir(&run_dir);
+        let _ = crate::private::write(
+            &event_path,
+            github
+                .get("event")
+                .map(Value::to_json_pretty)
+                .unwrap_or_default(),
+        );
+    }
+    github.insert("event_path", Value::str(event_path.to_string_lossy()));
     let shared = Arc::new(Shared {
-        run_dir: host.store.run_dir(spec.run),
+        run_dir,
         cfg,
         run_id: spec.run,
         masker,
@@ -379,11 +405,12 @@ pub async fn execute(spec: JobSpecification, wf: Option<Arc<Workflow>>, host: Jo
         }),
         slots: Arc::new(tokio::sync::Semaphore::new(1)),
         groups: Groups::default(),
-        github: spec.github.clone(),
+        github,
         started: Instant::now(),
         last_save: Mutex::new(Instant::now()),
         sink: Some(host.sink),
         artifacts: host.artifacts,
+        sandbox: host.sandbox,
     });
     let scope = Scope {
         text: Arc::from(spec.workflow_text.as_str()),

@@ -44,6 +44,32 @@ pub struct AgentArgs {
     /// with Landlock and fails to start where the kernel cannot.
     #[arg(long = "deny", value_name = "PATH")]
     deny: Vec<PathBuf>,
+    /// Run steps without their per-job Landlock sandbox (then jobs running
+    /// at the same time on this agent can read each other's files).
+    #[arg(long)]
+    no_step_sandbox: bool,
+    /// Stop (cancelling running jobs) when the process that started this
+    /// one dies — what a server's local agent does.
+    #[arg(long, hide = true)]
+    exit_with_parent: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SandboxExecArgs {
+    /// A path the command must not open.
+    #[arg(long = "deny", value_name = "PATH")]
+    deny: Vec<PathBuf>,
+    /// The job's directory: readable and writable even inside a denied path.
+    #[arg(long)]
+    job_dir: PathBuf,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    argv: Vec<String>,
+}
+
+/// `launchway sandbox-exec` (internal): how an agent runs a step.
+pub fn sandbox_exec(args: &SandboxExecArgs) -> u8 {
+    eprintln!("{}", sandbox::exec(&args.deny, &args.job_dir, &args.argv));
+    127
 }
 
 pub fn main(args: &AgentArgs) -> u8 {
@@ -83,6 +109,11 @@ fn run(args: &AgentArgs) -> Result<(), String> {
         user = Some(u.clone());
     }
     sandbox::not_dumpable()?;
+    // After the user change, which clears it.
+    let parent = args
+        .exit_with_parent
+        .then(sandbox::exit_with_parent)
+        .transpose()?;
     launchway_runner::private::dir(&args.work_dir)
         .map_err(|e| format!("{}: {e}", args.work_dir.display()))?;
     let work = args
@@ -94,8 +125,11 @@ fn run(args: &AgentArgs) -> Result<(), String> {
     } else {
         let mut writable = vec![work.clone(), PathBuf::from("/dev"), PathBuf::from("/tmp")];
         writable.retain(|w| w.exists());
-        sandbox::landlock(&args.deny, &writable, false)?
+        sandbox::landlock(&args.deny, &writable, &[], false)?
     };
+    if !args.no_step_sandbox && !sandbox::landlock_available() {
+        return Err("this kernel does not enforce Landlock, so jobs cannot be kept apart from each other and from the agent; run on Linux 5.13+ with Landlock enabled, or pass --no-step-sandbox to run them unsandboxed".into());
+    }
     let applied = sandbox::Applied { user, landlock };
     let name = args.name.clone().unwrap_or_else(|| {
         nix::unistd::gethostname()
@@ -118,6 +152,7 @@ fn run(args: &AgentArgs) -> Result<(), String> {
         applied.user.as_deref().unwrap_or("unchanged"),
         applied.landlock
     );
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let stop = Cancel::new();
     rt.block_on(async {
         let s = stop.clone();
@@ -126,17 +161,32 @@ fn run(args: &AgentArgs) -> Result<(), String> {
             eprintln!("agent: stopping; running jobs are cancelled and reported");
             s.cancel();
         });
+        if let Some(ppid) = parent {
+            // The death signal can race with the start: look now and then.
+            let s = stop.clone();
+            tokio::spawn(async move {
+                while nix::unistd::getppid() == ppid {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                eprintln!("agent: the server that started this agent is gone; stopping");
+                s.cancel();
+            });
+        }
         agent::run(
             agent::Config {
                 channel,
                 work: work.clone(),
                 labels: args.labels.clone(),
                 max_jobs: args.max_jobs,
+                sandbox_steps: !args.no_step_sandbox,
+                exe,
             },
             stop,
         )
         .await;
     });
+    // A claim still waiting on the server does not hold the exit up.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())
 }
 

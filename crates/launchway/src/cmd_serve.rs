@@ -170,6 +170,14 @@ pub fn main(args: &ServeArgs, store: &launchway_runner::store::Store) -> u8 {
 }
 
 async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result<(), String> {
+    if let Some(url) = &args.db.database
+        && std::env::var("LAUNCHWAY_DATABASE").ok().as_ref() != Some(url)
+        && redact_password(url) != *url
+    {
+        eprintln!(
+            "warning: --database holds a password, which every process on this machine can read in the server's command line; pass it in LAUNCHWAY_DATABASE instead"
+        );
+    }
     let db = args.db.open(store).await?;
     if let Some(token) = db.bootstrap_admin().await.map_err(|e| e.to_string())? {
         eprintln!("first start: created user 'admin' with this API token (shown only now):");

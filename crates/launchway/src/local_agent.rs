@@ -87,16 +87,22 @@ fn prepare_user(user: &str, work: &std::path::Path) -> Result<(), String> {
                 .map_err(|e| {
                     format!("useradd {user}: {e} (create the user, or pass --agent-user)")
                 })?;
-            if !out.status.success() {
-                return Err(format!(
-                    "useradd {user}: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
+            // Another server may have created it at the same moment.
+            let now = User::from_name(user).map_err(|e| e.to_string())?;
+            match now {
+                Some(u) => {
+                    if out.status.success() {
+                        eprintln!("created the system user '{user}' for the local agent");
+                    }
+                    u
+                }
+                None => {
+                    return Err(format!(
+                        "useradd {user}: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
+                }
             }
-            eprintln!("created the system user '{user}' for the local agent");
-            User::from_name(user)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("user '{user}' was not created"))?
         }
     };
     if let Some(parent) = work.parent() {
@@ -217,6 +223,7 @@ async fn run_once(
     cmd.env("HOME", &cfg.work_dir)
         .env("USER", cfg.user.as_deref().unwrap_or("launchway"))
         .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .kill_on_drop(true);
     let mut child = cmd
         .spawn()

@@ -68,6 +68,9 @@ enum Command {
     Agent(cmd_agent::AgentArgs),
     /// A server's agents: list, registration tokens, disable, enable.
     Agents(cmd_agents::AgentsArgs),
+    /// Run a command in a job's sandbox (what an agent does for each step).
+    #[command(hide = true)]
+    SandboxExec(cmd_agent::SandboxExecArgs),
     /// Manage the server's users and API tokens.
     Admin(cmd_admin::AdminArgs),
     /// Show or verify the server's hash-chained audit log.
@@ -152,6 +155,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd_serve::main(&args, &store),
         Command::Agent(args) => cmd_agent::main(&args),
         Command::Agents(args) => cmd_agents::main(&args, &cli.server),
+        Command::SandboxExec(args) => cmd_agent::sandbox_exec(&args),
         Command::Admin(args) => cmd_admin::main(&args, &store),
         Command::Audit(args) => cmd_admin::audit(&args, &store),
     };

@@ -133,7 +133,7 @@ fn remote(base: &str, token: &str, extra: &[&str]) -> (bool, String) {
         let status = v["status"].as_str().unwrap_or("").to_string();
         if !matches!(status.as_str(), "queued" | "running") {
             let (_, logs) = cli(base, token, &["logs", &id.to_string()]);
-            return (status == "success", logs);
+            return (status == "success", format!("{logs}\n{body}"));
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),

@@ -356,7 +356,7 @@ fn protected_deployments_wait_for_an_allowed_reviewer_across_a_restart() {
         "environment: production\nprotection:\n  required_reviewers: [ana, deployer]\n  prevent_self_review: true\n",
     )
     .unwrap();
-    let counter = tmp.path().join("builds.txt");
+    let counter = common::shared_dir(tmp.path()).join("builds.txt");
     std::fs::write(
         repo_dir.join(".github/workflows/deploy.yml"),
         format!(
@@ -533,12 +533,12 @@ fn rerun_failed_runs_only_what_did_not_succeed() {
     let tmp = tempfile::tempdir().unwrap();
     let repo_dir = tmp.path().join("churn");
     std::fs::create_dir_all(repo_dir.join(".github/workflows")).unwrap();
-    let marker = tmp.path().join("fixed");
-    let counter = tmp.path().join("count.txt");
+    let marker = common::shared_dir(tmp.path()).join("fixed");
+    let counter = common::shared_dir(tmp.path()).join("count.txt");
     std::fs::write(
         repo_dir.join(".github/workflows/flaky.yml"),
         format!(
-            "on: workflow_dispatch\njobs:\n  ok:\n    runs-on: x\n    steps: [{{run: echo ok >> {c}}}]\n  flaky:\n    runs-on: x\n    steps: [{{run: test -f {m}}}]\n  after:\n    needs: [ok, flaky]\n    runs-on: x\n    steps: [{{run: echo after}}]\n",
+            "on: workflow_dispatch\njobs:\n  ok:\n    runs-on: linux\n    steps: [{{run: echo ok >> {c}}}]\n  flaky:\n    runs-on: linux\n    steps: [{{run: test -f {m}}}]\n  after:\n    needs: [ok, flaky]\n    runs-on: linux\n    steps: [{{run: echo after}}]\n",
             c = counter.display(),
             m = marker.display()
         ),
@@ -602,12 +602,12 @@ fn fifty_runs_at_once_and_a_hundred_followers() {
     std::fs::create_dir_all(repo_dir.join(".github/workflows")).unwrap();
     std::fs::write(
         repo_dir.join(".github/workflows/n.yml"),
-        "on:\n  workflow_dispatch:\n    inputs: {n: {required: true}}\njobs:\n  a:\n    runs-on: x\n    outputs: {v: \"${{ steps.s.outputs.v }}\"}\n    steps:\n      - id: s\n        run: echo \"v=$(( ${{ inputs.n }} * 2 ))\" >> \"$GITHUB_OUTPUT\"\n  b:\n    needs: a\n    runs-on: x\n    steps: [{run: 'echo \"n=${{ inputs.n }} doubled=${{ needs.a.outputs.v }}\"'}]\n",
+        "on:\n  workflow_dispatch:\n    inputs: {n: {required: true}}\njobs:\n  a:\n    runs-on: linux\n    outputs: {v: \"${{ steps.s.outputs.v }}\"}\n    steps:\n      - id: s\n        run: echo \"v=$(( ${{ inputs.n }} * 2 ))\" >> \"$GITHUB_OUTPUT\"\n  b:\n    needs: a\n    runs-on: linux\n    steps: [{run: 'echo \"n=${{ inputs.n }} doubled=${{ needs.a.outputs.v }}\"'}]\n",
     )
     .unwrap();
     std::fs::write(
         repo_dir.join(".github/workflows/chatty.yml"),
-        "on: workflow_dispatch\njobs:\n  talk:\n    runs-on: x\n    steps:\n      - run: for i in $(seq 1 300); do echo \"line-$i\"; if [ $((i % 50)) = 0 ]; then sleep 0.2; fi; done\n",
+        "on: workflow_dispatch\njobs:\n  talk:\n    runs-on: linux\n    steps:\n      - run: for i in $(seq 1 300); do echo \"line-$i\"; if [ $((i % 50)) = 0 ]; then sleep 0.2; fi; done\n",
     )
     .unwrap();
     commit_all(&repo_dir);
@@ -691,12 +691,12 @@ fn secrets_and_variables_per_repository_and_environment() {
         r#"on: workflow_dispatch
 jobs:
   build:
-    runs-on: x
+    runs-on: linux
     steps:
       - run: echo "repo=${{ secrets.API_KEY }} env=[${{ secrets.DB_PASSWORD }}] level=${{ vars.LEVEL }}"
   deploy:
     needs: build
-    runs-on: x
+    runs-on: linux
     environment: staging
     steps:
       - run: echo "repo=${{ secrets.API_KEY }} env=${{ secrets.DB_PASSWORD }} level=${{ vars.LEVEL }}"
@@ -809,12 +809,12 @@ fn polling_a_cloned_repository_and_schedules_start_runs() {
     std::fs::create_dir_all(upstream.join(".github/workflows")).unwrap();
     std::fs::write(
         upstream.join(".github/workflows/ci.yml"),
-        "on:\n  push: {branches: [main]}\n  workflow_dispatch:\njobs:\n  a:\n    runs-on: x\n    steps: [{run: echo pushed}]\n",
+        "on:\n  push: {branches: [main]}\n  workflow_dispatch:\njobs:\n  a:\n    runs-on: linux\n    steps: [{run: echo pushed}]\n",
     )
     .unwrap();
     std::fs::write(
         upstream.join(".github/workflows/nightly.yml"),
-        "on:\n  schedule: [{cron: '* * * * *'}]\njobs:\n  n:\n    runs-on: x\n    steps: [{run: echo scheduled}]\n",
+        "on:\n  schedule: [{cron: '* * * * *'}]\njobs:\n  n:\n    runs-on: linux\n    steps: [{run: echo scheduled}]\n",
     )
     .unwrap();
     commit_all(&upstream);
@@ -882,7 +882,7 @@ fn artifacts_are_served_with_digests_and_retention_removes_files() {
         r#"on: workflow_dispatch
 jobs:
   train:
-    runs-on: x
+    runs-on: linux
     steps:
       - run: mkdir -p out/sub && echo weights > out/model.bin && printf 'v1' > out/sub/meta.txt
       - uses: actions/upload-artifact@v4

@@ -32,6 +32,34 @@ pub struct Config {
     pub work: PathBuf,
     pub labels: Vec<String>,
     pub max_jobs: usize,
+    /// Run each step in a Landlock domain of its own job.
+    pub sandbox_steps: bool,
+    /// This program, for `launchway sandbox-exec`.
+    pub exe: PathBuf,
+}
+
+/// Each step runs through `launchway sandbox-exec`: it can read and write
+/// its own job's directory and nothing else of the work dir (other jobs,
+/// the agent's commits and credential).
+struct JobSandbox {
+    exe: PathBuf,
+    work: PathBuf,
+}
+
+impl launchway_runner::spec::StepSandbox for JobSandbox {
+    fn wrap(&self, job_dir: &Path, argv: &[String]) -> Vec<String> {
+        let mut out = vec![
+            self.exe.to_string_lossy().to_string(),
+            "sandbox-exec".into(),
+            "--deny".into(),
+            self.work.to_string_lossy().to_string(),
+            "--job-dir".into(),
+            job_dir.to_string_lossy().to_string(),
+            "--".into(),
+        ];
+        out.extend(argv.iter().cloned());
+        out
+    }
 }
 
 /// Runs until `stop` is cancelled; then running jobs are cancelled (their
@@ -79,7 +107,7 @@ async fn worker(
                 if let Ok(mut m) = active.lock() {
                     *m.entry(run).or_default() += 1;
                 }
-                execute(&cfg, a, stop.child(), &sources).await;
+                execute(&cfg, a, &stop, &sources).await;
                 let last = active.lock().is_ok_and(|mut m| {
                     let n = m.entry(run).or_default();
                     *n = n.saturating_sub(1);
@@ -147,6 +175,13 @@ impl RemoteSink {
         }
     }
 
+    fn requeue(&self, mut older: Vec<Report>) {
+        if let Ok(mut o) = self.outbox.lock() {
+            older.append(&mut o.reports);
+            o.reports = older;
+        }
+    }
+
     fn take(&self) -> Vec<Report> {
         self.outbox
             .lock()
@@ -177,9 +212,10 @@ async fn flush(channel: &Channel, job: i64, reports: Vec<Report>) -> Result<bool
 async fn execute(
     cfg: &Arc<Config>,
     a: Assignment,
-    cancel: Cancel,
+    stopping: &Cancel,
     sources: &Arc<tokio::sync::Mutex<()>>,
 ) {
+    let cancel = stopping.child();
     let job = a.job;
     let key = a.spec.key.clone();
     let run = a.spec.run;
@@ -188,9 +224,16 @@ async fn execute(
         wake: tokio::sync::Notify::new(),
     });
     // Reports go out every quarter second (and at least every heartbeat);
-    // the answer may ask for cancellation.
+    // the answer may ask for cancellation. The flusher is stopped between
+    // two flushes, never during one, so reports arrive in order.
+    let done = Cancel::new();
     let flusher = {
-        let (sink, channel, cancel) = (sink.clone(), cfg.channel.clone(), cancel.clone());
+        let (sink, channel, cancel, done) = (
+            sink.clone(),
+            cfg.channel.clone(),
+            cancel.clone(),
+            done.clone(),
+        );
         let beat = Duration::from_secs(a.heartbeat_seconds.max(1));
         tokio::spawn(async move {
             let mut last = tokio::time::Instant::now();
@@ -198,22 +241,21 @@ async fn execute(
                 tokio::select! {
                     () = sink.wake.notified() => {}
                     () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    () = done.cancelled() => return,
                 }
                 let reports = sink.take();
                 if reports.is_empty() && last.elapsed() < beat {
                     continue;
                 }
-                let n = reports.len();
-                match flush(&channel, job, reports).await {
+                match flush(&channel, job, reports.clone()).await {
                     Ok(true) => cancel.cancel(),
                     Ok(false) => {}
+                    // Sent again with the next flush.
+                    Err(false) => sink.requeue(reports),
                     Err(true) => {
                         eprintln!("agent: job {job} is no longer this agent's; stopping it");
                         cancel.cancel();
                         return;
-                    }
-                    Err(false) => {
-                        let _ = n;
                     }
                 }
                 last = tokio::time::Instant::now();
@@ -241,6 +283,13 @@ async fn execute(
                 cancel: cancel.clone(),
                 masker: None,
                 artifacts: Some(remote),
+                sandbox: cfg.sandbox_steps.then(|| {
+                    let s: Arc<dyn launchway_runner::spec::StepSandbox> = Arc::new(JobSandbox {
+                        exe: cfg.exe.clone(),
+                        work: cfg.work.clone(),
+                    });
+                    s
+                }),
             };
             launchway_runner::spec::execute(a.spec, None, host).await
         }
@@ -259,11 +308,14 @@ async fn execute(
             JobEnd::failed()
         }
     };
-    flusher.abort();
+    done.cancel();
+    let _ = flusher.await;
     // The last reports, then the end; a server that is briefly away gets
     // them when it answers again.
+    // While the agent stops, a server that does not answer gets ten seconds.
+    let attempts = if stopping.is_cancelled() { 5u32 } else { 60 };
     let mut reports = sink.take();
-    for attempt in 0..60u32 {
+    for attempt in 0..attempts {
         match flush(&cfg.channel, job, std::mem::take(&mut reports)).await {
             Ok(_) => break,
             Err(true) => break,
@@ -274,7 +326,7 @@ async fn execute(
             }
         }
     }
-    for attempt in 0..60u32 {
+    for attempt in 0..attempts {
         let channel = cfg.channel.clone();
         let path = format!("/api/agent/jobs/{job}/finish");
         let body = json!({ "end": end });

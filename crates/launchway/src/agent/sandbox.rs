@@ -52,6 +52,51 @@ pub fn not_dumpable() -> Result<(), String> {
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE): {e}"))
 }
 
+/// `launchway sandbox-exec`: restricts itself to everything but `deny`,
+/// with `job_dir` (inside it) readable and writable, `TMPDIR` set to the
+/// job's temp dir, then becomes `argv`.
+pub fn exec(deny: &[PathBuf], job_dir: &Path, argv: &[String]) -> String {
+    use std::os::unix::process::CommandExt;
+    let Some((prog, args)) = argv.split_first() else {
+        return "sandbox-exec: no command".into();
+    };
+    let mut writable = vec![PathBuf::from("/tmp"), PathBuf::from("/dev")];
+    writable.retain(|w| w.exists());
+    if let Err(e) = landlock(deny, &writable, &[job_dir.to_path_buf()], false) {
+        return format!("sandbox-exec: {e}");
+    }
+    let err = std::process::Command::new(prog)
+        .args(args)
+        .env("TMPDIR", job_dir.join("temp"))
+        .exec();
+    if err.kind() == std::io::ErrorKind::NotFound {
+        format!("'{prog}' was not found on PATH")
+    } else {
+        format!("could not start '{prog}': {err}")
+    }
+}
+
+/// Whether this kernel enforces Landlock (a ruleset can be created).
+pub fn landlock_available() -> bool {
+    Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(ABI::V1))
+        .and_then(|r| r.create())
+        .is_ok()
+}
+
+/// Asks for SIGTERM when the parent process dies; returns the parent's
+/// pid (to notice a parent that died before this call).
+pub fn exit_with_parent() -> Result<nix::unistd::Pid, String> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+        .map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
+    let parent = nix::unistd::getppid();
+    if parent.as_raw() == 1 {
+        return Err("the process that started this agent is gone".into());
+    }
+    Ok(parent)
+}
+
 /// The rules that give read access to everything under `root` except the
 /// `denied` paths: each path from `root` down to a denied one is replaced
 /// by its other children.
@@ -81,6 +126,7 @@ pub fn allowed_around(root: &Path, denied: &[PathBuf]) -> Vec<PathBuf> {
 pub fn landlock(
     denied: &[PathBuf],
     writable: &[PathBuf],
+    granted: &[PathBuf],
     best_effort: bool,
 ) -> Result<&'static str, String> {
     let abi = ABI::V5;
@@ -123,10 +169,19 @@ pub fn landlock(
         }
         Ok(created)
     };
+    // Directory listings everywhere (names are not what is guarded; and a
+    // sandbox inside this one must list "/" to build its own rules), file
+    // contents and execution everywhere but the denied paths.
+    created = add(created, vec![PathBuf::from("/")], AccessFs::ReadDir.into())?;
     created = add(created, allowed_around(Path::new("/"), &denied), read)?;
     for w in writable {
         let w = w.canonicalize().unwrap_or_else(|_| w.clone());
         created = add(created, allowed_around(&w, &denied), all)?;
+    }
+    // Granted whole, even inside a denied path (a job's own directory).
+    for g in granted {
+        let g = g.canonicalize().unwrap_or_else(|_| g.clone());
+        created = add(created, vec![g], all)?;
     }
     let status = created
         .restrict_self()

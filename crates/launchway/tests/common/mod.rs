@@ -40,6 +40,19 @@ pub fn commit_all(dir: &Path) {
     git(dir, &["commit", "-q", "-m", "fixture"]);
 }
 
+/// A folder under `dir` that workflow steps may write to: on a server they
+/// run as the local agent's user, inside a sandbox that only lets them
+/// write where they were allowed (side effects tests look at go here).
+pub fn shared_dir(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir.join("shared");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o711)).unwrap();
+    d
+}
+
 /// A step's part of its job's log file.
 pub fn step_log(run_dir: &Path, step: &Value) -> String {
     let Some(l) = step["log"].as_str() else {

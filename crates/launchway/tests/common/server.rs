@@ -24,12 +24,55 @@ pub fn start(data: &std::path::Path) -> (Server, String, Option<String>) {
 
 /// As [`start`], with more `serve` arguments.
 pub fn start_with(data: &std::path::Path, extra: &[&str]) -> (Server, String, Option<String>) {
+    start_with_env(data, extra, &[])
+}
+
+/// A new, empty PostgreSQL database on the server `admin_url` names; its URL.
+pub fn fresh_postgres(admin_url: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "lw_t_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let out = std::process::Command::new("psql")
+        .arg(admin_url)
+        .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (prefix, _) = admin_url.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+/// As [`start_with`], with variables in the server's environment.
+pub fn start_with_env(
+    data: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Server, String, Option<String>) {
+    // The local agent works beside the data dir; when the tests run as
+    // root it runs as another user, who must be able to pass through.
+    let parent = data.parent().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(parent).unwrap().permissions().mode();
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o711)).unwrap();
     let mut server = Server(
         bin()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .arg("--agent-work-dir")
+            .arg(parent.join(format!(
+                "{}.agent",
+                data.file_name().unwrap().to_string_lossy()
+            )))
             .args(extra)
             .env_remove("LAUNCHWAY_DATABASE")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -39,9 +82,9 @@ pub fn start_with(data: &std::path::Path, extra: &[&str]) -> (Server, String, Op
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
+            // Shown with a failing test's output.
+            eprintln!("[serve] {line}");
+            let _ = tx.send(line);
         }
     });
     let mut token = None;

@@ -1,0 +1,351 @@
+//! The trust boundary, tried as an attacker would: workflow code pushed by
+//! a developer runs on the server's local agent and tries to read the
+//! server's master key, database and environment, another job's temp dir
+//! and another repository's workspace — all fail, on SQLite and on
+//! PostgreSQL. Afterwards no planted secret is found in clear anywhere in
+//! the data dir or the agent's work dir, after runs that pass, fail, time
+//! out and are cancelled.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::server::{Server, get, start_with_env};
+use common::{bin, commit_all};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "planted-secret-9931-xq";
+const ENV_MARK: &str = "planted-env-7781-zz";
+const TEMP_MARK: &str = "planted-temp-4411-yy";
+const WS_MARK: &str = "planted-ws-5512-ww";
+
+fn cli(base: &str, token: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = bin()
+        .args(args)
+        .env("LAUNCHWAY_SERVER", base)
+        .env("LAUNCHWAY_TOKEN", token)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn repo(dir: &Path, workflow: &str) {
+    std::fs::create_dir_all(dir.join(".github/workflows")).unwrap();
+    std::fs::write(dir.join(".github/workflows/w.yml"), workflow).unwrap();
+    commit_all(dir);
+}
+
+fn dispatch(base: &str, token: &str, repo: &str) -> i64 {
+    let (ok, out) = cli(
+        base,
+        token,
+        &["dispatch", repo, ".github/workflows/w.yml"],
+        None,
+    );
+    assert!(ok, "{out}");
+    out.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+fn status(base: &str, token: &str, id: i64) -> String {
+    let (_, body) = get(&format!("{base}/api/runs/{id}"), Some(token));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["status"].as_str().unwrap_or("").to_string()
+}
+
+fn wait_end(base: &str, token: &str, id: i64) -> String {
+    let start = Instant::now();
+    loop {
+        let s = status(base, token, id);
+        if !matches!(s.as_str(), "queued" | "running") {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "run {id} never ended"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn logs(base: &str, token: &str, id: i64) -> String {
+    cli(base, token, &["logs", &id.to_string()], None).1
+}
+
+/// Every file under `dir` (as root, whatever its owner) holding `needle`.
+fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(p);
+            } else if m.is_file()
+                && std::fs::read(&p)
+                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                hits.push(p.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+fn trust_boundary(database: Option<String>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let agent_work = tmp.path().join("data.agent");
+    let keys = tmp.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key_hex: String = (0..64)
+        .map(|i| b"0123456789abcdef"[(i * 7 + 3) % 16] as char)
+        .collect();
+    let key_file = keys.join("master.key");
+    std::fs::write(&key_file, &key_hex).unwrap();
+    let env_key: String = (0..64)
+        .map(|i| b"0123456789abcdef"[(i * 5 + 1) % 16] as char)
+        .collect();
+    // A folder both jobs can write to, to take turns.
+    let sync = tmp.path().join("sync");
+    std::fs::create_dir_all(&sync).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sync, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let alpha = tmp.path().join("alpha");
+    repo(
+        &alpha,
+        &format!(
+            r#"on: workflow_dispatch
+jobs:
+  hold:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - run: |
+          echo "planted-temp-$((4400+11))-yy" > "$RUNNER_TEMP/secret.txt"
+          echo "planted-ws-$((5500+12))-ww" > ws-secret.txt
+          echo "uses ${{{{ secrets.PLANTED }}}}"
+          touch {sync}/alpha-ready
+          for i in $(seq 1 600); do [ -e {sync}/beta-done ] && break; sleep 0.1; done
+          echo alpha-done
+"#,
+            sync = sync.display()
+        ),
+    );
+    let beta = tmp.path().join("beta");
+    repo(
+        &beta,
+        &format!(
+            r#"on: workflow_dispatch
+jobs:
+  probe:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          for i in $(seq 1 600); do [ -e {sync}/alpha-ready ] && break; sleep 0.1; done
+          echo probing
+          cat {data}/master.key {key_file} {data}/server.db 2>&1 | head -c 300 || true
+          cat /proc/$SERVER_PID/environ 2>&1 | tr '\0' '\n' | head -50 || true
+          cat /proc/$SERVER_PID/cmdline 2>&1 | tr '\0' ' ' || true
+          env
+          ls -R {work} 2>&1 | head -20 || true
+          cat {work}/runs/*/jobs/hold/temp/secret.txt 2>&1 || true
+          cat {work}/runs/*/jobs/hold/work/*/*/ws-secret.txt 2>&1 || true
+          find / -name secret.txt -path '*hold*' 2>/dev/null | xargs cat 2>&1 | head || true
+          kill -0 $SERVER_PID 2>&1 && echo "SIGNALLED-$((40+2))-SERVER" || true
+          test -r "$GITHUB_EVENT_PATH" && echo "EVENT-$((1+1))-READABLE"
+          echo probe-done
+          touch {sync}/beta-done
+        env:
+          SERVER_PID: ${{{{ vars.SERVER_PID }}}}
+"#,
+            sync = sync.display(),
+            data = data.display(),
+            key_file = key_file.display(),
+            work = agent_work.display(),
+        ),
+    );
+    let key_arg = key_file.display().to_string();
+    let extra_ref = ["--master-key-file", key_arg.as_str(), "--poll-seconds", "0"];
+    // The database URL (with its password) goes the way the README says:
+    // in the environment, never on the command line.
+    let mut env = vec![
+        ("LAUNCHWAY_MASTER_KEY", env_key.as_str()),
+        ("LAUNCHWAY_PLANTED", ENV_MARK),
+    ];
+    if let Some(db) = &database {
+        env.push(("LAUNCHWAY_DATABASE", db.as_str()));
+    }
+    let (server, base, token): (Server, String, Option<String>) =
+        start_with_env(&data, &extra_ref, &env);
+    let token = token.unwrap();
+    let server_pid = server.0.id().to_string();
+    for (name, dir) in [("alpha", &alpha), ("beta", &beta)] {
+        let (ok, out) = cli(
+            &base,
+            &token,
+            &["repo", "add", name, dir.to_str().unwrap()],
+            None,
+        );
+        assert!(ok, "{out}");
+        let (ok, out) = cli(
+            &base,
+            &token,
+            &["secret", "set", name, "PLANTED"],
+            Some(SECRET),
+        );
+        assert!(ok, "{out}");
+    }
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["var", "set", "beta", "SERVER_PID", &server_pid],
+        None,
+    );
+    assert!(ok, "{out}");
+    let a = dispatch(&base, &token, "alpha");
+    let b = dispatch(&base, &token, "beta");
+    assert_eq!(
+        wait_end(&base, &token, b),
+        "success",
+        "{}",
+        logs(&base, &token, b)
+    );
+    assert_eq!(
+        wait_end(&base, &token, a),
+        "success",
+        "{}",
+        logs(&base, &token, a)
+    );
+    let probe = logs(&base, &token, b);
+    eprintln!("{probe}");
+    assert!(
+        probe.contains("probing") && probe.contains("probe-done"),
+        "{probe}"
+    );
+    for leak in [
+        key_hex.as_str(),
+        env_key.as_str(),
+        ENV_MARK,
+        TEMP_MARK,
+        WS_MARK,
+        SECRET,
+        "SQLite format",
+        "LAUNCHWAY_DATABASE",
+        "launchway:launchway@",
+        "LAUNCHWAY_MASTER_KEY",
+        "SIGNALLED-42-SERVER",
+    ] {
+        assert!(
+            !probe.contains(leak),
+            "the probe reached '{leak}':\n{probe}"
+        );
+    }
+    assert!(logs(&base, &token, a).contains("alpha-done"));
+
+    // Runs that fail, time out and are cancelled use the secret too.
+    let cases = tmp.path().join("cases");
+    repo(
+        &cases,
+        r#"on: workflow_dispatch
+jobs:
+  fails:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "${{ secrets.PLANTED }}" > "$RUNNER_TEMP/x"; exit 3
+  times-out:
+    runs-on: ubuntu-latest
+    timeout-minutes: 0.05
+    steps:
+      - run: echo "${{ secrets.PLANTED }}" > "$RUNNER_TEMP/x"; sleep 30
+"#,
+    );
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "cases", cases.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    cli(
+        &base,
+        &token,
+        &["secret", "set", "cases", "PLANTED"],
+        Some(SECRET),
+    );
+    let c = dispatch(&base, &token, "cases");
+    assert_eq!(wait_end(&base, &token, c), "failure");
+    // Cancelled mid-step: the alpha workflow waits for a file that never comes.
+    std::fs::remove_file(sync.join("beta-done")).unwrap();
+    let d = dispatch(&base, &token, "alpha");
+    let start = Instant::now();
+    while !logs(&base, &token, d).contains("uses ***") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            logs(&base, &token, d)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, out) = cli(&base, &token, &["cancel", &d.to_string()], None);
+    assert!(ok, "{out}");
+    assert_eq!(wait_end(&base, &token, d), "cancelled");
+    // Nothing of the jobs stays in the agent's work dir, and the secret is
+    // nowhere in clear.
+    let start = Instant::now();
+    while agent_work
+        .join("runs")
+        .read_dir()
+        .is_ok_and(|mut r| r.next().is_some())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "jobs left files in the agent's work dir"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for dir in [&data, &agent_work] {
+        for needle in [SECRET, TEMP_MARK, WS_MARK] {
+            let hits = files_holding(dir, needle);
+            assert!(hits.is_empty(), "'{needle}' in clear in {hits:?}");
+        }
+    }
+    drop(server);
+}
+
+#[test]
+fn workflow_code_cannot_reach_the_control_plane_on_sqlite() {
+    trust_boundary(None);
+}
+
+#[test]
+fn workflow_code_cannot_reach_the_control_plane_on_postgresql() {
+    let Ok(url) = std::env::var("LAUNCHWAY_TEST_POSTGRES") else {
+        eprintln!("LAUNCHWAY_TEST_POSTGRES is not set: skipped (CI sets it)");
+        return;
+    };
+    trust_boundary(Some(common::server::fresh_postgres(&url)));
+}
