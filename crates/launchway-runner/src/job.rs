@@ -411,7 +411,7 @@ impl JobExec {
         env.insert("LAUNCHWAY".into(), "true".into());
         env.insert("RUNNER_OS".into(), "Linux".into());
         env.insert("RUNNER_ARCH".into(), runner_arch().into());
-        env.insert("RUNNER_NAME".into(), "launchway".into());
+        env.insert("RUNNER_NAME".into(), self.shared.runner_name.clone());
         env.insert("RUNNER_ENVIRONMENT".into(), "self-hosted".into());
         env.insert(
             "RUNNER_TEMP".into(),
@@ -832,7 +832,7 @@ pub(crate) async fn run_job(
     let mut runner = Value::object();
     runner.insert("os", Value::str("Linux"));
     runner.insert("arch", Value::str(runner_arch()));
-    runner.insert("name", Value::str("launchway"));
+    runner.insert("name", Value::str(&shared.runner_name));
     runner.insert("environment", Value::str("self-hosted"));
     runner.insert("temp", Value::str(temp.to_string_lossy()));
     runner.insert(

@@ -124,6 +124,8 @@ pub(crate) struct Shared {
     pub artifacts: Option<Arc<dyn crate::spec::Artifacts>>,
     /// Where step processes run (none: as they are).
     pub sandbox: Option<Arc<dyn crate::spec::StepSandbox>>,
+    /// `runner.name` / `RUNNER_NAME`: the agent's name, or `launchway`.
+    pub runner_name: String,
 }
 
 impl crate::spec::JobSink for Shared {
@@ -351,6 +353,7 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
         sink: None,
         artifacts: None,
         sandbox: None,
+        runner_name: "launchway".into(),
     });
     shared.emit(RunEvent::RunStarted {
         run: run_id,
@@ -976,6 +979,7 @@ async fn run_instance(
                 masker: Some(shared.masker.clone()),
                 artifacts: None,
                 sandbox: None,
+                runner_name: None,
             };
             crate::spec::execute(spec, Some(scope.wf.clone()), host).await
         }

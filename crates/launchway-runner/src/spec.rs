@@ -302,6 +302,8 @@ pub struct JobHost {
     pub artifacts: Option<Arc<dyn Artifacts>>,
     /// Where step processes run (none: as they are).
     pub sandbox: Option<Arc<dyn StepSandbox>>,
+    /// The runner's name (`RUNNER_NAME`; none: `launchway`).
+    pub runner_name: Option<String>,
 }
 
 /// Runs one job instance from its specification. `wf` is the parsed
@@ -411,6 +413,7 @@ pub async fn execute(spec: JobSpecification, wf: Option<Arc<Workflow>>, host: Jo
         sink: Some(host.sink),
         artifacts: host.artifacts,
         sandbox: host.sandbox,
+        runner_name: host.runner_name.unwrap_or_else(|| "launchway".into()),
     });
     let scope = Scope {
         text: Arc::from(spec.workflow_text.as_str()),

@@ -68,8 +68,13 @@ pub struct SandboxExecArgs {
 
 /// `launchway sandbox-exec` (internal): how an agent runs a step.
 pub fn sandbox_exec(args: &SandboxExecArgs) -> u8 {
-    eprintln!("{}", sandbox::exec(&args.deny, &args.job_dir, &args.argv));
-    127
+    match sandbox::supervise(&args.deny, &args.job_dir, &args.argv) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e}");
+            127
+        }
+    }
 }
 
 pub fn main(args: &AgentArgs) -> u8 {
@@ -180,6 +185,7 @@ fn run(args: &AgentArgs) -> Result<(), String> {
                 max_jobs: args.max_jobs,
                 sandbox_steps: !args.no_step_sandbox,
                 exe,
+                name: name.clone(),
             },
             stop,
         )

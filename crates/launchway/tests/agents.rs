@@ -349,3 +349,242 @@ fn workflow_code_cannot_reach_the_control_plane_on_postgresql() {
     };
     trust_boundary(Some(common::server::fresh_postgres(&url)));
 }
+
+/// An agent process the test started, killed (by its pid) when dropped.
+struct AgentProc(std::process::Child);
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_agent(base: &str, registration: &str, name: &str, labels: &str, work: &Path) -> AgentProc {
+    let child = bin()
+        .args([
+            "agent",
+            "--server",
+            base,
+            "--name",
+            name,
+            "--labels",
+            labels,
+            "--max-jobs",
+            "3",
+        ])
+        .arg("--work-dir")
+        .arg(work)
+        .env("LAUNCHWAY_AGENT_TOKEN", registration)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    AgentProc(child)
+}
+
+fn run_record(base: &str, token: &str, id: i64) -> serde_json::Value {
+    let (_, body) = get(&format!("{base}/api/runs/{id}"), Some(token));
+    serde_json::from_str(&body).unwrap()
+}
+
+/// One server, three agents with different labels, 30 jobs: each runs
+/// exactly once, on an agent that has its labels. Then `kill -9` of an
+/// agent mid-job ends that job with a clear reason, leaves none of its
+/// processes running, and does not disturb a job on another agent.
+#[test]
+fn thirty_jobs_on_three_agents_and_one_agent_killed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = common::shared_dir(tmp.path());
+    let dir = tmp.path().join("fleet");
+    repo(
+        &dir,
+        &format!(
+            r#"on: workflow_dispatch
+jobs:
+  gpu:
+    strategy: {{matrix: {{i: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}}}}
+    runs-on: [self-hosted, gpu]
+    steps:
+      - run: echo "$RUNNER_NAME" >> {s}/gpu-${{{{ matrix.i }}}}
+  arm:
+    strategy: {{matrix: {{i: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}}}}
+    runs-on: {{labels: [linux, arm]}}
+    steps:
+      - run: echo "$RUNNER_NAME" >> {s}/arm-${{{{ matrix.i }}}}
+  any:
+    strategy: {{matrix: {{i: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}}}}
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "$RUNNER_NAME" >> {s}/any-${{{{ matrix.i }}}}
+"#,
+            s = shared.display()
+        ),
+    );
+    let (_server, base, token) = start_with_env(
+        &tmp.path().join("data"),
+        &[
+            "--local-agent-jobs",
+            "0",
+            "--agent-lease-seconds",
+            "3",
+            "--jobs",
+            "8",
+        ],
+        &[],
+    );
+    let token = token.unwrap();
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "fleet", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let (ok, registration) = cli(&base, &token, &["agents", "token"], None);
+    assert!(ok, "{registration}");
+    let registration = registration
+        .split_whitespace()
+        .find(|w| w.starts_with("lwr_"))
+        .unwrap()
+        .to_string();
+    let labels = [
+        ("gpu-box", "linux,gpu"),
+        ("arm-box", "linux,arm"),
+        ("plain", "linux"),
+    ];
+    let mut agents: Vec<AgentProc> = labels
+        .iter()
+        .map(|(name, l)| start_agent(&base, &registration, name, l, &tmp.path().join(name)))
+        .collect();
+    let id = dispatch(&base, &token, "fleet");
+    assert_eq!(
+        wait_end(&base, &token, id),
+        "success",
+        "{}",
+        logs(&base, &token, id)
+    );
+    let rec = run_record(&base, &token, id);
+    assert_eq!(rec["jobs"].as_array().unwrap().len(), 30, "{rec}");
+    for (kind, allowed) in [
+        ("gpu", &["gpu-box"][..]),
+        ("arm", &["arm-box"][..]),
+        ("any", &["gpu-box", "arm-box", "plain"][..]),
+    ] {
+        for i in 1..=10 {
+            let ran = std::fs::read_to_string(shared.join(format!("{kind}-{i}"))).unwrap();
+            let lines: Vec<&str> = ran.lines().collect();
+            assert_eq!(
+                lines.len(),
+                1,
+                "{kind}-{i} ran {} times: {ran}",
+                lines.len()
+            );
+            assert!(
+                allowed.contains(&lines[0]),
+                "{kind}-{i} ran on {}",
+                lines[0]
+            );
+        }
+    }
+    let (ok, list) = cli(&base, &token, &["agents"], None);
+    assert!(
+        ok && list.contains("gpu-box") && list.contains("idle"),
+        "{list}"
+    );
+
+    // kill -9 of the arm agent while it runs a job; the gpu agent's job
+    // goes on.
+    let dir2 = tmp.path().join("victim");
+    repo(
+        &dir2,
+        &format!(
+            r#"on: workflow_dispatch
+jobs:
+  victim:
+    runs-on: [linux, arm]
+    steps:
+      - run: |
+          sleep 300 &
+          echo $! > {s}/victim.pid
+          wait
+  bystander:
+    runs-on: [linux, gpu]
+    steps:
+      - run: |
+          touch {s}/bystander-started
+          for i in $(seq 1 600); do [ -e {s}/release ] && break; sleep 0.1; done
+          echo bystander-finished
+"#,
+            s = shared.display()
+        ),
+    );
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "victim", dir2.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let v = dispatch(&base, &token, "victim");
+    let start = Instant::now();
+    while !(shared.join("victim.pid").exists() && shared.join("bystander-started").exists()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the jobs never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let sleeper: i32 = std::fs::read_to_string(shared.join("victim.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut arm = agents.remove(1);
+    arm.0.kill().unwrap(); // SIGKILL, by the pid this test started
+    arm.0.wait().unwrap();
+    // The step's processes die with their agent.
+    let start = Instant::now();
+    while Path::new(&format!("/proc/{sleeper}")).exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the step outlived its agent"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The job fails with the reason once the lease runs out; the other goes on.
+    let start = Instant::now();
+    loop {
+        let rec = run_record(&base, &token, v);
+        let victim = rec["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["key"] == "victim")
+            .cloned()
+            .unwrap_or_default();
+        if victim["result"] == "failure" {
+            let msg = victim["message"].as_str().unwrap_or("");
+            assert!(
+                msg.contains("arm-box") && msg.contains("stopped responding"),
+                "{victim}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{rec}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::fs::write(shared.join("release"), "").unwrap();
+    assert_eq!(wait_end(&base, &token, v), "failure");
+    let rec = run_record(&base, &token, v);
+    let bystander = rec["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["key"] == "bystander")
+        .cloned()
+        .unwrap();
+    assert_eq!(bystander["result"], "success", "{rec}");
+    assert!(logs(&base, &token, v).contains("bystander-finished"));
+    drop(agents);
+}

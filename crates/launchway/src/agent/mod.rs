@@ -36,6 +36,8 @@ pub struct Config {
     pub sandbox_steps: bool,
     /// This program, for `launchway sandbox-exec`.
     pub exe: PathBuf,
+    /// The agent's name (`RUNNER_NAME` in its jobs).
+    pub name: String,
 }
 
 /// Each step runs through `launchway sandbox-exec`: it can read and write
@@ -283,6 +285,7 @@ async fn execute(
                 cancel: cancel.clone(),
                 masker: None,
                 artifacts: Some(remote),
+                runner_name: Some(cfg.name.clone()),
                 sandbox: cfg.sandbox_steps.then(|| {
                     let s: Arc<dyn launchway_runner::spec::StepSandbox> = Arc::new(JobSandbox {
                         exe: cfg.exe.clone(),

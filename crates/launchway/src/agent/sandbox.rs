@@ -53,27 +53,71 @@ pub fn not_dumpable() -> Result<(), String> {
 }
 
 /// `launchway sandbox-exec`: restricts itself to everything but `deny`,
-/// with `job_dir` (inside it) readable and writable, `TMPDIR` set to the
-/// job's temp dir, then becomes `argv`.
-pub fn exec(deny: &[PathBuf], job_dir: &Path, argv: &[String]) -> String {
-    use std::os::unix::process::CommandExt;
+/// with `job_dir` (inside it) readable and writable and `TMPDIR` set to the
+/// job's temp dir, then runs `argv` in its own process group and waits.
+/// Signals the agent sends the group (cancellation) reach the command;
+/// this process outlives them to pass on its exit status. If the agent
+/// dies (even by SIGKILL), the kernel tells this process, which kills the
+/// whole group: no step outlives its agent.
+pub fn supervise(deny: &[PathBuf], job_dir: &Path, argv: &[String]) -> Result<u8, String> {
+    use nix::sys::signal::{Signal, killpg};
+    use tokio::signal::unix::{SignalKind, signal};
     let Some((prog, args)) = argv.split_first() else {
-        return "sandbox-exec: no command".into();
+        return Err("sandbox-exec: no command".into());
     };
+    nix::sys::prctl::set_pdeathsig(Signal::SIGHUP)
+        .map_err(|e| format!("sandbox-exec: prctl(PR_SET_PDEATHSIG): {e}"))?;
+    if nix::unistd::getppid().as_raw() == 1 {
+        return Err("sandbox-exec: the agent is gone".into());
+    }
     let mut writable = vec![PathBuf::from("/tmp"), PathBuf::from("/dev")];
     writable.retain(|w| w.exists());
-    if let Err(e) = landlock(deny, &writable, &[job_dir.to_path_buf()], false) {
-        return format!("sandbox-exec: {e}");
-    }
-    let err = std::process::Command::new(prog)
-        .args(args)
-        .env("TMPDIR", job_dir.join("temp"))
-        .exec();
-    if err.kind() == std::io::ErrorKind::NotFound {
-        format!("'{prog}' was not found on PATH")
-    } else {
-        format!("could not start '{prog}': {err}")
-    }
+    landlock(deny, &writable, &[job_dir.to_path_buf()], false)
+        .map_err(|e| format!("sandbox-exec: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("sandbox-exec: {e}"))?;
+    let group = nix::unistd::getpgrp();
+    rt.block_on(async move {
+        let (mut int, mut term, mut hup) = (
+            signal(SignalKind::interrupt()).map_err(|e| e.to_string())?,
+            signal(SignalKind::terminate()).map_err(|e| e.to_string())?,
+            signal(SignalKind::hangup()).map_err(|e| e.to_string())?,
+        );
+        let mut child = tokio::process::Command::new(prog)
+            .args(args)
+            .env("TMPDIR", job_dir.join("temp"))
+            .spawn()
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("'{prog}' was not found on PATH")
+                } else {
+                    format!("could not start '{prog}': {e}")
+                }
+            })?;
+        loop {
+            tokio::select! {
+                status = child.wait() => {
+                    let status = status.map_err(|e| e.to_string())?;
+                    use std::os::unix::process::ExitStatusExt;
+                    let code = status
+                        .code()
+                        .or_else(|| status.signal().map(|s| 128 + s))
+                        .unwrap_or(1);
+                    return Ok(u8::try_from(code).unwrap_or(1));
+                }
+                // The agent cancels the group: the command got it too.
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+                // The agent died: nothing of the step stays.
+                _ = hup.recv() => {
+                    let _ = killpg(group, Signal::SIGKILL);
+                    return Ok(137);
+                }
+            }
+        }
+    })
 }
 
 /// Whether this kernel enforces Landlock (a ruleset can be created).
