@@ -14,6 +14,8 @@ command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exi
 cargo build --release -q -p launchway
 LW="$ROOT/target/release/launchway"
 WORK=$(mktemp -d)
+chmod 711 "$WORK"   # a root server's agent runs as another user
+mkdir -m 777 "$WORK/shared"
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 # A repository with a 100-job run and a one-step run.
@@ -22,7 +24,7 @@ cat > "$WORK/repo/.github/workflows/wide.yml" <<'EOF'
 on: workflow_dispatch
 jobs:
   shard:
-    runs-on: x
+    runs-on: linux
     strategy:
       matrix:
         i: [0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65,66,67,68,69,70,71,72,73,74,75,76,77,78,79,80,81,82,83,84,85,86,87,88,89,90,91,92,93,94,95,96,97,98,99]
@@ -32,14 +34,14 @@ cat > "$WORK/repo/.github/workflows/first.yml" <<EOF
 on: workflow_dispatch
 jobs:
   one:
-    runs-on: x
-    steps: [{run: "date +%s.%N >> $WORK/started.txt"}]
+    runs-on: linux
+    steps: [{run: "date +%s.%N >> $WORK/shared/started.txt"}]
 EOF
 git -C "$WORK/repo" init -q -b main
 git -C "$WORK/repo" add -A
 git -C "$WORK/repo" -c user.name=bench -c user.email=bench@localhost commit -qm bench
 
-"$LW" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" --jobs 2 2> "$WORK/server.log" &
+"$LW" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" --agent-work-dir "$WORK/data.agent" --jobs 2 2> "$WORK/server.log" &
 SERVER=$!
 for _ in $(seq 100); do grep -q "listening on" "$WORK/server.log" && break; sleep 0.1; done
 BASE=$(sed -n 's/.*listening on //p' "$WORK/server.log")
@@ -60,7 +62,7 @@ wrk -t2 -c10 -d10s --latency -H "Authorization: Bearer $LAUNCHWAY_TOKEN" "$BASE/
   | grep -E "Requests/sec|  50%|  99%"
 
 echo "== trigger to first step (idle server, 20 dispatches)"
-python3 - "$BASE" "$LAUNCHWAY_TOKEN" "$WORK/started.txt" <<'PY'
+python3 - "$BASE" "$LAUNCHWAY_TOKEN" "$WORK/shared/started.txt" <<'PY'
 import json, os, statistics, sys, time, urllib.request
 base, token, started = sys.argv[1:4]
 lat = []

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Agent benchmarks (issue 10):
+#  1. Trigger to first step through the server's local agent: POST dispatch
+#     until the first step's process runs (20 runs on an idle server;
+#     median and max). Target: median under 100 ms.
+#  2. Per-step overhead: one job of 100 `run: "true"` steps, the job's
+#     duration through an agent (each step in its job's Landlock sandbox) vs
+#     `launchway run` (in-process). Target: within 1.2x.
+#  3. Throughput: 4 agents (one job at a time each), one run of 200
+#     one-step jobs: jobs/s, and the server's CPU time per job.
+# Needs git, python3. Usage: bench/agents.sh   (builds the release binary)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+cargo build --release -q -p launchway
+export LW="$ROOT/target/release/launchway"
+WORK=$(mktemp -d)
+chmod 711 "$WORK"   # a root server's agent runs as another user
+export WORK
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+python3 - <<'PY'
+import json, os, re, statistics, subprocess, time, urllib.request
+
+LW, WORK = os.environ["LW"], os.environ["WORK"]
+shared = os.path.join(WORK, "shared"); os.makedirs(shared); os.chmod(shared, 0o777)
+
+def git_repo(path, files):
+    for name, text in files.items():
+        p = os.path.join(path, name); os.makedirs(os.path.dirname(p), exist_ok=True)
+        open(p, "w").write(text)
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.name=bench", "-c", "user.email=b@l", "commit", "-qm", "bench"]):
+        subprocess.run(["git", "-C", path] + args, check=True)
+
+steps = "\n".join('      - run: "true"' for _ in range(100))
+matrix = ",".join(str(i) for i in range(200))
+repo = os.path.join(WORK, "repo")
+git_repo(repo, {
+    ".github/workflows/first.yml": f"on: workflow_dispatch\njobs:\n  one:\n    runs-on: linux\n    steps: [{{run: \"date +%s.%N >> {shared}/started.txt\"}}]\n",
+    ".github/workflows/steps.yml": f"on: [push, workflow_dispatch]\njobs:\n  many:\n    runs-on: linux\n    steps:\n{steps}\n",
+    ".github/workflows/wide.yml": f"on: workflow_dispatch\njobs:\n  shard:\n    runs-on: linux\n    strategy: {{matrix: {{i: [{matrix}]}}}}\n    steps: [{{run: \"true\"}}]\n",
+})
+
+def serve(name, extra):
+    data = os.path.join(WORK, name)
+    log = open(os.path.join(WORK, name + ".log"), "w+")
+    p = subprocess.Popen([LW, "serve", "--listen", "127.0.0.1:0", "--data-dir", data,
+                          "--poll-seconds", "0", "--agent-work-dir", data + ".agent"] + extra,
+                         stderr=log)
+    for _ in range(200):
+        log.seek(0); text = log.read()
+        m = re.search(r"listening on (http://\S+)", text)
+        if m: break
+        time.sleep(0.05)
+    token = re.search(r"lwt_[0-9a-f]+", text).group(0)
+    return p, m.group(1), token
+
+def api(base, token, method, path, body=None):
+    req = urllib.request.Request(base + path, method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read() or b"null")
+
+def wait(base, token, rid):
+    while True:
+        r = api(base, token, "GET", f"/api/runs/{rid}")
+        if r["status"] not in ("queued", "running"): return r
+        time.sleep(0.05)
+
+# 1 and 2: the server's own agent.
+p, base, token = serve("one", ["--jobs", "2"])
+api(base, token, "POST", "/api/repos", {"name": "bench", "location": repo})
+api(base, token, "POST", "/api/repos/bench/dispatch", {"workflow": ".github/workflows/first.yml"})
+time.sleep(1.5)  # the agent fetches the commit once
+lat = []
+for _ in range(20):
+    n0 = sum(1 for _ in open(f"{shared}/started.txt"))
+    t0 = time.time()
+    rid = api(base, token, "POST", "/api/repos/bench/dispatch", {"workflow": ".github/workflows/first.yml"})["id"]
+    wait(base, token, rid)
+    lines = open(f"{shared}/started.txt").read().split()
+    lat.append((float(lines[n0]) - t0) * 1000)
+print(f"trigger to first step via the local agent: median {statistics.median(lat):.1f} ms, max {max(lat):.1f} ms (20 runs)")
+agent_ms = []
+for _ in range(3):
+    rid = api(base, token, "POST", "/api/repos/bench/dispatch", {"workflow": ".github/workflows/steps.yml"})["id"]
+    r = wait(base, token, rid)
+    agent_ms.append(r["jobs"][0]["duration_ms"])
+p.terminate(); p.wait()
+local_ms = []
+for i in range(3):
+    out = subprocess.run([LW, "run", "--json", "-C", repo, "-W", ".github/workflows/steps.yml"],
+                         env=dict(os.environ, LAUNCHWAY_HOME=os.path.join(WORK, f"home{i}")),
+                         capture_output=True, check=True)
+    local_ms.append(json.loads(out.stdout)[0]["jobs"][0]["duration_ms"])
+a, l = statistics.median(agent_ms), statistics.median(local_ms)
+print(f"100 steps: {a/100:.2f} ms/step through an agent (sandboxed), {l/100:.2f} ms/step with launchway run: {a/l:.2f}x")
+
+# 3: four agents, 200 one-step jobs.
+p, base, token = serve("many", ["--local-agent-jobs", "0", "--jobs", "16"])
+api(base, token, "POST", "/api/repos", {"name": "bench", "location": repo})
+reg = api(base, token, "POST", "/api/agent-registrations", {})["token"]
+agents = [subprocess.Popen([LW, "agent", "--server", base, "--token", reg, "--name", f"a{i}",
+                            "--labels", "linux", "--work-dir", os.path.join(WORK, f"agent{i}")],
+                           stderr=subprocess.DEVNULL) for i in range(4)]
+rid = api(base, token, "POST", "/api/repos/bench/dispatch", {"workflow": ".github/workflows/first.yml"})["id"]
+wait(base, token, rid)  # every agent up, the commit fetched once
+def cpu(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+c0, t0 = cpu(p.pid), time.time()
+rid = api(base, token, "POST", "/api/repos/bench/dispatch", {"workflow": ".github/workflows/wide.yml"})["id"]
+r = wait(base, token, rid)
+dt, dc = time.time() - t0, cpu(p.pid) - c0
+ok = sum(1 for j in r["jobs"] if j["result"] == "success")
+print(f"4 agents, 200 one-step jobs: {ok} succeeded in {dt:.2f} s = {200/dt:.1f} jobs/s; server CPU {dc*1000/200:.2f} ms per job")
+for a in agents: a.terminate()
+for a in agents: a.wait()
+p.terminate(); p.wait()
+PY
