@@ -15,7 +15,7 @@ ROOT=$PWD
 cargo build --release -q -p launchway
 export LW="$ROOT/target/release/launchway"
 WORK=$(mktemp -d)
-chmod 711 "$WORK"   # a root server's agent runs as another user
+chmod 755 "$WORK"   # a root server's agent runs as another user, and lists its way to shared/
 export WORK
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 python3 - <<'PY'
@@ -68,11 +68,16 @@ def wait(base, token, rid):
         if r["status"] not in ("queued", "running"): return r
         time.sleep(0.05)
 
+procs = []
+import atexit
+atexit.register(lambda: [x.kill() for x in procs])
 # 1 and 2: the server's own agent.
 p, base, token = serve("one", ["--jobs", "2"])
+procs.append(p)
 api(base, token, "POST", "/api/repos", {"name": "bench", "location": repo})
-api(base, token, "POST", "/api/repos/bench/dispatch", {"workflow": ".github/workflows/first.yml"})
-time.sleep(1.5)  # the agent fetches the commit once
+rid = api(base, token, "POST", "/api/repos/bench/dispatch", {"workflow": ".github/workflows/first.yml"})["id"]
+r = wait(base, token, rid)  # the agent fetches the commit once
+assert r["status"] == "success", (r, urllib.request.urlopen(urllib.request.Request(base + f"/api/runs/{rid}/logs", headers={"Authorization": "Bearer " + token})).read().decode())
 lat = []
 for _ in range(20):
     n0 = sum(1 for _ in open(f"{shared}/started.txt"))
@@ -99,11 +104,13 @@ print(f"100 steps: {a/100:.2f} ms/step through an agent (sandboxed), {l/100:.2f}
 
 # 3: four agents, 200 one-step jobs.
 p, base, token = serve("many", ["--local-agent-jobs", "0", "--jobs", "16"])
+procs.append(p)
 api(base, token, "POST", "/api/repos", {"name": "bench", "location": repo})
 reg = api(base, token, "POST", "/api/agent-registrations", {})["token"]
 agents = [subprocess.Popen([LW, "agent", "--server", base, "--token", reg, "--name", f"a{i}",
                             "--labels", "linux", "--work-dir", os.path.join(WORK, f"agent{i}")],
                            stderr=subprocess.DEVNULL) for i in range(4)]
+procs.extend(agents)
 rid = api(base, token, "POST", "/api/repos/bench/dispatch", {"workflow": ".github/workflows/first.yml"})["id"]
 wait(base, token, rid)  # every agent up, the commit fetched once
 def cpu(pid):

@@ -14,7 +14,7 @@ command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exi
 cargo build --release -q -p launchway
 LW="$ROOT/target/release/launchway"
 WORK=$(mktemp -d)
-chmod 711 "$WORK"   # a root server's agent runs as another user
+chmod 755 "$WORK"   # a root server's agent runs as another user, and lists its way to shared/
 mkdir -m 777 "$WORK/shared"
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 

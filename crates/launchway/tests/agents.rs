@@ -588,3 +588,83 @@ jobs:
     assert!(logs(&base, &token, v).contains("bystander-finished"));
     drop(agents);
 }
+
+/// SIGTERM of the server cancels running jobs as Ctrl-C does (the
+/// `always()` step runs on the agent and is reported) and the server exits
+/// within a bounded time, with a log follower attached.
+#[test]
+fn sigterm_cancels_running_jobs_promptly_whatever_followers_are_attached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("slow");
+    repo(
+        &dir,
+        r#"on: workflow_dispatch
+jobs:
+  slow:
+    runs-on: linux
+    steps:
+      - run: echo slow-started; sleep 120
+      - if: always()
+        run: echo "cleanup-$((1+1))-ran"
+"#,
+    );
+    let data = tmp.path().join("data");
+    let (mut server, base, token) = start_with_env(&data, &["--poll-seconds", "0"], &[]);
+    let token = token.unwrap();
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "slow", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let id = dispatch(&base, &token, "slow");
+    let start = Instant::now();
+    while !logs(&base, &token, id).contains("slow | slow-started") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            logs(&base, &token, id)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut follower = bin()
+        .args(["logs", &id.to_string(), "-f"])
+        .env("LAUNCHWAY_SERVER", &base)
+        .env("LAUNCHWAY_TOKEN", &token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = server.0.id().to_string();
+    let t0 = Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(s) = server.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the server did not stop within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    let _ = follower.kill();
+    let _ = follower.wait();
+    drop(server);
+    // The run ended cancelled, its always() step ran; a new server says so.
+    let (_server, base, _) = start_with_env(&data, &["--poll-seconds", "0"], &[]);
+    let (_, body) = get(&format!("{base}/api/runs/{id}"), Some(&token));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "cancelled", "{v}");
+    let text = logs(&base, &token, id);
+    assert!(text.contains("cleanup-2-ran"), "{text}");
+}

@@ -49,7 +49,7 @@ pub fn shared_dir(dir: &Path) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
     let mode = std::fs::metadata(dir).unwrap().permissions().mode();
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o711)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o755)).unwrap();
     d
 }
 

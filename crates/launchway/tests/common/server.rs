@@ -60,7 +60,7 @@ pub fn start_with_env(
     let parent = data.parent().unwrap();
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(parent).unwrap().permissions().mode();
-    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o711)).unwrap();
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o755)).unwrap();
     let mut server = Server(
         bin()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
