@@ -57,12 +57,12 @@ pub struct AgentOptions {
     #[arg(long)]
     agent_work_dir: Option<PathBuf>,
     /// When the server runs as root, the unprivileged user the local agent
-    /// runs as (created as a system user when missing).
-    #[arg(long, default_value = crate::local_agent::DEFAULT_USER)]
-    agent_user: String,
-    /// The local agent's labels.
-    #[arg(long, value_delimiter = ',', default_value = "linux,x64,local")]
-    agent_labels: Vec<String>,
+    /// runs as (created as a system user when missing) [default: launchway-agent].
+    #[arg(long)]
+    agent_user: Option<String>,
+    /// The local agent's labels [default: linux,x64,local].
+    #[arg(long, value_delimiter = ',')]
+    agent_labels: Option<Vec<String>>,
     /// A variable of the server's environment to pass to the local agent
     /// (repeatable; only PATH, the locale and proxies pass otherwise).
     #[arg(long = "agent-env", value_name = "NAME")]
@@ -78,6 +78,29 @@ pub struct AgentOptions {
 }
 
 impl AgentOptions {
+    /// Options for the local agent are refused when there is none, and
+    /// `--agent-user` when there is no root to drop.
+    fn check(&self, local_jobs: usize, as_root: bool) -> Result<(), String> {
+        if local_jobs == 0 {
+            for (given, name) in [
+                (self.agent_work_dir.is_some(), "--agent-work-dir"),
+                (self.agent_user.is_some(), "--agent-user"),
+                (self.agent_labels.is_some(), "--agent-labels"),
+                (!self.agent_env.is_empty(), "--agent-env"),
+            ] {
+                if given {
+                    return Err(format!(
+                        "{name} is for the local agent, and --local-agent-jobs 0 starts none"
+                    ));
+                }
+            }
+        }
+        if self.agent_user.is_some() && !as_root {
+            return Err("--agent-user needs the server to run as root (otherwise the local agent runs as this user, under Landlock)".into());
+        }
+        Ok(())
+    }
+
     fn settings(&self) -> Result<launchway_server::agents::AgentSettings, String> {
         let mut s = launchway_server::agents::AgentSettings {
             lease: std::time::Duration::from_secs(self.agent_lease_seconds.max(2)),
@@ -170,6 +193,15 @@ pub fn main(args: &ServeArgs, store: &launchway_runner::store::Store) -> u8 {
 }
 
 async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result<(), String> {
+    let jobs_per_run = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let local_jobs = args
+        .agents
+        .local_agent_jobs
+        .unwrap_or(args.parallel_runs.max(1) * jobs_per_run.max(1));
+    let as_root = nix::unistd::Uid::effective().is_root();
+    args.agents.check(local_jobs, as_root)?;
     if let Some(url) = &args.db.database
         && std::env::var("LAUNCHWAY_DATABASE").ok().as_ref() != Some(url)
         && redact_password(url) != *url
@@ -185,9 +217,6 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
     }
     let dir = args.db.dir(store);
     let key = master_key(args.master_key_file.as_deref(), &dir)?;
-    let jobs_per_run = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let engine = Engine::new(
         db.clone(),
         EngineConfig {
@@ -235,10 +264,6 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         launchway_server::environments::ServerDeployer(envs.clone()),
     ));
     tokio::spawn(envs.clone().watch());
-    let local_jobs = args
-        .agents
-        .local_agent_jobs
-        .unwrap_or(args.parallel_runs.max(1) * jobs_per_run.max(1));
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(api::serve(
         listener,
@@ -248,7 +273,6 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         },
     ));
     let local = if local_jobs > 0 {
-        let as_root = nix::unistd::Uid::effective().is_root();
         let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let mut deny = vec![abs(&dir)];
         if let Some(f) = &args.master_key_file {
@@ -263,9 +287,18 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
                 .map(|p| abs(&p))
                 .unwrap_or_else(|| crate::local_agent::default_work_dir(&abs(&dir), as_root)),
             max_jobs: local_jobs,
-            labels: args.agents.agent_labels.clone(),
+            labels: args
+                .agents
+                .agent_labels
+                .clone()
+                .unwrap_or_else(|| vec!["linux".into(), "x64".into(), "local".into()]),
             deny,
-            user: as_root.then(|| args.agents.agent_user.clone()),
+            user: as_root.then(|| {
+                args.agents
+                    .agent_user
+                    .clone()
+                    .unwrap_or_else(|| crate::local_agent::DEFAULT_USER.into())
+            }),
             pass_env: args.agents.agent_env.clone(),
         };
         if cfg.deny.iter().any(|d| cfg.work_dir.starts_with(d)) {

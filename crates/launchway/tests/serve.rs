@@ -68,3 +68,37 @@ fn admin_commands_manage_users_and_tokens_for_a_running_server() {
         "{list}"
     );
 }
+
+/// Options for the local agent are refused, not ignored, when no local
+/// agent starts.
+#[test]
+fn local_agent_options_without_a_local_agent_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (opt, val) in [
+        ("--agent-labels", "gpu"),
+        ("--agent-work-dir", "/tmp/x"),
+        ("--agent-env", "HOME"),
+        ("--agent-user", "nobody"),
+    ] {
+        let out = common::bin()
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--local-agent-jobs",
+                "0",
+                opt,
+                val,
+            ])
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{opt}: {err}");
+        assert!(
+            err.contains(opt) && err.contains("--local-agent-jobs 0"),
+            "{err}"
+        );
+    }
+}
