@@ -27,6 +27,23 @@ pub struct Annotation {
     pub job: String,
 }
 
+impl Annotation {
+    /// An error about a job as a whole (no file position).
+    pub fn error(job: &str, message: &str) -> Annotation {
+        Annotation {
+            level: Level::Error,
+            message: message.to_string(),
+            title: None,
+            file: None,
+            line: None,
+            end_line: None,
+            col: None,
+            end_column: None,
+            job: job.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     AddMask(String),

@@ -2,7 +2,7 @@
 //! max-parallel, concurrency groups, environments, and the run record.
 
 use crate::cancel::Cancel;
-use crate::commands::{Annotation, Level};
+use crate::commands::Annotation;
 use crate::context::{Ctx, Status};
 use crate::environments;
 use crate::job::{self, JobEnd, JobSpec};
@@ -558,17 +558,10 @@ async fn run_graph_inner(
             Some(Err(e)) => {
                 // A panicking job task: record it as a failure rather than hang.
                 if let Some(id) = started.iter().find(|s| !done.contains_key(*s)).cloned() {
-                    shared.annotate(Annotation {
-                        level: Level::Error,
-                        message: format!("internal error in job '{id}': {e}"),
-                        title: None,
-                        file: None,
-                        line: None,
-                        end_line: None,
-                        col: None,
-                        end_column: None,
-                        job: id.clone(),
-                    });
+                    shared.annotate(Annotation::error(
+                        &id,
+                        &format!("internal error in job '{id}': {e}"),
+                    ));
                     done.insert(
                         id,
                         JobOutcome {
@@ -811,17 +804,7 @@ async fn run_job_node(
 }
 
 pub(crate) fn error_annotation(job: &str, message: &str) -> Annotation {
-    Annotation {
-        level: Level::Error,
-        message: message.to_string(),
-        title: None,
-        file: None,
-        line: None,
-        end_line: None,
-        col: None,
-        end_column: None,
-        job: job.to_string(),
-    }
+    Annotation::error(job, message)
 }
 
 /// One job instance: environment gate, concurrency group, slot, then steps

@@ -436,17 +436,7 @@ impl Executor for RemoteExecutor {
 }
 
 fn error(key: &str, message: &str) -> Annotation {
-    Annotation {
-        level: launchway_runner::commands::Level::Error,
-        message: message.to_string(),
-        title: None,
-        file: None,
-        line: None,
-        end_line: None,
-        col: None,
-        end_column: None,
-        job: key.to_string(),
-    }
+    Annotation::error(key, message)
 }
 
 fn placeholder(spec: &JobSpecification, result: JobResult, message: String) -> JobRecord {

@@ -297,17 +297,10 @@ async fn execute(
             launchway_runner::spec::execute(a.spec, None, host).await
         }
         Err(e) => {
-            sink.annotate(Annotation {
-                level: launchway_runner::commands::Level::Error,
-                message: format!("the agent could not get the job's commit: {e}"),
-                title: None,
-                file: None,
-                line: None,
-                end_line: None,
-                col: None,
-                end_column: None,
-                job: key.clone(),
-            });
+            sink.annotate(Annotation::error(
+                &key,
+                &format!("the agent could not get the job's commit: {e}"),
+            ));
             JobEnd::failed()
         }
     };

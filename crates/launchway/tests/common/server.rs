@@ -61,16 +61,18 @@ pub fn start_with_env(
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(parent).unwrap().permissions().mode();
     std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o755)).unwrap();
+    let local_agent = !extra.windows(2).any(|w| w == ["--local-agent-jobs", "0"]);
+    let mut cmd = bin();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data);
+    if local_agent {
+        cmd.arg("--agent-work-dir").arg(parent.join(format!(
+            "{}.agent",
+            data.file_name().unwrap().to_string_lossy()
+        )));
+    }
     let mut server = Server(
-        bin()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .arg("--agent-work-dir")
-            .arg(parent.join(format!(
-                "{}.agent",
-                data.file_name().unwrap().to_string_lossy()
-            )))
-            .args(extra)
+        cmd.args(extra)
             .env_remove("LAUNCHWAY_DATABASE")
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
