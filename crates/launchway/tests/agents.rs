@@ -174,7 +174,7 @@ jobs:
           ls -R {work} 2>&1 | head -20 || true
           cat {work}/runs/*/jobs/hold/temp/secret.txt 2>&1 || true
           cat {work}/runs/*/jobs/hold/work/*/*/ws-secret.txt 2>&1 || true
-          find / -name secret.txt -path '*hold*' 2>/dev/null | xargs cat 2>&1 | head || true
+          find {work} {data} -name secret.txt 2>/dev/null | xargs cat 2>&1 | head || true
           kill -0 $SERVER_PID 2>&1 && echo "SIGNALLED-$((40+2))-SERVER" || true
           test -r "$GITHUB_EVENT_PATH" && echo "EVENT-$((1+1))-READABLE"
           echo probe-done
