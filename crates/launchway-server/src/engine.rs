@@ -28,6 +28,10 @@ pub struct EngineConfig {
     pub jobs_per_run: usize,
     /// How jobs are handed to agents.
     pub agents: crate::agents::AgentSettings,
+    /// How long a run stays this server's without it renewing the lease
+    /// (renewed at a third of it); past it, any server on the database
+    /// ends the run as failed.
+    pub run_lease: Duration,
 }
 
 pub struct Engine {
@@ -39,6 +43,8 @@ pub struct Engine {
     wake: tokio::sync::Notify,
     /// Set at shutdown: workers take no new run.
     stopping: std::sync::atomic::AtomicBool,
+    /// This server process, as the owner of the runs it executes.
+    owner: String,
     metrics: Arc<crate::api::metrics::Metrics>,
     key: Arc<crate::sealed::MasterKey>,
     /// Where `launchway/deploy` steps deploy (the server's reconcilers).
@@ -125,6 +131,11 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            owner: {
+                let mut b = [0u8; 8];
+                let _ = getrandom::fill(&mut b);
+                format!("{}-{}", std::process::id(), crate::hex(&b))
+            },
             metrics: Arc::default(),
             key,
             deployer: std::sync::OnceLock::new(),
@@ -237,11 +248,39 @@ impl Engine {
 
     /// Starts the workers; runs a previous process left in progress are
     /// marked failed first.
-    pub async fn start(self: &Arc<Engine>) -> Result<(), crate::store::StoreError> {
+    fn lease_until(&self) -> i64 {
+        crate::now_ms() + i64::try_from(self.cfg.run_lease.as_millis()).unwrap_or(30_000)
+    }
+
+    /// Ends runs whose server stopped renewing their lease (it died), and
+    /// the jobs of runs that are over.
+    async fn sweep(&self) -> Result<(), crate::store::StoreError> {
         let n = self.store.fail_interrupted(crate::now_ms()).await?;
         if n > 0 {
-            eprintln!("{n} run(s) were in progress when the server stopped; marked failed");
+            eprintln!("{n} run(s) were in progress on a server that stopped; marked failed");
         }
+        self.store.end_orphaned_jobs(crate::now_ms()).await?;
+        Ok(())
+    }
+
+    /// Starts the workers; runs a stopped server left in progress (their
+    /// lease lapsed) are marked failed first, and from then on whenever a
+    /// lease lapses — several servers can share one database.
+    pub async fn start(self: &Arc<Engine>) -> Result<(), crate::store::StoreError> {
+        self.sweep().await?;
+        let me = self.clone();
+        tokio::spawn(async move {
+            let every = (me.cfg.run_lease / 3).max(Duration::from_millis(200));
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = me.store.renew_run_leases(&me.owner, me.lease_until()).await {
+                    eprintln!("renewing run leases: {e}");
+                }
+                if let Err(e) = me.sweep().await {
+                    eprintln!("ending runs of stopped servers: {e}");
+                }
+            }
+        });
         for _ in 0..self.cfg.parallel_runs.max(1) {
             let me = self.clone();
             tokio::spawn(async move { me.work().await });
@@ -309,16 +348,24 @@ impl Engine {
             }
             // Register interest before looking, so a wake in between is not lost.
             let notified = self.wake.notified();
-            match self.store.claim_next(crate::now_ms()).await {
+            match self
+                .store
+                .claim_next(crate::now_ms(), &self.owner, self.lease_until())
+                .await
+            {
                 Ok(Some(run)) => {
                     let id = run.id;
                     let (status, message) = self.execute(run).await;
-                    if let Err(e) = self
+                    match self
                         .store
-                        .finish_run(id, status, &message, crate::now_ms())
+                        .finish_owned_run(id, &self.owner, status, &message, crate::now_ms())
                         .await
                     {
-                        eprintln!("run {id}: cannot record its end: {e}");
+                        Ok(true) => {}
+                        Ok(false) => eprintln!(
+                            "run {id}: its lease had lapsed and another server ended it; its end here is not recorded"
+                        ),
+                        Err(e) => eprintln!("run {id}: cannot record its end: {e}"),
                     }
                 }
                 Ok(None) => {

@@ -33,6 +33,7 @@ async fn server() -> Server {
             parallel_runs: 1,
             jobs_per_run: 2,
             agents: Default::default(),
+            run_lease: std::time::Duration::from_secs(30),
         },
         MasterKey::from_hex(&MasterKey::generate_hex().unwrap()).unwrap(),
     );

@@ -184,7 +184,7 @@ async fn the_run_queue_hands_each_run_to_exactly_one_worker() {
             let s = store.clone();
             workers.push(tokio::spawn(async move {
                 let mut got = Vec::new();
-                while let Some(r) = s.claim_next(20).await.unwrap() {
+                while let Some(r) = s.claim_next(20, "t", 40).await.unwrap() {
                     got.push(r.id);
                 }
                 got
@@ -268,7 +268,7 @@ async fn reviews_deployments_settings_and_trigger_memory_on_both_backends() {
             .await
             .unwrap();
         // Waiting → approved → back in the queue, resuming from its directory.
-        store.claim_next(6).await.unwrap().unwrap();
+        store.claim_next(6, "t", 1_000).await.unwrap().unwrap();
         store.set_run_dir(run.id, "/data/runs/1").await.unwrap();
         store
             .finish_run(run.id, RunStatus::Waiting, "waiting", 7)
@@ -374,7 +374,7 @@ async fn reviews_deployments_settings_and_trigger_memory_on_both_backends() {
         assert!(!store.claim_schedule("churn", "n.yml", 100).await.unwrap());
         assert!(store.claim_schedule("churn", "n.yml", 101).await.unwrap());
         // Retention sees finished runs with files only.
-        store.claim_next(20).await.unwrap().unwrap();
+        store.claim_next(20, "t", 1_000).await.unwrap().unwrap();
         store
             .finish_run(run.id, RunStatus::Success, "", 30)
             .await

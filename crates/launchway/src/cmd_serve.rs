@@ -37,6 +37,11 @@ pub struct ServeArgs {
     /// new commits are seen within a quarter of a second.
     #[arg(long, default_value_t = 10)]
     reconcile_seconds: u64,
+    /// Seconds a run stays this server's without it renewing the lease
+    /// (every third of it); past it, any server on the same database ends
+    /// the run as failed.
+    #[arg(long, default_value_t = 30)]
+    run_lease_seconds: u64,
     #[command(flatten)]
     agents: AgentOptions,
 }
@@ -217,6 +222,18 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
     }
     let dir = args.db.dir(store);
     let key = master_key(args.master_key_file.as_deref(), &dir)?;
+    // Every server of a database seals with the same key: refuse to start
+    // with another one rather than fail on every secret later.
+    let probe = key
+        .seal("meta/key-check", b"launchway")
+        .map_err(|e| e.to_string())?;
+    let held = db
+        .meta_init("key_check", &probe)
+        .await
+        .map_err(|e| e.to_string())?;
+    if key.open("meta/key-check", &held).is_err() {
+        return Err("this database's secrets are sealed with another master key: give every server of one database the same key (--master-key-file or LAUNCHWAY_MASTER_KEY)".into());
+    }
     let engine = Engine::new(
         db.clone(),
         EngineConfig {
@@ -224,6 +241,7 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
             parallel_runs: args.parallel_runs.max(1),
             jobs_per_run,
             agents: args.agents.settings()?,
+            run_lease: std::time::Duration::from_secs(args.run_lease_seconds.max(1)),
         },
         key,
     );
@@ -280,6 +298,8 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         }
         let cfg = crate::local_agent::Config {
             server: format!("http://{addr}"),
+            // One name per server (its data dir), the same across restarts.
+            name: crate::local_agent::name_for(&abs(&dir)),
             work_dir: args
                 .agents
                 .agent_work_dir

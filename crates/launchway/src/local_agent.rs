@@ -38,9 +38,25 @@ const PASSED: &[&str] = &[
     "SSL_CERT_DIR",
 ];
 
+/// The local agent's name: the host's and a digest of the server's data
+/// dir, so two servers on one database keep apart and a restart keeps it.
+pub fn name_for(data_dir: &std::path::Path) -> String {
+    use sha2::Digest;
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "server".into());
+    let d = sha2::Sha256::digest(data_dir.to_string_lossy().as_bytes());
+    let tag: String = d.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let mut name = format!("local-{host}");
+    name.truncate(50);
+    format!("{name}-{tag}")
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: String,
+    pub name: String,
     pub work_dir: PathBuf,
     pub max_jobs: usize,
     pub labels: Vec<String>,
@@ -178,13 +194,7 @@ async fn run_once(
         .create_registration("local agent", "launchway serve", now, now + 5 * 60_000)
         .await
         .map_err(|e| e.to_string())?;
-    let name = format!(
-        "local-{}",
-        nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "server".into())
-    );
+    let name = &cfg.name;
     let mut cmd = tokio::process::Command::new(exe);
     cmd.arg("agent")
         .args([
@@ -194,7 +204,7 @@ async fn run_once(
             "--ephemeral",
             "--replace",
         ])
-        .args(["--name", &name])
+        .args(["--name", name])
         .arg("--work-dir")
         .arg(&cfg.work_dir)
         .args(["--max-jobs", &cfg.max_jobs.max(1).to_string()])

@@ -668,3 +668,116 @@ jobs:
     let text = logs(&base, &token, id);
     assert!(text.contains("cleanup-2-ran"), "{text}");
 }
+
+/// Two servers on one PostgreSQL: starting the second does not fail the
+/// first one's running run (it renews its lease); when a server is killed,
+/// the other ends its run once the lease lapses, and goes on taking runs.
+#[test]
+fn two_servers_on_one_database_respect_each_others_runs() {
+    let Ok(admin_url) = std::env::var("LAUNCHWAY_TEST_POSTGRES") else {
+        eprintln!("LAUNCHWAY_TEST_POSTGRES is not set: skipped (CI sets it)");
+        return;
+    };
+    let db = common::server::fresh_postgres(&admin_url);
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = common::shared_dir(tmp.path());
+    let dir = tmp.path().join("slow");
+    repo(
+        &dir,
+        &format!(
+            r#"on: workflow_dispatch
+jobs:
+  wait:
+    runs-on: linux
+    steps:
+      - run: |
+          touch {s}/started-$GITHUB_RUN_ID
+          for i in $(seq 1 600); do [ -e {s}/release ] && break; sleep 0.1; done
+          echo released
+"#,
+            s = shared.display()
+        ),
+    );
+    let env = [("LAUNCHWAY_DATABASE", db.as_str())];
+    // Servers of one database share its master key.
+    let key_file = tmp.path().join("master.key");
+    std::fs::write(&key_file, "ab".repeat(32)).unwrap();
+    let key_arg = key_file.display().to_string();
+    let args = [
+        "--run-lease-seconds",
+        "2",
+        "--poll-seconds",
+        "0",
+        "--master-key-file",
+        &key_arg,
+    ];
+    let (a, base_a, token) = start_with_env(&tmp.path().join("a"), &args, &env);
+    let token = token.unwrap();
+    let (ok, out) = cli(
+        &base_a,
+        &token,
+        &["repo", "add", "slow", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let first = dispatch(&base_a, &token, "slow");
+    let wait_started = |n: usize| {
+        let start = Instant::now();
+        loop {
+            let count = std::fs::read_dir(&shared)
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("started-"))
+                .count();
+            if count >= n {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "no run started");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_started(1);
+    // A server with another key is refused.
+    let other = common::bin()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--local-agent-jobs",
+            "0",
+            "--data-dir",
+        ])
+        .arg(tmp.path().join("c"))
+        .env("LAUNCHWAY_DATABASE", &db)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && err.contains("another master key"),
+        "{err}"
+    );
+    // A second server on the same database: the first one's run goes on.
+    let (b, base_b, _) = start_with_env(&tmp.path().join("b"), &args, &env);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(status(&base_b, &token, first), "running");
+    std::fs::write(shared.join("release"), "").unwrap();
+    assert_eq!(wait_end(&base_b, &token, first), "success");
+    // Server B goes; a run starts on A; B comes back; A is killed: B ends
+    // A's run when its lease lapses, and runs the next one.
+    drop(b);
+    std::fs::remove_file(shared.join("release")).unwrap();
+    let second = dispatch(&base_a, &token, "slow");
+    wait_started(2);
+    let (_b, base_b, _) = start_with_env(&tmp.path().join("b"), &args, &env);
+    drop(a);
+    let ended = wait_end(&base_b, &token, second);
+    assert_eq!(ended, "failure");
+    let (_, body) = get(&format!("{base_b}/api/runs/{second}"), Some(&token));
+    assert!(
+        body.contains("the server stopped while the run was in progress"),
+        "{body}"
+    );
+    std::fs::write(shared.join("release"), "").unwrap();
+    let third = dispatch(&base_b, &token, "slow");
+    assert_eq!(wait_end(&base_b, &token, third), "success");
+}

@@ -167,6 +167,16 @@ const STEPS: &[Step] = &[
         CREATE INDEX jobs_status ON jobs (status, id);
         CREATE INDEX jobs_agent ON jobs (agent_id, status);",
     },
+    Step {
+        version: 8,
+        sql: "
+        ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+        ALTER TABLE runs ADD COLUMN lease_until_ms BIGINT NOT NULL DEFAULT 0;",
+    },
+    Step {
+        version: 9,
+        sql: "CREATE TABLE server_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    },
 ];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -115,6 +115,30 @@ impl Store {
         Ok(store)
     }
 
+    /// A value the servers of this database share (`None` when unset).
+    pub async fn meta(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT value FROM server_meta WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get::<String, _>(0))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Sets a shared value unless one is set already; returns the value
+    /// that holds (the first writer's).
+    pub async fn meta_init(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        let _ = sqlx::query(
+            "INSERT INTO server_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(self.meta(name).await?.unwrap_or_default())
+    }
+
     /// Whether the database answers, for `/healthz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

@@ -302,7 +302,14 @@ impl Store {
     }
 
     /// Takes the oldest queued run for a worker, if any.
-    pub async fn claim_next(&self, now_ms: i64) -> Result<Option<Run>, StoreError> {
+    /// Claims the oldest queued run for `owner` (a server process), under a
+    /// lease until `lease_until_ms` that the owner renews while it runs.
+    pub async fn claim_next(
+        &self,
+        now_ms: i64,
+        owner: &str,
+        lease_until_ms: i64,
+    ) -> Result<Option<Run>, StoreError> {
         loop {
             let next =
                 sqlx::query("SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1")
@@ -313,10 +320,13 @@ impl Store {
             };
             let id: i64 = row.try_get(0)?;
             let done = sqlx::query(
-                "UPDATE runs SET status = 'running', started_ms = $2 WHERE id = $1 AND status = 'queued'",
+                "UPDATE runs SET status = 'running', started_ms = $2, owner = $3, lease_until_ms = $4 \
+                 WHERE id = $1 AND status = 'queued'",
             )
             .bind(id)
             .bind(now_ms)
+            .bind(owner)
+            .bind(lease_until_ms)
             .execute(self.pool())
             .await?;
             // Another worker won this one: look again.
@@ -352,6 +362,46 @@ impl Store {
         Ok(())
     }
 
+    /// Ends a run `owner` holds; `false` when it no longer does (its lease
+    /// ran out and another server ended it: that verdict stands).
+    pub async fn finish_owned_run(
+        &self,
+        id: i64,
+        owner: &str,
+        status: RunStatus,
+        message: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = $2, message = $3, finished_ms = $4 \
+             WHERE id = $1 AND owner = $5 AND status = 'running'",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(message)
+        .bind(now_ms)
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends the lease of every run `owner` is running.
+    pub async fn renew_run_leases(
+        &self,
+        owner: &str,
+        lease_until_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET lease_until_ms = $2 WHERE owner = $1 AND status = 'running'",
+        )
+        .bind(owner)
+        .bind(lease_until_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Cancels a run that is queued or waiting for an approval; `false`
     /// if it is running or over.
     pub async fn cancel_queued(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
@@ -369,10 +419,12 @@ impl Store {
     /// At start: runs a previous server process left `running` were
     /// interrupted; they end as failures (their logs stay).
     pub async fn fail_interrupted(&self, now_ms: i64) -> Result<u64, StoreError> {
+        // Only runs whose server stopped renewing their lease: another
+        // server's live runs on the same database are left alone.
         let done = sqlx::query(
             "UPDATE runs SET status = 'failure', \
              message = 'the server stopped while the run was in progress', finished_ms = $1 \
-             WHERE status = 'running'",
+             WHERE status = 'running' AND lease_until_ms < $1",
         )
         .bind(now_ms)
         .execute(self.pool())
