@@ -490,48 +490,105 @@ async fn run_remote(
     drop(part);
     let spec_json = serde_json::to_string(&spec).map_err(|e| fail(&e))?;
     let labels = crate::store::agents::normalize_labels(&spec.runs_on).map_err(|e| fail(&e))?;
-    let id = hub
-        .store
-        .enqueue_job(
-            run_id,
-            &spec.key,
-            &labels,
-            &spec_json,
-            &sealed,
-            crate::now_ms(),
-        )
-        .await
-        .map_err(|e| fail(&e))?;
-    let (tx, mut rx) = tokio::sync::oneshot::channel();
-    let live = Arc::new(LiveJob {
-        key: spec.key.clone(),
-        sink: sink.clone(),
-        masker,
-        run_dir,
-        logs: Mutex::new(HashMap::new()),
-        done: Mutex::new(Some(tx)),
-        git_root,
-        source_dir,
-        sha: spec.source.sha.clone(),
-    });
-    if let Ok(mut m) = hub.live.lock() {
-        m.insert(id, live);
-    }
+    let retries = lost_agent_retries(&spec);
     let wanted = if labels.is_empty() {
         "any agent".to_string()
     } else {
         format!("an agent with labels {}", labels.join(", "))
     };
-    sink.job(placeholder(
-        &spec,
-        JobResult::Running,
-        format!("queued: waiting for {wanted}"),
-    ));
-    let result = wait(&hub, id, &spec, &sink, &cancel, &mut rx).await;
-    if let Ok(mut m) = hub.live.lock() {
-        m.remove(&id);
+    let mut attempt = 0u32;
+    loop {
+        let id = hub
+            .store
+            .enqueue_job(
+                run_id,
+                &spec.key,
+                &labels,
+                &spec_json,
+                &sealed,
+                crate::now_ms(),
+            )
+            .await
+            .map_err(|e| fail(&e))?;
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let live = Arc::new(LiveJob {
+            key: spec.key.clone(),
+            sink: sink.clone(),
+            masker: masker.clone(),
+            run_dir: run_dir.clone(),
+            logs: Mutex::new(HashMap::new()),
+            done: Mutex::new(Some(tx)),
+            git_root: git_root.clone(),
+            source_dir: source_dir.clone(),
+            sha: spec.source.sha.clone(),
+        });
+        if let Ok(mut m) = hub.live.lock() {
+            m.insert(id, live);
+        }
+        sink.job(placeholder(
+            &spec,
+            JobResult::Running,
+            format!("queued: waiting for {wanted}"),
+        ));
+        let waited = wait(&hub, id, &spec, &sink, &cancel, &mut rx).await;
+        if let Ok(mut m) = hub.live.lock() {
+            m.remove(&id);
+        }
+        match waited {
+            Waited::End(end) => return Ok(end),
+            Waited::Lost(message) if attempt < retries && !cancel.is_cancelled() => {
+                attempt += 1;
+                // The lost attempt's log is kept beside the next one's.
+                let log = run_dir
+                    .join("logs")
+                    .join(format!("{}.log", slug(&spec.key)));
+                let _ = std::fs::rename(&log, log.with_extension(format!("attempt{attempt}.log")));
+                let mut a = error(
+                    &spec.key,
+                    &format!(
+                        "{message}; queued again (attempt {} of {}, LAUNCHWAY_AGENT_RETRIES)",
+                        attempt + 1,
+                        retries + 1
+                    ),
+                );
+                a.level = launchway_runner::commands::Level::Warning;
+                sink.annotate(a);
+            }
+            Waited::Lost(message) => {
+                sink.annotate(error(&spec.key, &message));
+                sink.job(placeholder(&spec, JobResult::Failure, message));
+                sink.event(RunEvent::JobFinished {
+                    key: spec.key.clone(),
+                    name: spec.key.clone(),
+                    result: JobResult::Failure,
+                    duration_ms: 0,
+                });
+                return Ok(JobEnd::failed());
+            }
+        }
     }
-    Ok(result)
+}
+
+/// The job's retry policy for a lost agent: its job-level
+/// `env: {LAUNCHWAY_AGENT_RETRIES: N}` (a literal, at most 5) queues it
+/// again up to N times when its agent stops reporting; 0 by default.
+fn lost_agent_retries(spec: &JobSpecification) -> u32 {
+    let Ok(wf) = launchway_runner::prepare::load_one(&spec.workflow_path, &spec.workflow_text)
+    else {
+        return 0;
+    };
+    wf.jobs
+        .get(&spec.job)
+        .and_then(|j| j.env.get("LAUNCHWAY_AGENT_RETRIES"))
+        .and_then(|v| v.value.trim().parse::<u32>().ok())
+        .map_or(0, |n| n.min(5))
+}
+
+/// How waiting for a job ended.
+enum Waited {
+    End(JobEnd),
+    /// Its agent stopped reporting: the reason.
+    Lost(String),
 }
 
 async fn wait(
@@ -541,13 +598,13 @@ async fn wait(
     sink: &Arc<dyn JobSink>,
     cancel: &Cancel,
     rx: &mut tokio::sync::oneshot::Receiver<JobEnd>,
-) -> JobEnd {
+) -> Waited {
     hub.queued.notify_waiters();
     let mut cancel_sent = false;
     loop {
         tokio::select! {
             end = &mut *rx => {
-                return end.unwrap_or_else(|_| JobEnd::failed());
+                return Waited::End(end.unwrap_or_else(|_| JobEnd::failed()));
             }
             () = cancel.cancelled(), if !cancel_sent => {
                 cancel_sent = true;
@@ -579,7 +636,7 @@ async fn wait(
                         result: JobResult::Cancelled,
                         duration_ms: 0,
                     });
-                    return end;
+                    return Waited::End(end);
                 }
             }
             "assigned" if job.lease_until_ms < crate::now_ms() => {
@@ -592,23 +649,17 @@ async fn wait(
                         .flatten()
                         .map(|j| j.message)
                         .unwrap_or_default();
-                    sink.annotate(error(&spec.key, &message));
-                    sink.job(placeholder(spec, JobResult::Failure, message));
-                    sink.event(RunEvent::JobFinished {
-                        key: spec.key.clone(),
-                        name: spec.key.clone(),
-                        result: JobResult::Failure,
-                        duration_ms: 0,
-                    });
-                    return JobEnd::failed();
+                    return Waited::Lost(message);
                 }
             }
             "done" => {
                 // Ended elsewhere (another server, or a race with finish).
                 if let Ok(end) = rx.try_recv() {
-                    return end;
+                    return Waited::End(end);
                 }
-                return serde_json::from_str(&job.result).unwrap_or_else(|_| JobEnd::failed());
+                return Waited::End(
+                    serde_json::from_str(&job.result).unwrap_or_else(|_| JobEnd::failed()),
+                );
             }
             _ => {}
         }

@@ -32,6 +32,9 @@ pub struct EngineConfig {
     /// (renewed at a third of it); past it, any server on the database
     /// ends the run as failed.
     pub run_lease: Duration,
+    /// This server's identity across restarts (kept in its data dir): at
+    /// start, the runs an earlier process of it held are over at once.
+    pub instance: String,
 }
 
 pub struct Engine {
@@ -124,6 +127,11 @@ impl Engine {
     pub fn new(store: Store, cfg: EngineConfig, key: crate::sealed::MasterKey) -> Arc<Engine> {
         let key = Arc::new(key);
         let hub = crate::agents::Hub::new(store.clone(), key.clone(), cfg.agents.clone());
+        let owner = {
+            let mut b = [0u8; 8];
+            let _ = getrandom::fill(&mut b);
+            format!("{}:{}-{}", cfg.instance, std::process::id(), crate::hex(&b))
+        };
         Arc::new(Engine {
             runner_store: launchway_runner::store::Store::new(cfg.data_dir.clone()),
             store,
@@ -131,11 +139,7 @@ impl Engine {
             running: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             stopping: std::sync::atomic::AtomicBool::new(false),
-            owner: {
-                let mut b = [0u8; 8];
-                let _ = getrandom::fill(&mut b);
-                format!("{}-{}", std::process::id(), crate::hex(&b))
-            },
+            owner,
             metrics: Arc::default(),
             key,
             deployer: std::sync::OnceLock::new(),
@@ -267,6 +271,13 @@ impl Engine {
     /// lease lapsed) are marked failed first, and from then on whenever a
     /// lease lapses — several servers can share one database.
     pub async fn start(self: &Arc<Engine>) -> Result<(), crate::store::StoreError> {
+        let n = self
+            .store
+            .fail_interrupted_of(crate::now_ms(), &self.cfg.instance, &self.owner)
+            .await?;
+        if n > 0 {
+            eprintln!("{n} run(s) were in progress when the server stopped; marked failed");
+        }
         self.sweep().await?;
         let me = self.clone();
         tokio::spawn(async move {

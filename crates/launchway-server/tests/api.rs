@@ -34,6 +34,7 @@ async fn server() -> Server {
             jobs_per_run: 2,
             agents: Default::default(),
             run_lease: std::time::Duration::from_secs(30),
+            instance: "api-test".into(),
         },
         MasterKey::from_hex(&MasterKey::generate_hex().unwrap()).unwrap(),
     );

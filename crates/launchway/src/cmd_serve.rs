@@ -242,6 +242,7 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
             jobs_per_run,
             agents: args.agents.settings()?,
             run_lease: std::time::Duration::from_secs(args.run_lease_seconds.max(1)),
+            instance: server_id(&dir)?,
         },
         key,
     );
@@ -355,6 +356,23 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         "environments keep serving on their replicas; the next `launchway serve` adopts them"
     );
     Ok(())
+}
+
+/// This server's identity across restarts: `server.id` in the data dir,
+/// created at first start.
+fn server_id(dir: &std::path::Path) -> Result<String, String> {
+    let path = dir.join("server.id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim().to_string();
+        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(id);
+        }
+    }
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| format!("no randomness: {e}"))?;
+    let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    launchway_runner::private::write(&path, &id).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(id)
 }
 
 /// The master key: from `--master-key-file`, `LAUNCHWAY_MASTER_KEY`, or

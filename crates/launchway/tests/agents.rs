@@ -507,6 +507,15 @@ jobs:
           sleep 300 &
           echo $! > {s}/victim.pid
           wait
+  resilient:
+    runs-on: [linux, arm]
+    env:
+      LAUNCHWAY_AGENT_RETRIES: 1
+    steps:
+      - run: |
+          if [ -e {s}/resilient-first ]; then echo "second-attempt-on-$RUNNER_NAME"; exit 0; fi
+          touch {s}/resilient-first
+          sleep 300
   bystander:
     runs-on: [linux, gpu]
     steps:
@@ -527,7 +536,10 @@ jobs:
     assert!(ok, "{out}");
     let v = dispatch(&base, &token, "victim");
     let start = Instant::now();
-    while !(shared.join("victim.pid").exists() && shared.join("bystander-started").exists()) {
+    while !(shared.join("victim.pid").exists()
+        && shared.join("bystander-started").exists()
+        && shared.join("resilient-first").exists())
+    {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "the jobs never started"
@@ -575,6 +587,15 @@ jobs:
         std::thread::sleep(Duration::from_millis(200));
     }
     std::fs::write(shared.join("release"), "").unwrap();
+    // The job that asked for a retry is queued again and runs on the next
+    // agent with its labels.
+    let _arm2 = start_agent(
+        &base,
+        &registration,
+        "arm-box-2",
+        "linux,arm",
+        &tmp.path().join("arm2"),
+    );
     assert_eq!(wait_end(&base, &token, v), "failure");
     let rec = run_record(&base, &token, v);
     let bystander = rec["jobs"]
@@ -585,7 +606,23 @@ jobs:
         .cloned()
         .unwrap();
     assert_eq!(bystander["result"], "success", "{rec}");
-    assert!(logs(&base, &token, v).contains("bystander-finished"));
+    let resilient = rec["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["key"] == "resilient")
+        .cloned()
+        .unwrap();
+    assert_eq!(resilient["result"], "success", "{rec}");
+    let all = logs(&base, &token, v);
+    assert!(all.contains("bystander-finished"), "{all}");
+    assert!(all.contains("second-attempt-on-arm-box-2"), "{all}");
+    assert!(
+        rec["annotations"]
+            .to_string()
+            .contains("queued again (attempt 2 of 2"),
+        "{rec}"
+    );
     drop(agents);
 }
 

@@ -419,14 +419,29 @@ impl Store {
     /// At start: runs a previous server process left `running` were
     /// interrupted; they end as failures (their logs stay).
     pub async fn fail_interrupted(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.fail_interrupted_of(now_ms, "", "").await
+    }
+
+    /// As [`Store::fail_interrupted`], and also (at a server's start) the
+    /// runs an earlier process of the same server `instance` held, lease or
+    /// not: that process is gone. `me` is the new process's owner id.
+    pub async fn fail_interrupted_of(
+        &self,
+        now_ms: i64,
+        instance: &str,
+        me: &str,
+    ) -> Result<u64, StoreError> {
         // Only runs whose server stopped renewing their lease: another
         // server's live runs on the same database are left alone.
         let done = sqlx::query(
             "UPDATE runs SET status = 'failure', \
              message = 'the server stopped while the run was in progress', finished_ms = $1 \
-             WHERE status = 'running' AND lease_until_ms < $1",
+             WHERE status = 'running' AND (lease_until_ms < $1 \
+               OR ($2 <> '' AND owner LIKE $2 || ':%' AND owner <> $3))",
         )
         .bind(now_ms)
+        .bind(instance)
+        .bind(me)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
