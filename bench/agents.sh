@@ -44,8 +44,9 @@ git_repo(repo, {
 def serve(name, extra):
     data = os.path.join(WORK, name)
     log = open(os.path.join(WORK, name + ".log"), "w+")
+    local = [] if "--local-agent-jobs" in extra else ["--agent-work-dir", data + ".agent"]
     p = subprocess.Popen([LW, "serve", "--listen", "127.0.0.1:0", "--data-dir", data,
-                          "--poll-seconds", "0", "--agent-work-dir", data + ".agent"] + extra,
+                          "--poll-seconds", "0"] + local + extra,
                          stderr=log)
     for _ in range(200):
         log.seek(0); text = log.read()

@@ -66,6 +66,47 @@ pub struct SandboxExecArgs {
     argv: Vec<String>,
 }
 
+/// `launchway sandbox-exec` without clap: `--deny PATH`… `--job-dir PATH`
+/// `--` `COMMAND`…, the one shape an agent writes.
+pub fn sandbox_exec_fast(args: &[std::ffi::OsString]) -> u8 {
+    let mut deny = Vec::new();
+    let mut job_dir = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].to_str() {
+            Some("--deny") if i + 1 < args.len() => {
+                deny.push(PathBuf::from(&args[i + 1]));
+                i += 2;
+            }
+            Some("--job-dir") if i + 1 < args.len() => {
+                job_dir = Some(PathBuf::from(&args[i + 1]));
+                i += 2;
+            }
+            Some("--") => {
+                i += 1;
+                break;
+            }
+            _ => {
+                eprintln!("sandbox-exec: usage: --deny PATH… --job-dir PATH -- COMMAND…");
+                return 2;
+            }
+        }
+    }
+    let Some(job_dir) = job_dir else {
+        eprintln!("sandbox-exec: --job-dir is required");
+        return 2;
+    };
+    let argv: Vec<String> = args[i..]
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    sandbox_exec(&SandboxExecArgs {
+        deny,
+        job_dir,
+        argv,
+    })
+}
+
 /// `launchway sandbox-exec` (internal): how an agent runs a step.
 pub fn sandbox_exec(args: &SandboxExecArgs) -> u8 {
     match sandbox::supervise(&args.deny, &args.job_dir, &args.argv) {
