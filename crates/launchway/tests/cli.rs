@@ -486,3 +486,36 @@ fn workflow_flag_picks_one_file_and_secrets_file_feeds_secrets() {
     assert!(log.contains("from ci.yml ***"), "{log}");
     assert!(!log.contains("from-the-file"));
 }
+
+fn help(args: &[&str]) -> String {
+    let mut cmd = bin();
+    for v in [
+        "LAUNCHWAY_HOME",
+        "LAUNCHWAY_SERVER",
+        "LAUNCHWAY_TOKEN",
+        "LAUNCHWAY_AGENT_TOKEN",
+        "LAUNCHWAY_DATABASE",
+    ] {
+        cmd.env_remove(v);
+    }
+    let out = cmd.args(args).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn agent_help() {
+    insta::assert_snapshot!(help(&["agent"]));
+}
+
+#[test]
+fn agents_help() {
+    insta::assert_snapshot!(help(&["agents"]));
+}
+
+#[test]
+fn serve_help_groups_the_agent_options() {
+    let text = help(&["serve"]);
+    let agents = text.split("Agents:").nth(1).expect("an Agents heading");
+    insta::assert_snapshot!(agents.trim_end());
+}

@@ -148,7 +148,10 @@ pub fn allowed_around(root: &Path, denied: &[PathBuf]) -> Vec<PathBuf> {
     if denied.iter().any(|d| root.starts_with(d)) {
         return Vec::new();
     }
-    if !denied.iter().any(|d| d.starts_with(root)) {
+    // Nothing denied lies below (nothing can lie below a file).
+    if !denied.iter().any(|d| d.starts_with(root))
+        || std::fs::symlink_metadata(root).is_ok_and(|m| !m.is_dir())
+    {
         return vec![root.to_path_buf()];
     }
     let mut out = Vec::new();
@@ -241,6 +244,38 @@ pub fn landlock(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Over random trees and denied paths: no granted path is, or lies
+        /// under or above, a denied one, and every file outside the denied
+        /// paths is under some granted path.
+        #[test]
+        fn grants_cover_everything_but_the_denied(
+            files in proptest::collection::vec("[ab]{1,2}(/[ab]{1,2}){0,3}", 1..12),
+            denied in proptest::collection::vec("[ab]{1,2}(/[ab]{1,2}){0,2}", 1..3),
+        ) {
+            let d = tempfile::tempdir().unwrap();
+            for f in &files {
+                let p = d.path().join(f);
+                if let Some(parent) = p.parent() { let _ = std::fs::create_dir_all(parent); }
+                if !p.exists() { let _ = std::fs::write(&p, ""); }
+            }
+            let denied: Vec<PathBuf> = denied.iter().map(|x| d.path().join(x)).collect();
+            let granted = allowed_around(d.path(), &denied);
+            for g in &granted {
+                // (A denied path below a file cannot exist.)
+                for x in denied.iter().filter(|x| !x.ancestors().skip(1).any(|a| a.is_file())) {
+                    prop_assert!(!g.starts_with(x) && !x.starts_with(g), "{} vs {}", g.display(), x.display());
+                }
+            }
+            for f in &files {
+                let p = d.path().join(f);
+                if !p.is_file() || denied.iter().any(|x| p.starts_with(x)) { continue; }
+                prop_assert!(granted.iter().any(|g| p.starts_with(g)), "{} not granted", p.display());
+            }
+        }
+    }
 
     #[test]
     fn everything_but_the_denied_branch() {
