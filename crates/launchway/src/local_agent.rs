@@ -203,6 +203,7 @@ async fn run_once(
             "--token-stdin",
             "--ephemeral",
             "--replace",
+            "--exit-with-parent",
         ])
         .args(["--name", name])
         .arg("--work-dir")

@@ -38,7 +38,7 @@ jobs:
   slow:
     runs-on: ubuntu-latest
     steps:
-      - run: echo slow-started; sleep 60; echo never
+      - run: echo "slow-started pid=$$"; sleep 60; echo never
       - if: always()
         run: echo cleanup-ran
 "#,
@@ -328,7 +328,23 @@ fn a_run_interrupted_by_a_server_kill_ends_failed_and_keeps_its_logs() {
         let (_, body) = get(&format!("{base}/api/runs/{id}/logs"), Some(&token));
         body.contains("slow-started")
     });
+    let (_, body) = get(&format!("{base}/api/runs/{id}/logs"), Some(&token));
+    let step_pid: u32 = body
+        .rsplit("pid=")
+        .next()
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{body}"));
     drop(server); // SIGKILL mid-step
+    // Its agent goes with it, and so does the step (cancelled, then killed).
+    let start_wait = Instant::now();
+    while Path::new(&format!("/proc/{step_pid}")).exists() {
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(20),
+            "the step outlived the server"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (_server, base, _) = start(&data);
     let run = run_json(&base, &token, id);
     assert_eq!(run["status"], "failure");
