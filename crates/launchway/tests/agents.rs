@@ -818,3 +818,51 @@ jobs:
     let third = dispatch(&base_b, &token, "slow");
     assert_eq!(wait_end(&base_b, &token, third), "success");
 }
+
+/// A chatty step through an agent loses no log line: a 3 MB line and
+/// 50,000 short ones (more than one report request holds) all arrive, in
+/// order, and step ranges still point at the right bytes.
+#[test]
+fn a_chatty_step_loses_no_log_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("chatty");
+    repo(
+        &dir,
+        r#"on: workflow_dispatch
+jobs:
+  talk:
+    runs-on: linux
+    steps:
+      - run: head -c 3000000 /dev/zero | tr '\0' x; echo
+      - run: seq 1 50000
+      - run: echo "last-$((40+2))"
+"#,
+    );
+    let (_server, base, token) =
+        start_with_env(&tmp.path().join("data"), &["--poll-seconds", "0"], &[]);
+    let token = token.unwrap();
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "chatty", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let id = dispatch(&base, &token, "chatty");
+    assert_eq!(wait_end(&base, &token, id), "success");
+    let text = logs(&base, &token, id);
+    assert!(text.contains(&"x".repeat(3_000_000)), "the long line");
+    let numbers: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("talk | ")?.trim().parse().ok())
+        .collect();
+    assert_eq!(numbers, (1..=50_000).collect::<Vec<u32>>());
+    // The step's byte range in the server's copy of the log is its own.
+    let rec = run_record(&base, &token, id);
+    let run_dir = tmp.path().join("data/server/runs/1");
+    let part = common::step_log(&run_dir, &rec["jobs"][0]["steps"][2]);
+    assert!(
+        part.contains("last-42") && !part.contains("50000"),
+        "{part}"
+    );
+}

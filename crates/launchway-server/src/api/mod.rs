@@ -116,6 +116,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/agent/jobs/{id}/models"),
 ];
 
+/// The largest batch of reports an agent may send in one request.
+pub const MAX_REPORT: usize = 64 << 20;
+
 /// The largest artifact file or model an agent may upload in one request.
 pub const MAX_UPLOAD: usize = 1 << 30;
 
@@ -179,7 +182,10 @@ pub fn router(state: AppState) -> Router {
             post(agents::create_registration),
         )
         .route("/api/agent/claim", post(agents::claim))
-        .route("/api/agent/jobs/{id}/report", post(agents::report))
+        .route(
+            "/api/agent/jobs/{id}/report",
+            post(agents::report).layer(DefaultBodyLimit::max(MAX_REPORT)),
+        )
         .route("/api/agent/jobs/{id}/finish", post(agents::finish))
         .route("/api/agent/jobs/{id}/source", get(agents::source))
         .route(

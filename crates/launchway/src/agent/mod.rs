@@ -192,22 +192,58 @@ impl RemoteSink {
     }
 }
 
-/// Sends what the job reported; `Err(true)` when the job is no longer ours.
-async fn flush(channel: &Channel, job: i64, reports: Vec<Report>) -> Result<bool, bool> {
-    let channel = channel.clone();
+/// The most a report request carries (the server takes up to 64 MiB; one
+/// larger report goes alone).
+const MAX_REPORT_BYTES: usize = 8 << 20;
+
+/// Sends what the job reported, in requests of at most [`MAX_REPORT_BYTES`]
+/// (an empty one is a heartbeat). Returns whether the server asked to cancel
+/// — `Err(true)` when the job is no longer ours, `Err(false)` when the
+/// server could not be reached — and the reports not sent, to send again
+/// (nothing is sent twice).
+async fn flush(
+    channel: &Channel,
+    job: i64,
+    reports: Vec<Report>,
+) -> (Result<bool, bool>, Vec<Report>) {
     let path = format!("/api/agent/jobs/{job}/report");
-    let r = tokio::task::spawn_blocking(move || {
-        channel.post::<_, ReportAnswer>(&path, &json!({ "reports": reports }))
-    })
-    .await;
-    match r {
-        Ok(Ok(a)) => Ok(a.is_some_and(|a| a.cancel)),
-        Ok(Err(e)) if e.is_gone() => Err(true),
-        Ok(Err(e)) => {
-            eprintln!("agent: job {job}: reporting: {e}");
-            Err(false)
+    let mut rest = reports;
+    let mut cancel = false;
+    loop {
+        let mut size = 0;
+        let mut n = 0;
+        for r in &rest {
+            let s = serde_json::to_vec(r).map_or(0, |v| v.len());
+            if n > 0 && size + s > MAX_REPORT_BYTES {
+                break;
+            }
+            size += s;
+            n += 1;
         }
-        Err(_) => Err(false),
+        let chunk: Vec<Report> = rest.drain(..n).collect();
+        let (c, p) = (channel.clone(), path.clone());
+        let body = json!({ "reports": chunk });
+        let r = tokio::task::spawn_blocking(move || c.post::<_, ReportAnswer>(&p, &body)).await;
+        let failed = match r {
+            Ok(Ok(a)) => {
+                cancel |= a.is_some_and(|a| a.cancel);
+                None
+            }
+            Ok(Err(e)) if e.is_gone() => Some(true),
+            Ok(Err(e)) => {
+                eprintln!("agent: job {job}: reporting: {e}");
+                Some(false)
+            }
+            Err(_) => Some(false),
+        };
+        if let Some(gone) = failed {
+            let mut back = chunk;
+            back.append(&mut rest);
+            return (Err(gone), back);
+        }
+        if rest.is_empty() {
+            return (Ok(cancel), Vec::new());
+        }
     }
 }
 
@@ -249,11 +285,12 @@ async fn execute(
                 if reports.is_empty() && last.elapsed() < beat {
                     continue;
                 }
-                match flush(&channel, job, reports.clone()).await {
+                let (answer, unsent) = flush(&channel, job, reports).await;
+                match answer {
                     Ok(true) => cancel.cancel(),
                     Ok(false) => {}
                     // Sent again with the next flush.
-                    Err(false) => sink.requeue(reports),
+                    Err(false) => sink.requeue(unsent),
                     Err(true) => {
                         eprintln!("agent: job {job} is no longer this agent's; stopping it");
                         cancel.cancel();
@@ -312,11 +349,12 @@ async fn execute(
     let attempts = if stopping.is_cancelled() { 5u32 } else { 60 };
     let mut reports = sink.take();
     for attempt in 0..attempts {
-        match flush(&cfg.channel, job, std::mem::take(&mut reports)).await {
-            Ok(_) => break,
-            Err(true) => break,
+        let (answer, unsent) = flush(&cfg.channel, job, std::mem::take(&mut reports)).await;
+        match answer {
+            Ok(_) | Err(true) => break,
             Err(false) => {
-                reports = sink.take();
+                reports = unsent;
+                reports.extend(sink.take());
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10) + 1)))
                     .await;
             }
