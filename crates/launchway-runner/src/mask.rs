@@ -63,11 +63,6 @@ impl Masker {
         out
     }
 
-    /// The values masked so far.
-    pub fn values(&self) -> Vec<String> {
-        self.values.read().map(|v| v.clone()).unwrap_or_default()
-    }
-
     /// Whether the text contains any masked value.
     pub fn reveals(&self, text: &str) -> bool {
         self.values

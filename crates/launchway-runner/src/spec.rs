@@ -127,11 +127,14 @@ pub struct JobSpecification {
     /// `vars`, the environment's merged in.
     pub vars: IndexMap<String, String>,
     /// `secrets` as this job sees them: the repository's (or those passed
-    /// to a called workflow), the environment's once its gate passed.
+    /// to a called workflow), the environment's once its gate passed — and
+    /// nothing else secret: every line is masked against these.
     pub secrets: IndexMap<String, String>,
-    /// Values every line is masked against (at least every secret above).
-    pub masks: Vec<String>,
     pub action_map: IndexMap<String, String>,
+    /// Times to queue the job again when its agent is lost: job-level
+    /// `env: {LAUNCHWAY_AGENT_RETRIES: N}` (a literal, at most 5; 0 without).
+    #[serde(default)]
+    pub agent_retries: u32,
     pub debug: bool,
     pub dry_run: bool,
     pub grace_interrupt_ms: u64,
@@ -166,14 +169,6 @@ impl JobSpecification {
                 vars.extend(extra.clone());
             }
         }
-        let mut masks: Vec<String> = secrets
-            .values()
-            .filter(|v| !v.is_empty())
-            .cloned()
-            .collect();
-        masks.extend(shared.masker.values());
-        masks.sort();
-        masks.dedup();
         let job = &scope.wf.jobs[&spec.id];
         let ctx = job::instance_ctx(shared, scope, spec);
         JobSpecification {
@@ -201,8 +196,12 @@ impl JobSpecification {
             inputs: scope.inputs.clone(),
             vars,
             secrets,
-            masks,
             action_map: shared.cfg.action_map.clone(),
+            agent_retries: job
+                .env
+                .get("LAUNCHWAY_AGENT_RETRIES")
+                .and_then(|v| v.value.trim().parse::<u32>().ok())
+                .map_or(0, |n| n.min(5)),
             debug: shared.cfg.debug,
             dry_run: shared.cfg.dry_run,
             grace_interrupt_ms: u64::try_from(shared.cfg.grace.interrupt.as_millis())
@@ -329,9 +328,6 @@ pub async fn execute(spec: JobSpecification, wf: Option<Arc<Workflow>>, host: Jo
         return JobEnd::failed();
     }
     let masker = host.masker.unwrap_or_default();
-    for m in &spec.masks {
-        masker.add(m);
-    }
     for v in spec.secrets.values() {
         masker.add(v);
     }

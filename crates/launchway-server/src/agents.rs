@@ -88,13 +88,6 @@ pub struct ReportAnswer {
     pub cancel: bool,
 }
 
-/// What the secrets column holds, sealed.
-#[derive(Serialize, Deserialize)]
-struct SealedPart {
-    secrets: IndexMap<String, String>,
-    masks: Vec<String>,
-}
-
 fn seal_scope(job_row_key: &str) -> String {
     format!("job/{job_row_key}")
 }
@@ -150,6 +143,11 @@ impl Hub {
         &self.settings
     }
 
+    /// When a lease taken or renewed now runs out.
+    fn lease_until(&self) -> i64 {
+        crate::now_ms() + i64::try_from(self.settings.lease.as_millis()).unwrap_or(30_000)
+    }
+
     fn live(&self, id: i64) -> Result<Arc<LiveJob>, AgentError> {
         self.live
             .lock()
@@ -201,31 +199,40 @@ impl Hub {
             if !labels_match(&job.labels, labels, &self.settings.aliases) {
                 continue;
             }
-            let now = crate::now_ms();
-            let lease = now + i64::try_from(self.settings.lease.as_millis()).unwrap_or(30_000);
-            if !self.store.assign_job(job.id, agent, now, lease).await? {
+            if !self
+                .store
+                .assign_job(job.id, agent, crate::now_ms(), self.lease_until())
+                .await?
+            {
                 continue;
             }
-            let mut spec: JobSpecification = serde_json::from_str(&job.spec)
-                .map_err(|e| AgentError::Other(format!("job {}: {e}", job.id)))?;
-            let sealed: SealedPart = if job.secrets.is_empty() {
-                SealedPart {
-                    secrets: IndexMap::new(),
-                    masks: Vec::new(),
+            let spec = serde_json::from_str::<JobSpecification>(&job.spec)
+                .map_err(|e| e.to_string())
+                .and_then(|mut spec| {
+                    if !job.secrets.is_empty() {
+                        let clear = self
+                            .key
+                            .open(
+                                &seal_scope(&format!("{}/{}", job.run_id, job.key)),
+                                &job.secrets,
+                            )
+                            .map_err(|e| format!("cannot open the job's secrets: {e}"))?;
+                        spec.secrets = serde_json::from_slice(&clear).map_err(|e| e.to_string())?;
+                    }
+                    Ok(spec)
+                });
+            let spec = match spec {
+                Ok(spec) => spec,
+                Err(e) => {
+                    // Fails closed, with the reason, rather than handing out
+                    // a job without its secrets.
+                    let json = serde_json::to_string(&JobEnd::failed()).unwrap_or_default();
+                    self.store
+                        .finish_job(job.id, 0, &json, &e, crate::now_ms())
+                        .await?;
+                    continue;
                 }
-            } else {
-                let clear = self
-                    .key
-                    .open(
-                        &seal_scope(&format!("{}/{}", job.run_id, job.key)),
-                        &job.secrets,
-                    )
-                    .map_err(|e| AgentError::Other(format!("job {}: {e}", job.id)))?;
-                serde_json::from_slice(&clear)
-                    .map_err(|e| AgentError::Other(format!("job {}: {e}", job.id)))?
             };
-            spec.secrets = sealed.secrets;
-            spec.masks = sealed.masks;
             return Ok(Some(Assignment {
                 job: job.id,
                 run: job.run_id,
@@ -243,9 +250,7 @@ impl Hub {
         id: i64,
         reports: Vec<Report>,
     ) -> Result<ReportAnswer, AgentError> {
-        let lease =
-            crate::now_ms() + i64::try_from(self.settings.lease.as_millis()).unwrap_or(30_000);
-        let Some(cancel) = self.store.renew_job(id, agent, lease).await? else {
+        let Some(cancel) = self.store.renew_job(id, agent, self.lease_until()).await? else {
             return Err(AgentError::NotYours(id));
         };
         let live = self.live(id)?;
@@ -271,11 +276,14 @@ impl Hub {
 
     /// The agent's job ended.
     pub async fn finish(&self, agent: i64, id: i64, end: JobEnd) -> Result<(), AgentError> {
-        self.held(id, agent).await?;
         let json = serde_json::to_string(&end).unwrap_or_default();
-        self.store
+        if !self
+            .store
             .finish_job(id, agent, &json, "", crate::now_ms())
-            .await?;
+            .await?
+        {
+            return Err(AgentError::NotYours(id));
+        }
         if let Ok(live) = self.live(id)
             && let Ok(mut d) = live.done.lock()
             && let Some(tx) = d.take()
@@ -298,8 +306,9 @@ impl Hub {
         })
     }
 
-    /// A job's lease ran out: fail it with the reason.
-    async fn expire(&self, job: &Job) -> Result<bool, AgentError> {
+    /// A job's lease ran out: fail it with the reason, which it returns
+    /// (`None` when the job had ended meanwhile).
+    async fn expire(&self, job: &Job) -> Result<Option<String>, AgentError> {
         let who = match self.store.agent(job.agent_id).await? {
             Some(a) => format!("agent '{}'", a.name),
             None => format!("agent {}", job.agent_id),
@@ -309,10 +318,11 @@ impl Hub {
             "{who} stopped responding while running this job (no report for {secs} s); the job failed"
         );
         let json = serde_json::to_string(&JobEnd::failed()).unwrap_or_default();
-        Ok(self
+        let ended = self
             .store
             .finish_job(job.id, 0, &json, &message, crate::now_ms())
-            .await?)
+            .await?;
+        Ok(ended.then_some(message))
     }
 }
 
@@ -471,15 +481,12 @@ async fn run_remote(
     let key = spec.key.clone();
     let fail = |e: &dyn std::fmt::Display| (key.clone(), e.to_string());
     let masker = Masker::new();
-    for m in spec.masks.iter().chain(spec.secrets.values()) {
+    for m in spec.secrets.values() {
         masker.add(m);
     }
-    // Secrets and masks travel sealed; the rest of the specification is
-    // stored as it is.
-    let part = SealedPart {
-        secrets: std::mem::take(&mut spec.secrets),
-        masks: std::mem::take(&mut spec.masks),
-    };
+    // The secrets travel sealed; the rest of the specification is stored
+    // as it is.
+    let part = std::mem::take(&mut spec.secrets);
     let sealed = hub
         .key
         .seal(
@@ -490,7 +497,7 @@ async fn run_remote(
     drop(part);
     let spec_json = serde_json::to_string(&spec).map_err(|e| fail(&e))?;
     let labels = crate::store::agents::normalize_labels(&spec.runs_on).map_err(|e| fail(&e))?;
-    let retries = lost_agent_retries(&spec);
+    let retries = spec.agent_retries;
     let wanted = if labels.is_empty() {
         "any agent".to_string()
     } else {
@@ -569,21 +576,6 @@ async fn run_remote(
     }
 }
 
-/// The job's retry policy for a lost agent: its job-level
-/// `env: {LAUNCHWAY_AGENT_RETRIES: N}` (a literal, at most 5) queues it
-/// again up to N times when its agent stops reporting; 0 by default.
-fn lost_agent_retries(spec: &JobSpecification) -> u32 {
-    let Ok(wf) = launchway_runner::prepare::load_one(&spec.workflow_path, &spec.workflow_text)
-    else {
-        return 0;
-    };
-    wf.jobs
-        .get(&spec.job)
-        .and_then(|j| j.env.get("LAUNCHWAY_AGENT_RETRIES"))
-        .and_then(|v| v.value.trim().parse::<u32>().ok())
-        .map_or(0, |n| n.min(5))
-}
-
 /// How waiting for a job ended.
 enum Waited {
     End(JobEnd),
@@ -640,15 +632,7 @@ async fn wait(
                 }
             }
             "assigned" if job.lease_until_ms < crate::now_ms() => {
-                if let Ok(true) = hub.expire(&job).await {
-                    let message = hub
-                        .store
-                        .job(id)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|j| j.message)
-                        .unwrap_or_default();
+                if let Ok(Some(message)) = hub.expire(&job).await {
                     return Waited::Lost(message);
                 }
             }
@@ -656,6 +640,9 @@ async fn wait(
                 // Ended elsewhere (another server, or a race with finish).
                 if let Ok(end) = rx.try_recv() {
                     return Waited::End(end);
+                }
+                if !job.message.is_empty() {
+                    sink.annotate(error(&spec.key, &job.message));
                 }
                 return Waited::End(
                     serde_json::from_str(&job.result).unwrap_or_else(|_| JobEnd::failed()),

@@ -866,3 +866,211 @@ jobs:
         "{part}"
     );
 }
+
+fn raw(method: &str, url: &str, token: &str, body: Option<&str>) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let auth = format!("Bearer {token}");
+    let mut res = match (method, body) {
+        ("GET", _) => agent.get(url).header("Authorization", &auth).call(),
+        ("PUT", b) => agent
+            .put(url)
+            .header("Authorization", &auth)
+            .send(b.unwrap_or("").as_bytes()),
+        (_, b) => agent
+            .post(url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .send(b.unwrap_or("{}")),
+    }
+    .unwrap();
+    let status = res.status().as_u16();
+    (status, res.body_mut().read_to_string().unwrap_or_default())
+}
+
+/// The job channel, tried by a rogue agent and by wrong credentials: an
+/// agent gets only its job's own secrets (never another environment's), a
+/// protected environment's job is not handed out before its approval, an
+/// agent cannot touch another agent's job, paths cannot leave an
+/// artifact, user tokens and agent credentials do not open each other's
+/// routes, and a disabled agent is refused.
+#[test]
+fn a_rogue_agent_cannot_walk_around_the_channel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("gated");
+    std::fs::create_dir_all(dir.join("configs/environments")).unwrap();
+    std::fs::write(
+        dir.join("configs/environments/production.yaml"),
+        "environment: production\nprotection:\n  required_reviewers: [admin]\n",
+    )
+    .unwrap();
+    repo(
+        &dir,
+        r#"on: workflow_dispatch
+jobs:
+  build:
+    runs-on: linux
+    steps: [{run: "echo ${{ secrets.REPO_S }}"}]
+  deploy:
+    needs: build
+    runs-on: linux
+    environment: production
+    steps: [{run: "echo ${{ secrets.PROD_S }}"}]
+"#,
+    );
+    let (_server, base, token) =
+        start_with_env(&tmp.path().join("data"), &["--local-agent-jobs", "0"], &[]);
+    let token = token.unwrap();
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "gated", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    cli(
+        &base,
+        &token,
+        &["secret", "set", "gated", "REPO_S"],
+        Some("repo-secret-3141"),
+    );
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["secret", "set", "gated", "PROD_S", "--env", "production"],
+        Some("prod-secret-2718"),
+    );
+    assert!(ok, "{out}");
+    let (_, reg) = cli(&base, &token, &["agents", "token"], None);
+    let reg = reg
+        .split_whitespace()
+        .find(|w| w.starts_with("lwr_"))
+        .unwrap()
+        .to_string();
+    let register = |name: &str| -> String {
+        let (s, body) = raw(
+            "POST",
+            &format!("{base}/api/agents/register"),
+            &reg,
+            Some(&format!(r#"{{"name": "{name}", "labels": ["linux"]}}"#)),
+        );
+        assert_eq!(s, 201, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["token"].as_str().unwrap().to_string()
+    };
+    let (a, b) = (register("rogue-a"), register("rogue-b"));
+    // An unknown registration token registers nothing.
+    let (s, _) = raw(
+        "POST",
+        &format!("{base}/api/agents/register"),
+        &format!("lwr_{}", "0".repeat(64)),
+        Some(r#"{"name": "x"}"#),
+    );
+    assert_eq!(s, 401);
+
+    let run = dispatch(&base, &token, "gated");
+    let (s, body) = raw(
+        "POST",
+        &format!("{base}/api/agent/claim"),
+        &a,
+        Some(r#"{"labels": ["linux"]}"#),
+    );
+    assert_eq!(s, 200, "{body}");
+    let assignment: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(assignment["spec"]["job"], "build");
+    assert_eq!(assignment["spec"]["secrets"]["REPO_S"], "repo-secret-3141");
+    assert!(
+        !body.contains("prod-secret-2718"),
+        "another environment's secret reached the agent: {body}"
+    );
+    let job = assignment["job"].as_i64().unwrap();
+
+    // Agent B cannot touch A's job.
+    for (method, path, body) in [
+        (
+            "POST",
+            format!("/api/agent/jobs/{job}/report"),
+            Some(r#"{"reports": []}"#),
+        ),
+        (
+            "POST",
+            format!("/api/agent/jobs/{job}/finish"),
+            Some(r#"{"end": {"result": "success", "outputs": {}}}"#),
+        ),
+        ("GET", format!("/api/agent/jobs/{job}/source"), None),
+        ("GET", format!("/api/agent/jobs/{job}/artifacts"), None),
+        (
+            "PUT",
+            format!("/api/agent/jobs/{job}/artifacts/out/f.txt"),
+            Some("x"),
+        ),
+    ] {
+        let (s, text) = raw(method, &format!("{base}{path}"), &b, body);
+        assert_eq!(s, 409, "{method} {path}: {text}");
+    }
+    // Paths cannot leave an artifact, even for the job's own agent.
+    for bad in [
+        "/out/..%2F..%2Frun.json",
+        "/..%2Fx/f",
+        "/out/a%2F..%2F..%2Fb",
+    ] {
+        let (s, text) = raw(
+            "PUT",
+            &format!("{base}/api/agent/jobs/{job}/artifacts{bad}"),
+            &a,
+            Some("x"),
+        );
+        assert!(s == 422 || s == 404, "{bad}: {s} {text}");
+    }
+    // User tokens and agent credentials do not open each other's routes.
+    let (s, _) = raw(
+        "POST",
+        &format!("{base}/api/agent/claim"),
+        &token,
+        Some("{}"),
+    );
+    assert_eq!(s, 401);
+    let (s, _) = raw("GET", &format!("{base}/api/runs"), &a, None);
+    assert_eq!(s, 401);
+
+    // The build ends; the production job waits for its approval and is not
+    // handed out meanwhile.
+    let (s, text) = raw(
+        "POST",
+        &format!("{base}/api/agent/jobs/{job}/finish"),
+        &a,
+        Some(r#"{"end": {"result": "success", "outputs": {}}}"#),
+    );
+    assert_eq!(s, 204, "{text}");
+    assert_eq!(wait_end(&base, &token, run), "waiting");
+    let (s, body) = raw(
+        "POST",
+        &format!("{base}/api/agent/claim"),
+        &b,
+        Some(r#"{"labels": ["linux"]}"#),
+    );
+    assert_eq!(s, 204, "a gated job was handed out: {body}");
+
+    // A disabled agent is refused.
+    let (_, list) = cli(&base, &token, &["agents", "list", "--json"], None);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let id_a = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "rogue-a")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["agents", "disable", &id_a.to_string()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let (s, _) = raw("POST", &format!("{base}/api/agent/claim"), &a, Some("{}"));
+    assert_eq!(s, 401);
+}
