@@ -54,18 +54,6 @@ pub struct AgentArgs {
     exit_with_parent: bool,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct SandboxExecArgs {
-    /// A path the command must not open.
-    #[arg(long = "deny", value_name = "PATH")]
-    deny: Vec<PathBuf>,
-    /// The job's directory: readable and writable even inside a denied path.
-    #[arg(long)]
-    job_dir: PathBuf,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
-    argv: Vec<String>,
-}
-
 /// `launchway sandbox-exec` without clap: `--deny PATH`… `--job-dir PATH`
 /// `--` `COMMAND`…, the one shape an agent writes.
 pub fn sandbox_exec_fast(args: &[std::ffi::OsString]) -> u8 {
@@ -100,16 +88,7 @@ pub fn sandbox_exec_fast(args: &[std::ffi::OsString]) -> u8 {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    sandbox_exec(&SandboxExecArgs {
-        deny,
-        job_dir,
-        argv,
-    })
-}
-
-/// `launchway sandbox-exec` (internal): how an agent runs a step.
-pub fn sandbox_exec(args: &SandboxExecArgs) -> u8 {
-    match sandbox::supervise(&args.deny, &args.job_dir, &args.argv) {
+    match sandbox::supervise(&deny, &job_dir, &argv) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{e}");
@@ -247,6 +226,10 @@ fn credential(
     token: &str,
 ) -> Result<String, String> {
     if token.starts_with("lwa_") {
+        // Registering is what these are for; a credential is registered.
+        if args.replace {
+            return Err("--replace is for registering with a registration token (lwr_…); this is an agent's credential".into());
+        }
         return Ok(token.to_string());
     }
     let file = credential_file(work);

@@ -68,9 +68,6 @@ enum Command {
     Agent(cmd_agent::AgentArgs),
     /// A server's agents: list, registration tokens, disable, enable.
     Agents(cmd_agents::AgentsArgs),
-    /// Run a command in a job's sandbox (what an agent does for each step).
-    #[command(hide = true)]
-    SandboxExec(cmd_agent::SandboxExecArgs),
     /// Manage the server's users and API tokens.
     Admin(cmd_admin::AdminArgs),
     /// Show or verify the server's hash-chained audit log.
@@ -118,7 +115,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // An agent starts this for every step: skip building the whole CLI.
+    // `sandbox-exec` (internal, not in the help) is how an agent starts
+    // every step: parsed here, without building the whole CLI.
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if raw.get(1).is_some_and(|a| a == "sandbox-exec") {
         return ExitCode::from(cmd_agent::sandbox_exec_fast(&raw[2..]));
@@ -160,7 +158,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd_serve::main(&args, &store),
         Command::Agent(args) => cmd_agent::main(&args),
         Command::Agents(args) => cmd_agents::main(&args, &cli.server),
-        Command::SandboxExec(args) => cmd_agent::sandbox_exec(&args),
         Command::Admin(args) => cmd_admin::main(&args, &store),
         Command::Audit(args) => cmd_admin::audit(&args, &store),
     };

@@ -388,6 +388,25 @@ fn valid_artifact_name(name: &str) -> bool {
         && name != ".."
 }
 
+/// Where an artifact file of the agent's job's run lives on this server;
+/// the name and path are checked before anything else.
+async fn artifact_file(
+    state: &AppState,
+    agent: i64,
+    id: i64,
+    name: &str,
+    path: &str,
+) -> Result<std::path::PathBuf, ApiError> {
+    if !valid_artifact_name(name) || !safe_relative(path) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad artifact path",
+        ));
+    }
+    let paths = hub(state)?.job_paths(agent, id).await?;
+    Ok(paths.run_dir.join("artifacts").join(name).join(path))
+}
+
 /// The run's artifact manifests, for `download-artifact` on the agent.
 pub async fn list_artifacts(
     State(state): State<AppState>,
@@ -422,14 +441,7 @@ pub async fn get_artifact_file(
     AgentCaller(agent): AgentCaller,
     Path((id, name, path)): Path<(i64, String, String)>,
 ) -> Result<Response, ApiError> {
-    let paths = hub(&state)?.job_paths(agent.id, id).await?;
-    if !valid_artifact_name(&name) || !safe_relative(&path) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad artifact path",
-        ));
-    }
-    let file = paths.run_dir.join("artifacts").join(&name).join(&path);
+    let file = artifact_file(&state, agent.id, id, &name, &path).await?;
     let meta = tokio::fs::symlink_metadata(&file)
         .await
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "no such artifact file"))?;
@@ -452,14 +464,7 @@ pub async fn put_artifact_file(
     Path((id, name, path)): Path<(i64, String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let paths = hub(&state)?.job_paths(agent.id, id).await?;
-    if !valid_artifact_name(&name) || !safe_relative(&path) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad artifact path",
-        ));
-    }
-    let file = paths.run_dir.join("artifacts").join(&name).join(&path);
+    let file = artifact_file(&state, agent.id, id, &name, &path).await?;
     if let Some(parent) = file.parent() {
         launchway_runner::private::dir(parent)
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
