@@ -509,13 +509,7 @@ impl JobExec {
                 env.extend(inner);
                 (full, env.into_iter().collect::<Vec<_>>())
             }
-            None => {
-                let argv = match &self.shared.sandbox {
-                    Some(sb) => sb.wrap(&self.job_dir, argv),
-                    None => argv.to_vec(),
-                };
-                (argv, self.process_env(step_env, &files))
-            }
+            None => (argv.to_vec(), self.process_env(step_env, &files)),
         };
         let argv = &argv[..];
         // After a cancellation, steps that still run (`always()`, `cancelled()`)
@@ -529,6 +523,12 @@ impl JobExec {
         let mut parser = CommandParser::default();
         let mut outputs = IndexMap::new();
         let grace = self.shared.cfg.grace;
+        // A container's steps go through its engine client, started here.
+        let (shared, job_dir) = (self.shared.clone(), self.job_dir.clone());
+        let spawner = match (&shared.spawner, self.container.is_some() && in_container) {
+            (Some(s), false) => Some((&**s, job_dir.as_path())),
+            _ => None,
+        };
         let (exit, pgid) = process::run(
             Spec {
                 argv,
@@ -537,6 +537,7 @@ impl JobExec {
                 timeout,
                 grace,
             },
+            spawner,
             &cancel,
             |line| {
                 self.handle_line(&line, &mut parser, &mut outputs, state_key);

@@ -26,4 +26,4 @@ pub mod source;
 pub mod spec;
 pub mod store;
 
-pub use run::{Approver, ReusedJob, RunConfig, run_workflow};
+pub use run::{Approver, Continuation, ReusedJob, RunConfig, run_workflow};

@@ -34,6 +34,21 @@ pub fn create(path: &Path) -> std::io::Result<File> {
     Ok(f)
 }
 
+/// Opens `path` for appending, created with mode 0600 if missing (a log
+/// that a restarted server carries on with).
+pub fn append(path: &Path) -> std::io::Result<File> {
+    let f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    let perms = f.metadata()?.permissions();
+    if perms.mode() & 0o077 != 0 {
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(f)
+}
+
 /// Writes `bytes` to `path` (mode 0600).
 pub fn write(path: &Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
     create(path)?.write_all(bytes.as_ref())

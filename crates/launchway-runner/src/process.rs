@@ -1,6 +1,8 @@
 //! Running one step's process: its own process group, stdout and stderr
 //! read line by line, and GitHub's cancellation sequence (SIGINT, then
-//! SIGTERM, then SIGKILL) on cancel or timeout.
+//! SIGTERM, then SIGKILL) on cancel or timeout. The process is this one's
+//! child, or started by a [`Spawner`] (an agent's launcher inside the job's
+//! sandbox) — the rest is the same.
 
 use crate::cancel::Cancel;
 use nix::sys::signal::{Signal, killpg};
@@ -35,6 +37,67 @@ impl Default for Grace {
         Grace {
             interrupt: Duration::from_millis(7500),
             terminate: Duration::from_millis(2500),
+        }
+    }
+}
+
+/// A step process some [`Spawner`] started.
+pub struct Spawned {
+    /// Its pid, also its process group's id.
+    pub pid: u32,
+    pub stdout: Box<dyn AsyncRead + Send + Unpin>,
+    pub stderr: Box<dyn AsyncRead + Send + Unpin>,
+    /// Its wait status, once it ended.
+    pub exit: tokio::sync::oneshot::Receiver<std::io::Result<std::process::ExitStatus>>,
+}
+
+/// Starts step processes somewhere other than as children of this process.
+pub trait Spawner: Send + Sync {
+    /// Starts `argv` (its program already resolved) in `cwd` with exactly
+    /// `env`, stdin closed, in a process group of its own, for the job
+    /// whose directory is `job_dir`.
+    fn spawn(
+        &self,
+        job_dir: &Path,
+        argv: &[String],
+        cwd: &Path,
+        env: &[(String, String)],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Spawned>> + Send>>;
+}
+
+/// A running step process, wherever it was started.
+enum Child {
+    Own(tokio::process::Child),
+    Spawned {
+        pid: u32,
+        exit: tokio::sync::oneshot::Receiver<std::io::Result<std::process::ExitStatus>>,
+        ended: bool,
+    },
+}
+
+impl Child {
+    async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        match self {
+            Child::Own(c) => c.wait().await,
+            Child::Spawned { exit, ended, .. } => {
+                let r = exit.await.unwrap_or_else(|_| {
+                    Err(std::io::Error::other("the step's launcher went away"))
+                });
+                *ended = true;
+                r
+            }
+        }
+    }
+}
+
+impl Drop for Child {
+    /// As `kill_on_drop` for a child of this process.
+    fn drop(&mut self) {
+        if let Child::Spawned {
+            pid, ended: false, ..
+        } = self
+        {
+            signal_group(Some(*pid), Signal::SIGKILL);
         }
     }
 }
@@ -96,6 +159,7 @@ async fn pump<R: AsyncRead + Unpin>(r: R, tx: mpsc::UnboundedSender<String>) {
 /// exit and the process group id (to clean up background children later).
 pub async fn run(
     spec: Spec<'_>,
+    spawner: Option<(&dyn Spawner, &Path)>,
     cancel: &Cancel,
     mut on_line: impl FnMut(String),
 ) -> (Exit, Option<u32>) {
@@ -108,35 +172,61 @@ pub async fn run(
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.as_str());
     let resolved = resolve(prog, path);
-    let mut cmd = Command::new(&resolved);
-    cmd.args(args)
-        .current_dir(spec.cwd)
-        .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            let msg = if e.kind() == std::io::ErrorKind::NotFound {
-                format!("'{prog}' was not found on PATH")
-            } else {
-                format!("could not start '{prog}': {e}")
+    let not_started = |e: std::io::Error| {
+        let msg = if e.kind() == std::io::ErrorKind::NotFound {
+            format!("'{prog}' was not found on PATH")
+        } else {
+            format!("could not start '{prog}': {e}")
+        };
+        (Exit::SpawnFailed(msg), None)
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (mut child, pgid) = match spawner {
+        Some((spawner, job_dir)) => {
+            let mut argv = spec.argv.to_vec();
+            argv[0] = resolved.to_string_lossy().into_owned();
+            match spawner.spawn(job_dir, &argv, spec.cwd, spec.env).await {
+                Ok(s) => {
+                    tokio::spawn(pump(s.stdout, tx.clone()));
+                    tokio::spawn(pump(s.stderr, tx.clone()));
+                    let pid = s.pid;
+                    (
+                        Child::Spawned {
+                            pid,
+                            exit: s.exit,
+                            ended: false,
+                        },
+                        Some(pid),
+                    )
+                }
+                Err(e) => return not_started(e),
+            }
+        }
+        None => {
+            let mut cmd = Command::new(&resolved);
+            cmd.args(args)
+                .current_dir(spec.cwd)
+                .env_clear()
+                .envs(spec.env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .kill_on_drop(true);
+            let mut c = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => return not_started(e),
             };
-            return (Exit::SpawnFailed(msg), None);
+            if let Some(out) = c.stdout.take() {
+                tokio::spawn(pump(out, tx.clone()));
+            }
+            if let Some(err) = c.stderr.take() {
+                tokio::spawn(pump(err, tx.clone()));
+            }
+            let pgid = c.id();
+            (Child::Own(c), pgid)
         }
     };
-    let pgid = child.id();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    if let Some(out) = child.stdout.take() {
-        tokio::spawn(pump(out, tx.clone()));
-    }
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(pump(err, tx.clone()));
-    }
     drop(tx);
 
     let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
@@ -184,7 +274,7 @@ pub async fn run(
 }
 
 async fn stop(
-    child: &mut tokio::process::Child,
+    child: &mut Child,
     pgid: Option<u32>,
     grace: Grace,
     rx: &mut mpsc::UnboundedReceiver<String>,

@@ -63,6 +63,18 @@ pub struct RunConfig {
     pub deployer: Option<Arc<dyn crate::deployer::Deployer>>,
     /// Where jobs execute (none: in this process).
     pub executor: Option<Arc<dyn crate::spec::Executor>>,
+    /// Carry on with a run whose scheduler stopped (a server restarted):
+    /// its record is kept and added to, and its jobs go to the executor
+    /// again, which knows the ones that ended or are still running.
+    pub continue_run: Option<Continuation>,
+}
+
+/// A run to carry on with: its number in the store, and how long it had
+/// been going (for its duration).
+#[derive(Debug, Clone, Copy)]
+pub struct Continuation {
+    pub run: u64,
+    pub elapsed: std::time::Duration,
 }
 
 /// A job taken from an earlier attempt.
@@ -122,8 +134,8 @@ pub(crate) struct Shared {
     pub sink: Option<Arc<dyn crate::spec::JobSink>>,
     /// Where artifacts really live (none: the run directory).
     pub artifacts: Option<Arc<dyn crate::spec::Artifacts>>,
-    /// Where step processes run (none: as they are).
-    pub sandbox: Option<Arc<dyn crate::spec::StepSandbox>>,
+    /// What starts step processes (none: this process).
+    pub spawner: Option<Arc<dyn crate::process::Spawner>>,
     /// `runner.name` / `RUNNER_NAME`: the agent's name, or `launchway`.
     pub runner_name: String,
 }
@@ -305,10 +317,21 @@ impl Scope {
 
 /// Runs one workflow to completion and returns its record.
 pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, String> {
-    let run_id = cfg
-        .store
-        .allocate_run()
-        .map_err(|e| format!("cannot create a run record: {e}"))?;
+    let (run_id, earlier) = match cfg.continue_run {
+        Some(c) => {
+            let rec = cfg
+                .store
+                .load(c.run)
+                .map_err(|e| format!("cannot read the record of run {} to carry on: {e}", c.run))?;
+            (c.run, Some((rec, c.elapsed)))
+        }
+        None => (
+            cfg.store
+                .allocate_run()
+                .map_err(|e| format!("cannot create a run record: {e}"))?,
+            None,
+        ),
+    };
     let run_dir = cfg.store.run_dir(run_id);
     let masker = Masker::new();
     for v in cfg
@@ -321,20 +344,32 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
     let inputs =
         crate::prepare::inputs(&wf, &cfg.event.name, &cfg.inputs).map_err(|e| e.to_string())?;
     let github = crate::github::github_context(&cfg, &wf, run_id, &run_dir, &inputs);
-    let record = RunRecord {
-        id: run_id,
-        workflow: wf.display_name().to_string(),
-        workflow_path: wf.path.clone(),
-        event: cfg.event.name.clone(),
-        git_ref: cfg.event.git_ref.clone(),
-        sha: cfg.source.sha.clone(),
-        repository: cfg.source.repository.clone(),
-        status: RunStatus::Running,
-        started_at: now_rfc3339(),
-        duration_ms: 0,
-        title: None,
-        jobs: Vec::new(),
-        annotations: Vec::new(),
+    let (record, started) = match earlier {
+        Some((mut rec, elapsed)) => {
+            rec.status = RunStatus::Running;
+            let started = Instant::now()
+                .checked_sub(elapsed)
+                .unwrap_or_else(Instant::now);
+            (rec, started)
+        }
+        None => (
+            RunRecord {
+                id: run_id,
+                workflow: wf.display_name().to_string(),
+                workflow_path: wf.path.clone(),
+                event: cfg.event.name.clone(),
+                git_ref: cfg.event.git_ref.clone(),
+                sha: cfg.source.sha.clone(),
+                repository: cfg.source.repository.clone(),
+                status: RunStatus::Running,
+                started_at: now_rfc3339(),
+                duration_ms: 0,
+                title: None,
+                jobs: Vec::new(),
+                annotations: Vec::new(),
+            },
+            Instant::now(),
+        ),
     };
     cfg.store
         .save(&record)
@@ -348,11 +383,11 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
         record: Mutex::new(record),
         groups: Groups::default(),
         github,
-        started: Instant::now(),
+        started,
         last_save: Mutex::new(Instant::now()),
         sink: None,
         artifacts: None,
-        sandbox: None,
+        spawner: None,
         runner_name: "launchway".into(),
     });
     shared.emit(RunEvent::RunStarted {
@@ -961,7 +996,7 @@ async fn run_instance(
                 cancel,
                 masker: Some(shared.masker.clone()),
                 artifacts: None,
-                sandbox: None,
+                spawner: None,
                 runner_name: None,
             };
             crate::spec::execute(spec, Some(scope.wf.clone()), host).await

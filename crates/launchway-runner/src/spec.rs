@@ -277,14 +277,6 @@ pub trait Artifacts: Send + Sync {
     fn fetch(&self, artifacts_dir: &std::path::Path) -> Result<(), String>;
 }
 
-/// Puts a step's process in a sandbox of its job (on an agent: a Landlock
-/// domain that reaches its own job directory and nothing of other jobs).
-pub trait StepSandbox: Send + Sync {
-    /// The command line that runs `argv` inside the sandbox of the job
-    /// whose directory is `job_dir`.
-    fn wrap(&self, job_dir: &std::path::Path, argv: &[String]) -> Vec<String>;
-}
-
 /// What executing a specification needs from the machine it runs on.
 pub struct JobHost {
     /// The store the job's run directory lives in (`runs/<spec.run>`).
@@ -299,8 +291,9 @@ pub struct JobHost {
     pub masker: Option<Masker>,
     /// Where artifacts really live (none: the run directory).
     pub artifacts: Option<Arc<dyn Artifacts>>,
-    /// Where step processes run (none: as they are).
-    pub sandbox: Option<Arc<dyn StepSandbox>>,
+    /// What starts step processes (none: this process, as children; on an
+    /// agent: the job's launcher, inside the job's sandbox).
+    pub spawner: Option<Arc<dyn crate::process::Spawner>>,
     /// The runner's name (`RUNNER_NAME`; none: `launchway`).
     pub runner_name: Option<String>,
 }
@@ -363,6 +356,7 @@ pub async fn execute(spec: JobSpecification, wf: Option<Arc<Workflow>>, host: Jo
         environment_vars: IndexMap::new(),
         deployer: host.deployer,
         executor: None,
+        continue_run: None,
     };
     // The event payload lives in this machine's run directory (an agent's
     // differs from the server's).
@@ -408,7 +402,7 @@ pub async fn execute(spec: JobSpecification, wf: Option<Arc<Workflow>>, host: Jo
         last_save: Mutex::new(Instant::now()),
         sink: Some(host.sink),
         artifacts: host.artifacts,
-        sandbox: host.sandbox,
+        spawner: host.spawner,
         runner_name: host.runner_name.unwrap_or_else(|| "launchway".into()),
     });
     let scope = Scope {

@@ -111,7 +111,9 @@ struct LiveJob {
 pub enum AgentError {
     #[error("job {0} is not assigned to this agent")]
     NotYours(i64),
-    #[error("job {0} is not followed by this server (it may have restarted)")]
+    /// The job is held but this server does not wait for it (yet): it is
+    /// restarting, or the job belongs to another server's run.
+    #[error("job {0} is not followed by this server yet; try again")]
     NotHere(i64),
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
@@ -126,16 +128,24 @@ pub struct Hub {
     settings: AgentSettings,
     queued: tokio::sync::Notify,
     live: Mutex<HashMap<i64, Arc<LiveJob>>>,
+    /// The server process whose runs' jobs this hub hands out.
+    owner: String,
 }
 
 impl Hub {
-    pub fn new(store: Store, key: Arc<MasterKey>, settings: AgentSettings) -> Arc<Hub> {
+    pub fn new(
+        store: Store,
+        key: Arc<MasterKey>,
+        settings: AgentSettings,
+        owner: String,
+    ) -> Arc<Hub> {
         Arc::new(Hub {
             store,
             key,
             settings,
             queued: tokio::sync::Notify::new(),
             live: Mutex::new(HashMap::new()),
+            owner,
         })
     }
 
@@ -169,14 +179,35 @@ impl Hub {
     pub async fn claim(
         &self,
         agent: i64,
+        session: &str,
         labels: &[String],
     ) -> Result<Option<Assignment>, AgentError> {
+        // An agent that started again lost what its earlier process ran.
+        if !session.is_empty() {
+            let name = match self.store.agent(agent).await? {
+                Some(a) => a.name,
+                None => agent.to_string(),
+            };
+            let lost = self
+                .store
+                .lose_jobs_of_earlier_session(
+                    agent,
+                    session,
+                    &format!(
+                        "agent '{name}' started again while running this job (its earlier process stopped); the job failed"
+                    ),
+                )
+                .await?;
+            if lost > 0 {
+                eprintln!("agent '{name}' started again: {lost} job(s) it was running are lost");
+            }
+        }
         let deadline = tokio::time::Instant::now() + self.settings.poll;
         loop {
             let notified = self.queued.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(a) = self.try_claim(agent, labels).await? {
+            if let Some(a) = self.try_claim(agent, session, labels).await? {
                 return Ok(Some(a));
             }
             // Other servers on the same database queue jobs too: look
@@ -193,15 +224,19 @@ impl Hub {
     async fn try_claim(
         &self,
         agent: i64,
+        session: &str,
         labels: &[String],
     ) -> Result<Option<Assignment>, AgentError> {
-        for job in self.store.queued_jobs(200).await? {
-            if !labels_match(&job.labels, labels, &self.settings.aliases) {
+        for job in self.store.queued_jobs_of(&self.owner, 200).await? {
+            // Not followed yet (a restarted server taking its runs back).
+            if self.live(job.id).is_err()
+                || !labels_match(&job.labels, labels, &self.settings.aliases)
+            {
                 continue;
             }
             if !self
                 .store
-                .assign_job(job.id, agent, crate::now_ms(), self.lease_until())
+                .assign_job(job.id, agent, session, crate::now_ms(), self.lease_until())
                 .await?
             {
                 continue;
@@ -276,6 +311,10 @@ impl Hub {
 
     /// The agent's job ended.
     pub async fn finish(&self, agent: i64, id: i64, end: JobEnd) -> Result<(), AgentError> {
+        self.held(id, agent).await?;
+        // A restarted server that has not taken the job back yet: the agent
+        // asks again (its reports first).
+        self.live(id)?;
         let json = serde_json::to_string(&end).unwrap_or_default();
         if !self
             .store
@@ -314,9 +353,13 @@ impl Hub {
             None => format!("agent {}", job.agent_id),
         };
         let secs = self.settings.lease.as_secs();
-        let message = format!(
-            "{who} stopped responding while running this job (no report for {secs} s); the job failed"
-        );
+        let message = if job.message.is_empty() {
+            format!(
+                "{who} stopped responding while running this job (no report for {secs} s); the job failed"
+            )
+        } else {
+            job.message.clone()
+        };
         let json = serde_json::to_string(&JobEnd::failed()).unwrap_or_default();
         let ended = self
             .store
@@ -350,7 +393,9 @@ impl LiveJob {
                         std::collections::hash_map::Entry::Vacant(v) => {
                             let dir = self.run_dir.join("logs");
                             let _ = launchway_runner::private::dir(&dir);
-                            launchway_runner::private::create(
+                            // Appended to: a restarted server carries on
+                            // with the log its predecessor wrote.
+                            launchway_runner::private::append(
                                 &dir.join(format!("{}.log", slug(&self.key))),
                             )
                             .ok()
@@ -413,6 +458,10 @@ pub struct RemoteExecutor {
     pub runner_store: launchway_runner::store::Store,
     pub git_root: PathBuf,
     pub source_dir: PathBuf,
+    /// The run is carried on after a restart: a job that has a row already
+    /// is taken back (its end, or its agent still running it), not queued
+    /// again.
+    pub carry_on: bool,
 }
 
 impl Executor for RemoteExecutor {
@@ -422,6 +471,7 @@ impl Executor for RemoteExecutor {
         let run_dir = self.runner_store.run_dir(spec.run);
         let git_root = self.git_root.clone();
         let source_dir = self.source_dir.clone();
+        let carry_on = self.carry_on;
         Box::pin(async move {
             match run_remote(
                 hub,
@@ -432,6 +482,7 @@ impl Executor for RemoteExecutor {
                 spec,
                 sink.clone(),
                 cancel,
+                carry_on,
             )
             .await
             {
@@ -477,6 +528,7 @@ async fn run_remote(
     mut spec: JobSpecification,
     sink: Arc<dyn JobSink>,
     cancel: Cancel,
+    carry_on: bool,
 ) -> Result<JobEnd, (String, String)> {
     let key = spec.key.clone();
     let fail = |e: &dyn std::fmt::Display| (key.clone(), e.to_string());
@@ -504,19 +556,52 @@ async fn run_remote(
         format!("an agent with labels {}", labels.join(", "))
     };
     let mut attempt = 0u32;
-    loop {
-        let id = hub
-            .store
-            .enqueue_job(
-                run_id,
-                &spec.key,
-                &labels,
-                &spec_json,
-                &sealed,
-                crate::now_ms(),
-            )
+    // After a restart: the job's newest row, if the earlier process had
+    // queued it.
+    let mut earlier = if carry_on {
+        hub.store
+            .latest_job(run_id, &spec.key)
             .await
-            .map_err(|e| fail(&e))?;
+            .map_err(|e| fail(&e))?
+    } else {
+        None
+    };
+    if let Some(job) = &earlier
+        && job.status == "done"
+    {
+        return Ok(serde_json::from_str(&job.result).unwrap_or_else(|_| JobEnd::failed()));
+    }
+    loop {
+        let id = match earlier.take() {
+            Some(job) => {
+                // Its agent could not reach this server meanwhile.
+                hub.store
+                    .extend_job_lease(job.id, hub.lease_until())
+                    .await
+                    .map_err(|e| fail(&e))?;
+                job.id
+            }
+            None => {
+                let id = hub
+                    .store
+                    .enqueue_job(
+                        run_id,
+                        &spec.key,
+                        &labels,
+                        &spec_json,
+                        &sealed,
+                        crate::now_ms(),
+                    )
+                    .await
+                    .map_err(|e| fail(&e))?;
+                sink.job(placeholder(
+                    &spec,
+                    JobResult::Running,
+                    format!("queued: waiting for {wanted}"),
+                ));
+                id
+            }
+        };
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         let live = Arc::new(LiveJob {
             key: spec.key.clone(),
@@ -532,11 +617,6 @@ async fn run_remote(
         if let Ok(mut m) = hub.live.lock() {
             m.insert(id, live);
         }
-        sink.job(placeholder(
-            &spec,
-            JobResult::Running,
-            format!("queued: waiting for {wanted}"),
-        ));
         let waited = wait(&hub, id, &spec, &sink, &cancel, &mut rx).await;
         if let Ok(mut m) = hub.live.lock() {
             m.remove(&id);

@@ -126,12 +126,17 @@ pub fn triggered(source: &Source, event: &Event) -> (Vec<(String, Workflow)>, Ve
 impl Engine {
     pub fn new(store: Store, cfg: EngineConfig, key: crate::sealed::MasterKey) -> Arc<Engine> {
         let key = Arc::new(key);
-        let hub = crate::agents::Hub::new(store.clone(), key.clone(), cfg.agents.clone());
         let owner = {
             let mut b = [0u8; 8];
             let _ = getrandom::fill(&mut b);
             format!("{}:{}-{}", cfg.instance, std::process::id(), crate::hex(&b))
         };
+        let hub = crate::agents::Hub::new(
+            store.clone(),
+            key.clone(),
+            cfg.agents.clone(),
+            owner.clone(),
+        );
         Arc::new(Engine {
             runner_store: launchway_runner::store::Store::new(cfg.data_dir.clone()),
             store,
@@ -250,8 +255,7 @@ impl Engine {
         &self.runner_store
     }
 
-    /// Starts the workers; runs a previous process left in progress are
-    /// marked failed first.
+    /// When a run lease taken or renewed now runs out.
     fn lease_until(&self) -> i64 {
         crate::now_ms() + i64::try_from(self.cfg.run_lease.as_millis()).unwrap_or(30_000)
     }
@@ -267,10 +271,28 @@ impl Engine {
         Ok(())
     }
 
-    /// Starts the workers; runs a stopped server left in progress (their
-    /// lease lapsed) are marked failed first, and from then on whenever a
-    /// lease lapses — several servers can share one database.
+    /// Starts the workers. Runs this server's previous process left in
+    /// progress are carried on; another server's runs whose lease lapsed
+    /// are marked failed, now and whenever a lease lapses — several servers
+    /// can share one database.
     pub async fn start(self: &Arc<Engine>) -> Result<(), crate::store::StoreError> {
+        // What this server's previous process was running is carried on:
+        // jobs that ended meanwhile keep their results, jobs still running
+        // on agents are waited for, the rest runs now.
+        let mine = self
+            .store
+            .take_over_runs(&self.cfg.instance, &self.owner, self.lease_until())
+            .await?;
+        if !mine.is_empty() {
+            eprintln!(
+                "carrying on with {} run(s) in progress when the server stopped",
+                mine.len()
+            );
+        }
+        for run in mine {
+            let me = self.clone();
+            tokio::spawn(async move { me.run_to_end(run, true).await });
+        }
         let n = self
             .store
             .fail_interrupted_of(crate::now_ms(), &self.cfg.instance, &self.owner)
@@ -364,21 +386,7 @@ impl Engine {
                 .claim_next(crate::now_ms(), &self.owner, self.lease_until())
                 .await
             {
-                Ok(Some(run)) => {
-                    let id = run.id;
-                    let (status, message) = self.execute(run).await;
-                    match self
-                        .store
-                        .finish_owned_run(id, &self.owner, status, &message, crate::now_ms())
-                        .await
-                    {
-                        Ok(true) => {}
-                        Ok(false) => eprintln!(
-                            "run {id}: its lease had lapsed and another server ended it; its end here is not recorded"
-                        ),
-                        Err(e) => eprintln!("run {id}: cannot record its end: {e}"),
-                    }
-                }
+                Ok(Some(run)) => self.run_to_end(run, false).await,
                 Ok(None) => {
                     tokio::select! {
                         () = notified => {}
@@ -390,6 +398,24 @@ impl Engine {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
             }
+        }
+    }
+
+    /// Executes a run this process owns (`carry_on`: taken back after a
+    /// restart) and records its end.
+    async fn run_to_end(&self, run: Run, carry_on: bool) {
+        let id = run.id;
+        let (status, message) = self.execute(run, carry_on).await;
+        match self
+            .store
+            .finish_owned_run(id, &self.owner, status, &message, crate::now_ms())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => eprintln!(
+                "run {id}: its lease had lapsed and another server ended it; its end here is not recorded"
+            ),
+            Err(e) => eprintln!("run {id}: cannot record its end: {e}"),
         }
     }
 
@@ -436,7 +462,35 @@ impl Engine {
         }
     }
 
-    async fn execute(&self, run: Run) -> (RunStatus, String) {
+    async fn execute(&self, run: Run, carry_on: bool) -> (RunStatus, String) {
+        // The runner's run to carry on with (none: the earlier process
+        // stopped before it had one, so the run starts over).
+        let continuation = if carry_on && !run.run_dir.is_empty() {
+            let number = std::path::Path::new(&run.run_dir)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|n| self.runner_store.run_dir(*n) == std::path::Path::new(&run.run_dir));
+            match number {
+                Some(n) => Some(launchway_runner::Continuation {
+                    run: n,
+                    elapsed: Duration::from_millis(
+                        u64::try_from(crate::now_ms() - run.started_ms).unwrap_or(0),
+                    ),
+                }),
+                None => {
+                    return (
+                        RunStatus::Failure,
+                        format!(
+                            "the server restarted and cannot carry on with the run in {}",
+                            run.run_dir
+                        ),
+                    );
+                }
+            }
+        } else {
+            None
+        };
         let repo = match self.store.repo(&run.repo).await {
             Ok(Some((r, _))) => r,
             Ok(None) => return (RunStatus::Failure, format!("no repository '{}'", run.repo)),
@@ -524,6 +578,7 @@ impl Engine {
                     .clone()
                     .unwrap_or_else(|| source.dir.clone()),
                 source_dir: source.dir.clone(),
+                carry_on,
             });
         let cfg = RunConfig {
             store: self.runner_store.clone(),
@@ -553,6 +608,7 @@ impl Engine {
             environment_vars,
             deployer: self.deployer.get().cloned(),
             executor: Some(executor),
+            continue_run: continuation,
         };
         let result = run_workflow(cfg, wf).await;
         let _ = recorder.await;

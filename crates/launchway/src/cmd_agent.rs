@@ -55,40 +55,39 @@ pub struct AgentArgs {
 }
 
 /// `launchway sandbox-exec` without clap: `--deny PATH`… `--job-dir PATH`
-/// `--` `COMMAND`…, the one shape an agent writes.
+/// [`--cgroup DIR`] [`--track ID`] [`--no-landlock`], the one shape an
+/// agent writes: the launcher of one job (see [`agent::launcher`]).
 pub fn sandbox_exec_fast(args: &[std::ffi::OsString]) -> u8 {
     let mut deny = Vec::new();
+    let mut job = sandbox::StepJob::default();
     let mut job_dir = None;
     let mut i = 0;
     while i < args.len() {
-        match args[i].to_str() {
-            Some("--deny") if i + 1 < args.len() => {
-                deny.push(PathBuf::from(&args[i + 1]));
-                i += 2;
-            }
-            Some("--job-dir") if i + 1 < args.len() => {
-                job_dir = Some(PathBuf::from(&args[i + 1]));
-                i += 2;
-            }
-            Some("--") => {
+        let value = args.get(i + 1);
+        match (args[i].to_str(), value) {
+            (Some("--deny"), Some(v)) => deny.push(PathBuf::from(v)),
+            (Some("--job-dir"), Some(v)) => job_dir = Some(PathBuf::from(v)),
+            (Some("--cgroup"), Some(v)) => job.cgroup = Some(PathBuf::from(v)),
+            (Some("--track"), Some(v)) => job.tracking_id = v.to_string_lossy().into_owned(),
+            (Some("--no-landlock"), _) => {
+                job.landlock = false;
                 i += 1;
-                break;
+                continue;
             }
             _ => {
-                eprintln!("sandbox-exec: usage: --deny PATH… --job-dir PATH -- COMMAND…");
+                eprintln!(
+                    "sandbox-exec: usage: --deny PATH… --job-dir PATH [--cgroup DIR] [--track ID] [--no-landlock]"
+                );
                 return 2;
             }
         }
+        i += 2;
     }
     let Some(job_dir) = job_dir else {
         eprintln!("sandbox-exec: --job-dir is required");
         return 2;
     };
-    let argv: Vec<String> = args[i..]
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    match sandbox::supervise(&deny, &job_dir, &argv) {
+    match agent::launcher::serve(&deny, &job_dir, &job) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{e}");
@@ -127,6 +126,17 @@ fn run(args: &AgentArgs) -> Result<(), String> {
     } else {
         args.token.clone().unwrap_or_default()
     };
+    // What a killed predecessor left running goes first, and the job
+    // cgroups are set up while the agent may still create them.
+    let owner = match &args.user {
+        Some(u) => Some(sandbox::lookup(u)?),
+        None => None,
+    };
+    let tracker = agent::procs::Tracker::setup(
+        &args.work_dir,
+        owner,
+        std::env::var_os("LAUNCHWAY_AGENT_NO_CGROUP").is_none(),
+    );
     // Privileges go before anything else happens, and before any thread.
     let mut user = None;
     if let Some(u) = &args.user {
@@ -170,14 +180,20 @@ fn run(args: &AgentArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     eprintln!(
-        "launchway agent '{name}' taking jobs from {} (labels: {}; up to {} at a time; user: {}; sandbox: {})",
+        "launchway agent '{name}' taking jobs from {} (labels: {}; up to {} at a time; user: {}; sandbox: {}; job processes: {})",
         args.server,
         args.labels.join(","),
         args.max_jobs.max(1),
         applied.user.as_deref().unwrap_or("unchanged"),
-        applied.landlock
+        applied.landlock,
+        tracker.describe()
     );
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let session: String = {
+        let mut b = [0u8; 12];
+        getrandom::fill(&mut b).map_err(|e| format!("no randomness for the session: {e}"))?;
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    };
     let stop = Cancel::new();
     rt.block_on(async {
         let s = stop.clone();
@@ -204,6 +220,8 @@ fn run(args: &AgentArgs) -> Result<(), String> {
                 labels: args.labels.clone(),
                 max_jobs: args.max_jobs,
                 sandbox_steps: !args.no_step_sandbox,
+                tracker,
+                session,
                 exe,
                 name: name.clone(),
             },

@@ -353,6 +353,7 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
                     store: store.clone(),
                 })),
                 executor: None,
+                continue_run: None,
             };
             let _ = c.path;
             let rec = run_workflow(cfg, c.wf).await;

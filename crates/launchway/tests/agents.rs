@@ -148,6 +148,8 @@ jobs:
           echo "planted-temp-$((4400+11))-yy" > "$RUNNER_TEMP/secret.txt"
           echo "planted-ws-$((5500+12))-ww" > ws-secret.txt
           echo "uses ${{{{ secrets.PLANTED }}}}"
+          sleep 600 &
+          echo $! > {sync}/alpha-sleeper
           touch {sync}/alpha-ready
           for i in $(seq 1 600); do [ -e {sync}/beta-done ] && break; sleep 0.1; done
           echo alpha-done
@@ -176,6 +178,7 @@ jobs:
           cat {work}/runs/*/jobs/hold/work/*/*/ws-secret.txt 2>&1 || true
           find {work} {data} -name secret.txt 2>/dev/null | xargs cat 2>&1 | head || true
           kill -0 $SERVER_PID 2>&1 && echo "SIGNALLED-$((40+2))-SERVER" || true
+          kill -0 "$(cat {sync}/alpha-sleeper)" 2>&1 && echo "SIGNALLED-$((40+3))-OTHER-JOB" || true
           test -r "$GITHUB_EVENT_PATH" && echo "EVENT-$((1+1))-READABLE"
           echo probe-done
           touch {sync}/beta-done
@@ -258,6 +261,7 @@ jobs:
         "launchway:launchway@",
         "LAUNCHWAY_MASTER_KEY",
         "SIGNALLED-42-SERVER",
+        "SIGNALLED-43-OTHER-JOB",
     ] {
         assert!(
             !probe.contains(leak),
@@ -504,6 +508,7 @@ jobs:
     runs-on: [linux, arm]
     steps:
       - run: |
+          setsid sh -c 'echo $$ > {s}/victim-daemon.pid; exec sleep 300' > /dev/null 2>&1 < /dev/null &
           sleep 300 &
           echo $! > {s}/victim.pid
           wait
@@ -547,17 +552,21 @@ jobs:
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let sleeper: i32 = std::fs::read_to_string(shared.join("victim.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid_in = |f: &str| -> i32 {
+        std::fs::read_to_string(shared.join(f))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (sleeper, daemon) = (pid_in("victim.pid"), pid_in("victim-daemon.pid"));
     let mut arm = agents.remove(1);
     arm.0.kill().unwrap(); // SIGKILL, by the pid this test started
     arm.0.wait().unwrap();
-    // The step's processes die with their agent.
+    // The step's processes die with their agent, the one that left its
+    // process group and session too.
     let start = Instant::now();
-    while Path::new(&format!("/proc/{sleeper}")).exists() {
+    while alive(sleeper) || alive(daemon) {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "the step outlived its agent"
@@ -624,6 +633,117 @@ jobs:
         "{rec}"
     );
     drop(agents);
+}
+
+/// Whether a process runs (a zombie does not).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
+/// What a job leaves running — a daemon in its own session included —
+/// lives on to the job's next step, as on GitHub, and ends with the job:
+/// with a cgroup per job where the agent can manage one, and by its
+/// tracking mark where it cannot.
+#[test]
+fn a_jobs_processes_end_with_the_job_however_they_hide() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = common::shared_dir(tmp.path());
+    let dir = tmp.path().join("hide");
+    repo(
+        &dir,
+        &format!(
+            r#"on: workflow_dispatch
+jobs:
+  leaves:
+    runs-on: linux
+    steps:
+      - run: setsid sh -c 'echo $$ > {s}/daemon.pid; exec sleep 300' > /dev/null 2>&1 < /dev/null &
+      - run: |
+          for i in $(seq 1 50); do [ -s {s}/daemon.pid ] && break; sleep 0.1; done
+          kill -0 "$(cat {s}/daemon.pid)" && echo daemon-alive-in-next-step
+"#,
+            s = shared.display()
+        ),
+    );
+    let (_server, base, token) =
+        start_with_env(&tmp.path().join("data"), &["--local-agent-jobs", "0"], &[]);
+    let token = token.unwrap();
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "hide", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let (ok, registration) = cli(&base, &token, &["agents", "token"], None);
+    assert!(ok, "{registration}");
+    let registration = registration
+        .split_whitespace()
+        .find(|w| w.starts_with("lwr_"))
+        .unwrap()
+        .to_string();
+    let root = nix::unistd::Uid::effective().is_root();
+    for (name, no_cgroup) in [("with-cgroups", false), ("by-mark", true)] {
+        let mut cmd = bin();
+        cmd.args([
+            "agent", "--server", &base, "--name", name, "--labels", "linux",
+        ])
+        .arg("--work-dir")
+        .arg(tmp.path().join(name))
+        .env("LAUNCHWAY_AGENT_TOKEN", &registration)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+        if no_cgroup {
+            cmd.env("LAUNCHWAY_AGENT_NO_CGROUP", "1");
+        }
+        let mut agent = AgentProc(cmd.spawn().unwrap());
+        let mut first = String::new();
+        {
+            use std::io::BufRead;
+            let stderr = agent.0.stderr.take().unwrap();
+            let mut reader = std::io::BufReader::new(stderr);
+            reader.read_line(&mut first).unwrap();
+            std::thread::spawn(move || for _ in reader.lines() {});
+        }
+        // As root on a machine with cgroup v2 (CI), the cgroup way is the
+        // one tested here.
+        let cgroup_v2 = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(" - cgroup2 ");
+        let want = if no_cgroup || !(root && cgroup_v2) {
+            "by LAUNCHWAY_TRACKING_ID"
+        } else {
+            "a cgroup per job"
+        };
+        assert!(first.contains(want), "{first}");
+        let id = dispatch(&base, &token, "hide");
+        assert_eq!(
+            wait_end(&base, &token, id),
+            "success",
+            "{}",
+            logs(&base, &token, id)
+        );
+        assert!(logs(&base, &token, id).contains("daemon-alive-in-next-step"));
+        let daemon: i32 = std::fs::read_to_string(shared.join("daemon.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::fs::remove_file(shared.join("daemon.pid")).unwrap();
+        let start = Instant::now();
+        while alive(daemon) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{name}: the daemon outlived its job"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(agent);
+    }
 }
 
 /// SIGTERM of the server cancels running jobs as Ctrl-C does (the
@@ -817,6 +937,114 @@ jobs:
     std::fs::write(shared.join("release"), "").unwrap();
     let third = dispatch(&base_b, &token, "slow");
     assert_eq!(wait_end(&base_b, &token, third), "success");
+}
+
+/// An agent finishes its job across a restart of its server (`kill -9`,
+/// then the same server again, while the job runs and ends): the job runs
+/// once, its log holds what the agent sent before and after, and the job
+/// after it runs on its outputs.
+#[test]
+fn an_agent_finishes_its_job_across_a_server_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = common::shared_dir(tmp.path());
+    let dir = tmp.path().join("restart");
+    repo(
+        &dir,
+        &format!(
+            r#"on: workflow_dispatch
+jobs:
+  first:
+    runs-on: linux
+    outputs:
+      word: ${{{{ steps.s.outputs.word }}}}
+    steps:
+      - run: echo before-restart; echo x >> {s}/first-ran
+      - id: s
+        run: |
+          touch {s}/waiting
+          for i in $(seq 1 600); do [ -e {s}/go ] && break; sleep 0.1; done
+          echo after-restart
+          echo "word=kept-across" >> "$GITHUB_OUTPUT"
+  second:
+    needs: first
+    runs-on: linux
+    steps:
+      - run: echo "got ${{{{ needs.first.outputs.word }}}}"; echo x >> {s}/second-ran
+"#,
+            s = shared.display()
+        ),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "--local-agent-jobs",
+        "0",
+        "--poll-seconds",
+        "0",
+        "--listen",
+        &listen,
+    ];
+    let data = tmp.path().join("data");
+    let (server, base, token) = start_with_env(&data, &args, &[]);
+    let token = token.unwrap();
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "restart", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let (ok, registration) = cli(&base, &token, &["agents", "token"], None);
+    assert!(ok, "{registration}");
+    let registration = registration
+        .split_whitespace()
+        .find(|w| w.starts_with("lwr_"))
+        .unwrap()
+        .to_string();
+    let _agent = start_agent(
+        &base,
+        &registration,
+        "steady",
+        "linux",
+        &tmp.path().join("w"),
+    );
+    let id = dispatch(&base, &token, "restart");
+    let start = Instant::now();
+    while !shared.join("waiting").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the job never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The server dies mid-job; the job ends while it is away.
+    drop(server);
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(shared.join("go"), "").unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let (_server, base, _) = start_with_env(&data, &args, &[]);
+    assert_eq!(
+        wait_end(&base, &token, id),
+        "success",
+        "{}",
+        logs(&base, &token, id)
+    );
+    let text = logs(&base, &token, id);
+    for want in ["before-restart", "after-restart", "got kept-across"] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+    for (f, n) in [("first-ran", 1), ("second-ran", 1)] {
+        let lines = std::fs::read_to_string(shared.join(f)).unwrap();
+        assert_eq!(lines.lines().count(), n, "{f}: {lines}");
+    }
+    let rec = run_record(&base, &token, id);
+    let jobs = rec["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{rec}");
+    assert!(jobs.iter().all(|j| j["result"] == "success"), "{rec}");
 }
 
 /// A chatty step through an agent loses no log line: a 3 MB line and

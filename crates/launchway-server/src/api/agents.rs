@@ -22,7 +22,7 @@ impl From<AgentError> for ApiError {
     fn from(e: AgentError) -> ApiError {
         match e {
             AgentError::NotYours(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-            AgentError::NotHere(_) => ApiError::new(StatusCode::GONE, e.to_string()),
+            AgentError::NotHere(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             AgentError::Store(s) => s.into(),
             AgentError::Other(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, m),
         }
@@ -224,6 +224,10 @@ pub struct Claim {
     labels: Vec<String>,
     #[serde(default)]
     version: String,
+    /// Names this run of the agent process: jobs it took in an earlier one
+    /// are lost.
+    #[serde(default)]
+    session: String,
 }
 
 /// Long-polls for a job: 200 with the assignment, 204 when none came.
@@ -239,7 +243,13 @@ pub async fn claim(
         .touch_agent(agent.id, Some(&c.labels), Some(&c.version), crate::now_ms())
         .await?;
     let labels = crate::store::agents::normalize_labels(&c.labels)?;
-    match hub.claim(agent.id, &labels).await? {
+    if c.session.len() > 128 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "session: at most 128 characters",
+        ));
+    }
+    match hub.claim(agent.id, &c.session, &labels).await? {
         Some(a) => Ok(Json::<Assignment>(a).into_response()),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }

@@ -332,13 +332,68 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
-    /// Queued jobs, oldest first (at most `limit`).
-    pub async fn queued_jobs(&self, limit: i64) -> Result<Vec<Job>, StoreError> {
-        let rows = sqlx::query(job_select!("WHERE status = 'queued' ORDER BY id LIMIT $1"))
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
+    /// Queued jobs of the runs `owner` (a server process) is running,
+    /// oldest first: a server hands out only the jobs it follows, so an
+    /// agent reports to the server that waits for its job.
+    pub async fn queued_jobs_of(&self, owner: &str, limit: i64) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(job_select!(
+            "WHERE status = 'queued' AND run_id IN \
+             (SELECT id FROM runs WHERE owner = $1 AND status = 'running') ORDER BY id LIMIT $2"
+        ))
+        .bind(owner)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(job_from_row).collect()
+    }
+
+    /// The newest job row of a run's job instance (a lost attempt is
+    /// followed by its retry).
+    pub async fn latest_job(&self, run_id: i64, key: &str) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(job_select!(
+            "WHERE run_id = $1 AND job_key = $2 ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(run_id)
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    /// The jobs `agent` took in an earlier `session` (it started again, so
+    /// it no longer runs them) are lost at once: their lease ends now, with
+    /// `message` as the reason. Returns how many.
+    pub async fn lose_jobs_of_earlier_session(
+        &self,
+        agent: i64,
+        session: &str,
+        message: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_until_ms = 0, message = $3 \
+             WHERE agent_id = $1 AND status = 'assigned' AND agent_session <> $2 AND message = ''",
+        )
+        .bind(agent)
+        .bind(session)
+        .bind(message)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Gives a held job's agent until `lease_until_ms` to report again (a
+    /// restarted server takes its jobs back: their agents could not reach
+    /// it meanwhile).
+    pub async fn extend_job_lease(&self, id: i64, lease_until_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET lease_until_ms = $2 \
+             WHERE id = $1 AND status = 'assigned' AND lease_until_ms < $2 AND message = ''",
+        )
+        .bind(id)
+        .bind(lease_until_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
     }
 
     /// Assigns a queued job to an agent; `false` when someone else got it.
@@ -346,17 +401,19 @@ impl Store {
         &self,
         id: i64,
         agent: i64,
+        session: &str,
         now_ms: i64,
         lease_until_ms: i64,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE jobs SET status = 'assigned', agent_id = $2, claimed_ms = $3, lease_until_ms = $4 \
-             WHERE id = $1 AND status = 'queued' AND cancel_requested = 0",
+            "UPDATE jobs SET status = 'assigned', agent_id = $2, claimed_ms = $3, lease_until_ms = $4, \
+             agent_session = $5 WHERE id = $1 AND status = 'queued' AND cancel_requested = 0",
         )
         .bind(id)
         .bind(agent)
         .bind(now_ms)
         .bind(lease_until_ms)
+        .bind(session)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)

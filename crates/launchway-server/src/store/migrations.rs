@@ -177,6 +177,12 @@ const STEPS: &[Step] = &[
         version: 9,
         sql: "CREATE TABLE server_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
     },
+    Step {
+        version: 10,
+        // Which run of the agent process took the job: one that started
+        // again no longer runs it.
+        sql: "ALTER TABLE jobs ADD COLUMN agent_session TEXT NOT NULL DEFAULT '';",
+    },
 ];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -447,6 +447,42 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// At a server's start: the runs an earlier process of the same server
+    /// `instance` was running become `me`'s (under a new lease), to carry
+    /// on with. Another server's runs are left alone.
+    pub async fn take_over_runs(
+        &self,
+        instance: &str,
+        me: &str,
+        lease_until_ms: i64,
+    ) -> Result<Vec<Run>, StoreError> {
+        let rows = sqlx::query(run_select!(
+            "WHERE status = 'running' AND owner LIKE $1 || ':%' AND owner <> $2 ORDER BY id"
+        ))
+        .bind(instance)
+        .bind(me)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let run = run_from_row(row)?;
+            let done = sqlx::query(
+                "UPDATE runs SET owner = $2, lease_until_ms = $3 \
+                 WHERE id = $1 AND status = 'running' AND owner LIKE $4 || ':%' AND owner <> $2",
+            )
+            .bind(run.id)
+            .bind(me)
+            .bind(lease_until_ms)
+            .bind(instance)
+            .execute(self.pool())
+            .await?;
+            if done.rows_affected() == 1 {
+                out.push(run);
+            }
+        }
+        Ok(out)
+    }
+
     /// A waiting run goes back to the queue with one more environment
     /// approved, to resume from its last attempt; `false` if it was not
     /// waiting (someone else acted first).

@@ -5,6 +5,8 @@
 //! memory with the job and are never written here.
 
 pub mod http;
+pub mod launcher;
+pub mod procs;
 pub mod sandbox;
 mod source;
 
@@ -34,34 +36,15 @@ pub struct Config {
     pub max_jobs: usize,
     /// Run each step in a Landlock domain of its own job.
     pub sandbox_steps: bool,
+    /// Where jobs' processes are kept track of (and killed at their end).
+    pub tracker: procs::Tracker,
     /// This program, for `launchway sandbox-exec`.
     pub exe: PathBuf,
     /// The agent's name (`RUNNER_NAME` in its jobs).
     pub name: String,
-}
-
-/// Each step runs through `launchway sandbox-exec`: it can read and write
-/// its own job's directory and nothing else of the work dir (other jobs,
-/// the agent's commits and credential).
-struct JobSandbox {
-    exe: PathBuf,
-    work: PathBuf,
-}
-
-impl launchway_runner::spec::StepSandbox for JobSandbox {
-    fn wrap(&self, job_dir: &Path, argv: &[String]) -> Vec<String> {
-        let mut out = vec![
-            self.exe.to_string_lossy().to_string(),
-            "sandbox-exec".into(),
-            "--deny".into(),
-            self.work.to_string_lossy().to_string(),
-            "--job-dir".into(),
-            job_dir.to_string_lossy().to_string(),
-            "--".into(),
-        ];
-        out.extend(argv.iter().cloned());
-        out
-    }
+    /// This run of the agent process (the server fails the jobs an earlier
+    /// one took: nothing runs them any more).
+    pub session: String,
 }
 
 /// Runs until `stop` is cancelled; then running jobs are cancelled (their
@@ -95,7 +78,11 @@ async fn worker(
     let mut backoff = Duration::from_millis(500);
     while !stop.is_cancelled() {
         let channel = cfg.channel.clone();
-        let body = json!({ "labels": cfg.labels, "version": env!("CARGO_PKG_VERSION") });
+        let body = json!({
+            "labels": cfg.labels,
+            "version": env!("CARGO_PKG_VERSION"),
+            "session": cfg.session,
+        });
         let claim = tokio::select! {
             r = tokio::task::spawn_blocking(move || {
                 channel.post::<_, Assignment>("/api/agent/claim", &body)
@@ -308,6 +295,17 @@ async fn execute(
             .await
             .unwrap_or_else(|e| Err(e.to_string()))
     };
+    let processes = cfg.tracker.job(job);
+    // Each step starts from the job's launcher, inside its sandbox.
+    let launcher = Arc::new(launcher::Launcher::new(
+        cfg.exe.clone(),
+        cfg.work.clone(),
+        sandbox::StepJob {
+            cgroup: processes.cgroup.clone(),
+            tracking_id: processes.tracking_id.clone(),
+            landlock: cfg.sandbox_steps,
+        },
+    ));
     let end = match source {
         Ok(source) => {
             let remote = Arc::new(Remote {
@@ -323,13 +321,7 @@ async fn execute(
                 masker: None,
                 artifacts: Some(remote),
                 runner_name: Some(cfg.name.clone()),
-                sandbox: cfg.sandbox_steps.then(|| {
-                    let s: Arc<dyn launchway_runner::spec::StepSandbox> = Arc::new(JobSandbox {
-                        exe: cfg.exe.clone(),
-                        work: cfg.work.clone(),
-                    });
-                    s
-                }),
+                spawner: Some(launcher.clone()),
             };
             launchway_runner::spec::execute(a.spec, None, host).await
         }
@@ -341,6 +333,16 @@ async fn execute(
             JobEnd::failed()
         }
     };
+    // What the job left running goes with it, as on GitHub's runner.
+    let left = tokio::task::spawn_blocking(move || {
+        launcher.close();
+        processes.end()
+    })
+    .await
+    .unwrap_or(0);
+    if left > 0 {
+        eprintln!("agent: job {job}: killed {left} process(es) it left running");
+    }
     done.cancel();
     let _ = flusher.await;
     // The last reports, then the end; a server that is briefly away gets

@@ -20,6 +20,21 @@ pub struct Applied {
     pub landlock: &'static str,
 }
 
+/// The uid and primary gid of the unprivileged `user` an agent will run as.
+pub fn lookup(user: &str) -> Result<(u32, u32), String> {
+    let u = nix::unistd::User::from_name(user)
+        .map_err(|e| format!("looking up user '{user}': {e}"))?
+        .ok_or_else(|| {
+            format!("no user '{user}' on this machine (create it: useradd --system {user})")
+        })?;
+    if u.uid.is_root() {
+        return Err(format!(
+            "user '{user}' is root; the agent needs an unprivileged user"
+        ));
+    }
+    Ok((u.uid.as_raw(), u.gid.as_raw()))
+}
+
 /// Drops to `user` (when running as root): its uid, its primary group, no
 /// supplementary groups.
 pub fn drop_to(user: &str) -> Result<(), String> {
@@ -52,72 +67,57 @@ pub fn not_dumpable() -> Result<(), String> {
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE): {e}"))
 }
 
-/// `launchway sandbox-exec`: restricts itself to everything but `deny`,
-/// with `job_dir` (inside it) readable and writable and `TMPDIR` set to the
-/// job's temp dir, then runs `argv` in its own process group and waits.
-/// Signals the agent sends the group (cancellation) reach the command;
-/// this process outlives them to pass on its exit status. If the agent
-/// dies (even by SIGKILL), the kernel tells this process, which kills the
-/// whole group: no step outlives its agent.
-pub fn supervise(deny: &[PathBuf], job_dir: &Path, argv: &[String]) -> Result<u8, String> {
-    use nix::sys::signal::{Signal, killpg};
-    use tokio::signal::unix::{SignalKind, signal};
-    let Some((prog, args)) = argv.split_first() else {
-        return Err("sandbox-exec: no command".into());
-    };
-    nix::sys::prctl::set_pdeathsig(Signal::SIGHUP)
-        .map_err(|e| format!("sandbox-exec: prctl(PR_SET_PDEATHSIG): {e}"))?;
-    if nix::unistd::getppid().as_raw() == 1 {
-        return Err("sandbox-exec: the agent is gone".into());
-    }
-    let mut writable = vec![PathBuf::from("/tmp"), PathBuf::from("/dev")];
-    writable.retain(|w| w.exists());
-    landlock(deny, &writable, &[job_dir.to_path_buf()], false)
-        .map_err(|e| format!("sandbox-exec: {e}"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("sandbox-exec: {e}"))?;
-    let group = nix::unistd::getpgrp();
-    rt.block_on(async move {
-        let (mut int, mut term, mut hup) = (
-            signal(SignalKind::interrupt()).map_err(|e| e.to_string())?,
-            signal(SignalKind::terminate()).map_err(|e| e.to_string())?,
-            signal(SignalKind::hangup()).map_err(|e| e.to_string())?,
-        );
-        let mut child = tokio::process::Command::new(prog)
-            .args(args)
-            .env("TMPDIR", job_dir.join("temp"))
-            .spawn()
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    format!("'{prog}' was not found on PATH")
-                } else {
-                    format!("could not start '{prog}': {e}")
-                }
-            })?;
-        loop {
-            tokio::select! {
-                status = child.wait() => {
-                    let status = status.map_err(|e| e.to_string())?;
-                    use std::os::unix::process::ExitStatusExt;
-                    let code = status
-                        .code()
-                        .or_else(|| status.signal().map(|s| 128 + s))
-                        .unwrap_or(1);
-                    return Ok(u8::try_from(code).unwrap_or(1));
-                }
-                // The agent cancels the group: the command got it too.
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-                // The agent died: nothing of the step stays.
-                _ = hup.recv() => {
-                    let _ = killpg(group, Signal::SIGKILL);
-                    return Ok(137);
-                }
-            }
+/// What `sandbox-exec` knows of the job its step belongs to.
+#[derive(Debug, Clone)]
+pub struct StepJob {
+    /// The job's cgroup, to move into before any step starts.
+    pub cgroup: Option<PathBuf>,
+    /// The job's mark (see [`super::procs`]); empty: none.
+    pub tracking_id: String,
+    /// Restrict the step with the job's Landlock domain.
+    pub landlock: bool,
+}
+
+impl Default for StepJob {
+    fn default() -> Self {
+        StepJob {
+            cgroup: None,
+            tracking_id: String::new(),
+            landlock: true,
         }
-    })
+    }
+}
+
+/// Enters a job's sandbox, for the job's launcher: joins the job's cgroup
+/// and restricts itself to everything but `deny`, with `job_dir` (inside
+/// it) readable and writable. Returns the cgroup's `cgroup.kill`, opened
+/// before Landlock closes the cgroup tree to this process (and not
+/// inherited by the steps).
+pub fn enter(
+    deny: &[PathBuf],
+    job_dir: &Path,
+    job: &StepJob,
+) -> Result<Option<std::fs::File>, String> {
+    use std::io::Write;
+    let mut kill_all = None;
+    if let Some(cg) = &job.cgroup {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(cg.join("cgroup.procs"))
+            .and_then(|mut f| f.write_all(b"0"))
+            .map_err(|e| format!("sandbox-exec: joining {}: {e}", cg.display()))?;
+        kill_all = std::fs::OpenOptions::new()
+            .write(true)
+            .open(cg.join("cgroup.kill"))
+            .ok();
+    }
+    if job.landlock {
+        let mut writable = vec![PathBuf::from("/tmp"), PathBuf::from("/dev")];
+        writable.retain(|w| w.exists());
+        landlock(deny, &writable, &[job_dir.to_path_buf()], false)
+            .map_err(|e| format!("sandbox-exec: {e}"))?;
+    }
+    Ok(kill_all)
 }
 
 /// Whether this kernel enforces Landlock (a ruleset can be created).

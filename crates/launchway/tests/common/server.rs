@@ -63,8 +63,11 @@ pub fn start_with_env(
     std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o755)).unwrap();
     let local_agent = !extra.windows(2).any(|w| w == ["--local-agent-jobs", "0"]);
     let mut cmd = bin();
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data);
+    cmd.arg("serve");
+    if !extra.contains(&"--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    cmd.arg("--data-dir").arg(data);
     if local_agent {
         cmd.arg("--agent-work-dir").arg(parent.join(format!(
             "{}.agent",
