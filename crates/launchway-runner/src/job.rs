@@ -617,6 +617,7 @@ impl JobExec {
                     Command::Annotate(mut a) => {
                         a.message = self.shared.masker.mask(&a.message);
                         a.title = a.title.map(|t| self.shared.masker.mask(&t));
+                        a.file = a.file.map(|t| self.shared.masker.mask(&t));
                         a.job = self.key.clone();
                         let tag = match a.level {
                             Level::Error => "error",
