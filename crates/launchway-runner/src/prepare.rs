@@ -78,6 +78,45 @@ pub fn event(
 }
 
 /// `.launchway/actions.yaml` of the commit (empty when there is none).
+/// Where a run's environment protection rules are read from: the tracked
+/// environments branch when there is one, else the repository's default
+/// branch (`origin/HEAD`, `main`, `master`, then `HEAD`) — never the
+/// commit being run. `fallback` (that commit) only when `dir` has no
+/// commit at all, and then it says so.
+pub fn rules_source(
+    dir: &std::path::Path,
+    tracked: Option<&str>,
+    fallback: &Source,
+) -> crate::environments::RulesSource {
+    let candidates: Vec<String> = match tracked {
+        Some(b) => vec![format!("refs/heads/{b}")],
+        None => [
+            "refs/remotes/origin/HEAD",
+            "refs/heads/main",
+            "refs/heads/master",
+            "HEAD",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    };
+    for c in candidates {
+        if let Ok(source) = Source::open(dir, Some(&c), false)
+            && source.git_root.is_some()
+        {
+            let short = &source.sha[..source.sha.len().min(7)];
+            return crate::environments::RulesSource {
+                from: format!("{c} at {short}"),
+                source,
+            };
+        }
+    }
+    crate::environments::RulesSource {
+        source: fallback.clone(),
+        from: "the working tree (the repository has no commit)".into(),
+    }
+}
+
 pub fn action_map(source: &Source) -> Result<IndexMap<String, String>, PrepareError> {
     match source.read_file(ACTION_MAP_FILE) {
         Some(t) => crate::actions::load_action_map(&t).map_err(PrepareError::ActionMap),

@@ -63,6 +63,10 @@ pub struct RunConfig {
     pub deployer: Option<Arc<dyn crate::deployer::Deployer>>,
     /// Where jobs execute (none: in this process).
     pub executor: Option<Arc<dyn crate::spec::Executor>>,
+    /// Where environment protection rules are read from (none: the
+    /// commit being run — only for tests and plans; callers pass
+    /// [`crate::prepare::rules_source`]).
+    pub rules: Option<crate::environments::RulesSource>,
     /// Carry on with a run whose scheduler stopped (a server restarted):
     /// its record is kept and added to, and its jobs go to the executor
     /// again, which knows the ones that ended or are still running.
@@ -862,7 +866,11 @@ async fn run_instance(
                 return job::fail_before_start(shared, scope, &spec, &format!("environment: {e}"));
             }
         };
-        match environments::protection(&shared.cfg.source, &name) {
+        let (rules_src, from) = match &shared.cfg.rules {
+            Some(r) => (&r.source, r.from.clone()),
+            None => (&shared.cfg.source, "the commit being run".to_string()),
+        };
+        match environments::protection(rules_src, &name) {
             Err(e) => {
                 return job::fail_before_start(
                     shared,
@@ -871,7 +879,17 @@ async fn run_instance(
                     &format!("environment '{name}': {e}"),
                 );
             }
-            Ok(Some(p)) => {
+            Ok(Some(rules)) => {
+                let p = rules.protection;
+                let mut note = Annotation::error(
+                    &spec.key,
+                    &format!(
+                        "environment '{name}': protection rules from {} on {from}",
+                        rules.file
+                    ),
+                );
+                note.level = crate::commands::Level::Notice;
+                shared.annotate(note);
                 match p.allows_ref(&shared.cfg.event.git_ref) {
                     Ok(true) => {}
                     Ok(false) => {
@@ -919,7 +937,17 @@ async fn run_instance(
                     }
                 }
             }
-            Ok(None) => {}
+            Ok(None) => {
+                let mut note = Annotation::error(
+                    &spec.key,
+                    &format!(
+                        "environment '{name}': no file in {} on {from}; unprotected",
+                        environments::CONFIG_DIR
+                    ),
+                );
+                note.level = crate::commands::Level::Notice;
+                shared.annotate(note);
+            }
         }
         environment = Some(name);
     }

@@ -357,6 +357,7 @@ pub async fn execute(spec: JobSpecification, wf: Option<Arc<Workflow>>, host: Jo
         deployer: host.deployer,
         executor: None,
         continue_run: None,
+        rules: None,
     };
     // The event payload lives in this machine's run directory (an agent's
     // differs from the server's).

@@ -501,6 +501,7 @@ impl Engine {
             Ok(s) => s,
             Err(e) => return (RunStatus::Failure, format!("{}: {e}", repo.location)),
         };
+        let rules = crate::environments::rules_source(&self.cfg.data_dir, &repo, &source);
         let wf = match prepare::workflow(&source, &run.workflow, &run.git_ref) {
             Ok(wf) => wf,
             Err(e) => return (RunStatus::Failure, e.to_string()),
@@ -609,6 +610,7 @@ impl Engine {
             deployer: self.deployer.get().cloned(),
             executor: Some(executor),
             continue_run: continuation,
+            rules: Some(rules),
         };
         let result = run_workflow(cfg, wf).await;
         let _ = recorder.await;

@@ -20,6 +20,21 @@ use std::time::Duration;
 /// Where environment files live in a repository.
 pub const ENV_DIR: &str = launchway_deploy::repo::DEFAULT_DIR;
 
+/// Where a repository's environment protection rules are read from on
+/// this server: the branch its reconciler tracks, else its default branch
+/// — never the commit a run is for (see `launchway_runner::environments`).
+pub fn rules_source(
+    data_dir: &Path,
+    repo: &Repo,
+    fallback: &launchway_runner::source::Source,
+) -> launchway_runner::environments::RulesSource {
+    let dir = crate::triggers::checkout_dir(data_dir, repo);
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+    let data = reconcile::data_dir(&data_dir.join("environments"), &root);
+    let tracked = reconcile::tracked_branch(&data);
+    launchway_runner::prepare::rules_source(&root, tracked.as_deref(), fallback)
+}
+
 struct Running {
     repo: String,
     branch: Option<String>,

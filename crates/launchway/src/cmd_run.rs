@@ -309,6 +309,8 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
             verbose: args.verbose,
         }
     };
+    // Protection rules come from the default branch, as on a server.
+    let rules = launchway_runner::prepare::rules_source(&source.dir, None, &source);
     let records = rt.block_on(async {
         // Ctrl-C: first cancels the run (always() steps still run), second exits.
         let c = cancel.clone();
@@ -354,6 +356,7 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
                 })),
                 executor: None,
                 continue_run: None,
+                rules: Some(rules.clone()),
             };
             let _ = c.path;
             let rec = run_workflow(cfg, c.wf).await;

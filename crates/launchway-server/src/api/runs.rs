@@ -584,8 +584,11 @@ async fn review(
     let dir = crate::triggers::checkout_dir(state.engine.data_dir(), &repo);
     let source = Source::open(&dir, Some(&run.sha), false)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let protection = launchway_runner::environments::protection(&source, &b.environment)
+    // The rules the run was held by: from the default (or tracked) branch.
+    let rules = crate::environments::rules_source(state.engine.data_dir(), &repo, &source);
+    let protection = launchway_runner::environments::protection(&rules.source, &b.environment)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?
+        .map(|r| r.protection)
         .unwrap_or_default();
     let who = crate::approval::Reviewer {
         name: &caller.user.name,

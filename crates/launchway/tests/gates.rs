@@ -1,0 +1,239 @@
+//! Gates that hold, tried as an attacker would: protection rules come from
+//! the repository's default branch, never from the commit being run, and
+//! an environment is its file — an alias cannot shadow another file's
+//! rules. Through a server (SQLite, and PostgreSQL when
+//! `LAUNCHWAY_TEST_POSTGRES` is set) and with `launchway run`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::server::{get, start_with_env};
+use common::{bin, commit_all, git};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const PROD_SECRET: &str = "prod-only-secret-5521-qq";
+
+const DEPLOY: &str = r#"on: workflow_dispatch
+jobs:
+  ship:
+    runs-on: ubuntu-latest
+    environment: production
+    steps:
+      - run: echo "deploying with [${{ secrets.PROD_TOKEN }}]" && echo "prod-job-ran"
+"#;
+
+const PROTECTED: &str = "protection:\n  required_reviewers: [ana]\n  branches: [main]\n";
+
+fn cli(base: &str, token: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut child = bin()
+        .args(args)
+        .env("LAUNCHWAY_SERVER", base)
+        .env("LAUNCHWAY_TOKEN", token)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn wait_end(base: &str, token: &str, id: i64) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let (_, body) = get(&format!("{base}/api/runs/{id}"), Some(token));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if !matches!(v["status"].as_str(), Some("queued" | "running")) {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn repo_with(dir: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+fn bypasses(database: Option<String>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("svc");
+    repo_with(
+        &dir,
+        &[
+            (".github/workflows/deploy.yml", DEPLOY),
+            ("configs/environments/production.yaml", PROTECTED),
+            ("configs/environments/dev.yaml", "replicas: 1\n"),
+        ],
+    );
+    commit_all(&dir);
+    // The attacker's branch drops the protection from the file.
+    git(&dir, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(
+        dir.join("configs/environments/production.yaml"),
+        "replicas: 1\n",
+    )
+    .unwrap();
+    git(&dir, &["commit", "-qam", "no more reviewers"]);
+    git(&dir, &["checkout", "-q", "main"]);
+
+    let mut env = Vec::new();
+    if let Some(db) = &database {
+        env.push(("LAUNCHWAY_DATABASE", db.as_str()));
+    }
+    let (_server, base, token) =
+        start_with_env(&tmp.path().join("data"), &["--poll-seconds", "0"], &env);
+    let token = token.unwrap();
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "svc", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["secret", "set", "svc", "PROD_TOKEN", "--env", "production"],
+        Some(PROD_SECRET),
+    );
+    assert!(ok, "{out}");
+
+    // 1. A run of the attacker's branch is held by main's rules: the
+    //    branch may not deploy to production at all.
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &[
+            "dispatch",
+            "svc",
+            ".github/workflows/deploy.yml",
+            "--ref",
+            "feature",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    let id: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let run = wait_end(&base, &token, id);
+    let (_, logs) = get(&format!("{base}/api/runs/{id}/logs"), Some(&token));
+    assert_eq!(run["status"], "failure", "{run}\n{logs}");
+    assert!(
+        run.to_string()
+            .contains("is not allowed to deploy to environment 'production'"),
+        "{run}"
+    );
+    assert!(
+        run.to_string().contains(
+            "protection rules from configs/environments/production.yaml on refs/heads/main"
+        ),
+        "{run}"
+    );
+    assert!(!logs.contains("prod-job-ran"), "{logs}");
+    assert!(!logs.contains(PROD_SECRET));
+
+    // 2. Shadowing: dev.yaml (unprotected) claims the name production.
+    std::fs::write(
+        dir.join("configs/environments/dev.yaml"),
+        "environment: production\nreplicas: 1\n",
+    )
+    .unwrap();
+    git(&dir, &["commit", "-qam", "dev is production now"]);
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["dispatch", "svc", ".github/workflows/deploy.yml"],
+        None,
+    );
+    assert!(ok, "{out}");
+    let id: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let run = wait_end(&base, &token, id);
+    let (_, logs) = get(&format!("{base}/api/runs/{id}/logs"), Some(&token));
+    assert_eq!(run["status"], "failure", "{run}\n{logs}");
+    assert!(
+        run.to_string()
+            .contains("`environment: production` is the name of"),
+        "{run}"
+    );
+    assert!(!logs.contains("prod-job-ran"), "{logs}");
+}
+
+#[test]
+fn protection_rules_cannot_be_walked_around_on_sqlite() {
+    bypasses(None);
+}
+
+#[test]
+fn protection_rules_cannot_be_walked_around_on_postgresql() {
+    let Ok(url) = std::env::var("LAUNCHWAY_TEST_POSTGRES") else {
+        eprintln!("LAUNCHWAY_TEST_POSTGRES is not set: skipped (CI sets it)");
+        return;
+    };
+    bypasses(Some(common::server::fresh_postgres(&url)));
+}
+
+/// `launchway run` reads the rules from the default branch too, and says
+/// which rules it applied and from where.
+#[test]
+fn a_local_run_says_which_rules_it_applied_and_from_where() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("svc");
+    repo_with(
+        &dir,
+        &[
+            (".github/workflows/deploy.yml", DEPLOY),
+            ("configs/environments/production.yaml", PROTECTED),
+        ],
+    );
+    commit_all(&dir);
+    git(&dir, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(
+        dir.join("configs/environments/production.yaml"),
+        "replicas: 1\n",
+    )
+    .unwrap();
+    git(&dir, &["commit", "-qam", "no more reviewers"]);
+    let out = bin()
+        .args([
+            "run",
+            "--json",
+            "-W",
+            ".github/workflows/deploy.yml",
+            "--event",
+            "workflow_dispatch",
+            "-C",
+        ])
+        .arg(&dir)
+        .env("LAUNCHWAY_HOME", tmp.path().join("home"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "protection rules from configs/environments/production.yaml on refs/heads/main at"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("refs/heads/feature is not allowed to deploy to environment 'production'"),
+        "{text}"
+    );
+}
