@@ -26,6 +26,33 @@ pub struct Event {
     pub outcome: String,
 }
 
+/// The most any audit field holds; longer values are cut (and say so), so
+/// no request can make the audit log grow by more than a few KiB.
+pub const MAX_FIELD: usize = 512;
+
+impl Event {
+    /// This event with every field cut to [`MAX_FIELD`] bytes.
+    pub fn bounded(self) -> Event {
+        fn cut(s: String) -> String {
+            if s.len() <= MAX_FIELD {
+                return s;
+            }
+            let mut end = MAX_FIELD - 3;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}...", &s[..end])
+        }
+        Event {
+            actor: cut(self.actor),
+            action: cut(self.action),
+            target: cut(self.target),
+            source: cut(self.source),
+            outcome: cut(self.outcome),
+        }
+    }
+}
+
 /// An event as stored: numbered, timed and chained.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -104,6 +131,22 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Result<u64, T
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn fields_are_bounded() {
+        let e = Event {
+            actor: "é".repeat(2000),
+            action: "a".into(),
+            target: "t".repeat(513),
+            source: String::new(),
+            outcome: "ok".into(),
+        }
+        .bounded();
+        assert!(e.actor.len() <= MAX_FIELD && e.actor.ends_with("..."));
+        assert!(e.target.len() <= MAX_FIELD);
+        assert_eq!(e.action, "a");
+    }
+
     use super::*;
 
     fn event(i: usize) -> Event {

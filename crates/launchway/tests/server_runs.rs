@@ -246,6 +246,62 @@ fn dispatch_follow_hook_cancel_and_rerun_through_the_server() {
         assert_eq!(res.status().as_u16(), 401, "{signature:?}");
     }
     assert_eq!(pushed().len(), 1, "nothing ran");
+    // Refusals write nothing: a 500 KB repository name, unsigned as it
+    // must be, leaves the audit log as it was.
+    let audit_len = || {
+        let (_, audit) = get(&format!("{base}/api/audit"), Some(&token));
+        audit.len()
+    };
+    let before = audit_len();
+    let huge = format!(
+        r#"{{"ref":"refs/heads/main","after":"HEAD","repository":{{"name":"{}"}}}}"#,
+        "x".repeat(500_000)
+    );
+    for _ in 0..3 {
+        let res = agent
+            .post(format!("{base}/api/hooks/git"))
+            .header("X-GitHub-Event", "push")
+            .header(
+                "X-Hub-Signature-256",
+                &launchway_server::webhook::sign(b"wrong", huge.as_bytes()),
+            )
+            .send(&huge)
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401);
+    }
+    assert_eq!(
+        audit_len(),
+        before,
+        "a refused webhook wrote to the audit log"
+    );
+    // A delivery GitHub sends again runs nothing twice.
+    let head_sha = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let signed = format!(
+        r#"{{"ref":"refs/heads/main","after":"{head_sha}","repository":{{"name":"churn"}}}}"#
+    );
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let mut res = agent
+            .post(format!("{base}/api/hooks/git"))
+            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+            .header(
+                "X-Hub-Signature-256",
+                &launchway_server::webhook::sign(secret.as_bytes(), signed.as_bytes()),
+            )
+            .send(&signed)
+            .unwrap();
+        answers.push((
+            res.status().as_u16(),
+            res.body_mut().read_to_string().unwrap(),
+        ));
+    }
+    assert_eq!(answers[0].0, 202, "{answers:?}");
+    assert_eq!(answers[1].0, 200, "{answers:?}");
+    assert!(answers[1].1.contains("duplicate"), "{answers:?}");
+    wait_until("the delivery queued one run", || pushed().len() == 2);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(pushed().len(), 2, "a redelivery ran again");
 
     // Cancel a running run: its always() step still runs.
     let slow = dispatch(&base, &token, ".github/workflows/slow.yml", &[]);

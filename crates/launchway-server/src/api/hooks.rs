@@ -1,6 +1,9 @@
 //! `POST /api/hooks/git`: GitHub-style push notifications, signed with the
 //! repository's webhook secret (`X-Hub-Signature-256`). A wrong or missing
-//! signature is refused with 401 and nothing runs.
+//! signature is refused with 401 and nothing runs — and nothing is written:
+//! until the signature holds, the request is anybody's, so a refusal is a
+//! bounded line in the server's log, never a row in the database. A
+//! delivery seen before (`X-GitHub-Delivery`) runs nothing again.
 
 use super::{ApiError, AppState};
 use crate::audit::Event as AuditEvent;
@@ -65,15 +68,17 @@ pub async fn git(
         .to_string();
     // An unknown repository and a bad signature look the same from outside.
     let denied = || ApiError::new(StatusCode::UNAUTHORIZED, "the signature does not match");
+    let refused = |why: &str| {
+        let shown: String = name
+            .chars()
+            .take(64)
+            .collect::<String>()
+            .escape_debug()
+            .to_string();
+        eprintln!("webhook from {from}: repository \"{shown}\": refused ({why})");
+    };
     let Some((repo, sealed)) = state.store.repo(&name).await? else {
-        audit(
-            &state,
-            &name,
-            &from,
-            &format!("hook.{kind}"),
-            "denied: unknown repository",
-        )
-        .await;
+        refused("unknown repository");
         return Err(denied());
     };
     let secret = state
@@ -81,15 +86,23 @@ pub async fn git(
         .open(&super::runs::webhook_scope(&name), &sealed)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if let Err(e) = crate::webhook::verify(&secret, &body, header("x-hub-signature-256")) {
-        audit(
-            &state,
-            &name,
-            &from,
-            &format!("hook.{kind}"),
-            &format!("denied: {e}"),
-        )
-        .await;
+        refused(&e.to_string());
         return Err(denied());
+    }
+    // Signed: from here on the repository's owner speaks.
+    if let Some(delivery) = header("x-github-delivery")
+        && delivery.len() <= 128
+        && !state
+            .store
+            .first_delivery(delivery, &name, crate::now_ms())
+            .await?
+    {
+        return Ok((
+            StatusCode::OK,
+            Json(
+                json!({"runs": [], "duplicate": format!("delivery {delivery} was handled before")}),
+            ),
+        ));
     }
     let (event, sha, actor) = match kind.as_str() {
         "ping" => return Ok((StatusCode::OK, Json(json!({"ok": "pong"})))),

@@ -183,6 +183,13 @@ const STEPS: &[Step] = &[
         // again no longer runs it.
         sql: "ALTER TABLE jobs ADD COLUMN agent_session TEXT NOT NULL DEFAULT '';",
     },
+    Step {
+        version: 11,
+        // Webhook deliveries seen (`X-GitHub-Delivery`): a redelivery runs
+        // nothing twice.
+        sql: "CREATE TABLE hook_deliveries (id TEXT PRIMARY KEY, repo TEXT NOT NULL, at_ms BIGINT NOT NULL);
+        CREATE INDEX hook_deliveries_at ON hook_deliveries (at_ms);",
+    },
 ];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -228,6 +228,7 @@ impl Store {
     /// Appends to the audit chain. Concurrent writers race for the next
     /// sequence number; the loser sees a unique violation and retries.
     pub async fn audit(&self, at_ms: i64, event: Event) -> Result<Entry, StoreError> {
+        let event = event.bounded();
         loop {
             let last = self.last_audit().await?;
             let entry = audit::append(last.as_ref(), at_ms, event.clone());

@@ -61,4 +61,29 @@ impl Store {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// Records a webhook delivery; `false` when it was seen before (within
+    /// a week: older ids are forgotten).
+    pub async fn first_delivery(
+        &self,
+        id: &str,
+        repo: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM hook_deliveries WHERE at_ms < $1")
+            .bind(now_ms - 7 * 24 * 3600 * 1000)
+            .execute(self.pool())
+            .await?;
+        let done = sqlx::query("INSERT INTO hook_deliveries (id, repo, at_ms) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(repo)
+            .bind(now_ms)
+            .execute(self.pool())
+            .await;
+        match done {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
