@@ -53,7 +53,7 @@ def serve(name, extra):
         m = re.search(r"listening on (http://\S+)", text)
         if m: break
         time.sleep(0.05)
-    token = re.search(r"lwt_[0-9a-f]+", text).group(0)
+    token = open(os.path.join(data, "admin-token")).read().strip()
     return p, m.group(1), token
 
 def api(base, token, method, path, body=None):

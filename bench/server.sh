@@ -45,7 +45,7 @@ git -C "$WORK/repo" -c user.name=bench -c user.email=bench@localhost commit -qm 
 SERVER=$!
 for _ in $(seq 100); do grep -q "listening on" "$WORK/server.log" && break; sleep 0.1; done
 BASE=$(sed -n 's/.*listening on //p' "$WORK/server.log")
-export LAUNCHWAY_SERVER=$BASE LAUNCHWAY_TOKEN=$(grep -o 'lwt_[0-9a-f]*' "$WORK/server.log")
+export LAUNCHWAY_SERVER=$BASE LAUNCHWAY_TOKEN=$(cat "$WORK/data/admin-token")
 "$LW" repo add bench "$WORK/repo" > /dev/null
 "$LW" dispatch bench .github/workflows/wide.yml > /dev/null
 "$LW" logs 1 -f > /dev/null 2>&1

@@ -145,7 +145,17 @@ impl DbOptions {
 
     pub async fn open(&self, store: &launchway_runner::store::Store) -> Result<Store, String> {
         let dir = self.dir(store);
-        if !dir.exists() {
+        // Whatever this process creates from here on is its own only.
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+        if dir.exists() {
+            let n = tighten(&dir);
+            if n > 0 {
+                eprintln!(
+                    "{}: {n} file(s) or folder(s) others could read are now the owner's only (0600/0700)",
+                    dir.display()
+                );
+            }
+        } else {
             // Token digests and sealed secrets live here: owner only.
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()
@@ -170,6 +180,38 @@ impl DbOptions {
         }
         Ok(db)
     }
+}
+
+/// Makes every folder under `dir` (itself included) 0700 and every file
+/// 0600 where they were looser: token digests, sealed secrets, logs and
+/// artifacts live there. Symbolic links are left alone. Returns how many
+/// changed.
+pub fn tighten(dir: &std::path::Path) -> usize {
+    use std::os::unix::fs::PermissionsExt;
+    let mut changed = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        let want = if meta.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+            0o700
+        } else if meta.is_file() {
+            0o600
+        } else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0
+            && std::fs::set_permissions(&p, std::fs::Permissions::from_mode(want)).is_ok()
+        {
+            changed += 1;
+        }
+    }
+    changed
 }
 
 /// Runs `f` on a fresh runtime; errors are printed and become exit code 1.
@@ -216,11 +258,31 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         );
     }
     let db = args.db.open(store).await?;
-    if let Some(token) = db.bootstrap_admin().await.map_err(|e| e.to_string())? {
-        eprintln!("first start: created user 'admin' with this API token (shown only now):");
-        eprintln!("  {token}");
-    }
     let dir = args.db.dir(store);
+    if let Some(token) = db.bootstrap_admin().await.map_err(|e| e.to_string())? {
+        // A file only the server's user reads; a terminal sees the token,
+        // a journal only where it is.
+        let file = dir.join("admin-token");
+        launchway_runner::private::write(&file, format!("{token}\n"))
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            eprintln!("first start: created user 'admin' with this API token (shown only now):");
+            eprintln!("  {token}");
+        }
+        eprintln!(
+            "first start: created user 'admin'; its API token is in {} (0600; store it elsewhere and delete the file)",
+            file.display()
+        );
+    }
+    if as_root {
+        eprintln!(
+            "warning: running as root; workflow steps still run as '{}' on the local agent, but the server itself needs no privileges: prefer a dedicated user",
+            args.agents
+                .agent_user
+                .as_deref()
+                .unwrap_or(crate::local_agent::DEFAULT_USER)
+        );
+    }
     let key = master_key(args.master_key_file.as_deref(), &dir)?;
     // Every server of a database seals with the same key: refuse to start
     // with another one rather than fail on every secret later.

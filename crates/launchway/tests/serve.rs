@@ -102,3 +102,42 @@ fn local_agent_options_without_a_local_agent_are_refused() {
         );
     }
 }
+
+/// An existing data dir is tightened at start, and everything the server
+/// writes there (the database's WAL and shared memory, logs, the admin
+/// token) is the owner's only.
+#[test]
+fn an_existing_data_dir_is_tightened_and_everything_in_it_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("server");
+    std::fs::create_dir_all(data.join("old")).unwrap();
+    std::fs::write(data.join("old/notes.txt"), "left by an operator").unwrap();
+    for (p, m) in [(data.clone(), 0o755), (data.join("old"), 0o777)] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    std::fs::set_permissions(
+        data.join("old/notes.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (server, base, token) = start(&data);
+    let token = token.expect("the token is in admin-token");
+    assert_eq!(get(&format!("{base}/api/me"), Some(&token)).0, 200);
+    let mut seen = 0;
+    let mut stack = vec![data.clone()];
+    while let Some(d) = stack.pop() {
+        let m = std::fs::symlink_metadata(&d).unwrap();
+        let mode = m.permissions().mode() & 0o777;
+        if m.is_dir() {
+            assert_eq!(mode, 0o700, "{}", d.display());
+            stack.extend(std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().path()));
+        } else if m.is_file() {
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", d.display());
+            seen += 1;
+        }
+    }
+    assert!(data.join("admin-token").exists() && data.join("server.db-wal").exists());
+    assert!(seen >= 5, "only {seen} files");
+    drop(server);
+}

@@ -100,6 +100,10 @@ pub fn start_with_env(
         if let Some(t) = line.trim().strip_prefix("lwt_") {
             token = Some(format!("lwt_{t}"));
         }
+        if line.contains("its API token is in") {
+            let t = std::fs::read_to_string(data.join("admin-token")).unwrap();
+            token = Some(t.trim().to_string());
+        }
         if let Some(addr) = line.strip_prefix("launchway server listening on ") {
             return (server, addr.to_string(), token);
         }
