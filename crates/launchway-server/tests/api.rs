@@ -534,3 +534,40 @@ async fn run_endpoints_refuse_bad_input_and_change_nothing() {
     assert_eq!(runs, serde_json::json!([]));
     assert_eq!(s.state.store.repos().await.unwrap().len(), 1);
 }
+
+/// NUL bytes are refused with 400 wherever they come — a path, a query, a
+/// JSON body, the unauthenticated webhook — before a store sees them
+/// (PostgreSQL answered 500).
+#[tokio::test]
+async fn nul_bytes_are_a_400_everywhere() {
+    let s = server().await;
+    let admin = s.admin.clone();
+    for (method, path, body) in [
+        (
+            "POST",
+            "/api/repos",
+            Some(r#"{"name":"a\u0000b","location":"/tmp"}"#),
+        ),
+        (
+            "POST",
+            "/api/users",
+            Some(r#"{"name":"x\u0000","role":"viewer"}"#),
+        ),
+        ("GET", "/api/runs?repo=a%00b", None),
+        ("GET", "/api/repos/a%00b", None),
+        (
+            "POST",
+            "/api/hooks/git",
+            Some(r#"{"repository":{"name":"\u0000"}}"#),
+        ),
+    ] {
+        let (status, v) = s
+            .call(method, path, Some(&admin), body.map(str::to_string))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("NUL"), "{v}");
+    }
+    // Nothing was created.
+    let (_, repos) = s.call("GET", "/api/repos", Some(&admin), None).await;
+    assert_eq!(repos, json!([]));
+}

@@ -208,12 +208,60 @@ pub fn router(state: AppState) -> Router {
             post(agents::register_model).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
         )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(axum::middleware::from_fn(reject_nul))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::observe,
         ))
         .with_state(state)
+}
+
+/// NUL bytes in a path, a query or a JSON body are refused with 400 on
+/// every backend (PostgreSQL cannot store them in text; SQLite would, and
+/// names with NULs would then mean different things to different tools).
+/// Agents' report bodies (large, already checked as JSON) and binary
+/// uploads pass untouched.
+async fn reject_nul(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let nul = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "NUL bytes are not allowed in names or values",
+        )
+        .into_response()
+    };
+    let uri = req.uri().to_string().to_ascii_lowercase();
+    if uri.contains("%00") {
+        return nul();
+    }
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !json || req.uri().path().starts_with("/api/agent/") {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large",
+            )
+            .into_response();
+        }
+    };
+    let lower = bytes.to_ascii_lowercase();
+    if bytes.contains(&0) || lower.windows(6).any(|w| w == b"\\u0000") {
+        return nul();
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// An error as the client sees it.
@@ -234,6 +282,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            eprintln!("{}: {}", self.status, self.message);
+        }
         (self.status, Json(json!({ "error": self.message }))).into_response()
     }
 }
@@ -261,7 +312,10 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
             // Details of database failures stay in the server's log.
-            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+            e => {
+                eprintln!("internal error: {e}");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            }
         }
     }
 }
