@@ -141,3 +141,32 @@ fn an_existing_data_dir_is_tightened_and_everything_in_it_is_private() {
     assert!(seen >= 5, "only {seen} files");
     drop(server);
 }
+
+/// A source that keeps failing to authenticate is slowed to 429s (with
+/// `Retry-After`) for the rest of the minute.
+#[test]
+fn failed_authentications_are_rate_limited_per_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, base, _) = start(&tmp.path().join("server"));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut statuses = Vec::new();
+    for i in 0..130 {
+        let res = agent
+            .get(format!("{base}/api/me"))
+            .header("Authorization", &format!("Bearer lwt_guess{i}"))
+            .call()
+            .unwrap();
+        statuses.push((
+            res.status().as_u16(),
+            res.headers().get("retry-after").is_some(),
+        ));
+    }
+    let unauthorized = statuses.iter().filter(|(s, _)| *s == 401).count();
+    let limited: Vec<_> = statuses.iter().filter(|(s, _)| *s == 429).collect();
+    assert_eq!(unauthorized, 120, "{statuses:?}");
+    assert_eq!(limited.len(), 10, "{statuses:?}");
+    assert!(limited.iter().all(|(_, retry)| *retry));
+}

@@ -21,6 +21,7 @@ pub const MAX_BODY: usize = 1 << 20;
 mod agents;
 mod environments;
 mod hooks;
+pub mod limit;
 pub mod metrics;
 mod runs;
 mod settings;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub environments: Option<std::sync::Arc<crate::environments::Environments>>,
     /// Where agents claim jobs.
     pub hub: std::sync::Arc<crate::agents::Hub>,
+    /// Failed authentications per source.
+    pub limiter: std::sync::Arc<limit::Limiter>,
 }
 
 impl AppState {
@@ -47,6 +50,7 @@ impl AppState {
             hub: engine.hub(),
             engine,
             environments: None,
+            limiter: Default::default(),
         }
     }
 
@@ -209,6 +213,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn(reject_nul))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limit::guard,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
