@@ -35,7 +35,12 @@ pub struct EngineConfig {
     /// This server's identity across restarts (kept in its data dir): at
     /// start, the runs an earlier process of it held are over at once.
     pub instance: String,
+    /// How long a run may wait for an approval before it ends as failed.
+    pub approval_timeout: Duration,
 }
+
+/// GitHub's: a deployment review waits 30 days.
+pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
 
 pub struct Engine {
     store: Store,
@@ -268,6 +273,27 @@ impl Engine {
             eprintln!("{n} run(s) were in progress on a server that stopped; marked failed");
         }
         self.store.end_orphaned_jobs(crate::now_ms()).await?;
+        let timeout = self.cfg.approval_timeout;
+        let waited = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        let secs = timeout.as_secs();
+        let took = if secs >= 86_400 && secs.is_multiple_of(86_400) {
+            format!("{} days", secs / 86_400)
+        } else {
+            format!("{secs} s")
+        };
+        let expired = self
+            .store
+            .expire_waiting(
+                crate::now_ms().saturating_sub(waited),
+                &format!(
+                    "nobody reviewed the deployment within {took} (the approval timeout); it did not happen"
+                ),
+                crate::now_ms(),
+            )
+            .await?;
+        for id in expired {
+            eprintln!("run {id}: its approval wait expired after {took}");
+        }
         Ok(())
     }
 

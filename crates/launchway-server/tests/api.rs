@@ -35,6 +35,7 @@ async fn server() -> Server {
             agents: Default::default(),
             run_lease: std::time::Duration::from_secs(30),
             instance: "api-test".into(),
+            approval_timeout: launchway_server::engine::DEFAULT_APPROVAL_TIMEOUT,
         },
         MasterKey::from_hex(&MasterKey::generate_hex().unwrap()).unwrap(),
     );

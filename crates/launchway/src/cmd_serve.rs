@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// the run as failed.
     #[arg(long, default_value_t = 30)]
     run_lease_seconds: u64,
+    /// Seconds a run may wait for a deployment review before it ends as
+    /// failed (default: 30 days, as on GitHub).
+    #[arg(long, default_value_t = 30 * 24 * 3600)]
+    approval_timeout_seconds: u64,
     #[command(flatten)]
     agents: AgentOptions,
 }
@@ -305,6 +309,7 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
             agents: args.agents.settings()?,
             run_lease: std::time::Duration::from_secs(args.run_lease_seconds.max(1)),
             instance: server_id(&dir)?,
+            approval_timeout: std::time::Duration::from_secs(args.approval_timeout_seconds.max(1)),
         },
         key,
     );

@@ -237,3 +237,76 @@ fn a_local_run_says_which_rules_it_applied_and_from_where() {
         "{text}"
     );
 }
+
+/// A deployment nobody reviews does not wait forever: past the approval
+/// timeout the run ends as failed, saying why, and can no longer be
+/// approved.
+#[test]
+fn an_unreviewed_deployment_expires() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("svc");
+    repo_with(
+        &dir,
+        &[
+            (".github/workflows/deploy.yml", DEPLOY),
+            ("configs/environments/production.yaml", PROTECTED),
+        ],
+    );
+    commit_all(&dir);
+    let (_server, base, token) = start_with_env(
+        &tmp.path().join("data"),
+        &[
+            "--poll-seconds",
+            "0",
+            "--approval-timeout-seconds",
+            "2",
+            "--run-lease-seconds",
+            "3",
+        ],
+        &[],
+    );
+    let token = token.unwrap();
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "svc", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["dispatch", "svc", ".github/workflows/deploy.yml"],
+        None,
+    );
+    assert!(ok, "{out}");
+    let id: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let run = wait_end(&base, &token, id);
+    assert_eq!(run["status"], "waiting", "{run}");
+    let start = Instant::now();
+    let run = loop {
+        let (_, body) = get(&format!("{base}/api/runs/{id}"), Some(&token));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["status"] != "waiting" {
+            break v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(run["status"], "failure", "{run}");
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains("approval timeout"),
+        "{run}"
+    );
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["approve", &id.to_string(), "--env", "production"],
+        None,
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("not waiting"), "{out}");
+}

@@ -483,6 +483,38 @@ impl Store {
         Ok(out)
     }
 
+    /// Ends the runs that have waited for an approval since before
+    /// `cutoff_ms`: nobody reviewed them in time (GitHub: 30 days).
+    /// Returns their ids.
+    pub async fn expire_waiting(
+        &self,
+        cutoff_ms: i64,
+        message: &str,
+        now_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM runs WHERE status = 'waiting' AND finished_ms < $1")
+            .bind(cutoff_ms)
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let id: i64 = row.try_get(0)?;
+            let done = sqlx::query(
+                "UPDATE runs SET status = 'failure', message = $2, finished_ms = $3 \
+                 WHERE id = $1 AND status = 'waiting'",
+            )
+            .bind(id)
+            .bind(message)
+            .bind(now_ms)
+            .execute(self.pool())
+            .await?;
+            if done.rows_affected() == 1 {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
     /// A waiting run goes back to the queue with one more environment
     /// approved, to resume from its last attempt; `false` if it was not
     /// waiting (someone else acted first).
