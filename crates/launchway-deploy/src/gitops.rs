@@ -91,7 +91,26 @@ pub struct Place {
     /// tree, such as the server's of a repository registered by URL); a
     /// refused push undoes the commit.
     pub remote: Option<String>,
+    /// Top-level keys a change through this place may not alter, whatever
+    /// the operation (deploy, rollback, promote): checked on the file the
+    /// change would commit. The server's API freezes what runs and who
+    /// approves ([`FROZEN_FOR_API`]); those change by a reviewed commit.
+    pub frozen: Vec<String>,
 }
+
+/// What a change through the server's API may never alter.
+pub const FROZEN_FOR_API: &[&str] = &[
+    "run",
+    "protection",
+    "target",
+    "self_heal",
+    "namespace",
+    "image",
+    "environment",
+];
+
+/// How a refusal over [`Place::frozen`] starts (callers map it to 403).
+pub const FROZEN_REFUSAL: &str = "refused: ";
 
 impl Place {
     pub fn new(root: &Path, dir: &Path) -> Place {
@@ -102,6 +121,7 @@ impl Place {
             create_from: None,
             registry: None,
             remote: None,
+            frozen: Vec::new(),
         }
     }
 
@@ -200,6 +220,7 @@ fn read(tree: &Tree, rel: &Path) -> Result<String, String> {
 fn commit_file(
     tree: &Tree,
     remote: Option<&str>,
+    frozen: &[String],
     dir: &Path,
     env: &str,
     rel: &Path,
@@ -230,6 +251,33 @@ fn commit_file(
     let before = tree.read(rel)?.unwrap_or_default();
     if before == text {
         return Ok(None);
+    }
+    if !frozen.is_empty() {
+        let old = crate::config::load(
+            env,
+            &crate::config::Source {
+                path: rel.to_string_lossy().to_string(),
+                text: before.clone(),
+            },
+            base.as_ref(),
+        );
+        let merged = |l: &crate::config::Loaded| {
+            l.environment
+                .as_ref()
+                .map(|e| e.merged.clone())
+                .unwrap_or_default()
+        };
+        let (was, will) = (merged(&old), merged(&loaded));
+        if let Some(k) = frozen
+            .iter()
+            .find(|k| was.get(k.as_str()) != will.get(k.as_str()))
+        {
+            return Err(format!(
+                "{FROZEN_REFUSAL}the change would alter '{k}' in {}; what runs and who approves change only by a reviewed commit (keys it keeps: {}); nothing was committed",
+                rel.display(),
+                frozen.join(", ")
+            ));
+        }
     }
     match tree {
         Tree::Work(root) => {
@@ -438,10 +486,17 @@ pub fn deploy(
         // A revision of this repository is pinned to its full commit.
         let pinned = git(
             &place.root,
-            &["rev-parse", "--verify", &format!("{r}^{{commit}}")],
+            &[
+                "rev-parse",
+                "--verify",
+                "--end-of-options",
+                &format!("{r}^{{commit}}"),
+            ],
             author,
         )
-        .unwrap_or_else(|_| r.to_string());
+        .map_err(|_| {
+            format!("release '{r}' is not a commit of this repository; nothing was committed")
+        })?;
         text = crate::edit::set(&text, &["release"], &pinned)?;
         what.push(format!("release {}", &pinned[..pinned.len().min(12)]));
     }
@@ -461,6 +516,7 @@ pub fn deploy(
     commit_file(
         &tree,
         place.remote.as_deref(),
+        &place.frozen,
         &place.dir,
         env,
         &rel,
@@ -487,7 +543,21 @@ pub fn rollback(
         Tree::Work(_) => "HEAD".to_string(),
     };
     let target = match to {
-        Some(r) => r.to_string(),
+        Some(r) => {
+            // Only back along this branch: not to another branch's file.
+            let earlier = git(
+                &place.root,
+                &["merge-base", "--is-ancestor", "--end-of-options", r, &head],
+                author,
+            )
+            .is_ok();
+            if !earlier {
+                return Err(format!(
+                    "'{r}' is not an earlier revision of {path} on {head}; a rollback goes back along the tracked branch only"
+                ));
+            }
+            r.to_string()
+        }
         None => {
             let last = git(
                 &place.root,
@@ -507,6 +577,7 @@ pub fn rollback(
     commit_file(
         &tree,
         place.remote.as_deref(),
+        &place.frozen,
         &place.dir,
         env,
         &rel,
@@ -573,6 +644,7 @@ pub fn promote(
     commit_file(
         &tree,
         place.remote.as_deref(),
+        &place.frozen,
         &place.dir,
         to,
         &rel,
@@ -580,4 +652,101 @@ pub fn promote(
         &format!("promote {from} to {to}: {}", what.join(", ")),
         author,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@x")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@x")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A repository whose dev.yaml's command changed by a reviewed commit;
+    /// a branch `evil` whose dev.yaml runs something else. Returns the
+    /// commit before the change.
+    fn repo(dir: &Path) -> String {
+        let env = dir.join("configs/environments");
+        std::fs::create_dir_all(&env).unwrap();
+        std::fs::write(
+            env.join("dev.yaml"),
+            "replicas: 1\nrun:\n  command: ./serve\n",
+        )
+        .unwrap();
+        sh(dir, &["init", "-q", "-b", "main"]);
+        sh(dir, &["add", "-A"]);
+        sh(dir, &["commit", "-qm", "first"]);
+        let first = sh(dir, &["rev-parse", "HEAD"]);
+        std::fs::write(
+            env.join("dev.yaml"),
+            "replicas: 1\nrun:\n  command: ./serve --fast\n",
+        )
+        .unwrap();
+        sh(dir, &["commit", "-qam", "reviewed: faster"]);
+        sh(dir, &["checkout", "-q", "-b", "evil"]);
+        std::fs::write(
+            env.join("dev.yaml"),
+            "replicas: 2\nrun:\n  command: ./serve --fast\n",
+        )
+        .unwrap();
+        sh(dir, &["commit", "-qam", "mine"]);
+        sh(dir, &["checkout", "-q", "main"]);
+        first
+    }
+
+    fn place(dir: &Path, frozen: bool) -> Place {
+        let mut p = Place::new(dir, Path::new(crate::repo::DEFAULT_DIR));
+        if frozen {
+            p.frozen = FROZEN_FOR_API.iter().map(|k| (*k).to_string()).collect();
+        }
+        p
+    }
+
+    #[test]
+    fn a_change_through_the_api_cannot_alter_what_runs_whatever_the_operation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = repo(tmp.path());
+        let who = Author::default();
+        let api = place(tmp.path(), true);
+        // Back to a revision with another command: refused, nothing committed.
+        let head = sh(tmp.path(), &["rev-parse", "HEAD"]);
+        let e = rollback(&api, "dev", Some(&first), &who).unwrap_err();
+        assert!(e.starts_with(FROZEN_REFUSAL) && e.contains("'run'"), "{e}");
+        assert_eq!(sh(tmp.path(), &["rev-parse", "HEAD"]), head);
+        // Not along the branch: another branch's file is never copied.
+        let e = rollback(&api, "dev", Some("evil"), &who).unwrap_err();
+        assert!(e.contains("not an earlier revision"), "{e}");
+        let e = rollback(&api, "dev", Some("--output=/tmp/x"), &who).unwrap_err();
+        assert!(e.contains("not an earlier revision"), "{e}");
+        // A release must be a commit of the repository.
+        let e = deploy(&api, "dev", Some("anything-at-all"), &[], &who).unwrap_err();
+        assert!(e.contains("is not a commit of this repository"), "{e}");
+        assert!(
+            deploy(&api, "dev", Some(&first), &[], &who)
+                .unwrap()
+                .is_some()
+        );
+        // Where nothing is frozen (a reviewed local change), the rollback goes.
+        let local = place(tmp.path(), false);
+        assert!(
+            rollback(&local, "dev", Some(&first), &who)
+                .unwrap()
+                .is_some()
+        );
+    }
 }

@@ -89,6 +89,7 @@ impl Environments {
             create_from: None,
             registry: Some(self.registry_dir()),
             remote: crate::triggers::is_url(&repo.location).then(|| "origin".to_string()),
+            frozen: Vec::new(),
         }
     }
 

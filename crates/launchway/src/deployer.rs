@@ -26,6 +26,7 @@ pub fn place_of(req: &DeployRequest, store: &launchway_runner::store::Store) -> 
         create_from: req.create_from.clone(),
         registry: Some(registry_dir(store)),
         remote: None,
+        frozen: Vec::new(),
     }
 }
 

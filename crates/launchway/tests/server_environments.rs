@@ -226,6 +226,37 @@ jobs:
         assert_eq!(code, 1, "{key}");
         assert!(err.contains("reviewed commit"), "{err}");
     }
+    // Nor by rolling back to a commit off the tracked branch (one the
+    // deployer controls), nor with a release that is not a commit.
+    let stray = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["commit-tree", "HEAD^{tree}", "-m", "a stray commit"])
+        .env("GIT_AUTHOR_NAME", "x")
+        .env("GIT_AUTHOR_EMAIL", "x@x")
+        .env("GIT_COMMITTER_NAME", "x")
+        .env("GIT_COMMITTER_EMAIL", "x@x")
+        .output()
+        .unwrap();
+    let stray = String::from_utf8_lossy(&stray.stdout).trim().to_string();
+    let head_before = git_head(&repo);
+    for (args, why) in [
+        (
+            vec!["rollback", "dev", "--to", stray.as_str()],
+            "not an earlier revision",
+        ),
+        (
+            vec!["deploy", "dev", "--release", "not-a-commit"],
+            "is not a commit",
+        ),
+    ] {
+        let mut args = args;
+        args.extend(["--repo", "churn"]);
+        let (code, _, err) = cli(&base, &ana, &args, None);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(err.contains(why), "{err}");
+    }
+    assert_eq!(git_head(&repo), head_before, "nothing was committed");
 
     // A protected one waits for a reviewer; the requester may not approve.
     let (code, out, err) = cli(

@@ -99,7 +99,8 @@ pub async fn sync(
     Ok(Json(json!({ "sync": "requested" })))
 }
 
-/// Keys a deploy through the API may not set.
+/// Keys a deploy through the API may not `set` (`release` goes by its own
+/// field, which must name a commit).
 const PROTECTED_KEYS: &[&str] = &[
     "run",
     "protection",
@@ -108,6 +109,7 @@ const PROTECTED_KEYS: &[&str] = &[
     "namespace",
     "release",
     "image",
+    "environment",
 ];
 
 /// A change as a client asks for it.
@@ -151,8 +153,15 @@ fn protection(place: &Place, env: &str) -> Result<Protection, ApiError> {
     Ok(e.protection)
 }
 
+/// Where an API change commits: what runs and who approves stay as they
+/// are, whatever the change (a rollback to any revision included).
 fn place_of(state: &AppState, repo: &crate::store::Repo) -> Result<Place, ApiError> {
-    Ok(envs(state)?.place(repo, None))
+    let mut place = envs(state)?.place(repo, None);
+    place.frozen = launchway_deploy::gitops::FROZEN_FOR_API
+        .iter()
+        .map(|k| (*k).to_string())
+        .collect();
+    Ok(place)
 }
 
 /// Makes the commit a change stands for; `author` is who asked.
@@ -335,8 +344,14 @@ async fn finish(
         }
         Err(e) => {
             state.store.finish_change(id, "failed", &e).await?;
-            record(state, caller, action, target, &format!("failed: {e}")).await?;
-            Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))
+            let status = if e.starts_with(launchway_deploy::gitops::FROZEN_REFUSAL) {
+                record(state, caller, action, target, &format!("denied: {e}")).await?;
+                StatusCode::FORBIDDEN
+            } else {
+                record(state, caller, action, target, &format!("failed: {e}")).await?;
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            Err(ApiError::new(status, e))
         }
     }
 }
