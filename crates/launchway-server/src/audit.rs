@@ -4,6 +4,14 @@
 //!
 //! The digest covers a canonical encoding (length-prefixed fields in a fixed
 //! order), not JSON, so it does not depend on how a store serialises rows.
+//!
+//! A chain alone proves nothing against someone who can write the
+//! database: they can edit an entry and hash the rest again, or delete the
+//! newest entries. So each entry also carries an HMAC of its hash under a
+//! key derived from the master key, which lives outside the database
+//! ([`Anchor`]), and each server keeps the newest entry it wrote in a
+//! checkpoint file in its data dir (and prints it to its log now and then):
+//! re-hashing breaks the MACs, truncation falls short of the checkpoint.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -64,6 +72,75 @@ pub struct Entry {
     /// The previous entry's hash ([`GENESIS`] for the first).
     pub prev: String,
     pub hash: String,
+    /// HMAC-SHA256 of `hash` under the audit key (empty in entries written
+    /// before anchoring existed).
+    #[serde(default)]
+    pub mac: String,
+}
+
+/// What anchors the log outside the database.
+#[derive(Debug, Clone)]
+pub struct Anchor {
+    /// [`crate::sealed::MasterKey::audit_key`].
+    pub key: [u8; 32],
+    /// The checkpoint file (`audit.head` in the data dir).
+    pub checkpoint: Option<std::path::PathBuf>,
+}
+
+/// The newest entry a server wrote, as its checkpoint file keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: String,
+    /// The first entry this server signed: every entry from it on must be
+    /// signed (older ones may predate anchoring).
+    pub since: u64,
+}
+
+impl Anchor {
+    pub fn mac(&self, hash: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&self.key) else {
+            return String::new();
+        };
+        m.update(hash.as_bytes());
+        crate::hex(&m.finalize().into_bytes())
+    }
+
+    fn mac_ok(&self, e: &Entry) -> bool {
+        use hmac::{Hmac, Mac};
+        let Ok(mut m) = Hmac::<Sha256>::new_from_slice(&self.key) else {
+            return false;
+        };
+        m.update(e.hash.as_bytes());
+        crate::unhex(&e.mac).is_some_and(|tag| m.verify_slice(&tag).is_ok())
+    }
+
+    /// The checkpoint, if there is one.
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        let text = std::fs::read_to_string(self.checkpoint.as_ref()?).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Moves the checkpoint forward to `e` (never back).
+    pub fn advance(&self, e: &Entry) {
+        let Some(path) = &self.checkpoint else { return };
+        let old = self.checkpoint();
+        if old.as_ref().is_some_and(|c| c.seq >= e.seq) {
+            return;
+        }
+        let c = Checkpoint {
+            seq: e.seq,
+            hash: e.hash.clone(),
+            since: old.map_or(e.seq, |c| c.since),
+        };
+        let tmp = path.with_extension("tmp");
+        if let Ok(text) = serde_json::to_vec(&c)
+            && std::fs::write(&tmp, text).is_ok()
+        {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
 }
 
 /// The entry that follows `last` (or starts the log when `None`).
@@ -79,6 +156,7 @@ pub fn append(last: Option<&Entry>, at_ms: i64, event: Event) -> Entry {
         event,
         prev,
         hash,
+        mac: String::new(),
     }
 }
 
@@ -103,6 +181,47 @@ pub enum Tamper {
     Broken { seq: u64, prev_seq: u64 },
     #[error("entry {seq}: the log should start at entry 1 with the genesis hash")]
     BadStart { seq: u64 },
+    #[error(
+        "entry {seq}: its signature does not match (written or re-hashed without the master key)"
+    )]
+    Unsigned { seq: u64 },
+    #[error(
+        "the log ends at entry {last}, but this server wrote entry {checkpoint} (entries were deleted)"
+    )]
+    Truncated { last: u64, checkpoint: u64 },
+    #[error("entry {seq} is not the one this server wrote (its hash differs from the checkpoint)")]
+    Replaced { seq: u64 },
+}
+
+/// Checks a whole log as [`verify`] does, and its anchoring: every entry
+/// from the first signed one on carries a valid MAC, and the log reaches
+/// the checkpoint with the same entry there.
+pub fn verify_anchored(entries: &[Entry], anchor: &Anchor) -> Result<u64, Tamper> {
+    let n = verify(entries)?;
+    let checkpoint = anchor.checkpoint();
+    let since = checkpoint.as_ref().map(|c| c.since);
+    let mut signed = false;
+    for e in entries {
+        signed |= !e.mac.is_empty() || since.is_some_and(|s| e.seq >= s);
+        if signed && !anchor.mac_ok(e) {
+            return Err(Tamper::Unsigned { seq: e.seq });
+        }
+    }
+    if let Some(c) = checkpoint {
+        let last = entries.last().map_or(0, |e| e.seq);
+        if last < c.seq {
+            return Err(Tamper::Truncated {
+                last,
+                checkpoint: c.seq,
+            });
+        }
+        if let Some(e) = entries.iter().find(|e| e.seq == c.seq)
+            && e.hash != c.hash
+        {
+            return Err(Tamper::Replaced { seq: c.seq });
+        }
+    }
+    Ok(n)
 }
 
 /// Checks a whole log, oldest first; `Ok` carries the number of entries.
@@ -166,6 +285,83 @@ mod tests {
             out.push(e);
         }
         out
+    }
+
+    fn anchored(dir: &std::path::Path, n: usize) -> (Anchor, Vec<Entry>) {
+        let anchor = Anchor {
+            key: [7u8; 32],
+            checkpoint: Some(dir.join("audit.head")),
+        };
+        let mut out: Vec<Entry> = Vec::new();
+        for i in 0..n {
+            let mut e = append(out.last(), i as i64, event(i));
+            e.mac = anchor.mac(&e.hash);
+            anchor.advance(&e);
+            out.push(e);
+        }
+        (anchor, out)
+    }
+
+    #[test]
+    fn rehashing_truncation_and_replacement_are_detected_when_anchored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (anchor, entries) = anchored(tmp.path(), 6);
+        assert_eq!(verify_anchored(&entries, &anchor), Ok(6));
+        // Edit entry 3 and hash everything after it again: the chain holds,
+        // the signatures do not.
+        let mut forged: Vec<Entry> = entries[..2].to_vec();
+        for e in &entries[2..] {
+            let mut ev = e.event.clone();
+            if e.seq == 3 {
+                ev.outcome = "denied".into();
+            }
+            let mut n = append(forged.last(), e.at_ms, ev);
+            n.mac = e.mac.clone();
+            forged.push(n);
+        }
+        assert_eq!(verify(&forged), Ok(6), "the plain chain is fooled");
+        assert_eq!(
+            verify_anchored(&forged, &anchor),
+            Err(Tamper::Unsigned { seq: 3 })
+        );
+        // Stripping every signature does not help either.
+        let stripped: Vec<Entry> = forged
+            .iter()
+            .map(|e| Entry {
+                mac: String::new(),
+                ..e.clone()
+            })
+            .collect();
+        assert_eq!(
+            verify_anchored(&stripped, &anchor),
+            Err(Tamper::Unsigned { seq: 1 })
+        );
+        // Deleting the newest entries falls short of the checkpoint.
+        assert_eq!(
+            verify_anchored(&entries[..4], &anchor),
+            Err(Tamper::Truncated {
+                last: 4,
+                checkpoint: 6
+            })
+        );
+    }
+
+    #[test]
+    fn entries_from_before_anchoring_may_be_unsigned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let anchor = Anchor {
+            key: [9u8; 32],
+            checkpoint: Some(tmp.path().join("audit.head")),
+        };
+        let mut entries = log(3);
+        for i in 3..5 {
+            let mut e = append(entries.last(), i as i64, event(i));
+            e.mac = anchor.mac(&e.hash);
+            anchor.advance(&e);
+            entries.push(e);
+        }
+        assert_eq!(verify_anchored(&entries, &anchor), Ok(5));
+        assert_eq!(anchor.checkpoint().unwrap().since, 4);
     }
 
     #[test]

@@ -27,8 +27,9 @@ pub enum SealError {
     Rejected,
 }
 
-/// The master key, parsed once.
-pub struct MasterKey(XChaCha20Poly1305);
+/// The master key, parsed once: it seals secrets, and a key derived from
+/// it signs the audit log's entries ([`MasterKey::audit_key`]).
+pub struct MasterKey(XChaCha20Poly1305, [u8; 32]);
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,7 +42,20 @@ impl MasterKey {
     pub fn from_hex(text: &str) -> Result<MasterKey, SealError> {
         let bytes = crate::unhex(text.trim()).ok_or(SealError::BadKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| SealError::BadKey)?;
-        Ok(MasterKey(XChaCha20Poly1305::new(&key.into())))
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"launchway-audit-mac-v1");
+        h.update(key);
+        Ok(MasterKey(
+            XChaCha20Poly1305::new(&key.into()),
+            h.finalize().into(),
+        ))
+    }
+
+    /// The key that signs audit entries: derived, so knowing it reveals
+    /// nothing of the sealing key.
+    pub fn audit_key(&self) -> [u8; 32] {
+        self.1
     }
 
     /// A fresh key, as hex, for a first start without one.

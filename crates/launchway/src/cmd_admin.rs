@@ -141,9 +141,19 @@ pub fn audit(args: &AuditArgs, store: &launchway_runner::store::Store) -> u8 {
         let db = args.db.open(store).await?;
         let entries = db.audit_log().await.map_err(|e| e.to_string())?;
         if args.verify {
-            return match launchway_server::audit::verify(&entries) {
+            let Some(anchor) = db.audit_anchor() else {
+                // Fails closed: a chain alone can be re-hashed by anyone
+                // who can write the database.
+                return Err("cannot verify the audit log's signatures without the master key (--master-key-file, LAUNCHWAY_MASTER_KEY or master.key in the data dir)".into());
+            };
+            return match launchway_server::audit::verify_anchored(&entries, anchor) {
                 Ok(n) => {
-                    println!("audit log intact: {n} entries, chain verified");
+                    let head = entries.last().map_or_else(String::new, |e| {
+                        format!("; head: entry {}, hash {}", e.seq, e.hash)
+                    });
+                    println!(
+                        "audit log intact: {n} entries, chain, signatures and checkpoint verified{head}"
+                    );
                     Ok(())
                 }
                 Err(t) => Err(format!("audit log tampered: {t}")),

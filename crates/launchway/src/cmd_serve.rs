@@ -27,11 +27,6 @@ pub struct ServeArgs {
     /// the runs' records are always kept.
     #[arg(long, default_value_t = 90)]
     retention_days: u64,
-    /// A file holding the master key (64 hex digits) that seals secrets at
-    /// rest; also LAUNCHWAY_MASTER_KEY. Without either, a key is generated
-    /// at first start in the data dir (master.key, owner-only).
-    #[arg(long)]
-    master_key_file: Option<PathBuf>,
     /// Compare every repository's environments (configs/environments at
     /// the tracked branch) with what runs at least this often (seconds);
     /// new commits are seen within a quarter of a second.
@@ -140,6 +135,12 @@ pub struct DbOptions {
     /// data dir when absent.
     #[arg(long, env = "LAUNCHWAY_DATABASE", hide_env_values = true)]
     database: Option<String>,
+    /// A file holding the master key (64 hex digits) that seals secrets at
+    /// rest and signs the audit log; also LAUNCHWAY_MASTER_KEY. Without
+    /// either, `serve` generates one at first start in the data dir
+    /// (master.key, owner-only), where the other commands find it.
+    #[arg(long)]
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl DbOptions {
@@ -175,6 +176,11 @@ impl DbOptions {
         let db = Store::open(&url)
             .await
             .map_err(|e| format!("{e} (database: {})", redact_password(&url)))?;
+        // The audit log is signed with a key outside the database, when
+        // there is one (serve makes it at first start).
+        if let Some(key) = existing_master_key(self.master_key_file.as_deref(), &dir)? {
+            anchor(&db, &key, &dir);
+        }
         if self.database.is_none() {
             // SQLite gives its WAL and shared-memory files the database's mode.
             use std::os::unix::fs::PermissionsExt;
@@ -263,6 +269,9 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
     }
     let db = args.db.open(store).await?;
     let dir = args.db.dir(store);
+    let key = master_key(args.db.master_key_file.as_deref(), &dir)?;
+    // Every audit entry from the first one on is signed.
+    anchor(&db, &key, &dir);
     if let Some(token) = db.bootstrap_admin().await.map_err(|e| e.to_string())? {
         // A file only the server's user reads; a terminal sees the token,
         // a journal only where it is.
@@ -278,6 +287,19 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
             file.display()
         );
     }
+    // The log's head in the server's log now and hourly: an operator (or
+    // the journal) has a copy the database cannot rewrite.
+    {
+        let db = db.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Ok(Some(e)) = db.audit_head().await {
+                    eprintln!("audit head: entry {}, hash {}", e.seq, e.hash);
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            }
+        });
+    }
     if as_root {
         eprintln!(
             "warning: running as root; workflow steps still run as '{}' on the local agent, but the server itself needs no privileges: prefer a dedicated user",
@@ -287,7 +309,6 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
                 .unwrap_or(crate::local_agent::DEFAULT_USER)
         );
     }
-    let key = master_key(args.master_key_file.as_deref(), &dir)?;
     // Every server of a database seals with the same key: refuse to start
     // with another one rather than fail on every secret later.
     let probe = key
@@ -361,7 +382,7 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
     let local = if local_jobs > 0 {
         let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let mut deny = vec![abs(&dir)];
-        if let Some(f) = &args.master_key_file {
+        if let Some(f) = &args.db.master_key_file {
             deny.push(abs(f));
         }
         let cfg = crate::local_agent::Config {
@@ -444,6 +465,28 @@ fn server_id(dir: &std::path::Path) -> Result<String, String> {
 
 /// The master key: from `--master-key-file`, `LAUNCHWAY_MASTER_KEY`, or
 /// the data dir's `master.key` (created owner-only at first start).
+/// Signs `db`'s audit entries with `key` and keeps the checkpoint in `dir`.
+pub fn anchor(db: &Store, key: &MasterKey, dir: &std::path::Path) {
+    db.anchor_audit(launchway_server::audit::Anchor {
+        key: key.audit_key(),
+        checkpoint: Some(dir.join("audit.head")),
+    });
+}
+
+/// The master key if one is given or kept in the data dir (never made).
+fn existing_master_key(
+    file: Option<&std::path::Path>,
+    dir: &std::path::Path,
+) -> Result<Option<MasterKey>, String> {
+    if file.is_some()
+        || std::env::var_os("LAUNCHWAY_MASTER_KEY").is_some()
+        || dir.join("master.key").exists()
+    {
+        return master_key(file, dir).map(Some);
+    }
+    Ok(None)
+}
+
 fn master_key(file: Option<&std::path::Path>, dir: &std::path::Path) -> Result<MasterKey, String> {
     let bad = |what: &str, e: launchway_server::sealed::SealError| format!("{what}: {e}");
     if let Some(f) = file {

@@ -170,3 +170,65 @@ fn failed_authentications_are_rate_limited_per_source() {
     assert_eq!(limited.len(), 10, "{statuses:?}");
     assert!(limited.iter().all(|(_, retry)| *retry));
 }
+
+/// `launchway audit --verify` proves more than a hash chain: deleting the
+/// newest entries, or editing one and hashing the rest again, is caught
+/// (signatures under the master key, a checkpoint in the data dir).
+#[test]
+fn the_audit_log_resists_truncation_and_rehashing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("server");
+    let (server, _base, _) = start(&data);
+    for name in ["ana", "bo", "cy"] {
+        assert!(admin(&data, &["user", "add", name, "--role", "viewer"]).0);
+    }
+    drop(server);
+    let verify = |data: &std::path::Path| {
+        let out = common::bin()
+            .args(["audit", "--verify", "--data-dir"])
+            .arg(data)
+            .env_remove("LAUNCHWAY_DATABASE")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = verify(&data);
+    assert!(
+        ok && out.contains("signatures and checkpoint verified"),
+        "{out}"
+    );
+    // A copy of the whole data dir for the second attack.
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(&data).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    let sql = |data: &std::path::Path, q: &str| {
+        let st = std::process::Command::new("python3")
+            .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"])
+            .arg(data.join("server.db"))
+            .arg(q)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    // Deleting the newest entry.
+    sql(
+        &data,
+        "DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)",
+    );
+    let (ok, out) = verify(&data);
+    assert!(!ok && out.contains("entries were deleted"), "{out}");
+    // Editing an entry (the server's copy of the chain breaks at it).
+    sql(&copy, "UPDATE audit SET outcome = 'denied' WHERE seq = 2");
+    let (ok, out) = verify(&copy);
+    assert!(!ok && out.contains("entry 2"), "{out}");
+}

@@ -452,7 +452,11 @@ async fn add_user(
 async fn audit_log(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     let entries = state.store.audit_log().await?;
-    let verified = match crate::audit::verify(&entries) {
+    let checked = match state.store.audit_anchor() {
+        Some(a) => crate::audit::verify_anchored(&entries, a),
+        None => crate::audit::verify(&entries),
+    };
+    let verified = match checked {
         Ok(n) => json!({ "ok": true, "entries": n }),
         Err(t) => json!({ "ok": false, "problem": t.to_string() }),
     };

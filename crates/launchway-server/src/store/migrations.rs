@@ -190,6 +190,11 @@ const STEPS: &[Step] = &[
         sql: "CREATE TABLE hook_deliveries (id TEXT PRIMARY KEY, repo TEXT NOT NULL, at_ms BIGINT NOT NULL);
         CREATE INDEX hook_deliveries_at ON hook_deliveries (at_ms);",
     },
+    Step {
+        version: 12,
+        // Each audit entry's HMAC under a key outside the database.
+        sql: "ALTER TABLE audit ADD COLUMN mac TEXT NOT NULL DEFAULT '';",
+    },
 ];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -21,7 +21,7 @@ use sqlx::{AnyPool, Row};
 macro_rules! audit_select {
     ($rest:literal) => {
         concat!(
-            "SELECT seq, at_ms, actor, action, target, source, outcome, prev, hash FROM audit ",
+            "SELECT seq, at_ms, actor, action, target, source, outcome, prev, hash, mac FROM audit ",
             $rest
         )
     };
@@ -76,6 +76,9 @@ pub struct User {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Signs audit entries and keeps the checkpoint (set once the master
+    /// key is known).
+    anchor: std::sync::Arc<std::sync::OnceLock<crate::audit::Anchor>>,
 }
 
 impl Store {
@@ -110,7 +113,11 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            anchor: Default::default(),
+        };
         migrations::apply(&store.pool, backend).await?;
         Ok(store)
     }
@@ -231,10 +238,19 @@ impl Store {
         let event = event.bounded();
         loop {
             let last = self.last_audit().await?;
-            let entry = audit::append(last.as_ref(), at_ms, event.clone());
+            // A signed log stays signed: without the key, nothing is added.
+            if self.anchor.get().is_none() && last.as_ref().is_some_and(|e| !e.mac.is_empty()) {
+                return Err(StoreError::Invalid(
+                    "the audit log is signed and this process has no master key (--master-key-file, LAUNCHWAY_MASTER_KEY or master.key in the data dir); nothing was changed".into(),
+                ));
+            }
+            let mut entry = audit::append(last.as_ref(), at_ms, event.clone());
+            if let Some(a) = self.anchor.get() {
+                entry.mac = a.mac(&entry.hash);
+            }
             let done = sqlx::query(
-                "INSERT INTO audit (seq, at_ms, actor, action, target, source, outcome, prev, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO audit (seq, at_ms, actor, action, target, source, outcome, prev, hash, mac) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(entry.seq as i64)
             .bind(entry.at_ms)
@@ -245,14 +261,25 @@ impl Store {
             .bind(&entry.event.outcome)
             .bind(&entry.prev)
             .bind(&entry.hash)
+            .bind(&entry.mac)
             .execute(&self.pool)
             .await;
             match done {
-                Ok(_) => return Ok(entry),
+                Ok(_) => {
+                    if let Some(a) = self.anchor.get() {
+                        a.advance(&entry);
+                    }
+                    return Ok(entry);
+                }
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() => continue,
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The newest audit entry (its hash is what an operator compares).
+    pub async fn audit_head(&self) -> Result<Option<Entry>, StoreError> {
+        self.last_audit().await
     }
 
     async fn last_audit(&self) -> Result<Option<Entry>, StoreError> {
@@ -260,6 +287,17 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(entry_from_row).transpose()?)
+    }
+
+    /// From now on, audit entries are signed and the checkpoint kept
+    /// (once per store; later calls change nothing).
+    pub fn anchor_audit(&self, anchor: crate::audit::Anchor) {
+        let _ = self.anchor.set(anchor);
+    }
+
+    /// The anchor audit entries are signed with, if set.
+    pub fn audit_anchor(&self) -> Option<&crate::audit::Anchor> {
+        self.anchor.get()
     }
 
     /// The whole audit log, oldest first.
@@ -290,6 +328,7 @@ fn entry_from_row(r: &sqlx::any::AnyRow) -> Result<Entry, sqlx::Error> {
         },
         prev: r.try_get(7)?,
         hash: r.try_get(8)?,
+        mac: r.try_get(9)?,
     })
 }
 
