@@ -1085,6 +1085,22 @@ jobs:
         .filter_map(|l| l.strip_prefix("talk | ")?.trim().parse().ok())
         .collect();
     assert_eq!(numbers, (1..=50_000).collect::<Vec<u32>>());
+    // Pages of it, streamed: skip the lines before, stop after the limit
+    // (a 3 MB line counts once, whatever pieces it travels in).
+    let lines_before: usize = text.lines().position(|l| l == "talk | 1000").unwrap();
+    let (_, page) = get(
+        &format!("{base}/api/runs/{id}/logs?offset={lines_before}&limit=3"),
+        Some(&token),
+    );
+    assert_eq!(page, "talk | 1000\ntalk | 1001\ntalk | 1002\n");
+    let long_at = text.lines().position(|l| l.len() > 1000).unwrap();
+    let (_, page) = get(
+        &format!("{base}/api/runs/{id}/logs?offset={long_at}&limit=2"),
+        Some(&token),
+    );
+    let got: Vec<&str> = page.lines().collect();
+    assert_eq!(got.len(), 2, "{}", &page[..page.len().min(200)]);
+    assert_eq!(got[0].len(), "talk | ".len() + 3_000_000);
     // The step's byte range in the server's copy of the log is its own.
     let rec = run_record(&base, &token, id);
     let run_dir = tmp.path().join("data/server/runs/1");

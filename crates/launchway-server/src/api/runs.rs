@@ -271,7 +271,20 @@ pub async fn show_run(
 pub struct LogsQuery {
     job: Option<String>,
     follow: Option<bool>,
+    /// Skip this many lines (pagination).
+    offset: Option<u64>,
+    /// At most this many lines.
+    limit: Option<u64>,
 }
+
+/// What a log response reads at once: a plain response passes a longer
+/// line on in pieces of this size (one line still), a follower reads this
+/// much per file per poll.
+const MAX_LINE: u64 = 1 << 20;
+
+/// The longest line a follower's event carries whole; longer ones are
+/// split (the buffer per follower stays bounded).
+const MAX_EVENT_LINE: usize = 16 << 20;
 
 /// The job log files of a run (job key, path): every `logs/*.log` the
 /// runner has opened, named by the record's job keys (the record lists a
@@ -328,17 +341,93 @@ pub async fn logs(
     if q.follow.unwrap_or(false) {
         return Ok(follow(state, id, q.job).into_response());
     }
-    let mut out = String::new();
-    for (key, path) in log_files(&run, q.job.as_deref()) {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        for line in text.lines() {
-            out.push_str(&key);
-            out.push_str(" | ");
-            out.push_str(line);
-            out.push('\n');
+    // Streamed file by file, line by line: a 100 MB log costs each reader
+    // a buffer, not the log.
+    let files: std::collections::VecDeque<_> = log_files(&run, q.job.as_deref()).into();
+    let start = PlainLogs {
+        files,
+        current: None,
+        skip: q.offset.unwrap_or(0),
+        left: q.limit,
+        mid_line: false,
+        skipping: false,
+    };
+    let stream = futures_util::stream::unfold(start, |mut s| async move {
+        let chunk = s.next_chunk().await?;
+        Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(chunk)), s))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// A plain log response being written.
+struct PlainLogs {
+    files: std::collections::VecDeque<(String, std::path::PathBuf)>,
+    current: Option<(String, tokio::io::BufReader<tokio::fs::File>)>,
+    skip: u64,
+    left: Option<u64>,
+    /// The last piece did not end its line: the next one continues it.
+    mid_line: bool,
+    /// The line being continued is skipped (pagination).
+    skipping: bool,
+}
+
+impl PlainLogs {
+    /// The next ~64 KiB of `job | line` lines; `None` at the end.
+    async fn next_chunk(&mut self) -> Option<Vec<u8>> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        let mut out = Vec::with_capacity(64 << 10);
+        while out.len() < 64 << 10 {
+            if self.left == Some(0) && !self.mid_line {
+                break;
+            }
+            let Some((key, reader)) = self.current.as_mut() else {
+                let Some((key, path)) = self.files.pop_front() else {
+                    break;
+                };
+                if let Ok(f) = tokio::fs::File::open(&path).await {
+                    self.current = Some((key, tokio::io::BufReader::with_capacity(64 << 10, f)));
+                }
+                continue;
+            };
+            let mut line = Vec::new();
+            let n = (&mut *reader)
+                .take(MAX_LINE)
+                .read_until(b'\n', &mut line)
+                .await
+                .unwrap_or(0);
+            if n == 0 {
+                if self.mid_line && !self.skipping {
+                    out.push(b'\n');
+                }
+                self.current = None;
+                self.mid_line = false;
+                continue;
+            }
+            let ends = line.last() == Some(&b'\n');
+            if !self.mid_line {
+                // A new line: counted, prefixed.
+                self.skipping = self.skip > 0;
+                if self.skipping {
+                    self.skip -= 1;
+                } else {
+                    if let Some(l) = self.left.as_mut() {
+                        *l -= 1;
+                    }
+                    out.extend_from_slice(key.as_bytes());
+                    out.extend_from_slice(b" | ");
+                }
+            }
+            if !self.skipping {
+                out.extend_from_slice(&line);
+            }
+            self.mid_line = !ends;
         }
+        (!out.is_empty()).then_some(out)
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response())
 }
 
 /// What a follower has read so far.
@@ -354,8 +443,10 @@ struct Follow {
 
 impl Follow {
     /// New complete lines since the last poll.
-    fn poll_files(&mut self, run: &Run) {
+    /// Returns whether a file has more to read than this poll took.
+    fn poll_files(&mut self, run: &Run) -> bool {
         use std::io::{Read, Seek, SeekFrom};
+        let mut more = false;
         for (key, path) in log_files(run, self.job.as_deref()) {
             let entry = self.read.entry(path.clone()).or_default();
             let Ok(mut f) = std::fs::File::open(&path) else {
@@ -364,10 +455,13 @@ impl Follow {
             if f.seek(SeekFrom::Start(entry.0)).is_err() {
                 continue;
             }
+            // At most 1 MiB per file per poll: a late follower of a long
+            // log catches up in steps, never holding the whole log.
             let mut buf = Vec::new();
-            if f.read_to_end(&mut buf).is_err() {
+            if f.take(MAX_LINE).read_to_end(&mut buf).is_err() {
                 continue;
             }
+            more |= buf.len() as u64 == MAX_LINE;
             entry.0 += buf.len() as u64;
             entry.1.push_str(&String::from_utf8_lossy(&buf));
             while let Some(nl) = entry.1.find('\n') {
@@ -376,7 +470,15 @@ impl Follow {
                 self.pending
                     .push_back(SseEvent::default().event("log").data(data.to_string()));
             }
+            // A line longer than that goes in pieces.
+            if entry.1.len() >= MAX_EVENT_LINE {
+                let piece = std::mem::take(&mut entry.1);
+                let data = json!({"job": key, "line": piece});
+                self.pending
+                    .push_back(SseEvent::default().event("log").data(data.to_string()));
+            }
         }
+        more
     }
 }
 
@@ -414,7 +516,10 @@ fn follow(
             };
             // Read the files after the status: a final status means the
             // files are complete, so this read gets their last lines.
-            f.poll_files(&run);
+            if f.poll_files(&run) {
+                // Catching up: the rest of the file next, status later.
+                continue;
+            }
             if run.status.is_final() {
                 f.done = true;
                 let data = json!({"status": run.status, "message": run.message});
