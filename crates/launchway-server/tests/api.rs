@@ -572,3 +572,173 @@ async fn nul_bytes_are_a_400_everywhere() {
     let (_, repos) = s.call("GET", "/api/repos", Some(&admin), None).await;
     assert_eq!(repos, json!([]));
 }
+
+/// Accounts over the API: tokens with an expiry, listed without their
+/// values (each user sees their own), revoked by their owner or an admin;
+/// users demoted, disabled (their tokens stop at once), enabled, removed;
+/// never the last enabled admin.
+#[tokio::test]
+async fn tokens_and_users_are_managed_over_the_api() {
+    let s = server().await;
+    let admin = s.admin.clone();
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/users",
+            Some(&admin),
+            Some(r#"{"name":"ana","role":"developer"}"#.into()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/tokens",
+            Some(&admin),
+            Some(r#"{"user":"ana","label":"laptop","expires_in_days":30}"#.into()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let ana = v["token"].as_str().unwrap().to_string();
+    assert!(v["expires_ms"].as_i64().unwrap() > 0);
+    // Ana sees her own tokens, not the admin's, and never a value.
+    let (st, v) = s.call("GET", "/api/tokens", Some(&ana), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{v}");
+    assert_eq!(list[0]["label"], "laptop");
+    assert!(
+        !v.to_string().contains(&ana[4..]),
+        "a token's value is never listed"
+    );
+    assert!(
+        list[0]["last_used_ms"].as_i64().unwrap() > 0,
+        "last use is recorded"
+    );
+    let (st, _) = s
+        .call("GET", "/api/tokens?user=admin", Some(&ana), None)
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (_, all) = s.call("GET", "/api/tokens", Some(&admin), None).await;
+    let admin_token_id = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["user"] == "admin")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (st, _) = s
+        .call(
+            "POST",
+            &format!("/api/tokens/{admin_token_id}/revoke"),
+            Some(&ana),
+            None,
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "another user's token is not there for her"
+    );
+    // Her own second token, revoked by herself.
+    let (_, v) = s
+        .call(
+            "POST",
+            "/api/tokens",
+            Some(&ana),
+            Some(r#"{"label":"ci"}"#.into()),
+        )
+        .await;
+    let (id, second) = (
+        v["id"].as_i64().unwrap(),
+        v["token"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(
+        s.call("GET", "/api/me", Some(&second), None).await.0,
+        StatusCode::OK
+    );
+    let (st, _) = s
+        .call(
+            "POST",
+            &format!("/api/tokens/{id}/revoke"),
+            Some(&ana),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        s.call("GET", "/api/me", Some(&second), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // A token past its expiry is refused.
+    let (_, old) = s
+        .state
+        .store
+        .create_token_until("ana", "old", launchway_server::now_ms() - 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.call("GET", "/api/me", Some(&old), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Disabled: her tokens stop at once; enabled: they work again.
+    let patch = |body: &str| Some(body.to_string());
+    let (st, v) = s
+        .call(
+            "PATCH",
+            "/api/users/ana",
+            Some(&admin),
+            patch(r#"{"disabled":true}"#),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        s.call("GET", "/api/me", Some(&ana), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    s.call(
+        "PATCH",
+        "/api/users/ana",
+        Some(&admin),
+        patch(r#"{"disabled":false,"role":"viewer"}"#),
+    )
+    .await;
+    let (st, me) = s.call("GET", "/api/me", Some(&ana), None).await;
+    assert_eq!((st, me["role"].as_str()), (StatusCode::OK, Some("viewer")));
+    // Never without an enabled admin; a non-admin changes nobody.
+    for (method, body) in [
+        ("PATCH", Some(r#"{"role":"viewer"}"#)),
+        ("PATCH", Some(r#"{"disabled":true}"#)),
+        ("DELETE", None),
+    ] {
+        let (st, v) = s
+            .call(
+                method,
+                "/api/users/admin",
+                Some(&admin),
+                body.map(str::to_string),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{method}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("last enabled admin"));
+    }
+    assert_eq!(
+        s.call("DELETE", "/api/users/admin", Some(&ana), None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // Removed: her tokens with her.
+    let (st, _) = s.call("DELETE", "/api/users/ana", Some(&admin), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        s.call("GET", "/api/me", Some(&ana), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, accounts) = s.call("GET", "/api/accounts", Some(&admin), None).await;
+    assert_eq!(
+        accounts,
+        json!([{"name": "admin", "role": "admin", "disabled": false}])
+    );
+}

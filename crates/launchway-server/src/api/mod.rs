@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 /// Request bodies above this are refused with 413 before they are read.
 pub const MAX_BODY: usize = 1 << 20;
 
+mod accounts;
 mod agents;
 mod environments;
 mod hooks;
@@ -75,6 +76,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/me"),
     ("get", "/api/users"),
     ("post", "/api/users"),
+    ("patch", "/api/users/{name}"),
+    ("delete", "/api/users/{name}"),
+    ("get", "/api/accounts"),
+    ("get", "/api/tokens"),
+    ("post", "/api/tokens"),
+    ("post", "/api/tokens/{id}/revoke"),
+    ("post", "/api/repos/{name}/webhook-secret"),
     ("get", "/api/audit"),
     ("get", "/metrics"),
     ("get", "/api/repos"),
@@ -135,6 +143,20 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/me", get(me))
         .route("/api/users", get(list_users).post(add_user))
+        .route(
+            "/api/users/{name}",
+            axum::routing::patch(accounts::change_user).delete(accounts::delete_user),
+        )
+        .route("/api/accounts", get(accounts::list_accounts))
+        .route(
+            "/api/tokens",
+            get(accounts::list_tokens).post(accounts::create_token),
+        )
+        .route("/api/tokens/{id}/revoke", post(accounts::revoke_token))
+        .route(
+            "/api/repos/{name}/webhook-secret",
+            post(accounts::rotate_webhook_secret),
+        )
         .route("/api/audit", get(audit_log))
         .route("/metrics", get(metrics::scrape))
         .route("/api/repos", get(runs::list_repos).post(runs::add_repo))

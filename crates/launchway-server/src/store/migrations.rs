@@ -195,6 +195,16 @@ const STEPS: &[Step] = &[
         // Each audit entry's HMAC under a key outside the database.
         sql: "ALTER TABLE audit ADD COLUMN mac TEXT NOT NULL DEFAULT '';",
     },
+    Step {
+        version: 13,
+        // Tokens that expire and say when they were last used; users an
+        // admin can disable.
+        sql: "
+        ALTER TABLE tokens ADD COLUMN created_ms BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE tokens ADD COLUMN last_used_ms BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE tokens ADD COLUMN expires_ms BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;",
+    },
 ];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

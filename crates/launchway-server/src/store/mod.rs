@@ -2,6 +2,7 @@
 //! one API. Queries are written once in the SQL both understand (`$N`
 //! placeholders, in order of first use); only the schema differs per backend.
 
+pub mod accounts;
 pub mod agents;
 pub mod changes;
 mod migrations;
@@ -195,14 +196,26 @@ impl Store {
     /// Issues a token for `user`; the clear text is returned once and only
     /// its digest is stored.
     pub async fn create_token(&self, user: &str, label: &str) -> Result<(i64, String), StoreError> {
+        self.create_token_until(user, label, 0).await
+    }
+
+    /// As [`Store::create_token`], valid until `expires_ms` (0: never).
+    pub async fn create_token_until(
+        &self,
+        user: &str,
+        label: &str,
+        expires_ms: i64,
+    ) -> Result<(i64, String), StoreError> {
         let token = auth::generate_token().map_err(|e| StoreError::Random(e.to_string()))?;
         let row = sqlx::query(
-            "INSERT INTO tokens (user_name, label, digest, revoked) \
-             SELECT name, $2, $3, 0 FROM users WHERE name = $1 RETURNING id",
+            "INSERT INTO tokens (user_name, label, digest, revoked, created_ms, last_used_ms, expires_ms) \
+             SELECT name, $2, $3, 0, $4, 0, $5 FROM users WHERE name = $1 RETURNING id",
         )
         .bind(user)
         .bind(label)
         .bind(auth::token_digest(&token))
+        .bind(crate::now_ms())
+        .bind(expires_ms)
         .fetch_optional(&self.pool)
         .await?;
         let row = row.ok_or_else(|| StoreError::NoUser(user.to_string()))?;
@@ -221,14 +234,30 @@ impl Store {
     }
 
     /// The user a presented token belongs to, if it is live.
+    /// Live means: not revoked, not expired, its user not disabled.
+    /// Records when it was last used (to the minute).
     pub async fn authenticate(&self, token: &str) -> Result<Option<User>, StoreError> {
+        let now = crate::now_ms();
+        let digest = auth::token_digest(token);
         let row = sqlx::query(
             "SELECT u.name, u.role FROM tokens t JOIN users u ON u.name = t.user_name \
-             WHERE t.digest = $1 AND t.revoked = 0",
+             WHERE t.digest = $1 AND t.revoked = 0 AND u.disabled = 0 \
+             AND (t.expires_ms = 0 OR t.expires_ms > $2)",
         )
-        .bind(auth::token_digest(token))
+        .bind(&digest)
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
+        if row.is_some() {
+            sqlx::query(
+                "UPDATE tokens SET last_used_ms = $2 WHERE digest = $1 AND last_used_ms < $3",
+            )
+            .bind(&digest)
+            .bind(now)
+            .bind(now - 60_000)
+            .execute(&self.pool)
+            .await?;
+        }
         row.as_ref().map(user_from_row).transpose()
     }
 

@@ -216,6 +216,19 @@ impl Store {
         }
     }
 
+    /// Replaces a repository's sealed webhook secret.
+    pub async fn set_webhook_secret(&self, name: &str, sealed: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE repos SET webhook_secret = $2 WHERE name = $1")
+            .bind(name)
+            .bind(sealed)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NoRepo(name.to_string()));
+        }
+        Ok(())
+    }
+
     pub async fn repos(&self) -> Result<Vec<Repo>, StoreError> {
         let rows = sqlx::query("SELECT name, location, created_ms FROM repos ORDER BY name")
             .fetch_all(self.pool())

@@ -1,0 +1,260 @@
+//! Accounts over the API: tokens (a user's own, or anyone's for an admin)
+//! created with an expiry, listed without their values, revoked; users
+//! whose role changes, who are disabled, enabled or removed (admins); a
+//! repository's webhook secret rotated (admins). Every change and every
+//! refusal is audited.
+
+use super::{ApiError, AppState, Caller, record, valid_name};
+use crate::auth::Role;
+use crate::store::accounts::{Account, TokenInfo};
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+/// The longest a token may live, in days (and the default for new ones
+/// without `expires_in_days`: none).
+pub const MAX_TOKEN_DAYS: u64 = 3650;
+
+#[derive(Debug, serde::Deserialize)]
+pub struct TokensQuery {
+    user: Option<String>,
+}
+
+/// `GET /api/tokens`: an admin sees every token (or one user's), anyone
+/// else their own.
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<TokensQuery>,
+) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let user = match (caller.user.role >= Role::Admin, q.user) {
+        (true, u) => u,
+        (false, Some(u)) if u != caller.user.name => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "only an admin sees other users' tokens",
+            ));
+        }
+        (false, _) => Some(caller.user.name.clone()),
+    };
+    Ok(Json(state.store.tokens(user.as_deref()).await?))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// Whose (default: the caller's; another user's: admins only).
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+    /// Days until it stops working (default: never).
+    #[serde(default)]
+    expires_in_days: Option<u64>,
+}
+
+/// `POST /api/tokens`: the value is in the answer, once.
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<NewToken>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(b) = body?;
+    let user = b.user.unwrap_or_else(|| caller.user.name.clone());
+    let target = format!("user/{user}");
+    if user != caller.user.name
+        && let Err(e) = caller.require(Role::Admin)
+    {
+        record(&state, &caller, "token.create", &target, "denied").await?;
+        return Err(e);
+    }
+    let label = b.label.unwrap_or_else(|| "api".into());
+    if label.len() > 64 || label.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "label: at most 64 printable characters",
+        ));
+    }
+    let expires_ms = match b.expires_in_days {
+        None => 0,
+        Some(d) if (1..=MAX_TOKEN_DAYS).contains(&d) => {
+            crate::now_ms() + i64::try_from(d * 86_400_000).unwrap_or(i64::MAX)
+        }
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("expires_in_days: 1 to {MAX_TOKEN_DAYS}"),
+            ));
+        }
+    };
+    let (id, token) = state
+        .store
+        .create_token_until(&user, &label, expires_ms)
+        .await?;
+    record(
+        &state,
+        &caller,
+        "token.create",
+        &target,
+        &format!("ok: token/{id}"),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "user": user, "token": token, "expires_ms": expires_ms })),
+    ))
+}
+
+/// `POST /api/tokens/{id}/revoke`: the owner or an admin.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let target = format!("token/{id}");
+    let t = state.store.token(id).await?;
+    let mine = t.as_ref().is_some_and(|t| t.user == caller.user.name);
+    if !mine && let Err(e) = caller.require(Role::Admin) {
+        record(&state, &caller, "token.revoke", &target, "denied").await?;
+        // Someone else's token is not there for a non-admin.
+        return Err(if t.is_some() {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no token {id}"))
+        } else {
+            e
+        });
+    }
+    state.store.revoke_token(id).await?;
+    record(&state, &caller, "token.revoke", &target, "ok").await?;
+    Ok(Json(json!({ "id": id, "revoked": true })))
+}
+
+/// `GET /api/accounts`: users with their state (admins).
+pub async fn list_accounts(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<Account>>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(Json(state.store.accounts().await?))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    disabled: Option<bool>,
+}
+
+/// `PATCH /api/users/{name}`: role and disabled (admins; the last enabled
+/// admin stays one).
+pub async fn change_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Result<Json<UserChange>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let target = format!("user/{name}");
+    if let Err(e) = caller.require(Role::Admin) {
+        record(&state, &caller, "user.change", &target, "denied").await?;
+        return Err(e);
+    }
+    if !valid_name(&name) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no user '{name}'"),
+        ));
+    }
+    let Json(c) = body?;
+    if c.role.is_none() && c.disabled.is_none() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "nothing to change: give role and/or disabled",
+        ));
+    }
+    let mut what = Vec::new();
+    if let Some(r) = c.role {
+        state.store.set_role(&name, r).await?;
+        what.push(format!("role {r}"));
+    }
+    if let Some(d) = c.disabled {
+        state.store.set_user_disabled(&name, d).await?;
+        what.push(if d { "disabled" } else { "enabled" }.to_string());
+    }
+    record(
+        &state,
+        &caller,
+        "user.change",
+        &target,
+        &format!("ok: {}", what.join(", ")),
+    )
+    .await?;
+    let a = state
+        .store
+        .accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.name == name);
+    Ok(Json(json!(a)))
+}
+
+/// `DELETE /api/users/{name}` (admins; not the last enabled admin).
+pub async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let target = format!("user/{name}");
+    if let Err(e) = caller.require(Role::Admin) {
+        record(&state, &caller, "user.delete", &target, "denied").await?;
+        return Err(e);
+    }
+    if !valid_name(&name) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no user '{name}'"),
+        ));
+    }
+    state.store.delete_user(&name).await?;
+    record(&state, &caller, "user.delete", &target, "ok").await?;
+    Ok(Json(json!({ "deleted": name })))
+}
+
+/// `POST /api/repos/{name}/webhook-secret`: a new secret (shown once); the
+/// old one stops verifying at once (admins).
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let target = format!("repo/{name}");
+    if let Err(e) = caller.require(Role::Admin) {
+        record(
+            &state,
+            &caller,
+            "repo.rotate-webhook-secret",
+            &target,
+            "denied",
+        )
+        .await?;
+        return Err(e);
+    }
+    if state.store.repo(&name).await?.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no repository '{name}'"),
+        ));
+    }
+    let secret = crate::sealed::MasterKey::generate_hex()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let sealed = state
+        .key
+        .seal(&super::runs::webhook_scope(&name), secret.as_bytes())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    state.store.set_webhook_secret(&name, &sealed).await?;
+    record(&state, &caller, "repo.rotate-webhook-secret", &target, "ok").await?;
+    Ok(Json(json!({ "repo": name, "webhook_secret": secret })))
+}
