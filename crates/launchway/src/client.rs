@@ -141,6 +141,18 @@ impl Client {
         self.finish(res).map(|_| ())
     }
 
+    /// `PATCH` with a JSON body; the answer as JSON.
+    pub fn patch(&self, path: &str, body: &Value) -> Result<Value, String> {
+        let res = self
+            .agent
+            .patch(self.url(path))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .send(body.to_string());
+        let text = self.finish(res)?;
+        serde_json::from_str(&text).map_err(|e| format!("the server's answer is not JSON: {e}"))
+    }
+
     pub fn delete(&self, path: &str) -> Result<(), String> {
         let res = self
             .agent

@@ -1,9 +1,13 @@
-//! `launchway admin`: users and API tokens, straight on the server's
-//! database (for whoever runs the server and holds its files).
+//! `launchway admin`: users and API tokens — over a server's API with
+//! `--server` (or LAUNCHWAY_SERVER) and an admin's token, or straight on
+//! the server's database for whoever runs the server and holds its files
+//! (`--data-dir`/`--database`). One or the other: naming both is refused.
 
+use crate::client::{Client, ServerOpts};
 use crate::cmd_serve::{DbOptions, block_on};
 use launchway_server::audit::Event;
 use launchway_server::auth::Role;
+use serde_json::{Value, json};
 
 #[derive(clap::Args)]
 pub struct AdminArgs {
@@ -37,8 +41,16 @@ enum UserCommand {
         #[arg(long, default_value = "viewer")]
         role: Role,
     },
-    /// List users and their roles.
+    /// List users, their roles and whether they are disabled.
     List,
+    /// Change a user's role.
+    SetRole { name: String, role: Role },
+    /// Stop a user's tokens from working (until enabled again).
+    Disable { name: String },
+    /// Let a disabled user's tokens work again.
+    Enable { name: String },
+    /// Remove a user and their tokens.
+    Delete { name: String },
 }
 
 #[derive(clap::Subcommand)]
@@ -48,12 +60,152 @@ enum TokenCommand {
         user: String,
         #[arg(long, default_value = "cli")]
         label: String,
+        /// Days until it stops working (default: never).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3650))]
+        expires_days: Option<u64>,
+    },
+    /// List tokens (never their values): id, user, label, created, last
+    /// used, expires.
+    List {
+        #[arg(long)]
+        user: Option<String>,
     },
     /// Revoke a token by its id.
     Revoke { id: i64 },
 }
 
-pub fn main(args: &AdminArgs, store: &launchway_runner::store::Store) -> u8 {
+/// Where an admin command acts: refused (exit 2) when both a server and a
+/// database are named.
+fn over_api(db: &DbOptions, server: &ServerOpts) -> Result<Option<Client>, (u8, String)> {
+    let client = server.client().map_err(|e| (1, e))?;
+    if client.is_some() && db.named() {
+        return Err((
+            2,
+            "choose one: --server (over the API, with an admin's token) or --data-dir/--database/--master-key-file (this machine's database); unset LAUNCHWAY_SERVER or LAUNCHWAY_DATABASE to pick".into(),
+        ));
+    }
+    Ok(client)
+}
+
+fn ms(t: i64) -> String {
+    if t == 0 {
+        return "-".into();
+    }
+    launchway_runner::store::rfc3339(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(t).unwrap_or(0)),
+    )
+}
+
+fn print_tokens(list: &[Value]) {
+    println!(
+        "{:>5}  {:<16} {:<16} {:<22} {:<22} {:<22} revoked",
+        "id", "user", "label", "created", "last used", "expires"
+    );
+    for t in list {
+        println!(
+            "{:>5}  {:<16} {:<16} {:<22} {:<22} {:<22} {}",
+            t["id"],
+            t["user"].as_str().unwrap_or(""),
+            t["label"].as_str().unwrap_or(""),
+            ms(t["created_ms"].as_i64().unwrap_or(0)),
+            ms(t["last_used_ms"].as_i64().unwrap_or(0)),
+            ms(t["expires_ms"].as_i64().unwrap_or(0)),
+            t["revoked"].as_bool().unwrap_or(false)
+        );
+    }
+}
+
+/// The command through a server's API.
+fn remote(c: &Client, cmd: &AdminCommand) -> Result<(), String> {
+    match cmd {
+        AdminCommand::User(u) => match u {
+            UserCommand::Add { name, role } => {
+                c.post("/api/users", &json!({"name": name, "role": role}))?;
+                println!("added user '{name}' ({role})");
+            }
+            UserCommand::List => {
+                let list = c.get("/api/accounts")?;
+                for a in list.as_array().cloned().unwrap_or_default() {
+                    println!(
+                        "{:<24} {:<10} {}",
+                        a["name"].as_str().unwrap_or(""),
+                        a["role"].as_str().unwrap_or(""),
+                        if a["disabled"] == true {
+                            "disabled"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            UserCommand::SetRole { name, role } => {
+                c.patch(&format!("/api/users/{name}"), &json!({"role": role}))?;
+                println!("'{name}' is now {role}");
+            }
+            UserCommand::Disable { name } | UserCommand::Enable { name } => {
+                let off = matches!(u, UserCommand::Disable { .. });
+                c.patch(&format!("/api/users/{name}"), &json!({"disabled": off}))?;
+                println!("'{name}' is {}", if off { "disabled" } else { "enabled" });
+            }
+            UserCommand::Delete { name } => {
+                c.delete(&format!("/api/users/{name}"))?;
+                println!("removed user '{name}' and their tokens");
+            }
+        },
+        AdminCommand::Token(t) => match t {
+            TokenCommand::Create {
+                user,
+                label,
+                expires_days,
+            } => {
+                let v = c.post(
+                    "/api/tokens",
+                    &json!({"user": user, "label": label, "expires_in_days": expires_days}),
+                )?;
+                eprintln!("token {} for '{user}' (shown only now):", v["id"]);
+                println!("{}", v["token"].as_str().unwrap_or(""));
+            }
+            TokenCommand::List { user } => {
+                let path = match user {
+                    Some(u) => format!("/api/tokens?user={}", crate::client::encode(u)),
+                    None => "/api/tokens".into(),
+                };
+                let list = c.get(&path)?;
+                print_tokens(list.as_array().map_or(&[][..], |v| v.as_slice()));
+            }
+            TokenCommand::Revoke { id } => {
+                c.post(&format!("/api/tokens/{id}/revoke"), &json!({}))?;
+                println!("revoked token {id}");
+            }
+        },
+        AdminCommand::Prune { .. } => {
+            return Err("prune works on the server's own files: run it on the server's machine (--data-dir), or let `serve --retention-days` do it".into());
+        }
+    }
+    Ok(())
+}
+
+pub fn main(args: &AdminArgs, server: &ServerOpts, store: &launchway_runner::store::Store) -> u8 {
+    match over_api(&args.db, server) {
+        Err((code, e)) => {
+            eprintln!("error: {e}");
+            return code;
+        }
+        Ok(Some(c)) => {
+            return match remote(&c, &args.command) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    if matches!(args.command, AdminCommand::Prune { .. }) {
+                        2
+                    } else {
+                        1
+                    }
+                }
+            };
+        }
+        Ok(None) => {}
+    }
     block_on(async {
         let db = args.db.open(store).await?;
         let actor = std::env::var("USER").unwrap_or_else(|_| "local-admin".into());
@@ -65,16 +217,61 @@ pub fn main(args: &AdminArgs, store: &launchway_runner::store::Store) -> u8 {
                 ("user.add", format!("user/{name}"), r)
             }
             AdminCommand::User(UserCommand::List) => {
-                for u in db.users().await.map_err(|e| e.to_string())? {
-                    println!("{:<24} {}", u.name, u.role);
+                for u in db.accounts().await.map_err(|e| e.to_string())? {
+                    println!(
+                        "{:<24} {:<10} {}",
+                        u.name,
+                        u.role,
+                        if u.disabled { "disabled" } else { "" }
+                    );
                 }
                 return Ok(());
             }
-            AdminCommand::Token(TokenCommand::Create { user, label }) => {
-                let r = db.create_token(user, label).await.map(|(id, token)| {
-                    eprintln!("token {id} for '{user}' (shown only now):");
-                    println!("{token}");
+            AdminCommand::User(UserCommand::SetRole { name, role }) => {
+                let r = db.set_role(name, *role).await.map(|()| {
+                    println!("'{name}' is now {role}");
                 });
+                ("user.change", format!("user/{name}"), r)
+            }
+            AdminCommand::User(
+                u @ (UserCommand::Disable { name } | UserCommand::Enable { name }),
+            ) => {
+                let off = matches!(u, UserCommand::Disable { .. });
+                let r = db.set_user_disabled(name, off).await.map(|()| {
+                    println!("'{name}' is {}", if off { "disabled" } else { "enabled" });
+                });
+                ("user.change", format!("user/{name}"), r)
+            }
+            AdminCommand::User(UserCommand::Delete { name }) => {
+                let r = db.delete_user(name).await.map(|()| {
+                    println!("removed user '{name}' and their tokens");
+                });
+                ("user.delete", format!("user/{name}"), r)
+            }
+            AdminCommand::Token(TokenCommand::List { user }) => {
+                let list = db
+                    .tokens(user.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let list: Vec<Value> = list.iter().map(|t| json!(t)).collect();
+                print_tokens(&list);
+                return Ok(());
+            }
+            AdminCommand::Token(TokenCommand::Create {
+                user,
+                label,
+                expires_days,
+            }) => {
+                let until = expires_days.map_or(0, |d| {
+                    launchway_server::now_ms() + i64::try_from(d * 86_400_000).unwrap_or(i64::MAX)
+                });
+                let r = db
+                    .create_token_until(user, label, until)
+                    .await
+                    .map(|(id, token)| {
+                        eprintln!("token {id} for '{user}' (shown only now):");
+                        println!("{token}");
+                    });
                 ("token.create", format!("user/{user}"), r)
             }
             AdminCommand::Prune { older_than_days } => {
@@ -136,7 +333,61 @@ pub struct AuditArgs {
     last: Option<usize>,
 }
 
-pub fn audit(args: &AuditArgs, store: &launchway_runner::store::Store) -> u8 {
+pub fn audit(args: &AuditArgs, server: &ServerOpts, store: &launchway_runner::store::Store) -> u8 {
+    match over_api(&args.db, server) {
+        Err((code, e)) => {
+            eprintln!("error: {e}");
+            return code;
+        }
+        Ok(Some(c)) => {
+            // The server checks with its key and checkpoint; this prints
+            // what it found.
+            let r = c.get("/api/audit").and_then(|v| {
+                let entries = v["entries"].as_array().cloned().unwrap_or_default();
+                if args.verify {
+                    return if v["verify"]["ok"] == true {
+                        println!(
+                            "audit log intact (checked by the server): {} entries{}",
+                            v["verify"]["entries"],
+                            entries.last().map_or_else(String::new, |e| format!(
+                                "; head: entry {}, hash {}",
+                                e["seq"],
+                                e["hash"].as_str().unwrap_or("")
+                            ))
+                        );
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "audit log tampered: {}",
+                            v["verify"]["problem"].as_str().unwrap_or("?")
+                        ))
+                    };
+                }
+                let skip = args.last.map_or(0, |n| entries.len().saturating_sub(n));
+                for e in &entries[skip..] {
+                    println!(
+                        "{:>6}  {}  {:<16} {:<16} {:<24} {:<16} {}",
+                        e["seq"],
+                        e["at_ms"],
+                        e["actor"].as_str().unwrap_or(""),
+                        e["action"].as_str().unwrap_or(""),
+                        e["target"].as_str().unwrap_or(""),
+                        e["source"].as_str().unwrap_or(""),
+                        e["outcome"].as_str().unwrap_or("")
+                    );
+                }
+                Ok(())
+            });
+            return match r {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            };
+        }
+        Ok(None) => {}
+    }
     block_on(async {
         let db = args.db.open(store).await?;
         let entries = db.audit_log().await.map_err(|e| e.to_string())?;

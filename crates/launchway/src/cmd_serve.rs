@@ -144,6 +144,11 @@ pub struct DbOptions {
 }
 
 impl DbOptions {
+    /// Whether a database (or its key) was named at all.
+    pub fn named(&self) -> bool {
+        self.data_dir.is_some() || self.database.is_some() || self.master_key_file.is_some()
+    }
+
     pub fn dir(&self, store: &launchway_runner::store::Store) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| store.home.clone())
     }

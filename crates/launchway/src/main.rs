@@ -158,8 +158,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd_serve::main(&args, &store),
         Command::Agent(args) => cmd_agent::main(&args),
         Command::Agents(args) => cmd_agents::main(&args, &cli.server),
-        Command::Admin(args) => cmd_admin::main(&args, &store),
-        Command::Audit(args) => cmd_admin::audit(&args, &store),
+        Command::Admin(args) => cmd_admin::main(&args, &cli.server, &store),
+        Command::Audit(args) => cmd_admin::audit(&args, &cli.server, &store),
     };
     ExitCode::from(code)
 }

@@ -232,3 +232,76 @@ fn the_audit_log_resists_truncation_and_rehashing() {
     let (ok, out) = verify(&copy);
     assert!(!ok && out.contains("entry 2"), "{out}");
 }
+
+/// Every admin command works over the API (`--server`, an admin's token),
+/// and naming a server and a database at once is refused, not resolved
+/// quietly in favour of one.
+#[test]
+fn admin_commands_work_over_the_api_and_refuse_two_places() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("server");
+    let (_server, base, token) = start(&data);
+    let token = token.unwrap();
+    let remote = |args: &[&str]| {
+        let out = common::bin()
+            .args(["admin", "--server", &base, "--token", &token])
+            .args(args)
+            .env_remove("LAUNCHWAY_DATABASE")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = remote(&["user", "add", "ana", "--role", "developer"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("added user 'ana'"), "{out}");
+    let (code, ana, err) = remote(&[
+        "token",
+        "create",
+        "ana",
+        "--label",
+        "laptop",
+        "--expires-days",
+        "7",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let ana = ana.trim().to_string();
+    assert_eq!(get(&format!("{base}/api/me"), Some(&ana)).0, 200);
+    let (_, list, _) = remote(&["token", "list", "--user", "ana"]);
+    assert!(list.contains("laptop") && !list.contains(&ana), "{list}");
+    let (code, _, err) = remote(&["user", "disable", "ana"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(get(&format!("{base}/api/me"), Some(&ana)).0, 401);
+    let (_, users, _) = remote(&["user", "list"]);
+    assert!(
+        users.contains("ana") && users.contains("disabled"),
+        "{users}"
+    );
+    let (code, _, err) = remote(&["user", "delete", "admin"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("last enabled admin"), "{err}");
+    // Two places named: refused with exit 2, nothing done.
+    let (code, _, err) = remote(&["--data-dir", data.to_str().unwrap(), "user", "add", "bo"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("choose one"), "{err}");
+    let (code, _, err) = remote(&["prune", "--older-than-days", "1"]);
+    assert_eq!(code, Some(2), "{err}");
+    // The audit log over the API, checked by the server.
+    let out = common::bin()
+        .args(["audit", "--verify", "--server", &base, "--token", &token])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("checked by the server"),
+        "{text}"
+    );
+    let (_, audit) = get(&format!("{base}/api/audit"), Some(&token));
+    assert!(
+        audit.contains("user.change") && audit.contains("token.create"),
+        "{audit}"
+    );
+}
