@@ -742,3 +742,104 @@ async fn tokens_and_users_are_managed_over_the_api() {
         json!([{"name": "admin", "role": "admin", "disabled": false}])
     );
 }
+
+/// Generated from the OpenAPI document: every operation is called with no
+/// token, a malformed, unknown, revoked or expired token, a disabled
+/// user's token, and each role's token. Without a valid token it is a 401
+/// (agent routes: any user token is a 401 too); below the operation's
+/// `x-launchway-auth` role a 403; at or above it, neither.
+#[tokio::test]
+async fn every_operation_authorizes_as_its_document_says() {
+    let s = server().await;
+    let admin = s.admin.clone();
+    let store = &s.state.store;
+    let mut tokens = Vec::new();
+    for role in [Role::Viewer, Role::Developer, Role::Deployer, Role::Admin] {
+        let name = format!("u-{}", role.as_str());
+        store.add_user(&name, role).await.unwrap();
+        tokens.push((role, store.create_token(&name, "t").await.unwrap().1));
+    }
+    store.add_user("gone", Role::Admin).await.unwrap();
+    let (rid, revoked) = store.create_token("gone", "t").await.unwrap();
+    store.revoke_token(rid).await.unwrap();
+    let (_, expired) = store
+        .create_token_until("gone", "t", launchway_server::now_ms() - 1)
+        .await
+        .unwrap();
+    store.add_user("off", Role::Admin).await.unwrap();
+    let (_, disabled) = store.create_token("off", "t").await.unwrap();
+    store.set_user_disabled("off", true).await.unwrap();
+    let invalid: Vec<Option<String>> = vec![
+        None,
+        Some("not-a-token".into()),
+        Some("lwt_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into()),
+        Some(revoked),
+        Some(expired),
+        Some(disabled),
+    ];
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let Some(auth) = op["x-launchway-auth"].as_str() else {
+                panic!("{method} {path} has no x-launchway-auth");
+            };
+            let url = path
+                .replace("{name}", "nope")
+                .replace("{id}", "999999")
+                .replace("{env}", "dev")
+                .replace("{change}", "deploy")
+                .replace("{verdict}", "approve")
+                .replace("{verb}", "disable")
+                .replace("{secret}", "X")
+                .replace("{variable}", "X")
+                .replace("{path}", "f.txt");
+            let body = op.get("requestBody").map(|_| "{}".to_string());
+            let m = method.to_uppercase();
+            let call = |token: Option<String>| {
+                let body = body.clone();
+                let (m, url) = (m.clone(), url.clone());
+                let s = &s;
+                async move { s.call(&m, &url, token.as_deref(), body).await.0 }
+            };
+            if auth == "public" {
+                assert_ne!(call(None).await, StatusCode::UNAUTHORIZED, "{m} {path}");
+                checked += 1;
+                continue;
+            }
+            if auth == "signature" {
+                // A token opens nothing here: only the repository's signature.
+                for t in invalid.iter().cloned().chain([Some(admin.clone())]) {
+                    assert_eq!(call(t).await, StatusCode::UNAUTHORIZED, "{m} {path}");
+                }
+                checked += 1;
+                continue;
+            }
+            for t in &invalid {
+                let st = call(t.clone()).await;
+                assert_eq!(st, StatusCode::UNAUTHORIZED, "{m} {path} with {t:?}");
+            }
+            let least = match auth {
+                "agent" => None,
+                "user" => Some(Role::Viewer),
+                r => Some(r.parse::<Role>().unwrap()),
+            };
+            for (role, token) in tokens.iter().chain([(Role::Admin, admin.clone())].iter()) {
+                let st = call(Some(token.clone())).await;
+                match least {
+                    // Agent routes take an agent's credential, never a user's.
+                    None => assert_eq!(st, StatusCode::UNAUTHORIZED, "{m} {path} as {role}"),
+                    Some(l) if *role < l => {
+                        assert_eq!(st, StatusCode::FORBIDDEN, "{m} {path} as {role}")
+                    }
+                    Some(_) => assert!(
+                        st != StatusCode::UNAUTHORIZED && st != StatusCode::FORBIDDEN,
+                        "{m} {path} as {role}: {st}"
+                    ),
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, ROUTES.len(), "every route is in the document");
+}

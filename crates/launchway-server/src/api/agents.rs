@@ -128,6 +128,14 @@ pub async fn register(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let token = auth::bearer(header)?;
+    // Who asks comes before what they ask.
+    if !state
+        .store
+        .registration_is_live(token, crate::now_ms())
+        .await?
+    {
+        return Err(Denied::InvalidToken.into());
+    }
     let Json(r) = body?;
     if !valid_name(&r.name) {
         return Err(ApiError::new(

@@ -157,6 +157,18 @@ impl Store {
     /// its credential (shown once). With `replace`, an agent of that name
     /// gets the new credential (the old one stops working) — what an agent
     /// that lost its credential, or a server's own local agent, does.
+    /// Whether a registration token may register an agent now.
+    pub async fn registration_is_live(&self, token: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let live = sqlx::query(
+            "SELECT id FROM agent_registrations WHERE digest = $1 AND revoked = 0 AND expires_ms > $2",
+        )
+        .bind(auth::token_digest(token))
+        .bind(now_ms)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(live.is_some())
+    }
+
     pub async fn register_agent(
         &self,
         registration: &str,
