@@ -185,7 +185,18 @@ pub async fn poll_repo(
         };
         let before = before.map(String::as_str).filter(|b| *b != ZERO_SHA);
         let (queued, problems) =
-            queue_event(engine, repo, &dir, event, sha, before, "poll").await?;
+            // A poll sees a commit, not who pushed it: the actor is unknown
+            // (a commit's author is whatever its maker wrote).
+            queue_event(
+                engine,
+                repo,
+                &dir,
+                event,
+                sha,
+                before,
+                crate::store::accounts::UNKNOWN_ACTOR,
+            )
+            .await?;
         for p in problems {
             eprintln!("{}: {p}", repo.name);
         }

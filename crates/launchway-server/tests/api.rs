@@ -793,7 +793,11 @@ async fn every_operation_authorizes_as_its_document_says() {
                 .replace("{verb}", "disable")
                 .replace("{secret}", "X")
                 .replace("{variable}", "X")
-                .replace("{path}", "f.txt");
+                .replace("{path}", "f.txt")
+                .replace("{group}", "team")
+                .replace("{user}", "nobody")
+                .replace("{kind}", "email")
+                .replace("{value}", "x@example.com");
             let body = op.get("requestBody").map(|_| "{}".to_string());
             let m = method.to_uppercase();
             let call = |token: Option<String>| {

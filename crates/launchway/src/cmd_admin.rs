@@ -25,6 +25,9 @@ enum AdminCommand {
     /// Issue and revoke API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Groups of users, nameable as reviewers in `required_reviewers`.
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Remove the files (logs, artifacts) of finished runs older than N
     /// days now; their records stay (`serve --retention-days` does it daily).
     Prune {
@@ -51,6 +54,53 @@ enum UserCommand {
     Enable { name: String },
     /// Remove a user and their tokens.
     Delete { name: String },
+    /// The emails and logins a push names a user by (its run's actor).
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+}
+
+#[derive(clap::Subcommand)]
+enum IdentityCommand {
+    /// Say that a push naming this email or login is this user's.
+    Add(IdentityArgs),
+    /// Remove one.
+    Remove(IdentityArgs),
+    /// List a user's identities.
+    List { user: String },
+}
+
+#[derive(clap::Args)]
+struct IdentityArgs {
+    user: String,
+    /// A git email.
+    #[arg(long, conflicts_with = "login", required_unless_present = "login")]
+    email: Option<String>,
+    /// A forge or machine login (`pusher.name`, `sender.login`).
+    #[arg(long)]
+    login: Option<String>,
+}
+
+impl IdentityArgs {
+    fn kind_value(
+        &self,
+    ) -> Result<(launchway_server::store::accounts::IdentityKind, &str), String> {
+        use launchway_server::store::accounts::IdentityKind;
+        match (&self.email, &self.login) {
+            (Some(e), None) => Ok((IdentityKind::Email, e)),
+            (None, Some(l)) => Ok((IdentityKind::Login, l)),
+            _ => Err("give one of --email or --login".into()),
+        }
+    }
+}
+
+#[derive(clap::Subcommand)]
+enum GroupCommand {
+    /// Add a user to a group (created with its first member).
+    AddMember { group: String, user: String },
+    /// Remove a user from a group.
+    RemoveMember { group: String, user: String },
+    /// Groups and their members.
+    List,
 }
 
 #[derive(clap::Subcommand)]
@@ -151,6 +201,62 @@ fn remote(c: &Client, cmd: &AdminCommand) -> Result<(), String> {
                 c.delete(&format!("/api/users/{name}"))?;
                 println!("removed user '{name}' and their tokens");
             }
+            UserCommand::Identity(i) => match i {
+                IdentityCommand::Add(a) | IdentityCommand::Remove(a) => {
+                    let (kind, value) = a.kind_value()?;
+                    let path = format!(
+                        "/api/users/{}/identities/{}/{}",
+                        a.user,
+                        kind.as_str(),
+                        crate::client::encode(value)
+                    );
+                    if matches!(i, IdentityCommand::Add(_)) {
+                        c.put(&path, &json!({}))?;
+                        println!(
+                            "a push naming {} '{value}' is now '{}'s",
+                            kind.as_str(),
+                            a.user
+                        );
+                    } else {
+                        c.delete(&path)?;
+                        println!("removed {} '{value}' from '{}'", kind.as_str(), a.user);
+                    }
+                }
+                IdentityCommand::List { user } => {
+                    for i in c
+                        .get(&format!("/api/users/{user}/identities"))?
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                    {
+                        println!(
+                            "{:<6} {}",
+                            i["kind"].as_str().unwrap_or(""),
+                            i["value"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            },
+        },
+        AdminCommand::Group(g) => match g {
+            GroupCommand::AddMember { group, user } => {
+                c.put(&format!("/api/groups/{group}/members/{user}"), &json!({}))?;
+                println!("'{user}' is in '{group}'");
+            }
+            GroupCommand::RemoveMember { group, user } => {
+                c.delete(&format!("/api/groups/{group}/members/{user}"))?;
+                println!("'{user}' is no longer in '{group}'");
+            }
+            GroupCommand::List => {
+                let v = c.get("/api/groups")?;
+                for (g, members) in v.as_object().cloned().unwrap_or_default() {
+                    let names: Vec<&str> = members
+                        .as_array()
+                        .map(|m| m.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    println!("{g:<24} {}", names.join(", "));
+                }
+            }
         },
         AdminCommand::Token(t) => match t {
             TokenCommand::Create {
@@ -247,6 +353,60 @@ pub fn main(args: &AdminArgs, server: &ServerOpts, store: &launchway_runner::sto
                     println!("removed user '{name}' and their tokens");
                 });
                 ("user.delete", format!("user/{name}"), r)
+            }
+            AdminCommand::User(UserCommand::Identity(i)) => match i {
+                IdentityCommand::Add(a) | IdentityCommand::Remove(a) => {
+                    let (kind, value) = a.kind_value()?;
+                    let adding = matches!(i, IdentityCommand::Add(_));
+                    let r = if adding {
+                        db.add_identity(&a.user, kind, value).await
+                    } else {
+                        db.remove_identity(&a.user, kind, value).await
+                    }
+                    .map(|()| {
+                        println!(
+                            "{} {} '{value}' for '{}'",
+                            if adding { "added" } else { "removed" },
+                            kind.as_str(),
+                            a.user
+                        )
+                    });
+                    (
+                        if adding {
+                            "identity.add"
+                        } else {
+                            "identity.remove"
+                        },
+                        format!("user/{}", a.user),
+                        r,
+                    )
+                }
+                IdentityCommand::List { user } => {
+                    for (k, v) in db.identities(user).await.map_err(|e| e.to_string())? {
+                        println!("{k:<6} {v}");
+                    }
+                    return Ok(());
+                }
+            },
+            AdminCommand::Group(GroupCommand::AddMember { group, user }) => {
+                let r = db
+                    .add_group_member(group, user)
+                    .await
+                    .map(|()| println!("'{user}' is in '{group}'"));
+                ("group.add", format!("group/{group}/{user}"), r)
+            }
+            AdminCommand::Group(GroupCommand::RemoveMember { group, user }) => {
+                let r = db
+                    .remove_group_member(group, user)
+                    .await
+                    .map(|()| println!("'{user}' is no longer in '{group}'"));
+                ("group.remove", format!("group/{group}/{user}"), r)
+            }
+            AdminCommand::Group(GroupCommand::List) => {
+                for (g, members) in db.groups().await.map_err(|e| e.to_string())? {
+                    println!("{g:<24} {}", members.join(", "));
+                }
+                return Ok(());
             }
             AdminCommand::Token(TokenCommand::List { user }) => {
                 let list = db

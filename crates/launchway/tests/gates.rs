@@ -310,3 +310,124 @@ fn an_unreviewed_deployment_expires() {
     assert!(!ok, "{out}");
     assert!(out.contains("not waiting"), "{out}");
 }
+
+/// A push's actor is the Launchway user its pusher maps to (an identity),
+/// so self-review holds for pushes; a group named as reviewer lets its
+/// members approve; a push nobody maps is `unknown` and blocks no one.
+#[test]
+fn pushes_have_real_actors_and_groups_review() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("svc");
+    repo_with(
+        &dir,
+        &[
+            (
+                ".github/workflows/deploy.yml",
+                &DEPLOY.replace("on: workflow_dispatch", "on: [push, workflow_dispatch]"),
+            ),
+            (
+                "configs/environments/production.yaml",
+                "protection:\n  required_reviewers: [release-managers, ana]\n  prevent_self_review: true\n",
+            ),
+        ],
+    );
+    commit_all(&dir);
+    let data = tmp.path().join("data");
+    let (_server, base, token) = start_with_env(&data, &["--poll-seconds", "0"], &[]);
+    let token = token.unwrap();
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "svc", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let secret = out
+        .lines()
+        .skip_while(|l| !l.contains("webhook secret"))
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin"];
+        all.extend_from_slice(args);
+        let (ok, out) = cli(&base, &token, &all, None);
+        assert!(ok, "{args:?}: {out}");
+        out
+    };
+    admin(&["user", "add", "ana", "--role", "deployer"]);
+    admin(&["user", "add", "bo", "--role", "deployer"]);
+    admin(&["user", "identity", "add", "ana", "--login", "ana-gh"]);
+    admin(&["group", "add-member", "release-managers", "bo"]);
+    let token_of = |out: String| {
+        out.split_whitespace()
+            .find(|w| w.starts_with("lwt_"))
+            .unwrap()
+            .to_string()
+    };
+    let ana = token_of(admin(&["token", "create", "ana"]));
+    let bo = token_of(admin(&["token", "create", "bo"]));
+    let head = std::process::Command::new("git")
+        .args(["-C", dir.to_str().unwrap(), "rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let push = |pusher: &str, delivery: &str| -> i64 {
+        let body = format!(
+            r#"{{"ref":"refs/heads/main","after":"{head}","repository":{{"name":"svc"}},"pusher":{{"name":"{pusher}"}}}}"#
+        );
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut res = agent
+            .post(format!("{base}/api/hooks/git"))
+            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Delivery", delivery)
+            .header(
+                "X-Hub-Signature-256",
+                &launchway_server::webhook::sign(secret.as_bytes(), body.as_bytes()),
+            )
+            .send(&body)
+            .unwrap();
+        let text = res.body_mut().read_to_string().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["runs"][0].as_i64().unwrap_or_else(|| panic!("{text}"))
+    };
+    // Ana pushes: the run is hers; she may not approve it, bo (by his group) may.
+    let id = push("ana-gh", "d-1");
+    let run = wait_end(&base, &token, id);
+    assert_eq!(
+        (run["status"].as_str(), run["actor"].as_str()),
+        (Some("waiting"), Some("ana")),
+        "{run}"
+    );
+    let (ok, out) = cli(
+        &base,
+        &ana,
+        &["approve", &id.to_string(), "--env", "production"],
+        None,
+    );
+    assert!(!ok && out.contains("self-review"), "{out}");
+    let (ok, out) = cli(
+        &base,
+        &bo,
+        &["approve", &id.to_string(), "--env", "production"],
+        None,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(wait_end(&base, &token, id)["status"], "success");
+    // A pusher nobody maps: `unknown`, which blocks no one.
+    let id = push("someone-else", "d-2");
+    let run = wait_end(&base, &token, id);
+    assert_eq!(run["actor"], "unknown", "{run}");
+    let (ok, out) = cli(
+        &base,
+        &ana,
+        &["approve", &id.to_string(), "--env", "production"],
+        None,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(wait_end(&base, &token, id)["status"], "success");
+}

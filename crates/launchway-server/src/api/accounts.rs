@@ -257,3 +257,105 @@ pub async fn rotate_webhook_secret(
     record(&state, &caller, "repo.rotate-webhook-secret", &target, "ok").await?;
     Ok(Json(json!({ "repo": name, "webhook_secret": secret })))
 }
+
+/// `GET /api/groups`: groups and their members (admins).
+pub async fn list_groups(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    Ok(Json(json!(state.store.groups().await?)))
+}
+
+/// `PUT|DELETE /api/groups/{group}/members/{user}` (admins). A group is
+/// named as a reviewer in an environment's `required_reviewers`.
+pub async fn group_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    method: axum::http::Method,
+    Path((group, user)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let target = format!("group/{group}/{user}");
+    let adding = method == axum::http::Method::PUT;
+    let action = if adding { "group.add" } else { "group.remove" };
+    if let Err(e) = caller.require(Role::Admin) {
+        record(&state, &caller, action, &target, "denied").await?;
+        return Err(e);
+    }
+    if !valid_name(&group) || !valid_name(&user) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "group and user names are 1-64 characters of letters, digits, '.', '_' and '-'",
+        ));
+    }
+    if adding {
+        state.store.add_group_member(&group, &user).await?;
+    } else {
+        state.store.remove_group_member(&group, &user).await?;
+    }
+    record(&state, &caller, action, &target, "ok").await?;
+    Ok(Json(
+        json!({ "group": group, "members": state.store.groups().await?.remove(&group).unwrap_or_default() }),
+    ))
+}
+
+/// `GET /api/users/{name}/identities` (admins).
+pub async fn list_identities(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let list: Vec<Value> = state
+        .store
+        .identities(&name)
+        .await?
+        .into_iter()
+        .map(|(kind, value)| json!({ "kind": kind, "value": value }))
+        .collect();
+    Ok(Json(json!(list)))
+}
+
+/// `PUT|DELETE /api/users/{name}/identities/{kind}/{value}` (admins): a
+/// push naming this email or login is this user's (its run's actor).
+pub async fn identity(
+    State(state): State<AppState>,
+    caller: Caller,
+    method: axum::http::Method,
+    Path((name, kind, value)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let target = format!("user/{name}");
+    let adding = method == axum::http::Method::PUT;
+    let action = if adding {
+        "identity.add"
+    } else {
+        "identity.remove"
+    };
+    if let Err(e) = caller.require(Role::Admin) {
+        record(&state, &caller, action, &target, "denied").await?;
+        return Err(e);
+    }
+    let kind: crate::store::accounts::IdentityKind = kind
+        .parse()
+        .map_err(|e: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    if value.is_empty() || value.len() > 254 || value.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "an identity is 1-254 printable characters",
+        ));
+    }
+    if adding {
+        state.store.add_identity(&name, kind, &value).await?;
+    } else {
+        state.store.remove_identity(&name, kind, &value).await?;
+    }
+    record(
+        &state,
+        &caller,
+        action,
+        &target,
+        &format!("ok: {} {value}", kind.as_str()),
+    )
+    .await?;
+    Ok(Json(json!({ "user": name, "kind": kind, "value": value })))
+}

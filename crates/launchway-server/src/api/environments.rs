@@ -411,10 +411,11 @@ pub async fn decide(
     let repo = repo_or_404(&state, &change.repo).await?;
     let place = place_of(&state, &repo)?;
     let rules = protection(&place, &change.environment)?;
+    let groups = state.store.groups_of(&caller.user.name).await?;
     let who = crate::approval::Reviewer {
         name: &caller.user.name,
         role: caller.user.role,
-        groups: &[],
+        groups: &groups,
     };
     if let Err(refusal) = crate::approval::may_review(&rules, &who, &change.requested_by) {
         record(

@@ -36,6 +36,22 @@ async fn audit(state: &AppState, repo: &str, source: &str, action: &str, outcome
     }
 }
 
+/// The Launchway user a signed push names (its pusher's email or login,
+/// mapped by the users' identities), else `unknown`.
+async fn actor_for(
+    state: &AppState,
+    hints: &[(crate::store::accounts::IdentityKind, Option<&str>)],
+) -> Result<String, ApiError> {
+    for (kind, value) in hints {
+        if let Some(v) = value.filter(|v| !v.is_empty())
+            && let Some(user) = state.store.user_for_identity(*kind, v).await?
+        {
+            return Ok(user);
+        }
+    }
+    Ok(crate::store::accounts::UNKNOWN_ACTOR.to_string())
+}
+
 pub async fn git(
     State(state): State<AppState>,
     extensions: axum::http::Extensions,
@@ -113,10 +129,16 @@ pub async fn git(
                 // A deleted branch or tag runs nothing.
                 return Ok((StatusCode::ACCEPTED, Json(json!({"runs": []}))));
             }
-            let actor = field(&payload, &["pusher", "name"])
-                .or_else(|| field(&payload, &["sender", "login"]))
-                .unwrap_or("webhook")
-                .to_string();
+            use crate::store::accounts::IdentityKind::{Email, Login};
+            let actor = actor_for(
+                &state,
+                &[
+                    (Email, field(&payload, &["pusher", "email"])),
+                    (Login, field(&payload, &["pusher", "name"])),
+                    (Login, field(&payload, &["sender", "login"])),
+                ],
+            )
+            .await?;
             let event = Event {
                 name: "push".into(),
                 git_ref,
@@ -134,9 +156,14 @@ pub async fn git(
             let base = field(&payload, &["pull_request", "base", "ref"])
                 .unwrap_or("")
                 .to_string();
-            let actor = field(&payload, &["sender", "login"])
-                .unwrap_or("webhook")
-                .to_string();
+            let actor = actor_for(
+                &state,
+                &[(
+                    crate::store::accounts::IdentityKind::Login,
+                    field(&payload, &["sender", "login"]),
+                )],
+            )
+            .await?;
             let event = Event {
                 name: "pull_request".into(),
                 git_ref: format!("refs/pull/{number}/merge"),

@@ -79,6 +79,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("patch", "/api/users/{name}"),
     ("delete", "/api/users/{name}"),
     ("get", "/api/accounts"),
+    ("get", "/api/groups"),
+    ("put", "/api/groups/{group}/members/{user}"),
+    ("delete", "/api/groups/{group}/members/{user}"),
+    ("get", "/api/users/{name}/identities"),
+    ("put", "/api/users/{name}/identities/{kind}/{value}"),
+    ("delete", "/api/users/{name}/identities/{kind}/{value}"),
     ("get", "/api/tokens"),
     ("post", "/api/tokens"),
     ("post", "/api/tokens/{id}/revoke"),
@@ -148,6 +154,19 @@ pub fn router(state: AppState) -> Router {
             axum::routing::patch(accounts::change_user).delete(accounts::delete_user),
         )
         .route("/api/accounts", get(accounts::list_accounts))
+        .route("/api/groups", get(accounts::list_groups))
+        .route(
+            "/api/groups/{group}/members/{user}",
+            axum::routing::put(accounts::group_member).delete(accounts::group_member),
+        )
+        .route(
+            "/api/users/{name}/identities",
+            get(accounts::list_identities),
+        )
+        .route(
+            "/api/users/{name}/identities/{kind}/{value}",
+            axum::routing::put(accounts::identity).delete(accounts::identity),
+        )
         .route(
             "/api/tokens",
             get(accounts::list_tokens).post(accounts::create_token),

@@ -695,10 +695,11 @@ async fn review(
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?
         .map(|r| r.protection)
         .unwrap_or_default();
+    let groups = state.store.groups_of(&caller.user.name).await?;
     let who = crate::approval::Reviewer {
         name: &caller.user.name,
         role: caller.user.role,
-        groups: &[],
+        groups: &groups,
     };
     if let Err(refusal) = crate::approval::may_review(&protection, &who, &run.actor) {
         record(

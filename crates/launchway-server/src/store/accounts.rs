@@ -149,10 +149,14 @@ impl Store {
         self.account(name).await?;
         self.keep_an_admin(name, None).await?;
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM tokens WHERE user_name = $1")
+        for table in ["tokens", "identities", "group_members"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE user_name = $1"
+            )))
             .bind(name)
             .execute(&mut *tx)
             .await?;
+        }
         sqlx::query("DELETE FROM users WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
@@ -160,4 +164,175 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Says that `value` (an email, a forge login) is `user` when a push
+    /// names it. One value, one user.
+    pub async fn add_identity(
+        &self,
+        user: &str,
+        kind: IdentityKind,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        self.account(user).await?;
+        let done =
+            sqlx::query("INSERT INTO identities (kind, value, user_name) VALUES ($1, $2, $3)")
+                .bind(kind.as_str())
+                .bind(kind.normalize(value))
+                .bind(user)
+                .execute(self.pool())
+                .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Invalid(
+                format!("{} '{value}' already belongs to a user", kind.as_str()),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn remove_identity(
+        &self,
+        user: &str,
+        kind: IdentityKind,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("DELETE FROM identities WHERE kind = $1 AND value = $2 AND user_name = $3")
+                .bind(kind.as_str())
+                .bind(kind.normalize(value))
+                .bind(user)
+                .execute(self.pool())
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!(
+                "'{user}' has no {} '{value}'",
+                kind.as_str()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A user's identities as (kind, value).
+    pub async fn identities(&self, user: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, value FROM identities WHERE user_name = $1 ORDER BY kind, value",
+        )
+        .bind(user)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// The enabled user an identity belongs to.
+    pub async fn user_for_identity(
+        &self,
+        kind: IdentityKind,
+        value: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT i.user_name FROM identities i JOIN users u ON u.name = i.user_name \
+             WHERE i.kind = $1 AND i.value = $2 AND u.disabled = 0",
+        )
+        .bind(kind.as_str())
+        .bind(kind.normalize(value))
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    pub async fn add_group_member(&self, group: &str, user: &str) -> Result<(), StoreError> {
+        self.account(user).await?;
+        sqlx::query(
+            "INSERT INTO group_members (group_name, user_name) SELECT $1, $2 \
+             WHERE NOT EXISTS (SELECT 1 FROM group_members WHERE group_name = $1 AND user_name = $2)",
+        )
+        .bind(group)
+        .bind(user)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn remove_group_member(&self, group: &str, user: &str) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("DELETE FROM group_members WHERE group_name = $1 AND user_name = $2")
+                .bind(group)
+                .bind(user)
+                .execute(self.pool())
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!("'{user}' is not in '{group}'")));
+        }
+        Ok(())
+    }
+
+    /// Groups and their members, by name.
+    pub async fn groups(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT group_name, user_name FROM group_members ORDER BY group_name, user_name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for r in &rows {
+            out.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+        }
+        Ok(out)
+    }
+
+    /// The groups `user` is in.
+    pub async fn groups_of(&self, user: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT group_name FROM group_members WHERE user_name = $1 ORDER BY group_name",
+        )
+        .bind(user)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
 }
+
+/// What a push may name its pusher by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityKind {
+    /// A git email (case-insensitive).
+    Email,
+    /// A forge or machine login (`pusher.name`, `sender.login`).
+    Login,
+}
+
+impl IdentityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::Email => "email",
+            IdentityKind::Login => "login",
+        }
+    }
+
+    fn normalize(self, value: &str) -> String {
+        match self {
+            IdentityKind::Email => value.trim().to_ascii_lowercase(),
+            IdentityKind::Login => value.trim().to_string(),
+        }
+    }
+}
+
+impl std::str::FromStr for IdentityKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "email" => Ok(IdentityKind::Email),
+            "login" => Ok(IdentityKind::Login),
+            other => Err(format!("unknown identity kind '{other}' (email or login)")),
+        }
+    }
+}
+
+/// A run whose pusher maps to no user has this actor: it blocks nobody
+/// from reviewing (it could be anyone), and says so.
+pub const UNKNOWN_ACTOR: &str = "unknown";

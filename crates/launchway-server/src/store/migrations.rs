@@ -205,6 +205,21 @@ const STEPS: &[Step] = &[
         ALTER TABLE tokens ADD COLUMN expires_ms BIGINT NOT NULL DEFAULT 0;
         ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;",
     },
+    Step {
+        version: 14,
+        // Who a push was (a forge login, an email) as a Launchway user;
+        // teams that can be named as reviewers.
+        sql: "
+        CREATE TABLE identities (
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            user_name TEXT NOT NULL REFERENCES users(name),
+            PRIMARY KEY (kind, value));
+        CREATE TABLE group_members (
+            group_name TEXT NOT NULL,
+            user_name TEXT NOT NULL REFERENCES users(name),
+            PRIMARY KEY (group_name, user_name));",
+    },
 ];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

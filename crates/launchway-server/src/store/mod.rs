@@ -169,6 +169,12 @@ impl Store {
     }
 
     pub async fn add_user(&self, name: &str, role: Role) -> Result<User, StoreError> {
+        // Names runs use for actors that are no user.
+        if ["unknown", "schedule", "poll", "system"].contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "'{name}' is reserved (runs use it for actors that are no user)"
+            )));
+        }
         let done = sqlx::query("INSERT INTO users (name, role) VALUES ($1, $2)")
             .bind(name)
             .bind(role.as_str())
