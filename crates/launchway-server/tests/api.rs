@@ -799,6 +799,13 @@ async fn every_operation_authorizes_as_its_document_says() {
                 .replace("{kind}", "email")
                 .replace("{value}", "x@example.com");
             let body = op.get("requestBody").map(|_| "{}".to_string());
+            // `{user}` in a repository's roles: the body names a role.
+            let body = if path.ends_with("/roles/{user}") && method == "put" {
+                Some(r#"{"role":"viewer"}"#.to_string())
+            } else {
+                body
+            };
+
             let m = method.to_uppercase();
             let call = |token: Option<String>| {
                 let body = body.clone();
@@ -846,4 +853,123 @@ async fn every_operation_authorizes_as_its_document_says() {
         }
     }
     assert_eq!(checked, ROUTES.len(), "every route is in the document");
+}
+
+/// Roles per repository: a global viewer who is a developer in one
+/// repository dispatches there and nowhere else; a global developer who is
+/// only a viewer in another cannot dispatch there. Admins stay admins.
+#[tokio::test]
+async fn a_role_in_one_repository_is_not_a_role_in_another() {
+    let s = server().await;
+    let admin = s.admin.clone();
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["init", "-q", "-b", "main"],
+        vec![
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+    ] {
+        assert!(
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(&args)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let loc = dir.path().to_string_lossy().to_string();
+    for repo in ["alpha", "beta"] {
+        let (st, v) = s
+            .call(
+                "POST",
+                "/api/repos",
+                Some(&admin),
+                Some(format!(r#"{{"name":"{repo}","location":"{loc}"}}"#)),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+    let store = &s.state.store;
+    store.add_user("vic", Role::Viewer).await.unwrap();
+    store.add_user("dev", Role::Developer).await.unwrap();
+    let vic = store.create_token("vic", "t").await.unwrap().1;
+    let dev = store.create_token("dev", "t").await.unwrap().1;
+    for (repo, user, role) in [("alpha", "vic", "developer"), ("beta", "dev", "viewer")] {
+        let (st, v) = s
+            .call(
+                "PUT",
+                &format!("/api/repos/{repo}/roles/{user}"),
+                Some(&admin),
+                Some(format!(r#"{{"role":"{role}"}}"#)),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let (st, _) = s
+        .call(
+            "PUT",
+            "/api/repos/alpha/roles/vic",
+            Some(&admin),
+            Some(r#"{"role":"admin"}"#.into()),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a repository role is never admin"
+    );
+    let dispatch = |repo: &str, token: &str| {
+        let (repo, token) = (repo.to_string(), token.to_string());
+        let s = &s;
+        async move {
+            s.call(
+                "POST",
+                &format!("/api/repos/{repo}/dispatch"),
+                Some(&token),
+                Some(r#"{"workflow":".github/workflows/none.yml"}"#.into()),
+            )
+            .await
+            .0
+        }
+    };
+    assert_ne!(dispatch("alpha", &vic).await, StatusCode::FORBIDDEN);
+    assert_eq!(dispatch("beta", &vic).await, StatusCode::FORBIDDEN);
+    assert_ne!(dispatch("alpha", &dev).await, StatusCode::FORBIDDEN);
+    assert_eq!(dispatch("beta", &dev).await, StatusCode::FORBIDDEN);
+    // Secrets' names need developer: the same rule.
+    assert_ne!(
+        s.call("GET", "/api/repos/alpha/secrets", Some(&vic), None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.call("GET", "/api/repos/beta/secrets", Some(&dev), None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (_, roles) = s
+        .call("GET", "/api/repos/alpha/roles", Some(&admin), None)
+        .await;
+    assert_eq!(roles, json!([{"user": "vic", "role": "developer"}]));
+    let (st, _) = s
+        .call("DELETE", "/api/repos/alpha/roles/vic", Some(&admin), None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        dispatch("alpha", &vic).await,
+        StatusCode::FORBIDDEN,
+        "back to viewer"
+    );
 }

@@ -28,6 +28,9 @@ enum AdminCommand {
     /// Groups of users, nameable as reviewers in `required_reviewers`.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// A user's role in one repository, in place of their global role.
+    #[command(subcommand)]
+    RepoRole(RepoRoleCommand),
     /// Remove the files (logs, artifacts) of finished runs older than N
     /// days now; their records stay (`serve --retention-days` does it daily).
     Prune {
@@ -91,6 +94,20 @@ impl IdentityArgs {
             _ => Err("give one of --email or --login".into()),
         }
     }
+}
+
+#[derive(clap::Subcommand)]
+enum RepoRoleCommand {
+    /// Give a user a role in a repository (viewer, developer, deployer).
+    Set {
+        repo: String,
+        user: String,
+        role: Role,
+    },
+    /// Back to the user's global role there.
+    Remove { repo: String, user: String },
+    /// Who has a role of their own in a repository.
+    List { repo: String },
 }
 
 #[derive(clap::Subcommand)]
@@ -237,6 +254,33 @@ fn remote(c: &Client, cmd: &AdminCommand) -> Result<(), String> {
                     }
                 }
             },
+        },
+        AdminCommand::RepoRole(r) => match r {
+            RepoRoleCommand::Set { repo, user, role } => {
+                c.put(
+                    &format!("/api/repos/{repo}/roles/{user}"),
+                    &json!({"role": role}),
+                )?;
+                println!("'{user}' is {role} in '{repo}'");
+            }
+            RepoRoleCommand::Remove { repo, user } => {
+                c.delete(&format!("/api/repos/{repo}/roles/{user}"))?;
+                println!("'{user}' has their global role in '{repo}' again");
+            }
+            RepoRoleCommand::List { repo } => {
+                for r in c
+                    .get(&format!("/api/repos/{repo}/roles"))?
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                {
+                    println!(
+                        "{:<24} {}",
+                        r["user"].as_str().unwrap_or(""),
+                        r["role"].as_str().unwrap_or("")
+                    );
+                }
+            }
         },
         AdminCommand::Group(g) => match g {
             GroupCommand::AddMember { group, user } => {
@@ -388,6 +432,26 @@ pub fn main(args: &AdminArgs, server: &ServerOpts, store: &launchway_runner::sto
                     return Ok(());
                 }
             },
+            AdminCommand::RepoRole(RepoRoleCommand::Set { repo, user, role }) => {
+                let r = db
+                    .set_repo_role(repo, user, *role)
+                    .await
+                    .map(|()| println!("'{user}' is {role} in '{repo}'"));
+                ("repo.role", format!("repo/{repo}/role/{user}"), r)
+            }
+            AdminCommand::RepoRole(RepoRoleCommand::Remove { repo, user }) => {
+                let r = db
+                    .remove_repo_role(repo, user)
+                    .await
+                    .map(|()| println!("'{user}' has their global role in '{repo}' again"));
+                ("repo.role", format!("repo/{repo}/role/{user}"), r)
+            }
+            AdminCommand::RepoRole(RepoRoleCommand::List { repo }) => {
+                for (u, role) in db.repo_roles(repo).await.map_err(|e| e.to_string())? {
+                    println!("{u:<24} {role}");
+                }
+                return Ok(());
+            }
             AdminCommand::Group(GroupCommand::AddMember { group, user }) => {
                 let r = db
                     .add_group_member(group, user)

@@ -359,3 +359,68 @@ pub async fn identity(
     .await?;
     Ok(Json(json!({ "user": name, "kind": kind, "value": value })))
 }
+
+/// `GET /api/repos/{name}/roles`: who has a role of their own here (admins).
+pub async fn list_repo_roles(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    let roles: Vec<Value> = state
+        .store
+        .repo_roles(&name)
+        .await?
+        .into_iter()
+        .map(|(user, role)| json!({ "user": user, "role": role }))
+        .collect();
+    Ok(Json(json!(roles)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoRoleBody {
+    role: Role,
+}
+
+/// `PUT /api/repos/{name}/roles/{user}` {role}: the user's role in this
+/// repository in place of their global one (admins; never admin).
+pub async fn set_repo_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, user)): Path<(String, String)>,
+    body: Result<Json<RepoRoleBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let target = format!("repo/{name}/role/{user}");
+    if let Err(e) = caller.require(Role::Admin) {
+        record(&state, &caller, "repo.role", &target, "denied").await?;
+        return Err(e);
+    }
+    let Json(b) = body?;
+    state.store.set_repo_role(&name, &user, b.role).await?;
+    record(
+        &state,
+        &caller,
+        "repo.role",
+        &target,
+        &format!("ok: {}", b.role),
+    )
+    .await?;
+    Ok(Json(json!({ "repo": name, "user": user, "role": b.role })))
+}
+
+/// `DELETE /api/repos/{name}/roles/{user}`: back to their global role.
+pub async fn remove_repo_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, user)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let target = format!("repo/{name}/role/{user}");
+    if let Err(e) = caller.require(Role::Admin) {
+        record(&state, &caller, "repo.role", &target, "denied").await?;
+        return Err(e);
+    }
+    state.store.remove_repo_role(&name, &user).await?;
+    record(&state, &caller, "repo.role", &target, "ok: removed").await?;
+    Ok(Json(json!({ "repo": name, "user": user, "role": null })))
+}

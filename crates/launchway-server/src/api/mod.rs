@@ -89,6 +89,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/tokens"),
     ("post", "/api/tokens/{id}/revoke"),
     ("post", "/api/repos/{name}/webhook-secret"),
+    ("get", "/api/repos/{name}/roles"),
+    ("put", "/api/repos/{name}/roles/{user}"),
+    ("delete", "/api/repos/{name}/roles/{user}"),
     ("get", "/api/audit"),
     ("get", "/metrics"),
     ("get", "/api/repos"),
@@ -175,6 +178,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/repos/{name}/webhook-secret",
             post(accounts::rotate_webhook_secret),
+        )
+        .route("/api/repos/{name}/roles", get(accounts::list_repo_roles))
+        .route(
+            "/api/repos/{name}/roles/{user}",
+            axum::routing::put(accounts::set_repo_role).delete(accounts::remove_repo_role),
         )
         .route("/api/audit", get(audit_log))
         .route("/metrics", get(metrics::scrape))
@@ -406,8 +414,35 @@ impl FromRequestParts<AppState> for Caller {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
+        let mut user = user;
+        // Within one repository a user may have a role of their own: every
+        // handler's role check then sees that one (admins stay admins).
+        if user.role < Role::Admin
+            && let Some(repo) = repo_of_request(state, parts.uri.path()).await?
+            && let Some(role) = state.store.repo_role(&repo, &user.name).await?
+        {
+            user.role = role;
+        }
         Ok(Caller { user, source })
     }
+}
+
+/// The repository a request acts in, from its path: `/api/repos/{name}/…`,
+/// `/api/runs/{id}…` (the run's), `/api/changes/{id}/…` (the change's).
+async fn repo_of_request(state: &AppState, path: &str) -> Result<Option<String>, ApiError> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    Ok(match parts.as_slice() {
+        ["api", "repos", name, _, ..] => Some((*name).to_string()),
+        ["api", "runs", id, ..] => match id.parse::<i64>() {
+            Ok(id) => state.store.run(id).await?.map(|r| r.repo),
+            Err(_) => None,
+        },
+        ["api", "changes", id, ..] => match id.parse::<i64>() {
+            Ok(id) => state.store.change(id).await?.map(|c| c.repo),
+            Err(_) => None,
+        },
+        _ => None,
+    })
 }
 
 /// Records a state-changing action (or a refused attempt at one).

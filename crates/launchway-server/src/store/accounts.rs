@@ -149,7 +149,7 @@ impl Store {
         self.account(name).await?;
         self.keep_an_admin(name, None).await?;
         let mut tx = self.pool().begin().await?;
-        for table in ["tokens", "identities", "group_members"] {
+        for table in ["tokens", "identities", "group_members", "repo_roles"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE user_name = $1"
             )))
@@ -293,6 +293,86 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+}
+
+impl Store {
+    /// Gives `user` `role` in `repo` in place of their global role (an
+    /// admin stays admin everywhere; a repository role is never admin).
+    pub async fn set_repo_role(
+        &self,
+        repo: &str,
+        user: &str,
+        role: Role,
+    ) -> Result<(), StoreError> {
+        if role == Role::Admin {
+            return Err(StoreError::Invalid(
+                "a repository role is viewer, developer or deployer (admin is global)".into(),
+            ));
+        }
+        self.account(user).await?;
+        if self.repo(repo).await?.is_none() {
+            return Err(StoreError::NoRepo(repo.to_string()));
+        }
+        sqlx::query("DELETE FROM repo_roles WHERE repo = $1 AND user_name = $2")
+            .bind(repo)
+            .bind(user)
+            .execute(self.pool())
+            .await?;
+        sqlx::query("INSERT INTO repo_roles (repo, user_name, role) VALUES ($1, $2, $3)")
+            .bind(repo)
+            .bind(user)
+            .bind(role.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn remove_repo_role(&self, repo: &str, user: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM repo_roles WHERE repo = $1 AND user_name = $2")
+            .bind(repo)
+            .bind(user)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!(
+                "'{user}' has no role of its own in '{repo}'"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `user`'s role in `repo`, when it has one of its own.
+    pub async fn repo_role(&self, repo: &str, user: &str) -> Result<Option<Role>, StoreError> {
+        let row = sqlx::query("SELECT role FROM repo_roles WHERE repo = $1 AND user_name = $2")
+            .bind(repo)
+            .bind(user)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            let role: String = r.try_get(0)?;
+            role.parse().map_err(|_| StoreError::Corrupt(role))
+        })
+        .transpose()
+    }
+
+    /// Users with a role of their own in `repo`.
+    pub async fn repo_roles(&self, repo: &str) -> Result<Vec<(String, Role)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT user_name, role FROM repo_roles WHERE repo = $1 ORDER BY user_name",
+        )
+        .bind(repo)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let role: String = r.try_get(1)?;
+                Ok((
+                    r.try_get(0)?,
+                    role.parse().map_err(|_| StoreError::Corrupt(role))?,
+                ))
+            })
+            .collect()
     }
 }
 

@@ -220,6 +220,16 @@ const STEPS: &[Step] = &[
             user_name TEXT NOT NULL REFERENCES users(name),
             PRIMARY KEY (group_name, user_name));",
     },
+    Step {
+        version: 15,
+        // A user's role in one repository, in place of their global one.
+        sql: "
+        CREATE TABLE repo_roles (
+            repo TEXT NOT NULL REFERENCES repos(name),
+            user_name TEXT NOT NULL REFERENCES users(name),
+            role TEXT NOT NULL,
+            PRIMARY KEY (repo, user_name));",
+    },
 ];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
