@@ -355,6 +355,16 @@ impl Engine {
     /// Queues a run and wakes a worker.
     pub async fn enqueue(&self, new: &NewRun) -> Result<Run, crate::store::StoreError> {
         let run = self.store.enqueue(new, crate::now_ms()).await?;
+        tracing::info!(
+            target: "launchway::run",
+            "run {} queued: {} {} on {} ({}, by {})",
+            run.id,
+            run.repo,
+            run.workflow,
+            run.git_ref,
+            run.event,
+            run.actor
+        );
         self.wake();
         Ok(run)
     }
@@ -431,7 +441,23 @@ impl Engine {
     /// restart) and records its end.
     async fn run_to_end(&self, run: Run, carry_on: bool) {
         let id = run.id;
+        tracing::info!(
+            target: "launchway::run",
+            "run {id} {}: {} {} on {} ({}, by {})",
+            if carry_on { "carried on" } else { "started" },
+            run.repo,
+            run.workflow,
+            run.git_ref,
+            run.event,
+            run.actor
+        );
         let (status, message) = self.execute(run, carry_on).await;
+        tracing::info!(
+            target: "launchway::run",
+            "run {id} ended {}{}",
+            status.as_str(),
+            if message.is_empty() { String::new() } else { format!(": {message}") }
+        );
         match self
             .store
             .finish_owned_run(id, &self.owner, status, &message, crate::now_ms())

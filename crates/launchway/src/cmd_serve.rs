@@ -255,6 +255,15 @@ pub fn main(args: &ServeArgs, store: &launchway_runner::store::Store) -> u8 {
 }
 
 async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result<(), String> {
+    // Requests and runs, one line each, on standard error (LAUNCHWAY_LOG:
+    // a filter such as `warn` or `launchway::request=off`; default info).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAUNCHWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
     let jobs_per_run = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));

@@ -305,3 +305,55 @@ fn admin_commands_work_over_the_api_and_refuse_two_places() {
         "{audit}"
     );
 }
+
+/// Operators see one line per request (method, path without its query,
+/// status, time, client).
+#[test]
+fn every_request_is_logged_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("server");
+    let log = tmp.path().join("server.log");
+    let mut child = common::bin()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--local-agent-jobs",
+            "0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env_remove("LAUNCHWAY_DATABASE")
+        .env_remove("LAUNCHWAY_LOG")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let base = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(l) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("launchway server listening on "))
+        {
+            break l.to_string();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    assert_eq!(get(&format!("{base}/api/me"), Some(token.trim())).0, 200);
+    assert_eq!(get(&format!("{base}/api/me?x=secret"), None).0, 401);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("GET /api/me 200"), "{text}");
+    assert!(text.contains("GET /api/me 401"), "{text}");
+    assert!(
+        !text.contains("x=secret"),
+        "queries stay out of the log: {text}"
+    );
+}

@@ -80,10 +80,26 @@ impl Default for Metrics {
 }
 
 /// Times every request.
+/// Times every request, and logs it: one line at info (method, path
+/// without its query, status, milliseconds, client address).
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let from = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
     let res = next.run(req).await;
-    state.metrics.api.observe(start.elapsed());
+    let took = start.elapsed();
+    state.metrics.api.observe(took);
+    tracing::info!(
+        target: "launchway::request",
+        "{method} {path} {} {:.1}ms{}",
+        res.status().as_u16(),
+        took.as_secs_f64() * 1000.0,
+        from.map(|f| format!(" from {f}")).unwrap_or_default()
+    );
     res
 }
 
