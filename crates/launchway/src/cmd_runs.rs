@@ -20,6 +20,10 @@ pub struct RunsArgs {
     status: Option<String>,
     #[arg(long)]
     json: bool,
+    /// This machine's runs (from `launchway run`), whatever --server or
+    /// LAUNCHWAY_SERVER say.
+    #[arg(long, global = true)]
+    local: bool,
 }
 
 #[derive(clap::Subcommand)]
@@ -41,10 +45,17 @@ pub struct LogsArgs {
     /// Follow a server's run live until it ends (Server-Sent Events).
     #[arg(short, long)]
     follow: bool,
+    /// A run of this machine (from `launchway run`), whatever --server or
+    /// LAUNCHWAY_SERVER say.
+    #[arg(long)]
+    local: bool,
 }
 
 /// `runs` and `runs show` against a server, when one is named.
 pub fn remote_runs(args: &RunsArgs, server: &crate::client::ServerOpts) -> Option<u8> {
+    if args.local {
+        return None;
+    }
     let client = match server.client() {
         Ok(Some(c)) => c,
         Ok(None) => return None,
@@ -72,6 +83,9 @@ pub fn remote_runs(args: &RunsArgs, server: &crate::client::ServerOpts) -> Optio
 
 /// `logs` against a server, when one is named.
 pub fn remote_logs(args: &LogsArgs, server: &crate::client::ServerOpts) -> Option<u8> {
+    if args.local {
+        return None;
+    }
     let client = match server.client() {
         Ok(Some(c)) => c,
         Ok(None) => return None,
@@ -108,6 +122,7 @@ pub fn runs(args: &RunsArgs, store: &Store) -> u8 {
             run: *run,
             job: None,
             follow: false,
+            local: true,
         };
         if *json {
             return match store.load(*run) {

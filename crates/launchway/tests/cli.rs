@@ -267,6 +267,29 @@ fn runs_and_logs_read_records_back() {
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
+    // With a server in the environment, `--local` still reads this machine's.
+    for args in [
+        &["runs", "--local", "--json"][..],
+        &["logs", "1", "--local"],
+    ] {
+        let out = bin()
+            .args(args)
+            .env("LAUNCHWAY_HOME", &home)
+            .env("LAUNCHWAY_SERVER", "http://127.0.0.1:9")
+            .env("LAUNCHWAY_TOKEN", "lwt_x")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("success") || text.contains("hello-from-the-log"),
+            "{text}"
+        );
+    }
 }
 
 #[test]
