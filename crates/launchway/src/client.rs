@@ -13,6 +13,42 @@ pub struct ServerOpts {
     /// An API token (also LAUNCHWAY_TOKEN).
     #[arg(long, global = true, env = "LAUNCHWAY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Trust this certificate (PEM) for an https:// server: a private CA,
+    /// or a server's self-signed certificate (also LAUNCHWAY_CA_FILE).
+    #[arg(long, global = true, env = "LAUNCHWAY_CA_FILE", value_name = "PEM")]
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+/// An HTTP agent that trusts `ca_file`'s certificates (instead of the
+/// built-in roots) when given.
+pub fn http_agent(
+    ca_file: Option<&std::path::Path>,
+    timeout: Option<std::time::Duration>,
+) -> Result<ureq::Agent, String> {
+    let mut b = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(timeout);
+    if let Some(f) = ca_file {
+        let pem = std::fs::read(f).map_err(|e| format!("--ca-file {}: {e}", f.display()))?;
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+            .filter_map(|i| match i {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        if certs.is_empty() {
+            return Err(format!(
+                "--ca-file {}: no certificate in it (expected PEM)",
+                f.display()
+            ));
+        }
+        b = b.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                .build(),
+        );
+    }
+    Ok(b.build().into())
 }
 
 pub struct Client {
@@ -37,10 +73,7 @@ impl ServerOpts {
             .clone()
             .filter(|t| !t.is_empty())
             .ok_or("a server needs an API token: --token or LAUNCHWAY_TOKEN")?;
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = http_agent(self.ca_file.as_deref(), None)?;
         Ok(Some(Client {
             base: base.trim_end_matches('/').to_string(),
             token,

@@ -48,6 +48,10 @@ pub struct AgentArgs {
     /// at the same time on this agent can read each other's files).
     #[arg(long)]
     no_step_sandbox: bool,
+    /// Trust this certificate (PEM) for an https:// server: a private CA,
+    /// or the server's self-signed certificate.
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
     /// Stop (cancelling running jobs) when the process that started this
     /// one dies — what a server's local agent does.
     #[arg(long, hide = true)]
@@ -172,7 +176,7 @@ fn run(args: &AgentArgs) -> Result<(), String> {
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "agent".into())
     });
-    let channel = Channel::new(&args.server, "");
+    let channel = Channel::trusting(&args.server, "", args.ca_file.as_deref())?;
     let credential = credential(args, &channel, &work, &name, &token)?;
     let channel = channel.with_token(&credential);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -11,6 +11,14 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); with
+    /// --tls-key. The server's own agent then talks to it on a loopback
+    /// port of its own.
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     db: DbOptions,
     /// Runs executed at the same time.
@@ -369,11 +377,27 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         db.clone(),
         data,
     ));
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some(launchway_server::api::tls::server_config(c, k)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    eprintln!("launchway server listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("launchway server listening on {scheme}://{addr}");
+    // With TLS, the local agent (whose certificate names the public host,
+    // not 127.0.0.1) reaches the same API on a loopback port of its own.
+    let (agent_listener, agent_addr) = if tls.is_some() && local_jobs > 0 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("cannot listen on a loopback port: {e}"))?;
+        let a = l.local_addr().map_err(|e| e.to_string())?;
+        (Some(l), a)
+    } else {
+        (None, addr)
+    };
     // GitOps: one reconciler per repository with environments; replicas a
     // previous server left are adopted, and keep serving after shutdown.
     let envs = launchway_server::environments::Environments::new(
@@ -386,13 +410,17 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
     ));
     tokio::spawn(envs.clone().watch());
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(api::serve(
-        listener,
-        AppState::new(db.clone(), engine.clone()).with_environments(envs),
-        async {
-            let _ = http_stopped.await;
-        },
-    ));
+    let state = AppState::new(db.clone(), engine.clone()).with_environments(envs);
+    let (stop_inner, inner_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(l) = agent_listener {
+        tokio::spawn(api::serve(l, state.clone(), None, async {
+            let _ = inner_stopped.await;
+        }));
+    }
+    let http = tokio::spawn(api::serve(listener, state, tls, async move {
+        let _ = http_stopped.await;
+        let _ = stop_inner.send(());
+    }));
     let local = if local_jobs > 0 {
         let abs = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let mut deny = vec![abs(&dir)];
@@ -400,7 +428,7 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
             deny.push(abs(f));
         }
         let cfg = crate::local_agent::Config {
-            server: format!("http://{addr}"),
+            server: format!("http://{agent_addr}"),
             // One name per server (its data dir), the same across restarts.
             name: crate::local_agent::name_for(&abs(&dir)),
             work_dir: args

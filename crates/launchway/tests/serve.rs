@@ -357,3 +357,93 @@ fn every_request_is_logged_one_line() {
         "queries stay out of the log: {text}"
     );
 }
+
+/// HTTPS with rustls: clients that trust the certificate (`--ca-file`) use
+/// the API, those that do not are refused by their TLS check, plain HTTP
+/// gets nowhere, and the server's own agent still runs jobs.
+#[test]
+fn the_api_serves_https_and_its_agent_still_runs_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
+    std::fs::write(
+        repo.join(".github/workflows/ci.yml"),
+        "on: workflow_dispatch\njobs:\n  hi:\n    runs-on: linux\n    steps:\n      - run: echo over-tls\n",
+    )
+    .unwrap();
+    common::commit_all(&repo);
+    let (c, k) = (cert.display().to_string(), key.display().to_string());
+    let (_server, base, token) = common::server::start_with(
+        &tmp.path().join("server"),
+        &["--tls-cert", &c, "--tls-key", &k, "--poll-seconds", "0"],
+    );
+    let token = token.unwrap();
+    assert!(base.starts_with("https://"), "{base}");
+    let cli = |args: &[&str], trust: bool| {
+        let mut cmd = common::bin();
+        cmd.args(args)
+            .env("LAUNCHWAY_SERVER", &base)
+            .env("LAUNCHWAY_TOKEN", &token);
+        if trust {
+            cmd.env("LAUNCHWAY_CA_FILE", &cert);
+        } else {
+            cmd.env_remove("LAUNCHWAY_CA_FILE");
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = cli(&["repo", "add", "tls", repo.to_str().unwrap()], true);
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&["runs"], false);
+    assert!(!ok, "an untrusted certificate is refused: {out}");
+    let (ok, out) = cli(&["dispatch", "tls", ".github/workflows/ci.yml"], true);
+    assert!(ok, "{out}");
+    let id = out.split_whitespace().nth(2).unwrap().to_string();
+    let (ok, out) = cli(&["logs", &id, "-f"], true);
+    assert!(ok && out.contains("over-tls"), "{out}");
+    // Plain HTTP on the TLS port gets no API.
+    let plain = base.replace("https://", "http://");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(5)))
+        .build()
+        .into();
+    assert!(agent.get(format!("{plain}/healthz")).call().is_err());
+}

@@ -26,6 +26,7 @@ pub mod limit;
 pub mod metrics;
 mod runs;
 mod settings;
+pub mod tls;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -543,8 +544,12 @@ async fn audit_log(State(state): State<AppState>, caller: Caller) -> Result<Json
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Some(config) = tls {
+        return tls::serve(listener, router(state), config, shutdown).await;
+    }
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -43,17 +43,17 @@ impl ChannelError {
 }
 
 impl Channel {
-    pub fn new(base: &str, token: &str) -> Channel {
-        let http: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into();
-        Channel {
+    /// A channel that trusts `ca_file`'s certificates for an https server.
+    pub fn trusting(
+        base: &str,
+        token: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Channel, String> {
+        Ok(Channel {
             base: base.trim_end_matches('/').to_string(),
             token: token.to_string(),
-            http,
-        }
+            http: crate::client::http_agent(ca_file, Some(Duration::from_secs(120)))?,
+        })
     }
 
     pub fn with_token(&self, token: &str) -> Channel {
