@@ -163,6 +163,8 @@ fn run(args: &AgentArgs) -> Result<(), String> {
         "none (no --deny paths)"
     } else {
         let mut writable = vec![work.clone(), PathBuf::from("/dev"), PathBuf::from("/tmp")];
+        // Its jobs' cgroups are created and removed under its own.
+        writable.extend(tracker.writable());
         writable.retain(|w| w.exists());
         sandbox::landlock(&args.deny, &writable, &[], false)?
     };

@@ -665,6 +665,7 @@ jobs:
       - run: |
           for i in $(seq 1 50); do [ -s {s}/daemon.pid ] && break; sleep 0.1; done
           kill -0 "$(cat {s}/daemon.pid)" && echo daemon-alive-in-next-step
+          echo "in cgroup $(grep '^0::' /proc/self/cgroup)"
 "#,
             s = shared.display()
         ),
@@ -689,14 +690,36 @@ jobs:
     let root = nix::unistd::Uid::effective().is_root();
     for (name, no_cgroup) in [("with-cgroups", false), ("by-mark", true)] {
         let mut cmd = bin();
+        // Restricted as a server's own agent is: Landlock, and (as root)
+        // another user — its cgroup tree must stay writable to it.
+        let off_limits = tmp.path().join("off-limits");
+        std::fs::create_dir_all(&off_limits).unwrap();
+        let work = tmp.path().join(name);
+        std::fs::create_dir_all(&work).unwrap();
         cmd.args([
             "agent", "--server", &base, "--name", name, "--labels", "linux",
-        ])
-        .arg("--work-dir")
-        .arg(tmp.path().join(name))
-        .env("LAUNCHWAY_AGENT_TOKEN", &registration)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
+        ]);
+        if root {
+            let _ = std::process::Command::new("useradd")
+                .args(["--system", "--no-create-home", "launchway-agent"])
+                .output();
+            let out = std::process::Command::new("id")
+                .args(["-u", "launchway-agent"])
+                .output()
+                .unwrap();
+            let uid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+            std::os::unix::fs::chown(&work, Some(uid), None).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            cmd.args(["--user", "launchway-agent"]);
+        }
+        cmd.arg("--deny")
+            .arg(&off_limits)
+            .arg("--work-dir")
+            .arg(&work)
+            .env("LAUNCHWAY_AGENT_TOKEN", &registration)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
         if no_cgroup {
             cmd.env("LAUNCHWAY_AGENT_NO_CGROUP", "1");
         }
@@ -727,7 +750,14 @@ jobs:
             "{}",
             logs(&base, &token, id)
         );
-        assert!(logs(&base, &token, id).contains("daemon-alive-in-next-step"));
+        let text = logs(&base, &token, id);
+        assert!(text.contains("daemon-alive-in-next-step"), "{text}");
+        if want == "a cgroup per job" {
+            assert!(
+                text.contains("/job-"),
+                "the step ran outside its job's cgroup: {text}"
+            );
+        }
         let daemon: i32 = std::fs::read_to_string(shared.join("daemon.pid"))
             .unwrap()
             .trim()

@@ -940,7 +940,7 @@ fn polling_a_cloned_repository_and_schedules_start_runs() {
         .output()
         .unwrap();
     assert_eq!(push["sha"], String::from_utf8_lossy(&head.stdout).trim());
-    assert_eq!(push["actor"], "poll");
+    assert_eq!(push["actor"], "unknown");
     let id = push["id"].as_i64().unwrap();
     let (code, out, _) = cli(&base, &token, &["logs", &id.to_string(), "-f"]);
     assert_eq!(code, 0, "{out}");

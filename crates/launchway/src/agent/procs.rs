@@ -64,6 +64,12 @@ impl Tracker {
         Tracker { agent, cgroup }
     }
 
+    /// The cgroup subtree the agent must be able to write (to create and
+    /// remove its jobs' cgroups under its own Landlock rules).
+    pub fn writable(&self) -> Option<PathBuf> {
+        self.cgroup.clone()
+    }
+
     /// What the start-up line says.
     pub fn describe(&self) -> String {
         match &self.cgroup {
@@ -151,6 +157,21 @@ fn own_subtree(agent: &str, owner: Option<(u32, u32)>) -> Result<PathBuf, String
     } else {
         parent.join(&name)
     };
+    // Trees other agents left here and no process uses any more go.
+    if let Some(dir) = base.parent()
+        && let Ok(rd) = std::fs::read_dir(dir)
+    {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p != base
+                && e.file_name().to_string_lossy().starts_with("launchway-")
+                && p.join("cgroup.procs").exists()
+                && !populated(&p)
+            {
+                remove_tree(&p);
+            }
+        }
+    }
     if !base.join("cgroup.procs").exists() {
         std::fs::create_dir(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
     }
@@ -206,6 +227,18 @@ pub fn kill_cgroup(dir: &Path) {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// Removes an empty cgroup tree, deepest first.
+fn remove_tree(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&e.path());
+            }
+        }
     }
     let _ = std::fs::remove_dir(dir);
 }
