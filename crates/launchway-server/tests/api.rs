@@ -973,3 +973,20 @@ async fn a_role_in_one_repository_is_not_a_role_in_another() {
         "back to viewer"
     );
 }
+
+/// A list's limit is 1 to 1000: `limit=-1` is a 400, not every run.
+#[tokio::test]
+async fn list_limits_are_bounded() {
+    let s = server().await;
+    let a = Some(s.admin.as_str());
+    for path in ["/api/runs", "/api/deployments"] {
+        for bad in ["-1", "0", "1001"] {
+            let (st, v) = s.call("GET", &format!("{path}?limit={bad}"), a, None).await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{path} {bad}: {v}");
+        }
+        assert_eq!(
+            s.call("GET", &format!("{path}?limit=5"), a, None).await.0,
+            StatusCode::OK
+        );
+    }
+}

@@ -392,9 +392,26 @@ pub struct GitOpsArgs {
     /// repository, under the environment's approval rules.
     #[arg(long)]
     repo: Option<String>,
+    /// Change this machine's repository (-C) even though a server is named
+    /// (--server or LAUNCHWAY_SERVER).
+    #[arg(long, conflicts_with = "repo")]
+    local: bool,
 }
 
 impl GitOpsArgs {
+    /// A local change while a server is named is refused unless asked for
+    /// (`--local`): the server would otherwise be quietly ignored.
+    fn refuse_ignored_server(&self, server: &crate::client::ServerOpts) -> Option<u8> {
+        let named = server.server.as_deref().is_some_and(|s| !s.is_empty());
+        if self.repo.is_none() && named && !self.local {
+            eprintln!(
+                "error: a server is named (--server or LAUNCHWAY_SERVER) but not a repository: add --repo NAME to change the server's, or --local to change this machine's (-C)"
+            );
+            return Some(2);
+        }
+        None
+    }
+
     fn place(&self, store: &launchway_runner::store::Store) -> launchway_deploy::gitops::Place {
         let mut p = launchway_deploy::gitops::Place::new(&self.root, &self.dir);
         p.branch = self.branch.clone();
@@ -511,6 +528,9 @@ pub fn deploy(
     server: &crate::client::ServerOpts,
     store: &launchway_runner::store::Store,
 ) -> u8 {
+    if let Some(code) = args.at.refuse_ignored_server(server) {
+        return code;
+    }
     if let Some(repo) = &args.at.repo {
         let mut set = serde_json::Map::new();
         for s in &args.sets {
@@ -552,6 +572,9 @@ pub fn rollback(
     server: &crate::client::ServerOpts,
     store: &launchway_runner::store::Store,
 ) -> u8 {
+    if let Some(code) = args.at.refuse_ignored_server(server) {
+        return code;
+    }
     if let Some(repo) = &args.at.repo {
         return remote_change(
             server,
@@ -572,6 +595,9 @@ pub fn promote(
     server: &crate::client::ServerOpts,
     store: &launchway_runner::store::Store,
 ) -> u8 {
+    if let Some(code) = args.at.refuse_ignored_server(server) {
+        return code;
+    }
     if let Some(repo) = &args.at.repo {
         return remote_change(
             server,

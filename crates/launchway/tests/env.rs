@@ -179,6 +179,45 @@ fn lw(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// With a server named and no `--repo`, a deploy is refused rather than
+/// quietly made in this machine's repository; `--local` says it is meant.
+#[test]
+fn a_named_server_is_never_ignored_by_deploy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(repo.join("configs/environments")).unwrap();
+    std::fs::write(repo.join("configs/environments/dev.yaml"), "replicas: 1\n").unwrap();
+    common::commit_all(&repo);
+    for verb in [
+        &["deploy", "dev", "--set", "replicas=2"][..],
+        &["rollback", "dev"],
+        &["promote", "dev", "prod"],
+    ] {
+        let out = bin()
+            .args(verb)
+            .arg("-C")
+            .arg(&repo)
+            .env("LAUNCHWAY_SERVER", "http://127.0.0.1:9")
+            .env("LAUNCHWAY_TOKEN", "lwt_x")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{verb:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--local"));
+    }
+    let out = bin()
+        .args(["deploy", "dev", "--set", "replicas=2", "--local", "-C"])
+        .arg(&repo)
+        .env("LAUNCHWAY_SERVER", "http://127.0.0.1:9")
+        .env("LAUNCHWAY_HOME", tmp.path().join("home"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn deploy_rollback_and_promote_are_commits_of_the_environment_file() {
     let tmp = tempfile::tempdir().unwrap();

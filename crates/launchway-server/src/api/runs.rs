@@ -231,9 +231,21 @@ pub async fn list_runs(
     let filter = RunFilter {
         repo: q.repo.filter(|r| !r.is_empty()),
         status,
-        limit: q.limit.unwrap_or(100),
+        limit: page_limit(q.limit)?,
     };
     Ok(Json(state.store.runs(&filter).await?))
+}
+
+/// A list's `limit`: 1 to 1000, default 100 (`limit=-1` is not "all").
+fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit: 1 to 1000, not {n}"),
+        )),
+    }
 }
 
 async fn run_or_404(state: &AppState, id: i64) -> Result<Run, ApiError> {
@@ -784,7 +796,7 @@ pub async fn deployments(
             .deployments(
                 q.repo.as_deref(),
                 q.environment.as_deref(),
-                q.limit.unwrap_or(100),
+                page_limit(q.limit)?,
             )
             .await?,
     ))
