@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// the run as failed.
     #[arg(long, default_value_t = 30)]
     run_lease_seconds: u64,
+    /// Failed authentications a client address may have per minute before
+    /// it gets 429 for the rest of it (0: no limit).
+    #[arg(long, default_value_t = launchway_server::api::limit::MAX_FAILURES)]
+    auth_failures_per_minute: u32,
     /// Seconds a run may wait for a deployment review before it ends as
     /// failed (default: 30 days, as on GitHub).
     #[arg(long, default_value_t = 30 * 24 * 3600)]
@@ -410,7 +414,9 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
     ));
     tokio::spawn(envs.clone().watch());
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(db.clone(), engine.clone()).with_environments(envs);
+    let state = AppState::new(db.clone(), engine.clone())
+        .with_environments(envs)
+        .with_auth_failure_limit(args.auth_failures_per_minute);
     let (stop_inner, inner_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(l) = agent_listener {
         tokio::spawn(api::serve(l, state.clone(), None, async {

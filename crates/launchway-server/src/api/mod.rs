@@ -56,6 +56,12 @@ impl AppState {
         }
     }
 
+    /// Allows at most `max` failed authentications per source per minute.
+    pub fn with_auth_failure_limit(mut self, max: u32) -> AppState {
+        self.limiter = std::sync::Arc::new(limit::Limiter::new(max));
+        self
+    }
+
     /// Serves environments through these reconcilers.
     pub fn with_environments(
         mut self,
