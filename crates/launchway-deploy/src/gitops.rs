@@ -96,6 +96,53 @@ pub struct Place {
     /// change would commit. The server's API freezes what runs and who
     /// approves ([`FROZEN_FOR_API`]); those change by a reviewed commit.
     pub frozen: Vec<String>,
+    /// Plan only: a change checks everything, commits nothing, and leaves
+    /// the environment's merged settings before and after here.
+    pub preview: Option<Preview>,
+}
+
+/// Where a planned change leaves what it would do.
+pub type Preview = std::sync::Arc<std::sync::Mutex<Option<(serde_json::Value, serde_json::Value)>>>;
+
+/// What a change would do to an environment, key by key (nothing is
+/// committed): `kind` is deploy, rollback or promote, with the same
+/// parameters the change itself takes.
+pub fn plan(
+    place: &Place,
+    env: &str,
+    change: &Change<'_>,
+    author: &Author,
+) -> Result<Vec<crate::diff::Difference>, String> {
+    let preview: Preview = Default::default();
+    let mut p = place.clone();
+    p.preview = Some(preview.clone());
+    match change {
+        Change::Deploy { release, sets } => deploy(&p, env, *release, sets, author),
+        Change::Rollback { to } => rollback(&p, env, *to, author),
+        Change::Promote { from } => promote(&p, from, env, author),
+    }?;
+    let seen = preview
+        .lock()
+        .map_err(|_| "preview lock poisoned".to_string())?
+        .take();
+    Ok(seen.map_or_else(Vec::new, |(before, after)| {
+        crate::diff::diff(&before, &after)
+    }))
+}
+
+/// A change to plan.
+#[derive(Debug, Clone)]
+pub enum Change<'a> {
+    Deploy {
+        release: Option<&'a str>,
+        sets: Vec<(String, String)>,
+    },
+    Rollback {
+        to: Option<&'a str>,
+    },
+    Promote {
+        from: &'a str,
+    },
 }
 
 /// What a change through the server's API may never alter.
@@ -122,6 +169,7 @@ impl Place {
             registry: None,
             remote: None,
             frozen: Vec::new(),
+            preview: None,
         }
     }
 
@@ -221,6 +269,7 @@ fn commit_file(
     tree: &Tree,
     remote: Option<&str>,
     frozen: &[String],
+    preview: Option<&Preview>,
     dir: &Path,
     env: &str,
     rel: &Path,
@@ -252,7 +301,7 @@ fn commit_file(
     if before == text {
         return Ok(None);
     }
-    if !frozen.is_empty() {
+    if !frozen.is_empty() || preview.is_some() {
         let old = crate::config::load(
             env,
             &crate::config::Source {
@@ -277,6 +326,12 @@ fn commit_file(
                 rel.display(),
                 frozen.join(", ")
             ));
+        }
+        if let Some(p) = preview {
+            if let Ok(mut slot) = p.lock() {
+                *slot = Some((was, will));
+            }
+            return Ok(None);
         }
     }
     match tree {
@@ -517,6 +572,7 @@ pub fn deploy(
         &tree,
         place.remote.as_deref(),
         &place.frozen,
+        place.preview.as_ref(),
         &place.dir,
         env,
         &rel,
@@ -578,6 +634,7 @@ pub fn rollback(
         &tree,
         place.remote.as_deref(),
         &place.frozen,
+        place.preview.as_ref(),
         &place.dir,
         env,
         &rel,
@@ -645,6 +702,7 @@ pub fn promote(
         &tree,
         place.remote.as_deref(),
         &place.frozen,
+        place.preview.as_ref(),
         &place.dir,
         to,
         &rel,
@@ -655,10 +713,15 @@ pub fn promote(
 }
 
 #[cfg(test)]
+mod tests_support {
+    pub use super::tests::{repo, sh};
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sh(dir: &Path, args: &[&str]) -> String {
+    pub fn sh(dir: &Path, args: &[&str]) -> String {
         let out = std::process::Command::new("git")
             .arg("-C")
             .arg(dir)
@@ -680,7 +743,7 @@ mod tests {
     /// A repository whose dev.yaml's command changed by a reviewed commit;
     /// a branch `evil` whose dev.yaml runs something else. Returns the
     /// commit before the change.
-    fn repo(dir: &Path) -> String {
+    pub fn repo(dir: &Path) -> String {
         let env = dir.join("configs/environments");
         std::fs::create_dir_all(&env).unwrap();
         std::fs::write(
@@ -748,5 +811,46 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_shows_what_would_change_and_commits_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = tests_support::repo(tmp.path());
+        let head = tests_support::sh(tmp.path(), &["rev-parse", "HEAD"]);
+        let mut place = Place::new(tmp.path(), Path::new(crate::repo::DEFAULT_DIR));
+        place.frozen = FROZEN_FOR_API.iter().map(|k| (*k).to_string()).collect();
+        let diff = plan(
+            &place,
+            "dev",
+            &Change::Deploy {
+                release: Some(&first),
+                sets: vec![("replicas".into(), "3".into())],
+            },
+            &Author::default(),
+        )
+        .unwrap();
+        let paths: Vec<&str> = diff.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["release", "replicas"], "{diff:?}");
+        assert_eq!(diff[0].right.as_deref(), Some(first.as_str()));
+        assert_eq!(
+            tests_support::sh(tmp.path(), &["rev-parse", "HEAD"]),
+            head,
+            "nothing committed"
+        );
+        // A plan that would alter what runs is refused like the change.
+        let e = plan(
+            &place,
+            "dev",
+            &Change::Rollback { to: Some(&first) },
+            &Author::default(),
+        )
+        .unwrap_err();
+        assert!(e.starts_with(FROZEN_REFUSAL), "{e}");
     }
 }

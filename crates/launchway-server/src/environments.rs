@@ -90,6 +90,7 @@ impl Environments {
             registry: Some(self.registry_dir()),
             remote: crate::triggers::is_url(&repo.location).then(|| "origin".to_string()),
             frozen: Vec::new(),
+            preview: None,
         }
     }
 

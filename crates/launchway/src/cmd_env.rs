@@ -496,6 +496,18 @@ fn remote_change(
     })();
     match r {
         Ok(v) if v["status"] == "waiting" => {
+            // What the reviewer will be approving, key by key.
+            for d in v["diff"].as_array().cloned().unwrap_or_default() {
+                let show = |x: &serde_json::Value| {
+                    x.as_str().map_or("(unset)".to_string(), str::to_string)
+                };
+                println!(
+                    "  {}: {} → {}",
+                    d["path"].as_str().unwrap_or(""),
+                    show(&d["before"]),
+                    show(&d["after"])
+                );
+            }
             println!(
                 "{kind} {env}: waiting for a reviewer ({}) — change {}; `launchway approve --change {}`",
                 v["required_reviewers"]

@@ -27,6 +27,7 @@ pub fn place_of(req: &DeployRequest, store: &launchway_runner::store::Store) -> 
         registry: Some(registry_dir(store)),
         remote: None,
         frozen: Vec::new(),
+        preview: None,
     }
 }
 

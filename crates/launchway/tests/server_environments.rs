@@ -267,6 +267,8 @@ jobs:
     );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("waiting for a reviewer"), "{out}");
+    // The reviewer sees what the change would do.
+    assert!(out.contains(&format!("release: (unset) → {v1}")), "{out}");
     let id: String = out
         .split("--change ")
         .nth(1)

@@ -281,6 +281,56 @@ pub async fn change(
     let rules = protection(&place, &env)?;
     let now = crate::now_ms();
     if rules.needs_approval() {
+        // What it would do, checked now (a refusal comes before the wait)
+        // and shown to the reviewer.
+        let planned = {
+            let (place, env, params, kind) =
+                (place.clone(), env.clone(), params.clone(), kind.clone());
+            tokio::task::spawn_blocking(move || {
+                use launchway_deploy::gitops::Change;
+                let sets: Vec<(String, String)> = params["set"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let change = match kind.as_str() {
+                    "deploy" => Change::Deploy {
+                        release: params["release"].as_str(),
+                        sets,
+                    },
+                    "rollback" => Change::Rollback {
+                        to: params["to"].as_str(),
+                    },
+                    _ => Change::Promote {
+                        from: params["from"].as_str().unwrap_or_default(),
+                    },
+                };
+                launchway_deploy::gitops::plan(&place, &env, &change, &Author::default())
+            })
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        };
+        let diff = match planned {
+            Ok(d) => d,
+            Err(e) => {
+                let status = if e.starts_with(launchway_deploy::gitops::FROZEN_REFUSAL) {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                record(&state, &caller, &action, &target, &format!("denied: {e}")).await?;
+                return Err(ApiError::new(status, e));
+            }
+        };
+        let diff: Vec<Value> = diff
+            .iter()
+            .map(|d| json!({ "path": d.path, "before": d.left, "after": d.right }))
+            .collect();
+        let mut params = params;
+        params["preview"] = json!(diff);
         let id = state
             .store
             .add_change(&name, &env, &kind, &params, &caller.user.name, now)
@@ -299,6 +349,7 @@ pub async fn change(
                 "change": id,
                 "status": "waiting",
                 "required_reviewers": rules.required_reviewers,
+                "diff": params["preview"],
             })),
         ));
     }
