@@ -49,6 +49,23 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Names of users, repositories, agents, groups and environments: they
+/// appear in URLs, logs and the audit chain, so they stay plain. One rule,
+/// checked by the store whoever asks (API or CLI).
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The store's refusal of a name.
+pub(crate) fn name_refused(what: &str, name: &str) -> store::StoreError {
+    store::StoreError::Invalid(format!(
+        "{what} '{name}': names are 1-64 characters of letters, digits, '.', '_' and '-'"
+    ))
+}
+
 /// The wall clock in milliseconds since the Unix epoch, for audit entries.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -49,6 +49,11 @@ fn admin_commands_manage_users_and_tokens_for_a_running_server() {
     assert!(!ok && err.contains("user 'ana' already exists"), "{err}");
     let (ok, _, err) = admin(d, &["user", "add", "bo", "--role", "root"]);
     assert!(!ok && err.contains("unknown role 'root'"), "{err}");
+    // The same name rule as the API's, whoever asks.
+    for bad in ["has space", "a/b", "unknown"] {
+        let (ok, _, err) = admin(d, &["user", "add", bad]);
+        assert!(!ok, "{bad}: {err}");
+    }
     let (ok, token, err) = admin(d, &["token", "create", "ana"]);
     assert!(ok, "{err}");
     let token = token.trim().to_string();

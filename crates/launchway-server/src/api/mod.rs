@@ -496,12 +496,7 @@ pub struct NewUser {
 }
 
 /// User names appear in URLs, logs and the audit chain: keep them plain.
-pub(crate) fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
+pub(crate) use crate::valid_name;
 
 async fn add_user(
     State(state): State<AppState>,

@@ -243,6 +243,9 @@ impl Store {
     }
 
     pub async fn add_group_member(&self, group: &str, user: &str) -> Result<(), StoreError> {
+        if !crate::valid_name(group) {
+            return Err(crate::name_refused("group", group));
+        }
         self.account(user).await?;
         sqlx::query(
             "INSERT INTO group_members (group_name, user_name) SELECT $1, $2 \

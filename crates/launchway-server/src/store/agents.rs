@@ -188,6 +188,9 @@ impl Store {
         if live.is_none() {
             return Err(StoreError::Unauthorized);
         }
+        if !crate::valid_name(name) {
+            return Err(crate::name_refused("agent", name));
+        }
         let labels = normalize_labels(labels)?;
         let credential = token(AGENT_PREFIX)?;
         if replace {

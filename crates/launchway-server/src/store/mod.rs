@@ -169,6 +169,9 @@ impl Store {
     }
 
     pub async fn add_user(&self, name: &str, role: Role) -> Result<User, StoreError> {
+        if !crate::valid_name(name) {
+            return Err(crate::name_refused("user", name));
+        }
         // Names runs use for actors that are no user.
         if ["unknown", "schedule", "poll", "system"].contains(&name.to_ascii_lowercase().as_str()) {
             return Err(StoreError::Invalid(format!(

@@ -194,6 +194,9 @@ impl Store {
         sealed_secret: &str,
         now_ms: i64,
     ) -> Result<Repo, StoreError> {
+        if !crate::valid_name(name) {
+            return Err(crate::name_refused("repository", name));
+        }
         let done = sqlx::query(
             "INSERT INTO repos (name, location, webhook_secret, created_ms) VALUES ($1, $2, $3, $4)",
         )
