@@ -759,6 +759,54 @@ async fn every_operation_authorizes_as_its_document_says() {
         store.add_user(&name, role).await.unwrap();
         tokens.push((role, store.create_token(&name, "t").await.unwrap().1));
     }
+    // The repository `{name}` stands for, with two users whose role there
+    // is not their global one.
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["init", "-q", "-b", "main"],
+        vec![
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+    ] {
+        assert!(
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(&args)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    store
+        .add_repo(
+            "nope",
+            &dir.path().to_string_lossy(),
+            "",
+            launchway_server::now_ms(),
+        )
+        .await
+        .unwrap();
+    store.add_user("up", Role::Viewer).await.unwrap();
+    store
+        .set_repo_role("nope", "up", Role::Deployer)
+        .await
+        .unwrap();
+    let up = store.create_token("up", "t").await.unwrap().1;
+    store.add_user("down", Role::Deployer).await.unwrap();
+    store
+        .set_repo_role("nope", "down", Role::Viewer)
+        .await
+        .unwrap();
+    let down = store.create_token("down", "t").await.unwrap().1;
     store.add_user("gone", Role::Admin).await.unwrap();
     let (rid, revoked) = store.create_token("gone", "t").await.unwrap();
     store.revoke_token(rid).await.unwrap();
@@ -835,7 +883,32 @@ async fn every_operation_authorizes_as_its_document_says() {
                 "user" => Some(Role::Viewer),
                 r => Some(r.parse::<Role>().unwrap()),
             };
-            for (role, token) in tokens.iter().chain([(Role::Admin, admin.clone())].iter()) {
+            // In the repository, `up` is a deployer and `down` a viewer;
+            // elsewhere their global roles hold.
+            let in_repo = path.starts_with("/api/repos/{name}/");
+            let scoped = [
+                (
+                    if in_repo {
+                        Role::Deployer
+                    } else {
+                        Role::Viewer
+                    },
+                    up.clone(),
+                ),
+                (
+                    if in_repo {
+                        Role::Viewer
+                    } else {
+                        Role::Deployer
+                    },
+                    down.clone(),
+                ),
+            ];
+            for (role, token) in tokens
+                .iter()
+                .chain([(Role::Admin, admin.clone())].iter())
+                .chain(scoped.iter())
+            {
                 let st = call(Some(token.clone())).await;
                 match least {
                     // Agent routes take an agent's credential, never a user's.
