@@ -76,6 +76,12 @@ impl Environments {
         dir.canonicalize().unwrap_or(dir)
     }
 
+    /// Whether a reconciler of this server runs `repo`'s environments.
+    pub async fn serves(&self, repo: &Repo) -> bool {
+        let root = self.root_of(repo);
+        self.running.lock().await.contains_key(&root)
+    }
+
     /// Where changes of `repo`'s environments are committed: the branch
     /// its reconciler follows (the last one a deployment named; HEAD's by
     /// default), pushed back to the remote for a repository registered by URL.

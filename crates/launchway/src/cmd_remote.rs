@@ -26,6 +26,10 @@ enum RepoCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Remove a repository with its runs, settings and changes (admins).
+    Delete { name: String },
+    /// A new webhook secret for a repository, shown once (admins).
+    RotateWebhookSecret { name: String },
 }
 
 #[derive(Args)]
@@ -214,6 +218,19 @@ pub fn repo(args: &RepoArgs, server: &ServerOpts) -> u8 {
                 println!("registered '{name}' ({location})");
                 println!(
                     "webhook secret (shown only now; give it to `launchway hook install --secret-file` or your forge):"
+                );
+                println!("  {}", v["webhook_secret"].as_str().unwrap_or(""));
+                Ok(())
+            }
+            RepoCmd::Delete { name } => {
+                c.delete(&format!("/api/repos/{name}"))?;
+                println!("removed repository '{name}' with its runs, settings and changes");
+                Ok(())
+            }
+            RepoCmd::RotateWebhookSecret { name } => {
+                let v = c.post(&format!("/api/repos/{name}/webhook-secret"), &json!({}))?;
+                eprintln!(
+                    "new webhook secret for '{name}' (shown only now; the old one no longer verifies):"
                 );
                 println!("  {}", v["webhook_secret"].as_str().unwrap_or(""));
                 Ok(())

@@ -431,3 +431,73 @@ fn pushes_have_real_actors_and_groups_review() {
     assert!(ok, "{out}");
     assert_eq!(wait_end(&base, &token, id)["status"], "success");
 }
+
+/// A repository can be removed with what belongs to it — not while one of
+/// its runs waits — and its name registered again, clean.
+#[test]
+fn a_repository_is_deleted_with_its_runs_and_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("svc");
+    repo_with(
+        &dir,
+        &[
+            (".github/workflows/deploy.yml", DEPLOY),
+            ("configs/environments/production.yaml", PROTECTED),
+        ],
+    );
+    commit_all(&dir);
+    let data = tmp.path().join("data");
+    let (_server, base, token) = start_with_env(&data, &["--poll-seconds", "0"], &[]);
+    let token = token.unwrap();
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "svc", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["secret", "set", "svc", "PROD_TOKEN", "--env", "production"],
+        Some(PROD_SECRET),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["dispatch", "svc", ".github/workflows/deploy.yml"],
+        None,
+    );
+    assert!(ok, "{out}");
+    let id: i64 = out.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let run = wait_end(&base, &token, id);
+    assert_eq!(run["status"], "waiting", "{run}");
+    // Not while a run waits.
+    let (ok, out) = cli(&base, &token, &["repo", "delete", "svc"], None);
+    assert!(!ok && out.contains("cancel them first"), "{out}");
+    let (ok, out) = cli(&base, &token, &["cancel", &id.to_string()], None);
+    assert!(ok, "{out}");
+    let run_dir = run["run_dir"].as_str().unwrap_or("").to_string();
+    let (ok, out) = cli(&base, &token, &["repo", "delete", "svc"], None);
+    assert!(ok, "{out}");
+    let (_, list) = cli(&base, &token, &["repo", "list"], None);
+    assert!(!list.contains("svc"), "{list}");
+    assert_eq!(get(&format!("{base}/api/runs/{id}"), Some(&token)).0, 404);
+    if !run_dir.is_empty() {
+        assert!(
+            !std::path::Path::new(&run_dir).exists(),
+            "{run_dir} outlived its repository"
+        );
+    }
+    // The name is free again; nothing of the old one comes back.
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "svc", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let (_, secrets) = get(&format!("{base}/api/repos/svc/secrets"), Some(&token));
+    assert!(!secrets.contains("PROD_TOKEN"), "{secrets}");
+}

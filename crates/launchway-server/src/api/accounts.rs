@@ -424,3 +424,62 @@ pub async fn remove_repo_role(
     record(&state, &caller, "repo.role", &target, "ok: removed").await?;
     Ok(Json(json!({ "repo": name, "user": user, "role": null })))
 }
+
+/// `DELETE /api/repos/{name}` (admins): the repository, its runs and their
+/// files, its settings and changes. Refused while a run of it is in
+/// progress, or while this server serves its environments (remove their
+/// files with a commit first: the replicas stop, then delete).
+pub async fn delete_repo(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let target = format!("repo/{name}");
+    if let Err(e) = caller.require(Role::Admin) {
+        record(&state, &caller, "repo.delete", &target, "denied").await?;
+        return Err(e);
+    }
+    let Some((repo, _)) = state.store.repo(&name).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no repository '{name}'"),
+        ));
+    };
+    if let Some(envs) = &state.environments
+        && envs.serves(&repo).await
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "this server serves '{name}''s environments: remove their files with a commit first (their replicas stop), then delete it"
+            ),
+        ));
+    }
+    let dirs = state.store.delete_repo(&name).await.map_err(|e| match e {
+        crate::store::StoreError::Invalid(m) => ApiError::new(StatusCode::CONFLICT, m),
+        e => e.into(),
+    })?;
+    let runs_root = state.engine.data_dir().join("runs");
+    for d in &dirs {
+        let p = std::path::Path::new(d);
+        // Only the server's own run directories.
+        if p.starts_with(&runs_root) {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+    if crate::triggers::is_url(&repo.location) {
+        let _ = std::fs::remove_dir_all(crate::triggers::checkout_dir(
+            state.engine.data_dir(),
+            &repo,
+        ));
+    }
+    record(
+        &state,
+        &caller,
+        "repo.delete",
+        &target,
+        &format!("ok: {} run(s) removed", dirs.len()),
+    )
+    .await?;
+    Ok(Json(json!({ "deleted": name, "runs_removed": dirs.len() })))
+}

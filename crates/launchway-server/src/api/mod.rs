@@ -96,6 +96,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/tokens"),
     ("post", "/api/tokens/{id}/revoke"),
     ("post", "/api/repos/{name}/webhook-secret"),
+    ("delete", "/api/repos/{name}"),
     ("get", "/api/repos/{name}/roles"),
     ("put", "/api/repos/{name}/roles/{user}"),
     ("delete", "/api/repos/{name}/roles/{user}"),
@@ -185,6 +186,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/repos/{name}/webhook-secret",
             post(accounts::rotate_webhook_secret),
+        )
+        .route(
+            "/api/repos/{name}",
+            axum::routing::delete(accounts::delete_repo),
         )
         .route("/api/repos/{name}/roles", get(accounts::list_repo_roles))
         .route(

@@ -219,6 +219,54 @@ impl Store {
         }
     }
 
+    /// Removes a repository with its runs (their records, jobs, reviews
+    /// and deployments), settings, waiting changes and roles, in one
+    /// transaction; refused while one of its runs is queued, running or
+    /// waiting. Returns the removed runs' directories (for the caller to
+    /// delete).
+    pub async fn delete_repo(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        if self.repo(name).await?.is_none() {
+            return Err(StoreError::NoRepo(name.to_string()));
+        }
+        let mut tx = self.pool().begin().await?;
+        let busy = sqlx::query(
+            "SELECT COUNT(*) FROM runs WHERE repo = $1 AND status IN ('queued', 'running', 'waiting')",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let busy: i64 = busy.try_get(0)?;
+        if busy > 0 {
+            return Err(StoreError::Invalid(format!(
+                "'{name}' has {busy} run(s) queued, running or waiting: cancel them first"
+            )));
+        }
+        let dirs = sqlx::query("SELECT run_dir FROM runs WHERE repo = $1 AND run_dir <> ''")
+            .bind(name)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        for sql in [
+            "DELETE FROM jobs WHERE run_id IN (SELECT id FROM runs WHERE repo = $1)",
+            "DELETE FROM reviews WHERE run_id IN (SELECT id FROM runs WHERE repo = $1)",
+            "DELETE FROM deployments WHERE run_id IN (SELECT id FROM runs WHERE repo = $1)",
+            "DELETE FROM runs WHERE repo = $1",
+            "DELETE FROM settings WHERE repo = $1",
+            "DELETE FROM refs_seen WHERE repo = $1",
+            "DELETE FROM schedule_fired WHERE repo = $1",
+            "DELETE FROM changes WHERE repo = $1",
+            "DELETE FROM repo_roles WHERE repo = $1",
+            "DELETE FROM hook_deliveries WHERE repo = $1",
+            "DELETE FROM repos WHERE name = $1",
+        ] {
+            sqlx::query(sql).bind(name).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(dirs)
+    }
+
     /// Replaces a repository's sealed webhook secret.
     pub async fn set_webhook_secret(&self, name: &str, sealed: &str) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE repos SET webhook_secret = $2 WHERE name = $1")
