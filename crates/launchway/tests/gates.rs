@@ -315,7 +315,20 @@ fn an_unreviewed_deployment_expires() {
 /// so self-review holds for pushes; a group named as reviewer lets its
 /// members approve; a push nobody maps is `unknown` and blocks no one.
 #[test]
-fn pushes_have_real_actors_and_groups_review() {
+fn pushes_have_real_actors_and_groups_review_on_sqlite() {
+    pushes_have_real_actors_and_groups_review(None);
+}
+
+#[test]
+fn pushes_have_real_actors_and_groups_review_on_postgresql() {
+    let Ok(url) = std::env::var("LAUNCHWAY_TEST_POSTGRES") else {
+        eprintln!("LAUNCHWAY_TEST_POSTGRES is not set: skipped (CI sets it)");
+        return;
+    };
+    pushes_have_real_actors_and_groups_review(Some(common::server::fresh_postgres(&url)));
+}
+
+fn pushes_have_real_actors_and_groups_review(database: Option<String>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("svc");
     repo_with(
@@ -333,8 +346,31 @@ fn pushes_have_real_actors_and_groups_review() {
     );
     commit_all(&dir);
     let data = tmp.path().join("data");
-    let (_server, base, token) = start_with_env(&data, &["--poll-seconds", "0"], &[]);
+    let mut env = Vec::new();
+    if let Some(db) = &database {
+        env.push(("LAUNCHWAY_DATABASE", db.as_str()));
+    }
+    let (_server, base, token) = start_with_env(&data, &["--poll-seconds", "0"], &env);
     let token = token.unwrap();
+    // NUL bytes are a 400 on this backend too, before anything is read,
+    // signed or not (PostgreSQL answered 500).
+    for body in [
+        r#"{"repository":{"name":"a\u0000b"}}"#,
+        "{\"repository\":{\"name\":\"a\u{0}b\"}}",
+    ] {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let res = agent
+            .post(format!("{base}/api/hooks/git"))
+            .header("Content-Type", "application/json")
+            .header("X-GitHub-Event", "push")
+            .header("X-Hub-Signature-256", "sha256=00")
+            .send(body)
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 400, "{body:?}");
+    }
     let (ok, out) = cli(
         &base,
         &token,
