@@ -48,6 +48,8 @@ fn the_api_keeps_its_document_under_generated_requests() {
             r"^/api/tokens/\{id\}/revoke$|^/api/users/\{name\}$",
         ])
         .env("NO_COLOR", "1")
+        // Its cache goes with the test, not into the source tree.
+        .current_dir(tmp.path())
         .output()
         .unwrap();
     let text = format!(
