@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-use common::server::{Server, get, start_with_env};
+use common::server::{Server, cli, get, start_with_env};
 use common::{bin, commit_all};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,32 +18,6 @@ const SECRET: &str = "planted-secret-9931-xq";
 const ENV_MARK: &str = "planted-env-7781-zz";
 const TEMP_MARK: &str = "planted-temp-4411-yy";
 const WS_MARK: &str = "planted-ws-5512-ww";
-
-fn cli(base: &str, token: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    use std::io::Write;
-    let mut child = bin()
-        .args(args)
-        .env("LAUNCHWAY_SERVER", base)
-        .env("LAUNCHWAY_TOKEN", token)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 fn repo(dir: &Path, workflow: &str) {
     std::fs::create_dir_all(dir.join(".github/workflows")).unwrap();
@@ -85,32 +59,6 @@ fn wait_end(base: &str, token: &str, id: i64) -> String {
 
 fn logs(base: &str, token: &str, id: i64) -> String {
     cli(base, token, &["logs", &id.to_string()], None).1
-}
-
-/// Every file under `dir` (as root, whatever its owner) holding `needle`.
-fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(m) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(p);
-            } else if m.is_file()
-                && std::fs::read(&p)
-                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-            {
-                hits.push(p.display().to_string());
-            }
-        }
-    }
-    hits
 }
 
 fn trust_boundary(database: Option<String>) {
@@ -333,7 +281,7 @@ jobs:
     }
     for dir in [&data, &agent_work] {
         for needle in [SECRET, TEMP_MARK, WS_MARK] {
-            let hits = files_holding(dir, needle);
+            let hits = common::files_holding(dir, needle, &[]);
             assert!(hits.is_empty(), "'{needle}' in clear in {hits:?}");
         }
     }

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-use common::server::{get, start_with_env};
+use common::server::{cli, get, start_with_env};
 use common::{bin, commit_all, git};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -24,32 +24,6 @@ jobs:
 "#;
 
 const PROTECTED: &str = "protection:\n  required_reviewers: [ana]\n  branches: [main]\n";
-
-fn cli(base: &str, token: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    use std::io::Write;
-    let mut child = bin()
-        .args(args)
-        .env("LAUNCHWAY_SERVER", base)
-        .env("LAUNCHWAY_TOKEN", token)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 fn wait_end(base: &str, token: &str, id: i64) -> serde_json::Value {
     let start = Instant::now();

@@ -111,35 +111,6 @@ fn repo(dir: &Path) {
     commit_all(dir);
 }
 
-/// Every file under `dir` holding `needle`.
-fn files_holding(dir: &Path, needle: &str) -> Vec<String> {
-    let mut hits = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let Ok(m) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.push(p);
-            } else if m.is_file()
-                && std::fs::read(&p)
-                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-                // The step's own scratch file is in its workspace, not a
-                // record or a log.
-                && !p.ends_with("forms.txt")
-            {
-                hits.push(p.display().to_string());
-            }
-        }
-    }
-    hits
-}
-
 fn assert_masked(what: &str, text: &str) {
     assert!(
         text.contains("emitted 8 forms"),
@@ -191,7 +162,7 @@ fn every_encoding_of_a_secret_is_masked_in_a_local_run() {
             !stderr.contains(&c),
             "terminal: the {name} form got through"
         );
-        let hits = files_holding(&home, &c);
+        let hits = common::files_holding(&home, &c, &["forms.txt"]);
         assert!(hits.is_empty(), "the {name} form is in {hits:?}");
     }
     assert!(
@@ -254,7 +225,7 @@ fn every_encoding_of_a_secret_is_masked_through_a_server() {
             !record.contains(&c),
             "API: the {name} form got through:\n{record}"
         );
-        let hits = files_holding(&data, &c);
+        let hits = common::files_holding(&data, &c, &["forms.txt"]);
         assert!(hits.is_empty(), "the {name} form is in {hits:?}");
     }
 }

@@ -119,3 +119,31 @@ class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
 print(f"serving {version} on port {os.environ['PORT']}", flush=True)
 S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#;
+
+/// Every file under `dir` (whatever its owner, when run as root) holding
+/// `needle`, but those named in `except`.
+pub fn files_holding(dir: &Path, needle: &str, except: &[&str]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(p);
+            } else if m.is_file()
+                && !except.iter().any(|x| p.ends_with(x))
+                && std::fs::read(&p)
+                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                hits.push(p.display().to_string());
+            }
+        }
+    }
+    hits
+}
