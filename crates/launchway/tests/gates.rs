@@ -511,3 +511,104 @@ fn a_repository_is_deleted_with_its_runs_and_settings() {
     let (_, secrets) = get(&format!("{base}/api/repos/svc/secrets"), Some(&token));
     assert!(!secrets.contains("PROD_TOKEN"), "{secrets}");
 }
+
+/// Changes through the API stay inside the rules, on SQLite and
+/// PostgreSQL: `--set` of what runs, a rollback to a commit off the tracked
+/// branch, a release that is no commit, and a rollback across a reviewed
+/// change of the command are all refused, and nothing is committed.
+fn changes_stay_inside_the_rules(database: Option<String>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("svc");
+    repo_with(
+        &dir,
+        &[(
+            "configs/environments/dev.yaml",
+            "replicas: 1\nrun:\n  command: ./serve\n",
+        )],
+    );
+    commit_all(&dir);
+    // A reviewed change of the command, after the first commit.
+    std::fs::write(
+        dir.join("configs/environments/dev.yaml"),
+        "replicas: 1\nrun:\n  command: ./serve --fast\n",
+    )
+    .unwrap();
+    git(&dir, &["commit", "-qam", "reviewed: faster"]);
+    let head = || {
+        let out = std::process::Command::new("git")
+            .args(["-C", dir.to_str().unwrap(), "rev-parse", "HEAD"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let stray = std::process::Command::new("git")
+        .args([
+            "-C",
+            dir.to_str().unwrap(),
+            "commit-tree",
+            "HEAD^{tree}",
+            "-m",
+            "stray",
+        ])
+        .env("GIT_AUTHOR_NAME", "x")
+        .env("GIT_AUTHOR_EMAIL", "x@x")
+        .env("GIT_COMMITTER_NAME", "x")
+        .env("GIT_COMMITTER_EMAIL", "x@x")
+        .output()
+        .unwrap();
+    let stray = String::from_utf8_lossy(&stray.stdout).trim().to_string();
+    let mut env = Vec::new();
+    if let Some(db) = &database {
+        env.push(("LAUNCHWAY_DATABASE", db.as_str()));
+    }
+    let (_server, base, token) =
+        start_with_env(&tmp.path().join("data"), &["--poll-seconds", "0"], &env);
+    let token = token.unwrap();
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "svc", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let before = head();
+    for (args, why) in [
+        (
+            vec!["deploy", "dev", "--set", "run.command=sh -c id"],
+            "reviewed commit",
+        ),
+        (
+            vec!["deploy", "dev", "--set", "environment=production"],
+            "reviewed commit",
+        ),
+        (
+            vec!["rollback", "dev", "--to", stray.as_str()],
+            "not an earlier revision",
+        ),
+        (
+            vec!["deploy", "dev", "--release", "not-a-commit"],
+            "is not a commit",
+        ),
+        (vec!["rollback", "dev"], "would alter 'run'"),
+    ] {
+        let mut args = args;
+        args.extend(["--repo", "svc"]);
+        let (ok, out) = cli(&base, &token, &args, None);
+        assert!(!ok && out.contains(why), "{args:?}: {out}");
+    }
+    assert_eq!(head(), before, "nothing was committed");
+}
+
+#[test]
+fn changes_stay_inside_the_rules_on_sqlite() {
+    changes_stay_inside_the_rules(None);
+}
+
+#[test]
+fn changes_stay_inside_the_rules_on_postgresql() {
+    let Ok(url) = std::env::var("LAUNCHWAY_TEST_POSTGRES") else {
+        eprintln!("LAUNCHWAY_TEST_POSTGRES is not set: skipped (CI sets it)");
+        return;
+    };
+    changes_stay_inside_the_rules(Some(common::server::fresh_postgres(&url)));
+}
