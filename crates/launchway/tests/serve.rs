@@ -480,3 +480,84 @@ fn the_api_serves_https_and_its_agent_still_runs_jobs() {
         .into();
     assert!(agent.get(format!("{plain}/healthz")).call().is_err());
 }
+
+/// The edge on either backend: a refused webhook with an attacker's 500 KB
+/// name writes nothing; tokens expire, disabled users' tokens stop; NUL
+/// bytes are a 400.
+fn edge_holds(database: Option<String>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, &str)> = database
+        .iter()
+        .map(|d| ("LAUNCHWAY_DATABASE", d.as_str()))
+        .collect();
+    let (_server, base, token) = common::server::start_with_env(
+        &tmp.path().join("server"),
+        &["--local-agent-jobs", "0"],
+        &env,
+    );
+    let token = token.unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let audit_len = || get(&format!("{base}/api/audit"), Some(&token)).1.len();
+    let before = audit_len();
+    let huge = format!(
+        r#"{{"ref":"refs/heads/main","after":"x","repository":{{"name":"{}"}}}}"#,
+        "x".repeat(500_000)
+    );
+    for _ in 0..3 {
+        let res = agent
+            .post(format!("{base}/api/hooks/git"))
+            .header("Content-Type", "application/json")
+            .header("X-GitHub-Event", "push")
+            .header("X-Hub-Signature-256", "sha256=00")
+            .send(&huge)
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401);
+    }
+    assert_eq!(
+        audit_len(),
+        before,
+        "a refused webhook wrote to the audit log"
+    );
+    let (ok, out) = common::server::cli(&base, &token, &["admin", "user", "add", "ana"], None);
+    assert!(ok, "{out}");
+    let (ok, out) = common::server::cli(
+        &base,
+        &token,
+        &["admin", "token", "create", "ana", "--expires-days", "1"],
+        None,
+    );
+    assert!(ok, "{out}");
+    let ana = out
+        .split_whitespace()
+        .find(|w| w.starts_with("lwt_"))
+        .unwrap()
+        .to_string();
+    assert_eq!(get(&format!("{base}/api/me"), Some(&ana)).0, 200);
+    let (ok, out) = common::server::cli(&base, &token, &["admin", "user", "disable", "ana"], None);
+    assert!(ok, "{out}");
+    assert_eq!(get(&format!("{base}/api/me"), Some(&ana)).0, 401);
+    let res = agent
+        .post(format!("{base}/api/users"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"name":"a\u0000","role":"viewer"}"#)
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+}
+
+#[test]
+fn the_edge_holds_on_sqlite() {
+    edge_holds(None);
+}
+
+#[test]
+fn the_edge_holds_on_postgresql() {
+    let Ok(url) = std::env::var("LAUNCHWAY_TEST_POSTGRES") else {
+        eprintln!("LAUNCHWAY_TEST_POSTGRES is not set: skipped (CI sets it)");
+        return;
+    };
+    edge_holds(Some(common::server::fresh_postgres(&url)));
+}
