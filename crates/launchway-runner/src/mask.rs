@@ -7,7 +7,8 @@
 //! `base64("user:" + secret)`, as in Basic auth, is caught), in the
 //! standard and the URL-safe alphabets; JSON string escaping; URI data
 //! escaping; XML escaping; command-line and expression quoting; the value
-//! without its surrounding double quotes. Each form is a plain substring,
+//! without its surrounding double quotes; the pieces PowerShell prints of a
+//! value holding `&`. Each form is a plain substring,
 //! and all of them are searched at once (Aho-Corasick, longest match).
 
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -92,12 +93,39 @@ pub fn forms(value: &str) -> Vec<String> {
     out.push(value.replace('\'', "''"));
     out.push(value.replace('\'', "'\\''"));
     out.push(value.trim_matches('"').to_string());
+    out.extend(powershell_pieces(value));
     let mut seen = std::collections::HashSet::new();
     out.retain(|f| !f.trim().is_empty() && seen.insert(f.clone()));
     // Forms other than the value itself must be long enough to mean it.
     let first = out.first().cloned();
     out.retain(|f| Some(f) == first.as_ref() || f.len() >= MIN_ENCODED_LEN);
     out
+}
+
+/// PowerShell may print a secret holding `&` in two pieces (split at an
+/// `&+`, which it colours, or at the last `&`): each piece of six
+/// characters or more is masked too, as GitHub's runner does.
+fn powershell_pieces(value: &str) -> Vec<String> {
+    if !value.contains('&') {
+        return Vec::new();
+    }
+    let (before, after) = match value.find("&+") {
+        Some(i) => {
+            let rest = &value[i + 2..];
+            // The character after `&+` is the one that gets coloured.
+            let skip = rest.chars().next().map_or(0, char::len_utf8);
+            (&value[..i + 2], &rest[skip..])
+        }
+        None => {
+            let i = value.rfind('&').unwrap_or(0);
+            (&value[..=i], &value[i + 1..])
+        }
+    };
+    [before, after]
+        .into_iter()
+        .filter(|p| p.chars().count() >= 6)
+        .map(str::to_string)
+        .collect()
 }
 
 impl Masker {
@@ -255,6 +283,24 @@ mod tests {
         assert!(!masked(&SECRET.replace('"', "\\\"")).contains("s3cr3t"));
         assert!(!masked(&SECRET.replace('\'', "''")).contains("s3cr3t"));
         assert!(!masked(&SECRET.replace('\'', "'\\''")).contains("s3cr3t"));
+    }
+
+    #[test]
+    fn powershell_pieces_around_an_ampersand() {
+        assert_eq!(powershell_pieces("abcdef&"), ["abcdef&"]);
+        assert_eq!(
+            powershell_pieces("abcdef&+ghijkl"),
+            ["abcdef&+", "hijkl"][..1]
+        );
+        assert_eq!(powershell_pieces("abc&def&"), ["abc&def&"]);
+        assert!(powershell_pieces("ab&").is_empty());
+        assert_eq!(powershell_pieces("abc&ghijkl"), ["ghijkl"]);
+        assert_eq!(powershell_pieces("abc&+ghijklm"), ["hijklm"]);
+        assert!(powershell_pieces("no ampersand").is_empty());
+        // Through the masker: each piece printed alone is hidden.
+        let m = Masker::new();
+        m.add("Sup3r&+Secr3tValue");
+        assert_eq!(m.mask("[Sup3r&+] [ecr3tValue]"), "[***] [***]");
     }
 
     #[test]
