@@ -290,6 +290,8 @@ impl LocalEnvironment {
                     .arg("-c")
                     .arg(setup)
                     .current_dir(&dir)
+                    .env_clear()
+                    .envs(inherited_env())
                     .envs(&d.env)
                     .stdout(log.try_clone().map_err(|e| e.to_string())?)
                     .stderr(log)
@@ -319,6 +321,8 @@ impl LocalEnvironment {
             .arg("-c")
             .arg(&d.command)
             .current_dir(dir)
+            .env_clear()
+            .envs(inherited_env())
             .envs(&d.env)
             .envs(self.secrets.lock().map(|s| s.clone()).unwrap_or_default())
             .env("PORT", port.to_string())
@@ -911,4 +915,38 @@ async fn stop(rs: &mut Vec<Replica>) {
         }
     }
     rs.clear();
+}
+
+/// What a replica (and its release's setup) inherits from the process that
+/// starts it: only these. Everything else it gets is the environment
+/// file's variables, its secrets, `PORT`, `MODEL_PATH` and the
+/// `LAUNCHWAY_*` names of its environment and release — never the
+/// starter's tokens, database URL, master key or cloud credentials.
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
+fn inherited_env() -> Vec<(String, String)> {
+    INHERITED_ENV
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_string(), v)))
+        .collect()
 }

@@ -663,3 +663,61 @@ fn one_environment_stuck_in_a_rollout_does_not_hold_up_another() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Replicas get a clean environment: what their file and secrets say,
+/// `PORT`, and a short allow-list — not the starter's tokens, master key
+/// or cloud credentials.
+#[test]
+fn replicas_get_a_clean_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(tmp.path(), "clean", 1, "log_level: debug\n");
+    let v1 = deploy_with(&home, &repo, "clean");
+    let _stop = Stop(&home, &repo);
+    let out = bin()
+        .args(["sync", "--detach", "-C"])
+        .arg(&repo)
+        .env("LAUNCHWAY_HOME", &home)
+        .env("LAUNCHWAY_TOKEN", "lwt_leaked-token-7731")
+        .env("LAUNCHWAY_MASTER_KEY", "ab".repeat(32))
+        .env("AWS_SECRET_ACCESS_KEY", "leaked-cloud-credential-7731")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = wait_status(&home, &repo, "clean", "served", |s| serving(s, &v1));
+    let replicas = pids(&st);
+    assert!(!replicas.is_empty(), "{st}");
+    for pid in replicas {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let vars: Vec<String> = environ
+            .split(|b| *b == 0)
+            .map(|v| String::from_utf8_lossy(v).to_string())
+            .collect();
+        for leak in [
+            "LAUNCHWAY_TOKEN=",
+            "LAUNCHWAY_MASTER_KEY=",
+            "AWS_SECRET_ACCESS_KEY=",
+            "LAUNCHWAY_HOME=",
+        ] {
+            assert!(
+                !vars.iter().any(|v| v.starts_with(leak)),
+                "{leak} reached the replica: {vars:?}"
+            );
+        }
+        for want in [
+            "PORT=",
+            "PATH=",
+            "LOG_LEVEL=debug",
+            "LAUNCHWAY_ENVIRONMENT=clean",
+        ] {
+            assert!(
+                vars.iter().any(|v| v.starts_with(want)),
+                "{want} missing: {vars:?}"
+            );
+        }
+    }
+}
