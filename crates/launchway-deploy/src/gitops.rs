@@ -556,6 +556,19 @@ pub fn deploy(
         what.push(format!("release {}", &pinned[..pinned.len().min(12)]));
     }
     for (k, v) in sets {
+        // A key is a dotted path of plain names: `=5`, `a..b` or `a b` are
+        // refused here, not found at reconcile time.
+        let plain = |p: &str| {
+            !p.is_empty()
+                && p
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !k.split('.').all(plain) {
+            return Err(format!(
+                "--set {k}={v}: the key must be a dotted path of names (letters, digits, '_' and '-'), such as replicas or resources.limits.cpu"
+            ));
+        }
         let path: Vec<&str> = k.split('.').collect();
         text = crate::edit::set_inferred(&text, &path, v).map_err(|e| format!("--set {k}: {e}"))?;
         what.push(format!("{k}={v}"));

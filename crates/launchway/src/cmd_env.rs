@@ -40,7 +40,8 @@ enum EnvCmd {
     },
     /// Check every environment (or the named ones); exit 1 on errors.
     Validate { names: Vec<String> },
-    /// What differs between two environments.
+    /// What differs between two environments (exit 1 when they differ, as
+    /// `diff` does).
     Diff { left: String, right: String },
     /// The logs of an environment's replicas on this machine
     /// (`launchway sync`), oldest line first.
@@ -223,7 +224,7 @@ pub fn main(
                         x.right.as_deref().unwrap_or("(unset)")
                     );
                 }
-                Ok(0)
+                Ok(1)
             }
             EnvCmd::Status { repo, json } => {
                 let data = crate::cmd_sync::data_dir(store, &args.root);

@@ -56,7 +56,7 @@ fn list_show_and_diff_with_a_shared_base() {
     );
     assert_eq!(v["service_environment"]["LOG_LEVEL"], "DEBUG");
     let (code, out, _) = env(&["diff", "dev", "prod"]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 1, "they differ: exit 1, as diff does");
     assert!(
         out.lines()
             .any(|l| l.starts_with("replicas") && l.contains('1') && l.contains('3')),
@@ -276,6 +276,11 @@ fn deploy_rollback_and_promote_are_commits_of_the_environment_file() {
 
     // An invalid change is refused and nothing is committed.
     let head = git_out(&repo, &["rev-parse", "HEAD"]);
+    for bad in ["=5", "a..b=1", "has space=1"] {
+        let (code, _, err) = lw(&repo, &["deploy", "dev", "--set", bad]);
+        assert_eq!(code, 1, "{bad}");
+        assert!(err.contains("dotted path of names"), "{bad}: {err}");
+    }
     let (code, _, err) = lw(&repo, &["deploy", "dev", "--set", "replicas=-2"]);
     assert_eq!(code, 1);
     assert!(
