@@ -560,8 +560,7 @@ pub fn deploy(
         // refused here, not found at reconcile time.
         let plain = |p: &str| {
             !p.is_empty()
-                && p
-                    .bytes()
+                && p.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         };
         if !k.split('.').all(plain) {

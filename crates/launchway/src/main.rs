@@ -114,6 +114,25 @@ enum Command {
     Hook(cmd_remote::HookArgs),
 }
 
+/// `launchway … | head`: when whoever reads our output stops reading, we
+/// stop too, quietly, with the status a shell expects (128 + SIGPIPE), not
+/// with a panic message (Rust's printing macros panic on a closed pipe).
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
     // `sandbox-exec` (internal, not in the help) is how an agent starts
     // every step: parsed here, without building the whole CLI.
@@ -121,6 +140,7 @@ fn main() -> ExitCode {
     if raw.get(1).is_some_and(|a| a == "sandbox-exec") {
         return ExitCode::from(cmd_agent::sandbox_exec_fast(&raw[2..]));
     }
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let store = launchway_runner::store::Store::new(
         cli.home

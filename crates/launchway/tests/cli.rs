@@ -542,3 +542,24 @@ fn serve_help_groups_the_agent_options() {
     let agents = text.split("Agents:").nth(1).expect("an Agents heading");
     insta::assert_snapshot!(agents.trim_end());
 }
+
+/// `launchway … | head`: a reader that stops early ends the output
+/// quietly (exit 141, as a shell expects), never with a panic message.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    // The workspace's SBOM: far more than a pipe holds.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut child = bin()
+        .arg("sbom")
+        .arg(&root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before anything is read.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}
