@@ -397,9 +397,42 @@ pub struct GitOpsArgs {
     /// (--server or LAUNCHWAY_SERVER).
     #[arg(long, conflicts_with = "repo")]
     local: bool,
+    /// Change this protected environment here anyway (repeatable): a
+    /// server enforces its reviewers; locally you say you are one.
+    #[arg(long, value_name = "ENV", conflicts_with = "repo")]
+    approve: Vec<String>,
 }
 
 impl GitOpsArgs {
+    /// A local change to a protected environment needs `--approve ENV`:
+    /// the file says who must review it, and here nobody else asks.
+    fn check_protection(&self, env: &str) -> Result<(), String> {
+        if self.approve.iter().any(|a| a.eq_ignore_ascii_case(env)) {
+            return Ok(());
+        }
+        let tree = launchway_deploy::tree::Tree::Rev {
+            dir: self.root.clone(),
+            rev: self
+                .branch
+                .as_ref()
+                .map_or_else(|| "HEAD".to_string(), |b| format!("refs/heads/{b}")),
+        };
+        let Ok(loaded) = launchway_deploy::tree::load_environment(&tree, &self.dir, env) else {
+            // Unknown or broken: the change itself says why.
+            return Ok(());
+        };
+        let Some(e) = loaded.environment else {
+            return Ok(());
+        };
+        if e.protection.needs_approval() {
+            return Err(format!(
+                "environment '{env}' is protected (required reviewers: {}): a server enforces them (--repo NAME); to change it here anyway, say so with --approve {env}",
+                e.protection.required_reviewers.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
     /// A local change while a server is named is refused unless asked for
     /// (`--local`): the server would otherwise be quietly ignored.
     fn refuse_ignored_server(&self, server: &crate::client::ServerOpts) -> Option<u8> {
@@ -561,6 +594,10 @@ pub fn deploy(
             serde_json::json!({"release": args.release, "set": set}),
         );
     }
+    if let Err(e) = args.at.check_protection(&args.env) {
+        eprintln!("error: {e}");
+        return 1;
+    }
     let r = (|| {
         let mut sets = Vec::new();
         for s in &args.sets {
@@ -597,6 +634,10 @@ pub fn rollback(
             serde_json::json!({"to": args.to}),
         );
     }
+    if let Err(e) = args.at.check_protection(&args.env) {
+        eprintln!("error: {e}");
+        return 1;
+    }
     let r = args.at.author().and_then(|a| {
         launchway_deploy::gitops::rollback(&args.at.place(store), &args.env, args.to.as_deref(), &a)
     });
@@ -619,6 +660,10 @@ pub fn promote(
             "promote",
             serde_json::json!({"from": args.from}),
         );
+    }
+    if let Err(e) = args.at.check_protection(&args.to) {
+        eprintln!("error: {e}");
+        return 1;
     }
     let r = args.at.author().and_then(|a| {
         launchway_deploy::gitops::promote(&args.at.place(store), &args.from, &args.to, &a)

@@ -518,3 +518,49 @@ fn a_model_stage_is_pinned_to_its_version_when_the_change_is_committed() {
     let listing = model(&["list", "Churn"]);
     assert!(listing.contains("aliases: Production=1"), "{listing}");
 }
+
+/// The local CLI applies `protection:`: a protected environment is not
+/// changed by deploy, rollback or promote without `--approve ENV`.
+#[test]
+fn a_protected_environment_needs_an_explicit_approval_locally() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir_all(repo.join("configs/environments")).unwrap();
+    std::fs::write(repo.join("configs/environments/dev.yaml"), "replicas: 1\n").unwrap();
+    std::fs::write(
+        repo.join("configs/environments/prod.yaml"),
+        "replicas: 1\nprotection:\n  required_reviewers: [release-managers]\n",
+    )
+    .unwrap();
+    common::commit_all(&repo);
+    let head = || {
+        let out = std::process::Command::new("git")
+            .args(["-C", repo.to_str().unwrap(), "rev-parse", "HEAD"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let before = head();
+    for args in [
+        &["deploy", "prod", "--set", "replicas=2"][..],
+        &["promote", "dev", "prod"],
+        &["rollback", "prod"],
+    ] {
+        let (code, _, err) = lw(&repo, args);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(
+            err.contains("--approve prod") && err.contains("release-managers"),
+            "{err}"
+        );
+    }
+    assert_eq!(head(), before, "nothing was committed");
+    let (code, _, err) = lw(
+        &repo,
+        &["deploy", "prod", "--set", "replicas=2", "--approve", "prod"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_ne!(head(), before);
+    // An unprotected one needs nothing.
+    let (code, _, err) = lw(&repo, &["deploy", "dev", "--set", "replicas=2"]);
+    assert_eq!(code, 0, "{err}");
+}
