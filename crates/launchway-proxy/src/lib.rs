@@ -6,9 +6,12 @@
 //! Weighted selection is exact over each cycle of the total weight, which
 //! is what canary steps need.
 //!
-//! Idempotent requests (GET, HEAD, OPTIONS) that cannot reach a backend
-//! are retried once on another; responses are buffered (the services it
-//! fronts answer with small JSON), which is what makes the retry possible.
+//! A request that never reached a backend (it refused the connection) is
+//! retried once on another, whatever its method: nothing was sent, so
+//! nothing can happen twice. One that failed after it was sent is retried
+//! only when idempotent (GET, HEAD, OPTIONS). Responses are buffered (the
+//! services it fronts answer with small JSON), which is what makes the
+//! retry possible.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -74,6 +77,22 @@ impl Backend {
             let _ = conn.await;
         });
         Ok(sender)
+    }
+}
+
+/// Why forwarding failed: before anything reached the backend (safe to
+/// send elsewhere, whatever the method), or after.
+#[derive(Debug)]
+enum Failure {
+    Unsent(String),
+    Sent(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Unsent(e) | Failure::Sent(e) => f.write_str(e),
+        }
     }
 }
 
@@ -191,12 +210,13 @@ impl Proxy {
         b: &Arc<Backend>,
         parts: &hyper::http::request::Parts,
         body: &Bytes,
-    ) -> Result<Response<Full<Bytes>>, String> {
+    ) -> Result<Response<Full<Bytes>>, Failure> {
         b.in_flight.fetch_add(1, Ordering::SeqCst);
         let _guard = InFlight(b.clone());
         b.requests.fetch_add(1, Ordering::Relaxed);
-        let mut sender = b.connection().await.inspect_err(|_| {
+        let mut sender = b.connection().await.map_err(|e| {
             b.errors.fetch_add(1, Ordering::Relaxed);
+            Failure::Unsent(e)
         })?;
         let mut req = Request::builder()
             .method(parts.method.clone())
@@ -209,10 +229,10 @@ impl Proxy {
         }
         let req = req
             .body(Full::new(body.clone()))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::Unsent(e.to_string()))?;
         let res = sender.send_request(req).await.map_err(|e| {
             b.errors.fetch_add(1, Ordering::Relaxed);
-            format!("{}: {e}", b.addr)
+            Failure::Sent(format!("{}: {e}", b.addr))
         })?;
         let (mut rparts, rbody) = res.into_parts();
         // The client talks to the proxy, whatever the replica spoke.
@@ -220,7 +240,7 @@ impl Proxy {
         let bytes = http_body_util::Limited::new(rbody, MAX_BODY)
             .collect()
             .await
-            .map_err(|e| format!("{}: {e}", b.addr))?
+            .map_err(|e| Failure::Sent(format!("{}: {e}", b.addr)))?
             .to_bytes();
         if rparts.status.is_server_error() {
             b.errors.fetch_add(1, Ordering::Relaxed);
@@ -248,7 +268,8 @@ impl Proxy {
                     parts.method,
                     hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
                 );
-                if idempotent
+                let unsent = matches!(e, Failure::Unsent(_));
+                if (unsent || idempotent)
                     && let Some(second) = self.pick(Some(&first))
                     && let Ok(r) = self.forward(&second, &parts, &body).await
                 {
@@ -312,5 +333,59 @@ mod tests {
         assert!(p.pick(Some(&b)).is_none(), "nothing else to pick");
         p.set_backends(Vec::new());
         assert!(p.pick(None).is_none());
+    }
+
+    /// A POST to a replica that refuses connections goes to another one
+    /// (nothing was sent); with no other, it is a 502.
+    #[tokio::test]
+    async fn a_refused_post_goes_to_another_replica() {
+        // A port nothing listens on: bind, note, close.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live_addr = live.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = live.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(body)))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        let proxy = Arc::new(Proxy::default());
+        proxy.set_backends(vec![
+            Backend::new(dead, 1, "v1"),
+            Backend::new(live_addr, 1, "v1"),
+        ]);
+        let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front_addr = front.local_addr().unwrap();
+        tokio::spawn(proxy.clone().serve(front));
+        for i in 0..20 {
+            let stream = tokio::net::TcpStream::connect(front_addr).await.unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let req = Request::builder()
+                .method("POST")
+                .uri("/orders")
+                .header("host", "x")
+                .body(Full::new(Bytes::from(format!("order {i}"))))
+                .unwrap();
+            let res = sender.send_request(req).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "request {i}");
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, Bytes::from(format!("order {i}")));
+        }
     }
 }
