@@ -16,7 +16,8 @@ use crate::source::Source;
 pub use launchway_deploy::config::Protection;
 use launchway_deploy::config::{Source as ConfigSource, load};
 
-pub const CONFIG_DIR: &str = "configs/environments";
+/// Where environment files live (one constant: launchway-deploy's).
+pub const CONFIG_DIR: &str = launchway_deploy::repo::DEFAULT_DIR;
 
 /// Where protection rules are read from, and how to say so.
 #[derive(Debug, Clone)]

@@ -48,7 +48,9 @@ pub(crate) async fn run(exec: &mut JobExec, with: &Inputs) -> StepRun {
     let source = &exec.shared.cfg.source;
     let request = DeployRequest {
         root: source.dir.clone(),
-        dir: with.get_or("directory", "configs/environments").into(),
+        dir: with
+            .get_or("directory", crate::environments::CONFIG_DIR)
+            .into(),
         environment: environment.clone(),
         release: Some(with.get_or("release", &source.sha).to_string()),
         sets,
