@@ -38,6 +38,10 @@ pub enum PrepareError {
         git_ref: String,
         sha: String,
     },
+    #[error(
+        "the tracked environments branch '{0}' is missing: no protection rules can be read, so nothing enters an environment"
+    )]
+    RulesBranchMissing(String),
 }
 
 /// A ref as the user wrote it (`main`, `v1`, `refs/tags/v1`) made full: a
@@ -82,12 +86,13 @@ pub fn event(
 /// environments branch when there is one, else the repository's default
 /// branch (`origin/HEAD`, `main`, `master`, then `HEAD`) — never the
 /// commit being run. `fallback` (that commit) only when `dir` has no
-/// commit at all, and then it says so.
+/// commit at all, and then it says so. A tracked branch that is missing
+/// is an error (fails closed): another branch's files are not its rules.
 pub fn rules_source(
     dir: &std::path::Path,
     tracked: Option<&str>,
     fallback: &Source,
-) -> crate::environments::RulesSource {
+) -> Result<crate::environments::RulesSource, PrepareError> {
     let candidates: Vec<String> = match tracked {
         Some(b) => vec![format!("refs/heads/{b}")],
         None => [
@@ -105,16 +110,19 @@ pub fn rules_source(
             && source.git_root.is_some()
         {
             let short = &source.sha[..source.sha.len().min(7)];
-            return crate::environments::RulesSource {
+            return Ok(crate::environments::RulesSource {
                 from: format!("{c} at {short}"),
                 source,
-            };
+            });
         }
     }
-    crate::environments::RulesSource {
+    if let Some(b) = tracked {
+        return Err(PrepareError::RulesBranchMissing(b.to_string()));
+    }
+    Ok(crate::environments::RulesSource {
         source: fallback.clone(),
         from: "the working tree (the repository has no commit)".into(),
-    }
+    })
 }
 
 pub fn action_map(source: &Source) -> Result<IndexMap<String, String>, PrepareError> {
@@ -427,5 +435,48 @@ mod tests {
         assert_eq!(full_ref("main", Some(d.path())), "refs/heads/main");
         assert_eq!(full_ref("refs/tags/x", None), "refs/tags/x");
         assert_eq!(full_ref("v1", None), "refs/heads/v1");
+    }
+}
+
+#[cfg(test)]
+mod rules_source_tests {
+    use super::*;
+
+    fn git(dir: &std::path::Path, args: &[&str]) {
+        let ok = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+
+    /// A tracked branch that is gone is an error, never the run's own
+    /// commit (whose author controls it) nor another branch.
+    #[test]
+    fn a_missing_tracked_branch_fails_closed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        git(dir, &["init", "-q", "-b", "main"]);
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "x"]);
+        git(dir, &["checkout", "-q", "-b", "feature"]);
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "mine"]);
+        let run = Source::open(dir, Some("HEAD"), false).unwrap();
+        assert_eq!(
+            rules_source(dir, Some("environments"), &run).unwrap_err(),
+            PrepareError::RulesBranchMissing("environments".into())
+        );
+        git(dir, &["branch", "environments", "main"]);
+        let r = rules_source(dir, Some("environments"), &run).unwrap();
+        assert!(r.from.starts_with("refs/heads/environments"), "{}", r.from);
+        // Untracked: the default branch, not the checked-out feature branch.
+        let r = rules_source(dir, None, &run).unwrap();
+        assert!(r.from.starts_with("refs/heads/main"), "{}", r.from);
     }
 }

@@ -63,9 +63,9 @@ pub struct RunConfig {
     pub deployer: Option<Arc<dyn crate::deployer::Deployer>>,
     /// Where jobs execute (none: in this process).
     pub executor: Option<Arc<dyn crate::spec::Executor>>,
-    /// Where environment protection rules are read from (none: the
-    /// commit being run — only for tests and plans; callers pass
-    /// [`crate::prepare::rules_source`]).
+    /// Where environment protection rules are read from
+    /// ([`crate::prepare::rules_source`]); none: a job with an environment
+    /// fails (fails closed).
     pub rules: Option<crate::environments::RulesSource>,
     /// Carry on with a run whose scheduler stopped (a server restarted):
     /// its record is kept and added to, and its jobs go to the executor
@@ -866,10 +866,16 @@ async fn run_instance(
                 return job::fail_before_start(shared, scope, &spec, &format!("environment: {e}"));
             }
         };
-        let (rules_src, from) = match &shared.cfg.rules {
-            Some(r) => (&r.source, r.from.clone()),
-            None => (&shared.cfg.source, "the commit being run".to_string()),
+        // Without a source of rules nothing enters an environment.
+        let Some(r) = &shared.cfg.rules else {
+            return job::fail_before_start(
+                shared,
+                scope,
+                &spec,
+                &format!("environment '{name}': no source of protection rules was given"),
+            );
         };
+        let (rules_src, from) = (&r.source, r.from.clone());
         match environments::protection(rules_src, &name) {
             Err(e) => {
                 return job::fail_before_start(

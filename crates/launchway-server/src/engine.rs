@@ -553,7 +553,10 @@ impl Engine {
             Ok(s) => s,
             Err(e) => return (RunStatus::Failure, format!("{}: {e}", repo.location)),
         };
-        let rules = crate::environments::rules_source(&self.cfg.data_dir, &repo, &source);
+        let rules = match crate::environments::rules_source(&self.cfg.data_dir, &repo, &source) {
+            Ok(r) => r,
+            Err(e) => return (RunStatus::Failure, e.to_string()),
+        };
         let wf = match prepare::workflow(&source, &run.workflow, &run.git_ref) {
             Ok(wf) => wf,
             Err(e) => return (RunStatus::Failure, e.to_string()),

@@ -27,7 +27,7 @@ pub fn rules_source(
     data_dir: &Path,
     repo: &Repo,
     fallback: &launchway_runner::source::Source,
-) -> launchway_runner::environments::RulesSource {
+) -> Result<launchway_runner::environments::RulesSource, launchway_runner::prepare::PrepareError> {
     let dir = crate::triggers::checkout_dir(data_dir, repo);
     let root = dir.canonicalize().unwrap_or_else(|_| dir.clone());
     let data = reconcile::data_dir(&data_dir.join("environments"), &root);

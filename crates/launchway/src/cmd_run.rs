@@ -310,7 +310,8 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
         }
     };
     // Protection rules come from the default branch, as on a server.
-    let rules = launchway_runner::prepare::rules_source(&source.dir, None, &source);
+    let rules = launchway_runner::prepare::rules_source(&source.dir, None, &source)
+        .map_err(|e| e.to_string())?;
     let records = rt.block_on(async {
         // Ctrl-C: first cancels the run (always() steps still run), second exits.
         let c = cancel.clone();

@@ -702,7 +702,8 @@ async fn review(
     let source = Source::open(&dir, Some(&run.sha), false)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     // The rules the run was held by: from the default (or tracked) branch.
-    let rules = crate::environments::rules_source(state.engine.data_dir(), &repo, &source);
+    let rules = crate::environments::rules_source(state.engine.data_dir(), &repo, &source)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let protection = launchway_runner::environments::protection(&rules.source, &b.environment)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?
         .map(|r| r.protection)
