@@ -16,11 +16,9 @@ use std::time::{Duration, Instant};
 
 const SECRET: &str = "Pa55\"w/o+rd&'<x>-9137~end";
 
-/// The encodings, computed the way a step would (Python's standard
-/// library), by name.
-fn forms() -> Vec<(String, String)> {
-    let script = r#"
-import base64, json, sys, urllib.parse
+/// The encoder a step runs (committed as `forms.py`), and the test too:
+/// one script, so both compute the same forms (Python's standard library).
+const FORMS_PY: &str = r#"import base64, json, sys, urllib.parse
 from xml.sax.saxutils import escape
 s = sys.argv[1]
 b = s.encode()
@@ -36,6 +34,10 @@ for name, v in [
 ]:
     print(name + "\t" + v)
 "#;
+
+/// The encodings by name.
+fn forms() -> Vec<(String, String)> {
+    let script = FORMS_PY;
     let out = std::process::Command::new("python3")
         .args(["-c", script, SECRET])
         .output()
@@ -68,27 +70,12 @@ jobs:
     outputs:
       o: ${{ steps.s.outputs.basic }}
     steps:
+      - uses: actions/checkout@v4
       - id: s
         env:
           S: ${{ secrets.PLANTED }}
         run: |
-          python3 - "$S" > forms.txt <<'PY'
-          import base64, json, sys, urllib.parse
-          from xml.sax.saxutils import escape
-          s = sys.argv[1]
-          b = s.encode()
-          for name, v in [
-              ("b64", base64.b64encode(b).decode()),
-              ("b64-basic", base64.b64encode(b"user:" + b).decode()),
-              ("b64-offset2", base64.b64encode(b"ab" + b).decode()),
-              ("b64url", base64.urlsafe_b64encode(b).decode()),
-              ("json", json.dumps(s)[1:-1]),
-              ("uri", urllib.parse.quote(s, safe="")),
-              ("xml", escape(s, {'"': "&quot;", "'": "&apos;"})),
-              ("cmdline", s.replace('"', '\\"')),
-          ]:
-              print(name + "\t" + v)
-          PY
+          python3 forms.py "$S" > forms.txt
           while IFS=$'\t' read -r name value; do
             echo "log $name=$value"
             echo "summary $name=$value" >> "$GITHUB_STEP_SUMMARY"
@@ -108,6 +95,7 @@ jobs:
 fn repo(dir: &Path) {
     std::fs::create_dir_all(dir.join(".github/workflows")).unwrap();
     std::fs::write(dir.join(".github/workflows/ci.yml"), WORKFLOW).unwrap();
+    std::fs::write(dir.join("forms.py"), FORMS_PY).unwrap();
     commit_all(dir);
 }
 
