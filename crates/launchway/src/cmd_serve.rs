@@ -382,7 +382,9 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         data,
     ));
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(c), Some(k)) => Some(launchway_server::api::tls::server_config(c, k)?),
+        (Some(c), Some(k)) => {
+            Some(launchway_server::api::tls::server_config(c, k).map_err(|e| e.to_string())?)
+        }
         _ => None,
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)

@@ -455,10 +455,7 @@ pub async fn delete_repo(
             ),
         ));
     }
-    let dirs = state.store.delete_repo(&name).await.map_err(|e| match e {
-        crate::store::StoreError::Invalid(m) => ApiError::new(StatusCode::CONFLICT, m),
-        e => e.into(),
-    })?;
+    let dirs = state.store.delete_repo(&name).await?;
     let runs_root = state.engine.data_dir().join("runs");
     for d in &dirs {
         let p = std::path::Path::new(d);

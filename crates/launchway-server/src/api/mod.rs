@@ -368,9 +368,10 @@ impl From<Denied> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::UserExists(_) | StoreError::RepoExists(_) | StoreError::AgentExists(_) => {
-                ApiError::new(StatusCode::CONFLICT, e.to_string())
-            }
+            StoreError::UserExists(_)
+            | StoreError::RepoExists(_)
+            | StoreError::AgentExists(_)
+            | StoreError::RepoBusy { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             StoreError::NoUser(_)
             | StoreError::NoToken(_)
             | StoreError::NoRepo(_)

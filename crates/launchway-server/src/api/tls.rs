@@ -11,32 +11,40 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_rustls::rustls;
 
+/// Why the TLS settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("--tls-cert {path}: {reason}")]
+    Cert { path: String, reason: String },
+    #[error("--tls-key {path}: {reason} (expected a PEM private key)")]
+    Key { path: String, reason: String },
+    #[error("--tls-cert/--tls-key: {0}")]
+    Config(#[from] rustls::Error),
+}
+
 /// The server's TLS settings from `cert` (the chain, leaf first) and `key`.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let bad_cert = |reason: String| TlsError::Cert {
+        path: cert.display().to_string(),
+        reason,
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?
+        .map_err(|e| bad_cert(e.to_string()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+        .map_err(|e| bad_cert(e.to_string()))?;
     if chain.is_empty() {
-        return Err(format!(
-            "--tls-cert {}: no certificate in it (expected PEM)",
-            cert.display()
-        ));
+        return Err(bad_cert("no certificate in it (expected PEM)".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-        format!(
-            "--tls-key {}: {e} (expected a PEM private key)",
-            key.display()
-        )
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+        path: key.display().to_string(),
+        reason: e.to_string(),
     })?;
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
+    .with_safe_default_protocol_versions()?
     .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+    .with_single_cert(chain, key)?;
     Ok(Arc::new(config))
 }
 

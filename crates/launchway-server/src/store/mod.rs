@@ -58,6 +58,8 @@ pub enum StoreError {
     Unauthorized,
     #[error("{0}")]
     Invalid(String),
+    #[error("'{repo}' has {runs} run(s) queued, running or waiting: cancel them first")]
+    RepoBusy { repo: String, runs: i64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,7 +251,8 @@ impl Store {
         let now = crate::now_ms();
         let digest = auth::token_digest(token);
         let row = sqlx::query(
-            "SELECT u.name, u.role FROM tokens t JOIN users u ON u.name = t.user_name \
+            "SELECT u.name, u.role, t.id, t.last_used_ms FROM tokens t \
+             JOIN users u ON u.name = t.user_name \
              WHERE t.digest = $1 AND t.revoked = 0 AND u.disabled = 0 \
              AND (t.expires_ms = 0 OR t.expires_ms > $2)",
         )
@@ -257,17 +260,19 @@ impl Store {
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        if row.is_some() {
-            sqlx::query(
-                "UPDATE tokens SET last_used_ms = $2 WHERE digest = $1 AND last_used_ms < $3",
-            )
-            .bind(&digest)
-            .bind(now)
-            .bind(now - 60_000)
-            .execute(&self.pool)
-            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        // A write only once a minute per token, not on every request.
+        let last: i64 = row.try_get(3)?;
+        if last < now - 60_000 {
+            sqlx::query("UPDATE tokens SET last_used_ms = $2 WHERE id = $1")
+                .bind(row.try_get::<i64, _>(2)?)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
         }
-        row.as_ref().map(user_from_row).transpose()
+        user_from_row(&row).map(Some)
     }
 
     /// Appends to the audit chain. Concurrent writers race for the next

@@ -237,9 +237,10 @@ impl Store {
         .await?;
         let busy: i64 = busy.try_get(0)?;
         if busy > 0 {
-            return Err(StoreError::Invalid(format!(
-                "'{name}' has {busy} run(s) queued, running or waiting: cancel them first"
-            )));
+            return Err(StoreError::RepoBusy {
+                repo: name.to_string(),
+                runs: busy,
+            });
         }
         let dirs = sqlx::query("SELECT run_dir FROM runs WHERE repo = $1 AND run_dir <> ''")
             .bind(name)

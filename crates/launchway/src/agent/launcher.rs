@@ -220,15 +220,18 @@ pub fn serve(deny: &[PathBuf], job_dir: &Path, job: &StepJob) -> Result<u8, Stri
             );
         }
     }
-    if !job.tracking_id.is_empty() {
-        procs::kill_marked(
-            &format!("{}={}\0", procs::TRACKING_VAR, job.tracking_id),
-            false,
-        );
-    }
-    // Last: this process is in the cgroup too.
-    if let Some(mut f) = kill_all {
-        let _ = f.write_all(b"1");
+    match kill_all {
+        // Last: this process is in the cgroup too.
+        Some(mut f) => {
+            let _ = f.write_all(b"1");
+        }
+        None if !job.tracking_id.is_empty() => {
+            procs::kill_marked(
+                &format!("{}={}\0", procs::TRACKING_VAR, job.tracking_id),
+                false,
+            );
+        }
+        None => {}
     }
     Ok(0)
 }
