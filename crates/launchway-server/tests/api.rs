@@ -942,8 +942,15 @@ async fn a_role_in_one_repository_is_not_a_role_in_another() {
     let s = server().await;
     let admin = s.admin.clone();
     let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".github/workflows")).unwrap();
+    std::fs::write(
+        dir.path().join(".github/workflows/ci.yml"),
+        "on: workflow_dispatch\njobs:\n  a:\n    runs-on: nowhere\n    steps: [{run: echo}]\n",
+    )
+    .unwrap();
     for args in [
         vec!["init", "-q", "-b", "main"],
+        vec!["add", "-A"],
         vec![
             "-c",
             "user.name=t",
@@ -951,7 +958,6 @@ async fn a_role_in_one_repository_is_not_a_role_in_another() {
             "user.email=t@t",
             "commit",
             "-q",
-            "--allow-empty",
             "-m",
             "x",
         ],
@@ -1051,6 +1057,43 @@ async fn a_role_in_one_repository_is_not_a_role_in_another() {
         StatusCode::FORBIDDEN,
         "back to viewer"
     );
+    // A run's repository decides, not the one a role was given in: vic
+    // (developer in alpha only) cancels alpha's run, not beta's.
+    store
+        .set_repo_role("alpha", "vic", Role::Developer)
+        .await
+        .unwrap();
+    let mut runs = Vec::new();
+    for repo in ["alpha", "beta"] {
+        let (st, v) = s
+            .call(
+                "POST",
+                &format!("/api/repos/{repo}/dispatch"),
+                Some(&admin),
+                Some(r#"{"workflow":".github/workflows/ci.yml"}"#.into()),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        runs.push(v["id"].as_i64().unwrap());
+    }
+    let (st, _) = s
+        .call(
+            "POST",
+            &format!("/api/runs/{}/cancel", runs[1]),
+            Some(&vic),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "beta's run");
+    let (st, v) = s
+        .call(
+            "POST",
+            &format!("/api/runs/{}/cancel", runs[0]),
+            Some(&vic),
+            None,
+        )
+        .await;
+    assert_ne!(st, StatusCode::FORBIDDEN, "alpha's run: {v}");
 }
 
 /// A list's limit is 1 to 1000: `limit=-1` is a 400, not every run.
