@@ -160,12 +160,29 @@ fn every_encoding_of_a_secret_is_masked_in_a_local_run() {
 }
 
 #[test]
-fn every_encoding_of_a_secret_is_masked_through_a_server() {
+fn every_encoding_of_a_secret_is_masked_through_a_server_on_sqlite() {
+    masked_through_a_server(None);
+}
+
+#[test]
+fn every_encoding_of_a_secret_is_masked_through_a_server_on_postgresql() {
+    let Ok(url) = std::env::var("LAUNCHWAY_TEST_POSTGRES") else {
+        eprintln!("LAUNCHWAY_TEST_POSTGRES is not set: skipped (CI sets it)");
+        return;
+    };
+    masked_through_a_server(Some(common::server::fresh_postgres(&url)));
+}
+
+fn masked_through_a_server(database: Option<String>) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("repo");
     repo(&dir);
     let data = tmp.path().join("data");
-    let (_server, base, token) = start_with_env(&data, &["--poll-seconds", "0"], &[]);
+    let env: Vec<(&str, &str)> = database
+        .iter()
+        .map(|d| ("LAUNCHWAY_DATABASE", d.as_str()))
+        .collect();
+    let (_server, base, token) = start_with_env(&data, &["--poll-seconds", "0"], &env);
     let token = token.unwrap();
     let cli = |args: &[&str], stdin: Option<&str>| {
         use std::io::Write;
