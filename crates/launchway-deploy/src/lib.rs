@@ -5,6 +5,7 @@
 //! [`gitops`] and [`local`] are the I/O edges.
 
 pub mod config;
+pub mod dataplane;
 pub mod diff;
 pub mod edit;
 pub mod gitops;

@@ -11,7 +11,8 @@
 //! old one keeps serving and the reason is reported.
 
 use crate::config::Environment;
-use launchway_proxy::{Backend, Proxy};
+use crate::dataplane::DataPlane;
+use launchway_proxy::plane::{BackendSpec, Request};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,8 @@ struct Replica {
     /// start time, which tells it apart from a recycled process id.
     adopted: Option<u64>,
     restarts: Vec<Instant>,
+    /// In the data plane's route (running and answered its check).
+    serving: bool,
 }
 
 impl Replica {
@@ -120,13 +123,14 @@ struct State {
     desired: Option<Desired>,
     replicas: Vec<Replica>,
     status: Status,
-    /// Replicas of the release in service (for the proxy).
-    backends: Vec<Arc<Backend>>,
     /// Where the release in service was exported.
     release_dir: Option<PathBuf>,
     /// Replicas of the previous release being drained (process id, start
     /// time): saved so a successor stops them if we die meanwhile.
     retiring: Vec<(u32, u64)>,
+    /// Replicas of a release being started and not yet proven healthy:
+    /// saved before they run so a successor stops them if we die.
+    starting: Vec<(u32, u64)>,
 }
 
 /// One environment on this machine.
@@ -134,8 +138,16 @@ pub struct LocalEnvironment {
     name: String,
     repo: PathBuf,
     data: PathBuf,
-    proxy: Arc<Proxy>,
-    address: SocketAddr,
+    /// Holds the stable address and routes (another process).
+    plane: Arc<DataPlane>,
+    address: Mutex<SocketAddr>,
+    /// What the data plane was last told to route, and to which of its
+    /// processes (a new one is told again).
+    routed: Mutex<(u64, Vec<BackendSpec>)>,
+    /// Held while a route is computed and sent: the later sender always
+    /// sends the later state (a rollout's switch is never undone by a
+    /// supervision tick that read the state before it).
+    routing: tokio::sync::Mutex<()>,
     state: Mutex<State>,
     secrets: Mutex<BTreeMap<String, String>>,
     /// Restart replicas that exit (self-heal); off, an exit is drift
@@ -144,8 +156,6 @@ pub struct LocalEnvironment {
     /// The built-in model registry: a pinned model version found there
     /// reaches the service as `MODEL_PATH`.
     registry: Mutex<Option<PathBuf>>,
-    /// The proxy's accept loop (ended by [`LocalEnvironment::shutdown`]).
-    serving: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Set once this process lets go of the environment: supervision ends.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -178,30 +188,29 @@ pub async fn healthy(port: u16, path: &str) -> bool {
 }
 
 impl LocalEnvironment {
-    /// An environment whose stable address is `listen` (port 0: any).
+    /// An environment whose stable address is `listen` (port 0: any),
+    /// held by the data plane `plane` (the same address when the data
+    /// plane already holds one for it).
     pub async fn start(
         name: &str,
         repo: &Path,
         data: &Path,
         listen: &str,
         secrets: BTreeMap<String, String>,
+        plane: Arc<DataPlane>,
     ) -> Result<Arc<LocalEnvironment>, String> {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let address = listener.local_addr().map_err(|e| e.to_string())?;
-        let proxy = Proxy::new();
-        let serving = tokio::spawn(proxy.clone().serve(listener));
+        let address = open(&plane, name, listen).await?;
         let env = Arc::new(LocalEnvironment {
             name: name.to_string(),
             repo: repo.to_path_buf(),
             data: data.to_path_buf(),
-            proxy,
-            address,
+            routed: Mutex::new((plane.generation(), Vec::new())),
+            routing: tokio::sync::Mutex::new(()),
+            plane,
+            address: Mutex::new(address),
             secrets: Mutex::new(secrets),
             heal: std::sync::atomic::AtomicBool::new(true),
             registry: Mutex::new(None),
-            serving: Mutex::new(Some(serving)),
             closed: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State {
                 desired: None,
@@ -212,9 +221,9 @@ impl LocalEnvironment {
                     replicas: 0,
                     message: "nothing deployed yet".into(),
                 },
-                backends: Vec::new(),
                 release_dir: None,
                 retiring: Vec::new(),
+                starting: Vec::new(),
             }),
         });
         let watch = env.clone();
@@ -224,6 +233,70 @@ impl LocalEnvironment {
 
     pub fn address(&self) -> SocketAddr {
         self.address
+            .lock()
+            .map(|a| *a)
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// How many replicas the data plane was told to route to.
+    pub fn in_rotation(&self) -> usize {
+        self.routed.lock().map(|r| r.1.len()).unwrap_or(0)
+    }
+
+    /// Tells the data plane to route to the serving replicas (when that
+    /// differs from what it was told, or it is a new data plane).
+    async fn route(&self) -> Result<(), String> {
+        let _one_at_a_time = self.routing.lock().await;
+        let specs: Vec<BackendSpec> = match self.state.lock() {
+            Ok(s) => {
+                let release = s
+                    .desired
+                    .as_ref()
+                    .map(|d| d.release.clone())
+                    .unwrap_or_default();
+                s.replicas
+                    .iter()
+                    .filter(|r| r.serving)
+                    .map(|r| BackendSpec {
+                        addr: SocketAddr::from(([127, 0, 0, 1], r.port)),
+                        weight: 1,
+                        revision: release.clone(),
+                    })
+                    .collect()
+            }
+            Err(_) => return Err("state unavailable".into()),
+        };
+        self.plane.ensure().await?;
+        let generation = self.plane.generation();
+        let same = self
+            .routed
+            .lock()
+            .map(|r| r.0 == generation && r.1 == specs)
+            .unwrap_or(false);
+        if same {
+            return Ok(());
+        }
+        let known = self.routed.lock().map(|r| r.0).unwrap_or(0);
+        if known != generation {
+            // A new data plane: the address first (the same one if free).
+            let a = match open(&self.plane, &self.name, &self.address().to_string()).await {
+                Ok(a) => a,
+                Err(_) => open(&self.plane, &self.name, "127.0.0.1:0").await?,
+            };
+            if let Ok(mut addr) = self.address.lock() {
+                *addr = a;
+            }
+        }
+        self.plane
+            .call(&Request::Route {
+                environment: self.name.clone(),
+                backends: specs.clone(),
+            })
+            .await?;
+        if let Ok(mut r) = self.routed.lock() {
+            *r = (generation, specs);
+        }
+        Ok(())
     }
 
     pub fn status(&self) -> Status {
@@ -236,10 +309,6 @@ impl LocalEnvironment {
                 replicas: 0,
                 message: "state unavailable".into(),
             })
-    }
-
-    pub fn proxy(&self) -> &Arc<Proxy> {
-        &self.proxy
     }
 
     fn log_dir(&self) -> PathBuf {
@@ -340,12 +409,17 @@ impl LocalEnvironment {
     /// new replicas serve (or the attempt failed, the old still serving).
     pub async fn apply(&self, env: &Environment, timeout: Duration) -> Result<Status, String> {
         let desired = self.desired_of(env)?;
-        if self
-            .state
-            .lock()
-            .map(|s| s.desired.as_ref() == Some(&desired))
-            .unwrap_or(false)
+        if let Ok(mut s) = self.state.lock()
+            && s.desired.as_ref() == Some(&desired)
         {
+            // Already what runs: a failure reported earlier is history now.
+            if s.status.message.starts_with("last deployment failed") {
+                s.status.message = format!("serving {}", desired.release);
+                if s.replicas.iter().all(|r| r.serving) {
+                    s.status.health = Health::Healthy;
+                }
+            }
+            drop(s);
             return Ok(self.status());
         }
         self.roll_out(desired, timeout).await
@@ -369,7 +443,7 @@ impl LocalEnvironment {
             release,
             command,
             setup: env.run.setup.clone(),
-            replicas: env.replicas.max(1),
+            replicas: env.replicas,
             health_path: env.run.health_path.clone(),
             env: self.service_env(env),
             secrets_digest: self.secrets_digest(),
@@ -433,7 +507,11 @@ impl LocalEnvironment {
     }
 
     /// Starts `desired`'s replicas, switches traffic once all are healthy,
-    /// drains and stops the previous ones.
+    /// drains and stops the previous ones. At every point a crash can
+    /// leave, the state file says which processes serve (`replicas`),
+    /// which are unproven (`starting`) and which are on their way out
+    /// (`retiring`), so a successor never stops what serves before
+    /// something new is healthy, and adopts or stops everything else.
     async fn roll_out(&self, desired: Desired, timeout: Duration) -> Result<Status, String> {
         self.set_status(
             Health::Progressing,
@@ -447,10 +525,18 @@ impl LocalEnvironment {
         // Start the new replicas and wait until every one answers.
         let mut fresh = Vec::new();
         for i in 0..desired.replicas as usize {
-            let port = free_port().map_err(|e| self.failed(&e))?;
-            let child = self
-                .spawn(&desired, &dir, port, i)
-                .map_err(|e| self.failed(&e))?;
+            let started = free_port().and_then(|port| {
+                let child = self.spawn(&desired, &dir, port, i)?;
+                Ok((port, child))
+            });
+            let (port, child) = match started {
+                Ok(p) => p,
+                Err(e) => {
+                    stop(&mut fresh).await;
+                    self.set_starting(&[]);
+                    return Err(self.failed(&e));
+                }
+            };
             let pgid = child.id();
             fresh.push(Replica {
                 port,
@@ -458,7 +544,9 @@ impl LocalEnvironment {
                 pgid,
                 adopted: None,
                 restarts: Vec::new(),
+                serving: true,
             });
+            self.set_starting(&fresh);
         }
         let start = Instant::now();
         loop {
@@ -468,6 +556,7 @@ impl LocalEnvironment {
                     && let Ok(Some(code)) = c.try_wait()
                 {
                     stop(&mut fresh).await;
+                    self.set_starting(&[]);
                     return Err(self.failed(&format!(
                         "a replica of {} exited ({code}) before it was healthy; see {}",
                         desired.release,
@@ -483,8 +572,9 @@ impl LocalEnvironment {
             }
             if start.elapsed() > timeout {
                 stop(&mut fresh).await;
+                self.set_starting(&[]);
                 return Err(self.failed(&format!(
-                    "{} did not answer {} within {}s; the previous release keeps serving",
+                    "{} did not answer {} within {}s",
                     desired.release,
                     desired.health_path,
                     timeout.as_secs()
@@ -492,24 +582,14 @@ impl LocalEnvironment {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        // Switch traffic, then let the old replicas finish and stop them.
-        let backends: Vec<Arc<Backend>> = fresh
-            .iter()
-            .map(|r| {
-                Backend::new(
-                    SocketAddr::from(([127, 0, 0, 1], r.port)),
-                    1,
-                    &desired.release,
-                )
-            })
-            .collect();
-        let old_backends = self.proxy.set_backends(backends.clone());
+        // The new replicas become what serves (saved first), then traffic
+        // switches; the old ones finish their requests and stop.
         let mut old = match self.state.lock() {
             Ok(mut s) => {
                 s.desired = Some(desired.clone());
-                s.backends = backends;
                 s.release_dir = Some(dir.clone());
                 let old = std::mem::replace(&mut s.replicas, fresh);
+                s.starting.clear();
                 s.retiring = old
                     .iter()
                     .filter_map(|r| {
@@ -521,21 +601,45 @@ impl LocalEnvironment {
             }
             Err(_) => Vec::new(),
         };
-        // Saved before anyone can see the new status: a reconciler killed
-        // right after still leaves what a successor needs to adopt.
         self.save_state();
-        Proxy::drain(&old_backends, Duration::from_secs(30)).await;
+        if let Err(e) = self.route().await {
+            // The new replicas run and are saved as serving: the next
+            // supervision tick routes them; the old ones stay until then.
+            return Err(self.failed(&format!("cannot switch traffic: {e}")));
+        }
+        let _ = self
+            .plane
+            .call(&Request::Drain {
+                environment: self.name.clone(),
+                timeout_ms: 30_000,
+            })
+            .await;
         stop(&mut old).await;
         if let Ok(mut s) = self.state.lock() {
             s.retiring.clear();
         }
-        self.set_status(
-            Health::Healthy,
-            Some(&desired.release),
-            &format!("serving {}", desired.release),
-        );
+        let message = if desired.replicas == 0 {
+            format!("{} scaled to zero replicas", desired.release)
+        } else {
+            format!("serving {}", desired.release)
+        };
+        self.set_status(Health::Healthy, Some(&desired.release), &message);
         self.save_state();
         Ok(self.status())
+    }
+
+    /// Records the replicas being started (and saves it).
+    fn set_starting(&self, fresh: &[Replica]) {
+        if let Ok(mut s) = self.state.lock() {
+            s.starting = fresh
+                .iter()
+                .filter_map(|r| {
+                    let pid = r.pgid?;
+                    Some((pid, start_time(pid)?))
+                })
+                .collect();
+        }
+        self.save_state();
     }
 
     /// Writes where the replicas are (`<data>/state/<env>.json`): what
@@ -545,13 +649,17 @@ impl LocalEnvironment {
         let Ok(s) = self.state.lock() else { return };
         let v = serde_json::json!({
             "environment": self.name,
-            "address": self.address.to_string(),
+            "address": self.address().to_string(),
             "release": s.desired.as_ref().map(|d| d.release.clone()),
             "desired": s.desired,
             "release_dir": s.release_dir,
             "health": s.status.health.as_str(),
             "message": s.status.message,
             "retiring": s.retiring.iter().map(|(pid, start)| serde_json::json!({
+                "pid": pid,
+                "start_time": start,
+            })).collect::<Vec<_>>(),
+            "starting": s.starting.iter().map(|(pid, start)| serde_json::json!({
                 "pid": pid,
                 "start_time": start,
             })).collect::<Vec<_>>(),
@@ -577,100 +685,99 @@ impl LocalEnvironment {
         serde_json::from_slice(&text).ok()
     }
 
-    /// Takes over the replicas an earlier server left running, when they
-    /// still run exactly what `env` asks for and answer their health
-    /// check; any other process it left is stopped, so nothing runs twice
-    /// on one port. Returns whether the environment was adopted.
+    /// Takes over what an earlier reconciler left: the replicas it
+    /// saved as serving are adopted (routed, supervised) whatever they
+    /// run — if that is not what `env` asks for, the next apply rolls out
+    /// the difference and only then retires them, so a successor never
+    /// stops what serves first. Replicas it was starting (unproven) or
+    /// retiring are stopped. Returns whether what runs is what `env`
+    /// asks for.
     pub async fn adopt(&self, env: &Environment) -> bool {
         let Some(saved) = Self::saved_state(&self.data, &self.name) else {
             return false;
         };
-        // Replicas a predecessor was draining when it died: stopped.
-        let mut retiring = Vec::new();
-        for r in saved["retiring"].as_array().into_iter().flatten() {
-            if let (Some(pid), Some(start)) = (
-                r["pid"].as_u64().and_then(|p| u32::try_from(p).ok()),
-                r["start_time"].as_u64(),
-            ) && start_time(pid) == Some(start)
-            {
-                retiring.push(Replica {
-                    port: 0,
-                    child: None,
-                    pgid: Some(pid),
-                    adopted: Some(start),
-                    restarts: Vec::new(),
-                });
-            }
-        }
-        stop(&mut retiring).await;
-        let mut found = Vec::new();
-        for r in saved["replicas"].as_array().into_iter().flatten() {
-            let (Some(port), Some(pid), Some(start)) = (
-                r["port"].as_u64().and_then(|p| u16::try_from(p).ok()),
-                r["pid"].as_u64().and_then(|p| u32::try_from(p).ok()),
-                r["start_time"].as_u64(),
-            ) else {
-                continue;
-            };
-            // Ours only if it is the same process and says it is this environment's.
-            let env_vars = process_env(pid);
-            if start_time(pid) == Some(start)
-                && env_vars.get("LAUNCHWAY_ENVIRONMENT") == Some(&self.name)
-            {
-                found.push(Replica {
-                    port,
-                    child: None,
-                    pgid: Some(pid),
-                    adopted: Some(start),
-                    restarts: Vec::new(),
-                });
+        let mut leftovers = Vec::new();
+        for key in ["retiring", "starting"] {
+            for r in saved[key].as_array().into_iter().flatten() {
+                if let Some(r) = self.verified(r, 0) {
+                    leftovers.push(r);
+                }
             }
         }
         let saved_desired: Option<Desired> = serde_json::from_value(saved["desired"].clone()).ok();
         let dir: Option<PathBuf> = saved["release_dir"].as_str().map(PathBuf::from);
-        let wanted = self.desired_of(env).ok();
-        let mut usable = wanted.is_some()
-            && saved_desired == wanted
-            && dir.as_ref().is_some_and(|d| d.is_dir())
-            && !found.is_empty()
-            && found.len() == wanted.as_ref().map_or(0, |w| w.replicas as usize);
-        if usable && let Some(w) = &wanted {
-            for r in &found {
-                usable &= healthy(r.port, &w.health_path).await;
+        let mut found = Vec::new();
+        for r in saved["replicas"].as_array().into_iter().flatten() {
+            let Some(port) = r["port"].as_u64().and_then(|p| u16::try_from(p).ok()) else {
+                continue;
+            };
+            if let Some(r) = self.verified(r, port) {
+                found.push(r);
             }
         }
-        let (Some(w), Some(dir), true) = (wanted, dir, usable) else {
-            if !found.is_empty() {
+        let (Some(d), Some(dir)) = (saved_desired, dir.filter(|d| d.is_dir())) else {
+            leftovers.append(&mut found);
+            if !leftovers.is_empty() {
                 eprintln!(
-                    "{}: stopping {} replica(s) a previous reconciler left (they no longer match git)",
+                    "{}: stopping {} process(es) a previous reconciler left (no usable state)",
                     self.name,
-                    found.len()
+                    leftovers.len()
                 );
             }
-            stop(&mut found).await;
+            stop(&mut leftovers).await;
             return false;
         };
-        let backends: Vec<Arc<Backend>> = found
-            .iter()
-            .map(|r| Backend::new(SocketAddr::from(([127, 0, 0, 1], r.port)), 1, &w.release))
-            .collect();
-        self.proxy.set_backends(backends.clone());
+        for r in &mut found {
+            r.serving = healthy(r.port, &d.health_path).await;
+        }
+        let serving = found.iter().filter(|r| r.serving).count();
+        let count = found.len();
+        let matches = self.desired_of(env).ok().as_ref() == Some(&d)
+            && count == d.replicas as usize
+            && serving == count;
         if let Ok(mut s) = self.state.lock() {
-            s.desired = Some(w.clone());
-            s.backends = backends;
+            s.desired = Some(d.clone());
             s.release_dir = Some(dir);
             s.replicas = found;
+            s.starting.clear();
+            s.retiring.clear();
         }
+        // Traffic to the adopted replicas before anything unproven stops
+        // (the data plane may still point at a half-finished switch).
+        let _ = self.route().await;
+        stop(&mut leftovers).await;
+        let health = if serving > 0 || d.replicas == 0 {
+            Health::Healthy
+        } else {
+            Health::Degraded
+        };
         self.set_status(
-            Health::Healthy,
-            Some(&w.release),
+            health,
+            Some(&d.release),
             &format!(
-                "serving {} (adopted {} running replica(s))",
-                w.release, w.replicas
+                "serving {} (adopted {serving} of {count} running replica(s))",
+                d.release
             ),
         );
         self.save_state();
-        true
+        matches
+    }
+
+    /// The process a saved `{pid, start_time}` names, if it still runs
+    /// and says it is this environment's.
+    fn verified(&self, saved: &serde_json::Value, port: u16) -> Option<Replica> {
+        let pid = saved["pid"].as_u64().and_then(|p| u32::try_from(p).ok())?;
+        let start = saved["start_time"].as_u64()?;
+        (start_time(pid) == Some(start)
+            && process_env(pid).get("LAUNCHWAY_ENVIRONMENT") == Some(&self.name))
+        .then_some(Replica {
+            port,
+            child: None,
+            pgid: Some(pid),
+            adopted: Some(start),
+            restarts: Vec::new(),
+            serving: false,
+        })
     }
 
     /// How the live processes differ from what was deployed: replicas
@@ -726,20 +833,21 @@ impl LocalEnvironment {
             .unwrap_or_default()
     }
 
+    /// Records a failed rollout; the message says what serves meanwhile.
     fn failed(&self, why: &str) -> String {
-        let serving = self
-            .state
-            .lock()
-            .map(|s| !s.replicas.is_empty())
-            .unwrap_or(false);
-        let health = if serving {
-            Health::Healthy
-        } else {
-            Health::Degraded
-        };
         if let Ok(mut s) = self.state.lock() {
+            let serving = s.replicas.iter().filter(|r| r.serving).count();
+            let (health, after) = match (&s.desired, serving) {
+                (Some(d), n) if n > 0 => (
+                    Health::Healthy,
+                    format!("; {} keeps serving ({n} replica(s))", d.release),
+                ),
+                (Some(d), _) if d.replicas == 0 => (Health::Healthy, String::new()),
+                _ => (Health::Degraded, "; nothing serves".to_string()),
+            };
             s.status.health = health;
-            s.status.message = format!("last deployment failed: {why}");
+            s.status.replicas = serving;
+            s.status.message = format!("last deployment failed: {why}{after}");
         }
         why.to_string()
     }
@@ -755,8 +863,11 @@ impl LocalEnvironment {
         }
     }
 
-    /// Restarts replicas that exited, with backoff; a crash loop (5 exits
-    /// within a minute) marks the environment Degraded.
+    /// Every 200 ms: a replica that exited leaves the data plane's route
+    /// at once (whatever self-heal says); with self-heal on it is
+    /// restarted with backoff and routed again once it answers. A crash
+    /// loop (5 exits within a minute) marks the environment Degraded. A
+    /// data plane that had to be started again gets the routes again.
     async fn supervise(self: Arc<Self>) {
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -781,10 +892,11 @@ impl LocalEnvironment {
                         continue;
                     }
                     // Gone: its process id may be recycled, never signal it again.
-                    changed |= r.pgid.is_some();
+                    changed |= r.pgid.is_some() || r.serving;
                     r.pgid = None;
                     r.child = None;
                     r.adopted = None;
+                    r.serving = false;
                     if !heal {
                         // Drift, left for the next sync to report and heal.
                         continue;
@@ -832,62 +944,148 @@ impl LocalEnvironment {
                     };
                 }
             }
-            if changed {
-                self.save_state();
-            }
-            // Back to Healthy once every replica answers again.
-            let check: Vec<u16> = self
+            // Running but out of the route (restarted, or adopted before
+            // it answered): back in once it answers.
+            let waiting: Vec<(usize, u16)> = self
                 .state
                 .lock()
                 .map(|s| {
-                    if s.status.health == Health::Healthy {
-                        Vec::new()
-                    } else {
-                        s.replicas.iter().map(|r| r.port).collect()
-                    }
+                    s.replicas
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| !r.serving && r.pgid.is_some())
+                        .map(|(i, r)| (i, r.port))
+                        .collect()
                 })
                 .unwrap_or_default();
-            if !check.is_empty() {
-                let mut all = true;
-                for p in &check {
-                    all &= healthy(*p, &d.health_path).await;
-                }
-                if all
+            for (i, port) in waiting {
+                if healthy(port, &d.health_path).await
                     && let Ok(mut s) = self.state.lock()
-                    && !s.status.message.starts_with("last deployment failed")
+                    && let Some(r) = s.replicas.get_mut(i)
+                    && r.port == port
+                    && r.pgid.is_some()
                 {
-                    s.status.health = Health::Healthy;
-                    s.status.message = format!("serving {}", d.release);
+                    r.serving = true;
+                    changed = true;
                 }
+            }
+            if let Err(e) = self.route().await {
+                eprintln!("{}: cannot update the data plane: {e}", self.name);
+            }
+            if changed {
+                self.save_state();
+            }
+            // Back to Healthy once every replica serves again.
+            if let Ok(mut s) = self.state.lock()
+                && s.status.health != Health::Healthy
+                && s.replicas.iter().all(|r| r.serving)
+                && s.replicas.iter().all(|r| r.restarts.len() < 5)
+                && !s.status.message.starts_with("last deployment failed")
+                && !s.status.message.starts_with("deploying")
+            {
+                s.status.health = Health::Healthy;
+                s.status.replicas = s.replicas.len();
+                s.status.message = format!("serving {}", d.release);
             }
         }
     }
 
-    /// Lets go of the environment without stopping it: supervision ends
-    /// and the stable address closes, the replicas keep running (and the
-    /// state file says where), for the next reconciler to adopt.
+    /// Lets go of the environment without stopping it: supervision ends;
+    /// the replicas keep running and the data plane keeps routing to them
+    /// (the state file says where), for the next reconciler to adopt.
     pub fn release(&self) {
         self.save_state();
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(t) = self.serving.lock().ok().and_then(|mut t| t.take()) {
-            t.abort();
-        }
     }
 
     /// Stops every replica and closes the stable address.
     pub async fn shutdown(&self) {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.proxy.set_backends(Vec::new());
-        if let Some(t) = self.serving.lock().ok().and_then(|mut t| t.take()) {
-            t.abort();
-        }
+        let _ = self
+            .plane
+            .call(&Request::Close {
+                environment: self.name.clone(),
+            })
+            .await;
         let mut rs = self
             .state
             .lock()
-            .map(|mut s| std::mem::take(&mut s.replicas))
+            .map(|mut s| {
+                s.starting.clear();
+                s.retiring.clear();
+                std::mem::take(&mut s.replicas)
+            })
             .unwrap_or_default();
         stop(&mut rs).await;
+        self.save_state();
     }
+}
+
+/// Opens `name`'s stable address in the data plane.
+async fn open(plane: &DataPlane, name: &str, listen: &str) -> Result<SocketAddr, String> {
+    plane
+        .call(&Request::Open {
+            environment: name.to_string(),
+            listen: listen.to_string(),
+        })
+        .await?
+        .address
+        .ok_or_else(|| "the data plane gave no address".to_string())
+}
+
+/// Stops what an earlier reconciler of `data` left in every environment
+/// it saved state for.
+pub async fn stop_all_left(data: &Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(data.join("state"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let file = e.file_name().to_string_lossy().to_string();
+        if let Some(name) = file.strip_suffix(".json").filter(|n| !n.starts_with('.')) {
+            n += stop_left(data, name).await;
+        }
+    }
+    n
+}
+
+/// Stops what an earlier reconciler of `data` left for `name` (its
+/// serving, starting and retiring replicas), when no reconciler is there
+/// to do it. Returns how many processes were stopped.
+pub async fn stop_left(data: &Path, name: &str) -> usize {
+    let Some(saved) = LocalEnvironment::saved_state(data, name) else {
+        return 0;
+    };
+    let mut rs = Vec::new();
+    for key in ["replicas", "starting", "retiring"] {
+        for r in saved[key].as_array().into_iter().flatten() {
+            let (Some(pid), Some(start)) = (
+                r["pid"].as_u64().and_then(|p| u32::try_from(p).ok()),
+                r["start_time"].as_u64(),
+            ) else {
+                continue;
+            };
+            if start_time(pid) == Some(start)
+                && process_env(pid)
+                    .get("LAUNCHWAY_ENVIRONMENT")
+                    .map(String::as_str)
+                    == Some(name)
+            {
+                rs.push(Replica {
+                    port: 0,
+                    child: None,
+                    pgid: Some(pid),
+                    adopted: Some(start),
+                    restarts: Vec::new(),
+                    serving: false,
+                });
+            }
+        }
+    }
+    let n = rs.len();
+    stop(&mut rs).await;
+    n
 }
 
 /// SIGTERM to each replica's process group, a grace period, then SIGKILL.
@@ -944,7 +1142,7 @@ pub const INHERITED_ENV: &[&str] = &[
     "SSL_CERT_DIR",
 ];
 
-fn inherited_env() -> Vec<(String, String)> {
+pub(crate) fn inherited_env() -> Vec<(String, String)> {
     INHERITED_ENV
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_string(), v)))

@@ -10,6 +10,7 @@
 //! API and a later reconciler read the same truth.
 
 use crate::config::{Environment, Target};
+use crate::dataplane::DataPlane;
 use crate::gitops::{Author, git};
 use crate::local::{Health, LocalEnvironment};
 use crate::tree::{self, Tree};
@@ -92,6 +93,18 @@ pub struct EnvStatus {
     pub target: String,
     /// Unix seconds.
     pub checked_at: u64,
+    /// `running`, or `down`: no reconciler holds the data directory, so
+    /// this is its last record plus what the data plane serves now.
+    #[serde(default = "running_word")]
+    pub reconciler: String,
+    /// With the reconciler down: how many routed replicas accept
+    /// connections right now (0: the service is down too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_replicas: Option<usize>,
+}
+
+fn running_word() -> String {
+    "running".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,6 +146,52 @@ pub fn statuses(data: &Path) -> Vec<EnvStatus> {
         .collect();
     out.sort_by(|a, b| a.environment.cmp(&b.environment));
     out
+}
+
+/// The statuses of `data`, told apart when no reconciler runs: then each
+/// says `reconciler: down`, and whether its data plane still serves (the
+/// replicas it routes to accept connections) or the service is down too.
+pub fn observe(data: &Path) -> Vec<EnvStatus> {
+    let mut list = statuses(data);
+    if running(data).is_some() {
+        return list;
+    }
+    let plane = crate::dataplane::status_blocking(data);
+    for st in &mut list {
+        st.reconciler = "down".into();
+        let site = plane
+            .as_ref()
+            .and_then(|p| p.sites.iter().find(|s| s.environment == st.environment));
+        let answering = site.map_or(0, |s| {
+            s.backends
+                .iter()
+                .filter(|b| {
+                    std::net::TcpStream::connect_timeout(&b.addr, Duration::from_millis(300))
+                        .is_ok()
+                })
+                .count()
+        });
+        st.serving_replicas = Some(answering);
+        let was = std::mem::take(&mut st.message);
+        if answering > 0 {
+            st.message = format!(
+                "reconciler down: {answering} replica(s) keep serving at {} (last recorded: {was})",
+                site.map(|s| s.address.to_string()).unwrap_or_default()
+            );
+        } else {
+            st.health = "Unknown".into();
+            st.message = if site.is_some() {
+                format!(
+                    "reconciler down and nothing answers behind the address (last recorded: {was})"
+                )
+            } else {
+                format!(
+                    "reconciler down and no data plane serves this environment (last recorded: {was})"
+                )
+            };
+        }
+    }
+    list
 }
 
 /// An environment's deployment history, oldest first.
@@ -377,15 +436,24 @@ pub struct Reconciler {
     /// Environments to heal or retry on the next pass (a manual sync).
     forced: std::sync::Mutex<Vec<String>>,
     secrets: SecretsFor,
+    /// The process that holds the addresses and routes (not this one).
+    plane: Arc<DataPlane>,
 }
 
 impl Reconciler {
-    /// A reconciler whose environments have no secrets.
-    pub fn new(tracked: Tracked, data: PathBuf, health_timeout: Duration) -> Arc<Reconciler> {
+    /// A reconciler whose environments have no secrets. `dataplane` is
+    /// the `launchway` executable that runs the data plane.
+    pub fn new(
+        tracked: Tracked,
+        data: PathBuf,
+        health_timeout: Duration,
+        dataplane: &Path,
+    ) -> Arc<Reconciler> {
         Self::with_secrets(
             tracked,
             data,
             health_timeout,
+            dataplane,
             Box::new(|_| Box::pin(async { BTreeMap::new() })),
         )
     }
@@ -396,9 +464,11 @@ impl Reconciler {
         tracked: Tracked,
         data: PathBuf,
         health_timeout: Duration,
+        dataplane: &Path,
         secrets: SecretsFor,
     ) -> Arc<Reconciler> {
         Arc::new(Reconciler {
+            plane: Arc::new(DataPlane::new(&data, dataplane)),
             tracked,
             data,
             health_timeout,
@@ -444,6 +514,9 @@ impl Reconciler {
         stop_replicas: bool,
     ) {
         tokio::pin!(stop);
+        if let Err(e) = self.plane.ensure().await {
+            eprintln!("data plane: {e}");
+        }
         let mut last_head = None;
         let mut last_full = std::time::Instant::now();
         loop {
@@ -483,6 +556,12 @@ impl Reconciler {
                 // Handing over to a successor: a rollout in progress ends first.
                 m.local.release();
             }
+        }
+        if stop_replicas {
+            self.plane.shutdown().await;
+        } else {
+            // The data plane keeps serving for a successor.
+            self.plane.detach().await;
         }
     }
 
@@ -828,6 +907,7 @@ impl Reconciler {
             &self.data,
             &listen,
             secrets.clone(),
+            self.plane.clone(),
         )
         .await
         {
@@ -840,6 +920,7 @@ impl Reconciler {
                     &self.data,
                     "127.0.0.1:0",
                     secrets,
+                    self.plane.clone(),
                 )
                 .await?
             }
@@ -906,6 +987,8 @@ impl Reconciler {
             self_heal,
             target: Target::Local.as_str().into(),
             checked_at: now(),
+            reconciler: running_word(),
+            serving_replicas: Some(m.local.in_rotation()),
         }
     }
 
@@ -955,6 +1038,8 @@ impl Reconciler {
             self_heal: true,
             target: Target::Local.as_str().into(),
             checked_at: now(),
+            reconciler: running_word(),
+            serving_replicas: None,
         }
     }
 }

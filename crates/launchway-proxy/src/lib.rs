@@ -27,6 +27,11 @@ use std::time::{Duration, Instant};
 /// Request and response bodies above this are refused (413 / 502).
 pub const MAX_BODY: usize = 16 << 20;
 
+/// How long a backend that refused a connection is skipped.
+const EJECTION: Duration = Duration::from_secs(2);
+
+pub mod plane;
+
 /// One replica: where it listens, its share of traffic, what it runs.
 #[derive(Debug)]
 pub struct Backend {
@@ -38,6 +43,10 @@ pub struct Backend {
     errors: AtomicU64,
     /// Idle HTTP/1 connections, reused.
     pool: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    /// Refused a connection recently: skipped while others can serve
+    /// (passive ejection — a dead replica leaves rotation at once, with
+    /// or without a control plane to tell).
+    ejected_until: Mutex<Option<Instant>>,
 }
 
 impl Backend {
@@ -50,7 +59,30 @@ impl Backend {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             pool: Mutex::new(Vec::new()),
+            ejected_until: Mutex::new(None),
         })
+    }
+
+    /// Requests routed to it and how many failed (5xx or unreachable).
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
+
+    fn ejected(&self) -> bool {
+        self.ejected_until
+            .lock()
+            .ok()
+            .and_then(|e| *e)
+            .is_some_and(|t| Instant::now() < t)
+    }
+
+    fn eject(&self, d: Duration) {
+        if let Ok(mut e) = self.ejected_until.lock() {
+            *e = Some(Instant::now() + d);
+        }
     }
 
     pub fn in_flight(&self) -> usize {
@@ -157,12 +189,14 @@ impl Proxy {
         true
     }
 
-    /// The next backend by weight, skipping `avoid`.
+    /// The next backend by weight, skipping `avoid` and, while another
+    /// can serve, backends ejected for refusing connections.
     fn pick(&self, avoid: Option<&Arc<Backend>>) -> Option<Arc<Backend>> {
         let route = self.route.read().ok()?.clone();
         if route.total == 0 {
             return None;
         }
+        let mut fallback = None;
         for _ in 0..route.backends.len().max(1) {
             let mut n = self.counter.fetch_add(1, Ordering::Relaxed) % route.total;
             for b in &route.backends {
@@ -171,12 +205,22 @@ impl Proxy {
                     if avoid.is_some_and(|a| Arc::ptr_eq(a, b)) {
                         break;
                     }
+                    if b.ejected() {
+                        fallback.get_or_insert_with(|| b.clone());
+                        break;
+                    }
                     return Some(b.clone());
                 }
                 n -= w;
             }
         }
-        None
+        // Every other one is ejected: try one anyway (it may be back).
+        route
+            .backends
+            .iter()
+            .find(|b| !avoid.is_some_and(|a| Arc::ptr_eq(a, b)) && !b.ejected())
+            .cloned()
+            .or(fallback)
     }
 
     /// Prometheus text: requests and errors per revision and replica.
@@ -216,6 +260,7 @@ impl Proxy {
         b.requests.fetch_add(1, Ordering::Relaxed);
         let mut sender = b.connection().await.map_err(|e| {
             b.errors.fetch_add(1, Ordering::Relaxed);
+            b.eject(EJECTION);
             Failure::Unsent(e)
         })?;
         let mut req = Request::builder()

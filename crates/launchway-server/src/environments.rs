@@ -49,15 +49,23 @@ pub struct Environments {
     store: Store,
     running: tokio::sync::Mutex<HashMap<PathBuf, Running>>,
     interval: Duration,
+    /// The `launchway` executable that runs each data plane.
+    dataplane: PathBuf,
 }
 
 impl Environments {
-    pub fn new(engine: Arc<Engine>, store: Store, interval: Duration) -> Arc<Environments> {
+    pub fn new(
+        engine: Arc<Engine>,
+        store: Store,
+        interval: Duration,
+        dataplane: PathBuf,
+    ) -> Arc<Environments> {
         Arc::new(Environments {
             engine,
             store,
             running: tokio::sync::Mutex::new(HashMap::new()),
             interval,
+            dataplane,
         })
     }
 
@@ -157,6 +165,7 @@ impl Environments {
             },
             data.clone(),
             Duration::from_secs(120),
+            &self.dataplane,
             Box::new(move |env_name| {
                 let (engine, repo) = (engine.clone(), repo_name.clone());
                 Box::pin(async move {

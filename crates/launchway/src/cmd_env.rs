@@ -235,7 +235,7 @@ pub fn main(
                         serde_json::from_value(v["environments"].clone())
                             .map_err(|e| format!("unexpected answer: {e}"))?
                     }
-                    None => launchway_deploy::reconcile::statuses(&data),
+                    None => launchway_deploy::reconcile::observe(&data),
                 };
                 if *json {
                     println!(
@@ -267,7 +267,9 @@ pub fn main(
                     );
                 }
                 if running.is_none() && repo.is_none() {
-                    println!("(no reconciler runs now: this is the last state it recorded)");
+                    println!(
+                        "(no reconciler runs now: health is what answers right now; `launchway sync --detach` starts one)"
+                    );
                 }
                 Ok(0)
             }

@@ -410,6 +410,7 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         engine.clone(),
         db.clone(),
         std::time::Duration::from_secs(args.reconcile_seconds.max(1)),
+        std::env::current_exe().map_err(|e| format!("cannot find launchway itself: {e}"))?,
     );
     engine.set_deployer(std::sync::Arc::new(
         launchway_server::environments::ServerDeployer(envs.clone()),

@@ -107,6 +107,7 @@ async fn foreground(
         }
         listen.insert(args.envs[0].clone(), l.clone());
     }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find launchway itself: {e}"))?;
     let rec = Reconciler::new(
         Tracked {
             root: root.clone(),
@@ -118,6 +119,7 @@ async fn foreground(
         },
         data.clone(),
         Duration::from_secs(args.health_timeout),
+        &exe,
     );
     tokio::spawn(report_changes(data.clone()));
     tokio::spawn(watch_requests(rec.clone(), data.clone()));
@@ -255,8 +257,21 @@ pub fn detach(args: &SyncArgs, root: &Path, data: &Path) -> Result<u32, String> 
 
 fn stop(data: &Path) -> u8 {
     let Some(pid) = reconcile::running(data) else {
-        println!("no reconciler runs for this repository");
-        return 0;
+        // A reconciler that died left its environments serving: stop them.
+        let left = crate::cmd_serve::block_on(async {
+            let n = launchway_deploy::local::stop_all_left(data).await;
+            let plane = launchway_deploy::dataplane::shutdown_blocking(data);
+            if n > 0 || plane {
+                println!(
+                    "no reconciler runs for this repository; stopped {n} replica(s) it left{}",
+                    if plane { " and its data plane" } else { "" }
+                );
+            } else {
+                println!("no reconciler runs for this repository");
+            }
+            Ok(())
+        });
+        return left;
     };
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),

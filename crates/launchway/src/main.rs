@@ -5,6 +5,7 @@ mod client;
 mod cmd_admin;
 mod cmd_agent;
 mod cmd_agents;
+mod cmd_dataplane;
 mod cmd_env;
 mod cmd_lint;
 mod cmd_model;
@@ -112,6 +113,9 @@ enum Command {
     Sync(cmd_sync::SyncArgs),
     /// Git hooks that tell a server about new commits.
     Hook(cmd_remote::HookArgs),
+    /// The data plane of a reconciler's environments (started by it).
+    #[command(hide = true)]
+    Dataplane(cmd_dataplane::DataplaneArgs),
 }
 
 /// `launchway … | head`: when whoever reads our output stops reading, we
@@ -172,6 +176,7 @@ fn main() -> ExitCode {
         Command::Promote(args) => cmd_env::promote(&args, &cli.server, &store),
         Command::Proxy(args) => cmd_proxy::main(&args),
         Command::Sync(args) => cmd_sync::main(&args, &store),
+        Command::Dataplane(args) => cmd_dataplane::main(&args),
         Command::Sbom(args) => cmd_sbom::main(&args),
         Command::Db(args) => cmd_scan::db(args, &store),
         Command::Scan(args) => cmd_scan::scan(&args, &store),

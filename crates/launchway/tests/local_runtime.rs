@@ -397,8 +397,12 @@ fn drift_without_self_heal_shows_until_a_sync() {
     );
     let before = pids(&st);
     kill(before[0], "-KILL");
-    let st = wait_status(&home, &repo, "manual", "out of sync", |s| {
+    wait_status(&home, &repo, "manual", "out of sync", |s| {
         s["sync"] == "OutOfSync"
+    });
+    // Whatever self-heal says, a dead replica leaves the route.
+    let st = wait_status(&home, &repo, "manual", "out of rotation", |s| {
+        s["serving_replicas"] == 0
     });
     assert!(
         st["message"].as_str().unwrap().contains("self-heal is off"),
@@ -720,4 +724,149 @@ fn replicas_get_a_clean_environment() {
             );
         }
     }
+}
+
+/// The data plane outlives the reconciler: `kill -9` of `sync` and a new
+/// one started under wrk loses no request; meanwhile `env status` says
+/// the reconciler is down and the replicas still serve.
+#[test]
+fn the_stable_address_outlives_a_killed_reconciler() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(tmp.path(), "steady", 2, "");
+    let v1 = deploy_with(&home, &repo, "steady");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "steady", "served", |s| serving(s, &v1));
+    let address = st["address"].as_str().unwrap().to_string();
+    let before = pids(&st);
+    let load = std::process::Command::new("wrk")
+        .args([
+            "-t2",
+            "-c8",
+            "-d8s",
+            "--timeout",
+            "5s",
+            &format!("{address}/"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wrk is needed (apt-get install wrk; .ci/run installs it)");
+    std::thread::sleep(Duration::from_secs(1));
+    kill(u64::from(reconciler_pid(&home)), "-KILL");
+    std::thread::sleep(Duration::from_millis(1500));
+    let down = status(&home, &repo, "steady");
+    assert_eq!(down["reconciler"], "down", "{down}");
+    assert_eq!(down["serving_replicas"], 2, "{down}");
+    assert!(
+        down["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("reconciler down: 2 replica(s) keep serving"),
+        "{down}"
+    );
+    let (_, table, _) = lw(&home, &repo, &["env", "status"]);
+    assert!(table.contains("no reconciler runs now"), "{table}");
+    std::thread::sleep(Duration::from_secs(2));
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "steady", "adopted", |s| {
+        serving(s, &v1) && s["reconciler"] == "running"
+    });
+    assert_eq!(st["address"].as_str(), Some(address.as_str()));
+    assert_eq!(pids(&st), before, "the same replicas serve: {st}");
+    let out = load.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    let (requests, errors, non2xx) = wrk_totals(&text);
+    assert!(requests > 1000, "wrk made too few requests:\n{text}");
+    assert_eq!(
+        (errors, non2xx),
+        (0, 0),
+        "requests were lost while the reconciler was away:\n{text}"
+    );
+}
+
+/// A reconciler killed while a release that never gets healthy starts:
+/// its successor keeps the old replicas serving (never stops them first),
+/// stops the half-started ones, retries and fails truthfully — under
+/// load, with no failed request and never more processes than the two
+/// releases' replicas.
+#[test]
+fn a_reconciler_killed_mid_rollout_never_stops_what_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(tmp.path(), "crash", 2, "");
+    let v1 = deploy_with(&home, &repo, "crash");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach", "--health-timeout", "4"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "crash", "served", |s| serving(s, &v1));
+    let addr = st["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let mut old = pids(&st);
+    old.sort_unstable();
+    let (stop_load, failed, _, threads) = load(&addr);
+    // The new configuration's replicas hang before they listen.
+    let file = repo.join("configs/environments/crash.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}HANG: \"yes\"\n")).unwrap();
+    git(
+        &repo,
+        &["commit", "-qam", "a release that never gets healthy"],
+    );
+    let start = Instant::now();
+    while replica_processes("crash").len() < 4 {
+        assert!(start.elapsed() < Duration::from_secs(30), "never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill(u64::from(reconciler_pid(&home)), "-KILL");
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach", "--health-timeout", "4"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "crash", "failed again", |s| {
+        s["reconciler"] == "running"
+            && s["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("keeps serving (2 replica(s))")
+    });
+    assert_eq!(st["health"], "Healthy", "{st}");
+    assert_eq!(st["sync"], "OutOfSync", "{st}");
+    let mut now = pids(&st);
+    now.sort_unstable();
+    assert_eq!(now, old, "the old replicas serve on: {st}");
+    // Settled: exactly the old replicas run (the half-started ones of the
+    // killed reconciler and the retry's are all stopped).
+    let start = Instant::now();
+    loop {
+        let mut running = replica_processes("crash");
+        assert!(running.len() <= 4, "{running:?}");
+        running.sort_unstable();
+        if running == old {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{running:?} vs {old:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop_load.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "requests failed");
+    assert_eq!(get(&addr, "/").unwrap(), "v1");
+    let (_, hist, _) = lw(&home, &repo, &["env", "history", "crash", "--json"]);
+    let hist: Value = serde_json::from_str(&hist).unwrap();
+    assert_eq!(
+        hist.as_array().unwrap().last().unwrap()["result"],
+        "failed",
+        "{hist}"
+    );
 }
