@@ -158,6 +158,9 @@ pub struct LocalEnvironment {
     registry: Mutex<Option<PathBuf>>,
     /// Set once this process lets go of the environment: supervision ends.
     closed: std::sync::atomic::AtomicBool,
+    /// Its file has `protection:` rules (saved, for the prune guard of a
+    /// successor that finds the file gone).
+    protected: std::sync::atomic::AtomicBool,
 }
 
 fn free_port() -> Result<u16, String> {
@@ -212,6 +215,7 @@ impl LocalEnvironment {
             heal: std::sync::atomic::AtomicBool::new(true),
             registry: Mutex::new(None),
             closed: std::sync::atomic::AtomicBool::new(false),
+            protected: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State {
                 desired: None,
                 replicas: Vec::new(),
@@ -501,6 +505,16 @@ impl LocalEnvironment {
         }
     }
 
+    /// Whether the environment is protected (kept in the state file).
+    pub fn set_protected(&self, on: bool) {
+        let was = self
+            .protected
+            .swap(on, std::sync::atomic::Ordering::Relaxed);
+        if was != on {
+            self.save_state();
+        }
+    }
+
     /// Self-heal on or off.
     pub fn set_self_heal(&self, on: bool) {
         self.heal.store(on, std::sync::atomic::Ordering::Relaxed);
@@ -650,6 +664,7 @@ impl LocalEnvironment {
         let v = serde_json::json!({
             "environment": self.name,
             "address": self.address().to_string(),
+            "protected": self.protected.load(std::sync::atomic::Ordering::Relaxed),
             "release": s.desired.as_ref().map(|d| d.release.clone()),
             "desired": s.desired,
             "release_dir": s.release_dir,
@@ -692,7 +707,7 @@ impl LocalEnvironment {
     /// stops what serves first. Replicas it was starting (unproven) or
     /// retiring are stopped. Returns whether what runs is what `env`
     /// asks for.
-    pub async fn adopt(&self, env: &Environment) -> bool {
+    pub async fn adopt(&self, env: Option<&Environment>) -> bool {
         let Some(saved) = Self::saved_state(&self.data, &self.name) else {
             return false;
         };
@@ -732,7 +747,7 @@ impl LocalEnvironment {
         }
         let serving = found.iter().filter(|r| r.serving).count();
         let count = found.len();
-        let matches = self.desired_of(env).ok().as_ref() == Some(&d)
+        let matches = env.and_then(|e| self.desired_of(e).ok()).as_ref() == Some(&d)
             && count == d.replicas as usize
             && serving == count;
         if let Ok(mut s) = self.state.lock() {

@@ -37,6 +37,10 @@ pub struct Tracked {
     /// The built-in model registry (pinned versions found there reach the
     /// service as `MODEL_PATH`).
     pub registry: Option<PathBuf>,
+    /// Stop an environment whose file was deleted even when it is
+    /// protected or when no environment file is left (off: those are
+    /// refused and keep serving, as Argo CD's defaults do).
+    pub prune: bool,
 }
 
 impl Tracked {
@@ -420,6 +424,12 @@ struct Managed {
     failed: Option<(String, String)>,
     /// Drift already written to the history.
     drift_seen: bool,
+    /// Why the last full pass left it out of sync (invalid commit, held
+    /// failure, refused prune): shown until a pass says otherwise.
+    reason: Option<String>,
+    /// Its file has `protection:` rules (a deleted file is not pruned
+    /// without the explicit prune setting).
+    protected: bool,
 }
 
 pub struct Reconciler {
@@ -635,10 +645,29 @@ impl Reconciler {
             dir: self.tracked.root.clone(),
             rev: head.clone(),
         };
-        let names: Vec<String> = match tree::environments(&tree, &self.tracked.env_dir) {
+        let listed = match tree::environments(&tree, &self.tracked.env_dir) {
+            // The head exists but the directory does not: no file is left
+            // (the prune guard's case), not an error.
+            Err(_)
+                if git(
+                    &self.tracked.root,
+                    &[
+                        "cat-file",
+                        "-e",
+                        &format!("{head}:./{}", self.tracked.env_dir.to_string_lossy()),
+                    ],
+                    &Author::default(),
+                )
+                .is_err() =>
+            {
+                Ok(Vec::new())
+            }
+            other => other,
+        };
+        let names: Vec<String> = match &listed {
             Ok(list) => list
-                .into_iter()
-                .map(|(n, _)| n)
+                .iter()
+                .map(|(n, _)| n.clone())
                 .filter(|n| self.tracked.only.is_empty() || self.tracked.only.contains(n))
                 .collect(),
             Err(_) => Vec::new(),
@@ -656,56 +685,163 @@ impl Reconciler {
             };
             let (this, tree, head, name) = (self.clone(), tree.clone(), head.clone(), name.clone());
             tokio::spawn(async move {
+                let mut guard = guard;
                 let st = this
-                    .reconcile_env(&tree, &head, &name, is_forced, guard)
+                    .reconcile_env(&tree, &head, &name, is_forced, &mut guard)
                     .await;
+                if let Some(m) = guard.as_mut() {
+                    m.reason = (st.sync == SyncStatus::OutOfSync && m.local.drift().is_empty())
+                        .then(|| st.message.clone());
+                }
                 write_status(&this.data, &st);
             });
         }
-        self.prune(&names, &head);
+        match listed {
+            Ok(all) => self.prune(&names, all.len(), &head).await,
+            Err(e) => {
+                // Could not tell which files exist: nothing is pruned.
+                eprintln!(
+                    "cannot list the environment files at {}: {e}; nothing is pruned",
+                    short(&head)
+                );
+            }
+        }
+    }
+
+    /// Why deleting `protected`'s file does not stop it, if it does not:
+    /// with no environment file left at all (a deleted directory, a bad
+    /// merge), or for a protected environment, only the explicit prune
+    /// setting lets a deletion stop what serves.
+    fn prune_refusal(&self, files_left: usize, protected: bool) -> Option<String> {
+        if self.tracked.prune {
+            return None;
+        }
+        if files_left == 0 {
+            return Some("no environment file is left at the tracked head".into());
+        }
+        protected.then(|| "the environment is protected".into())
     }
 
     /// Environments whose file was deleted: their replicas stop (once a
-    /// rollout in progress there has ended).
-    fn prune(self: &Arc<Self>, names: &[String], head: &str) {
-        let gone: Vec<(String, Slot)> = match self.envs.lock() {
-            Ok(mut m) => {
-                let keys: Vec<String> = m.keys().filter(|k| !names.contains(k)).cloned().collect();
-                keys.into_iter()
-                    .filter_map(|k| m.remove(&k).map(|s| (k, s)))
-                    .collect()
-            }
+    /// rollout in progress there has ended) — unless the prune guard
+    /// refuses, which keeps them serving and says so in their status.
+    async fn prune(self: &Arc<Self>, names: &[String], files_left: usize, head: &str) {
+        let with_slot: Vec<(String, Slot)> = match self.envs.lock() {
+            Ok(m) => m
+                .iter()
+                .filter(|(k, _)| !names.contains(k))
+                .map(|(k, s)| (k.clone(), s.clone()))
+                .collect(),
             Err(_) => Vec::new(),
         };
-        for (name, slot) in gone {
-            let (this, head) = (self.clone(), head.to_string());
-            tokio::spawn(async move {
-                let Some(m) = slot.lock().await.take() else {
-                    return;
-                };
-                if let Ok(mut l) = this.locals.lock() {
-                    l.remove(&name);
-                }
-                let started = now();
-                m.local.shutdown().await;
-                let (author, subject) = commit_info(&this.tracked.root, &head);
-                append_history(
-                    &this.data,
-                    &HistoryEntry {
-                        environment: name.clone(),
-                        revision: Some(head.clone()),
-                        author,
-                        subject,
-                        release: None,
-                        result: "removed".into(),
-                        message: "the environment's file was deleted; its replicas stopped".into(),
-                        started_at: started,
-                        finished_at: now(),
-                    },
-                );
-                let _ = std::fs::remove_file(this.data.join("status").join(format!("{name}.json")));
-            });
+        // Environments a predecessor left running whose file went while
+        // no reconciler ran: taken into a slot (adopted) first.
+        let mut left = Vec::new();
+        for e in std::fs::read_dir(self.data.join("state"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let file = e.file_name().to_string_lossy().to_string();
+            let Some(name) = file.strip_suffix(".json").filter(|n| !n.starts_with('.')) else {
+                continue;
+            };
+            let known = self
+                .envs
+                .lock()
+                .map(|m| m.contains_key(name))
+                .unwrap_or(true);
+            let ours = self.tracked.only.is_empty() || self.tracked.only.iter().any(|o| o == name);
+            if !known && ours && !names.iter().any(|n| n == name) {
+                left.push(name.to_string());
+            }
         }
+        for name in left {
+            let Some(slot) = self.slot(&name) else {
+                continue;
+            };
+            let mut g = slot.clone().lock_owned().await;
+            if g.is_none() {
+                match self.open(&name, None, None).await {
+                    Ok(m) => {
+                        if let Ok(mut l) = self.locals.lock() {
+                            l.insert(name.clone(), m.local.clone());
+                        }
+                        *g = Some(m);
+                    }
+                    Err(e) => eprintln!("{name}: cannot take over what was left: {e}"),
+                }
+            }
+            drop(g);
+            self.prune_one(name, slot, files_left, head.to_string());
+        }
+        for (name, slot) in with_slot {
+            self.prune_one(name, slot, files_left, head.to_string());
+        }
+    }
+
+    fn prune_one(self: &Arc<Self>, name: String, slot: Slot, files_left: usize, head: String) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut g = slot.clone().lock_owned().await;
+            let Some(m) = g.as_mut() else {
+                return;
+            };
+            let (author, subject) = commit_info(&this.tracked.root, &head);
+            if let Some(why) = this.prune_refusal(files_left, m.protected) {
+                let msg = format!(
+                    "its file was deleted at {}, but {why}: it keeps serving; `launchway sync --prune` (or the file back) decides",
+                    short(&head)
+                );
+                if m.reason.as_deref() != Some(msg.as_str()) {
+                    m.reason = Some(msg.clone());
+                    append_history(
+                        &this.data,
+                        &HistoryEntry {
+                            environment: name.clone(),
+                            revision: Some(head.clone()),
+                            author,
+                            subject,
+                            release: m.local.deployed_release(),
+                            result: "prune-refused".into(),
+                            message: msg.clone(),
+                            started_at: now(),
+                            finished_at: now(),
+                        },
+                    );
+                }
+                let st = this.live_status(&name, m, None, true, SyncStatus::OutOfSync);
+                write_status(&this.data, &st);
+                return;
+            }
+            let Some(m) = g.take() else { return };
+            if let Ok(mut envs) = this.envs.lock()
+                && envs.get(&name).is_some_and(|s| Arc::ptr_eq(s, &slot))
+            {
+                envs.remove(&name);
+            }
+            if let Ok(mut l) = this.locals.lock() {
+                l.remove(&name);
+            }
+            let started = now();
+            m.local.shutdown().await;
+            append_history(
+                &this.data,
+                &HistoryEntry {
+                    environment: name.clone(),
+                    revision: Some(head.clone()),
+                    author,
+                    subject,
+                    release: None,
+                    result: "removed".into(),
+                    message: "the environment's file was deleted; its replicas stopped".into(),
+                    started_at: started,
+                    finished_at: now(),
+                },
+            );
+            let _ = std::fs::remove_file(this.data.join("status").join(format!("{name}.json")));
+            let _ = std::fs::remove_file(this.data.join("state").join(format!("{name}.json")));
+        });
     }
 
     async fn reconcile_env(
@@ -714,10 +850,14 @@ impl Reconciler {
         head: &str,
         name: &str,
         forced: bool,
-        mut slot: tokio::sync::OwnedMutexGuard<Option<Managed>>,
+        slot: &mut Option<Managed>,
     ) -> EnvStatus {
         let dir = &self.tracked.env_dir;
         let revision = crate::served::env_revision(&self.tracked.root, dir, head, name);
+        if let Some(m) = slot.as_mut() {
+            // This pass decides the reason anew.
+            m.reason = None;
+        }
         let loaded = match tree::load_environment(tree, dir, name) {
             Ok(l) => l,
             Err(e) => return self.plain(name, revision, SyncStatus::OutOfSync, &e),
@@ -741,6 +881,32 @@ impl Reconciler {
             return self.plain(name, revision, SyncStatus::OutOfSync, "did not load");
         };
         if env.target != Target::Local {
+            if let Some(m) = slot.take() {
+                // Moved to another target: nothing of it runs here any more.
+                if let Ok(mut l) = self.locals.lock() {
+                    l.remove(name);
+                }
+                m.local.shutdown().await;
+                let (author, subject) = commit_info(&self.tracked.root, head);
+                append_history(
+                    &self.data,
+                    &HistoryEntry {
+                        environment: name.to_string(),
+                        revision: revision.clone(),
+                        author,
+                        subject,
+                        release: None,
+                        result: "removed".into(),
+                        message: format!(
+                            "target changed to {}: the local replicas stopped",
+                            env.target.as_str()
+                        ),
+                        started_at: now(),
+                        finished_at: now(),
+                    },
+                );
+                let _ = std::fs::remove_file(self.data.join("state").join(format!("{name}.json")));
+            }
             return self.plain(
                 name,
                 revision,
@@ -766,7 +932,7 @@ impl Reconciler {
             return st;
         }
         if slot.is_none() {
-            match self.open(name, &env, revision.as_deref()).await {
+            match self.open(name, Some(&env), revision.as_deref()).await {
                 Ok(m) => {
                     if let Ok(mut l) = self.locals.lock() {
                         l.insert(name.to_string(), m.local.clone());
@@ -780,6 +946,8 @@ impl Reconciler {
             return self.plain(name, revision, SyncStatus::OutOfSync, "internal: lost");
         };
         m.local.set_self_heal(env.self_heal);
+        m.protected = env.protection != crate::config::Protection::default();
+        m.local.set_protected(m.protected);
         m.local
             .set_secrets((self.secrets)(secrets_name(&env)).await);
         let rev = revision.clone().unwrap_or_default();
@@ -849,8 +1017,16 @@ impl Reconciler {
             );
             let st = self.live_status(name, m, revision, env.self_heal, SyncStatus::Synced);
             return if result.is_err() {
-                let mut st =
-                    st.with_message(format!("deployment of {} failed: {message}", short(&rev)));
+                let mut st = st.with_message(format!(
+                    "deployment of {} failed: {}",
+                    short(&rev),
+                    // The runtime's account says what serves meanwhile.
+                    m.local
+                        .status()
+                        .message
+                        .strip_prefix("last deployment failed: ")
+                        .map_or(message.clone(), str::to_string)
+                ));
                 st.sync = SyncStatus::OutOfSync;
                 st
             } else {
@@ -891,7 +1067,7 @@ impl Reconciler {
     async fn open(
         &self,
         name: &str,
-        env: &Environment,
+        env: Option<&Environment>,
         revision: Option<&str>,
     ) -> Result<Managed, String> {
         let saved = LocalEnvironment::saved_state(&self.data, name);
@@ -900,7 +1076,7 @@ impl Reconciler {
             .and_then(|s| s["address"].as_str().map(str::to_string))
             .or_else(|| self.tracked.listen.get(name).cloned())
             .unwrap_or_else(|| "127.0.0.1:0".into());
-        let secrets = (self.secrets)(secrets_name(env)).await;
+        let secrets = (self.secrets)(env.map_or_else(|| name.to_string(), secrets_name)).await;
         let local = match LocalEnvironment::start(
             name,
             &self.tracked.root,
@@ -927,7 +1103,12 @@ impl Reconciler {
             Err(e) => return Err(e),
         };
         local.set_registry(self.tracked.registry.clone());
+        let protected = match env {
+            Some(e) => e.protection != crate::config::Protection::default(),
+            None => saved.as_ref().is_some_and(|s| s["protected"] == true),
+        };
         let adopted = local.adopt(env).await;
+        local.set_protected(protected);
         let previous = read_status(&self.data, name).and_then(|s| s.deployed_revision);
         Ok(Managed {
             local,
@@ -938,6 +1119,8 @@ impl Reconciler {
             },
             failed: None,
             drift_seen: false,
+            reason: None,
+            protected,
         })
     }
 
@@ -962,7 +1145,10 @@ impl Reconciler {
                 },
             )
         } else {
-            (sync_if_clean, st.message.clone())
+            (
+                sync_if_clean,
+                m.reason.clone().unwrap_or_else(|| st.message.clone()),
+            )
         };
         let health = if !drift.is_empty() && st.health == Health::Healthy {
             Health::Progressing

@@ -51,6 +51,8 @@ pub struct Environments {
     interval: Duration,
     /// The `launchway` executable that runs each data plane.
     dataplane: PathBuf,
+    /// Deleted files of protected environments (or of all) stop them.
+    prune: bool,
 }
 
 impl Environments {
@@ -59,6 +61,7 @@ impl Environments {
         store: Store,
         interval: Duration,
         dataplane: PathBuf,
+        prune: bool,
     ) -> Arc<Environments> {
         Arc::new(Environments {
             engine,
@@ -66,6 +69,7 @@ impl Environments {
             running: tokio::sync::Mutex::new(HashMap::new()),
             interval,
             dataplane,
+            prune,
         })
     }
 
@@ -162,6 +166,7 @@ impl Environments {
                 only: Vec::new(),
                 listen: BTreeMap::new(),
                 registry: Some(self.registry_dir()),
+                prune: self.prune,
             },
             data.clone(),
             Duration::from_secs(120),

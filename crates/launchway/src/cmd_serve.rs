@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// new commits are seen within a quarter of a second.
     #[arg(long, default_value_t = 10)]
     reconcile_seconds: u64,
+    /// Let a deleted environment file stop a protected environment, or
+    /// every environment at once (off: refused and shown in its status).
+    #[arg(long)]
+    prune_environments: bool,
     /// Seconds a run stays this server's without it renewing the lease
     /// (every third of it); past it, any server on the same database ends
     /// the run as failed.
@@ -411,6 +415,7 @@ async fn run(args: &ServeArgs, store: &launchway_runner::store::Store) -> Result
         db.clone(),
         std::time::Duration::from_secs(args.reconcile_seconds.max(1)),
         std::env::current_exe().map_err(|e| format!("cannot find launchway itself: {e}"))?,
+        args.prune_environments,
     );
     engine.set_deployer(std::sync::Arc::new(
         launchway_server::environments::ServerDeployer(envs.clone()),

@@ -38,6 +38,11 @@ pub struct SyncArgs {
     /// Stop the background reconciler and its environments.
     #[arg(long)]
     pub stop: bool,
+    /// Let a deleted environment file stop its environment even when it
+    /// is protected or no environment file is left (off: refused, it
+    /// keeps serving and its status says why).
+    #[arg(long, conflicts_with = "stop")]
+    pub prune: bool,
     /// Heal drift and retry a failed deployment now, even with self-heal
     /// off (talks to the running reconciler).
     #[arg(long, conflicts_with_all = ["stop", "detach"])]
@@ -116,6 +121,7 @@ async fn foreground(
             only: args.envs.clone(),
             listen,
             registry: Some(registry),
+            prune: args.prune,
         },
         data.clone(),
         Duration::from_secs(args.health_timeout),
@@ -231,6 +237,9 @@ pub fn detach(args: &SyncArgs, root: &Path, data: &Path) -> Result<u32, String> 
     }
     if let Some(l) = &args.listen {
         c.args(["--listen", l]);
+    }
+    if args.prune {
+        c.arg("--prune");
     }
     c.args(&args.envs);
     use std::os::unix::process::CommandExt;

@@ -86,6 +86,7 @@ impl Deployer for LocalDeployer {
                 detach: true,
                 stop: false,
                 now: false,
+                prune: false,
             };
             let pid = {
                 let (args, root, data) = (args.clone(), root.clone(), data.clone());

@@ -424,7 +424,14 @@ fn drift_without_self_heal_shows_until_a_sync() {
         .to_string();
     assert_eq!(get(&addr, "/").unwrap(), "v1");
 
-    // Deleting the environment's file (a commit) stops its replicas.
+    // Deleting the environment's file (a commit) stops its replicas
+    // (another environment file remains: not the "delete everything" guard).
+    std::fs::write(
+        repo.join("configs/environments/other.yaml"),
+        "run: {command: exec python3 app.py}\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
     git(&repo, &["rm", "-q", "configs/environments/manual.yaml"]);
     git(&repo, &["commit", "-qm", "retire manual"]);
     let start = Instant::now();
@@ -867,6 +874,111 @@ fn a_reconciler_killed_mid_rollout_never_stops_what_serves() {
     assert_eq!(
         hist.as_array().unwrap().last().unwrap()["result"],
         "failed",
+        "{hist}"
+    );
+}
+
+/// The prune guard: deleting a protected environment's file, or every
+/// environment file, does not stop what serves (Argo CD's prune off,
+/// `allowEmpty: false`); the refusal shows in status and history and
+/// stays. An explicit `--prune` lets the deletions through — also for a
+/// reconciler that finds them gone when it starts.
+#[test]
+fn deleting_a_protected_or_every_environment_file_needs_explicit_prune() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(tmp.path(), "dev", 1, "");
+    std::fs::write(
+        repo.join("configs/environments/prod.yaml"),
+        "replicas: 1\nrun: {command: exec python3 app.py, health_path: /health}\nprotection: {required_reviewers: [release-managers]}\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "prod"]);
+    let release = head(&repo);
+    let (ok, _, err) = lw(&home, &repo, &["deploy", "dev", "--release", &release]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = lw(
+        &home,
+        &repo,
+        &["deploy", "prod", "--release", &release, "--approve", "prod"],
+    );
+    assert!(ok, "{err}");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let prod = wait_status(&home, &repo, "prod", "served", |s| serving(s, &release));
+    let dev = wait_status(&home, &repo, "dev", "served", |s| serving(s, &release));
+    let prod_addr = prod["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let dev_addr = dev["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+
+    git(&repo, &["rm", "-q", "configs/environments/prod.yaml"]);
+    git(&repo, &["commit", "-qm", "drop prod"]);
+    let st = wait_status(&home, &repo, "prod", "refused", |s| {
+        s["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the environment is protected")
+    });
+    assert_eq!(st["sync"], "OutOfSync", "{st}");
+    // The reason stays (it is not overwritten by the next refresh).
+    std::thread::sleep(Duration::from_secs(1));
+    let st = status(&home, &repo, "prod");
+    assert!(
+        st["message"].as_str().unwrap().contains("keeps serving"),
+        "{st}"
+    );
+    assert_eq!(get(&prod_addr, "/").unwrap(), "v1");
+    let (_, hist, _) = lw(&home, &repo, &["env", "history", "prod", "--json"]);
+    let hist: Value = serde_json::from_str(&hist).unwrap();
+    assert_eq!(
+        hist.as_array().unwrap().last().unwrap()["result"],
+        "prune-refused",
+        "{hist}"
+    );
+
+    // Every file gone (the directory deleted): nothing stops.
+    git(&repo, &["rm", "-rq", "configs/environments"]);
+    git(&repo, &["commit", "-qm", "oops"]);
+    wait_status(&home, &repo, "dev", "refused", |s| {
+        s["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no environment file is left")
+    });
+    assert_eq!(get(&dev_addr, "/").unwrap(), "v1");
+    assert_eq!(get(&prod_addr, "/").unwrap(), "v1");
+    assert_eq!(replica_processes("dev").len(), 1);
+    assert_eq!(replica_processes("prod").len(), 1);
+
+    // The operator means it: a reconciler with --prune (started after the
+    // deletions, so it finds what was left) stops both.
+    kill(u64::from(reconciler_pid(&home)), "-KILL");
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach", "--prune"]);
+    assert!(ok, "{out}{err}");
+    let start = Instant::now();
+    while !(replica_processes("dev").is_empty() && replica_processes("prod").is_empty()) {
+        assert!(start.elapsed() < Duration::from_secs(20), "not pruned");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let start = Instant::now();
+    while status(&home, &repo, "prod") != Value::Null {
+        assert!(start.elapsed() < Duration::from_secs(10), "status left");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, hist, _) = lw(&home, &repo, &["env", "history", "prod", "--json"]);
+    let hist: Value = serde_json::from_str(&hist).unwrap();
+    assert_eq!(
+        hist.as_array().unwrap().last().unwrap()["result"],
+        "removed",
         "{hist}"
     );
 }
