@@ -3,10 +3,14 @@
 //! by key, the environment's file wins; anything else is replaced).
 //!
 //! The keys teams already write are accepted as they are; Launchway adds
-//! its own (release, image, run, target, protection…). Keys it does not
-//! know are configuration for the service and reach it as environment
-//! variables. Every problem is reported at the file, line and column of
-//! the value that causes it. Pure: texts in, values and diagnostics out.
+//! its own (release, image, run, target, protection…). The service's
+//! environment variables come from the model and logging keys, the `env:`
+//! map, and (for compatibility) UPPER_CASE top-level keys; any other key
+//! Launchway does not know is a warning with the closest known key, never
+//! silently passed on (a typo must not override `PATH` or `log_level`).
+//! YAML merge keys (`<<: *defaults`) are merged. Every problem is
+//! reported at the file, line and column of the value that causes it.
+//! Pure: texts in, values and diagnostics out.
 
 use crate::quantity;
 use indexmap::IndexMap;
@@ -32,7 +36,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "namespace",
     "protection",
     "self_heal",
+    "env",
+    "strategy",
 ];
+
+/// Variables Launchway sets for every replica itself: `env:` cannot.
+const RESERVED_VARS: &[&str] = &["PORT", "MODEL_PATH"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Target {
@@ -233,6 +242,22 @@ impl Layers<'_> {
         None
     }
 
+    fn warn(
+        &mut self,
+        file: &str,
+        span: Span,
+        code: &'static str,
+        msg: String,
+        hint: Option<String>,
+    ) {
+        let mut d = Diagnostic::warning(code, span, msg);
+        d.hint = hint;
+        self.diags.push(FileDiagnostic {
+            file: file.to_string(),
+            diagnostic: d,
+        });
+    }
+
     fn err(
         &mut self,
         file: &str,
@@ -414,6 +439,14 @@ impl Layers<'_> {
     }
 }
 
+/// `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_var_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
 /// An upper-cased environment variable name for a config key.
 pub fn env_var_name(key: &str) -> String {
     key.chars()
@@ -434,7 +467,7 @@ pub fn load(name: &str, own: &Source, base: Option<&Source>) -> Loaded {
         diags: Vec::new(),
     };
     for src in std::iter::once(own).chain(base) {
-        match launchway_yaml::parse(&src.text) {
+        match launchway_yaml::parse(&src.text).and_then(launchway_yaml::merge_keys) {
             Ok(root) => match root.kind {
                 NodeKind::Map(_) => layers.layers.push((src.path.as_str(), root)),
                 NodeKind::Null => {}
@@ -688,6 +721,56 @@ pub fn load(name: &str, own: &Source, base: Option<&Source>) -> Loaded {
         }
     }
 
+    // The model: a version is a whole number; a stage alone is pinned to
+    // one by deploy and promote (a hand edit that leaves it unpinned would
+    // serve whatever the stage means at start time).
+    if let Some((file, n)) = layers.get(&["model_version"]) {
+        let whole = match &n.kind {
+            NodeKind::Number(x) => x.fract() == 0.0 && *x >= 1.0,
+            NodeKind::String(s) => s.parse::<u64>().is_ok_and(|v| v >= 1),
+            _ => false,
+        };
+        if !whole {
+            let (file, span) = (file.to_string(), n.span);
+            layers.err(
+                &file,
+                span,
+                "wrong-type",
+                "model_version must be a version number (1, 2, …)".into(),
+                None,
+            );
+        }
+    }
+    if env.release.is_some()
+        && layers.get(&["model_version"]).is_none()
+        && let Some((file, n)) = layers.get(&["model_stage"])
+    {
+        let (file, span) = (file.to_string(), n.span);
+        layers.err(
+            &file,
+            span,
+            "unpinned-model",
+            "model_stage is not pinned to a model_version: what would serve could change without a commit".into(),
+            Some(format!(
+                "`launchway deploy {name} --set model_stage=<stage>` pins it (or write model_version)"
+            )),
+        );
+    }
+
+    // strategy: reserved for progressive delivery.
+    if let Some((file, n)) = layers.get(&["strategy"]) {
+        let (file, span) = (file.to_string(), n.span);
+        layers.keys(&["strategy"], &["canary", "blue_green", "blueGreen"]);
+        layers.warn(
+            &file,
+            span,
+            "not-applied",
+            "strategy is not applied by this version: a release switches all at once once healthy"
+                .into(),
+            None,
+        );
+    }
+
     // What the service gets as configuration.
     for key in [
         "model_name",
@@ -700,18 +783,130 @@ pub fn load(name: &str, own: &Source, base: Option<&Source>) -> Loaded {
             env.config.insert(env_var_name(key), v);
         }
     }
-    if let serde_json::Value::Object(m) = &env.merged {
-        for (k, v) in m {
-            if KNOWN_KEYS.contains(&k.as_str()) {
-                continue;
-            }
-            let text = match v {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Null => String::new(),
-                other => other.to_string(),
-            };
-            env.config.insert(env_var_name(k), text);
+    let derived: Vec<String> = env.config.keys().cloned().collect();
+    let mut extra: Vec<(String, String, String, Span)> = Vec::new();
+    // UPPER_CASE top-level keys (compatibility) and the `env:` map, most
+    // specific layer first.
+    let own_keys: Vec<(String, Span, String)> = layers
+        .layers
+        .iter()
+        .flat_map(|(file, root)| {
+            root.as_map()
+                .unwrap_or_default()
+                .iter()
+                .map(|(k, _)| {
+                    (
+                        k.scalar_string().unwrap_or_default(),
+                        k.span,
+                        file.to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (key, span, file) in own_keys {
+        if KNOWN_KEYS.contains(&key.as_str()) || key == "<<" {
+            continue;
         }
+        if is_var_name(&key) && key.bytes().all(|b| !b.is_ascii_lowercase()) {
+            extra.push((key, file, String::new(), span));
+            continue;
+        }
+        let hint = launchway_workflow::diag::suggest(&key, KNOWN_KEYS.iter().copied())
+            .map(|k| format!("did you mean '{k}'?"))
+            .unwrap_or_else(|| {
+                "service variables go in `env: {NAME: value}` (or an UPPER_CASE key)".into()
+            });
+        layers.warn(
+            &file,
+            span,
+            "unknown-key",
+            format!("unknown key '{key}': ignored (not passed to the service)"),
+            Some(hint),
+        );
+    }
+    let mut env_vars: Vec<(String, String, Span)> = Vec::new();
+    let mut not_maps: Vec<(String, Span, &'static str)> = Vec::new();
+    for (file, root) in &layers.layers {
+        match root.get("env") {
+            Some(Node {
+                kind: NodeKind::Map(entries),
+                ..
+            }) => {
+                for (k, _) in entries {
+                    env_vars.push((
+                        k.scalar_string().unwrap_or_default(),
+                        file.to_string(),
+                        k.span,
+                    ));
+                }
+            }
+            Some(Node {
+                kind: NodeKind::Null,
+                ..
+            })
+            | None => {}
+            Some(n) => not_maps.push((file.to_string(), n.span, n.type_name())),
+        }
+    }
+    for (f, span, t) in not_maps {
+        layers.err(
+            &f,
+            span,
+            "wrong-type",
+            format!("env must be a mapping of NAME: value, found {t}"),
+            None,
+        );
+    }
+    for (name, file, span) in env_vars {
+        if !is_var_name(&name) {
+            layers.err(
+                &file,
+                span,
+                "env-name",
+                format!("'{name}' is not an environment variable name"),
+                Some("letters, digits and '_', not starting with a digit".into()),
+            );
+        } else if RESERVED_VARS.contains(&name.as_str()) || name.starts_with("LAUNCHWAY_") {
+            layers.err(
+                &file,
+                span,
+                "env-reserved",
+                format!("{name} is set by Launchway for every replica"),
+                None,
+            );
+        } else {
+            extra.push((name, file, "env".into(), span));
+        }
+    }
+    let merged = env.merged.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, file, under, span) in extra {
+        if derived.contains(&name) {
+            layers.err(
+                &file,
+                span,
+                "env-collision",
+                format!("{name} comes from '{}' already", name.to_ascii_lowercase()),
+                Some(format!("set {} instead", name.to_ascii_lowercase())),
+            );
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            // A less specific layer: the more specific one already won.
+            continue;
+        }
+        let value = if under.is_empty() {
+            &merged[&name]
+        } else {
+            &merged["env"][&name]
+        };
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        env.config.insert(name, text);
     }
     let diagnostics = layers.diags;
     Loaded {
@@ -808,12 +1003,15 @@ autoscaling: {enabled: true, min_replicas: 3, max_replicas: 10, target_cpu_perce
     }
 
     #[test]
-    fn overlays_win_over_the_base_and_unknown_keys_become_config() {
+    fn overlays_win_over_the_base_and_service_variables_come_from_env() {
         let base = src(
             "_base.yaml",
-            "replicas: 1\nrun: {command: python app.py, port: 9000}\nfeature_flags: {beta: true}\nteam: ml\n",
+            "replicas: 1\nrun: {command: python app.py, port: 9000}\nFEATURE_FLAGS: {beta: true}\nenv: {TEAM: ml, REGION: eu}\n",
         );
-        let own = src("dev.yaml", "replicas: 2\nrun: {port: 9100}\nteam: ml-dev\n");
+        let own = src(
+            "dev.yaml",
+            "replicas: 2\nrun: {port: 9100}\nenv: {TEAM: ml-dev}\n",
+        );
         let l = load("dev", &own, Some(&base));
         assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
         let e = l.environment.unwrap();
@@ -825,7 +1023,105 @@ autoscaling: {enabled: true, min_replicas: 3, max_replicas: 10, target_cpu_perce
             "kept from the base"
         );
         assert_eq!(e.config["TEAM"], "ml-dev");
+        assert_eq!(e.config["REGION"], "eu");
         assert_eq!(e.config["FEATURE_FLAGS"], r#"{"beta":true}"#);
+    }
+
+    /// A typo or a lower-case key never reaches the service (it could
+    /// override PATH or the validated log_level): a warning with the
+    /// closest key. Collisions and reserved names are errors.
+    #[test]
+    fn unknown_keys_are_warnings_and_never_variables() {
+        let own = src(
+            "dev.yaml",
+            "path: /tmp/evil\nlog-level: TRACE\nlog_level: INFO\nreplcas: 3\nLOG_LEVEL: DEBUG\nenv: {PORT: 1, 9x: a, LAUNCHWAY_RELEASE: x, OK_VAR: fine}\nstrategy: {canary: {steps: []}}\n",
+        );
+        let l = load("dev", &own, None);
+        let e = l.environment.as_ref().unwrap();
+        assert!(!e.config.contains_key("PATH"), "{:?}", e.config);
+        assert_eq!(e.config["LOG_LEVEL"], "INFO");
+        assert!(!e.config.contains_key("STRATEGY"));
+        assert_eq!(e.config["OK_VAR"], "fine");
+        let warnings: Vec<(String, Option<String>)> = l
+            .diagnostics
+            .iter()
+            .filter(|d| d.diagnostic.severity == launchway_workflow::Severity::Warning)
+            .map(|d| (d.diagnostic.message.clone(), d.diagnostic.hint.clone()))
+            .collect();
+        assert!(
+            warnings.iter().any(|(m, h)| m.contains("'log-level'")
+                && h.as_deref() == Some("did you mean 'log_level'?")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings.iter().any(|(m, h)| m.contains("'replcas'")
+                && h.as_deref() == Some("did you mean 'replicas'?")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings.iter().any(|(m, _)| m.contains("'path'")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|(m, _)| m.starts_with("strategy is not applied")),
+            "{warnings:?}"
+        );
+        let codes: Vec<&str> = l
+            .diagnostics
+            .iter()
+            .filter(|d| d.diagnostic.severity == launchway_workflow::Severity::Error)
+            .map(|d| d.diagnostic.code)
+            .collect();
+        assert_eq!(
+            codes,
+            vec!["env-reserved", "env-name", "env-reserved", "env-collision"],
+            "{:?}",
+            l.diagnostics
+        );
+    }
+
+    #[test]
+    fn merge_keys_are_merged() {
+        let own = src(
+            "dev.yaml",
+            "x-defaults: &d {replicas: 3, log_level: WARNING}\n<<: *d\nreplicas: 2\n",
+        );
+        let l = load("dev", &own, None);
+        let e = l.environment.as_ref().unwrap();
+        assert_eq!(e.replicas, 2, "its own key wins");
+        assert_eq!(e.config["LOG_LEVEL"], "WARNING", "merged in");
+    }
+
+    /// The model that runs is the one the file pins: a stage alone is
+    /// an error once there is a release; a version is a number.
+    #[test]
+    fn an_unpinned_model_stage_is_an_error_once_released() {
+        let l = load(
+            "prod",
+            &src("prod.yaml", "model_name: m\nmodel_stage: Production\n"),
+            None,
+        );
+        assert!(!l.has_errors(), "nothing released yet: deploy pins it");
+        let l = load(
+            "prod",
+            &src(
+                "prod.yaml",
+                "release: abc\nmodel_name: m\nmodel_stage: Production\n",
+            ),
+            None,
+        );
+        assert_eq!(errors(&l)[0].1, "unpinned-model");
+        let l = load(
+            "prod",
+            &src(
+                "prod.yaml",
+                "release: abc\nmodel_name: m\nmodel_version: latest\n",
+            ),
+            None,
+        );
+        assert_eq!(errors(&l)[0].1, "wrong-type");
     }
 
     #[test]

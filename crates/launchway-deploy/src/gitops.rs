@@ -11,6 +11,7 @@
 //! the branch moves only if nobody moved it meanwhile.
 
 use crate::tree::Tree;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -99,6 +100,9 @@ pub struct Place {
     /// Plan only: a change checks everything, commits nothing, and leaves
     /// the environment's merged settings before and after here.
     pub preview: Option<Preview>,
+    /// The reconciler's data directory, whose history tells which
+    /// versions of a file served successfully (what a rollback goes to).
+    pub history: Option<PathBuf>,
 }
 
 /// Where a planned change leaves what it would do.
@@ -170,6 +174,7 @@ impl Place {
             remote: None,
             frozen: Vec::new(),
             preview: None,
+            history: None,
         }
     }
 
@@ -480,13 +485,17 @@ fn tempdir_in_git(dir: &Path) -> Result<PathBuf, String> {
 /// Pins the model an environment names by stage or alias
 /// (`model_stage: Production`) to the version it resolves to now, in
 /// `text` (the environment's file after the change): the version is what
-/// gets reviewed and deployed. Returns the new text and what was pinned.
+/// gets reviewed and deployed. An already pinned version is kept unless
+/// `repin` (the change names the model or its stage): a `--set replicas`
+/// never moves the model silently. The pinned version must exist where it
+/// will be served. Returns the new text and what was pinned.
 fn pin_model(
     place: &Place,
     tree: &Tree,
     env: &str,
     rel: &Path,
     text: &str,
+    repin: bool,
 ) -> Result<(String, Option<String>), String> {
     let base_rel = place.dir.join(crate::repo::BASE_FILE);
     let base = tree.read(&base_rel)?.map(|t| crate::config::Source {
@@ -505,21 +514,37 @@ fn pin_model(
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     };
+    let registry = place.registry.as_deref().map(crate::models::Registry::new);
+    let check = |e: &crate::config::Environment| {
+        crate::models::check_pinned(registry.as_ref(), e)
+            .map_err(|why| format!("{why}; nothing was committed"))
+    };
     let (Some(name), Some(stage)) = (get("model_name"), get("model_stage")) else {
+        check(&e)?;
         return Ok((text.to_string(), None));
     };
-    let registry = place.registry.as_deref().map(crate::models::Registry::new);
+    if get("model_version").is_some() && !repin {
+        check(&e)?;
+        return Ok((text.to_string(), None));
+    }
     let version = crate::models::resolve(
         registry.as_ref(),
         get("mlflow_uri").as_deref(),
+        e.target == crate::config::Target::Local,
         &name,
         &stage,
     )
     .map_err(|e| format!("cannot pin {name}@{stage} to a version: {e}; nothing was committed"))?;
     if get("model_version").as_deref() == Some(version.to_string().as_str()) {
+        check(&e)?;
         return Ok((text.to_string(), None));
     }
     let text = crate::edit::set_inferred(text, &["model_version"], &version.to_string())?;
+    let mut pinned = e.clone();
+    pinned
+        .config
+        .insert("MODEL_VERSION".into(), version.to_string());
+    check(&pinned)?;
     Ok((text, Some(format!("model {name}@{stage} = {version}"))))
 }
 
@@ -569,17 +594,41 @@ pub fn deploy(
             ));
         }
         let path: Vec<&str> = k.split('.').collect();
+        // A key the schema knows, a service variable (`env.NAME`, or an
+        // UPPER_CASE key): a typo is refused, not committed as a no-op.
+        let top = path[0];
+        let upper = top.bytes().all(|b| !b.is_ascii_lowercase() && b != b'-');
+        if !crate::config::KNOWN_KEYS.contains(&top) && !upper {
+            let hint =
+                launchway_workflow::diag::suggest(top, crate::config::KNOWN_KEYS.iter().copied())
+                    .map_or_else(
+                        || " (service variables: --set env.NAME=value)".to_string(),
+                        |s| format!(" (did you mean '{s}'?)"),
+                    );
+            return Err(format!(
+                "--set {k}={v}: unknown key '{top}'{hint}; nothing was committed"
+            ));
+        }
+        if top == "env" && path.len() != 2 {
+            return Err(format!(
+                "--set {k}={v}: service variables are set as env.NAME=value"
+            ));
+        }
         text = crate::edit::set_inferred(&text, &path, v).map_err(|e| format!("--set {k}: {e}"))?;
         what.push(format!("{k}={v}"));
     }
     if what.is_empty() {
         return Err("nothing to deploy: give --release and/or --set key=value".into());
     }
-    if !sets.iter().any(|(k, _)| k == "model_version") {
-        let (pinned, note) = pin_model(place, &tree, env, &rel, &text)?;
-        text = pinned;
-        what.extend(note);
-    }
+    // The model is pinned anew only when the change names it; a version
+    // given explicitly is checked, never resolved over.
+    let repin = sets
+        .iter()
+        .any(|(k, _)| k == "model_stage" || k == "model_name");
+    let explicit = sets.iter().any(|(k, _)| k == "model_version");
+    let (pinned, note) = pin_model(place, &tree, env, &rel, &text, repin && !explicit)?;
+    text = pinned;
+    what.extend(note);
     commit_file(
         &tree,
         place.remote.as_deref(),
@@ -594,8 +643,46 @@ pub fn deploy(
     )
 }
 
-/// `rollback ENV [--to REV]`: the file as it was before its last change,
-/// or as it was at `to`.
+/// What the history says of one version of an environment's file (by
+/// content): it served, or every deployment of it failed (absent: unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Served,
+    Failed(String),
+}
+
+/// The verdict per file content (blob id) from the reconciler's history.
+fn verdicts(place: &Place, env: &str, path: &str) -> BTreeMap<String, Verdict> {
+    let mut out: BTreeMap<String, Verdict> = BTreeMap::new();
+    let Some(data) = &place.history else {
+        return out;
+    };
+    for h in crate::reconcile::history(data, env) {
+        let Some(rev) = h.revision.as_deref() else {
+            continue;
+        };
+        let Ok(blob) = git_raw(&place.root, &["rev-parse", &format!("{rev}:./{path}")]) else {
+            continue;
+        };
+        let blob = blob.trim().to_string();
+        match h.result.as_str() {
+            "succeeded" => {
+                out.insert(blob, Verdict::Served);
+            }
+            "failed" if out.get(&blob) != Some(&Verdict::Served) => {
+                out.insert(blob, Verdict::Failed(h.message.clone()));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `rollback ENV [--to REV]`: the file as it was when it last served
+/// successfully (by the reconciler's history; without any, as it was
+/// before its last change), or as it was at `to` — refused when that
+/// version's deployment failed. Rolling back twice never flips back to
+/// the version that failed.
 pub fn rollback(
     place: &Place,
     env: &str,
@@ -609,6 +696,12 @@ pub fn rollback(
     let head = match &tree {
         Tree::Rev { rev, .. } => rev.clone(),
         Tree::Work(_) => "HEAD".to_string(),
+    };
+    let known = verdicts(place, env, &path);
+    let blob_at = |rev: &str| {
+        git_raw(&place.root, &["rev-parse", &format!("{rev}:./{path}")])
+            .ok()
+            .map(|b| b.trim().to_string())
     };
     let target = match to {
         Some(r) => {
@@ -624,18 +717,59 @@ pub fn rollback(
                     "'{r}' is not an earlier revision of {path} on {head}; a rollback goes back along the tracked branch only"
                 ));
             }
+            if let Some(Verdict::Failed(why)) = blob_at(r).and_then(|b| known.get(&b).cloned()) {
+                return Err(format!(
+                    "{path} as of {r} was deployed and failed ({why}); pick a version that served (launchway env history {env})"
+                ));
+            }
             r.to_string()
         }
         None => {
-            let last = git(
+            let changes = git(
                 &place.root,
-                &["log", "-n", "1", "--format=%H", &head, "--", &path],
+                &["log", "--format=%H", &head, "--", &path],
                 author,
             )?;
-            if last.is_empty() {
+            let changes: Vec<&str> = changes.lines().collect();
+            if changes.is_empty() {
                 return Err(format!("{path} has no history to roll back"));
             }
-            format!("{last}~1")
+            let current = blob_at(&head);
+            // The file as it was after each earlier change, newest first.
+            let mut skipped = Vec::new();
+            let mut chosen = None;
+            for c in changes.iter().skip(1) {
+                let Some(blob) = blob_at(c) else { continue };
+                if Some(&blob) == current.as_ref() {
+                    continue;
+                }
+                match known.get(&blob) {
+                    Some(Verdict::Served) => {
+                        chosen = Some((*c).to_string());
+                        break;
+                    }
+                    // Without any history (no reconciler ran here): the
+                    // version before the last change.
+                    None if known.is_empty() => {
+                        chosen = Some((*c).to_string());
+                        break;
+                    }
+                    Some(Verdict::Failed(why)) => {
+                        skipped.push(format!("{} failed ({why})", &c[..c.len().min(12)]));
+                    }
+                    _ => skipped.push(format!("{} never deployed here", &c[..c.len().min(12)])),
+                }
+            }
+            chosen.ok_or_else(|| {
+                format!(
+                    "no earlier version of {path} served successfully{}; nothing was committed",
+                    if skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (skipped: {})", skipped.join("; "))
+                    }
+                )
+            })?
         }
     };
     let old = git_raw(&place.root, &["show", &format!("{target}:./{path}")])
@@ -692,6 +826,15 @@ pub fn promote(
     let rel = file_of(&tree, &place.dir, to)?;
     clean(&tree, &rel)?;
     let mut text = read(&tree, &rel)?;
+    // A target that names its own stage (prod: Production) resolves it:
+    // the source's version (dev's Staging model) is not copied over it.
+    let target_stage = crate::tree::load_environment(&tree, &place.dir, to)
+        .ok()
+        .and_then(|l| l.environment)
+        .is_some_and(|e| !e.merged["model_stage"].is_null());
+    if target_stage {
+        sets.retain(|(k, _)| k != "model_version");
+    }
     for (k, v) in &sets {
         text = if k == "model_version" {
             crate::edit::set_inferred(&text, &[k.as_str()], v)?
@@ -703,13 +846,9 @@ pub fn promote(
         .iter()
         .map(|(k, v)| format!("{k} {}", &v[..v.len().min(12)]))
         .collect();
-    // The model version travels with the release; only when the source
-    // pins none is the target's own stage resolved.
-    if !sets.iter().any(|(k, _)| k == "model_version") {
-        let (pinned, note) = pin_model(place, &tree, to, &rel, &text)?;
-        text = pinned;
-        what.extend(note);
-    }
+    let (pinned, note) = pin_model(place, &tree, to, &rel, &text, target_stage)?;
+    text = pinned;
+    what.extend(note);
     commit_file(
         &tree,
         place.remote.as_deref(),

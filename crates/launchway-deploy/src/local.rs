@@ -242,6 +242,17 @@ impl LocalEnvironment {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// `name@version` of the model the deployed release serves.
+    pub fn deployed_model(&self) -> Option<String> {
+        let s = self.state.lock().ok()?;
+        let d = s.desired.as_ref()?;
+        Some(format!(
+            "{}@{}",
+            d.env.get("MODEL_NAME")?,
+            d.env.get("MODEL_VERSION")?
+        ))
+    }
+
     /// How many replicas the data plane was told to route to.
     pub fn in_rotation(&self) -> usize {
         self.routed.lock().map(|r| r.1.len()).unwrap_or(0)
@@ -413,20 +424,29 @@ impl LocalEnvironment {
     /// new replicas serve (or the attempt failed, the old still serving).
     pub async fn apply(&self, env: &Environment, timeout: Duration) -> Result<Status, String> {
         let desired = self.desired_of(env)?;
-        if let Ok(mut s) = self.state.lock()
-            && s.desired.as_ref() == Some(&desired)
+        if self
+            .state
+            .lock()
+            .is_ok_and(|s| s.desired.as_ref() == Some(&desired))
         {
-            // Already what runs: a failure reported earlier is history now.
-            if s.status.message.starts_with("last deployment failed") {
-                s.status.message = format!("serving {}", desired.release);
-                if s.replicas.iter().all(|r| r.serving) {
-                    s.status.health = Health::Healthy;
-                }
-            }
-            drop(s);
+            self.settle();
             return Ok(self.status());
         }
         self.roll_out(desired, timeout).await
+    }
+
+    /// Git asks for what already runs: a failure reported earlier is
+    /// history now.
+    pub fn settle(&self) {
+        if let Ok(mut s) = self.state.lock()
+            && s.status.message.starts_with("last deployment failed")
+            && let Some(release) = s.desired.as_ref().map(|d| d.release.clone())
+        {
+            s.status.message = format!("serving {release}");
+            if s.replicas.iter().all(|r| r.serving) {
+                s.status.health = Health::Healthy;
+            }
+        }
     }
 
     /// What `env` asks this machine to run.
@@ -443,6 +463,16 @@ impl LocalEnvironment {
                 env.name, env.name
             )
         })?;
+        // The pinned model must be the one that serves: a version the
+        // registry lacks would leave MODEL_PATH unset.
+        let registry = self.registry.lock().ok().and_then(|r| r.clone());
+        crate::models::check_pinned(
+            registry
+                .as_deref()
+                .map(crate::models::Registry::new)
+                .as_ref(),
+            env,
+        )?;
         let desired = Desired {
             release,
             command,

@@ -274,14 +274,105 @@ pub fn mlflow_resolve(uri: &str, name: &str, alias: &str) -> Result<u64, String>
     version.ok_or_else(|| format!("MLflow at {base} has no version of {name} in '{alias}'"))
 }
 
-/// Resolves an environment's `model_stage` to a version: on MLflow when
-/// the environment names `mlflow_uri`, else in the built-in registry.
+/// Whether the model version `env` pins can be served: on this machine
+/// (target local) the version must be in the built-in registry — it is
+/// where `MODEL_PATH` comes from, and a missing one would silently serve
+/// something else. A cluster environment with `mlflow_uri` is resolved
+/// there. No registry to check against fails closed.
+pub fn check_pinned(
+    registry: Option<&Registry>,
+    env: &crate::config::Environment,
+) -> Result<(), String> {
+    let (Some(name), Some(version)) = (
+        env.config.get("MODEL_NAME"),
+        env.config.get("MODEL_VERSION"),
+    ) else {
+        return Ok(());
+    };
+    let mlflow = env.config.get("MLFLOW_URI");
+    if env.target == crate::config::Target::Kubernetes && mlflow.is_some() {
+        // Resolved by the cluster's MLflow, which this machine may not reach.
+        return Ok(());
+    }
+    let Ok(v) = version.parse::<u64>() else {
+        return Err(format!("model_version '{version}' is not a version number"));
+    };
+    let in_registry = registry.is_some_and(|r| r.model(name).ok().flatten().is_some());
+    if let (Some(uri), false) = (mlflow, in_registry) {
+        return mlflow_has_version(uri, name, v);
+    }
+    let Some(r) = registry else {
+        return Err(format!(
+            "no model registry to check {name} version {v} against"
+        ));
+    };
+    if r.file(name, v).is_some() {
+        return Ok(());
+    }
+    let known = r
+        .model(name)
+        .ok()
+        .flatten()
+        .map(|m| {
+            m.versions
+                .iter()
+                .map(|v| v.version.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|k| !k.is_empty());
+    Err(match known {
+        Some(k) => format!("model {name} has no version {v} in the registry (versions: {k})"),
+        None => {
+            format!("model {name} is not in the registry (launchway model register {name} FILE)")
+        }
+    })
+}
+
+/// Whether MLflow at `uri` has version `v` of `name` (unreachable: an error).
+pub fn mlflow_has_version(uri: &str, name: &str, v: u64) -> Result<(), String> {
+    let base = uri.trim_end_matches('/');
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut r = agent
+        .get(&format!("{base}/api/2.0/mlflow/model-versions/get"))
+        .query("name", name)
+        .query("version", v.to_string())
+        .call()
+        .map_err(|e| format!("cannot check {name} version {v} on MLflow at {base}: {e}"))?;
+    match r.status().as_u16() {
+        200 => Ok(()),
+        status => {
+            let body = r.body_mut().read_to_string().unwrap_or_default();
+            let v2: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            Err(format!(
+                "MLflow at {base} has no version {v} of {name} ({status}: {})",
+                v2["message"].as_str().unwrap_or(&body)
+            ))
+        }
+    }
+}
+
+/// Resolves an environment's `model_stage` to a version. On this machine
+/// (`local`) the built-in registry answers when it knows the model — a
+/// cluster-only `mlflow_uri` does not block a local deploy; otherwise
+/// MLflow when the environment names `mlflow_uri`, else the registry.
 pub fn resolve(
     registry: Option<&Registry>,
     mlflow_uri: Option<&str>,
+    local: bool,
     name: &str,
     alias: &str,
 ) -> Result<u64, String> {
+    if local
+        && let Some(r) = registry
+        && r.model(name).ok().flatten().is_some()
+    {
+        return r.resolve(name, alias);
+    }
     match (mlflow_uri, registry) {
         (Some(uri), _) => mlflow_resolve(uri, name, alias),
         (None, Some(r)) => r.resolve(name, alias),

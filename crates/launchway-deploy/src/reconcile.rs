@@ -105,6 +105,9 @@ pub struct EnvStatus {
     /// connections right now (0: the service is down too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving_replicas: Option<usize>,
+    /// The model the replicas serve (`name@version`), when one is pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 fn running_word() -> String {
@@ -126,8 +129,11 @@ pub struct HistoryEntry {
     pub author: String,
     pub subject: String,
     pub release: Option<String>,
-    /// `succeeded`, `failed`, `healed` or `removed`.
+    /// `succeeded`, `failed`, `healed`, `removed` or `prune-refused`.
     pub result: String,
+    /// The model pinned (`name@version`), for a deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     pub message: String,
     pub started_at: u64,
     pub finished_at: u64,
@@ -804,6 +810,7 @@ impl Reconciler {
                             subject,
                             release: m.local.deployed_release(),
                             result: "prune-refused".into(),
+                            model: None,
                             message: msg.clone(),
                             started_at: now(),
                             finished_at: now(),
@@ -834,6 +841,7 @@ impl Reconciler {
                     subject,
                     release: None,
                     result: "removed".into(),
+                    model: None,
                     message: "the environment's file was deleted; its replicas stopped".into(),
                     started_at: started,
                     finished_at: now(),
@@ -897,6 +905,7 @@ impl Reconciler {
                         subject,
                         release: None,
                         result: "removed".into(),
+                        model: None,
                         message: format!(
                             "target changed to {}: the local replicas stopped",
                             env.target.as_str()
@@ -1010,6 +1019,7 @@ impl Reconciler {
                     subject,
                     release: env.release.clone(),
                     result: outcome.into(),
+                    model: model_of(&env),
                     message: message.clone(),
                     started_at: started,
                     finished_at: now(),
@@ -1034,6 +1044,31 @@ impl Reconciler {
             };
         }
         // What runs is what git says; the processes may still have drifted.
+        if m.deployed_revision != revision && m.deployed_revision.is_some() {
+            // A new revision that asks for what already runs (a rollback
+            // to it, a revert): synced without a rollout, and recorded.
+            m.failed = None;
+            m.local.settle();
+            let (author, subject) = commit_info(&self.tracked.root, &rev);
+            append_history(
+                &self.data,
+                &HistoryEntry {
+                    environment: name.to_string(),
+                    revision: revision.clone(),
+                    author,
+                    subject,
+                    release: env.release.clone(),
+                    result: "succeeded".into(),
+                    model: model_of(&env),
+                    message: format!(
+                        "already serving {}",
+                        env.release.clone().unwrap_or_default()
+                    ),
+                    started_at: now(),
+                    finished_at: now(),
+                },
+            );
+        }
         m.deployed_revision = revision.clone();
         if !drift.is_empty() && (forced || env.self_heal) && !m.drift_seen {
             m.drift_seen = true;
@@ -1046,6 +1081,7 @@ impl Reconciler {
                     subject: String::new(),
                     release: env.release.clone(),
                     result: "healed".into(),
+                    model: None,
                     message: format!("drift: {}; restarting", drift.join(", ")),
                     started_at: now(),
                     finished_at: now(),
@@ -1175,6 +1211,7 @@ impl Reconciler {
             checked_at: now(),
             reconciler: running_word(),
             serving_replicas: Some(m.local.in_rotation()),
+            model: m.local.deployed_model(),
         }
     }
 
@@ -1226,6 +1263,7 @@ impl Reconciler {
             checked_at: now(),
             reconciler: running_word(),
             serving_replicas: None,
+            model: None,
         }
     }
 }
@@ -1255,6 +1293,15 @@ fn commit_info(root: &Path, rev: &str) -> (String, String) {
         Some((a.to_string(), b.to_string()))
     })
     .unwrap_or_default()
+}
+
+/// `name@version` of the model an environment pins.
+fn model_of(env: &Environment) -> Option<String> {
+    Some(format!(
+        "{}@{}",
+        env.config.get("MODEL_NAME")?,
+        env.config.get("MODEL_VERSION")?
+    ))
 }
 
 fn short(rev: &str) -> &str {

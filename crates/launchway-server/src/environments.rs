@@ -100,7 +100,9 @@ impl Environments {
     pub fn place(&self, repo: &Repo, branch: Option<Option<String>>) -> Place {
         let root = self.root_of(repo);
         let branch = branch.unwrap_or_else(|| reconcile::tracked_branch(&self.data_for(&root)));
+        let history = Some(self.data_for(&root));
         Place {
+            history,
             root,
             dir: ENV_DIR.into(),
             branch,

@@ -202,6 +202,74 @@ fn core_number(s: &str) -> Option<f64> {
 /// expression language formats numbers.
 pub use launchway_expr::format_number;
 
+/// Applies YAML merge keys: in a mapping, `<<: *base` (or a list of
+/// them) adds the keys of those mappings that the mapping does not set
+/// itself; an earlier source wins over a later one. Anchors are already
+/// expanded by [`parse`]. A plain `<<` key only (a quoted one is a key).
+pub fn merge_keys(node: Node) -> Result<Node, YamlError> {
+    fn not_a_map(at: Span) -> YamlError {
+        YamlError {
+            message: "a merge key ('<<') takes a mapping or a list of mappings".into(),
+            pos: at.start,
+        }
+    }
+    let Node {
+        kind,
+        span,
+        raw,
+        style,
+    } = node;
+    let kind = match kind {
+        NodeKind::Seq(items) => NodeKind::Seq(
+            items
+                .into_iter()
+                .map(merge_keys)
+                .collect::<Result<_, _>>()?,
+        ),
+        NodeKind::Map(entries) => {
+            let mut own: Vec<(Node, Node)> = Vec::new();
+            let mut sources: Vec<Vec<(Node, Node)>> = Vec::new();
+            for (k, v) in entries {
+                let v = merge_keys(v)?;
+                let is_merge =
+                    k.style == Style::Plain && matches!(&k.kind, NodeKind::String(s) if s == "<<");
+                if !is_merge {
+                    own.push((k, v));
+                    continue;
+                }
+                match v.kind {
+                    NodeKind::Map(m) => sources.push(m),
+                    NodeKind::Seq(items) => {
+                        for item in items {
+                            match item.kind {
+                                NodeKind::Map(m) => sources.push(m),
+                                _ => return Err(not_a_map(item.span)),
+                            }
+                        }
+                    }
+                    _ => return Err(not_a_map(v.span)),
+                }
+            }
+            for src in sources {
+                for (k, v) in src {
+                    let key = k.scalar_string();
+                    if !own.iter().any(|(o, _)| o.scalar_string() == key) {
+                        own.push((k, v));
+                    }
+                }
+            }
+            NodeKind::Map(own)
+        }
+        other => other,
+    };
+    Ok(Node {
+        kind,
+        span,
+        raw,
+        style,
+    })
+}
+
 enum Frame {
     Seq(Vec<Node>, Span, usize),
     Map(Vec<(Node, Node)>, Option<Node>, Span, usize),
@@ -373,6 +441,23 @@ mod tests {
         assert_eq!(a.get("y").unwrap().as_str(), Some("yes"));
         assert_eq!(a.get("z").unwrap().kind, NodeKind::Number(31.0));
         assert_eq!(a.get("z").unwrap().span.start, Pos { line: 6, col: 8 });
+    }
+
+    #[test]
+    fn merge_keys_add_what_a_mapping_does_not_set() {
+        let n = merge_keys(
+            parse("base: &b {replicas: 2, log_level: INFO}\nother: &o {replicas: 9, x: 1}\nprod:\n  <<: [*b, *o]\n  replicas: 3\n\"<<\": kept\n")
+                .unwrap(),
+        )
+        .unwrap();
+        let j = n.to_json();
+        assert_eq!(j["prod"]["replicas"], 3.0);
+        assert_eq!(j["prod"]["log_level"], "INFO");
+        assert_eq!(j["prod"]["x"], 1.0);
+        assert!(j["prod"].get("<<").is_none());
+        assert_eq!(j["<<"], "kept", "a quoted key is a key");
+        let bad = merge_keys(parse("a:\n  <<: 5\n").unwrap()).unwrap_err();
+        assert!(bad.message.contains("merge key"), "{}", bad.message);
     }
 
     #[test]

@@ -196,7 +196,19 @@ pub fn main(
                 for name in &all {
                     let loaded = repo::load_environment(&dir(args), name, &args.root)?;
                     report(&args.root, &loaded, color);
-                    if loaded.has_errors() {
+                    // The pinned model must exist where it will be served.
+                    let registry = launchway_deploy::models::Registry::new(
+                        &crate::deployer::registry_dir(store),
+                    );
+                    let model = loaded
+                        .environment
+                        .as_ref()
+                        .filter(|e| e.release.is_some())
+                        .map(|e| launchway_deploy::models::check_pinned(Some(&registry), e));
+                    if let Some(Err(why)) = &model {
+                        eprintln!("error: {name}: {why}");
+                    }
+                    if loaded.has_errors() || matches!(model, Some(Err(_))) {
                         bad += 1;
                     }
                 }
@@ -250,12 +262,12 @@ pub fn main(
                 }
                 let running = launchway_deploy::reconcile::running(&data);
                 println!(
-                    "{:<12} {:<10} {:<12} {:<13} {:<26} MESSAGE",
-                    "ENVIRONMENT", "SYNC", "HEALTH", "REVISION", "ADDRESS"
+                    "{:<12} {:<10} {:<12} {:<13} {:<26} {:<18} MESSAGE",
+                    "ENVIRONMENT", "SYNC", "HEALTH", "REVISION", "ADDRESS", "MODEL"
                 );
                 for s in list {
                     println!(
-                        "{:<12} {:<10} {:<12} {:<13} {:<26} {}",
+                        "{:<12} {:<10} {:<12} {:<13} {:<26} {:<18} {}",
                         s.environment,
                         format!("{:?}", s.sync),
                         s.health,
@@ -263,6 +275,7 @@ pub fn main(
                             .as_deref()
                             .map_or("-", |r| &r[..r.len().min(12)]),
                         s.address.as_deref().unwrap_or("-"),
+                        s.model.as_deref().unwrap_or("-"),
                         s.message
                     );
                 }
@@ -284,8 +297,8 @@ pub fn main(
                     return Ok(0);
                 }
                 println!(
-                    "{:<20} {:<10} {:<13} {:<13} {:<24} SUBJECT",
-                    "FINISHED (UTC)", "RESULT", "REVISION", "RELEASE", "AUTHOR"
+                    "{:<20} {:<14} {:<13} {:<13} {:<18} {:<24} SUBJECT",
+                    "FINISHED (UTC)", "RESULT", "REVISION", "RELEASE", "MODEL", "AUTHOR"
                 );
                 for h in list {
                     let short = |r: &Option<String>| {
@@ -293,13 +306,14 @@ pub fn main(
                             .map_or("-".to_string(), |r| r[..r.len().min(12)].to_string())
                     };
                     println!(
-                        "{:<20} {:<10} {:<13} {:<13} {:<24} {}{}",
+                        "{:<20} {:<14} {:<13} {:<13} {:<18} {:<24} {}{}",
                         launchway_runner::store::rfc3339(
                             std::time::UNIX_EPOCH + std::time::Duration::from_secs(h.finished_at)
                         ),
                         h.result,
                         short(&h.revision),
                         short(&h.release),
+                        h.model.as_deref().unwrap_or("-"),
                         h.author,
                         h.subject,
                         if h.result == "succeeded" {
@@ -450,6 +464,7 @@ impl GitOpsArgs {
 
     fn place(&self, store: &launchway_runner::store::Store) -> launchway_deploy::gitops::Place {
         let mut p = launchway_deploy::gitops::Place::new(&self.root, &self.dir);
+        p.history = Some(crate::cmd_sync::data_dir(store, &self.root));
         p.branch = self.branch.clone();
         p.registry = Some(crate::deployer::registry_dir(store));
         p

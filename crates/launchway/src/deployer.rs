@@ -28,6 +28,7 @@ pub fn place_of(req: &DeployRequest, store: &launchway_runner::store::Store) -> 
         remote: None,
         frozen: Vec::new(),
         preview: None,
+        history: Some(crate::cmd_sync::data_dir(store, &req.root)),
     }
 }
 

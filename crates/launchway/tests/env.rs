@@ -507,14 +507,30 @@ fn a_model_stage_is_pinned_to_its_version_when_the_change_is_committed() {
             .unwrap()
             .contains("model_version: 2\n")
     );
-    // … until the next reviewed commit pins the new version.
+    // … and a change of something else never moves the model silently …
     let (code, _, err) = with_home(&["deploy", "prod", "--set", "log_level=DEBUG"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::read_to_string(envs.join("prod.yaml"))
+            .unwrap()
+            .contains("model_version: 2\n")
+    );
+    // … until a reviewed commit names the stage again and pins the new version.
+    let (code, _, err) = with_home(&["deploy", "prod", "--set", "model_stage=Production"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         std::fs::read_to_string(envs.join("prod.yaml"))
             .unwrap()
             .contains("model_version: 1\n")
     );
+    // A version the registry lacks is refused, not committed.
+    let (code, _, err) = with_home(&["deploy", "prod", "--set", "model_version=999"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Churn has no version 999"), "{err}");
+    // A typo'd key is refused with the key it meant.
+    let (code, _, err) = with_home(&["deploy", "prod", "--set", "replcas=2"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("did you mean 'replicas'"), "{err}");
     let listing = model(&["list", "Churn"]);
     assert!(listing.contains("aliases: Production=1"), "{listing}");
 }

@@ -621,7 +621,7 @@ fn one_environment_stuck_in_a_rollout_does_not_hold_up_another() {
     // `slow` never answers its health check (its replicas hang at start).
     std::fs::write(
         repo.join("configs/environments/slow.yaml"),
-        "replicas: 1\nhang: \"yes\"\nrun: {command: exec python3 app.py}\n",
+        "replicas: 1\nenv: {HANG: \"yes\"}\nrun: {command: exec python3 app.py}\n",
     )
     .unwrap();
     git(&repo, &["add", "-A"]);
@@ -981,4 +981,72 @@ fn deleting_a_protected_or_every_environment_file_needs_explicit_prune() {
         "removed",
         "{hist}"
     );
+}
+
+/// Rollback goes to the last version that served, never to one that
+/// failed — not even when run twice — and status and history show the
+/// model that serves.
+#[test]
+fn rollback_goes_to_the_last_version_that_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let weights = tmp.path().join("weights.json");
+    std::fs::write(&weights, "{\"w\": 1}").unwrap();
+    let out = bin()
+        .args(["model", "register", "Churn"])
+        .arg(&weights)
+        .env("LAUNCHWAY_HOME", &home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let repo = app_repo(tmp.path(), "rb", 1, "model_name: Churn\nmodel_version: 1\n");
+    let v1 = deploy_with(&home, &repo, "rb");
+    let good = head(&repo);
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach", "--health-timeout", "5"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "rb", "served", |s| serving(s, &v1));
+    assert_eq!(st["model"], "Churn@1", "{st}");
+
+    // A release that cannot start: it fails, v1 keeps serving.
+    std::fs::write(repo.join("version.txt"), "broken\n").unwrap();
+    git(&repo, &["commit", "-qam", "broken"]);
+    deploy_with(&home, &repo, "rb");
+    let bad = head(&repo);
+    wait_status(&home, &repo, "rb", "failed", |s| {
+        s["message"].as_str().unwrap_or("").contains("failed")
+    });
+    let (ok, _, err) = lw(&home, &repo, &["rollback", "rb", "--to", &bad]);
+    assert!(!ok);
+    assert!(err.contains("was deployed and failed"), "{err}");
+    let (ok, _, err) = lw(&home, &repo, &["rollback", "rb"]);
+    assert!(ok, "{err}");
+    let rolled = head(&repo);
+    let st = wait_status(&home, &repo, "rb", "rolled back", |s| {
+        serving(s, &v1) && s["revision"].as_str() == Some(rolled.as_str())
+    });
+    assert!(!st["message"].as_str().unwrap().contains("failed"), "{st}");
+    // Again: the only earlier versions are the failed one and what runs.
+    let (ok, _, err) = lw(&home, &repo, &["rollback", "rb"]);
+    assert!(!ok, "flipped back to the failed version");
+    assert!(
+        err.contains("no earlier version") && err.contains("failed"),
+        "{err}"
+    );
+    assert_eq!(head(&repo), rolled, "nothing was committed");
+    let (_, hist, _) = lw(&home, &repo, &["env", "history", "rb", "--json"]);
+    let hist: Value = serde_json::from_str(&hist).unwrap();
+    let hist = hist.as_array().unwrap();
+    assert_eq!(hist[0]["model"], "Churn@1", "{hist:?}");
+    assert_eq!(
+        hist.iter()
+            .map(|h| h["result"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["succeeded", "failed", "succeeded"]
+    );
+    let _ = good;
 }
