@@ -439,6 +439,42 @@ impl Layers<'_> {
     }
 }
 
+/// The innermost `{` or `[` still open at `before` (outside quotes and
+/// comments), with its position.
+fn unclosed_bracket(
+    text: &str,
+    before: launchway_yaml::Pos,
+) -> Option<(launchway_yaml::Pos, char)> {
+    let mut open: Vec<(launchway_yaml::Pos, char)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = u32::try_from(i + 1).ok()?;
+        if line_no > before.line {
+            break;
+        }
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for (j, c) in line.chars().enumerate() {
+            let col = u32::try_from(j + 1).ok()?;
+            if line_no == before.line && col >= before.col {
+                break;
+            }
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '#') if prev == ' ' || j == 0 => break,
+                (None, '{' | '[') => open.push((launchway_yaml::Pos { line: line_no, col }, c)),
+                (None, '}' | ']') => {
+                    open.pop();
+                }
+                _ => {}
+            }
+            prev = c;
+        }
+    }
+    open.pop()
+}
+
 /// `[A-Za-z_][A-Za-z0-9_]*`.
 fn is_var_name(s: &str) -> bool {
     let mut b = s.bytes();
@@ -483,16 +519,28 @@ pub fn load(name: &str, own: &Source, base: Option<&Source>) -> Loaded {
                 }
             },
             Err(e) => {
+                // The parser notices an unclosed bracket only where the
+                // text goes on without it: point at the bracket itself.
+                let (pos, hint) = match unclosed_bracket(&src.text, e.pos) {
+                    Some((p, c)) if e.message.contains("flow") => (
+                        p,
+                        Some(format!(
+                            "this '{c}' is not closed (the parser noticed at line {}, column {})",
+                            e.pos.line, e.pos.col
+                        )),
+                    ),
+                    _ => (e.pos, None),
+                };
                 let span = Span {
-                    start: e.pos,
-                    end: e.pos,
+                    start: pos,
+                    end: pos,
                 };
                 layers.err(
                     &src.path,
                     span,
                     "yaml",
                     format!("invalid YAML: {}", e.message),
-                    None,
+                    hint,
                 );
             }
         }
@@ -653,6 +701,21 @@ pub fn load(name: &str, own: &Source, base: Option<&Source>) -> Loaded {
                 None,
             );
         }
+    }
+
+    // namespace: a Kubernetes name as written (never rewritten)
+    if let Some(ns) = env.namespace.clone()
+        && !crate::render::kubernetes::is_label(&ns)
+        && let Some((file, n)) = layers.get(&["namespace"])
+    {
+        let (file, span) = (file.to_string(), n.span);
+        layers.err(
+            &file,
+            span,
+            "invalid-name",
+            format!("namespace '{ns}' is not a valid Kubernetes name"),
+            Some("lower case letters, digits and '-', at most 63 (e.g. ml-prod)".into()),
+        );
     }
 
     // target
@@ -1077,6 +1140,25 @@ autoscaling: {enabled: true, min_replicas: 3, max_replicas: 10, target_cpu_perce
         assert_eq!(
             codes,
             vec!["env-reserved", "env-name", "env-reserved", "env-collision"],
+            "{:?}",
+            l.diagnostics
+        );
+    }
+
+    #[test]
+    fn an_unclosed_bracket_is_reported_where_it_opens() {
+        let l = load(
+            "dev",
+            &src(
+                "dev.yaml",
+                "replicas: 2\nresources: {requests: {cpu: 1}\nlog_level: INFO\n",
+            ),
+            None,
+        );
+        let e = errors(&l);
+        assert_eq!(
+            (e[0].1, e[0].2, e[0].3),
+            ("yaml", 2, 12),
             "{:?}",
             l.diagnostics
         );

@@ -548,6 +548,51 @@ fn pin_model(
     Ok((text, Some(format!("model {name}@{stage} = {version}"))))
 }
 
+/// Applies `--set key=value` edits to an environment file's text. A key
+/// is a dotted path the schema knows, or a service variable (`env.NAME`,
+/// or an UPPER_CASE key): a typo or `=5` is refused here, not found at
+/// reconcile time. Returns the text and a summary of each edit.
+pub fn apply_sets(text: &str, sets: &[(String, String)]) -> Result<(String, Vec<String>), String> {
+    let mut text = text.to_string();
+    let mut what = Vec::new();
+    for (k, v) in sets {
+        // A key is a dotted path of plain names: `=5`, `a..b` or `a b` are
+        // refused here, not found at reconcile time.
+        let plain = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !k.split('.').all(plain) {
+            return Err(format!(
+                "--set {k}={v}: the key must be a dotted path of names (letters, digits, '_' and '-'), such as replicas or resources.limits.cpu"
+            ));
+        }
+        let path: Vec<&str> = k.split('.').collect();
+        // A key the schema knows, a service variable (`env.NAME`, or an
+        // UPPER_CASE key): a typo is refused, not committed as a no-op.
+        let top = path[0];
+        let upper = top.bytes().all(|b| !b.is_ascii_lowercase() && b != b'-');
+        if !crate::config::KNOWN_KEYS.contains(&top) && !upper {
+            let hint =
+                launchway_workflow::diag::suggest(top, crate::config::KNOWN_KEYS.iter().copied())
+                    .map_or_else(
+                        || " (service variables: --set env.NAME=value)".to_string(),
+                        |s| format!(" (did you mean '{s}'?)"),
+                    );
+            return Err(format!("--set {k}={v}: unknown key '{top}'{hint}"));
+        }
+        if top == "env" && path.len() != 2 {
+            return Err(format!(
+                "--set {k}={v}: service variables are set as env.NAME=value"
+            ));
+        }
+        text = crate::edit::set_inferred(&text, &path, v).map_err(|e| format!("--set {k}: {e}"))?;
+        what.push(format!("{k}={v}"));
+    }
+    Ok((text, what))
+}
+
 /// `deploy ENV --release REV [--set key=value…]`: the new commit, or
 /// `None` when the environment already has exactly this.
 pub fn deploy(
@@ -580,43 +625,9 @@ pub fn deploy(
         text = crate::edit::set(&text, &["release"], &pinned)?;
         what.push(format!("release {}", &pinned[..pinned.len().min(12)]));
     }
-    for (k, v) in sets {
-        // A key is a dotted path of plain names: `=5`, `a..b` or `a b` are
-        // refused here, not found at reconcile time.
-        let plain = |p: &str| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        };
-        if !k.split('.').all(plain) {
-            return Err(format!(
-                "--set {k}={v}: the key must be a dotted path of names (letters, digits, '_' and '-'), such as replicas or resources.limits.cpu"
-            ));
-        }
-        let path: Vec<&str> = k.split('.').collect();
-        // A key the schema knows, a service variable (`env.NAME`, or an
-        // UPPER_CASE key): a typo is refused, not committed as a no-op.
-        let top = path[0];
-        let upper = top.bytes().all(|b| !b.is_ascii_lowercase() && b != b'-');
-        if !crate::config::KNOWN_KEYS.contains(&top) && !upper {
-            let hint =
-                launchway_workflow::diag::suggest(top, crate::config::KNOWN_KEYS.iter().copied())
-                    .map_or_else(
-                        || " (service variables: --set env.NAME=value)".to_string(),
-                        |s| format!(" (did you mean '{s}'?)"),
-                    );
-            return Err(format!(
-                "--set {k}={v}: unknown key '{top}'{hint}; nothing was committed"
-            ));
-        }
-        if top == "env" && path.len() != 2 {
-            return Err(format!(
-                "--set {k}={v}: service variables are set as env.NAME=value"
-            ));
-        }
-        text = crate::edit::set_inferred(&text, &path, v).map_err(|e| format!("--set {k}: {e}"))?;
-        what.push(format!("{k}={v}"));
-    }
+    let (edited, done) = apply_sets(&text, sets)?;
+    text = edited;
+    what.extend(done);
     if what.is_empty() {
         return Err("nothing to deploy: give --release and/or --set key=value".into());
     }

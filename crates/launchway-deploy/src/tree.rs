@@ -4,7 +4,7 @@
 //! runs `git`.
 
 use crate::config::{Loaded, Source, load};
-use crate::gitops::{Author, git, git_raw};
+use crate::gitops::{Author, git};
 use std::path::{Path, PathBuf};
 
 /// A directory of a repository, as files on disk or as of a revision.
@@ -57,12 +57,23 @@ impl Tree {
         }
     }
 
-    /// A file's text, `None` when it does not exist.
+    /// A file's text, `None` when it does not exist; text that is not
+    /// UTF-8 is an error that says where.
     pub fn read(&self, rel: &Path) -> Result<Option<String>, String> {
+        match self.read_bytes(rel)? {
+            None => Ok(None),
+            Some(b) => decode(&rel.to_string_lossy(), b)
+                .map(Some)
+                .map_err(|(_, msg)| msg),
+        }
+    }
+
+    /// A file's bytes, `None` when it does not exist.
+    pub fn read_bytes(&self, rel: &Path) -> Result<Option<Vec<u8>>, String> {
         match self {
             Tree::Work(d) => {
                 let path = d.join(rel);
-                match std::fs::read_to_string(&path) {
+                match std::fs::read(&path) {
                     Ok(t) => Ok(Some(t)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(e) => Err(format!("{}: {e}", path.display())),
@@ -70,13 +81,48 @@ impl Tree {
             }
             Tree::Rev { dir, rev } => {
                 let spec = format!("{rev}:./{}", rel.to_string_lossy());
-                match git(dir, &["cat-file", "-e", &spec], &Author::default()) {
-                    Ok(_) => git_raw(dir, &["cat-file", "blob", &spec]).map(Some),
-                    Err(_) => Ok(None),
+                if git(dir, &["cat-file", "-e", &spec], &Author::default()).is_err() {
+                    return Ok(None);
                 }
+                let out = std::process::Command::new("git")
+                    .arg("-C")
+                    .arg(dir)
+                    .args(["cat-file", "blob", &spec])
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .map_err(|e| format!("git: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "git cat-file blob {spec}: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
+                }
+                Ok(Some(out.stdout))
             }
         }
     }
+}
+
+/// UTF-8 text, or where it stops being UTF-8 (the position and a message
+/// naming `path:line:column`).
+pub fn decode(path: &str, bytes: Vec<u8>) -> Result<String, (launchway_yaml::Pos, String)> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        let start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let col = String::from_utf8_lossy(&valid[start..]).chars().count() + 1;
+        let byte = e.as_bytes().get(valid.len()).copied().unwrap_or(0);
+        let pos = launchway_yaml::Pos {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            col: u32::try_from(col).unwrap_or(u32::MAX),
+        };
+        (
+            pos,
+            format!(
+                "{path}:{line}:{col}: not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8"
+            ),
+        )
+    })
 }
 
 /// The environments in `env_dir`: names (file stems) and their files
@@ -116,17 +162,54 @@ pub fn load_environment(tree: &Tree, env_dir: &Path, name: &str) -> Result<Loade
             }
         ));
     };
-    let text = tree
-        .read(file)?
-        .ok_or_else(|| format!("{} disappeared", file.display()))?;
-    let own = Source {
-        path: file.to_string_lossy().to_string(),
-        text,
-    };
     let base_rel = env_dir.join(crate::repo::BASE_FILE);
-    let base = tree.read(&base_rel)?.map(|text| Source {
-        path: base_rel.to_string_lossy().to_string(),
-        text,
-    });
-    Ok(load(name, &own, base.as_ref()))
+    let mut texts = Vec::new();
+    for rel in [file.as_path(), base_rel.as_path()] {
+        let path = rel.to_string_lossy().to_string();
+        let Some(bytes) = tree.read_bytes(rel)? else {
+            if rel == file.as_path() {
+                return Err(format!("{} disappeared", file.display()));
+            }
+            continue;
+        };
+        match decode(&path, bytes) {
+            Ok(text) => texts.push(Source { path, text }),
+            // Reported at its place, for this environment only.
+            Err((pos, msg)) => {
+                let message = msg.splitn(4, ':').nth(3).unwrap_or(&msg).trim().to_string();
+                return Ok(Loaded {
+                    environment: None,
+                    diagnostics: vec![crate::config::FileDiagnostic {
+                        file: path,
+                        diagnostic: launchway_workflow::Diagnostic::error(
+                            "encoding",
+                            launchway_yaml::Span {
+                                start: pos,
+                                end: pos,
+                            },
+                            message,
+                        ),
+                    }],
+                });
+            }
+        }
+    }
+    let mut texts = texts.into_iter();
+    let Some(own) = texts.next() else {
+        return Err(format!("{} disappeared", file.display()));
+    };
+    Ok(load(name, &own, texts.next().as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_that_is_not_utf8_says_where() {
+        let (pos, msg) = decode("a.yaml", b"x: 1\ny: caf\xe9\n".to_vec()).unwrap_err();
+        assert_eq!((pos.line, pos.col), (2, 7));
+        assert!(msg.starts_with("a.yaml:2:7: not UTF-8"), "{msg}");
+        assert_eq!(decode("a.yaml", b"ok".to_vec()).unwrap(), "ok");
+    }
 }

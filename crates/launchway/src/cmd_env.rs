@@ -75,6 +75,10 @@ enum EnvCmd {
         /// Write to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Render as if the file said this too (nothing is committed),
+        /// e.g. --set image=ghcr.io/acme/churn:1.5.0.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
     },
 }
 
@@ -105,6 +109,61 @@ fn load(args: &EnvArgs, name: &str, color: bool) -> Result<Environment, String> 
         .ok_or_else(|| format!("environment '{name}' did not load"))
 }
 
+/// `KEY=VALUE` pairs of `--set`.
+fn parse_sets(sets: &[String]) -> Result<Vec<(String, String)>, String> {
+    sets.iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| format!("--set {s}: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+/// An environment as its file would be with `sets` applied (in memory).
+fn load_with_sets(
+    args: &EnvArgs,
+    name: &str,
+    sets: &[(String, String)],
+    color: bool,
+) -> Result<Environment, String> {
+    let d = dir(args);
+    let (_, file) = repo::environments(&d)?
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .ok_or_else(|| format!("no environment '{name}' in {}", d.display()))?;
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let (text, _) = launchway_deploy::gitops::apply_sets(&text, sets)?;
+    let shown = |p: &Path| {
+        p.strip_prefix(&args.root)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .to_string()
+    };
+    let own = launchway_deploy::config::Source {
+        path: shown(&file),
+        text,
+    };
+    let base_file = d.join(launchway_deploy::repo::BASE_FILE);
+    let base =
+        std::fs::read_to_string(&base_file)
+            .ok()
+            .map(|text| launchway_deploy::config::Source {
+                path: shown(&base_file),
+                text,
+            });
+    let loaded = launchway_deploy::config::load(name, &own, base.as_ref());
+    report(&args.root, &loaded, color);
+    if loaded.has_errors() {
+        return Err(format!(
+            "environment '{name}' has errors with those --set values"
+        ));
+    }
+    loaded
+        .environment
+        .ok_or_else(|| format!("environment '{name}' did not load"))
+}
+
 fn service_name(root: &Path) -> String {
     root.canonicalize()
         .ok()
@@ -126,6 +185,10 @@ pub fn main(
                     let loaded = repo::load_environment(&dir(args), &name, &args.root)?;
                     let errors = loaded.has_errors();
                     let Some(e) = loaded.environment else {
+                        // Listed all the same (`env validate` says why).
+                        rows.push(
+                            serde_json::json!({"name": name, "replicas": null, "valid": false}),
+                        );
                         continue;
                     };
                     rows.push(serde_json::json!({
@@ -155,7 +218,9 @@ pub fn main(
                         s("name"),
                         s("display_name"),
                         s("target"),
-                        r["replicas"].as_u64().unwrap_or(0),
+                        r["replicas"]
+                            .as_u64()
+                            .map_or_else(|| "-".to_string(), |n| n.to_string()),
                         s("release"),
                         if r["valid"] == true {
                             ""
@@ -362,8 +427,13 @@ pub fn main(
                 name,
                 target,
                 output,
+                sets,
             } => {
-                let e = load(args, name, color)?;
+                let e = if sets.is_empty() {
+                    load(args, name, color)?
+                } else {
+                    load_with_sets(args, name, &parse_sets(sets)?, color)?
+                };
                 let docs = match target {
                     RenderTarget::Kubernetes => kubernetes::manifests(
                         &e,

@@ -146,9 +146,31 @@ fn rendered_manifests_pass_the_kubernetes_schemas() {
         "{text}"
     );
     assert!(text.contains("averageUtilization: 70"), "{text}");
+    // The autoscaler owns the count: the Deployment names none to fight it.
+    assert!(!text.contains("\n  replicas:"), "{text}");
+    // --set renders what a change would (nothing committed); an invalid
+    // name is an error, not rewritten.
+    let (code, out, err) = env(&[
+        "render",
+        "prod",
+        "--set",
+        "image=registry.local/churn:2.0.0",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("image: registry.local/churn:2.0.0"), "{out}");
+    let (code, _, err) = env(&["render", "prod", "--set", "namespace=ML Prod"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("namespace 'ML Prod' is not a valid Kubernetes name"),
+        "{err}"
+    );
     // The validator is live: a broken manifest fails it.
     let broken = tmp.path().join("broken.yaml");
-    std::fs::write(&broken, text.replacen("replicas: 3", "replicas: three", 1)).unwrap();
+    std::fs::write(
+        &broken,
+        text.replacen("minReplicas: 3", "minReplicas: three", 1),
+    )
+    .unwrap();
     assert!(
         !validate(&tool, &broken).0,
         "the schema check must catch a bad type"

@@ -11,7 +11,30 @@ pub struct Names {
     pub default_service: String,
 }
 
-/// DNS-1123 label: lower case, digits and '-', at most 63.
+/// Whether `s` is a DNS-1123 label (what Kubernetes names must be).
+pub fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A name the user wrote must already be valid: rewriting `ML Prod` to
+/// `ml-prod` would deploy somewhere nobody asked for.
+fn checked(what: &str, s: &str) -> Result<String, String> {
+    if is_label(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{what} '{s}' is not a valid Kubernetes name (lower case letters, digits and '-', at most 63, starting and ending with a letter or digit)"
+        ))
+    }
+}
+
+/// DNS-1123 label made from a name nobody wrote for Kubernetes (the
+/// repository folder): lower case, digits and '-', at most 63.
 fn label(s: &str) -> String {
     let mut out: String = s
         .to_ascii_lowercase()
@@ -31,12 +54,16 @@ pub fn manifests(env: &Environment, names: &Names) -> Result<Vec<Value>, String>
             env.name
         )
     })?;
-    let service = label(env.service.as_deref().unwrap_or(&names.default_service));
-    let name = label(&format!("{service}-{}", env.name));
-    let labels = json!({"app.kubernetes.io/name": service, "app.kubernetes.io/instance": name, "launchway.dev/environment": label(&env.name)});
+    let service = match env.service.as_deref() {
+        Some(s) => checked("service", s)?,
+        None => label(&names.default_service),
+    };
+    let env_label = checked("environment name (the file's name)", &env.name)?;
+    let name = checked("object name", &format!("{service}-{env_label}"))?;
+    let labels = json!({"app.kubernetes.io/name": service, "app.kubernetes.io/instance": name, "launchway.dev/environment": env_label});
     let mut metadata = json!({"name": name, "labels": labels});
     if let Some(ns) = &env.namespace {
-        metadata["namespace"] = json!(label(ns));
+        metadata["namespace"] = json!(checked("namespace", ns)?);
     }
     let mut resources = json!({});
     for (kind, a) in [
@@ -75,15 +102,12 @@ pub fn manifests(env: &Environment, names: &Names) -> Result<Vec<Value>, String>
     if let Some(cmd) = &env.run.command {
         container["command"] = json!(["/bin/sh", "-c", cmd]);
     }
-    let replicas = env.autoscaling.as_ref().map_or(env.replicas, |a| {
-        env.replicas.clamp(a.min_replicas, a.max_replicas)
-    });
-    let deployment = json!({
+    let autoscaled = env.autoscaling.as_ref().is_some_and(|a| a.enabled);
+    let mut deployment = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": metadata,
         "spec": {
-            "replicas": replicas,
             "selector": {"matchLabels": {"app.kubernetes.io/instance": name}},
             "template": {
                 "metadata": {"labels": labels},
@@ -91,6 +115,11 @@ pub fn manifests(env: &Environment, names: &Names) -> Result<Vec<Value>, String>
             },
         },
     });
+    // With an autoscaler the HPA owns the count: a `replicas` here would
+    // be put back by every apply, fighting it.
+    if !autoscaled {
+        deployment["spec"]["replicas"] = json!(env.replicas);
+    }
     let svc = json!({
         "apiVersion": "v1",
         "kind": "Service",
@@ -148,7 +177,10 @@ mod tests {
         let kinds: Vec<&str> = m.iter().map(|o| o["kind"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["Deployment", "Service", "HorizontalPodAutoscaler"]);
         assert_eq!(m[0]["metadata"]["name"], "churn-service-prod");
-        assert_eq!(m[0]["spec"]["replicas"], 3);
+        assert!(
+            m[0]["spec"].get("replicas").is_none(),
+            "the autoscaler owns the count"
+        );
         let c = &m[0]["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["resources"]["limits"]["memory"], "4Gi");
         assert_eq!(
@@ -179,5 +211,23 @@ mod tests {
             .unwrap_err()
             .contains("has no 'image'")
         );
+        let bad_ns = load(
+            "prod",
+            &Source {
+                path: "prod.yaml".into(),
+                text: "image: x:1\nnamespace: ML Prod\nreplicas: 2\n".into(),
+            },
+            None,
+        )
+        .environment
+        .unwrap();
+        let e = manifests(
+            &bad_ns,
+            &Names {
+                default_service: "x".into(),
+            },
+        )
+        .unwrap_err();
+        assert!(e.contains("namespace 'ML Prod' is not a valid"), "{e}");
     }
 }
