@@ -463,6 +463,24 @@ impl LocalEnvironment {
                 env.name, env.name
             )
         })?;
+        // What runs is a commit: a tag or branch written by hand is
+        // resolved now, so one that moves is a change (and is redeployed).
+        let release = crate::gitops::git(
+            &self.repo,
+            &[
+                "rev-parse",
+                "--verify",
+                "--end-of-options",
+                &format!("{release}^{{commit}}"),
+            ],
+            &Default::default(),
+        )
+        .map_err(|_| {
+            format!(
+                "release '{release}' is not a commit of {}",
+                self.repo.display()
+            )
+        })?;
         // The pinned model must be the one that serves: a version the
         // registry lacks would leave MODEL_PATH unset.
         let registry = self.registry.lock().ok().and_then(|r| r.clone());
@@ -914,10 +932,24 @@ impl LocalEnvironment {
     /// loop (5 exits within a minute) marks the environment Degraded. A
     /// data plane that had to be started again gets the routes again.
     async fn supervise(self: Arc<Self>) {
+        let mut tick: u64 = 0;
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
             if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
+            }
+            tick += 1;
+            if tick % 50 == 0 {
+                // Every 10 s: replica logs stay bounded.
+                for e in std::fs::read_dir(self.log_dir())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    if e.file_name().to_string_lossy().ends_with(".log") {
+                        rotate_log(&e.path(), LOG_LIMIT, LOG_KEEP);
+                    }
+                }
             }
             let current = self
                 .state
@@ -1133,6 +1165,36 @@ pub async fn stop_left(data: &Path, name: &str) -> usize {
     n
 }
 
+/// A replica log is rotated past this size …
+const LOG_LIMIT: u64 = 16 << 20;
+/// … keeping this many older generations (`replica-0.log.1` …).
+const LOG_KEEP: usize = 3;
+
+/// Rotates `path` when it holds `limit` bytes or more: older generations
+/// shift (`.1` → `.2` …, the oldest dropped), the current text is copied
+/// to `.1` and the file truncated in place. The replica keeps writing to
+/// its open descriptor (opened for appending, so it continues at the new
+/// end): no restart, no lost descriptor; lines written between the copy
+/// and the truncation can be lost (logrotate's `copytruncate`).
+fn rotate_log(path: &Path, limit: u64, keep: usize) {
+    if std::fs::metadata(path).map_or(true, |m| m.len() < limit) {
+        return;
+    }
+    let generation = |i: usize| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(format!(".{i}"));
+        PathBuf::from(p)
+    };
+    for i in (1..keep).rev() {
+        let _ = std::fs::rename(generation(i), generation(i + 1));
+    }
+    if std::fs::copy(path, generation(1)).is_ok()
+        && let Ok(f) = std::fs::OpenOptions::new().write(true).open(path)
+    {
+        let _ = f.set_len(0);
+    }
+}
+
 /// SIGTERM to each replica's process group, a grace period, then SIGKILL.
 /// A group is signalled only while its leader is verifiably the process we
 /// started (not reaped, or the same start time), so a process id the
@@ -1192,4 +1254,35 @@ pub(crate) fn inherited_env() -> Vec<(String, String)> {
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_string(), v)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn logs_rotate_while_the_writer_keeps_its_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("replica-0.log");
+        let mut w = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        for generation in 1..=5 {
+            writeln!(w, "{}", format!("gen{generation} ").repeat(40)).unwrap();
+            rotate_log(&log, 100, 3);
+        }
+        writeln!(w, "after").unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "after\n");
+        let g1 = std::fs::read_to_string(dir.path().join("replica-0.log.1")).unwrap();
+        assert!(g1.starts_with("gen5"), "{g1}");
+        let g3 = std::fs::read_to_string(dir.path().join("replica-0.log.3")).unwrap();
+        assert!(g3.starts_with("gen3"), "{g3}");
+        assert!(!dir.path().join("replica-0.log.4").exists());
+        // Under the limit: untouched.
+        rotate_log(&log, 100, 3);
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "after\n");
+    }
 }

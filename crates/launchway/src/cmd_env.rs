@@ -540,6 +540,35 @@ impl GitOpsArgs {
         p
     }
 
+    /// A commit to a branch the running reconciler does not follow
+    /// deploys nothing until it does: say so.
+    fn warn_if_not_followed(&self, store: &launchway_runner::store::Store) {
+        let data = crate::cmd_sync::data_dir(store, &self.root);
+        if launchway_deploy::reconcile::running(&data).is_none() {
+            return;
+        }
+        let head_branch = || {
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(&self.root)
+                .args(["symbolic-ref", "--short", "-q", "HEAD"])
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .filter(|b| !b.is_empty())
+        };
+        let followed = launchway_deploy::reconcile::tracked_branch(&data).or_else(head_branch);
+        let committed_to = self.branch.clone().or_else(head_branch);
+        if let (Some(f), Some(c)) = (&followed, &committed_to)
+            && f != c
+        {
+            eprintln!(
+                "warning: the reconciler here follows '{f}', not '{c}': this commit deploys nothing until it does (launchway sync --stop -C {root} && launchway sync --detach --branch {c} -C {root})",
+                root = self.root.display()
+            );
+        }
+    }
+
     fn author(&self) -> Result<launchway_deploy::gitops::Author, String> {
         let Some(a) = &self.author else {
             return Ok(Default::default());
@@ -583,10 +612,16 @@ pub struct PromoteArgs {
     to: String,
 }
 
-fn committed(r: Result<Option<String>, String>, what: &str) -> u8 {
+fn committed(
+    r: Result<Option<String>, String>,
+    what: &str,
+    at: &GitOpsArgs,
+    store: &launchway_runner::store::Store,
+) -> u8 {
     match r {
         Ok(Some(sha)) => {
             println!("{what}: committed {}", &sha[..sha.len().min(12)]);
+            at.warn_if_not_followed(store);
             0
         }
         Ok(None) => {
@@ -701,7 +736,7 @@ pub fn deploy(
             &args.at.author()?,
         )
     })();
-    committed(r, &format!("deploy {}", args.env))
+    committed(r, &format!("deploy {}", args.env), &args.at, store)
 }
 
 pub fn rollback(
@@ -728,7 +763,7 @@ pub fn rollback(
     let r = args.at.author().and_then(|a| {
         launchway_deploy::gitops::rollback(&args.at.place(store), &args.env, args.to.as_deref(), &a)
     });
-    committed(r, &format!("rollback {}", args.env))
+    committed(r, &format!("rollback {}", args.env), &args.at, store)
 }
 
 pub fn promote(
@@ -755,5 +790,10 @@ pub fn promote(
     let r = args.at.author().and_then(|a| {
         launchway_deploy::gitops::promote(&args.at.place(store), &args.from, &args.to, &a)
     });
-    committed(r, &format!("promote {} to {}", args.from, args.to))
+    committed(
+        r,
+        &format!("promote {} to {}", args.from, args.to),
+        &args.at,
+        store,
+    )
 }

@@ -454,6 +454,11 @@ fn a_model_stage_is_pinned_to_its_version_when_the_change_is_committed() {
         "environment: production\nmodel_name: Churn\nmodel_stage: Production\n",
     )
     .unwrap();
+    std::fs::write(
+        envs.join("dev.yaml"),
+        "model_name: Churn\nmodel_stage: Staging\n",
+    )
+    .unwrap();
     common::commit_all(&repo);
     let with_home = |args: &[&str]| {
         let out = bin()
@@ -555,6 +560,21 @@ fn a_model_stage_is_pinned_to_its_version_when_the_change_is_committed() {
     assert!(err.contains("did you mean 'replicas'"), "{err}");
     let listing = model(&["list", "Churn"]);
     assert!(listing.contains("aliases: Production=1"), "{listing}");
+    // Promote takes the release, and the target resolves its own stage:
+    // dev's Staging model (2) is not copied into prod (Production = 1).
+    model(&["alias", "Churn", "Staging", "2"]);
+    let (code, _, err) = with_home(&["deploy", "dev", "--release", "HEAD"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::read_to_string(envs.join("dev.yaml"))
+            .unwrap()
+            .contains("model_version: 2\n")
+    );
+    model(&["alias", "Churn", "Production", "1"]);
+    let (code, _, err) = with_home(&["promote", "dev", "prod"]);
+    assert_eq!(code, 0, "{err}");
+    let prod = std::fs::read_to_string(envs.join("prod.yaml")).unwrap();
+    assert!(prod.contains("model_version: 1\n"), "{prod}");
 }
 
 /// The local CLI applies `protection:`: a protected environment is not

@@ -1050,3 +1050,51 @@ fn rollback_goes_to_the_last_version_that_served() {
     );
     let _ = good;
 }
+
+/// A tag written by hand in `release:` is pinned to its commit when the
+/// reconciler reads it: a tag that moves is a change, deployed and
+/// recorded. A deploy to a branch the reconciler does not follow says so.
+#[test]
+fn a_moved_tag_is_noticed_and_an_unfollowed_branch_is_warned_about() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(tmp.path(), "tagged", 1, "release: v1\n");
+    git(&repo, &["tag", "v1"]);
+    let first = head(&repo);
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach", "--interval", "1"]);
+    assert!(ok, "{out}{err}");
+    wait_status(&home, &repo, "tagged", "served", |s| serving(s, &first));
+    std::fs::write(repo.join("version.txt"), "v2\n").unwrap();
+    git(&repo, &["commit", "-qam", "v2"]);
+    git(&repo, &["tag", "-f", "v1"]);
+    let second = head(&repo);
+    let st = wait_status(&home, &repo, "tagged", "moved", |s| serving(s, &second));
+    let addr = st["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    assert_eq!(get(&addr, "/").unwrap(), "v2");
+    let (_, hist, _) = lw(&home, &repo, &["env", "history", "tagged", "--json"]);
+    let hist: Value = serde_json::from_str(&hist).unwrap();
+    assert_eq!(hist.as_array().unwrap().len(), 2, "{hist}");
+
+    let (ok, _, err) = lw(
+        &home,
+        &repo,
+        &[
+            "deploy",
+            "tagged",
+            "--set",
+            "replicas=2",
+            "--branch",
+            "environments",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("warning: the reconciler here follows") && err.contains("not 'environments'"),
+        "{err}"
+    );
+}
