@@ -939,7 +939,7 @@ impl LocalEnvironment {
                 return;
             }
             tick += 1;
-            if tick % 50 == 0 {
+            if tick.is_multiple_of(50) {
                 // Every 10 s: replica logs stay bounded.
                 for e in std::fs::read_dir(self.log_dir())
                     .into_iter()
