@@ -1,6 +1,6 @@
 //! Environment configs (an overlay over a base) and what is made of them.
 #![no_main]
-use launchway_deploy::config::{Source, load};
+use launchway_config::{Source, load};
 use launchway_deploy::render::{kubernetes, yaml};
 use libfuzzer_sys::fuzz_target;
 

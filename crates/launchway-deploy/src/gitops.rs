@@ -75,6 +75,36 @@ fn git_env(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Why a change (deploy, rollback, promote, plan) was not committed,
+/// by what the caller can do about it; the server maps each kind to one
+/// HTTP status in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// No such environment (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request or what it would make is invalid: a key, a release, a
+    /// model version, a file that would not validate (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The change would alter what this caller may not (403).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// Someone else's change got there first: uncommitted edits, the
+    /// branch moved, the remote refused (409: try again).
+    #[error("{0}")]
+    Conflict(String),
+    /// Git or the file system failed (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<String> for ChangeError {
+    fn from(e: String) -> Self {
+        ChangeError::Internal(e)
+    }
+}
+
 /// Where environment changes are committed.
 #[derive(Debug, Clone)]
 pub struct Place {
@@ -116,7 +146,7 @@ pub fn plan(
     env: &str,
     change: &Change<'_>,
     author: &Author,
-) -> Result<Vec<crate::diff::Difference>, String> {
+) -> Result<Vec<crate::diff::Difference>, ChangeError> {
     let preview: Preview = Default::default();
     let mut p = place.clone();
     p.preview = Some(preview.clone());
@@ -127,7 +157,7 @@ pub fn plan(
     }?;
     let seen = preview
         .lock()
-        .map_err(|_| "preview lock poisoned".to_string())?
+        .map_err(|_| ChangeError::Internal("preview lock poisoned".into()))?
         .take();
     Ok(seen.map_or_else(Vec::new, |(before, after)| {
         crate::diff::diff(&before, &after)
@@ -159,9 +189,6 @@ pub const FROZEN_FOR_API: &[&str] = &[
     "image",
     "environment",
 ];
-
-/// How a refusal over [`Place::frozen`] starts (callers map it to 403).
-pub const FROZEN_REFUSAL: &str = "refused: ";
 
 impl Place {
     pub fn new(root: &Path, dir: &Path) -> Place {
@@ -281,7 +308,7 @@ fn commit_file(
     text: &str,
     message: &str,
     author: &Author,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, ChangeError> {
     let base_rel = dir.join(crate::repo::BASE_FILE);
     let base = tree.read(&base_rel)?.map(|t| crate::config::Source {
         path: base_rel.to_string_lossy().to_string(),
@@ -297,10 +324,10 @@ fn commit_file(
         .iter()
         .find(|d| d.diagnostic.severity == launchway_workflow::Severity::Error)
     {
-        return Err(format!(
+        return Err(ChangeError::Invalid(format!(
             "the change would make {}:{}:{} invalid: {}; nothing was committed",
             d.file, d.diagnostic.span.start.line, d.diagnostic.span.start.col, d.diagnostic.message
-        ));
+        )));
     }
     let before = tree.read(rel)?.unwrap_or_default();
     if before == text {
@@ -326,11 +353,11 @@ fn commit_file(
             .iter()
             .find(|k| was.get(k.as_str()) != will.get(k.as_str()))
         {
-            return Err(format!(
-                "{FROZEN_REFUSAL}the change would alter '{k}' in {}; what runs and who approves change only by a reviewed commit (keys it keeps: {}); nothing was committed",
+            return Err(ChangeError::Refused(format!(
+                "the change would alter '{k}' in {}; what runs and who approves change only by a reviewed commit (keys it keeps: {}); nothing was committed",
                 rel.display(),
                 frozen.join(", ")
-            ));
+            )));
         }
         if let Some(p) = preview {
             if let Ok(mut slot) = p.lock() {
@@ -340,9 +367,9 @@ fn commit_file(
         }
     }
     match tree {
-        Tree::Work(root) => {
-            commit_in_work_tree(root, rel, &before, text, message, author).map(Some)
-        }
+        Tree::Work(root) => Ok(Some(commit_in_work_tree(
+            root, rel, &before, text, message, author,
+        )?)),
         Tree::Rev { dir, rev } => {
             let commit = commit_to_branch(dir, rev, rel, text, message, author)?;
             if let Some(remote) = remote {
@@ -385,7 +412,7 @@ fn commit_to_branch(
     text: &str,
     message: &str,
     author: &Author,
-) -> Result<String, String> {
+) -> Result<String, ChangeError> {
     let none = Author::default();
     let parent = git(dir, &["rev-parse", "--verify", branch], &none)?;
     let prefix = git(dir, &["rev-parse", "--show-prefix"], &none)?;
@@ -409,14 +436,14 @@ fn commit_to_branch(
             .wait_with_output()
             .map_err(|e| format!("git hash-object: {e}"))?;
         if !out.status.success() {
-            return Err("git hash-object failed".into());
+            return Err(ChangeError::Internal("git hash-object failed".into()));
         }
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     let scratch = tempdir_in_git(dir)?;
     let index = scratch.join("index");
     let with_index = [("GIT_INDEX_FILE", index.as_path())];
-    let result = (|| {
+    let result = (|| -> Result<String, ChangeError> {
         git_env(dir, &["read-tree", &parent], &none, &with_index)?;
         git_env(
             dir,
@@ -438,7 +465,9 @@ fn commit_to_branch(
             author,
         )?;
         git(dir, &["update-ref", branch, &commit, &parent], &none).map_err(|_| {
-            format!("{branch} moved while committing; nothing was committed (try again)")
+            ChangeError::Conflict(format!(
+                "{branch} moved while committing; nothing was committed (try again)"
+            ))
         })?;
         Ok(commit)
     })();
@@ -449,7 +478,7 @@ fn commit_to_branch(
 /// Pushes `commit` as `branch` to `remote`; when the remote refuses (it
 /// moved meanwhile, or rejects the push), the local branch goes back to
 /// the commit's parent, so nothing is half-done.
-fn push(dir: &Path, branch: &str, commit: &str, remote: &str) -> Result<(), String> {
+fn push(dir: &Path, branch: &str, commit: &str, remote: &str) -> Result<(), ChangeError> {
     let none = Author::default();
     if let Err(e) = git(
         dir,
@@ -461,9 +490,9 @@ fn push(dir: &Path, branch: &str, commit: &str, remote: &str) -> Result<(), Stri
             &["update-ref", branch, &format!("{commit}~1"), commit],
             &none,
         );
-        return Err(format!(
+        return Err(ChangeError::Conflict(format!(
             "{remote} refused the change ({e}); nothing was committed"
-        ));
+        )));
     }
     Ok(())
 }
@@ -601,10 +630,10 @@ pub fn deploy(
     release: Option<&str>,
     sets: &[(String, String)],
     author: &Author,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, ChangeError> {
     let tree = place.tree()?;
-    let rel = file_of(&tree, &place.dir, env)?;
-    clean(&tree, &rel)?;
+    let rel = file_of(&tree, &place.dir, env).map_err(ChangeError::NotFound)?;
+    clean(&tree, &rel).map_err(ChangeError::Conflict)?;
     let mut text = read(&tree, &rel)?;
     let mut what = Vec::new();
     if let Some(r) = release {
@@ -620,16 +649,20 @@ pub fn deploy(
             author,
         )
         .map_err(|_| {
-            format!("release '{r}' is not a commit of this repository; nothing was committed")
+            ChangeError::Invalid(format!(
+                "release '{r}' is not a commit of this repository; nothing was committed"
+            ))
         })?;
         text = crate::edit::set(&text, &["release"], &pinned)?;
         what.push(format!("release {}", &pinned[..pinned.len().min(12)]));
     }
-    let (edited, done) = apply_sets(&text, sets)?;
+    let (edited, done) = apply_sets(&text, sets).map_err(ChangeError::Invalid)?;
     text = edited;
     what.extend(done);
     if what.is_empty() {
-        return Err("nothing to deploy: give --release and/or --set key=value".into());
+        return Err(ChangeError::Invalid(
+            "nothing to deploy: give --release and/or --set key=value".into(),
+        ));
     }
     // The model is pinned anew only when the change names it; a version
     // given explicitly is checked, never resolved over.
@@ -637,7 +670,8 @@ pub fn deploy(
         .iter()
         .any(|(k, _)| k == "model_stage" || k == "model_name");
     let explicit = sets.iter().any(|(k, _)| k == "model_version");
-    let (pinned, note) = pin_model(place, &tree, env, &rel, &text, repin && !explicit)?;
+    let (pinned, note) = pin_model(place, &tree, env, &rel, &text, repin && !explicit)
+        .map_err(ChangeError::Invalid)?;
     text = pinned;
     what.extend(note);
     commit_file(
@@ -699,10 +733,10 @@ pub fn rollback(
     env: &str,
     to: Option<&str>,
     author: &Author,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, ChangeError> {
     let tree = place.tree()?;
-    let rel = file_of(&tree, &place.dir, env)?;
-    clean(&tree, &rel)?;
+    let rel = file_of(&tree, &place.dir, env).map_err(ChangeError::NotFound)?;
+    clean(&tree, &rel).map_err(ChangeError::Conflict)?;
     let path = rel.to_string_lossy().to_string();
     let head = match &tree {
         Tree::Rev { rev, .. } => rev.clone(),
@@ -724,14 +758,14 @@ pub fn rollback(
             )
             .is_ok();
             if !earlier {
-                return Err(format!(
+                return Err(ChangeError::Invalid(format!(
                     "'{r}' is not an earlier revision of {path} on {head}; a rollback goes back along the tracked branch only"
-                ));
+                )));
             }
             if let Some(Verdict::Failed(why)) = blob_at(r).and_then(|b| known.get(&b).cloned()) {
-                return Err(format!(
+                return Err(ChangeError::Invalid(format!(
                     "{path} as of {r} was deployed and failed ({why}); pick a version that served (launchway env history {env})"
-                ));
+                )));
             }
             r.to_string()
         }
@@ -743,7 +777,9 @@ pub fn rollback(
             )?;
             let changes: Vec<&str> = changes.lines().collect();
             if changes.is_empty() {
-                return Err(format!("{path} has no history to roll back"));
+                return Err(ChangeError::Invalid(format!(
+                    "{path} has no history to roll back"
+                )));
             }
             let current = blob_at(&head);
             // The file as it was after each earlier change, newest first.
@@ -772,19 +808,22 @@ pub fn rollback(
                 }
             }
             chosen.ok_or_else(|| {
-                format!(
+                ChangeError::Invalid(format!(
                     "no earlier version of {path} served successfully{}; nothing was committed",
                     if skipped.is_empty() {
                         String::new()
                     } else {
                         format!(" (skipped: {})", skipped.join("; "))
                     }
-                )
+                ))
             })?
         }
     };
-    let old = git_raw(&place.root, &["show", &format!("{target}:./{path}")])
-        .map_err(|_| format!("{path} did not exist at {target}; nothing to roll back to"))?;
+    let old = git_raw(&place.root, &["show", &format!("{target}:./{path}")]).map_err(|_| {
+        ChangeError::Invalid(format!(
+            "{path} did not exist at {target}; nothing to roll back to"
+        ))
+    })?;
     let short = git(&place.root, &["rev-parse", "--short", &target], author)
         .unwrap_or_else(|_| target.clone());
     commit_file(
@@ -808,17 +847,17 @@ pub fn promote(
     from: &str,
     to: &str,
     author: &Author,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, ChangeError> {
     let tree = place.tree()?;
     let src = crate::tree::load_environment(&tree, &place.dir, from)?;
     if src.has_errors() {
-        return Err(format!(
+        return Err(ChangeError::Invalid(format!(
             "environment '{from}' has errors (launchway env validate)"
-        ));
+        )));
     }
     let src = src
         .environment
-        .ok_or_else(|| format!("environment '{from}' did not load"))?;
+        .ok_or_else(|| ChangeError::Invalid(format!("environment '{from}' did not load")))?;
     let mut sets = Vec::new();
     for key in ["release", "image", "model_version"] {
         if let Some(v) = src.merged.get(key).and_then(|v| match v {
@@ -830,12 +869,12 @@ pub fn promote(
         }
     }
     if sets.is_empty() {
-        return Err(format!(
+        return Err(ChangeError::Invalid(format!(
             "environment '{from}' pins nothing to promote (no release, image or model_version)"
-        ));
+        )));
     }
-    let rel = file_of(&tree, &place.dir, to)?;
-    clean(&tree, &rel)?;
+    let rel = file_of(&tree, &place.dir, to).map_err(ChangeError::NotFound)?;
+    clean(&tree, &rel).map_err(ChangeError::Conflict)?;
     let mut text = read(&tree, &rel)?;
     // A target that names its own stage (prod: Production) resolves it:
     // the source's version (dev's Staging model) is not copied over it.
@@ -857,7 +896,8 @@ pub fn promote(
         .iter()
         .map(|(k, v)| format!("{k} {}", &v[..v.len().min(12)]))
         .collect();
-    let (pinned, note) = pin_model(place, &tree, to, &rel, &text, target_stage)?;
+    let (pinned, note) =
+        pin_model(place, &tree, to, &rel, &text, target_stage).map_err(ChangeError::Invalid)?;
     text = pinned;
     what.extend(note);
     commit_file(
@@ -951,16 +991,30 @@ mod tests {
         // Back to a revision with another command: refused, nothing committed.
         let head = sh(tmp.path(), &["rev-parse", "HEAD"]);
         let e = rollback(&api, "dev", Some(&first), &who).unwrap_err();
-        assert!(e.starts_with(FROZEN_REFUSAL) && e.contains("'run'"), "{e}");
+        assert!(
+            matches!(&e, ChangeError::Refused(m) if m.contains("'run'")),
+            "{e}"
+        );
         assert_eq!(sh(tmp.path(), &["rev-parse", "HEAD"]), head);
         // Not along the branch: another branch's file is never copied.
         let e = rollback(&api, "dev", Some("evil"), &who).unwrap_err();
-        assert!(e.contains("not an earlier revision"), "{e}");
+        assert!(
+            matches!(&e, ChangeError::Invalid(m) if m.contains("not an earlier revision")),
+            "{e}"
+        );
         let e = rollback(&api, "dev", Some("--output=/tmp/x"), &who).unwrap_err();
-        assert!(e.contains("not an earlier revision"), "{e}");
+        assert!(e.to_string().contains("not an earlier revision"), "{e}");
         // A release must be a commit of the repository.
         let e = deploy(&api, "dev", Some("anything-at-all"), &[], &who).unwrap_err();
-        assert!(e.contains("is not a commit of this repository"), "{e}");
+        assert!(
+            matches!(&e, ChangeError::Invalid(m) if m.contains("is not a commit of this repository")),
+            "{e}"
+        );
+        // No such environment, and a typo'd key: told apart.
+        let e = deploy(&api, "nope", Some(&first), &[], &who).unwrap_err();
+        assert!(matches!(e, ChangeError::NotFound(_)), "{e}");
+        let e = deploy(&api, "dev", None, &[("replcas".into(), "2".into())], &who).unwrap_err();
+        assert!(matches!(e, ChangeError::Invalid(_)), "{e}");
         assert!(
             deploy(&api, "dev", Some(&first), &[], &who)
                 .unwrap()
@@ -1013,6 +1067,6 @@ mod plan_tests {
             &Author::default(),
         )
         .unwrap_err();
-        assert!(e.starts_with(FROZEN_REFUSAL), "{e}");
+        assert!(matches!(e, ChangeError::Refused(_)), "{e}");
     }
 }

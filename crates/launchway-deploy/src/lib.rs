@@ -4,14 +4,14 @@
 //! them. The config, diff, edit and render modules are pure; [`repo`],
 //! [`gitops`] and [`local`] are the I/O edges.
 
-pub mod config;
+pub use launchway_config as config;
+pub use launchway_config::quantity;
 pub mod dataplane;
 pub mod diff;
 pub mod edit;
 pub mod gitops;
 pub mod local;
 pub mod models;
-pub mod quantity;
 pub mod reconcile;
 pub mod render;
 pub mod repo;

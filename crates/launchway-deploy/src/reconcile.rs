@@ -868,7 +868,7 @@ impl Reconciler {
         }
         let loaded = match tree::load_environment(tree, dir, name) {
             Ok(l) => l,
-            Err(e) => return self.plain(name, revision, SyncStatus::OutOfSync, &e),
+            Err(e) => return self.plain(name, revision, SyncStatus::OutOfSync, &e.to_string()),
         };
         if let Some(d) = loaded
             .diagnostics

@@ -6,10 +6,7 @@ use crate::config::Loaded;
 use crate::tree::{self, Tree};
 use std::path::{Path, PathBuf};
 
-/// Where environment configs live unless told otherwise.
-pub const DEFAULT_DIR: &str = "configs/environments";
-/// The shared file every environment is laid over.
-pub const BASE_FILE: &str = "_base.yaml";
+pub use crate::config::{BASE_FILE, DEFAULT_DIR};
 
 /// The environments in `dir`: names (file stems) and files, sorted.
 /// Files starting with `_` are shared, not environments.
@@ -26,5 +23,9 @@ pub fn environments(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
 /// shown relative to `shown_from`.
 pub fn load_environment(dir: &Path, name: &str, shown_from: &Path) -> Result<Loaded, String> {
     let rel = dir.strip_prefix(shown_from).unwrap_or(dir);
-    tree::load_environment(&Tree::Work(shown_from.to_path_buf()), rel, name)
+    Ok(tree::load_environment(
+        &Tree::Work(shown_from.to_path_buf()),
+        rel,
+        name,
+    )?)
 }

@@ -119,7 +119,8 @@ pub async fn commit_deploy(
     author: crate::gitops::Author,
 ) -> Result<(Option<String>, String), String> {
     tokio::task::spawn_blocking(move || {
-        let committed = crate::gitops::deploy(&place, &env, release.as_deref(), &sets, &author)?;
+        let committed = crate::gitops::deploy(&place, &env, release.as_deref(), &sets, &author)
+            .map_err(|e| e.to_string())?;
         let rev = tracked_ref(place.branch.as_deref());
         let revision = env_revision(&place.root, &place.dir, &rev, &env)
             .ok_or_else(|| format!("cannot find '{env}' on {rev}"))?;

@@ -142,13 +142,39 @@ pub fn environments(tree: &Tree, env_dir: &Path) -> Result<Vec<(String, PathBuf)
         .collect())
 }
 
+/// Why an environment could not be read at all (its problems as a
+/// config are diagnostics of the [`Loaded`] instead).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    NoSuchEnvironment(String),
+    /// Git or the file system failed.
+    #[error("{0}")]
+    Unreadable(String),
+}
+
+impl From<LoadError> for String {
+    fn from(e: LoadError) -> String {
+        e.to_string()
+    }
+}
+
+impl From<LoadError> for crate::gitops::ChangeError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::NoSuchEnvironment(m) => crate::gitops::ChangeError::NotFound(m),
+            LoadError::Unreadable(m) => crate::gitops::ChangeError::Internal(m),
+        }
+    }
+}
+
 /// Loads one environment by name; diagnostics name files relative to the
 /// tree's directory.
-pub fn load_environment(tree: &Tree, env_dir: &Path, name: &str) -> Result<Loaded, String> {
-    let all = environments(tree, env_dir)?;
+pub fn load_environment(tree: &Tree, env_dir: &Path, name: &str) -> Result<Loaded, LoadError> {
+    let all = environments(tree, env_dir).map_err(LoadError::Unreadable)?;
     let Some((_, file)) = all.iter().find(|(n, _)| n == name) else {
         let known: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
-        return Err(format!(
+        return Err(LoadError::NoSuchEnvironment(format!(
             "no environment '{name}' in {}{} (environments: {})",
             env_dir.display(),
             match tree {
@@ -160,15 +186,18 @@ pub fn load_environment(tree: &Tree, env_dir: &Path, name: &str) -> Result<Loade
             } else {
                 known.join(", ")
             }
-        ));
+        )));
     };
     let base_rel = env_dir.join(crate::repo::BASE_FILE);
     let mut texts = Vec::new();
     for rel in [file.as_path(), base_rel.as_path()] {
         let path = rel.to_string_lossy().to_string();
-        let Some(bytes) = tree.read_bytes(rel)? else {
+        let Some(bytes) = tree.read_bytes(rel).map_err(LoadError::Unreadable)? else {
             if rel == file.as_path() {
-                return Err(format!("{} disappeared", file.display()));
+                return Err(LoadError::NoSuchEnvironment(format!(
+                    "{} disappeared",
+                    file.display()
+                )));
             }
             continue;
         };
@@ -196,7 +225,10 @@ pub fn load_environment(tree: &Tree, env_dir: &Path, name: &str) -> Result<Loade
     }
     let mut texts = texts.into_iter();
     let Some(own) = texts.next() else {
-        return Err(format!("{} disappeared", file.display()));
+        return Err(LoadError::NoSuchEnvironment(format!(
+            "{} disappeared",
+            file.display()
+        )));
     };
     Ok(load(name, &own, texts.next().as_ref()))
 }

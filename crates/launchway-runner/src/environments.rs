@@ -13,11 +13,11 @@
 //! guess which rules apply.
 
 use crate::source::Source;
-pub use launchway_deploy::config::Protection;
-use launchway_deploy::config::{Source as ConfigSource, load};
+pub use launchway_config::Protection;
+use launchway_config::{Source as ConfigSource, load};
 
 /// Where environment files live (one constant: launchway-deploy's).
-pub const CONFIG_DIR: &str = launchway_deploy::repo::DEFAULT_DIR;
+pub const CONFIG_DIR: &str = launchway_config::DEFAULT_DIR;
 
 /// Where protection rules are read from, and how to say so.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ pub struct Rules {
 /// environment, as on GitHub). Any unreadable file, colliding alias or
 /// alias claimed twice is an error: the caller fails closed.
 pub fn protection(source: &Source, name: &str) -> Result<Option<Rules>, String> {
-    let base_path = format!("{CONFIG_DIR}/{}", launchway_deploy::repo::BASE_FILE);
+    let base_path = format!("{CONFIG_DIR}/{}", launchway_config::BASE_FILE);
     let base = source.read_file(&base_path).map(|text| ConfigSource {
         path: base_path.clone(),
         text,

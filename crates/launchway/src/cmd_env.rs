@@ -735,6 +735,7 @@ pub fn deploy(
             &sets,
             &args.at.author()?,
         )
+        .map_err(|e| e.to_string())
     })();
     committed(r, &format!("deploy {}", args.env), &args.at, store)
 }
@@ -762,6 +763,7 @@ pub fn rollback(
     }
     let r = args.at.author().and_then(|a| {
         launchway_deploy::gitops::rollback(&args.at.place(store), &args.env, args.to.as_deref(), &a)
+            .map_err(|e| e.to_string())
     });
     committed(r, &format!("rollback {}", args.env), &args.at, store)
 }
@@ -789,6 +791,7 @@ pub fn promote(
     }
     let r = args.at.author().and_then(|a| {
         launchway_deploy::gitops::promote(&args.at.place(store), &args.from, &args.to, &a)
+            .map_err(|e| e.to_string())
     });
     committed(
         r,

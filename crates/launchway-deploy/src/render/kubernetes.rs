@@ -11,15 +11,7 @@ pub struct Names {
     pub default_service: String,
 }
 
-/// Whether `s` is a DNS-1123 label (what Kubernetes names must be).
-pub fn is_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
+pub use crate::config::is_label;
 
 /// A name the user wrote must already be valid: rewriting `ML Prod` to
 /// `ml-prod` would deploy somewhere nobody asked for.

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use launchway_deploy::gitops::{self, Author, Place};
+use launchway_deploy::gitops::{self, Author, ChangeError, Place};
 use launchway_deploy::reconcile;
 use launchway_runner::environments::Protection;
 use serde_json::{Value, json};
@@ -143,7 +143,7 @@ fn protection(place: &Place, env: &str) -> Result<Protection, ApiError> {
         },
     };
     let loaded = launchway_deploy::tree::load_environment(&tree, &place.dir, env)
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))?;
+        .map_err(ChangeError::from)?;
     let e = loaded.environment.ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -165,11 +165,11 @@ fn place_of(state: &AppState, repo: &crate::store::Repo) -> Result<Place, ApiErr
 }
 
 /// Makes the commit a change stands for; `author` is who asked.
-async fn apply(state: &AppState, change: &Change) -> Result<String, String> {
+async fn apply(state: &AppState, change: &Change) -> Result<String, ChangeError> {
     let repo = repo_or_404(state, &change.repo)
         .await
-        .map_err(|e| e.message)?;
-    let place = place_of(state, &repo).map_err(|e| e.message)?;
+        .map_err(|e| ChangeError::NotFound(e.message))?;
+    let place = place_of(state, &repo).map_err(|e| ChangeError::Internal(e.message))?;
     let author = Author {
         name: Some(change.requested_by.clone()),
         email: Some(format!("{}@launchway.invalid", change.requested_by)),
@@ -202,12 +202,17 @@ async fn apply(state: &AppState, change: &Change) -> Result<String, String> {
                 &c.environment,
                 &author,
             ),
-            other => Err(format!("unknown change '{other}'")),
+            other => Err(ChangeError::Invalid(format!("unknown change '{other}'"))),
         }
     })
     .await
-    .map_err(|e| e.to_string())??
-    .ok_or_else(|| format!("{} already has this; nothing to commit", change.environment))?;
+    .map_err(|e| ChangeError::Internal(e.to_string()))??
+    .ok_or_else(|| {
+        ChangeError::Conflict(format!(
+            "{} already has this; nothing to commit",
+            change.environment
+        ))
+    })?;
     if let Some(envs) = &state.environments
         && let Ok(Some((rec, _))) = envs.ensure(&repo, None).await
     {
@@ -316,13 +321,8 @@ pub async fn change(
         let diff = match planned {
             Ok(d) => d,
             Err(e) => {
-                let status = if e.starts_with(launchway_deploy::gitops::FROZEN_REFUSAL) {
-                    StatusCode::FORBIDDEN
-                } else {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                };
                 record(&state, &caller, &action, &target, &format!("denied: {e}")).await?;
-                return Err(ApiError::new(status, e));
+                return Err(e.into());
             }
         };
         let diff: Vec<Value> = diff
@@ -394,15 +394,16 @@ async fn finish(
             ))
         }
         Err(e) => {
-            state.store.finish_change(id, "failed", &e).await?;
-            let status = if e.starts_with(launchway_deploy::gitops::FROZEN_REFUSAL) {
-                record(state, caller, action, target, &format!("denied: {e}")).await?;
-                StatusCode::FORBIDDEN
-            } else {
-                record(state, caller, action, target, &format!("failed: {e}")).await?;
-                StatusCode::UNPROCESSABLE_ENTITY
+            state
+                .store
+                .finish_change(id, "failed", &e.to_string())
+                .await?;
+            let outcome = match e {
+                ChangeError::Refused(_) => "denied",
+                _ => "failed",
             };
-            Err(ApiError::new(status, e))
+            record(state, caller, action, target, &format!("{outcome}: {e}")).await?;
+            Err(e.into())
         }
     }
 }

@@ -390,6 +390,23 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<launchway_deploy::gitops::ChangeError> for ApiError {
+    fn from(e: launchway_deploy::gitops::ChangeError) -> ApiError {
+        use launchway_deploy::gitops::ChangeError as C;
+        let status = match &e {
+            C::NotFound(_) => StatusCode::NOT_FOUND,
+            C::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            C::Refused(_) => StatusCode::FORBIDDEN,
+            C::Conflict(_) => StatusCode::CONFLICT,
+            C::Internal(_) => {
+                eprintln!("internal error: {e}");
+                return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+            }
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {
         ApiError::new(r.status(), r.body_text())

@@ -12,7 +12,8 @@
 //! reported at the file, line and column of the value that causes it.
 //! Pure: texts in, values and diagnostics out.
 
-use crate::quantity;
+pub mod quantity;
+
 use indexmap::IndexMap;
 use launchway_workflow::Diagnostic;
 use launchway_yaml::{Node, NodeKind, Span};
@@ -475,6 +476,21 @@ fn unclosed_bracket(
     open.pop()
 }
 
+/// Where environment configs live unless told otherwise.
+pub const DEFAULT_DIR: &str = "configs/environments";
+/// The shared file every environment is laid over.
+pub const BASE_FILE: &str = "_base.yaml";
+
+/// Whether `s` is a DNS-1123 label (what Kubernetes names must be).
+pub fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
 /// `[A-Za-z_][A-Za-z0-9_]*`.
 fn is_var_name(s: &str) -> bool {
     let mut b = s.bytes();
@@ -705,7 +721,7 @@ pub fn load(name: &str, own: &Source, base: Option<&Source>) -> Loaded {
 
     // namespace: a Kubernetes name as written (never rewritten)
     if let Some(ns) = env.namespace.clone()
-        && !crate::render::kubernetes::is_label(&ns)
+        && !is_label(&ns)
         && let Some((file, n)) = layers.get(&["namespace"])
     {
         let (file, span) = (file.to_string(), n.span);
