@@ -251,12 +251,7 @@ impl Layers<'_> {
         msg: String,
         hint: Option<String>,
     ) {
-        let mut d = Diagnostic::warning(code, span, msg);
-        d.hint = hint;
-        self.diags.push(FileDiagnostic {
-            file: file.to_string(),
-            diagnostic: d,
-        });
+        self.push(file, Diagnostic::warning(code, span, msg), hint);
     }
 
     fn err(
@@ -267,7 +262,10 @@ impl Layers<'_> {
         msg: String,
         hint: Option<String>,
     ) {
-        let mut d = Diagnostic::error(code, span, msg);
+        self.push(file, Diagnostic::error(code, span, msg), hint);
+    }
+
+    fn push(&mut self, file: &str, mut d: Diagnostic, hint: Option<String>) {
         d.hint = hint;
         self.diags.push(FileDiagnostic {
             file: file.to_string(),

@@ -994,7 +994,6 @@ impl Reconciler {
                     .with_message(format!("deploying {}", short(&rev))),
             );
             let started = now();
-            let (author, subject) = commit_info(&self.tracked.root, &rev);
             let result = m.local.apply(&env, self.health_timeout).await;
             let (outcome, message) = match &result {
                 Ok(_) => {
@@ -1010,20 +1009,13 @@ impl Reconciler {
                     ("failed", e.clone())
                 }
             };
-            append_history(
-                &self.data,
-                &HistoryEntry {
-                    environment: name.to_string(),
-                    revision: revision.clone(),
-                    author,
-                    subject,
-                    release: env.release.clone(),
-                    result: outcome.into(),
-                    model: model_of(&env),
-                    message: message.clone(),
-                    started_at: started,
-                    finished_at: now(),
-                },
+            self.record(
+                name,
+                revision.as_deref(),
+                &env,
+                outcome,
+                message.clone(),
+                started,
             );
             let st = self.live_status(name, m, revision, env.self_heal, SyncStatus::Synced);
             return if result.is_err() {
@@ -1049,44 +1041,17 @@ impl Reconciler {
             // to it, a revert): synced without a rollout, and recorded.
             m.failed = None;
             m.local.settle();
-            let (author, subject) = commit_info(&self.tracked.root, &rev);
-            append_history(
-                &self.data,
-                &HistoryEntry {
-                    environment: name.to_string(),
-                    revision: revision.clone(),
-                    author,
-                    subject,
-                    release: env.release.clone(),
-                    result: "succeeded".into(),
-                    model: model_of(&env),
-                    message: format!(
-                        "already serving {}",
-                        env.release.clone().unwrap_or_default()
-                    ),
-                    started_at: now(),
-                    finished_at: now(),
-                },
+            let message = format!(
+                "already serving {}",
+                env.release.clone().unwrap_or_default()
             );
+            self.record(name, revision.as_deref(), &env, "succeeded", message, now());
         }
         m.deployed_revision = revision.clone();
         if !drift.is_empty() && (forced || env.self_heal) && !m.drift_seen {
             m.drift_seen = true;
-            append_history(
-                &self.data,
-                &HistoryEntry {
-                    environment: name.to_string(),
-                    revision: revision.clone(),
-                    author: String::new(),
-                    subject: String::new(),
-                    release: env.release.clone(),
-                    result: "healed".into(),
-                    model: None,
-                    message: format!("drift: {}; restarting", drift.join(", ")),
-                    started_at: now(),
-                    finished_at: now(),
-                },
-            );
+            let message = format!("drift: {}; restarting", drift.join(", "));
+            self.record(name, revision.as_deref(), &env, "healed", message, now());
         }
         if drift.is_empty() {
             m.drift_seen = false;
@@ -1095,6 +1060,37 @@ impl Reconciler {
             let _ = m.local.redeploy(&env, self.health_timeout).await;
         }
         self.live_status(name, m, revision, env.self_heal, SyncStatus::Synced)
+    }
+
+    /// One entry of `name`'s history: who changed what (the revision's
+    /// commit), what it runs, and how it went.
+    fn record(
+        &self,
+        name: &str,
+        revision: Option<&str>,
+        env: &Environment,
+        result: &str,
+        message: String,
+        started_at: u64,
+    ) {
+        let (author, subject) = revision
+            .map(|r| commit_info(&self.tracked.root, r))
+            .unwrap_or_default();
+        append_history(
+            &self.data,
+            &HistoryEntry {
+                environment: name.to_string(),
+                revision: revision.map(str::to_string),
+                author,
+                subject,
+                release: env.release.clone(),
+                result: result.into(),
+                model: model_of(env),
+                message,
+                started_at,
+                finished_at: now(),
+            },
+        );
     }
 
     /// Opens an environment: its stable address as before (from the
