@@ -3,9 +3,12 @@
 # reconciler (`launchway sync --detach`): the time from `launchway deploy`
 # (the commit) until the environment's stable address serves the new
 # release, next to the service's own start-up (its setup command and the
-# time its process needs to answer /health), measured the same way.
+# time its process needs to answer /health), measured the same way. Then,
+# under wrk with three replicas: requests lost while the reconciler is
+# killed (-9) and started again, and while one replica is killed (-9),
+# for GET /health and for POST /predict.
 #
-#   bench/deploy.sh [ROUNDS]        (default 5; needs target/release/launchway)
+#   bench/deploy.sh [ROUNDS]        (default 5; needs target/release/launchway and wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LW=${LW:-$PWD/target/release/launchway}
@@ -59,7 +62,7 @@ for i in $(seq 1 "$ROUNDS"); do
   release_times+=("$(echo "$t1 - $t0" | bc)")
   # A configuration change of the same release (no setup).
   t0=$(now)
-  "$LW" deploy dev --set "bench_round=$i" >/dev/null
+  "$LW" deploy dev --set "env.BENCH_ROUND=$i" >/dev/null
   wait_serving "$rel" "$(git rev-parse HEAD)"
   t1=$(now)
   config_times+=("$(echo "$t1 - $t0" | bc)")
@@ -83,3 +86,53 @@ echo "commit → new release serving:        $(stats "${release_times[@]}")"
 echo "commit → config change serving:      $(stats "${config_times[@]}")"
 echo "the service's setup (train, alone):  $(stats "${setup_times[@]}")"
 echo "the service's start-up (alone):      $(stats "${start_times[@]}")"
+
+# --- Under load: three replicas, wrk against the stable address. ---------
+command -v wrk >/dev/null || { echo "wrk not installed: skipping the load measures"; exit 0; }
+"$LW" deploy dev --set replicas=3 >/dev/null
+wait_serving "$rel" "$(git rev-parse HEAD)"
+addr=$("$LW" env status --json | python3 -c "import json,sys; print([e for e in json.load(sys.stdin) if e['environment']=='dev'][0]['address'])")
+cat > "$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"instances": [{"tenure_months": 2, "monthly_charges": 95.5, "support_calls": 4, "contract": "month-to-month", "has_fiber": 1}]}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+# wrk's totals as "requests errors non2xx".
+totals() {
+  python3 -c '
+import re, sys
+t = sys.stdin.read()
+req = int(re.search(r"(\d+) requests in", t).group(1))
+err = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", t))
+m = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+print(req, err, int(m.group(1)) if m else 0)'
+}
+reconciler_pid() { head -n1 "$LAUNCHWAY_HOME"/environments/*/reconciler.pid; }
+replica_pid() {
+  "$LW" env status --json | python3 -c "import json,sys; print([e for e in json.load(sys.stdin) if e['environment']=='dev'][0]['replicas'][$1]['pid'])"
+}
+# $1: what, $2: wrk script ('' for GET /health), $3: the disruption (a function)
+under_load() {
+  local url="$addr/health" script=()
+  if [ -n "$2" ]; then url="$addr/predict"; script=(-s "$2"); fi
+  wrk -t2 -c8 -d10s --timeout 5s "${script[@]}" "$url" > "$work/wrk.out" 2>&1 &
+  local w=$!
+  sleep 2
+  "$3"
+  wait "$w"
+  read -r req err non2xx < <(totals < "$work/wrk.out")
+  printf '%-52s %7s requests, %s socket errors, %s non-2xx\n' "$1:" "$req" "$err" "$non2xx"
+}
+kill_and_restart_reconciler() {
+  kill -9 "$(reconciler_pid)"
+  sleep 3
+  "$LW" sync --detach >/dev/null
+}
+kill_one_replica() {
+  kill -9 "$(replica_pid 0)"
+}
+settle() { wait_serving "$rel"; sleep 1; }
+under_load "reconciler killed -9 and restarted, GET" "" kill_and_restart_reconciler; settle
+under_load "reconciler killed -9 and restarted, POST" "$work/post.lua" kill_and_restart_reconciler; settle
+under_load "one of three replicas killed -9, GET" "" kill_one_replica; settle
+under_load "one of three replicas killed -9, POST" "$work/post.lua" kill_one_replica; settle
