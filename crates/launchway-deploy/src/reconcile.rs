@@ -129,7 +129,8 @@ pub struct HistoryEntry {
     pub author: String,
     pub subject: String,
     pub release: Option<String>,
-    /// `succeeded`, `failed`, `healed`, `removed` or `prune-refused`.
+    /// `succeeded`, `failed`, `healed`, `removed`, `invalid` or
+    /// `prune-refused`.
     pub result: String,
     /// The model pinned (`name@version`), for a deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -883,6 +884,30 @@ impl Reconciler {
                 d.diagnostic.span.start.col,
                 d.diagnostic.message
             );
+            // Recorded once per revision: the history says why git and
+            // what runs differ.
+            let last = history(&self.data, name).pop();
+            if last.is_none_or(|h| h.result != "invalid" || h.revision != revision) {
+                let (author, subject) = revision
+                    .as_deref()
+                    .map(|r| commit_info(&self.tracked.root, r))
+                    .unwrap_or_default();
+                append_history(
+                    &self.data,
+                    &HistoryEntry {
+                        environment: name.to_string(),
+                        revision: revision.clone(),
+                        author,
+                        subject,
+                        release: slot.as_ref().and_then(|m| m.local.deployed_release()),
+                        result: "invalid".into(),
+                        model: None,
+                        message: msg.clone(),
+                        started_at: now(),
+                        finished_at: now(),
+                    },
+                );
+            }
             return self.with_live(slot.as_ref(), name, revision, SyncStatus::OutOfSync, &msg);
         }
         let Some(env) = loaded.environment else {

@@ -1049,6 +1049,17 @@ fn rollback_goes_to_the_last_version_that_served() {
         vec!["succeeded", "failed", "succeeded"]
     );
     let _ = good;
+    // A hand edit that pins a model version the registry lacks is not
+    // deployed (it would serve without its model); what runs stays.
+    let file = repo.join("configs/environments/rb.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("model_version: 1", "model_version: 999")).unwrap();
+    git(&repo, &["commit", "-qam", "pin a model that does not exist"]);
+    let st = wait_status(&home, &repo, "rb", "refused", |s| {
+        s["message"].as_str().unwrap_or("").contains("no version 999")
+    });
+    assert_eq!(st["sync"], "OutOfSync", "{st}");
+    assert_eq!(st["model"], "Churn@1", "{st}");
 }
 
 /// A tag written by hand in `release:` is pinned to its commit when the
@@ -1096,5 +1107,126 @@ fn a_moved_tag_is_noticed_and_an_unfollowed_branch_is_warned_about() {
     assert!(
         err.contains("warning: the reconciler here follows") && err.contains("not 'environments'"),
         "{err}"
+    );
+}
+
+fn dataplane_pid(home: &Path) -> u32 {
+    for e in std::fs::read_dir(home.join("environments"))
+        .unwrap()
+        .flatten()
+    {
+        if let Ok(t) = std::fs::read_to_string(e.path().join("dataplane.pid")) {
+            return t.trim().parse().unwrap();
+        }
+    }
+    panic!("no dataplane.pid under {}", home.display());
+}
+
+/// Status and history follow every transition, and each reason stays
+/// until the state changes: an invalid commit (what runs stays), scale to
+/// zero and back, a data plane killed outright (started again on the same
+/// address), a move to another target (the local replicas stop).
+#[test]
+fn status_and_history_follow_every_transition() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(tmp.path(), "life", 1, "");
+    let v1 = deploy_with(&home, &repo, "life");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "life", "served", |s| serving(s, &v1));
+    let addr = st["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let file = repo.join("configs/environments/life.yaml");
+    let edit = |from: &str, to: &str, msg: &str| {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains(from), "{text}");
+        std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
+        git(&repo, &["commit", "-qam", msg]);
+    };
+    let last = || {
+        let (_, hist, _) = lw(&home, &repo, &["env", "history", "life", "--json"]);
+        let hist: Value = serde_json::from_str(&hist).unwrap();
+        hist.as_array().unwrap().last().unwrap().clone()
+    };
+
+    edit("replicas: 1", "replicas: -3", "invalid");
+    wait_status(&home, &repo, "life", "invalid", |s| {
+        s["sync"] == "OutOfSync"
+            && s["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("invalid at")
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let st = status(&home, &repo, "life");
+    assert!(
+        st["message"].as_str().unwrap().starts_with("invalid at"),
+        "the reason stays: {st}"
+    );
+    assert_eq!(last()["result"], "invalid");
+    assert_eq!(get(&addr, "/").unwrap(), "v1", "what runs stays");
+
+    edit("replicas: -3", "replicas: 0", "scale to zero");
+    let st = wait_status(&home, &repo, "life", "scaled to zero", |s| {
+        s["sync"] == "Synced" && s["replicas"].as_array().is_some_and(Vec::is_empty)
+    });
+    assert_eq!(st["health"], "Healthy", "{st}");
+    assert!(replica_processes("life").is_empty());
+    assert!(
+        get(&addr, "/").unwrap_err().contains("503"),
+        "nothing serves"
+    );
+
+    edit("replicas: 0", "replicas: 1", "scale up");
+    wait_status(&home, &repo, "life", "scaled up", |s| {
+        s["sync"] == "Synced"
+            && s["health"] == "Healthy"
+            && s["replicas"].as_array().is_some_and(|r| r.len() == 1)
+    });
+    assert_eq!(get(&addr, "/").unwrap(), "v1");
+
+    // The data plane killed outright: the reconciler starts another on
+    // the same address and routes it again.
+    kill(u64::from(dataplane_pid(&home)), "-KILL");
+    let start = Instant::now();
+    while get(&addr, "/").ok().as_deref() != Some("v1") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the address never came back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    edit(
+        "replicas: 1",
+        "replicas: 1\ntarget: kubernetes\nimage: x/y:1",
+        "to the cluster",
+    );
+    let st = wait_status(&home, &repo, "life", "moved", |s| s["sync"] == "Unknown");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("target kubernetes"),
+        "{st}"
+    );
+    let start = Instant::now();
+    while !replica_processes("life").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "local replicas left running"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let h = last();
+    assert_eq!(h["result"], "removed", "{h}");
+    assert!(
+        h["message"].as_str().unwrap().contains("target changed"),
+        "{h}"
     );
 }
