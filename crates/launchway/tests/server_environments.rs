@@ -323,6 +323,8 @@ jobs:
     drop(server);
     let replica = format!("http://127.0.0.1:{}", prod["replicas"][0]["port"]);
     assert_eq!(http(&replica, "/"), "v1");
+    // The stable address too: it lives in the data plane, not the server.
+    assert_eq!(http(&prod_address, "/"), "v1");
     let (_server, base, _) = start(&data);
     let prod2 = wait_status(&base, &token, "prod", |s| {
         s["health"] == "Healthy" && s["message"].as_str().unwrap_or("").contains("adopted")
