@@ -1053,10 +1053,20 @@ fn rollback_goes_to_the_last_version_that_served() {
     // deployed (it would serve without its model); what runs stays.
     let file = repo.join("configs/environments/rb.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replace("model_version: 1", "model_version: 999")).unwrap();
-    git(&repo, &["commit", "-qam", "pin a model that does not exist"]);
+    std::fs::write(
+        &file,
+        text.replace("model_version: 1", "model_version: 999"),
+    )
+    .unwrap();
+    git(
+        &repo,
+        &["commit", "-qam", "pin a model that does not exist"],
+    );
     let st = wait_status(&home, &repo, "rb", "refused", |s| {
-        s["message"].as_str().unwrap_or("").contains("no version 999")
+        s["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no version 999")
     });
     assert_eq!(st["sync"], "OutOfSync", "{st}");
     assert_eq!(st["model"], "Churn@1", "{st}");
