@@ -13,6 +13,7 @@
 //! Pure: texts in, values and diagnostics out.
 
 pub mod quantity;
+pub mod strategy;
 
 use indexmap::IndexMap;
 use launchway_workflow::Diagnostic;
@@ -39,6 +40,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "self_heal",
     "env",
     "strategy",
+    "analysis_templates",
 ];
 
 /// Variables Launchway sets for every replica itself: `env:` cannot.
@@ -179,6 +181,10 @@ pub struct Environment {
     /// as JSON).
     pub config: IndexMap<String, String>,
     pub protection: Protection,
+    /// How a new release takes traffic (canary, blue-green, all at once).
+    pub strategy: strategy::Strategy,
+    /// What analysis steps measure, by name.
+    pub analysis_templates: std::collections::BTreeMap<String, strategy::AnalysisTemplate>,
     /// The merged document, for `env show` and `env diff`.
     pub merged: serde_json::Value,
 }
@@ -574,6 +580,8 @@ pub fn load(name: &str, own: &Source, base: Option<&Source>) -> Loaded {
         self_heal: layers.boolean(&["self_heal"]).unwrap_or(true),
         config: IndexMap::new(),
         protection: Protection::default(),
+        strategy: strategy::Strategy::default(),
+        analysis_templates: std::collections::BTreeMap::new(),
         merged: layers.merged(),
     };
     env.protection = Protection::of(&env.merged);
@@ -834,19 +842,10 @@ pub fn load(name: &str, own: &Source, base: Option<&Source>) -> Loaded {
         );
     }
 
-    // strategy: reserved for progressive delivery.
-    if let Some((file, n)) = layers.get(&["strategy"]) {
-        let (file, span) = (file.to_string(), n.span);
-        layers.keys(&["strategy"], &["canary", "blue_green", "blueGreen"]);
-        layers.warn(
-            &file,
-            span,
-            "not-applied",
-            "strategy is not applied by this version: a release switches all at once once healthy"
-                .into(),
-            None,
-        );
-    }
+    // strategy and the analysis it runs
+    let (strategy, templates) = strategy::read(&mut layers);
+    env.strategy = strategy;
+    env.analysis_templates = templates;
 
     // What the service gets as configuration.
     for key in [
@@ -1139,12 +1138,6 @@ autoscaling: {enabled: true, min_replicas: 3, max_replicas: 10, target_cpu_perce
             warnings.iter().any(|(m, _)| m.contains("'path'")),
             "{warnings:?}"
         );
-        assert!(
-            warnings
-                .iter()
-                .any(|(m, _)| m.starts_with("strategy is not applied")),
-            "{warnings:?}"
-        );
         let codes: Vec<&str> = l
             .diagnostics
             .iter()
@@ -1176,6 +1169,89 @@ autoscaling: {enabled: true, min_replicas: 3, max_replicas: 10, target_cpu_perce
             "{:?}",
             l.diagnostics
         );
+    }
+
+    /// The issue's own example, both spellings, and the mistakes a user
+    /// makes, each at its place.
+    #[test]
+    fn canary_and_blue_green_strategies_with_their_templates() {
+        use strategy::{OnFailure, Provider, Step, Strategy};
+        let text = "strategy:
+  canary:
+    steps:
+      - set_weight: 5
+      - pause: {duration: 30s}
+      - analysis: {templates: [error-rate]}
+      - setWeight: 25
+      - pause: {}
+      - set_weight: 100
+    analysis: {templates: [error-rate], start_at_step: 1}
+    on_failure: hold
+    canary_replicas: 2
+analysis_templates:
+  error-rate:
+    provider: builtin
+    metric: error_rate
+    interval: 10s
+    count: 6
+    failure_limit: 1
+    success_condition: result < 0.05
+";
+        let l = load("prod", &src("prod.yaml", text), None);
+        assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+        let e = l.environment.unwrap();
+        let Strategy::Canary(c) = &e.strategy else {
+            panic!("{:?}", e.strategy)
+        };
+        assert_eq!(
+            c.steps,
+            vec![
+                Step::SetWeight(5),
+                Step::Pause(Some(std::time::Duration::from_secs(30))),
+                Step::Analysis(vec!["error-rate".into()]),
+                Step::SetWeight(25),
+                Step::Pause(None),
+                Step::SetWeight(100),
+            ]
+        );
+        assert_eq!(c.on_failure, OnFailure::Hold);
+        assert_eq!(c.canary_replicas, 2);
+        assert_eq!(c.background, Some((vec!["error-rate".into()], 1)));
+        let t = &e.analysis_templates["error-rate"];
+        assert_eq!(
+            (t.provider, t.count, t.failure_limit),
+            (Provider::Builtin, 6, 1)
+        );
+        assert!(!e.config.contains_key("STRATEGY"));
+
+        let bg = load(
+            "prod",
+            &src(
+                "prod.yaml",
+                "strategy: {blueGreen: {autoPromotionEnabled: false, scaleDownDelaySeconds: 45}}\n",
+            ),
+            None,
+        );
+        assert!(bg.diagnostics.is_empty(), "{:?}", bg.diagnostics);
+        let Strategy::BlueGreen(b) = bg.environment.unwrap().strategy else {
+            panic!()
+        };
+        assert!(!b.auto_promote);
+        assert_eq!(b.scale_down_delay, std::time::Duration::from_secs(45));
+
+        let bad = load(
+            "prod",
+            &src(
+                "prod.yaml",
+                "strategy:\n  canary:\n    steps:\n      - set_weight: 150\n      - wait: 3\n      - analysis: {templates: [nope]}\n      - pause: {duration: soon}\nanalysis_templates:\n  x: {metric: error_rate, success_condition: result ~ 1}\n",
+            ),
+            None,
+        );
+        let e = errors(&bad);
+        let at: Vec<(u32, u32)> = e.iter().map(|d| (d.2, d.3)).collect();
+        for want in [(4, 21), (5, 9), (6, 32), (7, 27), (9, 46)] {
+            assert!(at.contains(&want), "{want:?} not in {:?}", bad.diagnostics);
+        }
     }
 
     #[test]
