@@ -306,6 +306,7 @@ impl LocalEnvironment {
             .call(&Request::Route {
                 environment: self.name.clone(),
                 backends: specs.clone(),
+                canary: None,
             })
             .await?;
         if let Ok(mut r) = self.routed.lock() {

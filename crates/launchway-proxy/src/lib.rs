@@ -30,6 +30,16 @@ pub const MAX_BODY: usize = 16 << 20;
 /// How long a backend that refused a connection is skipped.
 const EJECTION: Duration = Duration::from_secs(2);
 
+/// The latency histogram's bucket bounds, in seconds (Prometheus'
+/// `le` labels); a last, implicit bucket is `+Inf`.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// The request header that pins a request to one side of a canary:
+/// `always` (the canary) or `never` (the stable revision) — for testers.
+pub const CANARY_HEADER: &str = "x-launchway-canary";
+
 pub mod plane;
 
 /// One replica: where it listens, its share of traffic, what it runs.
@@ -47,6 +57,10 @@ pub struct Backend {
     /// (passive ejection — a dead replica leaves rotation at once, with
     /// or without a control plane to tell).
     ejected_until: Mutex<Option<Instant>>,
+    /// Answered requests by duration (cumulative counts per bucket of
+    /// [`LATENCY_BUCKETS`], then `+Inf`), and their total in microseconds.
+    latency: [AtomicU64; 13],
+    latency_sum_us: AtomicU64,
 }
 
 impl Backend {
@@ -60,7 +74,34 @@ impl Backend {
             errors: AtomicU64::new(0),
             pool: Mutex::new(Vec::new()),
             ejected_until: Mutex::new(None),
+            latency: Default::default(),
+            latency_sum_us: AtomicU64::new(0),
         })
+    }
+
+    /// The latency histogram: count per bucket (not cumulative; the last
+    /// is `+Inf`) and the sum in seconds.
+    pub fn latency(&self) -> (Vec<u64>, f64) {
+        (
+            self.latency
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect(),
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+        )
+    }
+
+    fn observe(&self, took: Duration) {
+        let s = took.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency[i].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// Requests routed to it and how many failed (5xx or unreachable).
@@ -141,6 +182,8 @@ impl Drop for InFlight {
 struct Route {
     backends: Vec<Arc<Backend>>,
     total: u64,
+    /// The canary's revision, for [`CANARY_HEADER`].
+    canary: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -156,8 +199,23 @@ impl Proxy {
 
     /// Replaces the backends; returns the ones taken out (to `drain`).
     pub fn set_backends(&self, backends: Vec<Arc<Backend>>) -> Vec<Arc<Backend>> {
+        self.set_route(backends, None)
+    }
+
+    /// Replaces the backends and names the canary's revision (requests
+    /// with [`CANARY_HEADER`] go to it, or away from it, whatever the
+    /// weights); returns the backends taken out (to `drain`).
+    pub fn set_route(
+        &self,
+        backends: Vec<Arc<Backend>>,
+        canary: Option<String>,
+    ) -> Vec<Arc<Backend>> {
         let total = backends.iter().map(|b| u64::from(b.weight)).sum();
-        let new = Arc::new(Route { backends, total });
+        let new = Arc::new(Route {
+            backends,
+            total,
+            canary,
+        });
         let old = match self.route.write() {
             Ok(mut r) => std::mem::replace(&mut *r, new),
             Err(_) => return Vec::new(),
@@ -187,6 +245,22 @@ impl Proxy {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         true
+    }
+
+    /// The next backend for a request that asks for one side of the
+    /// canary (`always`: the canary, `never`: anything else).
+    fn pick_side(&self, canary: bool, avoid: Option<&Arc<Backend>>) -> Option<Arc<Backend>> {
+        let route = self.route.read().ok()?.clone();
+        let want = route.canary.as_deref()?;
+        let side: Vec<&Arc<Backend>> = route
+            .backends
+            .iter()
+            .filter(|b| (b.revision == want) == canary)
+            .filter(|b| !avoid.is_some_and(|a| Arc::ptr_eq(a, b)))
+            .collect();
+        let n = u64::try_from(side.len()).ok().filter(|n| *n > 0)?;
+        let i = self.counter.fetch_add(1, Ordering::Relaxed) % n;
+        side.get(usize::try_from(i).ok()?).map(|b| (*b).clone())
     }
 
     /// The next backend by weight, skipping `avoid` and, while another
@@ -223,6 +297,10 @@ impl Proxy {
             .or(fallback)
     }
 
+    fn has_canary(&self) -> bool {
+        self.route.read().is_ok_and(|r| r.canary.is_some())
+    }
+
     /// Prometheus text: requests and errors per revision and replica.
     pub fn metrics_text(&self, environment: &str) -> String {
         let mut out = String::from(
@@ -246,6 +324,27 @@ impl Proxy {
                 b.errors.load(Ordering::Relaxed)
             ));
         }
+        out.push_str("# HELP launchway_request_duration_seconds Time to a replica's answer, by revision and replica.\n# TYPE launchway_request_duration_seconds histogram\n");
+        for b in &bs {
+            let (counts, sum) = b.latency();
+            let labels = format!(
+                "environment=\"{environment}\",revision=\"{}\",replica=\"{}\"",
+                b.revision, b.addr
+            );
+            let mut cumulative = 0;
+            for (i, c) in counts.iter().enumerate() {
+                cumulative += c;
+                let le = LATENCY_BUCKETS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+                out.push_str(&format!(
+                    "launchway_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}\n"
+                ));
+            }
+            out.push_str(&format!(
+                "launchway_request_duration_seconds_sum{{{labels}}} {sum}\nlaunchway_request_duration_seconds_count{{{labels}}} {cumulative}\n"
+            ));
+        }
         out
     }
 
@@ -258,6 +357,7 @@ impl Proxy {
         b.in_flight.fetch_add(1, Ordering::SeqCst);
         let _guard = InFlight(b.clone());
         b.requests.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let mut sender = b.connection().await.map_err(|e| {
             b.errors.fetch_add(1, Ordering::Relaxed);
             b.eject(EJECTION);
@@ -290,6 +390,7 @@ impl Proxy {
         if rparts.status.is_server_error() {
             b.errors.fetch_add(1, Ordering::Relaxed);
         }
+        b.observe(started.elapsed());
         if let Ok(mut p) = b.pool.lock() {
             p.push(sender);
         }
@@ -303,7 +404,21 @@ impl Proxy {
             Ok(b) => b.to_bytes(),
             Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
         };
-        let Some(first) = self.pick(None) else {
+        let side = parts
+            .headers
+            .get(CANARY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| match v.trim() {
+                "always" => Some(true),
+                "never" => Some(false),
+                _ => None,
+            });
+        let choose = |avoid: Option<&Arc<Backend>>| match side {
+            // Only while a canary runs; otherwise the header means nothing.
+            Some(canary) if self.has_canary() => self.pick_side(canary, avoid),
+            _ => self.pick(avoid),
+        };
+        let Some(first) = choose(None) else {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "no replica is serving");
         };
         match self.forward(&first, &parts, &body).await {
@@ -315,7 +430,7 @@ impl Proxy {
                 );
                 let unsent = matches!(e, Failure::Unsent(_));
                 if (unsent || idempotent)
-                    && let Some(second) = self.pick(Some(&first))
+                    && let Some(second) = choose(Some(&first))
                     && let Ok(r) = self.forward(&second, &parts, &body).await
                 {
                     return r;
@@ -378,6 +493,37 @@ mod tests {
         assert!(p.pick(Some(&b)).is_none(), "nothing else to pick");
         p.set_backends(Vec::new());
         assert!(p.pick(None).is_none());
+    }
+
+    #[test]
+    fn the_canary_header_picks_a_side_and_latency_is_bucketed() {
+        let p = Proxy::default();
+        let stable = Backend::new("127.0.0.1:1".parse().unwrap(), 95, "v1");
+        let canary = Backend::new("127.0.0.1:2".parse().unwrap(), 5, "v2");
+        p.set_route(vec![stable.clone(), canary.clone()], Some("v2".into()));
+        for _ in 0..20 {
+            assert!(Arc::ptr_eq(&p.pick_side(true, None).unwrap(), &canary));
+            assert!(Arc::ptr_eq(&p.pick_side(false, None).unwrap(), &stable));
+        }
+        assert!(
+            p.pick_side(true, Some(&canary)).is_none(),
+            "no other canary"
+        );
+        p.set_backends(vec![stable.clone()]);
+        assert!(!p.has_canary());
+        stable.observe(Duration::from_millis(3));
+        stable.observe(Duration::from_millis(3));
+        stable.observe(Duration::from_secs(20));
+        let (counts, sum) = stable.latency();
+        assert_eq!(counts[2], 2, "3 ms is in the 5 ms bucket: {counts:?}");
+        assert_eq!(counts[12], 1, "20 s is +Inf");
+        assert!((sum - 20.006).abs() < 1e-3, "{sum}");
+        let text = p.metrics_text("dev");
+        assert!(
+            text.contains("launchway_request_duration_seconds_bucket{environment=\"dev\",revision=\"v1\",replica=\"127.0.0.1:1\",le=\"0.005\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("le=\"+Inf\"} 3"), "{text}");
     }
 
     /// A POST to a replica that refuses connections goes to another one

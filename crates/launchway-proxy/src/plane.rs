@@ -73,10 +73,13 @@ pub enum Request {
         environment: String,
         listen: String,
     },
-    /// Replaces the environment's backends atomically.
+    /// Replaces the environment's backends atomically; `canary` names the
+    /// revision a canary header selects.
     Route {
         environment: String,
         backends: Vec<BackendSpec>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        canary: Option<String>,
     },
     /// Waits until backends taken out of the route finished their
     /// requests (or the timeout): `drained` says which.
@@ -129,6 +132,13 @@ pub struct BackendStatus {
     pub in_flight: usize,
     pub requests: u64,
     pub errors: u64,
+    /// Answers by duration: a count per bucket of
+    /// [`crate::LATENCY_BUCKETS`] then `+Inf` (not cumulative).
+    #[serde(default)]
+    pub latency: Vec<u64>,
+    /// The answers' total duration, in seconds.
+    #[serde(default)]
+    pub latency_sum: f64,
 }
 
 fn error(e: impl std::fmt::Display) -> Reply {
@@ -176,7 +186,8 @@ impl Plane {
             Request::Route {
                 environment,
                 backends,
-            } => self.route(&environment, backends),
+                canary,
+            } => self.route(&environment, backends, canary),
             Request::Drain {
                 environment,
                 timeout_ms,
@@ -275,7 +286,7 @@ impl Plane {
         }
     }
 
-    fn route(&self, environment: &str, specs: Vec<BackendSpec>) -> Reply {
+    fn route(&self, environment: &str, specs: Vec<BackendSpec>, canary: Option<String>) -> Reply {
         let Ok(mut sites) = self.sites.lock() else {
             return error("state unavailable");
         };
@@ -296,7 +307,7 @@ impl Plane {
                     .unwrap_or_else(|| Backend::new(s.addr, s.weight, &s.revision))
             })
             .collect();
-        let out = site.proxy.set_backends(backends);
+        let out = site.proxy.set_route(backends, canary);
         site.retired.extend(out);
         ok()
     }
@@ -316,7 +327,10 @@ impl Plane {
                     .iter()
                     .map(|b| {
                         let (requests, errors) = b.counts();
+                        let (latency, latency_sum) = b.latency();
                         BackendStatus {
+                            latency,
+                            latency_sum,
                             addr: b.addr,
                             weight: b.weight,
                             revision: b.revision.clone(),
@@ -622,6 +636,7 @@ mod tests {
         c.call(&Request::Route {
             environment: "dev".into(),
             backends: vec![spec.clone()],
+            canary: None,
         })
         .await
         .unwrap();
@@ -631,7 +646,8 @@ mod tests {
         assert!(matches!(
             c.call(&Request::Route {
                 environment: "nope".into(),
-                backends: vec![]
+                backends: vec![],
+                canary: None,
             })
             .await,
             Err(PlaneError::Refused(_))
