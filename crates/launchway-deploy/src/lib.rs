@@ -6,6 +6,7 @@
 
 pub use launchway_config as config;
 pub use launchway_config::quantity;
+pub mod analysis;
 pub mod dataplane;
 pub mod diff;
 pub mod edit;
