@@ -714,7 +714,7 @@ fn verdicts(place: &Place, env: &str, path: &str) -> BTreeMap<String, Verdict> {
             "succeeded" => {
                 out.insert(blob, Verdict::Served);
             }
-            "failed" if out.get(&blob) != Some(&Verdict::Served) => {
+            "failed" | "aborted" if out.get(&blob) != Some(&Verdict::Served) => {
                 out.insert(blob, Verdict::Failed(h.message.clone()));
             }
             _ => {}
@@ -733,6 +733,34 @@ pub fn rollback(
     env: &str,
     to: Option<&str>,
     author: &Author,
+) -> Result<Option<String>, ChangeError> {
+    rollback_with(place, env, to, author, None)
+}
+
+/// The revert a rollout makes when its analysis fails (`on_failure:
+/// revert`): a rollback to the last version that served, whose message
+/// says why — so git says what runs.
+pub fn revert_after_abort(
+    place: &Place,
+    env: &str,
+    why: &str,
+    author: &Author,
+) -> Result<Option<String>, ChangeError> {
+    rollback_with(
+        place,
+        env,
+        None,
+        author,
+        Some(&format!("rollback {env}: canary aborted: {why}")),
+    )
+}
+
+fn rollback_with(
+    place: &Place,
+    env: &str,
+    to: Option<&str>,
+    author: &Author,
+    message: Option<&str>,
 ) -> Result<Option<String>, ChangeError> {
     let tree = place.tree()?;
     let rel = file_of(&tree, &place.dir, env).map_err(ChangeError::NotFound)?;
@@ -835,7 +863,7 @@ pub fn rollback(
         env,
         &rel,
         &old,
-        &format!("rollback {env} to {short}"),
+        &message.map_or_else(|| format!("rollback {env} to {short}"), str::to_string),
         author,
     )
 }

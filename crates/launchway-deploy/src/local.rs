@@ -20,6 +20,65 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
+mod canary;
+pub use canary::{Command as RolloutCommand, RolloutStatus, read_status as read_rollout};
+
+/// What the data plane should route to: the serving replicas of what
+/// runs and, during a canary, the canary's at its weight — exact over
+/// each cycle whatever the replica counts (stable replicas weigh
+/// `(100 - w) × canaries`, canaries `w × stables`).
+fn routes_of(s: &State) -> (Vec<BackendSpec>, Option<String>) {
+    let spec = |r: &Replica, weight: u32, label: &str| BackendSpec {
+        addr: SocketAddr::from(([127, 0, 0, 1], r.port)),
+        weight,
+        revision: label.to_string(),
+    };
+    let stable_label = s.desired.as_ref().map(label).unwrap_or_default();
+    let stable: Vec<&Replica> = s.replicas.iter().filter(|r| r.serving).collect();
+    let Some(c) = &s.canary else {
+        return (
+            stable.iter().map(|r| spec(r, 1, &stable_label)).collect(),
+            None,
+        );
+    };
+    let canary_label = label(&c.desired);
+    let canaries: Vec<&Replica> = c.replicas.iter().filter(|r| r.serving).collect();
+    let (n, m) = (
+        u32::try_from(stable.len()).unwrap_or(u32::MAX),
+        u32::try_from(canaries.len()).unwrap_or(u32::MAX),
+    );
+    let specs = if m == 0 || c.weight == 0 {
+        stable.iter().map(|r| spec(r, 1, &stable_label)).collect()
+    } else if n == 0 || c.weight >= 100 {
+        canaries.iter().map(|r| spec(r, 1, &canary_label)).collect()
+    } else {
+        stable
+            .iter()
+            .map(|r| spec(r, (100 - c.weight) * m, &stable_label))
+            .chain(
+                canaries
+                    .iter()
+                    .map(|r| spec(r, c.weight * n, &canary_label)),
+            )
+            .collect()
+    };
+    (specs, Some(canary_label))
+}
+
+/// A revision's label in routes and metrics: its release and a digest of
+/// everything else it runs with (a configuration change is a revision too).
+fn label(d: &Desired) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(serde_json::to_vec(d).unwrap_or_default());
+    format!(
+        "{}-{:02x}{:02x}{:02x}",
+        &d.release[..d.release.len().min(12)],
+        digest[0],
+        digest[1],
+        digest[2]
+    )
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
     Progressing,
@@ -131,6 +190,8 @@ struct State {
     /// Replicas of a release being started and not yet proven healthy:
     /// saved before they run so a successor stops them if we die.
     starting: Vec<(u32, u64)>,
+    /// A canary of the next release, taking `weight` percent.
+    canary: Option<canary::CanarySet>,
 }
 
 /// One environment on this machine.
@@ -143,7 +204,7 @@ pub struct LocalEnvironment {
     address: Mutex<SocketAddr>,
     /// What the data plane was last told to route, and to which of its
     /// processes (a new one is told again).
-    routed: Mutex<(u64, Vec<BackendSpec>)>,
+    routed: Mutex<(u64, Vec<BackendSpec>, Option<String>)>,
     /// Held while a route is computed and sent: the later sender always
     /// sends the later state (a rollout's switch is never undone by a
     /// supervision tick that read the state before it).
@@ -161,6 +222,13 @@ pub struct LocalEnvironment {
     /// Its file has `protection:` rules (saved, for the prune guard of a
     /// successor that finds the file gone).
     protected: std::sync::atomic::AtomicBool,
+    /// The progressive rollout in progress or last finished.
+    rollout: Mutex<Option<canary::RolloutStatus>>,
+    /// `rollout promote|abort` waiting for the rollout to read them.
+    control: Mutex<Vec<canary::Command>>,
+    /// Why the last rollout was aborted and what its strategy asks for
+    /// next (for the reconciler: a revert commit, or hold).
+    last_abort: Mutex<Option<(String, crate::config::strategy::OnFailure)>>,
 }
 
 fn free_port() -> Result<u16, String> {
@@ -207,7 +275,10 @@ impl LocalEnvironment {
             name: name.to_string(),
             repo: repo.to_path_buf(),
             data: data.to_path_buf(),
-            routed: Mutex::new((plane.generation(), Vec::new())),
+            routed: Mutex::new((plane.generation(), Vec::new(), None)),
+            rollout: Mutex::new(None),
+            control: Mutex::new(Vec::new()),
+            last_abort: Mutex::new(None),
             routing: tokio::sync::Mutex::new(()),
             plane,
             address: Mutex::new(address),
@@ -228,6 +299,7 @@ impl LocalEnvironment {
                 release_dir: None,
                 retiring: Vec::new(),
                 starting: Vec::new(),
+                canary: None,
             }),
         });
         let watch = env.clone();
@@ -262,23 +334,8 @@ impl LocalEnvironment {
     /// differs from what it was told, or it is a new data plane).
     async fn route(&self) -> Result<(), String> {
         let _one_at_a_time = self.routing.lock().await;
-        let specs: Vec<BackendSpec> = match self.state.lock() {
-            Ok(s) => {
-                let release = s
-                    .desired
-                    .as_ref()
-                    .map(|d| d.release.clone())
-                    .unwrap_or_default();
-                s.replicas
-                    .iter()
-                    .filter(|r| r.serving)
-                    .map(|r| BackendSpec {
-                        addr: SocketAddr::from(([127, 0, 0, 1], r.port)),
-                        weight: 1,
-                        revision: release.clone(),
-                    })
-                    .collect()
-            }
+        let (specs, canary_label) = match self.state.lock() {
+            Ok(s) => routes_of(&s),
             Err(_) => return Err("state unavailable".into()),
         };
         self.plane.ensure().await?;
@@ -286,7 +343,7 @@ impl LocalEnvironment {
         let same = self
             .routed
             .lock()
-            .map(|r| r.0 == generation && r.1 == specs)
+            .map(|r| r.0 == generation && r.1 == specs && r.2 == canary_label)
             .unwrap_or(false);
         if same {
             return Ok(());
@@ -306,11 +363,11 @@ impl LocalEnvironment {
             .call(&Request::Route {
                 environment: self.name.clone(),
                 backends: specs.clone(),
-                canary: None,
+                canary: canary_label.clone(),
             })
             .await?;
         if let Ok(mut r) = self.routed.lock() {
-            *r = (generation, specs);
+            *r = (generation, specs, canary_label);
         }
         Ok(())
     }
@@ -423,17 +480,35 @@ impl LocalEnvironment {
 
     /// Brings the environment to `env`'s desired state. Returns once the
     /// new replicas serve (or the attempt failed, the old still serving).
-    pub async fn apply(&self, env: &Environment, timeout: Duration) -> Result<Status, String> {
+    pub async fn apply(
+        self: &Arc<Self>,
+        env: &Environment,
+        timeout: Duration,
+    ) -> Result<Status, String> {
         let desired = self.desired_of(env)?;
-        if self
+        let (same, serving) = self
             .state
             .lock()
-            .is_ok_and(|s| s.desired.as_ref() == Some(&desired))
-        {
+            .map(|s| {
+                (
+                    s.desired.as_ref() == Some(&desired),
+                    s.desired.is_some() && s.replicas.iter().any(|r| r.serving),
+                )
+            })
+            .unwrap_or((false, false));
+        if same {
             self.settle();
             return Ok(self.status());
         }
-        self.roll_out(desired, timeout).await
+        match &env.strategy {
+            // A canary needs something stable to compare with; the first
+            // release (or one after an outage) goes all at once.
+            crate::config::strategy::Strategy::Canary(c) if serving && desired.replicas > 0 => {
+                self.roll_out_canary(desired, c, &env.analysis_templates, timeout)
+                    .await
+            }
+            _ => self.roll_out(desired, timeout).await,
+        }
     }
 
     /// Git asks for what already runs: a failure reported earlier is
@@ -569,27 +644,20 @@ impl LocalEnvironment {
         self.heal.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Starts `desired`'s replicas, switches traffic once all are healthy,
-    /// drains and stops the previous ones. At every point a crash can
-    /// leave, the state file says which processes serve (`replicas`),
-    /// which are unproven (`starting`) and which are on their way out
-    /// (`retiring`), so a successor never stops what serves before
-    /// something new is healthy, and adopts or stops everything else.
-    async fn roll_out(&self, desired: Desired, timeout: Duration) -> Result<Status, String> {
-        self.set_status(
-            Health::Progressing,
-            None,
-            &format!("deploying {}", desired.release),
-        );
-        let dir = match self.prepare(&desired).await {
-            Ok(d) => d,
-            Err(e) => return Err(self.failed(&e)),
-        };
-        // Start the new replicas and wait until every one answers.
+    /// Starts replicas `indexes` of `desired` (saved as `starting` while
+    /// unproven) and waits until every one answers its health check;
+    /// stops them all if one exits first or the time runs out.
+    async fn start_healthy(
+        &self,
+        desired: &Desired,
+        dir: &Path,
+        indexes: std::ops::Range<usize>,
+        timeout: Duration,
+    ) -> Result<Vec<Replica>, String> {
         let mut fresh = Vec::new();
-        for i in 0..desired.replicas as usize {
+        for i in indexes {
             let started = free_port().and_then(|port| {
-                let child = self.spawn(&desired, &dir, port, i)?;
+                let child = self.spawn(desired, dir, port, i)?;
                 Ok((port, child))
             });
             let (port, child) = match started {
@@ -597,7 +665,7 @@ impl LocalEnvironment {
                 Err(e) => {
                     stop(&mut fresh).await;
                     self.set_starting(&[]);
-                    return Err(self.failed(&e));
+                    return Err(e);
                 }
             };
             let pgid = child.id();
@@ -620,31 +688,56 @@ impl LocalEnvironment {
                 {
                     stop(&mut fresh).await;
                     self.set_starting(&[]);
-                    return Err(self.failed(&format!(
+                    return Err(format!(
                         "a replica of {} exited ({code}) before it was healthy; see {}",
                         desired.release,
                         self.log_dir().display()
-                    )));
+                    ));
                 }
                 if !healthy(r.port, &desired.health_path).await {
                     all = false;
                 }
             }
             if all {
-                break;
+                return Ok(fresh);
             }
             if start.elapsed() > timeout {
                 stop(&mut fresh).await;
                 self.set_starting(&[]);
-                return Err(self.failed(&format!(
+                return Err(format!(
                     "{} did not answer {} within {}s",
                     desired.release,
                     desired.health_path,
                     timeout.as_secs()
-                )));
+                ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Starts `desired`'s replicas, switches traffic once all are healthy,
+    /// drains and stops the previous ones. At every point a crash can
+    /// leave, the state file says which processes serve (`replicas`),
+    /// which are unproven (`starting`) and which are on their way out
+    /// (`retiring`), so a successor never stops what serves before
+    /// something new is healthy, and adopts or stops everything else.
+    async fn roll_out(&self, desired: Desired, timeout: Duration) -> Result<Status, String> {
+        self.set_status(
+            Health::Progressing,
+            None,
+            &format!("deploying {}", desired.release),
+        );
+        let dir = match self.prepare(&desired).await {
+            Ok(d) => d,
+            Err(e) => return Err(self.failed(&e)),
+        };
+        let fresh = match self
+            .start_healthy(&desired, &dir, 0..desired.replicas as usize, timeout)
+            .await
+        {
+            Ok(f) => f,
+            Err(e) => return Err(self.failed(&e)),
+        };
         // The new replicas become what serves (saved first), then traffic
         // switches; the old ones finish their requests and stop.
         let mut old = match self.state.lock() {
@@ -727,6 +820,10 @@ impl LocalEnvironment {
                 "pid": pid,
                 "start_time": start,
             })).collect::<Vec<_>>(),
+            "canary": s.canary.iter().flat_map(|c| c.replicas.iter()).filter_map(|r| {
+                let pid = r.pgid?;
+                Some(serde_json::json!({"pid": pid, "start_time": start_time(pid)?}))
+            }).collect::<Vec<_>>(),
             "replicas": s.replicas.iter().map(|r| serde_json::json!({
                 "port": r.port,
                 "pid": r.pgid,
@@ -761,7 +858,9 @@ impl LocalEnvironment {
             return false;
         };
         let mut leftovers = Vec::new();
-        for key in ["retiring", "starting"] {
+        // A canary in progress is not resumed yet: it stops, and the
+        // rollout starts again from its first step.
+        for key in ["retiring", "starting", "canary"] {
             for r in saved[key].as_array().into_iter().flatten() {
                 if let Some(r) = self.verified(r, 0) {
                     leftovers.push(r);
@@ -1091,7 +1190,9 @@ impl LocalEnvironment {
             .map(|mut s| {
                 s.starting.clear();
                 s.retiring.clear();
-                std::mem::take(&mut s.replicas)
+                let mut all = std::mem::take(&mut s.replicas);
+                all.extend(s.canary.take().map(|c| c.replicas).unwrap_or_default());
+                all
             })
             .unwrap_or_default();
         stop(&mut rs).await;
@@ -1136,7 +1237,7 @@ pub async fn stop_left(data: &Path, name: &str) -> usize {
         return 0;
     };
     let mut rs = Vec::new();
-    for key in ["replicas", "starting", "retiring"] {
+    for key in ["replicas", "starting", "retiring", "canary"] {
         for r in saved[key].as_array().into_iter().flatten() {
             let (Some(pid), Some(start)) = (
                 r["pid"].as_u64().and_then(|p| u32::try_from(p).ok()),
@@ -1261,6 +1362,70 @@ pub(crate) fn inherited_env() -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    fn replica(port: u16) -> Replica {
+        Replica {
+            port,
+            child: None,
+            pgid: None,
+            adopted: None,
+            restarts: Vec::new(),
+            serving: true,
+        }
+    }
+
+    fn desired(release: &str) -> Desired {
+        Desired {
+            release: release.into(),
+            command: "serve".into(),
+            setup: None,
+            replicas: 3,
+            health_path: "/health".into(),
+            env: BTreeMap::new(),
+            secrets_digest: String::new(),
+        }
+    }
+
+    /// Every step's share is exact over a cycle of the total weight,
+    /// whatever the replica counts on each side.
+    #[test]
+    fn canary_weights_are_exact_whatever_the_replica_counts() {
+        for (stables, canaries) in [(1usize, 1usize), (3, 1), (2, 3), (5, 2)] {
+            for w in [0u32, 1, 5, 25, 50, 99, 100] {
+                let s = State {
+                    desired: Some(desired("aaaa")),
+                    replicas: (0..stables).map(|i| replica(1000 + i as u16)).collect(),
+                    status: Status {
+                        health: Health::Healthy,
+                        release: None,
+                        replicas: 0,
+                        message: String::new(),
+                    },
+                    release_dir: None,
+                    retiring: Vec::new(),
+                    starting: Vec::new(),
+                    canary: Some(canary::CanarySet {
+                        desired: desired("bbbb"),
+                        replicas: (0..canaries).map(|i| replica(2000 + i as u16)).collect(),
+                        weight: w,
+                    }),
+                };
+                let (specs, label_of_canary) = routes_of(&s);
+                let canary_label = label_of_canary.unwrap();
+                let total: u64 = specs.iter().map(|b| u64::from(b.weight)).sum();
+                let to_canary: u64 = specs
+                    .iter()
+                    .filter(|b| b.revision == canary_label)
+                    .map(|b| u64::from(b.weight))
+                    .sum();
+                assert_eq!(
+                    to_canary * 100,
+                    total * u64::from(w),
+                    "{stables} stable, {canaries} canary, {w}%: {specs:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn logs_rotate_while_the_writer_keeps_its_descriptor() {

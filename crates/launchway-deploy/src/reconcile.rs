@@ -129,8 +129,8 @@ pub struct HistoryEntry {
     pub author: String,
     pub subject: String,
     pub release: Option<String>,
-    /// `succeeded`, `failed`, `healed`, `removed`, `invalid` or
-    /// `prune-refused`.
+    /// `succeeded`, `failed`, `aborted` (a rollout), `healed`, `removed`,
+    /// `invalid` or `prune-refused`.
     pub result: String,
     /// The model pinned (`name@version`), for a deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1034,14 +1034,23 @@ impl Reconciler {
                     ("failed", e.clone())
                 }
             };
+            let aborted = m.local.take_abort();
             self.record(
                 name,
                 revision.as_deref(),
                 &env,
-                outcome,
+                if aborted.is_some() {
+                    "aborted"
+                } else {
+                    outcome
+                },
                 message.clone(),
                 started,
             );
+            if let Some((why, crate::config::strategy::OnFailure::Revert)) = &aborted {
+                // Git stays true: the reconciler commits the revert.
+                self.revert(name, why);
+            }
             let st = self.live_status(name, m, revision, env.self_heal, SyncStatus::Synced);
             return if result.is_err() {
                 let mut st = st.with_message(format!(
@@ -1085,6 +1094,41 @@ impl Reconciler {
             let _ = m.local.redeploy(&env, self.health_timeout).await;
         }
         self.live_status(name, m, revision, env.self_heal, SyncStatus::Synced)
+    }
+
+    /// Commits the revert of an aborted rollout on the tracked branch.
+    fn revert(&self, name: &str, why: &str) {
+        let mut place = crate::gitops::Place::new(&self.tracked.root, &self.tracked.env_dir);
+        place.branch = self.tracked.branch.clone();
+        place.registry = self.tracked.registry.clone();
+        place.history = Some(self.data.clone());
+        let author = Author {
+            name: Some("Launchway".into()),
+            email: Some("rollouts@launchway.invalid".into()),
+        };
+        match crate::gitops::revert_after_abort(&place, name, why, &author) {
+            Ok(Some(commit)) => {
+                eprintln!("{name}: reverted in git as {}", short(&commit));
+                self.wake();
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("{name}: the revert could not be committed: {e}"),
+        }
+    }
+
+    /// Hands `rollout promote|abort` to `name`'s rollout in progress.
+    pub fn rollout_command(
+        &self,
+        name: &str,
+        c: crate::local::RolloutCommand,
+    ) -> Result<(), String> {
+        let local = self
+            .locals
+            .lock()
+            .ok()
+            .and_then(|l| l.get(name).cloned())
+            .ok_or_else(|| format!("'{name}' does not run here"))?;
+        local.command(c)
     }
 
     /// One entry of `name`'s history: who changed what (the revision's

@@ -173,8 +173,20 @@ async fn watch_requests(rec: std::sync::Arc<Reconciler>, data: PathBuf) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
                 let _ = std::fs::remove_file(e.path());
+                use launchway_deploy::local::RolloutCommand;
+                let command = [
+                    (".promote-full", RolloutCommand::PromoteFull),
+                    (".promote", RolloutCommand::Promote),
+                    (".abort", RolloutCommand::Abort),
+                ]
+                .into_iter()
+                .find_map(|(suffix, c)| Some((name.strip_suffix(suffix)?, c)));
                 if let Some(env) = name.strip_suffix(".sync") {
                     rec.force(env);
+                } else if let Some((env, c)) = command
+                    && let Err(e) = rec.rollout_command(env, c)
+                {
+                    eprintln!("{env}: {e}");
                 }
             }
         }

@@ -11,6 +11,7 @@ mod cmd_lint;
 mod cmd_model;
 mod cmd_proxy;
 mod cmd_remote;
+mod cmd_rollout;
 mod cmd_run;
 mod cmd_runs;
 mod cmd_sbom;
@@ -111,6 +112,8 @@ enum Command {
     /// Run the environments on this machine as committed in git, and keep
     /// them so (the GitOps reconciler without a server).
     Sync(cmd_sync::SyncArgs),
+    /// A progressive rollout (canary) here: status, promote, abort.
+    Rollout(cmd_rollout::RolloutArgs),
     /// Git hooks that tell a server about new commits.
     Hook(cmd_remote::HookArgs),
     /// The data plane of a reconciler's environments (started by it).
@@ -176,6 +179,7 @@ fn main() -> ExitCode {
         Command::Promote(args) => cmd_env::promote(&args, &cli.server, &store),
         Command::Proxy(args) => cmd_proxy::main(&args),
         Command::Sync(args) => cmd_sync::main(&args, &store),
+        Command::Rollout(args) => cmd_rollout::main(&args, &store),
         Command::Dataplane(args) => cmd_dataplane::main(&args),
         Command::Sbom(args) => cmd_sbom::main(&args),
         Command::Db(args) => cmd_scan::db(args, &store),

@@ -1240,3 +1240,145 @@ fn status_and_history_follow_every_transition() {
         "{h}"
     );
 }
+
+const CANARY: &str = "strategy:
+  canary:
+    steps:
+      - set_weight: 20
+      - pause: {duration: 1s}
+      - analysis: {templates: [error-rate]}
+      - set_weight: 50
+      - pause: {duration: 1s}
+      - set_weight: 100
+analysis_templates:
+  error-rate:
+    metric: error_rate
+    interval: 1s
+    count: 2
+    failure_limit: 0
+    success_condition: result < 0.05
+";
+
+/// A canary under steady load: 20% → analysis → 50% → 100%, no request
+/// lost, both releases answering along the way. Then a canary that fails
+/// 20% of its requests is aborted by its analysis: traffic back to stable,
+/// the canary stopped, and git reverted by the reconciler (with the
+/// reason in the message), so git says what runs.
+#[test]
+fn a_canary_goes_to_100_under_load_and_a_failing_one_is_aborted_and_reverted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(tmp.path(), "shop", 2, CANARY);
+    let v1 = deploy_with(&home, &repo, "shop");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "shop", "served", |s| serving(s, &v1));
+    let addr = st["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let (stop_load, failed, seen, threads) = load(&addr);
+
+    std::fs::write(repo.join("version.txt"), "v2\n").unwrap();
+    git(&repo, &["commit", "-qam", "v2"]);
+    let v2 = deploy_with(&home, &repo, "shop");
+    // The tester's header reaches the canary while it runs.
+    let start = Instant::now();
+    loop {
+        let (_, out, _) = lw(&home, &repo, &["rollout", "status", "shop", "--json"]);
+        let r: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+        if r["canary"] == v2.as_str() && r["weight"] == 20 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{out}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Launchway-Canary: always\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.ends_with("v2"), "{text}");
+    let st = wait_status(&home, &repo, "shop", "promoted", |s| serving(s, &v2));
+    assert_eq!(pids(&st).len(), 2, "the full replica count: {st}");
+    stop_load.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "requests were lost");
+    let bodies = seen.lock().unwrap();
+    assert!(bodies.iter().any(|b| b == "v1") && bodies.iter().any(|b| b == "v2"));
+    drop(bodies);
+    let (_, out, _) = lw(&home, &repo, &["rollout", "status", "shop", "--json"]);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["phase"], "Promoted", "{r}");
+    assert!(
+        r["measurements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["outcome"] == "Successful"),
+        "{r}"
+    );
+
+    // A canary that fails one request in five.
+    let (stop_load, _, seen, threads) = load(&addr);
+    let file = repo.join("configs/environments/shop.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}env: {{FAIL_EVERY: \"5\"}}\n")).unwrap();
+    git(&repo, &["commit", "-qam", "fail one in five"]);
+    let bad = head(&repo);
+    let start = Instant::now();
+    let reverted = loop {
+        let subject = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["log", "-1", "--format=%H %s"])
+            .output()
+            .unwrap();
+        let line = String::from_utf8_lossy(&subject.stdout).trim().to_string();
+        if line.contains("canary aborted") {
+            break line;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never reverted: {line}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(reverted.contains("error-rate"), "{reverted}");
+    let revert = reverted.split(' ').next().unwrap().to_string();
+    let st = wait_status(&home, &repo, "shop", "reverted", |s| {
+        serving(s, &v2) && s["revision"].as_str() == Some(revert.as_str())
+    });
+    assert_eq!(pids(&st).len(), 2, "{st}");
+    stop_load.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    drop(seen);
+    let (_, hist, _) = lw(&home, &repo, &["env", "history", "shop", "--json"]);
+    let hist: Value = serde_json::from_str(&hist).unwrap();
+    let aborted = hist
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["result"] == "aborted")
+        .unwrap_or_else(|| panic!("{hist}"));
+    assert_eq!(aborted["revision"], bad.as_str(), "{hist}");
+    // Exactly the stable replicas run: the canary is gone.
+    let start = Instant::now();
+    while replica_processes("shop").len() != 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            replica_processes("shop")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -95,20 +95,25 @@ pub fn pip_venv(name: &str, spec: &str) -> std::path::PathBuf {
 /// `version.txt`, `/health` "ok", `/secret` whether `DB_PASSWORD` reached
 /// it (its length only); `version.txt` "broken" exits at start, `HANG`
 /// set never answers.
-pub const SERVICE_APP: &str = r#"import http.server, os, socketserver, sys, time
+pub const SERVICE_APP: &str = r#"import http.server, itertools, os, socketserver, sys, time
 version = open("version.txt").read().strip()
+fail_every = int(os.environ.get("FAIL_EVERY") or 0)
+served = itertools.count(1)
 if version == "broken":
     sys.exit(3)
 if os.environ.get("HANG"):
     time.sleep(3600)
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        status = 200
         if self.path == "/secret":
             pw = os.environ.get("DB_PASSWORD")
             body = ("missing" if pw is None else f"length {len(pw)}").encode()
         else:
             body = b"ok" if self.path == "/health" else version.encode()
-        self.send_response(200)
+            if fail_every and self.path != "/health" and next(served) % fail_every == 0:
+                status, body = 500, b"failed on purpose"
+        self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

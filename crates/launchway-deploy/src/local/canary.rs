@@ -1,0 +1,585 @@
+//! A canary rollout on this machine: the next release's canary replicas
+//! start next to the stable ones and take an exact share of requests per
+//! step (`set_weight`), waiting (`pause`) or measuring (`analysis`, and a
+//! background analysis) in between; promoted, the release gets its full
+//! replica count and all traffic; aborted (by hand, a failed analysis or
+//! a canary replica that died), traffic goes back to stable at once and
+//! the canary stops. The state is published to `<data>/rollouts/<env>.json`
+//! at every transition, for `launchway rollout status`.
+
+use super::{Desired, Health, LocalEnvironment, Replica, Status, stop};
+use crate::analysis::{self, Measurement, Outcome, Tally, Vars, Verdict};
+use crate::config::strategy::{AnalysisTemplate, Canary, OnFailure, Provider, Step};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The canary replicas of the next release and their share.
+pub(crate) struct CanarySet {
+    pub(crate) desired: Desired,
+    pub(crate) replicas: Vec<Replica>,
+    pub(crate) weight: u32,
+}
+
+/// What `launchway rollout …` asks of a rollout in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Past the current pause (or an inconclusive analysis).
+    Promote,
+    /// Straight to 100%, skipping what is left.
+    PromoteFull,
+    Abort,
+}
+
+/// A rollout as `launchway rollout status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolloutStatus {
+    pub environment: String,
+    pub strategy: String,
+    pub stable: String,
+    pub canary: String,
+    /// The step being run (0-based) and how many there are.
+    pub step: usize,
+    pub steps: usize,
+    /// Percent of requests to the canary.
+    pub weight: u32,
+    /// Progressing, Paused, Analyzing, Promoted, Aborted.
+    pub phase: String,
+    pub message: String,
+    pub measurements: Vec<Measurement>,
+    /// Unix milliseconds.
+    pub started_at: u64,
+    pub updated_at: u64,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The rollout file of `name` under `data`, if there is one.
+pub fn read_status(data: &std::path::Path, name: &str) -> Option<RolloutStatus> {
+    serde_json::from_slice(&std::fs::read(data.join("rollouts").join(format!("{name}.json"))).ok()?)
+        .ok()
+}
+
+/// Why the rollout stops early.
+enum Stop {
+    Abort(String),
+    PromoteFull,
+}
+
+impl LocalEnvironment {
+    /// Hands `rollout promote|abort` to the rollout in progress.
+    pub fn command(&self, c: Command) -> Result<(), String> {
+        let running = self
+            .rollout
+            .lock()
+            .ok()
+            .and_then(|r| {
+                r.as_ref()
+                    .map(|r| matches!(r.phase.as_str(), "Progressing" | "Paused" | "Analyzing"))
+            })
+            .unwrap_or(false);
+        if !running {
+            return Err(format!("no rollout is in progress in '{}'", self.name));
+        }
+        if let Ok(mut q) = self.control.lock() {
+            q.push(c);
+        }
+        Ok(())
+    }
+
+    /// Why the last rollout was aborted, and what its strategy asks for
+    /// (taken: asked once).
+    pub fn take_abort(&self) -> Option<(String, OnFailure)> {
+        self.last_abort.lock().ok().and_then(|mut a| a.take())
+    }
+
+    pub fn rollout_status(&self) -> Option<RolloutStatus> {
+        self.rollout.lock().ok().and_then(|r| r.clone())
+    }
+
+    fn publish(&self, edit: impl FnOnce(&mut RolloutStatus)) {
+        let snapshot = match self.rollout.lock() {
+            Ok(mut r) => {
+                let Some(st) = r.as_mut() else { return };
+                edit(st);
+                st.updated_at = now_ms();
+                st.clone()
+            }
+            Err(_) => return,
+        };
+        let dir = self.data.join("rollouts");
+        if std::fs::create_dir_all(&dir).is_ok() {
+            let tmp = dir.join(format!(".{}.json", self.name));
+            if std::fs::write(
+                &tmp,
+                serde_json::to_vec_pretty(&snapshot).unwrap_or_default(),
+            )
+            .is_ok()
+            {
+                let _ = std::fs::rename(tmp, dir.join(format!("{}.json", self.name)));
+            }
+        }
+    }
+
+    /// A command or a reason to stop, if one arrived.
+    fn interrupted(&self, background: &std::sync::Mutex<Option<String>>) -> Option<Stop> {
+        if let Some(why) = background.lock().ok().and_then(|b| b.clone()) {
+            return Some(Stop::Abort(why));
+        }
+        if let Ok(mut s) = self.state.lock()
+            && let Some(c) = s.canary.as_mut()
+            && let Some(i) = c.replicas.iter_mut().position(|r| !r.running())
+        {
+            return Some(Stop::Abort(format!("canary replica {i} exited")));
+        }
+        let cmds: Vec<Command> = self
+            .control
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default();
+        if cmds.contains(&Command::Abort) {
+            return Some(Stop::Abort(
+                "aborted by hand (launchway rollout abort)".into(),
+            ));
+        }
+        if cmds.contains(&Command::PromoteFull) {
+            return Some(Stop::PromoteFull);
+        }
+        if cmds.contains(&Command::Promote) {
+            // Only a pause reads it; put it back for the one waiting.
+            if let Ok(mut q) = self.control.lock() {
+                q.push(Command::Promote);
+            }
+        }
+        None
+    }
+
+    /// Waits `d` (or, `None`, until `rollout promote`), watching for
+    /// commands and failures.
+    async fn pause(
+        &self,
+        d: Option<Duration>,
+        background: &std::sync::Mutex<Option<String>>,
+    ) -> Option<Stop> {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.interrupted(background) {
+                return Some(s);
+            }
+            let promoted = self
+                .control
+                .lock()
+                .map(|mut q| {
+                    let had = q.contains(&Command::Promote);
+                    q.retain(|c| *c != Command::Promote);
+                    had
+                })
+                .unwrap_or(false);
+            if promoted || d.is_some_and(|d| start.elapsed() >= d) {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs one template to its verdict; measurements are published.
+    async fn analyse(
+        self: &Arc<Self>,
+        name: &str,
+        t: &AnalysisTemplate,
+        vars: &Vars,
+        background: &std::sync::Mutex<Option<String>>,
+    ) -> Result<(Verdict, String), Stop> {
+        let mut tally = Tally::default();
+        loop {
+            let (outcome, value) = match t.provider {
+                Provider::Builtin => {
+                    let before = self.plane_backends().await;
+                    let start = Instant::now();
+                    if let Some(s) = self.pause(Some(t.interval), background).await {
+                        return Err(s);
+                    }
+                    let after = self.plane_backends().await;
+                    let w = analysis::window(
+                        &before,
+                        &after,
+                        &vars.canary,
+                        start.elapsed().as_secs_f64(),
+                    );
+                    let metric = t.metric.as_deref().unwrap_or("error_rate");
+                    match analysis::builtin_value(metric, &w) {
+                        None => (Outcome::Inconclusive, "no requests to measure".into()),
+                        Some(x) => match t
+                            .success_condition
+                            .as_ref()
+                            .and_then(|c| c.holds(&serde_json::json!(x)))
+                        {
+                            Some(true) => (Outcome::Successful, format!("{x:.4}")),
+                            Some(false) => (Outcome::Failed, format!("{x:.4}")),
+                            None => (Outcome::Error, format!("{x:.4} cannot be judged")),
+                        },
+                    }
+                }
+                _ => {
+                    let (t2, v2) = (t.clone(), vars.clone());
+                    let measured =
+                        tokio::task::spawn_blocking(move || analysis::measure_external(&t2, &v2))
+                            .await
+                            .unwrap_or((Outcome::Error, "measurement panicked".into()));
+                    if let Some(s) = self.pause(Some(t.interval), background).await {
+                        return Err(s);
+                    }
+                    measured
+                }
+            };
+            let verdict = tally.add(outcome, t);
+            self.publish(|r| {
+                r.measurements.push(Measurement {
+                    template: name.to_string(),
+                    outcome,
+                    value: value.clone(),
+                    at: now_ms(),
+                });
+                // The latest few are enough for status.
+                let n = r.measurements.len();
+                if n > 50 {
+                    r.measurements.drain(..n - 50);
+                }
+            });
+            if verdict != Verdict::Running {
+                let condition = t
+                    .success_condition
+                    .as_ref()
+                    .map_or_else(String::new, |c| format!(" (success: {})", c.text));
+                return Ok((
+                    verdict,
+                    format!("analysis '{name}' measured {value}{condition}"),
+                ));
+            }
+        }
+    }
+
+    async fn plane_backends(&self) -> Vec<launchway_proxy::plane::BackendStatus> {
+        self.plane
+            .call(&launchway_proxy::plane::Request::Status)
+            .await
+            .ok()
+            .and_then(|r| {
+                r.sites
+                    .into_iter()
+                    .find(|s| s.environment == self.name)
+                    .map(|s| s.backends)
+            })
+            .unwrap_or_default()
+    }
+
+    fn set_weight(&self, w: u32) {
+        if let Ok(mut s) = self.state.lock()
+            && let Some(c) = s.canary.as_mut()
+        {
+            c.weight = w;
+        }
+    }
+
+    /// The canary rollout of `desired` (something serves already).
+    pub(super) async fn roll_out_canary(
+        self: &Arc<Self>,
+        desired: Desired,
+        c: &Canary,
+        templates: &BTreeMap<String, AnalysisTemplate>,
+        timeout: Duration,
+    ) -> Result<Status, String> {
+        let stable = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.desired.clone())
+            .ok_or("nothing serves to compare a canary with")?;
+        self.set_status(
+            Health::Progressing,
+            None,
+            &format!("canary of {}: starting", desired.release),
+        );
+        let dir = match self.prepare(&desired).await {
+            Ok(d) => d,
+            Err(e) => return Err(self.failed(&e)),
+        };
+        let n = (c.canary_replicas as usize).min(desired.replicas.max(1) as usize);
+        let fresh = match self.start_healthy(&desired, &dir, 0..n, timeout).await {
+            Ok(f) => f,
+            Err(e) => return Err(self.failed(&e)),
+        };
+        if let Ok(mut s) = self.state.lock() {
+            s.starting.clear();
+            s.canary = Some(CanarySet {
+                desired: desired.clone(),
+                replicas: fresh,
+                weight: 0,
+            });
+        }
+        self.save_state();
+        if let Ok(mut q) = self.control.lock() {
+            q.clear();
+        }
+        let vars = Vars {
+            canary: super::label(&desired),
+            stable: super::label(&stable),
+            preview_url: String::new(),
+            stable_url: format!("http://{}", self.address()),
+        };
+        if let Ok(mut r) = self.rollout.lock() {
+            *r = Some(RolloutStatus {
+                environment: self.name.clone(),
+                strategy: "canary".into(),
+                stable: stable.release.clone(),
+                canary: desired.release.clone(),
+                step: 0,
+                steps: c.steps.len(),
+                weight: 0,
+                phase: "Progressing".into(),
+                message: "canary replicas are healthy".into(),
+                measurements: Vec::new(),
+                started_at: now_ms(),
+                updated_at: now_ms(),
+            });
+        }
+        self.publish(|_| {});
+        let _ = self.route().await;
+        let background = Arc::new(std::sync::Mutex::new(None::<String>));
+        let mut background_task: Option<tokio::task::JoinHandle<()>> = None;
+        let mut outcome: Option<Stop> = None;
+        for (i, step) in c.steps.iter().enumerate() {
+            if let Some((names, from)) = &c.background
+                && background_task.is_none()
+                && i >= *from
+            {
+                background_task = Some(self.start_background(names, templates, &vars, &background));
+            }
+            self.publish(|r| {
+                r.step = i;
+                r.phase = "Progressing".into();
+            });
+            if let Some(s) = self.interrupted(&background) {
+                outcome = Some(s);
+                break;
+            }
+            match step {
+                Step::SetWeight(w) => {
+                    self.set_weight(*w);
+                    if let Err(e) = self.route().await {
+                        outcome = Some(Stop::Abort(format!("cannot route: {e}")));
+                        break;
+                    }
+                    self.set_status(
+                        Health::Progressing,
+                        None,
+                        &format!("canary of {} at {w}%", desired.release),
+                    );
+                    self.publish(|r| {
+                        r.weight = *w;
+                        r.message = format!("{w}% to the canary");
+                    });
+                }
+                Step::Pause(d) => {
+                    self.publish(|r| {
+                        r.phase = "Paused".into();
+                        r.message = match d {
+                            Some(d) => format!("paused for {}s", d.as_secs()),
+                            None => "paused: `launchway rollout promote` goes on".into(),
+                        };
+                    });
+                    if let Some(s) = self.pause(*d, &background).await {
+                        outcome = Some(s);
+                        break;
+                    }
+                }
+                Step::Analysis(names) => {
+                    self.publish(|r| {
+                        r.phase = "Analyzing".into();
+                        r.message = format!("analysis: {}", names.join(", "));
+                    });
+                    let mut stop_now = None;
+                    for name in names {
+                        let Some(t) = templates.get(name) else {
+                            stop_now = Some(Stop::Abort(format!("no analysis template '{name}'")));
+                            break;
+                        };
+                        match self.analyse(name, t, &vars, &background).await {
+                            Err(s) => {
+                                stop_now = Some(s);
+                                break;
+                            }
+                            Ok((Verdict::Failed, why)) => {
+                                stop_now = Some(Stop::Abort(why));
+                                break;
+                            }
+                            Ok((Verdict::Inconclusive, why)) => {
+                                // Argo's behaviour: a person decides.
+                                self.publish(|r| {
+                                    r.phase = "Paused".into();
+                                    r.message = format!("{why}: inconclusive; `launchway rollout promote` or `abort`");
+                                });
+                                if let Some(s) = self.pause(None, &background).await {
+                                    stop_now = Some(s);
+                                    break;
+                                }
+                            }
+                            Ok(_) => {}
+                        }
+                    }
+                    if stop_now.is_some() {
+                        outcome = stop_now;
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(t) = background_task.take() {
+            t.abort();
+        }
+        if let Some(Stop::Abort(why)) = outcome {
+            return Err(self.abort(&why, c.on_failure).await);
+        }
+        self.promote(desired, dir, timeout).await
+    }
+
+    /// Background analysis: each template again and again until the task
+    /// is stopped; the first failure is the reason to abort.
+    fn start_background(
+        self: &Arc<Self>,
+        names: &[String],
+        templates: &BTreeMap<String, AnalysisTemplate>,
+        vars: &Vars,
+        failed: &Arc<std::sync::Mutex<Option<String>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (this, vars, failed) = (self.clone(), vars.clone(), failed.clone());
+        let chosen: Vec<(String, AnalysisTemplate)> = names
+            .iter()
+            .filter_map(|n| Some((n.clone(), templates.get(n)?.clone())))
+            .collect();
+        tokio::spawn(async move {
+            let quiet = std::sync::Mutex::new(None);
+            loop {
+                for (name, t) in &chosen {
+                    if let Ok((Verdict::Failed, why)) = this.analyse(name, t, &vars, &quiet).await {
+                        if let Ok(mut f) = failed.lock() {
+                            *f = Some(format!("background {why}"));
+                        }
+                        return;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Traffic to stable at once, the canary stopped.
+    async fn abort(&self, why: &str, on_failure: OnFailure) -> String {
+        self.set_weight(0);
+        let _ = self.route().await;
+        let mut canary = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|mut s| s.canary.take())
+            .map(|c| c.replicas)
+            .unwrap_or_default();
+        self.save_state();
+        self.publish(|r| {
+            r.weight = 0;
+            r.phase = "Aborted".into();
+            r.message = why.to_string();
+        });
+        stop(&mut canary).await;
+        if let Ok(mut a) = self.last_abort.lock() {
+            *a = Some((why.to_string(), on_failure));
+        }
+        let msg = self.failed(&format!("canary aborted: {why}"));
+        if on_failure == OnFailure::Hold
+            && let Ok(mut s) = self.state.lock()
+        {
+            // Held: Degraded until a new commit, not "all is well".
+            s.status.health = Health::Degraded;
+            s.status.message = format!(
+                "canary aborted: {why}; held — the stable release serves; a new commit retries"
+            );
+        }
+        msg
+    }
+
+    /// The canary becomes what serves: the rest of its replicas start,
+    /// traffic switches to them all, the old release drains and stops.
+    async fn promote(
+        &self,
+        desired: Desired,
+        dir: PathBuf,
+        timeout: Duration,
+    ) -> Result<Status, String> {
+        let have = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.canary.as_ref().map(|c| c.replicas.len()))
+            .unwrap_or(0);
+        let extra = match self
+            .start_healthy(&desired, &dir, have..desired.replicas as usize, timeout)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                return Err(self
+                    .abort(&format!("cannot scale up: {e}"), OnFailure::Revert)
+                    .await);
+            }
+        };
+        let mut old = match self.state.lock() {
+            Ok(mut s) => {
+                let mut new = s.canary.take().map(|c| c.replicas).unwrap_or_default();
+                new.extend(extra);
+                s.desired = Some(desired.clone());
+                s.release_dir = Some(dir);
+                s.starting.clear();
+                let old = std::mem::replace(&mut s.replicas, new);
+                s.retiring = old
+                    .iter()
+                    .filter_map(|r| {
+                        let pid = r.pgid?;
+                        Some((pid, super::start_time(pid)?))
+                    })
+                    .collect();
+                old
+            }
+            Err(_) => Vec::new(),
+        };
+        self.save_state();
+        let _ = self.route().await;
+        let _ = self
+            .plane
+            .call(&launchway_proxy::plane::Request::Drain {
+                environment: self.name.clone(),
+                timeout_ms: 30_000,
+            })
+            .await;
+        stop(&mut old).await;
+        if let Ok(mut s) = self.state.lock() {
+            s.retiring.clear();
+        }
+        self.publish(|r| {
+            r.weight = 100;
+            r.phase = "Promoted".into();
+            r.message = format!("{} serves all traffic", desired.release);
+        });
+        self.set_status(
+            Health::Healthy,
+            Some(&desired.release),
+            &format!("serving {} (canary promoted)", desired.release),
+        );
+        self.save_state();
+        Ok(self.status())
+    }
+}

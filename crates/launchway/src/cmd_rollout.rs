@@ -1,0 +1,129 @@
+//! `launchway rollout`: a progressive rollout (canary) of this machine's
+//! reconciler — where it stands, and the decisions a person makes
+//! (promote past a pause, promote fully, abort).
+
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct RolloutArgs {
+    /// The repository (default: the current directory).
+    #[arg(short = 'C', default_value = ".", global = true)]
+    root: PathBuf,
+    #[command(subcommand)]
+    cmd: RolloutCmd,
+}
+
+#[derive(Subcommand)]
+enum RolloutCmd {
+    /// The step, the weights and each analysis measurement.
+    Status {
+        env: String,
+        /// Print it again whenever it changes, until the rollout ends.
+        #[arg(long)]
+        watch: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Go on past the current pause (or an inconclusive analysis).
+    Promote {
+        env: String,
+        /// Skip what is left: all traffic to the new release now.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Back to the stable release at once; the canary stops (and, with
+    /// `on_failure: revert`, git is reverted).
+    Abort { env: String },
+}
+
+fn request(data: &std::path::Path, env: &str, what: &str) -> u8 {
+    if launchway_deploy::reconcile::running(data).is_none() {
+        eprintln!("error: no reconciler runs for this repository (launchway sync --detach)");
+        return 1;
+    }
+    if env.contains('/') || env.contains("..") || env.is_empty() {
+        eprintln!("error: '{env}' is not an environment name");
+        return 2;
+    }
+    match launchway_deploy::local::read_rollout(data, env) {
+        Some(r) if matches!(r.phase.as_str(), "Progressing" | "Paused" | "Analyzing") => {}
+        _ => {
+            eprintln!("error: no rollout is in progress in '{env}'");
+            return 1;
+        }
+    }
+    let dir = data.join("requests");
+    if let Err(e) = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join(format!("{env}.{what}")), ""))
+    {
+        eprintln!("error: {}: {e}", dir.display());
+        return 1;
+    }
+    println!("{what} requested for {env}");
+    0
+}
+
+fn show(r: &launchway_deploy::local::RolloutStatus) {
+    println!(
+        "{} ({}): {} — step {}/{}, {}% to {} (stable {})",
+        r.environment,
+        r.strategy,
+        r.phase,
+        (r.step + 1).min(r.steps),
+        r.steps,
+        r.weight,
+        &r.canary[..r.canary.len().min(12)],
+        &r.stable[..r.stable.len().min(12)],
+    );
+    println!("  {}", r.message);
+    for m in r.measurements.iter().rev().take(10).rev() {
+        println!(
+            "  {:<16} {:<13} {}",
+            m.template,
+            format!("{:?}", m.outcome),
+            m.value
+        );
+    }
+}
+
+pub fn main(args: &RolloutArgs, store: &launchway_runner::store::Store) -> u8 {
+    let root = match args.root.canonicalize() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.root.display());
+            return 1;
+        }
+    };
+    let data = crate::cmd_sync::data_dir(store, &root);
+    match &args.cmd {
+        RolloutCmd::Promote { env, full } => {
+            request(&data, env, if *full { "promote-full" } else { "promote" })
+        }
+        RolloutCmd::Abort { env } => request(&data, env, "abort"),
+        RolloutCmd::Status { env, watch, json } => {
+            let mut last = None;
+            loop {
+                let Some(r) = launchway_deploy::local::read_rollout(&data, env) else {
+                    eprintln!("error: '{env}' has had no progressive rollout here");
+                    return 1;
+                };
+                let text = serde_json::to_string_pretty(&r).unwrap_or_default();
+                if last.as_ref() != Some(&text) {
+                    if *json {
+                        println!("{text}");
+                    } else {
+                        show(&r);
+                    }
+                    last = Some(text);
+                }
+                let live = matches!(r.phase.as_str(), "Progressing" | "Paused" | "Analyzing");
+                if !*watch || !live {
+                    return 0;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
+}
