@@ -822,8 +822,10 @@ impl LocalEnvironment {
             })).collect::<Vec<_>>(),
             "canary": s.canary.iter().flat_map(|c| c.replicas.iter()).filter_map(|r| {
                 let pid = r.pgid?;
-                Some(serde_json::json!({"pid": pid, "start_time": start_time(pid)?}))
+                Some(serde_json::json!({"port": r.port, "pid": pid, "start_time": start_time(pid)?}))
             }).collect::<Vec<_>>(),
+            "canary_desired": s.canary.as_ref().map(|c| &c.desired),
+            "canary_weight": s.canary.as_ref().map(|c| c.weight),
             "replicas": s.replicas.iter().map(|r| serde_json::json!({
                 "port": r.port,
                 "pid": r.pgid,
@@ -858,15 +860,51 @@ impl LocalEnvironment {
             return false;
         };
         let mut leftovers = Vec::new();
-        // A canary in progress is not resumed yet: it stops, and the
-        // rollout starts again from its first step.
-        for key in ["retiring", "starting", "canary"] {
+        for key in ["retiring", "starting"] {
             for r in saved[key].as_array().into_iter().flatten() {
                 if let Some(r) = self.verified(r, 0) {
                     leftovers.push(r);
                 }
             }
         }
+        // A canary in progress is taken over at its weight (the rollout
+        // resumes at its step) when all its replicas still answer;
+        // otherwise it stops and the rollout starts over.
+        let canary_desired: Option<Desired> =
+            serde_json::from_value(saved["canary_desired"].clone()).ok();
+        let mut canary_replicas = Vec::new();
+        for r in saved["canary"].as_array().into_iter().flatten() {
+            let port = r["port"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(0);
+            if let Some(mut r) = self.verified(r, port) {
+                r.serving = true;
+                canary_replicas.push(r);
+            }
+        }
+        let saved_canary = saved["canary"].as_array().map_or(0, Vec::len);
+        let mut canary = None;
+        if let Some(cd) = canary_desired
+            && !canary_replicas.is_empty()
+            && canary_replicas.len() == saved_canary
+        {
+            let mut all = true;
+            for r in &canary_replicas {
+                all &= r.port != 0 && healthy(r.port, &cd.health_path).await;
+            }
+            if all {
+                canary = Some(canary::CanarySet {
+                    desired: cd,
+                    replicas: std::mem::take(&mut canary_replicas),
+                    weight: saved["canary_weight"]
+                        .as_u64()
+                        .and_then(|w| u32::try_from(w).ok())
+                        .unwrap_or(0),
+                });
+            }
+        }
+        leftovers.append(&mut canary_replicas);
         let saved_desired: Option<Desired> = serde_json::from_value(saved["desired"].clone()).ok();
         let dir: Option<PathBuf> = saved["release_dir"].as_str().map(PathBuf::from);
         let mut found = Vec::new();
@@ -880,6 +918,7 @@ impl LocalEnvironment {
         }
         let (Some(d), Some(dir)) = (saved_desired, dir.filter(|d| d.is_dir())) else {
             leftovers.append(&mut found);
+            leftovers.extend(canary.take().map(|c| c.replicas).unwrap_or_default());
             if !leftovers.is_empty() {
                 eprintln!(
                     "{}: stopping {} process(es) a previous reconciler left (no usable state)",
@@ -904,6 +943,12 @@ impl LocalEnvironment {
             s.replicas = found;
             s.starting.clear();
             s.retiring.clear();
+            s.canary = canary;
+        }
+        if let Some(r) = canary::read_status(&self.data, &self.name)
+            && let Ok(mut slot) = self.rollout.lock()
+        {
+            *slot = Some(r);
         }
         // Traffic to the adopted replicas before anything unproven stops
         // (the data plane may still point at a half-finished switch).

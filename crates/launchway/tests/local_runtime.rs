@@ -1382,3 +1382,75 @@ fn a_canary_goes_to_100_under_load_and_a_failing_one_is_aborted_and_reverted() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A reconciler killed mid-rollout: the data plane keeps the canary's
+/// share, the next reconciler takes the canary over and resumes at the
+/// same step (here an indefinite pause), and `rollout promote` finishes
+/// it — no request lost throughout.
+#[test]
+fn a_canary_resumes_at_its_step_after_the_reconciler_is_killed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(
+        tmp.path(),
+        "paused",
+        2,
+        "strategy: {canary: {steps: [{set_weight: 20}, {pause: {}}, {set_weight: 100}]}}\n",
+    );
+    let v1 = deploy_with(&home, &repo, "paused");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "paused", "served", |s| serving(s, &v1));
+    let addr = st["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let (stop_load, failed, seen, threads) = load(&addr);
+    std::fs::write(repo.join("version.txt"), "v2\n").unwrap();
+    git(&repo, &["commit", "-qam", "v2"]);
+    let v2 = deploy_with(&home, &repo, "paused");
+    let rollout = || {
+        let (_, out, _) = lw(&home, &repo, &["rollout", "status", "paused", "--json"]);
+        serde_json::from_str::<Value>(&out).unwrap_or(Value::Null)
+    };
+    let start = Instant::now();
+    while rollout()["phase"] != "Paused" {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", rollout());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = replica_processes("paused");
+    assert_eq!(before.len(), 3, "2 stable + 1 canary");
+    kill(u64::from(reconciler_pid(&home)), "-KILL");
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let start = Instant::now();
+    loop {
+        let r = rollout();
+        if r["phase"] == "Paused" && r["message"].as_str().unwrap_or("").contains("paused") {
+            assert_eq!(r["step"], 1, "{r}");
+            assert_eq!(r["weight"], 20, "{r}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut now = replica_processes("paused");
+    now.sort_unstable();
+    let mut was = before.clone();
+    was.sort_unstable();
+    assert_eq!(now, was, "the same processes, canary included");
+    let (ok, out, err) = lw(&home, &repo, &["rollout", "promote", "paused"]);
+    assert!(ok, "{out}{err}");
+    wait_status(&home, &repo, "paused", "promoted", |s| serving(s, &v2));
+    stop_load.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "requests were lost");
+    assert!(seen.lock().unwrap().iter().any(|b| b == "v2"));
+    let (ok, _, err) = lw(&home, &repo, &["rollout", "promote", "paused"]);
+    assert!(!ok && err.contains("no rollout is in progress"), "{err}");
+}

@@ -279,12 +279,14 @@ impl LocalEnvironment {
             .unwrap_or_default()
     }
 
+    /// The canary's share (saved: a successor resumes with it).
     fn set_weight(&self, w: u32) {
         if let Ok(mut s) = self.state.lock()
             && let Some(c) = s.canary.as_mut()
         {
             c.weight = w;
         }
+        self.save_state();
     }
 
     /// The canary rollout of `desired` (something serves already).
@@ -310,20 +312,51 @@ impl LocalEnvironment {
             Ok(d) => d,
             Err(e) => return Err(self.failed(&e)),
         };
-        let n = (c.canary_replicas as usize).min(desired.replicas.max(1) as usize);
-        let fresh = match self.start_healthy(&desired, &dir, 0..n, timeout).await {
-            Ok(f) => f,
-            Err(e) => return Err(self.failed(&e)),
-        };
-        if let Ok(mut s) = self.state.lock() {
-            s.starting.clear();
-            s.canary = Some(CanarySet {
-                desired: desired.clone(),
-                replicas: fresh,
-                weight: 0,
-            });
+        // A canary of this very revision left by a previous reconciler
+        // resumes at its step; one of another revision is stopped first.
+        let resume = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.canary.as_ref().map(|c| c.desired == desired));
+        if resume == Some(false) {
+            self.set_weight(0);
+            let _ = self.route().await;
+            let mut old = self
+                .state
+                .lock()
+                .ok()
+                .and_then(|mut s| s.canary.take())
+                .map(|c| c.replicas)
+                .unwrap_or_default();
+            self.save_state();
+            stop(&mut old).await;
         }
-        self.save_state();
+        let first_step = match (resume, self.rollout_status()) {
+            (Some(true), Some(r))
+                if r.canary == desired.release
+                    && matches!(r.phase.as_str(), "Progressing" | "Paused" | "Analyzing") =>
+            {
+                r.step
+            }
+            _ => 0,
+        };
+        if resume != Some(true) {
+            let n = (c.canary_replicas as usize).min(desired.replicas.max(1) as usize);
+            let fresh = match self.start_healthy(&desired, &dir, 0..n, timeout).await {
+                Ok(f) => f,
+                Err(e) => return Err(self.failed(&e)),
+            };
+            if let Ok(mut s) = self.state.lock() {
+                s.starting.clear();
+                s.canary = Some(CanarySet {
+                    desired: desired.clone(),
+                    replicas: fresh,
+                    weight: 0,
+                });
+            }
+            self.save_state();
+        }
         if let Ok(mut q) = self.control.lock() {
             q.clear();
         }
@@ -334,18 +367,32 @@ impl LocalEnvironment {
             stable_url: format!("http://{}", self.address()),
         };
         if let Ok(mut r) = self.rollout.lock() {
+            let weight = self
+                .state
+                .lock()
+                .ok()
+                .and_then(|s| s.canary.as_ref().map(|c| c.weight))
+                .unwrap_or(0);
+            let earlier = r.take().filter(|_| first_step > 0);
             *r = Some(RolloutStatus {
                 environment: self.name.clone(),
                 strategy: "canary".into(),
                 stable: stable.release.clone(),
                 canary: desired.release.clone(),
-                step: 0,
+                step: first_step,
                 steps: c.steps.len(),
-                weight: 0,
+                weight,
                 phase: "Progressing".into(),
-                message: "canary replicas are healthy".into(),
-                measurements: Vec::new(),
-                started_at: now_ms(),
+                message: if first_step > 0 {
+                    format!("resumed at step {} after a restart", first_step + 1)
+                } else {
+                    "canary replicas are healthy".into()
+                },
+                measurements: earlier
+                    .as_ref()
+                    .map(|e| e.measurements.clone())
+                    .unwrap_or_default(),
+                started_at: earlier.map_or_else(now_ms, |e| e.started_at),
                 updated_at: now_ms(),
             });
         }
@@ -354,7 +401,7 @@ impl LocalEnvironment {
         let background = Arc::new(std::sync::Mutex::new(None::<String>));
         let mut background_task: Option<tokio::task::JoinHandle<()>> = None;
         let mut outcome: Option<Stop> = None;
-        for (i, step) in c.steps.iter().enumerate() {
+        for (i, step) in c.steps.iter().enumerate().skip(first_step) {
             if let Some((names, from)) = &c.background
                 && background_task.is_none()
                 && i >= *from
