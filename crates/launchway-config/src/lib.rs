@@ -1232,7 +1232,7 @@ analysis_templates:
             ),
             None,
         );
-        assert!(!bg.has_errors(), "{:?}", bg.diagnostics);
+        assert!(bg.diagnostics.is_empty(), "{:?}", bg.diagnostics);
         let Strategy::BlueGreen(b) = bg.environment.unwrap().strategy else {
             panic!()
         };

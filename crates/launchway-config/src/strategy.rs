@@ -652,17 +652,7 @@ pub(crate) fn read(layers: &mut Layers<'_>) -> (Strategy, BTreeMap<String, Analy
             Strategy::AllAtOnce
         }
         (Some(c), None) => Strategy::Canary(ctx.canary(c)),
-        (None, Some(b)) => {
-            let file = ctx.file.clone();
-            ctx.layers.warn(
-                &file,
-                b.span,
-                "not-applied",
-                "blue_green is not applied by this version yet: a release switches all at once once healthy (canary is)".into(),
-                None,
-            );
-            Strategy::BlueGreen(ctx.blue_green(b))
-        }
+        (None, Some(b)) => Strategy::BlueGreen(ctx.blue_green(b)),
         (None, None) => Strategy::AllAtOnce,
     };
     // Every template the strategy names must exist.

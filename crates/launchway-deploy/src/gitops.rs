@@ -751,7 +751,7 @@ pub fn revert_after_abort(
         env,
         None,
         author,
-        Some(&format!("rollback {env}: canary aborted: {why}")),
+        Some(&format!("rollback {env}: rollout aborted: {why}")),
     )
 }
 

@@ -20,8 +20,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
-mod canary;
-pub use canary::{Command as RolloutCommand, RolloutStatus, read_status as read_rollout};
+mod rollout;
+pub use rollout::{
+    Command as RolloutCommand, RolloutStatus, is_live as rollout_is_live,
+    read_status as read_rollout,
+};
 
 /// What the data plane should route to: the serving replicas of what
 /// runs and, during a canary, the canary's at its weight — exact over
@@ -191,7 +194,7 @@ struct State {
     /// saved before they run so a successor stops them if we die.
     starting: Vec<(u32, u64)>,
     /// A canary of the next release, taking `weight` percent.
-    canary: Option<canary::CanarySet>,
+    canary: Option<rollout::CanarySet>,
 }
 
 /// One environment on this machine.
@@ -223,9 +226,9 @@ pub struct LocalEnvironment {
     /// successor that finds the file gone).
     protected: std::sync::atomic::AtomicBool,
     /// The progressive rollout in progress or last finished.
-    rollout: Mutex<Option<canary::RolloutStatus>>,
+    rollout: Mutex<Option<rollout::RolloutStatus>>,
     /// `rollout promote|abort` waiting for the rollout to read them.
-    control: Mutex<Vec<canary::Command>>,
+    control: Mutex<Vec<rollout::Command>>,
     /// Why the last rollout was aborted and what its strategy asks for
     /// next (for the reconciler: a revert commit, or hold).
     last_abort: Mutex<Option<(String, crate::config::strategy::OnFailure)>>,
@@ -505,6 +508,10 @@ impl LocalEnvironment {
             // release (or one after an outage) goes all at once.
             crate::config::strategy::Strategy::Canary(c) if serving && desired.replicas > 0 => {
                 self.roll_out_canary(desired, c, &env.analysis_templates, timeout)
+                    .await
+            }
+            crate::config::strategy::Strategy::BlueGreen(b) if serving && desired.replicas > 0 => {
+                self.roll_out_blue_green(desired, b, &env.analysis_templates, timeout)
                     .await
             }
             _ => self.roll_out(desired, timeout).await,
@@ -894,7 +901,7 @@ impl LocalEnvironment {
                 all &= r.port != 0 && healthy(r.port, &cd.health_path).await;
             }
             if all {
-                canary = Some(canary::CanarySet {
+                canary = Some(rollout::CanarySet {
                     desired: cd,
                     replicas: std::mem::take(&mut canary_replicas),
                     weight: saved["canary_weight"]
@@ -945,7 +952,7 @@ impl LocalEnvironment {
             s.retiring.clear();
             s.canary = canary;
         }
-        if let Some(r) = canary::read_status(&self.data, &self.name)
+        if let Some(r) = rollout::read_status(&self.data, &self.name)
             && let Ok(mut slot) = self.rollout.lock()
         {
             *slot = Some(r);
@@ -1449,7 +1456,7 @@ mod tests {
                     release_dir: None,
                     retiring: Vec::new(),
                     starting: Vec::new(),
-                    canary: Some(canary::CanarySet {
+                    canary: Some(rollout::CanarySet {
                         desired: desired("bbbb"),
                         replicas: (0..canaries).map(|i| replica(2000 + i as u16)).collect(),
                         weight: w,

@@ -36,6 +36,9 @@ enum RolloutCmd {
     /// Back to the stable release at once; the canary stops (and, with
     /// `on_failure: revert`, git is reverted).
     Abort { env: String },
+    /// Blue-green, while the previous release is still warm: switch back
+    /// to it at once (and revert git, with `on_failure: revert`).
+    Undo { env: String },
 }
 
 fn request(data: &std::path::Path, env: &str, what: &str) -> u8 {
@@ -48,7 +51,7 @@ fn request(data: &std::path::Path, env: &str, what: &str) -> u8 {
         return 2;
     }
     match launchway_deploy::local::read_rollout(data, env) {
-        Some(r) if matches!(r.phase.as_str(), "Progressing" | "Paused" | "Analyzing") => {}
+        Some(r) if launchway_deploy::local::rollout_is_live(&r.phase) => {}
         _ => {
             eprintln!("error: no rollout is in progress in '{env}'");
             return 1;
@@ -78,6 +81,9 @@ fn show(r: &launchway_deploy::local::RolloutStatus) {
         &r.stable[..r.stable.len().min(12)],
     );
     println!("  {}", r.message);
+    if let Some(p) = &r.preview {
+        println!("  preview: {p}");
+    }
     for m in r.measurements.iter().rev().take(10).rev() {
         println!(
             "  {:<16} {:<13} {}",
@@ -102,6 +108,7 @@ pub fn main(args: &RolloutArgs, store: &launchway_runner::store::Store) -> u8 {
             request(&data, env, if *full { "promote-full" } else { "promote" })
         }
         RolloutCmd::Abort { env } => request(&data, env, "abort"),
+        RolloutCmd::Undo { env } => request(&data, env, "undo"),
         RolloutCmd::Status { env, watch, json } => {
             let mut last = None;
             loop {
@@ -118,7 +125,7 @@ pub fn main(args: &RolloutArgs, store: &launchway_runner::store::Store) -> u8 {
                     }
                     last = Some(text);
                 }
-                let live = matches!(r.phase.as_str(), "Progressing" | "Paused" | "Analyzing");
+                let live = launchway_deploy::local::rollout_is_live(&r.phase);
                 if !*watch || !live {
                     return 0;
                 }

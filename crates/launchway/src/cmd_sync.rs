@@ -178,6 +178,7 @@ async fn watch_requests(rec: std::sync::Arc<Reconciler>, data: PathBuf) {
                     (".promote-full", RolloutCommand::PromoteFull),
                     (".promote", RolloutCommand::Promote),
                     (".abort", RolloutCommand::Abort),
+                    (".undo", RolloutCommand::Undo),
                 ]
                 .into_iter()
                 .find_map(|(suffix, c)| Some((name.strip_suffix(suffix)?, c)));

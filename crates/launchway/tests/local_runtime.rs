@@ -1342,7 +1342,7 @@ fn a_canary_goes_to_100_under_load_and_a_failing_one_is_aborted_and_reverted() {
             .output()
             .unwrap();
         let line = String::from_utf8_lossy(&subject.stdout).trim().to_string();
-        if line.contains("canary aborted") {
+        if line.contains("rollout aborted") {
             break line;
         }
         assert!(
@@ -1453,4 +1453,130 @@ fn a_canary_resumes_at_its_step_after_the_reconciler_is_killed() {
     assert!(seen.lock().unwrap().iter().any(|b| b == "v2"));
     let (ok, _, err) = lw(&home, &repo, &["rollout", "promote", "paused"]);
     assert!(!ok && err.contains("no rollout is in progress"), "{err}");
+}
+
+/// Blue-green under load: the new release answers at its preview address
+/// while the stable address keeps the old one; `rollout promote` switches
+/// at once; `rollout undo` while the old release is warm switches back
+/// instantly (the same old processes, nothing started) and git is
+/// reverted. No request lost.
+#[test]
+fn blue_green_previews_switches_and_undoes_instantly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(
+        tmp.path(),
+        "bg",
+        2,
+        "strategy: {blue_green: {auto_promote: false, scale_down_delay: 60s}}\n",
+    );
+    let v1 = deploy_with(&home, &repo, "bg");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "bg", "served", |s| serving(s, &v1));
+    let addr = st["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let mut blue = pids(&st);
+    blue.sort_unstable();
+    let (stop_load, failed, seen, threads) = load(&addr);
+    std::fs::write(repo.join("version.txt"), "v2\n").unwrap();
+    git(&repo, &["commit", "-qam", "v2"]);
+    deploy_with(&home, &repo, "bg");
+    let rollout = || {
+        let (_, out, _) = lw(&home, &repo, &["rollout", "status", "bg", "--json"]);
+        serde_json::from_str::<Value>(&out).unwrap_or(Value::Null)
+    };
+    let start = Instant::now();
+    let preview = loop {
+        let r = rollout();
+        if r["phase"] == "Paused" && r["strategy"] == "blue-green" {
+            break r["preview"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("http://")
+                .to_string();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{r}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        get(&preview, "/").unwrap(),
+        "v2",
+        "the preview answers the new release"
+    );
+    assert_eq!(
+        get(&addr, "/").unwrap(),
+        "v1",
+        "the stable address does not, yet"
+    );
+    let (ok, out, err) = lw(&home, &repo, &["rollout", "promote", "bg"]);
+    assert!(ok, "{out}{err}");
+    let start = Instant::now();
+    while rollout()["phase"] != "Switched" {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", rollout());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get(&addr, "/").unwrap(), "v2");
+    let mut warm = replica_processes("bg");
+    warm.sort_unstable();
+    assert!(
+        blue.iter().all(|p| warm.contains(p)),
+        "blue stays warm: {warm:?}"
+    );
+
+    let (ok, out, err) = lw(&home, &repo, &["rollout", "undo", "bg"]);
+    assert!(ok, "{out}{err}");
+    let start = Instant::now();
+    while get(&addr, "/").ok().as_deref() != Some("v1") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "not switched back"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let switched_back = start.elapsed();
+    let start = Instant::now();
+    let reverted = loop {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["log", "-1", "--format=%H %s"])
+            .output()
+            .unwrap();
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if line.contains("rollout aborted") && line.contains("undone") {
+            break line;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "never reverted: {line}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let revert = reverted.split(' ').next().unwrap().to_string();
+    let st = wait_status(&home, &repo, "bg", "back on blue", |s| {
+        serving(s, &v1) && s["revision"].as_str() == Some(revert.as_str())
+    });
+    let mut now = pids(&st);
+    now.sort_unstable();
+    assert_eq!(now, blue, "the same blue processes serve again");
+    stop_load.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(failed.load(Ordering::SeqCst), 0, "requests were lost");
+    assert!(seen.lock().unwrap().iter().any(|b| b == "v2"));
+    assert!(switched_back < Duration::from_secs(2), "{switched_back:?}");
+    let start = Instant::now();
+    while replica_processes("bg").len() != 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "green left running"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

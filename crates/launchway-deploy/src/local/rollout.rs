@@ -1,15 +1,26 @@
-//! A canary rollout on this machine: the next release's canary replicas
+//! Progressive rollouts on this machine.
+//!
+//! Canary: the next release's canary replicas
 //! start next to the stable ones and take an exact share of requests per
 //! step (`set_weight`), waiting (`pause`) or measuring (`analysis`, and a
 //! background analysis) in between; promoted, the release gets its full
 //! replica count and all traffic; aborted (by hand, a failed analysis or
 //! a canary replica that died), traffic goes back to stable at once and
-//! the canary stops. The state is published to `<data>/rollouts/<env>.json`
-//! at every transition, for `launchway rollout status`.
+//! the canary stops.
+//!
+//! Blue-green: the next release (green) starts in full behind a preview
+//! address of its own; after the pre-promotion analysis and the promotion
+//! (automatic, after a delay, or by hand) the stable address switches to it
+//! atomically, while the old replicas (blue) stay warm for
+//! `scale_down_delay`: `launchway rollout undo` (or a failed post-promotion
+//! analysis) switches back instantly, with no start-up.
+//!
+//! The state is published to `<data>/rollouts/<env>.json` at every
+//! transition, for `launchway rollout status`.
 
 use super::{Desired, Health, LocalEnvironment, Replica, Status, stop};
 use crate::analysis::{self, Measurement, Outcome, Tally, Vars, Verdict};
-use crate::config::strategy::{AnalysisTemplate, Canary, OnFailure, Provider, Step};
+use crate::config::strategy::{AnalysisTemplate, BlueGreen, Canary, OnFailure, Provider, Step};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,6 +42,8 @@ pub enum Command {
     /// Straight to 100%, skipping what is left.
     PromoteFull,
     Abort,
+    /// Blue-green, while the old release is warm: switch back.
+    Undo,
 }
 
 /// A rollout as `launchway rollout status` shows it.
@@ -52,6 +65,14 @@ pub struct RolloutStatus {
     /// Unix milliseconds.
     pub started_at: u64,
     pub updated_at: u64,
+    /// Blue-green: where the new release answers before the switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
+}
+
+/// Whether a rollout in `phase` still takes commands.
+pub fn is_live(phase: &str) -> bool {
+    matches!(phase, "Progressing" | "Paused" | "Analyzing" | "Switched")
 }
 
 fn now_ms() -> u64 {
@@ -79,10 +100,7 @@ impl LocalEnvironment {
             .rollout
             .lock()
             .ok()
-            .and_then(|r| {
-                r.as_ref()
-                    .map(|r| matches!(r.phase.as_str(), "Progressing" | "Paused" | "Analyzing"))
-            })
+            .and_then(|r| r.as_ref().map(|r| is_live(&r.phase)))
             .unwrap_or(false);
         if !running {
             return Err(format!("no rollout is in progress in '{}'", self.name));
@@ -146,6 +164,11 @@ impl LocalEnvironment {
         if cmds.contains(&Command::Abort) {
             return Some(Stop::Abort(
                 "aborted by hand (launchway rollout abort)".into(),
+            ));
+        }
+        if cmds.contains(&Command::Undo) {
+            return Some(Stop::Abort(
+                "undone by hand (launchway rollout undo)".into(),
             ));
         }
         if cmds.contains(&Command::PromoteFull) {
@@ -394,6 +417,7 @@ impl LocalEnvironment {
                     .unwrap_or_default(),
                 started_at: earlier.map_or_else(now_ms, |e| e.started_at),
                 updated_at: now_ms(),
+                preview: None,
             });
         }
         self.publish(|_| {});
@@ -625,6 +649,292 @@ impl LocalEnvironment {
             Health::Healthy,
             Some(&desired.release),
             &format!("serving {} (canary promoted)", desired.release),
+        );
+        self.save_state();
+        Ok(self.status())
+    }
+}
+
+impl LocalEnvironment {
+    fn preview_site(&self) -> String {
+        format!("{}@preview", self.name)
+    }
+
+    async fn close_preview(&self) {
+        let _ = self
+            .plane
+            .call(&launchway_proxy::plane::Request::Close {
+                environment: self.preview_site(),
+            })
+            .await;
+    }
+
+    /// Runs `names` to their verdicts; the first failure (or a command)
+    /// stops.
+    async fn gate(
+        self: &Arc<Self>,
+        names: &[String],
+        templates: &BTreeMap<String, AnalysisTemplate>,
+        vars: &Vars,
+        quiet: &std::sync::Mutex<Option<String>>,
+    ) -> Option<Stop> {
+        for name in names {
+            let Some(t) = templates.get(name) else {
+                return Some(Stop::Abort(format!("no analysis template '{name}'")));
+            };
+            self.publish(|r| {
+                r.phase = "Analyzing".into();
+                r.message = format!("analysis: {name}");
+            });
+            match self.analyse(name, t, vars, quiet).await {
+                Err(s) => return Some(s),
+                Ok((Verdict::Failed, why)) => return Some(Stop::Abort(why)),
+                Ok((Verdict::Inconclusive, why)) => {
+                    self.publish(|r| {
+                        r.phase = "Paused".into();
+                        r.message =
+                            format!("{why}: inconclusive; `launchway rollout promote` or `abort`");
+                    });
+                    if let Some(s) = self.pause(None, quiet).await {
+                        return Some(s);
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        None
+    }
+
+    /// The blue-green rollout of `desired` (something serves already).
+    pub(super) async fn roll_out_blue_green(
+        self: &Arc<Self>,
+        desired: Desired,
+        b: &BlueGreen,
+        templates: &BTreeMap<String, AnalysisTemplate>,
+        timeout: Duration,
+    ) -> Result<Status, String> {
+        let (stable, stable_dir) = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| Some((s.desired.clone()?, s.release_dir.clone()?)))
+            .ok_or("nothing serves to switch from")?;
+        self.set_status(
+            Health::Progressing,
+            None,
+            &format!("blue-green: starting {}", desired.release),
+        );
+        let dir = match self.prepare(&desired).await {
+            Ok(d) => d,
+            Err(e) => return Err(self.failed(&e)),
+        };
+        // Whatever a previous reconciler left half-done starts over.
+        if let Some(mut old) = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|mut s| s.canary.take())
+            .map(|c| c.replicas)
+        {
+            self.save_state();
+            stop(&mut old).await;
+        }
+        let green = match self
+            .start_healthy(&desired, &dir, 0..desired.replicas as usize, timeout)
+            .await
+        {
+            Ok(g) => g,
+            Err(e) => return Err(self.failed(&e)),
+        };
+        let green_label = super::label(&desired);
+        let specs: Vec<launchway_proxy::plane::BackendSpec> = green
+            .iter()
+            .map(|r| launchway_proxy::plane::BackendSpec {
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], r.port)),
+                weight: 1,
+                revision: green_label.clone(),
+            })
+            .collect();
+        if let Ok(mut s) = self.state.lock() {
+            s.starting.clear();
+            s.canary = Some(CanarySet {
+                desired: desired.clone(),
+                replicas: green,
+                weight: 0,
+            });
+        }
+        self.save_state();
+        if let Ok(mut q) = self.control.lock() {
+            q.clear();
+        }
+        let preview_url = match super::open(&self.plane, &self.preview_site(), "127.0.0.1:0").await
+        {
+            Ok(a) => {
+                let _ = self
+                    .plane
+                    .call(&launchway_proxy::plane::Request::Route {
+                        environment: self.preview_site(),
+                        backends: specs,
+                        canary: None,
+                    })
+                    .await;
+                format!("http://{a}")
+            }
+            Err(e) => {
+                return Err(self
+                    .abort(&format!("no preview address: {e}"), b.on_failure)
+                    .await);
+            }
+        };
+        let vars = Vars {
+            canary: green_label,
+            stable: super::label(&stable),
+            preview_url: preview_url.clone(),
+            stable_url: format!("http://{}", self.address()),
+        };
+        if let Ok(mut r) = self.rollout.lock() {
+            *r = Some(RolloutStatus {
+                environment: self.name.clone(),
+                strategy: "blue-green".into(),
+                stable: stable.release.clone(),
+                canary: desired.release.clone(),
+                step: 0,
+                steps: 2,
+                weight: 0,
+                phase: "Progressing".into(),
+                message: format!("the new release answers at {preview_url}"),
+                measurements: Vec::new(),
+                started_at: now_ms(),
+                updated_at: now_ms(),
+                preview: Some(preview_url.clone()),
+            });
+        }
+        self.publish(|_| {});
+        let quiet = std::sync::Mutex::new(None);
+        let before_switch = match self.gate(&b.pre_promotion, templates, &vars, &quiet).await {
+            Some(s) => Some(s),
+            None if !b.auto_promote => {
+                self.publish(|r| {
+                    r.phase = "Paused".into();
+                    r.message = format!(
+                        "preview at {preview_url}; `launchway rollout promote` switches to it"
+                    );
+                });
+                self.pause(None, &quiet).await
+            }
+            None => match b.auto_promote_after {
+                Some(d) => {
+                    self.publish(|r| {
+                        r.phase = "Paused".into();
+                        r.message =
+                            format!("switching in {}s (preview at {preview_url})", d.as_secs());
+                    });
+                    self.pause(Some(d), &quiet).await
+                }
+                None => None,
+            },
+        };
+        if let Some(Stop::Abort(why)) = before_switch {
+            self.close_preview().await;
+            return Err(self.abort(&why, b.on_failure).await);
+        }
+        // The switch: one route change; blue stays warm.
+        let blue = match self.state.lock() {
+            Ok(mut s) => {
+                let green = s.canary.take().map(|c| c.replicas).unwrap_or_default();
+                s.desired = Some(desired.clone());
+                s.release_dir = Some(dir.clone());
+                let blue = std::mem::replace(&mut s.replicas, green);
+                s.retiring = blue
+                    .iter()
+                    .filter_map(|r| {
+                        let pid = r.pgid?;
+                        Some((pid, super::start_time(pid)?))
+                    })
+                    .collect();
+                blue
+            }
+            Err(_) => Vec::new(),
+        };
+        self.save_state();
+        let _ = self.route().await;
+        let delay = b.scale_down_delay;
+        self.set_status(
+            Health::Progressing,
+            Some(&desired.release),
+            &format!(
+                "switched to {}; the previous release stays warm for {}s",
+                desired.release,
+                delay.as_secs()
+            ),
+        );
+        self.publish(|r| {
+            r.step = 1;
+            r.weight = 100;
+            r.phase = "Switched".into();
+            r.message = format!(
+                "switched; the previous release stays warm for {}s: `launchway rollout undo` switches back",
+                delay.as_secs()
+            );
+        });
+        let after = match self.gate(&b.post_promotion, templates, &vars, &quiet).await {
+            Some(s) => Some(s),
+            None => {
+                self.publish(|r| r.phase = "Switched".into());
+                self.pause(Some(delay), &quiet).await
+            }
+        };
+        if let Some(Stop::Abort(why)) = after {
+            // Back to blue at once: it never stopped.
+            let mut green = match self.state.lock() {
+                Ok(mut s) => {
+                    s.desired = Some(stable.clone());
+                    s.release_dir = Some(stable_dir);
+                    s.retiring.clear();
+                    std::mem::replace(&mut s.replicas, blue)
+                }
+                Err(_) => Vec::new(),
+            };
+            self.save_state();
+            let _ = self.route().await;
+            self.close_preview().await;
+            self.publish(|r| {
+                r.weight = 0;
+                r.phase = "Aborted".into();
+                r.message = format!("switched back: {why}");
+            });
+            stop(&mut green).await;
+            if let Ok(mut a) = self.last_abort.lock() {
+                *a = Some((why.clone(), b.on_failure));
+            }
+            self.set_status(
+                Health::Healthy,
+                Some(&stable.release),
+                &format!("serving {}", stable.release),
+            );
+            return Err(self.failed(&format!("switched back: {why}")));
+        }
+        let mut blue = blue;
+        let _ = self
+            .plane
+            .call(&launchway_proxy::plane::Request::Drain {
+                environment: self.name.clone(),
+                timeout_ms: 30_000,
+            })
+            .await;
+        stop(&mut blue).await;
+        self.close_preview().await;
+        if let Ok(mut s) = self.state.lock() {
+            s.retiring.clear();
+        }
+        self.publish(|r| {
+            r.phase = "Promoted".into();
+            r.message = format!("{} serves all traffic", desired.release);
+        });
+        self.set_status(
+            Health::Healthy,
+            Some(&desired.release),
+            &format!("serving {} (blue-green switch)", desired.release),
         );
         self.save_state();
         Ok(self.status())
