@@ -1,9 +1,10 @@
 //! Analysis during a rollout: one template (`analysis_templates.<name>`)
-//! measured `count` times, every `interval`, each measurement Successful,
-//! Failed, Error or Inconclusive; the run fails once failures exceed
-//! `failure_limit` (errors count as failures), is inconclusive once
-//! inconclusive measurements exceed `inconclusive_limit`, and succeeds
-//! after `count` measurements otherwise.
+//! measured every `interval`, each measurement Successful, Failed, Error
+//! or Inconclusive; the run fails once failures exceed `failure_limit`
+//! (errors count as failures), is inconclusive once inconclusive
+//! measurements exceed `inconclusive_limit`, and succeeds once `count`
+//! conclusive measurements were taken within those limits — a measurement
+//! that could not decide never counts towards a pass (fail closed).
 //!
 //! Providers: `builtin` reads the data plane's own per-revision counters
 //! (the difference between two snapshots one interval apart), `prometheus`
@@ -55,11 +56,13 @@ pub struct Tally {
 
 impl Tally {
     pub fn add(&mut self, o: Outcome, t: &AnalysisTemplate) -> Verdict {
-        self.taken += 1;
         match o {
-            Outcome::Failed | Outcome::Error => self.failed += 1,
+            Outcome::Failed | Outcome::Error => {
+                self.failed += 1;
+                self.taken += 1;
+            }
             Outcome::Inconclusive => self.inconclusive += 1,
-            Outcome::Successful => {}
+            Outcome::Successful => self.taken += 1,
         }
         if self.failed > t.failure_limit {
             Verdict::Failed
@@ -335,6 +338,16 @@ mod tests {
         let mut tally = Tally::default();
         tally.add(Outcome::Inconclusive, &t);
         assert_eq!(tally.add(Outcome::Inconclusive, &t), Verdict::Inconclusive);
+        // Inconclusive measurements never make up the count of a pass.
+        let t = AnalysisTemplate {
+            inconclusive_limit: 5,
+            ..template(2, 0)
+        };
+        let mut tally = Tally::default();
+        assert_eq!(tally.add(Outcome::Inconclusive, &t), Verdict::Running);
+        assert_eq!(tally.add(Outcome::Inconclusive, &t), Verdict::Running);
+        assert_eq!(tally.add(Outcome::Successful, &t), Verdict::Running);
+        assert_eq!(tally.add(Outcome::Successful, &t), Verdict::Successful);
     }
 
     fn status(revision: &str, requests: u64, errors: u64, latency: Vec<u64>) -> BackendStatus {

@@ -23,6 +23,8 @@ pub struct DataPlane {
     client: Client,
     attached: tokio::sync::Mutex<Option<tokio::net::UnixStream>>,
     generation: AtomicU64,
+    /// Where the data plane serves `/metrics` (asked again of a new one).
+    metrics: std::sync::Mutex<Option<String>>,
 }
 
 impl DataPlane {
@@ -33,6 +35,7 @@ impl DataPlane {
             client: Client::new(dir),
             attached: tokio::sync::Mutex::new(None),
             generation: AtomicU64::new(0),
+            metrics: std::sync::Mutex::new(None),
         }
     }
 
@@ -69,7 +72,31 @@ impl DataPlane {
         let stream = self.client.attach().await.map_err(|e| e.to_string())?;
         *held = Some(stream);
         self.generation.fetch_add(1, Ordering::SeqCst);
+        let listen = self.metrics.lock().ok().and_then(|m| m.clone());
+        if let Some(listen) = listen {
+            match self
+                .client
+                .call(&Request::ServeMetrics {
+                    listen: listen.clone(),
+                })
+                .await
+            {
+                Ok(r) => {
+                    if let Some(a) = r.address {
+                        eprintln!("metrics at http://{a}/metrics");
+                    }
+                }
+                Err(e) => eprintln!("metrics endpoint on {listen}: {e}"),
+            }
+        }
         Ok(())
+    }
+
+    /// Serve every environment's metrics at `listen` (`GET /metrics`).
+    pub fn set_metrics(&self, listen: Option<String>) {
+        if let Ok(mut m) = self.metrics.lock() {
+            *m = listen;
+        }
     }
 
     fn start(&self) -> Result<(), String> {

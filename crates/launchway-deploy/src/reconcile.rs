@@ -41,6 +41,9 @@ pub struct Tracked {
     /// protected or when no environment file is left (off: those are
     /// refused and keep serving, as Argo CD's defaults do).
     pub prune: bool,
+    /// Where the data plane serves every environment's metrics
+    /// (Prometheus text at `/metrics`), if anywhere.
+    pub metrics_listen: Option<String>,
 }
 
 impl Tracked {
@@ -531,6 +534,7 @@ impl Reconciler {
         stop_replicas: bool,
     ) {
         tokio::pin!(stop);
+        self.plane.set_metrics(self.tracked.metrics_listen.clone());
         if let Err(e) = self.plane.ensure().await {
             eprintln!("data plane: {e}");
         }
@@ -1057,11 +1061,12 @@ impl Reconciler {
                     "deployment of {} failed: {}",
                     short(&rev),
                     // The runtime's account says what serves meanwhile.
-                    m.local
-                        .status()
-                        .message
-                        .strip_prefix("last deployment failed: ")
-                        .map_or(message.clone(), str::to_string)
+                    {
+                        let local = m.local.status().message;
+                        local
+                            .strip_prefix("last deployment failed: ")
+                            .map_or_else(|| local.clone(), str::to_string)
+                    }
                 ));
                 st.sync = SyncStatus::OutOfSync;
                 st

@@ -301,51 +301,10 @@ impl Proxy {
         self.route.read().is_ok_and(|r| r.canary.is_some())
     }
 
-    /// Prometheus text: requests and errors per revision and replica.
+    /// Prometheus text: requests, errors and latency per revision and
+    /// replica.
     pub fn metrics_text(&self, environment: &str) -> String {
-        let mut out = String::from(
-            "# HELP launchway_proxy_requests Requests routed, by revision and replica.\n# TYPE launchway_proxy_requests counter\n",
-        );
-        let bs = self.backends();
-        for b in &bs {
-            out.push_str(&format!(
-                "launchway_proxy_requests{{environment=\"{environment}\",revision=\"{}\",replica=\"{}\"}} {}\n",
-                b.revision,
-                b.addr,
-                b.requests.load(Ordering::Relaxed)
-            ));
-        }
-        out.push_str("# HELP launchway_proxy_errors Requests a replica failed (5xx or unreachable).\n# TYPE launchway_proxy_errors counter\n");
-        for b in &bs {
-            out.push_str(&format!(
-                "launchway_proxy_errors{{environment=\"{environment}\",revision=\"{}\",replica=\"{}\"}} {}\n",
-                b.revision,
-                b.addr,
-                b.errors.load(Ordering::Relaxed)
-            ));
-        }
-        out.push_str("# HELP launchway_request_duration_seconds Time to a replica's answer, by revision and replica.\n# TYPE launchway_request_duration_seconds histogram\n");
-        for b in &bs {
-            let (counts, sum) = b.latency();
-            let labels = format!(
-                "environment=\"{environment}\",revision=\"{}\",replica=\"{}\"",
-                b.revision, b.addr
-            );
-            let mut cumulative = 0;
-            for (i, c) in counts.iter().enumerate() {
-                cumulative += c;
-                let le = LATENCY_BUCKETS
-                    .get(i)
-                    .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
-                out.push_str(&format!(
-                    "launchway_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}\n"
-                ));
-            }
-            out.push_str(&format!(
-                "launchway_request_duration_seconds_sum{{{labels}}} {sum}\nlaunchway_request_duration_seconds_count{{{labels}}} {cumulative}\n"
-            ));
-        }
-        out
+        metrics_text(&[(environment.to_string(), self.backends())])
     }
 
     async fn forward(
@@ -459,6 +418,68 @@ impl Proxy {
             });
         }
     }
+}
+
+/// Prometheus text for several environments' backends, each metric
+/// family once (its `# HELP`/`# TYPE` lines, then every sample).
+pub fn metrics_text(sites: &[(String, Vec<Arc<Backend>>)]) -> String {
+    let mut out = String::new();
+    let labels = |env: &str, b: &Backend| {
+        format!(
+            "environment=\"{}\",revision=\"{}\",replica=\"{}\"",
+            escape(env),
+            escape(&b.revision),
+            b.addr
+        )
+    };
+    out.push_str("# HELP launchway_proxy_requests Requests routed, by revision and replica.\n# TYPE launchway_proxy_requests counter\n");
+    for (env, bs) in sites {
+        for b in bs {
+            out.push_str(&format!(
+                "launchway_proxy_requests{{{}}} {}\n",
+                labels(env, b),
+                b.requests.load(Ordering::Relaxed)
+            ));
+        }
+    }
+    out.push_str("# HELP launchway_proxy_errors Requests a replica failed (5xx or unreachable).\n# TYPE launchway_proxy_errors counter\n");
+    for (env, bs) in sites {
+        for b in bs {
+            out.push_str(&format!(
+                "launchway_proxy_errors{{{}}} {}\n",
+                labels(env, b),
+                b.errors.load(Ordering::Relaxed)
+            ));
+        }
+    }
+    out.push_str("# HELP launchway_request_duration_seconds Time to a replica's answer, by revision and replica.\n# TYPE launchway_request_duration_seconds histogram\n");
+    for (env, bs) in sites {
+        for b in bs {
+            let l = labels(env, b);
+            let (counts, sum) = b.latency();
+            let mut cumulative = 0;
+            for (i, c) in counts.iter().enumerate() {
+                cumulative += c;
+                let le = LATENCY_BUCKETS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+                out.push_str(&format!(
+                    "launchway_request_duration_seconds_bucket{{{l},le=\"{le}\"}} {cumulative}\n"
+                ));
+            }
+            out.push_str(&format!(
+                "launchway_request_duration_seconds_sum{{{l}}} {sum}\nlaunchway_request_duration_seconds_count{{{l}}} {cumulative}\n"
+            ));
+        }
+    }
+    out
+}
+
+/// A label value as Prometheus' text format wants it.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn plain(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {

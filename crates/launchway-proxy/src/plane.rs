@@ -96,6 +96,12 @@ pub enum Request {
     Metrics {
         environment: String,
     },
+    /// Serves every environment's metrics over HTTP at `listen`
+    /// (`GET /metrics`) for Prometheus to scrape; once (a second call
+    /// answers the same address).
+    ServeMetrics {
+        listen: String,
+    },
     Shutdown,
 }
 
@@ -169,10 +175,12 @@ struct Plane {
     sites: Mutex<BTreeMap<String, Site>>,
     attached: AtomicUsize,
     stop: tokio::sync::Notify,
+    /// The metrics endpoint, once asked for.
+    metrics: Mutex<Option<SocketAddr>>,
 }
 
 impl Plane {
-    async fn handle(&self, req: Request) -> Reply {
+    async fn handle(self: &Arc<Self>, req: Request) -> Reply {
         match req {
             Request::Ping => Reply {
                 pid: Some(std::process::id()),
@@ -240,10 +248,90 @@ impl Plane {
                     None => error(format!("no environment '{environment}' here")),
                 }
             }
+            Request::ServeMetrics { listen } => self.serve_metrics(&listen).await,
             Request::Shutdown => {
                 self.stop.notify_one();
                 ok()
             }
+        }
+    }
+
+    /// Every environment's metrics, each family once.
+    fn all_metrics(&self) -> String {
+        let sites: Vec<(String, Vec<Arc<Backend>>)> = self
+            .sites
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .map(|(name, site)| (name.clone(), site.proxy.backends()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        crate::metrics_text(&sites)
+    }
+
+    async fn serve_metrics(self: &Arc<Self>, listen: &str) -> Reply {
+        if let Some(a) = self.metrics.lock().ok().and_then(|m| *m) {
+            return Reply {
+                address: Some(a),
+                ..ok()
+            };
+        }
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => return error(format!("cannot listen on {listen}: {e}")),
+        };
+        let address = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => return error(e),
+        };
+        if let Ok(mut m) = self.metrics.lock() {
+            *m = Some(address);
+        }
+        let plane = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let plane = plane.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let plane = plane.clone();
+                            async move {
+                                let mut r = if req.uri().path() == "/metrics" {
+                                    let mut r = hyper::Response::new(http_body_util::Full::new(
+                                        bytes::Bytes::from(plane.all_metrics()),
+                                    ));
+                                    r.headers_mut().insert(
+                                        hyper::header::CONTENT_TYPE,
+                                        hyper::header::HeaderValue::from_static(
+                                            "text/plain; version=0.0.4",
+                                        ),
+                                    );
+                                    r
+                                } else {
+                                    hyper::Response::new(http_body_util::Full::new(
+                                        bytes::Bytes::from_static(b"GET /metrics\n"),
+                                    ))
+                                };
+                                if req.uri().path() != "/metrics" {
+                                    *r.status_mut() = hyper::StatusCode::NOT_FOUND;
+                                }
+                                Ok::<_, std::convert::Infallible>(r)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Reply {
+            address: Some(address),
+            ..ok()
         }
     }
 

@@ -169,6 +169,7 @@ impl Environments {
                 listen: BTreeMap::new(),
                 registry: Some(self.registry_dir()),
                 prune: self.prune,
+                metrics_listen: None,
             },
             data.clone(),
             Duration::from_secs(120),

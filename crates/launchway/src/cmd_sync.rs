@@ -43,6 +43,10 @@ pub struct SyncArgs {
     /// keeps serving and its status says why).
     #[arg(long, conflicts_with = "stop")]
     pub prune: bool,
+    /// Serve every environment's per-revision metrics (requests, errors,
+    /// latency histogram; Prometheus text at /metrics) on this address.
+    #[arg(long, value_name = "ADDR", conflicts_with = "stop")]
+    pub metrics_listen: Option<String>,
     /// Heal drift and retry a failed deployment now, even with self-heal
     /// off (talks to the running reconciler).
     #[arg(long, conflicts_with_all = ["stop", "detach"])]
@@ -122,6 +126,7 @@ async fn foreground(
             listen,
             registry: Some(registry),
             prune: args.prune,
+            metrics_listen: args.metrics_listen.clone(),
         },
         data.clone(),
         Duration::from_secs(args.health_timeout),
@@ -253,6 +258,9 @@ pub fn detach(args: &SyncArgs, root: &Path, data: &Path) -> Result<u32, String> 
     }
     if args.prune {
         c.arg("--prune");
+    }
+    if let Some(m) = &args.metrics_listen {
+        c.args(["--metrics-listen", m]);
     }
     c.args(&args.envs);
     use std::os::unix::process::CommandExt;

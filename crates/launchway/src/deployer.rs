@@ -88,6 +88,7 @@ impl Deployer for LocalDeployer {
                 stop: false,
                 now: false,
                 prune: false,
+                metrics_listen: None,
             };
             let pid = {
                 let (args, root, data) = (args.clone(), root.clone(), data.clone());

@@ -1580,3 +1580,128 @@ fn blue_green_previews_switches_and_undoes_instantly() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real Prometheus (Debian's) scrapes the data plane's per-revision
+/// metrics; a canary's `prometheus` analysis queries it and aborts a
+/// canary that fails one request in five.
+#[test]
+fn a_prometheus_analysis_aborts_a_failing_canary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let metrics = free_port();
+    let prom_port = free_port();
+    let strategy = format!(
+        "strategy:
+  canary:
+    steps:
+      - set_weight: 50
+      - analysis: {{templates: [errors]}}
+      - set_weight: 100
+    on_failure: hold
+analysis_templates:
+  errors:
+    provider: prometheus
+    address: http://127.0.0.1:{prom_port}
+    query: sum(rate(launchway_proxy_errors{{revision=\"{{{{canary}}}}\"}}[10s])) / sum(rate(launchway_proxy_requests{{revision=\"{{{{canary}}}}\"}}[10s]))
+    interval: 2s
+    count: 3
+    failure_limit: 0
+    inconclusive_limit: 10
+    success_condition: result < 0.05
+"
+    );
+    let repo = app_repo(tmp.path(), "prom", 1, &strategy);
+    let v1 = deploy_with(&home, &repo, "prom");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(
+        &home,
+        &repo,
+        &[
+            "sync",
+            "--detach",
+            "--metrics-listen",
+            &format!("127.0.0.1:{metrics}"),
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "prom", "served", |s| serving(s, &v1));
+    let addr = st["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    std::fs::write(
+        tmp.path().join("prometheus.yml"),
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n  - job_name: launchway\n    static_configs: [{{targets: ['127.0.0.1:{metrics}']}}]\n"
+        ),
+    )
+    .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _prometheus = Kill(
+        std::process::Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                tmp.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                tmp.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus is needed (apt-get install prometheus; .ci/run installs it)"),
+    );
+    let (stop_load, _, _, threads) = load(&addr);
+    // The metrics endpoint serves per-revision counters and latency.
+    let text = get(&format!("127.0.0.1:{metrics}"), "/metrics").unwrap();
+    assert!(
+        text.contains("launchway_request_duration_seconds_bucket{environment=\"prom\""),
+        "{text}"
+    );
+    let file = repo.join("configs/environments/prom.yaml");
+    let body = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{body}env: {{FAIL_EVERY: \"5\"}}\n")).unwrap();
+    git(&repo, &["commit", "-qam", "fail one in five"]);
+    let start = Instant::now();
+    let r = loop {
+        let (_, out, _) = lw(&home, &repo, &["rollout", "status", "prom", "--json"]);
+        let r: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+        if r["phase"] == "Aborted" {
+            break r;
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "{r}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    stop_load.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let failed = r["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["outcome"] == "Failed")
+        .unwrap_or_else(|| panic!("{r}"));
+    let value: f64 = failed["value"].as_str().unwrap().parse().unwrap();
+    assert!((0.1..0.3).contains(&value), "about one in five: {r}");
+    let st = wait_status(&home, &repo, "prom", "held", |s| s["health"] == "Degraded");
+    assert!(st["message"].as_str().unwrap().contains("held"), "{st}");
+    assert_eq!(get(&addr, "/").unwrap(), "v1", "stable serves");
+}

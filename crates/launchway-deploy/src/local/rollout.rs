@@ -577,7 +577,7 @@ impl LocalEnvironment {
             // Held: Degraded until a new commit, not "all is well".
             s.status.health = Health::Degraded;
             s.status.message = format!(
-                "canary aborted: {why}; held — the stable release serves; a new commit retries"
+                "last deployment failed: canary aborted: {why}; held — the stable release serves; a new commit retries"
             );
         }
         msg
