@@ -165,6 +165,8 @@ pub struct Vars {
     pub stable: String,
     pub preview_url: String,
     pub stable_url: String,
+    /// Where a `command` runs: the new release's files.
+    pub workdir: Option<std::path::PathBuf>,
 }
 
 impl Vars {
@@ -196,7 +198,11 @@ pub fn measure_external(t: &AnalysisTemplate, vars: &Vars) -> (Outcome, String) 
         Provider::Builtin => (Outcome::Error, "builtin is measured by the rollout".into()),
         Provider::Command => {
             let cmd = vars.fill(t.command.as_deref().unwrap_or("false"));
-            match std::process::Command::new("sh")
+            let mut c = std::process::Command::new("sh");
+            if let Some(d) = &vars.workdir {
+                c.current_dir(d);
+            }
+            match c
                 .arg("-c")
                 .arg(&cmd)
                 .env_clear()
@@ -204,6 +210,7 @@ pub fn measure_external(t: &AnalysisTemplate, vars: &Vars) -> (Outcome, String) 
                 .env("CANARY", &vars.canary)
                 .env("STABLE", &vars.stable)
                 .env("PREVIEW_URL", &vars.preview_url)
+                .env("STABLE_URL", &vars.stable_url)
                 .stdin(std::process::Stdio::null())
                 .output()
             {

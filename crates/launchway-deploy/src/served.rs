@@ -99,6 +99,42 @@ pub fn committed_line(env: &str, branch: Option<&str>, committed: Option<&str>) 
 }
 
 /// What a deployment step logs once its release serves.
+/// How the progressive rollout that brought `release` in went, when one
+/// did (finished after `since_ms`): its steps, weights and analyses, for
+/// the deploy step's log and summary.
+pub fn rollout_line(data: &Path, env: &str, since_ms: u64) -> Option<String> {
+    let r = crate::local::read_rollout(data, env)?;
+    if r.updated_at < since_ms {
+        return None;
+    }
+    let mut tally: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+    for m in &r.measurements {
+        let e = tally.entry(m.template.clone()).or_default();
+        if m.outcome == crate::analysis::Outcome::Successful {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+    }
+    let analyses: Vec<String> = tally
+        .iter()
+        .map(|(t, (ok, other))| format!("{t} {ok} passed, {other} not"))
+        .collect();
+    Some(format!(
+        "rollout: {} of {} {} — {} ({} steps){}",
+        r.strategy,
+        &r.canary[..r.canary.len().min(12)],
+        r.phase.to_lowercase(),
+        r.message,
+        r.steps,
+        if analyses.is_empty() {
+            String::new()
+        } else {
+            format!("; analysis: {}", analyses.join(", "))
+        }
+    ))
+}
+
 pub fn served_line(env: &str, s: &Served) -> String {
     format!(
         "'{env}' serves {} at {} ({} replica(s))",

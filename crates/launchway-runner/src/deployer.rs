@@ -44,6 +44,10 @@ pub struct DeployOutcome {
     pub log: Vec<String>,
 }
 
+/// How a deployer's log line about a progressive rollout starts; the
+/// `launchway/deploy` step also puts such lines in the job summary.
+pub const ROLLOUT_LINE: &str = "rollout: ";
+
 pub type DeployFuture<'a> =
     Pin<Box<dyn Future<Output = Result<DeployOutcome, String>> + Send + 'a>>;
 

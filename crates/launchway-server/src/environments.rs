@@ -294,9 +294,14 @@ impl Deployer for ServerDeployer {
                 url: None,
             };
             if req.wait {
+                let since = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
                 let s = served::wait_until_served(&data, &req.environment, &revision, req.timeout)
                     .await?;
                 out.log.push(served::served_line(&req.environment, &s));
+                out.log
+                    .extend(served::rollout_line(&data, &req.environment, since));
                 out.url = s.address;
             }
             Ok(out)

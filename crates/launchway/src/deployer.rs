@@ -104,12 +104,21 @@ impl Deployer for LocalDeployer {
                 log,
             };
             if req.wait {
+                let since = now_ms();
                 let s = served::wait_until_served(&data, &req.environment, &revision, req.timeout)
                     .await?;
                 out.log.push(served::served_line(&req.environment, &s));
+                out.log
+                    .extend(served::rollout_line(&data, &req.environment, since));
                 out.url = s.address;
             }
             Ok(out)
         })
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

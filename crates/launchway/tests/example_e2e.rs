@@ -222,4 +222,32 @@ fn example_pipeline_runs_for_real() {
             .unwrap()
             .starts_with("churn-service-")
     );
+
+    // A second commit: prod now runs something, so the new release goes
+    // through prod's canary (5% → smoke check → 25% → 50% → 100%) and the
+    // deploy step's summary says how it went.
+    std::fs::write(repo.join("NOTES.md"), "second release\n").unwrap();
+    git(&repo, &["add", "NOTES.md"]);
+    git(&repo, &["commit", "-qm", "second release"]);
+    let second = git(&repo, &["rev-parse", "HEAD"]);
+    let (code, v, err) = launchway(&repo, home.path(), &["--approve", "production"]);
+    let rec = &v[0];
+    assert_eq!(code, 0, "{err}\n{}", logs(home.path(), rec, "deploy-prod"));
+    let log = logs(home.path(), rec, "deploy-prod");
+    assert!(
+        log.contains("rollout: canary of")
+            && log.contains("promoted")
+            && log.contains("smoke 2 passed"),
+        "{log}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_launchway"))
+        .args(["rollout", "status", "prod", "--json", "-C"])
+        .arg(&repo)
+        .env("LAUNCHWAY_HOME", home.path())
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["phase"], "Promoted", "{r}");
+    assert_eq!(r["canary"], second.as_str(), "{r}");
+    assert_eq!(r["steps"], 7, "{r}");
 }

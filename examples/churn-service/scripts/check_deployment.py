@@ -1,6 +1,10 @@
 """Check a deployed environment answers: GET /health and POST /predict.
 
-python scripts/check_deployment.py http://127.0.0.1:PORT
+python scripts/check_deployment.py http://127.0.0.1:PORT [--canary]
+
+With --canary the requests carry `X-Launchway-Canary: always`, so they
+reach the canary of a rollout in progress (the analysis step of prod's
+canary runs this).
 """
 
 from __future__ import annotations
@@ -23,16 +27,20 @@ SAMPLE = {
 
 
 def main() -> int:
-    if len(sys.argv) != 2 or not sys.argv[1].startswith("http"):
-        print("usage: check_deployment.py http://HOST:PORT", file=sys.stderr)
+    args = [a for a in sys.argv[1:] if a != "--canary"]
+    if len(args) != 1 or not args[0].startswith("http"):
+        print("usage: check_deployment.py http://HOST:PORT [--canary]", file=sys.stderr)
         return 2
-    base = sys.argv[1].rstrip("/")
-    health = json.load(urllib.request.urlopen(f"{base}/health", timeout=5))
+    base = args[0].rstrip("/")
+    side = {"X-Launchway-Canary": "always"} if "--canary" in sys.argv else {}
+    health = json.load(
+        urllib.request.urlopen(urllib.request.Request(f"{base}/health", headers=side), timeout=5)
+    )
     assert health["status"] == "ok", health
     req = urllib.request.Request(
         f"{base}/predict",
         data=json.dumps(SAMPLE).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **side},
     )
     pred = json.load(urllib.request.urlopen(req, timeout=5))
     p = pred["predictions"][0]["churn_probability"]

@@ -388,6 +388,7 @@ impl LocalEnvironment {
             stable: super::label(&stable),
             preview_url: String::new(),
             stable_url: format!("http://{}", self.address()),
+            workdir: Some(dir.clone()),
         };
         if let Ok(mut r) = self.rollout.lock() {
             let weight = self
@@ -791,6 +792,7 @@ impl LocalEnvironment {
             stable: super::label(&stable),
             preview_url: preview_url.clone(),
             stable_url: format!("http://{}", self.address()),
+            workdir: Some(dir.clone()),
         };
         if let Ok(mut r) = self.rollout.lock() {
             *r = Some(RolloutStatus {

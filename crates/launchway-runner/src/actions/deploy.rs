@@ -77,7 +77,16 @@ pub(crate) async fn run(exec: &mut JobExec, with: &Inputs) -> StepRun {
                     format!(" (commit {})", &c[..c.len().min(12)])
                 });
                 exec.summary.push_str(&format!(
-                    "Deployed to `{environment}` through git{commit}: {url}\n\n`launchway env status` shows it, `launchway env history {environment}` its deployments, `launchway sync --stop` stops the environments.\n"
+                    "Deployed to `{environment}` through git{commit}: {url}\n\n"
+                ));
+                for l in &outcome.log {
+                    if let Some(r) = l.strip_prefix(crate::deployer::ROLLOUT_LINE) {
+                        exec.summary
+                            .push_str(&format!("Progressive rollout: {r}\n\n"));
+                    }
+                }
+                exec.summary.push_str(&format!(
+                    "`launchway env status` shows it, `launchway env history {environment}` its deployments, `launchway sync --stop` stops the environments.\n"
                 ));
             }
             outputs.insert("url".into(), outcome.url.unwrap_or_default());
