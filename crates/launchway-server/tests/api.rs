@@ -838,6 +838,7 @@ async fn every_operation_authorizes_as_its_document_says() {
                 .replace("{env}", "dev")
                 .replace("{change}", "deploy")
                 .replace("{verdict}", "approve")
+                .replace("{action}", "promote")
                 .replace("{verb}", "disable")
                 .replace("{secret}", "X")
                 .replace("{variable}", "X")

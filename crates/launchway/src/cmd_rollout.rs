@@ -11,6 +11,9 @@ pub struct RolloutArgs {
     /// The repository (default: the current directory).
     #[arg(short = 'C', default_value = ".", global = true)]
     root: PathBuf,
+    /// A server's repository instead of this machine's reconciler.
+    #[arg(long, global = true)]
+    repo: Option<String>,
     #[command(subcommand)]
     cmd: RolloutCmd,
 }
@@ -94,7 +97,63 @@ fn show(r: &launchway_deploy::local::RolloutStatus) {
     }
 }
 
-pub fn main(args: &RolloutArgs, store: &launchway_runner::store::Store) -> u8 {
+/// The same through a server's API.
+fn remote(
+    args: &RolloutArgs,
+    repo: &str,
+    server: &crate::client::ServerOpts,
+) -> Result<u8, String> {
+    let c = server.require("launchway rollout --repo")?;
+    let base = format!("/api/repos/{repo}/environments");
+    let (env, action) = match &args.cmd {
+        RolloutCmd::Status { env, watch, json } => {
+            let mut last = None;
+            loop {
+                let v = c.get(&format!("{base}/{env}/rollout"))?;
+                let r: launchway_deploy::local::RolloutStatus =
+                    serde_json::from_value(v.clone())
+                        .map_err(|e| format!("unexpected answer: {e}"))?;
+                let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+                if last.as_ref() != Some(&text) {
+                    if *json {
+                        println!("{text}");
+                    } else {
+                        show(&r);
+                    }
+                    last = Some(text);
+                }
+                if !*watch || !launchway_deploy::local::rollout_is_live(&r.phase) {
+                    return Ok(0);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        RolloutCmd::Promote { env, full } => (env, if *full { "promote-full" } else { "promote" }),
+        RolloutCmd::Abort { env } => (env, "abort"),
+        RolloutCmd::Undo { env } => (env, "undo"),
+    };
+    c.post(
+        &format!("{base}/{env}/rollout/{action}"),
+        &serde_json::json!({}),
+    )?;
+    println!("{action} requested for {env} in {repo}");
+    Ok(0)
+}
+
+pub fn main(
+    args: &RolloutArgs,
+    store: &launchway_runner::store::Store,
+    server: &crate::client::ServerOpts,
+) -> u8 {
+    if let Some(repo) = &args.repo {
+        return match remote(args, repo, server) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
+    }
     let root = match args.root.canonicalize() {
         Ok(r) => r,
         Err(e) => {

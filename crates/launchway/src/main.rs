@@ -179,7 +179,7 @@ fn main() -> ExitCode {
         Command::Promote(args) => cmd_env::promote(&args, &cli.server, &store),
         Command::Proxy(args) => cmd_proxy::main(&args),
         Command::Sync(args) => cmd_sync::main(&args, &store),
-        Command::Rollout(args) => cmd_rollout::main(&args, &store),
+        Command::Rollout(args) => cmd_rollout::main(&args, &store, &cli.server),
         Command::Dataplane(args) => cmd_dataplane::main(&args),
         Command::Sbom(args) => cmd_sbom::main(&args),
         Command::Db(args) => cmd_scan::db(args, &store),

@@ -435,3 +435,108 @@ fn a_repository_registered_by_url_gets_its_deploy_commits_pushed_back() {
     let _cleanup = StopReplicas(pids(&dev));
     assert_eq!(http(dev["address"].as_str().unwrap(), "/"), "v1");
 }
+
+/// A canary through the server: its state over the API (`launchway
+/// rollout status --repo`), a viewer may not promote it, a deployer may,
+/// and both attempts are in the audit log.
+#[test]
+fn a_canary_through_the_server_is_promoted_by_someone_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("churn");
+    let envs = repo.join("configs/environments");
+    std::fs::create_dir_all(&envs).unwrap();
+    std::fs::write(repo.join("app.py"), APP).unwrap();
+    std::fs::write(repo.join("version.txt"), "v1\n").unwrap();
+    std::fs::write(
+        envs.join("live.yaml"),
+        "replicas: 1\nrun: {command: exec python3 app.py, health_path: /health}\nstrategy: {canary: {steps: [{set_weight: 50}, {pause: {}}, {set_weight: 100}]}}\n",
+    )
+    .unwrap();
+    commit_all(&repo);
+    let v1 = git_head(&repo);
+    let data = tmp.path().join("data");
+    let (_server, base, token) = start(&data);
+    let token = token.unwrap();
+    let (code, _, err) = cli(
+        &base,
+        &token,
+        &["repo", "add", "churn", repo.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let user_token = |name: &str, role: &str| {
+        assert!(admin(&data, &["user", "add", name, "--role", role]).0);
+        let (ok, out, e) = admin(&data, &["token", "create", name]);
+        assert!(ok, "{e}");
+        out.split_whitespace()
+            .find(|w| w.starts_with("lwt_"))
+            .unwrap()
+            .to_string()
+    };
+    let ana = user_token("ana", "deployer");
+    let vic = user_token("vic", "viewer");
+    let (code, _, err) = cli(
+        &base,
+        &ana,
+        &["deploy", "live", "--release", &v1, "--repo", "churn"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let st = wait_status(&base, &token, "live", |s| {
+        s["health"] == "Healthy" && s["release"] == v1.as_str()
+    });
+    let mut cleanup = StopReplicas(pids(&st));
+    std::fs::write(repo.join("version.txt"), "v2\n").unwrap();
+    commit_all(&repo);
+    let v2 = git_head(&repo);
+    let (code, _, err) = cli(
+        &base,
+        &ana,
+        &["deploy", "live", "--release", &v2, "--repo", "churn"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let start = Instant::now();
+    loop {
+        let (_, out, _) = cli(
+            &base,
+            &vic,
+            &["rollout", "status", "live", "--repo", "churn", "--json"],
+            None,
+        );
+        let r: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+        if r["phase"] == "Paused" && r["weight"] == 50 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, _, err) = cli(
+        &base,
+        &vic,
+        &["rollout", "promote", "live", "--repo", "churn"],
+        None,
+    );
+    assert_eq!(code, 1, "a viewer may not promote");
+    assert!(
+        err.contains("403") || err.to_lowercase().contains("deployer"),
+        "{err}"
+    );
+    let (code, out, err) = cli(
+        &base,
+        &ana,
+        &["rollout", "promote", "live", "--repo", "churn"],
+        None,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let st = wait_status(&base, &token, "live", |s| {
+        s["health"] == "Healthy" && s["release"] == v2.as_str()
+    });
+    cleanup.0.extend(pids(&st));
+    let (code, body) = get(&format!("{base}/api/audit"), Some(&token));
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("rollout.promote") && body.contains("denied") && body.contains("\"vic\""),
+        "{body}"
+    );
+}

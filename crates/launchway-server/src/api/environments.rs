@@ -99,6 +99,88 @@ pub async fn sync(
     Ok(Json(json!({ "sync": "requested" })))
 }
 
+/// `GET /api/repos/{name}/environments/{env}/rollout`: the progressive
+/// rollout in progress or last finished (step, weight, measurements).
+pub async fn rollout(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, env)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    env_name_ok(&env)?;
+    repo_or_404(&state, &name).await?;
+    let data = envs(&state)?.of_repo(&name).await.map(|(_, d)| d);
+    let r = data
+        .and_then(|d| launchway_deploy::local::read_rollout(&d, &env))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("'{env}' has had no progressive rollout"),
+            )
+        })?;
+    Ok(Json(serde_json::to_value(r).unwrap_or_default()))
+}
+
+/// `POST /api/repos/{name}/environments/{env}/rollout/{action}`: promote
+/// (`promote`, `promote-full`), `abort` or `undo` the rollout in progress.
+/// A deployer may; in a protected environment only someone who may
+/// approve its deployments. Audited either way.
+pub async fn rollout_action(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, env, act)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    use launchway_deploy::local::RolloutCommand as C;
+    let target = format!("repo/{name}/env/{env}");
+    let action = format!("rollout.{act}");
+    if let Err(e) = caller.require(Role::Deployer) {
+        record(&state, &caller, &action, &target, "denied").await?;
+        return Err(e);
+    }
+    let command = match act.as_str() {
+        "promote" => C::Promote,
+        "promote-full" => C::PromoteFull,
+        "abort" => C::Abort,
+        "undo" => C::Undo,
+        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")),
+    };
+    env_name_ok(&env)?;
+    let repo = repo_or_404(&state, &name).await?;
+    let place = place_of(&state, &repo)?;
+    let rules = protection(&place, &env)?;
+    if rules.needs_approval() {
+        let groups = state.store.groups_of(&caller.user.name).await?;
+        let who = crate::approval::Reviewer {
+            name: &caller.user.name,
+            role: caller.user.role,
+            groups: &groups,
+        };
+        if let Err(refusal) = crate::approval::may_review(&rules, &who, "") {
+            record(
+                &state,
+                &caller,
+                &action,
+                &target,
+                &format!("denied: {refusal}"),
+            )
+            .await?;
+            return Err(ApiError::new(StatusCode::FORBIDDEN, refusal.to_string()));
+        }
+    }
+    let (rec, _) = envs(&state)?.of_repo(&name).await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("'{name}' has no environments"),
+        )
+    })?;
+    if let Err(e) = rec.rollout_command(&env, command) {
+        record(&state, &caller, &action, &target, &format!("failed: {e}")).await?;
+        return Err(ApiError::new(StatusCode::CONFLICT, e));
+    }
+    record(&state, &caller, &action, &target, "ok").await?;
+    Ok(Json(json!({ "rollout": act, "requested": true })))
+}
+
 /// Keys a deploy through the API may not `set` (`release` goes by its own
 /// field, which must name a commit).
 const PROTECTED_KEYS: &[&str] = &[

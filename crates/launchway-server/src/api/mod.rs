@@ -126,6 +126,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/repos/{name}/environments"),
     ("get", "/api/repos/{name}/environments/{env}/history"),
     ("post", "/api/repos/{name}/environments/{env}/sync"),
+    ("get", "/api/repos/{name}/environments/{env}/rollout"),
+    (
+        "post",
+        "/api/repos/{name}/environments/{env}/rollout/{action}",
+    ),
     ("post", "/api/repos/{name}/environments/{env}/{change}"),
     ("get", "/api/changes"),
     ("post", "/api/changes/{id}/{verdict}"),
@@ -232,6 +237,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/repos/{name}/environments/{env}/sync",
             post(environments::sync),
+        )
+        .route(
+            "/api/repos/{name}/environments/{env}/rollout",
+            get(environments::rollout),
+        )
+        .route(
+            "/api/repos/{name}/environments/{env}/rollout/{action}",
+            post(environments::rollout_action),
         )
         .route(
             "/api/repos/{name}/environments/{env}/{change}",
