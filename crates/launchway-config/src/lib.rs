@@ -1255,6 +1255,35 @@ analysis_templates:
     }
 
     #[test]
+    fn canary_traffic_settings() {
+        use strategy::{Sticky, Strategy};
+        let l = load(
+            "prod",
+            &src(
+                "prod.yaml",
+                "strategy: {canary: {steps: [{set_weight: 10}], traffic: {sticky: {cookie: sid}, header: X-Side, mirror: 20}}}\n",
+            ),
+            None,
+        );
+        assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+        let Strategy::Canary(c) = l.environment.unwrap().strategy else {
+            panic!()
+        };
+        assert_eq!(c.traffic.sticky, Some(Sticky::Cookie("sid".into())));
+        assert_eq!(c.traffic.header.as_deref(), Some("X-Side"));
+        assert_eq!(c.traffic.mirror, 20);
+        let bad = load(
+            "prod",
+            &src(
+                "prod.yaml",
+                "strategy: {canary: {traffic: {sticky: {header: a, cookie: b}, mirror: 101}}}\n",
+            ),
+            None,
+        );
+        assert_eq!(errors(&bad).len(), 2, "{:?}", bad.diagnostics);
+    }
+
+    #[test]
     fn merge_keys_are_merged() {
         let own = src(
             "dev.yaml",

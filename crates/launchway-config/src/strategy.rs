@@ -25,6 +25,26 @@ pub struct Canary {
     pub background: Option<(Vec<String>, usize)>,
     pub on_failure: OnFailure,
     pub canary_replicas: u32,
+    pub traffic: Traffic,
+}
+
+/// How requests pick a side beyond the weights.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Traffic {
+    /// A user stays on one side: the side follows this request header's
+    /// or cookie's value (hashed against the weight).
+    pub sticky: Option<Sticky>,
+    /// The header testers use to pick a side (`always`/`never`).
+    pub header: Option<String>,
+    /// Percent of the stable side's requests also sent to the canary,
+    /// whose answers are discarded (shadow traffic).
+    pub mirror: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sticky {
+    Header(String),
+    Cookie(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -349,6 +369,7 @@ impl Ctx<'_, '_> {
                 "stableReplicas",
                 "canary_replicas",
                 "canaryReplicas",
+                "traffic",
             ],
         );
         let mut steps = Vec::new();
@@ -382,11 +403,55 @@ impl Ctx<'_, '_> {
             .and_then(|n| self.uint(n, "canary_replicas", 1000))
             .map_or(1, |n| u32::try_from(n).unwrap_or(1))
             .max(1);
+        let traffic = field(c, &["traffic"])
+            .map(|t| self.traffic(t))
+            .unwrap_or_default();
         Canary {
             steps,
             background,
             on_failure: self.on_failure(c),
             canary_replicas,
+            traffic,
+        }
+    }
+
+    fn traffic(&mut self, t: &Node) -> Traffic {
+        self.known(
+            t,
+            "strategy.canary.traffic",
+            &["sticky", "header", "mirror"],
+        );
+        let header_name = |ctx: &mut Self, n: &Node, what: &str| {
+            let v = n.scalar_string().unwrap_or_default();
+            let ok = !v.is_empty()
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if ok {
+                Some(v)
+            } else {
+                ctx.err(n, format!("{what} must be a header or cookie name"));
+                None
+            }
+        };
+        let sticky = field(t, &["sticky"]).and_then(|s| {
+            self.known(s, "traffic.sticky", &["header", "cookie"]);
+            match (field(s, &["header"]), field(s, &["cookie"])) {
+                (Some(h), None) => header_name(self, h, "sticky.header").map(Sticky::Header),
+                (None, Some(c)) => header_name(self, c, "sticky.cookie").map(Sticky::Cookie),
+                _ => {
+                    self.err(s, "sticky takes one of: header: NAME, cookie: NAME".into());
+                    None
+                }
+            }
+        });
+        let header = field(t, &["header"]).and_then(|h| header_name(self, h, "traffic.header"));
+        let mirror = field(t, &["mirror"])
+            .and_then(|m| self.uint(m, "traffic.mirror (percent)", 100))
+            .map_or(0, |m| u32::try_from(m).unwrap_or(0));
+        Traffic {
+            sticky,
+            header,
+            mirror,
         }
     }
 

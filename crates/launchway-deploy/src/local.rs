@@ -30,7 +30,7 @@ pub use rollout::{
 /// runs and, during a canary, the canary's at its weight — exact over
 /// each cycle whatever the replica counts (stable replicas weigh
 /// `(100 - w) × canaries`, canaries `w × stables`).
-fn routes_of(s: &State) -> (Vec<BackendSpec>, Option<String>) {
+fn routes_of(s: &State) -> (Vec<BackendSpec>, Option<String>, launchway_proxy::Policy) {
     let spec = |r: &Replica, weight: u32, label: &str| BackendSpec {
         addr: SocketAddr::from(([127, 0, 0, 1], r.port)),
         weight,
@@ -42,6 +42,7 @@ fn routes_of(s: &State) -> (Vec<BackendSpec>, Option<String>) {
         return (
             stable.iter().map(|r| spec(r, 1, &stable_label)).collect(),
             None,
+            launchway_proxy::Policy::default(),
         );
     };
     let canary_label = label(&c.desired);
@@ -65,7 +66,7 @@ fn routes_of(s: &State) -> (Vec<BackendSpec>, Option<String>) {
             )
             .collect()
     };
-    (specs, Some(canary_label))
+    (specs, Some(canary_label), c.policy.clone())
 }
 
 /// A revision's label in routes and metrics: its release and a digest of
@@ -207,7 +208,12 @@ pub struct LocalEnvironment {
     address: Mutex<SocketAddr>,
     /// What the data plane was last told to route, and to which of its
     /// processes (a new one is told again).
-    routed: Mutex<(u64, Vec<BackendSpec>, Option<String>)>,
+    routed: Mutex<(
+        u64,
+        Vec<BackendSpec>,
+        Option<String>,
+        launchway_proxy::Policy,
+    )>,
     /// Held while a route is computed and sent: the later sender always
     /// sends the later state (a rollout's switch is never undone by a
     /// supervision tick that read the state before it).
@@ -278,7 +284,12 @@ impl LocalEnvironment {
             name: name.to_string(),
             repo: repo.to_path_buf(),
             data: data.to_path_buf(),
-            routed: Mutex::new((plane.generation(), Vec::new(), None)),
+            routed: Mutex::new((
+                plane.generation(),
+                Vec::new(),
+                None,
+                launchway_proxy::Policy::default(),
+            )),
             rollout: Mutex::new(None),
             control: Mutex::new(Vec::new()),
             last_abort: Mutex::new(None),
@@ -337,7 +348,7 @@ impl LocalEnvironment {
     /// differs from what it was told, or it is a new data plane).
     async fn route(&self) -> Result<(), String> {
         let _one_at_a_time = self.routing.lock().await;
-        let (specs, canary_label) = match self.state.lock() {
+        let (specs, canary_label, policy) = match self.state.lock() {
             Ok(s) => routes_of(&s),
             Err(_) => return Err("state unavailable".into()),
         };
@@ -346,7 +357,7 @@ impl LocalEnvironment {
         let same = self
             .routed
             .lock()
-            .map(|r| r.0 == generation && r.1 == specs && r.2 == canary_label)
+            .map(|r| r.0 == generation && r.1 == specs && r.2 == canary_label && r.3 == policy)
             .unwrap_or(false);
         if same {
             return Ok(());
@@ -367,10 +378,11 @@ impl LocalEnvironment {
                 environment: self.name.clone(),
                 backends: specs.clone(),
                 canary: canary_label.clone(),
+                policy: policy.clone(),
             })
             .await?;
         if let Ok(mut r) = self.routed.lock() {
-            *r = (generation, specs, canary_label);
+            *r = (generation, specs, canary_label, policy);
         }
         Ok(())
     }
@@ -833,6 +845,7 @@ impl LocalEnvironment {
             }).collect::<Vec<_>>(),
             "canary_desired": s.canary.as_ref().map(|c| &c.desired),
             "canary_weight": s.canary.as_ref().map(|c| c.weight),
+            "canary_policy": s.canary.as_ref().map(|c| &c.policy),
             "replicas": s.replicas.iter().map(|r| serde_json::json!({
                 "port": r.port,
                 "pid": r.pgid,
@@ -908,6 +921,8 @@ impl LocalEnvironment {
                         .as_u64()
                         .and_then(|w| u32::try_from(w).ok())
                         .unwrap_or(0),
+                    policy: serde_json::from_value(saved["canary_policy"].clone())
+                        .unwrap_or_default(),
                 });
             }
         }
@@ -1460,9 +1475,10 @@ mod tests {
                         desired: desired("bbbb"),
                         replicas: (0..canaries).map(|i| replica(2000 + i as u16)).collect(),
                         weight: w,
+                        policy: launchway_proxy::Policy::default(),
                     }),
                 };
-                let (specs, label_of_canary) = routes_of(&s);
+                let (specs, label_of_canary, _) = routes_of(&s);
                 let canary_label = label_of_canary.unwrap();
                 let total: u64 = specs.iter().map(|b| u64::from(b.weight)).sum();
                 let to_canary: u64 = specs

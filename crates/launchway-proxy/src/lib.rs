@@ -184,6 +184,46 @@ struct Route {
     total: u64,
     /// The canary's revision, for [`CANARY_HEADER`].
     canary: Option<String>,
+    policy: Policy,
+}
+
+/// How requests pick a side of a canary beyond the weights.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Policy {
+    /// A user stays on one side: the side follows this header's value …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky_header: Option<String>,
+    /// … or this cookie's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky_cookie: Option<String>,
+    /// The testers' header (default [`CANARY_HEADER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Percent of the stable side's requests copied to the canary, its
+    /// answers discarded.
+    #[serde(default)]
+    pub mirror: u32,
+}
+
+/// The value of `name` in a `Cookie` header.
+fn cookie<'a>(headers: &'a hyper::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
+/// A stable 0..100 bucket for a sticky key.
+fn bucket(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish() % 100
 }
 
 #[derive(Debug, Default)]
@@ -210,11 +250,23 @@ impl Proxy {
         backends: Vec<Arc<Backend>>,
         canary: Option<String>,
     ) -> Vec<Arc<Backend>> {
+        self.set_route_with(backends, canary, Policy::default())
+    }
+
+    /// [`Proxy::set_route`] with a traffic policy (sticky sides, the
+    /// testers' header, mirroring).
+    pub fn set_route_with(
+        &self,
+        backends: Vec<Arc<Backend>>,
+        canary: Option<String>,
+        policy: Policy,
+    ) -> Vec<Arc<Backend>> {
         let total = backends.iter().map(|b| u64::from(b.weight)).sum();
         let new = Arc::new(Route {
             backends,
             total,
             canary,
+            policy,
         });
         let old = match self.route.write() {
             Ok(mut r) => std::mem::replace(&mut *r, new),
@@ -308,7 +360,6 @@ impl Proxy {
     }
 
     async fn forward(
-        &self,
         b: &Arc<Backend>,
         parts: &hyper::http::request::Parts,
         body: &Bytes,
@@ -363,14 +414,34 @@ impl Proxy {
             Ok(b) => b.to_bytes(),
             Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
         };
+        let route = self.route.read().map(|r| r.clone()).unwrap_or_default();
+        let tester = route.policy.header.as_deref().unwrap_or(CANARY_HEADER);
         let side = parts
             .headers
-            .get(CANARY_HEADER)
+            .get(tester)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| match v.trim() {
                 "always" => Some(true),
                 "never" => Some(false),
                 _ => None,
+            })
+            .or_else(|| {
+                // Sticky: the same key, the same side, for as long as the
+                // canary's share does not shrink.
+                let canary = route.canary.as_deref()?;
+                let key = match (&route.policy.sticky_header, &route.policy.sticky_cookie) {
+                    (Some(h), _) => parts.headers.get(h.as_str())?.to_str().ok()?,
+                    (None, Some(c)) => cookie(&parts.headers, c)?,
+                    _ => return None,
+                };
+                let on_canary: u64 = route
+                    .backends
+                    .iter()
+                    .filter(|b| b.revision == canary)
+                    .map(|b| u64::from(b.weight))
+                    .sum();
+                let share = (on_canary * 100).checked_div(route.total)?;
+                Some(bucket(key) < share)
             });
         let choose = |avoid: Option<&Arc<Backend>>| match side {
             // Only while a canary runs; otherwise the header means nothing.
@@ -380,7 +451,28 @@ impl Proxy {
         let Some(first) = choose(None) else {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "no replica is serving");
         };
-        match self.forward(&first, &parts, &body).await {
+        // Shadow traffic: a copy to the canary, its answer discarded.
+        if route.policy.mirror > 0
+            && route.canary.as_deref().is_some_and(|c| first.revision != c)
+            && self.counter.load(Ordering::Relaxed) % 100 < u64::from(route.policy.mirror)
+            && let Some(shadow) = self.pick_side(true, None)
+        {
+            let mut copy = Request::builder()
+                .method(parts.method.clone())
+                .uri(parts.uri.clone())
+                .body(())
+                .map(|r| r.into_parts().0);
+            if let Ok(c) = copy.as_mut() {
+                c.headers = parts.headers.clone();
+            }
+            let body = body.clone();
+            if let Ok(copy) = copy {
+                tokio::spawn(async move {
+                    let _ = Self::forward(&shadow, &copy, &body).await;
+                });
+            }
+        }
+        match Self::forward(&first, &parts, &body).await {
             Ok(r) => r,
             Err(e) => {
                 let idempotent = matches!(
@@ -390,7 +482,7 @@ impl Proxy {
                 let unsent = matches!(e, Failure::Unsent(_));
                 if (unsent || idempotent)
                     && let Some(second) = choose(Some(&first))
-                    && let Ok(r) = self.forward(&second, &parts, &body).await
+                    && let Ok(r) = Self::forward(&second, &parts, &body).await
                 {
                     return r;
                 }

@@ -80,6 +80,9 @@ pub enum Request {
         backends: Vec<BackendSpec>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         canary: Option<String>,
+        /// Sticky sides, the testers' header, mirroring.
+        #[serde(default)]
+        policy: crate::Policy,
     },
     /// Waits until backends taken out of the route finished their
     /// requests (or the timeout): `drained` says which.
@@ -195,7 +198,8 @@ impl Plane {
                 environment,
                 backends,
                 canary,
-            } => self.route(&environment, backends, canary),
+                policy,
+            } => self.route(&environment, backends, canary, policy),
             Request::Drain {
                 environment,
                 timeout_ms,
@@ -374,7 +378,13 @@ impl Plane {
         }
     }
 
-    fn route(&self, environment: &str, specs: Vec<BackendSpec>, canary: Option<String>) -> Reply {
+    fn route(
+        &self,
+        environment: &str,
+        specs: Vec<BackendSpec>,
+        canary: Option<String>,
+        policy: crate::Policy,
+    ) -> Reply {
         let Ok(mut sites) = self.sites.lock() else {
             return error("state unavailable");
         };
@@ -395,7 +405,7 @@ impl Plane {
                     .unwrap_or_else(|| Backend::new(s.addr, s.weight, &s.revision))
             })
             .collect();
-        let out = site.proxy.set_route(backends, canary);
+        let out = site.proxy.set_route_with(backends, canary, policy);
         site.retired.extend(out);
         ok()
     }
@@ -725,6 +735,7 @@ mod tests {
             environment: "dev".into(),
             backends: vec![spec.clone()],
             canary: None,
+            policy: crate::Policy::default(),
         })
         .await
         .unwrap();
@@ -736,6 +747,7 @@ mod tests {
                 environment: "nope".into(),
                 backends: vec![],
                 canary: None,
+                policy: crate::Policy::default(),
             })
             .await,
             Err(PlaneError::Refused(_))

@@ -162,3 +162,83 @@ async fn a_dead_replica_is_skipped_for_idempotent_requests() {
     proxy.set_backends(Vec::new());
     assert_eq!(get(addr).await.unwrap().0, 503);
 }
+
+/// One GET with headers: the body.
+async fn get_with(addr: SocketAddr, headers: &[(&str, &str)]) -> String {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::builder().uri("/").header("host", "x");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = send
+        .send_request(req.body(Empty::<Bytes>::new()).unwrap())
+        .await
+        .unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// Sticky sides: a user (by header or cookie) always lands on the same
+/// side, about the canary's share of users on the canary; the testers'
+/// header (configurable) overrides; mirroring copies stable requests to
+/// the canary without changing the answers.
+#[tokio::test]
+async fn sticky_users_stay_on_their_side_and_mirrored_copies_are_discarded() {
+    let (stable, _a) = replica("stable", Duration::ZERO).await;
+    let (canary, _b) = replica("canary", Duration::ZERO).await;
+    let (proxy, addr) = proxy_on().await;
+    let c = Backend::new(canary, 50, "v2");
+    proxy.set_route_with(
+        vec![Backend::new(stable, 50, "v1"), c.clone()],
+        Some("v2".into()),
+        launchway_proxy::Policy {
+            sticky_header: Some("x-user".into()),
+            header: Some("x-side".into()),
+            ..Default::default()
+        },
+    );
+    let mut on_canary = 0;
+    for user in 0..100 {
+        let u = format!("user-{user}");
+        let first = get_with(addr, &[("x-user", &u)]).await;
+        for _ in 0..5 {
+            assert_eq!(get_with(addr, &[("x-user", &u)]).await, first, "{u} moved");
+        }
+        on_canary += usize::from(first == "canary");
+    }
+    assert!(
+        (30..=70).contains(&on_canary),
+        "{on_canary} of 100 users on a 50% canary"
+    );
+    assert_eq!(get_with(addr, &[("x-side", "always")]).await, "canary");
+    assert_eq!(get_with(addr, &[("x-side", "never")]).await, "stable");
+
+    // Cookie stickiness, and mirroring: every stable answer also went to
+    // the canary, whose answer nobody saw.
+    let c = Backend::new(canary, 1, "v2");
+    proxy.set_route_with(
+        vec![Backend::new(stable, 99, "v1"), c.clone()],
+        Some("v2".into()),
+        launchway_proxy::Policy {
+            sticky_cookie: Some("sid".into()),
+            mirror: 100,
+            ..Default::default()
+        },
+    );
+    let mut stable_answers = 0;
+    for i in 0..50 {
+        let body = get_with(addr, &[("cookie", &format!("a=1; sid=s{i}"))]).await;
+        stable_answers += usize::from(body == "stable");
+    }
+    assert!(stable_answers >= 45, "{stable_answers}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (requests, _) = c.counts();
+    assert!(
+        requests as usize >= stable_answers,
+        "mirrored {requests} of {stable_answers} stable requests"
+    );
+}

@@ -32,6 +32,25 @@ pub(crate) struct CanarySet {
     pub(crate) desired: Desired,
     pub(crate) replicas: Vec<Replica>,
     pub(crate) weight: u32,
+    /// Sticky sides, the testers' header, mirroring.
+    pub(crate) policy: launchway_proxy::Policy,
+}
+
+/// The data plane's traffic policy for a canary's `traffic:` settings.
+fn policy_of(t: &crate::config::strategy::Traffic) -> launchway_proxy::Policy {
+    use crate::config::strategy::Sticky;
+    launchway_proxy::Policy {
+        sticky_header: match &t.sticky {
+            Some(Sticky::Header(h)) => Some(h.to_ascii_lowercase()),
+            _ => None,
+        },
+        sticky_cookie: match &t.sticky {
+            Some(Sticky::Cookie(c)) => Some(c.clone()),
+            _ => None,
+        },
+        header: t.header.as_ref().map(|h| h.to_ascii_lowercase()),
+        mirror: t.mirror,
+    }
 }
 
 /// What `launchway rollout …` asks of a rollout in progress.
@@ -376,6 +395,7 @@ impl LocalEnvironment {
                     desired: desired.clone(),
                     replicas: fresh,
                     weight: 0,
+                    policy: policy_of(&c.traffic),
                 });
             }
             self.save_state();
@@ -762,6 +782,7 @@ impl LocalEnvironment {
                 desired: desired.clone(),
                 replicas: green,
                 weight: 0,
+                policy: launchway_proxy::Policy::default(),
             });
         }
         self.save_state();
@@ -777,6 +798,7 @@ impl LocalEnvironment {
                         environment: self.preview_site(),
                         backends: specs,
                         canary: None,
+                        policy: launchway_proxy::Policy::default(),
                     })
                     .await;
                 format!("http://{a}")
