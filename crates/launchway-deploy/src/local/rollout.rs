@@ -87,6 +87,10 @@ pub struct RolloutStatus {
     /// Blue-green: where the new release answers before the switch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preview: Option<String>,
+    /// An abort: milliseconds from the decision until the data plane sent
+    /// the canary nothing more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_routed_ms: Option<f64>,
 }
 
 /// Whether a rollout in `phase` still takes commands.
@@ -439,6 +443,7 @@ impl LocalEnvironment {
                 started_at: earlier.map_or_else(now_ms, |e| e.started_at),
                 updated_at: now_ms(),
                 preview: None,
+                abort_routed_ms: None,
             });
         }
         self.publish(|_| {});
@@ -572,8 +577,12 @@ impl LocalEnvironment {
 
     /// Traffic to stable at once, the canary stopped.
     async fn abort(&self, why: &str, on_failure: OnFailure) -> String {
+        let decided = Instant::now();
         self.set_weight(0);
         let _ = self.route().await;
+        // From the decision to the data plane routing nothing to the canary.
+        let routed_ms = decided.elapsed().as_secs_f64() * 1000.0;
+        self.publish(|r| r.abort_routed_ms = Some(routed_ms));
         let mut canary = self
             .state
             .lock()
@@ -831,6 +840,7 @@ impl LocalEnvironment {
                 started_at: now_ms(),
                 updated_at: now_ms(),
                 preview: Some(preview_url.clone()),
+                abort_routed_ms: None,
             });
         }
         self.publish(|_| {});
