@@ -1121,6 +1121,15 @@ impl Reconciler {
         }
     }
 
+    /// What the data plane routes, per environment, with its counters.
+    pub async fn plane_status(&self) -> Vec<launchway_proxy::plane::SiteStatus> {
+        self.plane
+            .call(&launchway_proxy::plane::Request::Status)
+            .await
+            .map(|r| r.sites)
+            .unwrap_or_default()
+    }
+
     /// Hands `rollout promote|abort` to `name`'s rollout in progress.
     pub fn rollout_command(
         &self,

@@ -104,6 +104,22 @@ impl Backend {
         );
     }
 
+    /// Its counters as the data plane reports them.
+    pub fn snapshot(&self) -> plane::BackendStatus {
+        let (requests, errors) = self.counts();
+        let (latency, latency_sum) = self.latency();
+        plane::BackendStatus {
+            addr: self.addr,
+            weight: self.weight,
+            revision: self.revision.clone(),
+            in_flight: self.in_flight(),
+            requests,
+            errors,
+            latency,
+            latency_sum,
+        }
+    }
+
     /// Requests routed to it and how many failed (5xx or unreachable).
     pub fn counts(&self) -> (u64, u64) {
         (
@@ -515,8 +531,18 @@ impl Proxy {
 /// Prometheus text for several environments' backends, each metric
 /// family once (its `# HELP`/`# TYPE` lines, then every sample).
 pub fn metrics_text(sites: &[(String, Vec<Arc<Backend>>)]) -> String {
+    let snapshot: Vec<(String, Vec<plane::BackendStatus>)> = sites
+        .iter()
+        .map(|(env, bs)| (env.clone(), bs.iter().map(|b| b.snapshot()).collect()))
+        .collect();
+    metrics_of(&snapshot)
+}
+
+/// Prometheus text from backend snapshots (what a data plane's status
+/// reports), each metric family once.
+pub fn metrics_of(sites: &[(String, Vec<plane::BackendStatus>)]) -> String {
     let mut out = String::new();
-    let labels = |env: &str, b: &Backend| {
+    let labels = |env: &str, b: &plane::BackendStatus| {
         format!(
             "environment=\"{}\",revision=\"{}\",replica=\"{}\"",
             escape(env),
@@ -530,7 +556,7 @@ pub fn metrics_text(sites: &[(String, Vec<Arc<Backend>>)]) -> String {
             out.push_str(&format!(
                 "launchway_proxy_requests{{{}}} {}\n",
                 labels(env, b),
-                b.requests.load(Ordering::Relaxed)
+                b.requests
             ));
         }
     }
@@ -540,7 +566,7 @@ pub fn metrics_text(sites: &[(String, Vec<Arc<Backend>>)]) -> String {
             out.push_str(&format!(
                 "launchway_proxy_errors{{{}}} {}\n",
                 labels(env, b),
-                b.errors.load(Ordering::Relaxed)
+                b.errors
             ));
         }
     }
@@ -548,7 +574,7 @@ pub fn metrics_text(sites: &[(String, Vec<Arc<Backend>>)]) -> String {
     for (env, bs) in sites {
         for b in bs {
             let l = labels(env, b);
-            let (counts, sum) = b.latency();
+            let (counts, sum) = (&b.latency, b.latency_sum);
             let mut cumulative = 0;
             for (i, c) in counts.iter().enumerate() {
                 cumulative += c;

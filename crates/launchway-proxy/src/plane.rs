@@ -419,25 +419,7 @@ impl Plane {
             .map(|(name, s)| SiteStatus {
                 environment: name.clone(),
                 address: s.address,
-                backends: s
-                    .proxy
-                    .backends()
-                    .iter()
-                    .map(|b| {
-                        let (requests, errors) = b.counts();
-                        let (latency, latency_sum) = b.latency();
-                        BackendStatus {
-                            latency,
-                            latency_sum,
-                            addr: b.addr,
-                            weight: b.weight,
-                            revision: b.revision.clone(),
-                            in_flight: b.in_flight(),
-                            requests,
-                            errors,
-                        }
-                    })
-                    .collect(),
+                backends: s.proxy.backends().iter().map(|b| b.snapshot()).collect(),
             })
             .collect()
     }

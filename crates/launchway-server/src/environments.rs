@@ -221,6 +221,15 @@ impl Environments {
         }
     }
 
+    /// Every running reconciler, by repository name.
+    pub async fn all(&self) -> Vec<(String, Arc<Reconciler>)> {
+        let running = self.running.lock().await;
+        running
+            .values()
+            .map(|r| (r.repo.clone(), r.rec.clone()))
+            .collect()
+    }
+
     /// A repository's reconciler and data directory, if it runs.
     pub async fn of_repo(&self, name: &str) -> Option<(Arc<Reconciler>, PathBuf)> {
         let running = self.running.lock().await;

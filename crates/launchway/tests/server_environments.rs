@@ -538,5 +538,12 @@ fn a_canary_through_the_server_is_promoted_by_someone_allowed() {
     assert!(
         body.contains("rollout.promote") && body.contains("denied") && body.contains("\"vic\""),
         "{body}"
+    ); // The server's /metrics has the environment's traffic per revision.
+    let (code, text) = get(&format!("{base}/metrics"), Some(&vic));
+    assert_eq!(code, 200, "{text}");
+    assert!(
+        text.contains("launchway_proxy_requests{environment=\"churn/live\"")
+            && text.contains("launchway_request_duration_seconds_bucket"),
+        "{text}"
     );
 }

@@ -134,6 +134,17 @@ pub async fn scrape(
         "launchway_api_request_duration_seconds",
         "Time to answer API requests.",
     );
+    // The environments' traffic, per revision and replica (what canary
+    // analyses and dashboards read); `environment` is `repository/env`.
+    let mut sites = Vec::new();
+    if let Some(envs) = &state.environments {
+        for (repo, rec) in envs.all().await {
+            for s in rec.plane_status().await {
+                sites.push((format!("{repo}/{}", s.environment), s.backends));
+            }
+        }
+    }
+    out.push_str(&launchway_proxy::metrics_of(&sites));
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
