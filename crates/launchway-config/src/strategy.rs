@@ -90,7 +90,9 @@ pub enum Provider {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalysisTemplate {
     pub provider: Provider,
-    /// Builtin: error_rate, success_rate, request_rate, latency_p50/p95/p99.
+    /// Builtin: error_rate, success_rate, request_rate, latency_p50/p95/p99,
+    /// prediction_drift (the population stability index between the
+    /// stable and the canary answers' numbers at `json_path`).
     pub metric: Option<String>,
     pub interval: Duration,
     pub count: u32,
@@ -597,7 +599,16 @@ impl Ctx<'_, '_> {
             "latency_p50",
             "latency_p95",
             "latency_p99",
+            "prediction_drift",
         ];
+        if metric.as_deref() == Some("prediction_drift")
+            && field(t, &["json_path", "jsonPath"]).is_none()
+        {
+            self.err(
+                t,
+                format!("template '{name}': prediction_drift compares the numbers at a json_path of the answers (e.g. $.predictions[*].churn_probability)"),
+            );
+        }
         if provider == Provider::Builtin {
             match (&metric, field(t, &["metric"])) {
                 (Some(m), Some(n)) if !builtin.contains(&m.as_str()) => {

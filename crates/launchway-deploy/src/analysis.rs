@@ -157,6 +157,31 @@ fn quantile(q: f64, counts: &[u64]) -> Option<f64> {
     LATENCY_BUCKETS.last().copied()
 }
 
+/// The population stability index of `actual` against `expected`: ten
+/// bins at `expected`'s deciles, a small floor for empty bins. 0 is the
+/// same distribution; above 0.1 is a moderate shift, above 0.25 a large
+/// one. `None` with fewer than 20 numbers on a side (inconclusive).
+pub fn psi(expected: &[f64], actual: &[f64]) -> Option<f64> {
+    if expected.len() < 20 || actual.len() < 20 {
+        return None;
+    }
+    let mut sorted = expected.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let edges: Vec<f64> = (1..10)
+        .map(|i| sorted[(i * sorted.len() / 10).min(sorted.len() - 1)])
+        .collect();
+    let share = |xs: &[f64]| {
+        let mut counts = [0usize; 10];
+        for x in xs {
+            counts[edges.iter().filter(|e| x > *e).count()] += 1;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        counts.map(|c| (c as f64 / xs.len() as f64).max(1e-4))
+    };
+    let (e, a) = (share(expected), share(actual));
+    Some(e.iter().zip(&a).map(|(e, a)| (a - e) * (a / e).ln()).sum())
+}
+
 /// What a template's placeholders stand for: `{{canary}}`, `{{stable}}`
 /// (revisions), `{{preview_url}}` and `{{stable_url}}`.
 #[derive(Debug, Clone, Default)]
@@ -393,6 +418,20 @@ mod tests {
             None,
             "no traffic: inconclusive"
         );
+    }
+
+    #[test]
+    fn psi_sees_a_shift_and_not_noise() {
+        let base: Vec<f64> = (0..1000).map(|i| f64::from(i % 100) / 100.0).collect();
+        let same: Vec<f64> = (0..500).map(|i| f64::from((i * 7) % 100) / 100.0).collect();
+        let shifted: Vec<f64> = base.iter().map(|x| (x + 0.3).min(1.0)).collect();
+        assert!(psi(&base, &same).unwrap() < 0.05, "{:?}", psi(&base, &same));
+        assert!(
+            psi(&base, &shifted).unwrap() > 0.25,
+            "{:?}",
+            psi(&base, &shifted)
+        );
+        assert_eq!(psi(&base, &[0.5; 5]), None, "too few to say");
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct Backend {
     /// [`LATENCY_BUCKETS`], then `+Inf`), and their total in microseconds.
     latency: [AtomicU64; 13],
     latency_sum_us: AtomicU64,
+    /// The latest numbers sampled from its answers (see [`Policy::sample_path`]).
+    samples: Mutex<std::collections::VecDeque<f64>>,
 }
 
 impl Backend {
@@ -76,7 +78,30 @@ impl Backend {
             ejected_until: Mutex::new(None),
             latency: Default::default(),
             latency_sum_us: AtomicU64::new(0),
+            samples: Mutex::new(std::collections::VecDeque::new()),
         })
+    }
+
+    /// The numbers sampled from its answers, oldest first.
+    pub fn samples(&self) -> Vec<f64> {
+        self.samples
+            .lock()
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn sample(&self, body: &[u8], path: &str) {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return;
+        };
+        if let Ok(mut s) = self.samples.lock() {
+            for x in numbers_at(&v, path) {
+                if s.len() >= SAMPLES {
+                    s.pop_front();
+                }
+                s.push_back(x);
+            }
+        }
     }
 
     /// The latency histogram: count per bucket (not cumulative; the last
@@ -219,6 +244,58 @@ pub struct Policy {
     /// answers discarded.
     #[serde(default)]
     pub mirror: u32,
+    /// Keep the numbers at this JSON path of answers (e.g.
+    /// `$.predictions[*].churn_probability`), per replica, for comparing
+    /// what the revisions predict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_path: Option<String>,
+}
+
+/// How many sampled numbers each replica keeps (the latest).
+pub const SAMPLES: usize = 2000;
+
+/// The numbers at `path` in a JSON document: `$.a.b`, `$.a[0]`, `$.a[*].b`.
+pub fn numbers_at(v: &serde_json::Value, path: &str) -> Vec<f64> {
+    let mut cur = vec![v];
+    for part in path
+        .strip_prefix('$')
+        .unwrap_or(path)
+        .split('.')
+        .filter(|p| !p.is_empty())
+    {
+        let (name, idx) = match part.find('[') {
+            Some(i) => (&part[..i], Some(&part[i..])),
+            None => (part, None),
+        };
+        let mut next = Vec::new();
+        for c in cur {
+            let c = if name.is_empty() {
+                Some(c)
+            } else {
+                c.get(name)
+            };
+            let Some(c) = c else { continue };
+            match idx {
+                None => next.push(c),
+                Some("[*]") => next.extend(c.as_array().into_iter().flatten()),
+                Some(i) => {
+                    if let Some(x) = i
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|n| c.get(n))
+                    {
+                        next.push(x);
+                    }
+                }
+            }
+        }
+        cur = next;
+    }
+    cur.into_iter()
+        .filter_map(serde_json::Value::as_f64)
+        .collect()
 }
 
 /// The value of `name` in a `Cookie` header.
@@ -379,6 +456,7 @@ impl Proxy {
         b: &Arc<Backend>,
         parts: &hyper::http::request::Parts,
         body: &Bytes,
+        sample: Option<&str>,
     ) -> Result<Response<Full<Bytes>>, Failure> {
         b.in_flight.fetch_add(1, Ordering::SeqCst);
         let _guard = InFlight(b.clone());
@@ -417,6 +495,11 @@ impl Proxy {
             b.errors.fetch_add(1, Ordering::Relaxed);
         }
         b.observe(started.elapsed());
+        if let Some(path) = sample
+            && rparts.status.is_success()
+        {
+            b.sample(&bytes, path);
+        }
         if let Ok(mut p) = b.pool.lock() {
             p.push(sender);
         }
@@ -482,13 +565,15 @@ impl Proxy {
                 c.headers = parts.headers.clone();
             }
             let body = body.clone();
+            let sample = route.policy.sample_path.clone();
             if let Ok(copy) = copy {
                 tokio::spawn(async move {
-                    let _ = Self::forward(&shadow, &copy, &body).await;
+                    let _ = Self::forward(&shadow, &copy, &body, sample.as_deref()).await;
                 });
             }
         }
-        match Self::forward(&first, &parts, &body).await {
+        let sample = route.policy.sample_path.as_deref();
+        match Self::forward(&first, &parts, &body, sample).await {
             Ok(r) => r,
             Err(e) => {
                 let idempotent = matches!(
@@ -498,7 +583,7 @@ impl Proxy {
                 let unsent = matches!(e, Failure::Unsent(_));
                 if (unsent || idempotent)
                     && let Some(second) = choose(Some(&first))
-                    && let Ok(r) = Self::forward(&second, &parts, &body).await
+                    && let Ok(r) = Self::forward(&second, &parts, &body, sample).await
                 {
                     return r;
                 }
@@ -632,6 +717,18 @@ mod tests {
         assert!(p.pick(Some(&b)).is_none(), "nothing else to pick");
         p.set_backends(Vec::new());
         assert!(p.pick(None).is_none());
+    }
+
+    #[test]
+    fn numbers_at_json_paths() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"predictions": [{"p": 0.1}, {"p": 0.7}], "model": {"version": 3}}"#,
+        )
+        .unwrap();
+        assert_eq!(numbers_at(&v, "$.predictions[*].p"), vec![0.1, 0.7]);
+        assert_eq!(numbers_at(&v, "$.predictions[1].p"), vec![0.7]);
+        assert_eq!(numbers_at(&v, "$.model.version"), vec![3.0]);
+        assert!(numbers_at(&v, "$.nope[*]").is_empty());
     }
 
     #[test]

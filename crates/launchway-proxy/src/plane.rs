@@ -99,6 +99,10 @@ pub enum Request {
     Metrics {
         environment: String,
     },
+    /// The numbers sampled from each revision's answers.
+    Samples {
+        environment: String,
+    },
     /// Serves every environment's metrics over HTTP at `listen`
     /// (`GET /metrics`) for Prometheus to scrape; once (a second call
     /// answers the same address).
@@ -123,6 +127,9 @@ pub struct Reply {
     pub sites: Vec<SiteStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Sampled numbers by revision.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub samples: BTreeMap<String, Vec<f64>>,
 }
 
 /// One environment's address and what it routes to.
@@ -253,6 +260,23 @@ impl Plane {
                 }
             }
             Request::ServeMetrics { listen } => self.serve_metrics(&listen).await,
+            Request::Samples { environment } => {
+                let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+                if let Some(p) = self
+                    .sites
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.get(&environment).map(|s| s.proxy.clone()))
+                {
+                    for b in p.backends() {
+                        samples
+                            .entry(b.revision.clone())
+                            .or_default()
+                            .extend(b.samples());
+                    }
+                }
+                Reply { samples, ..ok() }
+            }
             Request::Shutdown => {
                 self.stop.notify_one();
                 ok()

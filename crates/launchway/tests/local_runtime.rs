@@ -1705,3 +1705,83 @@ analysis_templates:
     assert!(st["message"].as_str().unwrap().contains("held"), "{st}");
     assert_eq!(get(&addr, "/").unwrap(), "v1", "stable serves");
 }
+
+/// Model-aware analysis: the canary's answers are compared with the
+/// stable's (population stability index of the predicted probabilities);
+/// a model whose predictions shifted is aborted, though it never fails a
+/// request.
+#[test]
+fn a_canary_whose_predictions_drift_is_aborted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(
+        tmp.path(),
+        "model",
+        1,
+        "strategy:
+  canary:
+    steps: [{set_weight: 50}, {analysis: {templates: [drift]}}, {set_weight: 100}]
+    on_failure: hold
+analysis_templates:
+  drift:
+    metric: prediction_drift
+    json_path: $.predictions[*].p
+    interval: 2s
+    count: 1
+    inconclusive_limit: 10
+    success_condition: result < 0.1
+",
+    );
+    let v1 = deploy_with(&home, &repo, "model");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "model", "served", |s| serving(s, &v1));
+    let addr = st["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..3)
+        .map(|_| {
+            let (stop, failures, addr) = (stop.clone(), failures.clone(), addr.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    if get(&addr, "/predict").is_err() {
+                        failures.fetch_add(1, Ordering::SeqCst);
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        })
+        .collect();
+    let file = repo.join("configs/environments/model.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}env: {{SHIFT: \"0.4\"}}\n")).unwrap();
+    git(&repo, &["commit", "-qam", "a model that predicts higher"]);
+    let start = Instant::now();
+    let r = loop {
+        let (_, out, _) = lw(&home, &repo, &["rollout", "status", "model", "--json"]);
+        let r: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+        if r["phase"] == "Aborted" {
+            break r;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{r}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(failures.load(Ordering::SeqCst), 0, "no request failed");
+    let failed = r["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["outcome"] == "Failed")
+        .unwrap_or_else(|| panic!("{r}"));
+    let psi: f64 = failed["value"].as_str().unwrap().parse().unwrap();
+    assert!(psi > 0.25, "a large shift: {r}");
+}

@@ -50,6 +50,7 @@ fn policy_of(t: &crate::config::strategy::Traffic) -> launchway_proxy::Policy {
         },
         header: t.header.as_ref().map(|h| h.to_ascii_lowercase()),
         mirror: t.mirror,
+        sample_path: None,
     }
 }
 
@@ -245,6 +246,32 @@ impl LocalEnvironment {
         let mut tally = Tally::default();
         loop {
             let (outcome, value) = match t.provider {
+                Provider::Builtin if t.metric.as_deref() == Some("prediction_drift") => {
+                    if let Some(s) = self.pause(Some(t.interval), background).await {
+                        return Err(s);
+                    }
+                    let samples = self
+                        .plane
+                        .call(&launchway_proxy::plane::Request::Samples {
+                            environment: self.name.clone(),
+                        })
+                        .await
+                        .map(|r| r.samples)
+                        .unwrap_or_default();
+                    let side = |label: &str| samples.get(label).cloned().unwrap_or_default();
+                    match analysis::psi(&side(&vars.stable), &side(&vars.canary)) {
+                        None => (Outcome::Inconclusive, "too few answers to compare".into()),
+                        Some(x) => match t
+                            .success_condition
+                            .as_ref()
+                            .and_then(|c| c.holds(&serde_json::json!(x)))
+                        {
+                            Some(true) => (Outcome::Successful, format!("{x:.4}")),
+                            Some(false) => (Outcome::Failed, format!("{x:.4}")),
+                            None => (Outcome::Error, format!("{x:.4} cannot be judged")),
+                        },
+                    }
+                }
                 Provider::Builtin => {
                     let before = self.plane_backends().await;
                     let start = Instant::now();
@@ -399,7 +426,14 @@ impl LocalEnvironment {
                     desired: desired.clone(),
                     replicas: fresh,
                     weight: 0,
-                    policy: policy_of(&c.traffic),
+                    policy: launchway_proxy::Policy {
+                        // prediction_drift compares the answers' numbers.
+                        sample_path: templates
+                            .values()
+                            .find(|t| t.metric.as_deref() == Some("prediction_drift"))
+                            .and_then(|t| t.json_path.clone()),
+                        ..policy_of(&c.traffic)
+                    },
                 });
             }
             self.save_state();

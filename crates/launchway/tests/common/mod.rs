@@ -95,7 +95,7 @@ pub fn pip_venv(name: &str, spec: &str) -> std::path::PathBuf {
 /// `version.txt`, `/health` "ok", `/secret` whether `DB_PASSWORD` reached
 /// it (its length only); `version.txt` "broken" exits at start, `HANG`
 /// set never answers.
-pub const SERVICE_APP: &str = r#"import http.server, itertools, os, socketserver, sys, time
+pub const SERVICE_APP: &str = r#"import http.server, itertools, json, os, random, socketserver, sys, time
 version = open("version.txt").read().strip()
 fail_every = int(os.environ.get("FAIL_EVERY") or 0)
 served = itertools.count(1)
@@ -106,7 +106,11 @@ if os.environ.get("HANG"):
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         status = 200
-        if self.path == "/secret":
+        if self.path == "/predict":
+            # A model's answers: probabilities, shifted by SHIFT.
+            p = min(1.0, random.random() * 0.5 + float(os.environ.get("SHIFT") or 0))
+            body = json.dumps({"predictions": [{"p": p}]}).encode()
+        elif self.path == "/secret":
             pw = os.environ.get("DB_PASSWORD")
             body = ("missing" if pw is None else f"length {len(pw)}").encode()
         else:
