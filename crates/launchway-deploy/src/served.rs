@@ -60,11 +60,16 @@ pub async fn wait_until_served(
             .into_iter()
             .rev()
             .find(|h| h.revision.as_deref() == Some(revision))
-            && h.result == "failed"
+            && (h.result == "failed" || h.result == "aborted")
         {
+            let what = if h.result == "aborted" {
+                "rollout"
+            } else {
+                "deployment"
+            };
             return Err(format!(
-                "the deployment of {short} to '{env}' failed: {} (what ran before keeps serving)",
-                h.message
+                "the {what} of {short} to '{env}' {}: {} (what ran before keeps serving)",
+                h.result, h.message
             ));
         }
         if start.elapsed() > timeout {

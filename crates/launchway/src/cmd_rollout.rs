@@ -42,6 +42,9 @@ enum RolloutCmd {
     /// Blue-green, while the previous release is still warm: switch back
     /// to it at once (and revert git, with `on_failure: revert`).
     Undo { env: String },
+    /// Run an aborted rollout of what git says again (after `on_failure:
+    /// hold`; with `revert`, git already says the previous release).
+    Retry { env: String },
 }
 
 fn request(data: &std::path::Path, env: &str, what: &str) -> u8 {
@@ -68,6 +71,30 @@ fn request(data: &std::path::Path, env: &str, what: &str) -> u8 {
         return 1;
     }
     println!("{what} requested for {env}");
+    0
+}
+
+/// A manual sync of `env`: a held, aborted revision is rolled out again.
+fn retry(data: &std::path::Path, env: &str) -> u8 {
+    if launchway_deploy::reconcile::running(data).is_none() {
+        eprintln!("error: no reconciler runs for this repository (launchway sync --detach)");
+        return 1;
+    }
+    match launchway_deploy::local::read_rollout(data, env) {
+        Some(r) if r.phase == "Aborted" => {}
+        _ => {
+            eprintln!("error: '{env}' has no aborted rollout to retry");
+            return 1;
+        }
+    }
+    let dir = data.join("requests");
+    if let Err(e) = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join(format!("{env}.sync")), ""))
+    {
+        eprintln!("error: {}: {e}", dir.display());
+        return 1;
+    }
+    println!("retry requested for {env}");
     0
 }
 
@@ -131,6 +158,7 @@ fn remote(
         RolloutCmd::Promote { env, full } => (env, if *full { "promote-full" } else { "promote" }),
         RolloutCmd::Abort { env } => (env, "abort"),
         RolloutCmd::Undo { env } => (env, "undo"),
+        RolloutCmd::Retry { env } => (env, "retry"),
     };
     c.post(
         &format!("{base}/{env}/rollout/{action}"),
@@ -168,6 +196,7 @@ pub fn main(
         }
         RolloutCmd::Abort { env } => request(&data, env, "abort"),
         RolloutCmd::Undo { env } => request(&data, env, "undo"),
+        RolloutCmd::Retry { env } => retry(&data, env),
         RolloutCmd::Status { env, watch, json } => {
             let mut last = None;
             loop {

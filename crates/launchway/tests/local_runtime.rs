@@ -1784,4 +1784,20 @@ analysis_templates:
         .unwrap_or_else(|| panic!("{r}"));
     let psi: f64 = failed["value"].as_str().unwrap().parse().unwrap();
     assert!(psi > 0.25, "a large shift: {r}");
+    // Held: nothing retries it by itself; `rollout retry` runs it again.
+    let (ok, out, err) = lw(&home, &repo, &["rollout", "retry", "model"]);
+    assert!(ok, "{out}{err}");
+    let start = Instant::now();
+    loop {
+        let (_, out, _) = lw(&home, &repo, &["rollout", "status", "model", "--json"]);
+        let again: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+        if again["started_at"] != r["started_at"] {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not retried: {again}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

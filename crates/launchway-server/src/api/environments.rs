@@ -138,10 +138,12 @@ pub async fn rollout_action(
         return Err(e);
     }
     let command = match act.as_str() {
-        "promote" => C::Promote,
-        "promote-full" => C::PromoteFull,
-        "abort" => C::Abort,
-        "undo" => C::Undo,
+        "promote" => Some(C::Promote),
+        "promote-full" => Some(C::PromoteFull),
+        "abort" => Some(C::Abort),
+        "undo" => Some(C::Undo),
+        // A manual sync: a held, aborted revision rolls out again.
+        "retry" => None,
         _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")),
     };
     env_name_ok(&env)?;
@@ -173,9 +175,14 @@ pub async fn rollout_action(
             format!("'{name}' has no environments"),
         )
     })?;
-    if let Err(e) = rec.rollout_command(&env, command) {
-        record(&state, &caller, &action, &target, &format!("failed: {e}")).await?;
-        return Err(ApiError::new(StatusCode::CONFLICT, e));
+    match command {
+        Some(c) => {
+            if let Err(e) = rec.rollout_command(&env, c) {
+                record(&state, &caller, &action, &target, &format!("failed: {e}")).await?;
+                return Err(ApiError::new(StatusCode::CONFLICT, e));
+            }
+        }
+        None => rec.force(&env),
     }
     record(&state, &caller, &action, &target, "ok").await?;
     Ok(Json(json!({ "rollout": act, "requested": true })))
