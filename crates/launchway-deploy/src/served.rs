@@ -33,46 +33,79 @@ pub struct Served {
 
 /// Waits until the reconciler keeping `data` serves `revision` of `env`
 /// (Synced and Healthy), or its deployment failed, or `timeout` passed.
+/// Where a deployment of `revision` stands: served (`Some`), not yet
+/// (`None`), or failed or aborted (an error with the reason).
+fn look(data: &Path, env: &str, revision: &str) -> Result<Option<Served>, String> {
+    let short = &revision[..revision.len().min(12)];
+    let st = reconcile::statuses(data)
+        .into_iter()
+        .find(|s| s.environment == env);
+    if let Some(st) = &st
+        && st.deployed_revision.as_deref() == Some(revision)
+        && st.sync == SyncStatus::Synced
+        && st.health == "Healthy"
+    {
+        return Ok(Some(Served {
+            address: st.address.clone(),
+            release: st.release.clone(),
+            replicas: st.replicas.len(),
+        }));
+    }
+    if let Some(h) = reconcile::history(data, env)
+        .into_iter()
+        .rev()
+        .find(|h| h.revision.as_deref() == Some(revision))
+        && (h.result == "failed" || h.result == "aborted")
+    {
+        let what = if h.result == "aborted" {
+            "rollout"
+        } else {
+            "deployment"
+        };
+        return Err(format!(
+            "the {what} of {short} to '{env}' {}: {} (what ran before keeps serving)",
+            h.result, h.message
+        ));
+    }
+    Ok(None)
+}
+
+/// Waits until `env` serves `revision` — after its whole progressive
+/// rollout, if it has one — or, with `started_since` (Unix ms), until a
+/// rollout that began after it is under way (its canary takes traffic, or
+/// its preview answers): what `wait: started` asks for.
 pub async fn wait_until_served(
     data: &Path,
     env: &str,
     revision: &str,
+    started_since: Option<u64>,
     timeout: Duration,
 ) -> Result<Served, String> {
     let short = &revision[..revision.len().min(12)];
-    let start = Instant::now();
+    let begun = Instant::now();
     loop {
-        let st = reconcile::statuses(data)
-            .into_iter()
-            .find(|s| s.environment == env);
-        if let Some(st) = &st
-            && st.deployed_revision.as_deref() == Some(revision)
-            && st.sync == SyncStatus::Synced
-            && st.health == "Healthy"
+        if let Some(s) = look(data, env, revision)? {
+            return Ok(s);
+        }
+        if let Some(since) = started_since
+            && let Some(r) = crate::local::read_rollout(data, env)
+            && crate::local::rollout_is_live(&r.phase)
+            && r.started_at >= since
+            && (r.weight > 0 || r.preview.is_some())
         {
+            let st = reconcile::statuses(data)
+                .into_iter()
+                .find(|s| s.environment == env);
             return Ok(Served {
-                address: st.address.clone(),
-                release: st.release.clone(),
-                replicas: st.replicas.len(),
+                address: st.as_ref().and_then(|s| s.address.clone()),
+                release: Some(r.canary.clone()),
+                replicas: st.map_or(0, |s| s.replicas.len()),
             });
         }
-        if let Some(h) = reconcile::history(data, env)
-            .into_iter()
-            .rev()
-            .find(|h| h.revision.as_deref() == Some(revision))
-            && (h.result == "failed" || h.result == "aborted")
-        {
-            let what = if h.result == "aborted" {
-                "rollout"
-            } else {
-                "deployment"
-            };
-            return Err(format!(
-                "the {what} of {short} to '{env}' {}: {} (what ran before keeps serving)",
-                h.result, h.message
-            ));
-        }
-        if start.elapsed() > timeout {
+        if begun.elapsed() > timeout {
+            let st = reconcile::statuses(data)
+                .into_iter()
+                .find(|s| s.environment == env);
             return Err(format!(
                 "'{env}' did not serve {short} within {} s; now: {}",
                 timeout.as_secs(),

@@ -28,6 +28,9 @@ pub struct DeployRequest {
     pub actor: String,
     /// Wait until the release serves (or failed) before the step ends.
     pub wait: bool,
+    /// With `wait`: return once a progressive rollout of it has started
+    /// (its canary or preview answers) instead of waiting for promotion.
+    pub wait_started: bool,
     pub timeout: Duration,
 }
 

@@ -306,8 +306,14 @@ impl Deployer for ServerDeployer {
                 let since = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-                let s = served::wait_until_served(&data, &req.environment, &revision, req.timeout)
-                    .await?;
+                let s = served::wait_until_served(
+                    &data,
+                    &req.environment,
+                    &revision,
+                    req.wait_started.then_some(since),
+                    req.timeout,
+                )
+                .await?;
                 out.log.push(served::served_line(&req.environment, &s));
                 out.log
                     .extend(served::rollout_line(&data, &req.environment, since));

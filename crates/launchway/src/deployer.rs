@@ -105,8 +105,14 @@ impl Deployer for LocalDeployer {
             };
             if req.wait {
                 let since = now_ms();
-                let s = served::wait_until_served(&data, &req.environment, &revision, req.timeout)
-                    .await?;
+                let s = served::wait_until_served(
+                    &data,
+                    &req.environment,
+                    &revision,
+                    req.wait_started.then_some(since),
+                    req.timeout,
+                )
+                .await?;
                 out.log.push(served::served_line(&req.environment, &s));
                 out.log
                     .extend(served::rollout_line(&data, &req.environment, since));

@@ -1801,3 +1801,57 @@ analysis_templates:
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `launchway/deploy` with `wait: started`: the step ends once the
+/// canary takes its share (the pipeline does not sit through the pauses),
+/// saying so; the rollout goes on and is promoted by hand.
+#[test]
+fn a_deploy_step_can_wait_only_until_the_rollout_started() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(
+        tmp.path(),
+        "web",
+        1,
+        "strategy: {canary: {steps: [{set_weight: 50}, {pause: {}}, {set_weight: 100}]}}\n",
+    );
+    let v1 = deploy_with(&home, &repo, "web");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    wait_status(&home, &repo, "web", "served", |s| serving(s, &v1));
+    std::fs::create_dir_all(repo.join(".github/workflows")).unwrap();
+    std::fs::write(
+        repo.join(".github/workflows/deploy.yml"),
+        "on: push\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: launchway/deploy@v1\n        with:\n          environment: web\n          wait: started\n",
+    )
+    .unwrap();
+    std::fs::write(repo.join("version.txt"), "v2\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "v2 and its pipeline"]);
+    let v2 = head(&repo);
+    let out = bin()
+        .args(["run", "--json", "-C"])
+        .arg(&repo)
+        .env("LAUNCHWAY_HOME", &home)
+        .env("GIT_AUTHOR_NAME", "Mona")
+        .env("GIT_AUTHOR_EMAIL", "mona@example.com")
+        .env("GIT_COMMITTER_NAME", "Mona")
+        .env("GIT_COMMITTER_EMAIL", "mona@example.com")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, status, _) = lw(&home, &repo, &["rollout", "status", "web", "--json"]);
+    let r: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(r["phase"], "Paused", "the step returned mid-rollout: {r}");
+    assert_eq!(r["canary"], v2.as_str(), "{r}");
+    let (ok, out, err) = lw(&home, &repo, &["rollout", "promote", "web"]);
+    assert!(ok, "{out}{err}");
+    wait_status(&home, &repo, "web", "promoted", |s| serving(s, &v2));
+}

@@ -57,7 +57,10 @@ pub(crate) async fn run(exec: &mut JobExec, with: &Inputs) -> StepRun {
         branch: with.get("branch").map(str::to_string),
         create_from: Some(source.sha.clone()),
         actor: format!("{} <{}>", source.commit_author.0, source.commit_author.1),
-        wait: with.bool("wait", true),
+        // `wait`: true / promoted (until it serves everything), started
+        // (until its rollout has begun), false.
+        wait: with.get("wait").is_none_or(|w| w.trim() != "false"),
+        wait_started: with.get("wait").is_some_and(|w| w.trim() == "started"),
         timeout: Duration::from_secs_f64(minutes * 60.0),
     };
     exec.log(&format!(

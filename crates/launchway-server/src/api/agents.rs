@@ -559,6 +559,8 @@ pub struct Deploy {
     branch: Option<String>,
     actor: String,
     wait: bool,
+    #[serde(default)]
+    wait_started: bool,
     timeout_ms: u64,
 }
 
@@ -586,6 +588,7 @@ pub async fn deploy(
         create_from: Some(paths.sha.clone()),
         actor: d.actor,
         wait: d.wait,
+        wait_started: d.wait_started,
         timeout: std::time::Duration::from_millis(d.timeout_ms.min(3_600_000)),
     };
     match deployer.deploy(req).await {

@@ -490,6 +490,7 @@ impl Deployer for Remote {
                 "branch": r.branch,
                 "actor": r.actor,
                 "wait": r.wait,
+                "wait_started": r.wait_started,
                 "timeout_ms": u64::try_from(r.timeout.as_millis()).unwrap_or(u64::MAX),
             });
             let answer =
