@@ -114,6 +114,59 @@ pub fn window(
     w
 }
 
+/// What each revision's replicas have answered so far (cumulative): for
+/// `launchway rollout status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RevisionTraffic {
+    pub revision: String,
+    pub replicas: usize,
+    pub weight: u32,
+    pub requests: u64,
+    pub errors: u64,
+    pub latency_p50: Option<f64>,
+    pub latency_p99: Option<f64>,
+}
+
+/// Per revision, from a data plane's backend counters.
+pub fn traffic(backends: &[BackendStatus]) -> Vec<RevisionTraffic> {
+    let mut out: Vec<RevisionTraffic> = Vec::new();
+    let mut hist: Vec<Vec<u64>> = Vec::new();
+    for b in backends {
+        let i = match out.iter().position(|t| t.revision == b.revision) {
+            Some(i) => i,
+            None => {
+                out.push(RevisionTraffic {
+                    revision: b.revision.clone(),
+                    replicas: 0,
+                    weight: 0,
+                    requests: 0,
+                    errors: 0,
+                    latency_p50: None,
+                    latency_p99: None,
+                });
+                hist.push(vec![0; LATENCY_BUCKETS.len() + 1]);
+                out.len() - 1
+            }
+        };
+        let t = &mut out[i];
+        t.replicas += 1;
+        t.weight += b.weight;
+        t.requests += b.requests;
+        t.errors += b.errors;
+        for (slot, c) in hist[i].iter_mut().zip(&b.latency) {
+            *slot += c;
+        }
+    }
+    let total: u32 = out.iter().map(|t| t.weight).sum();
+    for (t, h) in out.iter_mut().zip(&hist) {
+        t.latency_p50 = quantile(0.5, h);
+        t.latency_p99 = quantile(0.99, h);
+        // As a percentage of requests.
+        t.weight = (t.weight * 100).checked_div(total).unwrap_or(0);
+    }
+    out
+}
+
 /// A builtin metric over a window; `None` when there was no traffic to
 /// measure (inconclusive, not a pass).
 pub fn builtin_value(metric: &str, w: &Window) -> Option<f64> {

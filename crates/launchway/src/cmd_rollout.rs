@@ -98,6 +98,37 @@ fn retry(data: &std::path::Path, env: &str) -> u8 {
     0
 }
 
+/// What each revision answered so far, from this machine's data plane.
+fn traffic(data: &std::path::Path, env: &str) -> Vec<launchway_deploy::analysis::RevisionTraffic> {
+    launchway_deploy::dataplane::status_blocking(data)
+        .and_then(|r| r.sites.into_iter().find(|s| s.environment == env))
+        .map(|s| launchway_deploy::analysis::traffic(&s.backends))
+        .unwrap_or_default()
+}
+
+fn show_traffic(t: &[launchway_deploy::analysis::RevisionTraffic]) {
+    for r in t {
+        #[allow(clippy::cast_precision_loss)]
+        let err = if r.requests == 0 {
+            0.0
+        } else {
+            r.errors as f64 * 100.0 / r.requests as f64
+        };
+        let ms =
+            |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| format!("{:.1} ms", x * 1000.0));
+        println!(
+            "  {:<20} {:>3}%  {} replica(s)  {} requests, {:.2}% errors, p50 {}, p99 {}",
+            r.revision,
+            r.weight,
+            r.replicas,
+            r.requests,
+            err,
+            ms(r.latency_p50),
+            ms(r.latency_p99)
+        );
+    }
+}
+
 fn show(r: &launchway_deploy::local::RolloutStatus) {
     println!(
         "{} ({}): {} — step {}/{}, {}% to {} (stable {})",
@@ -204,14 +235,19 @@ pub fn main(
                     eprintln!("error: '{env}' has had no progressive rollout here");
                     return 1;
                 };
-                let text = serde_json::to_string_pretty(&r).unwrap_or_default();
-                if last.as_ref() != Some(&text) {
+                let flows = traffic(&data, env);
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                v["traffic"] = serde_json::to_value(&flows).unwrap_or_default();
+                // Printed again when the rollout moves (not on every request).
+                let key = serde_json::to_string(&r).unwrap_or_default();
+                if last.as_ref() != Some(&key) {
                     if *json {
-                        println!("{text}");
+                        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                     } else {
                         show(&r);
+                        show_traffic(&flows);
                     }
-                    last = Some(text);
+                    last = Some(key);
                 }
                 let live = launchway_deploy::local::rollout_is_live(&r.phase);
                 if !*watch || !live {

@@ -1317,6 +1317,11 @@ fn a_canary_goes_to_100_under_load_and_a_failing_one_is_aborted_and_reverted() {
     let (_, out, _) = lw(&home, &repo, &["rollout", "status", "shop", "--json"]);
     let r: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["phase"], "Promoted", "{r}");
+    // Per-revision traffic from the data plane: the new release takes it all.
+    let t = r["traffic"].as_array().unwrap();
+    assert_eq!(t.len(), 1, "{r}");
+    assert_eq!(t[0]["weight"], 100, "{r}");
+    assert!(t[0]["latency_p99"].as_f64().is_some(), "{r}");
     assert!(
         r["measurements"]
             .as_array()

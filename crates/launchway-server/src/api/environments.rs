@@ -109,16 +109,30 @@ pub async fn rollout(
     caller.require(Role::Viewer)?;
     env_name_ok(&env)?;
     repo_or_404(&state, &name).await?;
-    let data = envs(&state)?.of_repo(&name).await.map(|(_, d)| d);
-    let r = data
-        .and_then(|d| launchway_deploy::local::read_rollout(&d, &env))
+    let running = envs(&state)?.of_repo(&name).await;
+    let r = running
+        .as_ref()
+        .and_then(|(_, d)| launchway_deploy::local::read_rollout(d, &env))
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!("'{env}' has had no progressive rollout"),
             )
         })?;
-    Ok(Json(serde_json::to_value(r).unwrap_or_default()))
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    // What each revision has answered, from the data plane.
+    if let Some((rec, _)) = running {
+        let backends = rec
+            .plane_status()
+            .await
+            .into_iter()
+            .find(|s| s.environment == env)
+            .map(|s| s.backends)
+            .unwrap_or_default();
+        v["traffic"] = serde_json::to_value(launchway_deploy::analysis::traffic(&backends))
+            .unwrap_or_default();
+    }
+    Ok(Json(v))
 }
 
 /// `POST /api/repos/{name}/environments/{env}/rollout/{action}`: promote
