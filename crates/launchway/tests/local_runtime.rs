@@ -1860,3 +1860,72 @@ fn a_deploy_step_can_wait_only_until_the_rollout_started() {
     assert!(ok, "{out}{err}");
     wait_status(&home, &repo, "web", "promoted", |s| serving(s, &v2));
 }
+
+/// A blue-green rollout waiting for its promotion survives a killed
+/// reconciler: the next one takes the green replicas and the preview
+/// address over and waits on; the promotion then switches as usual.
+#[test]
+fn a_blue_green_rollout_resumes_after_the_reconciler_is_killed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(
+        tmp.path(),
+        "bgr",
+        1,
+        "strategy: {blue_green: {auto_promote: false, scale_down_delay: 1s}}\n",
+    );
+    let v1 = deploy_with(&home, &repo, "bgr");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let st = wait_status(&home, &repo, "bgr", "served", |s| serving(s, &v1));
+    let addr = st["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    std::fs::write(repo.join("version.txt"), "v2\n").unwrap();
+    git(&repo, &["commit", "-qam", "v2"]);
+    let v2 = deploy_with(&home, &repo, "bgr");
+    let rollout = || {
+        let (_, out, _) = lw(&home, &repo, &["rollout", "status", "bgr", "--json"]);
+        serde_json::from_str::<Value>(&out).unwrap_or(Value::Null)
+    };
+    let start = Instant::now();
+    while rollout()["phase"] != "Paused" {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", rollout());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let preview = rollout()["preview"].as_str().unwrap().to_string();
+    let mut before = replica_processes("bgr");
+    before.sort_unstable();
+    assert_eq!(before.len(), 2, "blue and green");
+    kill(u64::from(reconciler_pid(&home)), "-KILL");
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let start = Instant::now();
+    loop {
+        let r = rollout();
+        if r["phase"] == "Paused"
+            && r["message"].as_str().unwrap_or("").contains("promote")
+            && r["started_at"].as_u64().is_some()
+        {
+            assert_eq!(r["preview"].as_str(), Some(preview.as_str()), "{r}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut now = replica_processes("bgr");
+    now.sort_unstable();
+    assert_eq!(now, before, "the same blue and green processes");
+    assert_eq!(get(&addr, "/").unwrap(), "v1");
+    assert_eq!(
+        get(preview.trim_start_matches("http://"), "/").unwrap(),
+        "v2"
+    );
+    let (ok, out, err) = lw(&home, &repo, &["rollout", "promote", "bgr"]);
+    assert!(ok, "{out}{err}");
+    wait_status(&home, &repo, "bgr", "switched", |s| serving(s, &v2));
+    assert_eq!(get(&addr, "/").unwrap(), "v2");
+}

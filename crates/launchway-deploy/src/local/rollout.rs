@@ -792,23 +792,34 @@ impl LocalEnvironment {
             Ok(d) => d,
             Err(e) => return Err(self.failed(&e)),
         };
-        // Whatever a previous reconciler left half-done starts over.
-        if let Some(mut old) = self
-            .state
-            .lock()
-            .ok()
-            .and_then(|mut s| s.canary.take())
-            .map(|c| c.replicas)
-        {
-            self.save_state();
-            stop(&mut old).await;
-        }
-        let green = match self
-            .start_healthy(&desired, &dir, 0..desired.replicas as usize, timeout)
-            .await
-        {
-            Ok(g) => g,
-            Err(e) => return Err(self.failed(&e)),
+        // The green replicas a previous reconciler started for this very
+        // revision are taken over (its rollout resumes before the switch);
+        // anything else it left starts over.
+        let left = self.state.lock().ok().and_then(|mut s| s.canary.take());
+        let resumed = match left {
+            Some(c) if c.desired == desired && c.replicas.iter().all(|r| r.serving) => {
+                Some(c.replicas)
+            }
+            Some(c) => {
+                let mut old = c.replicas;
+                self.save_state();
+                stop(&mut old).await;
+                None
+            }
+            None => None,
+        };
+        let earlier = self
+            .rollout_status()
+            .filter(|r| resumed.is_some() && r.canary == desired.release && is_live(&r.phase));
+        let green = match resumed {
+            Some(g) => g,
+            None => match self
+                .start_healthy(&desired, &dir, 0..desired.replicas as usize, timeout)
+                .await
+            {
+                Ok(g) => g,
+                Err(e) => return Err(self.failed(&e)),
+            },
         };
         let green_label = super::label(&desired);
         let specs: Vec<launchway_proxy::plane::BackendSpec> = green
@@ -869,9 +880,16 @@ impl LocalEnvironment {
                 steps: 2,
                 weight: 0,
                 phase: "Progressing".into(),
-                message: format!("the new release answers at {preview_url}"),
-                measurements: Vec::new(),
-                started_at: now_ms(),
+                message: if earlier.is_some() {
+                    format!("resumed after a restart; the new release answers at {preview_url}")
+                } else {
+                    format!("the new release answers at {preview_url}")
+                },
+                measurements: earlier
+                    .as_ref()
+                    .map(|e| e.measurements.clone())
+                    .unwrap_or_default(),
+                started_at: earlier.as_ref().map_or_else(now_ms, |e| e.started_at),
                 updated_at: now_ms(),
                 preview: Some(preview_url.clone()),
                 abort_routed_ms: None,
