@@ -25,6 +25,9 @@ pub struct Canary {
     pub background: Option<(Vec<String>, usize)>,
     pub on_failure: OnFailure,
     pub canary_replicas: u32,
+    /// The stable replicas kept while the canary runs (the rest stop once
+    /// the canary serves, and start again on an abort); all by default.
+    pub stable_replicas: Option<u32>,
     pub traffic: Traffic,
 }
 
@@ -408,11 +411,15 @@ impl Ctx<'_, '_> {
         let traffic = field(c, &["traffic"])
             .map(|t| self.traffic(t))
             .unwrap_or_default();
+        let stable_replicas = field(c, &["stable_replicas", "stableReplicas"])
+            .and_then(|n| self.uint(n, "stable_replicas", 1000))
+            .map(|n| u32::try_from(n).unwrap_or(1).max(1));
         Canary {
             steps,
             background,
             on_failure: self.on_failure(c),
             canary_replicas,
+            stable_replicas,
             traffic,
         }
     }

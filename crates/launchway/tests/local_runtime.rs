@@ -1250,6 +1250,7 @@ const CANARY: &str = "strategy:
       - set_weight: 50
       - pause: {duration: 1s}
       - set_weight: 100
+    stable_replicas: 1
 analysis_templates:
   error-rate:
     metric: error_rate
@@ -1293,6 +1294,16 @@ fn a_canary_goes_to_100_under_load_and_a_failing_one_is_aborted_and_reverted() {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(30), "{out}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // stable_replicas: 1 — one stable replica and the canary while it runs.
+    let start = Instant::now();
+    while replica_processes("shop").len() != 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            replica_processes("shop")
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut s = std::net::TcpStream::connect(&addr).unwrap();

@@ -482,6 +482,9 @@ impl LocalEnvironment {
         }
         self.publish(|_| {});
         let _ = self.route().await;
+        if let Some(keep) = c.stable_replicas {
+            self.scale_stable_down(keep as usize).await;
+        }
         let background = Arc::new(std::sync::Mutex::new(None::<String>));
         let mut background_task: Option<tokio::task::JoinHandle<()>> = None;
         let mut outcome: Option<Stop> = None;
@@ -631,6 +634,7 @@ impl LocalEnvironment {
             r.message = why.to_string();
         });
         stop(&mut canary).await;
+        self.restore_stable().await;
         if let Ok(mut a) = self.last_abort.lock() {
             *a = Some((why.to_string(), on_failure));
         }
@@ -645,6 +649,62 @@ impl LocalEnvironment {
             );
         }
         msg
+    }
+
+    /// Keeps `keep` stable replicas while the canary runs (`stable_replicas`):
+    /// the others leave the route first, finish their requests, and stop.
+    async fn scale_stable_down(&self, keep: usize) {
+        let mut extra = match self.state.lock() {
+            Ok(mut s) if s.replicas.len() > keep => s.replicas.split_off(keep.max(1)),
+            _ => return,
+        };
+        self.save_state();
+        let _ = self.route().await;
+        let _ = self
+            .plane
+            .call(&launchway_proxy::plane::Request::Drain {
+                environment: self.name.clone(),
+                timeout_ms: 30_000,
+            })
+            .await;
+        stop(&mut extra).await;
+    }
+
+    /// After an abort: the stable release back to its full replica count.
+    async fn restore_stable(&self) {
+        let Some((d, dir, have)) = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| Some((s.desired.clone()?, s.release_dir.clone()?, s.replicas.len())))
+        else {
+            return;
+        };
+        if have >= d.replicas as usize {
+            return;
+        }
+        match self
+            .start_healthy(
+                &d,
+                &dir,
+                have..d.replicas as usize,
+                Duration::from_secs(120),
+            )
+            .await
+        {
+            Ok(more) => {
+                if let Ok(mut s) = self.state.lock() {
+                    s.replicas.extend(more);
+                    s.starting.clear();
+                }
+                self.save_state();
+                let _ = self.route().await;
+            }
+            Err(e) => eprintln!(
+                "{}: the stable release could not scale back up: {e}",
+                self.name
+            ),
+        }
     }
 
     /// The canary becomes what serves: the rest of its replicas start,
