@@ -972,6 +972,12 @@ impl LocalEnvironment {
         {
             *slot = Some(r);
         }
+        // A blue-green switch whose warm window was running: the previous
+        // release (saved as retiring) stops below, so the rollout is over
+        // — say so rather than offer an undo nobody would carry out.
+        if self.rollout_status().is_some_and(|r| r.phase == "Switched") {
+            self.finish_interrupted_switch().await;
+        }
         // Traffic to the adopted replicas before anything unproven stops
         // (the data plane may still point at a half-finished switch).
         let _ = self.route().await;

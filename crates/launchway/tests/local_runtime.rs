@@ -1883,7 +1883,7 @@ fn a_blue_green_rollout_resumes_after_the_reconciler_is_killed() {
         tmp.path(),
         "bgr",
         1,
-        "strategy: {blue_green: {auto_promote: false, scale_down_delay: 1s}}\n",
+        "strategy: {blue_green: {auto_promote: false, scale_down_delay: 60s}}\n",
     );
     let v1 = deploy_with(&home, &repo, "bgr");
     let _stop = Stop(&home, &repo);
@@ -1937,6 +1937,39 @@ fn a_blue_green_rollout_resumes_after_the_reconciler_is_killed() {
     );
     let (ok, out, err) = lw(&home, &repo, &["rollout", "promote", "bgr"]);
     assert!(ok, "{out}{err}");
-    wait_status(&home, &repo, "bgr", "switched", |s| serving(s, &v2));
+    let start = Instant::now();
+    while rollout()["phase"] != "Switched" {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", rollout());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(get(&addr, "/").unwrap(), "v2");
+    // Killed again during the warm window: the switch stands, the status
+    // says the window ended (it does not offer an undo nobody would do).
+    kill(u64::from(reconciler_pid(&home)), "-KILL");
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    wait_status(&home, &repo, "bgr", "green serves", |s| serving(s, &v2));
+    let start = Instant::now();
+    loop {
+        let r = rollout();
+        if r["phase"] == "Promoted" {
+            assert!(
+                r["message"].as_str().unwrap().contains("warm window"),
+                "{r}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get(&addr, "/").unwrap(), "v2");
+    let start = Instant::now();
+    while replica_processes("bgr").len() != 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            replica_processes("bgr")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

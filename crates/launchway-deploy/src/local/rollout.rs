@@ -207,6 +207,19 @@ impl LocalEnvironment {
         None
     }
 
+    /// A blue-green warm window cut short by a restart: the switch stands,
+    /// the previous release is gone, going back is a rollback now.
+    pub(super) async fn finish_interrupted_switch(&self) {
+        self.close_preview().await;
+        self.publish(|r| {
+            r.phase = "Promoted".into();
+            r.message = format!(
+                "{} serves all traffic; the previous release stopped when the reconciler restarted during its warm window (to go back: launchway rollback)",
+                r.canary
+            );
+        });
+    }
+
     /// Waits `d` (or, `None`, until `rollout promote`), watching for
     /// commands and failures.
     async fn pause(
