@@ -101,6 +101,9 @@ pub struct AnalysisTemplate {
     pub count: u32,
     pub failure_limit: u32,
     pub inconclusive_limit: u32,
+    /// Measurement errors in a row (the provider could not be asked)
+    /// tolerated before the analysis fails; 4 by default, as Argo's.
+    pub consecutive_error_limit: u32,
     pub success_condition: Option<Condition>,
     pub address: Option<String>,
     pub query: Option<String>,
@@ -572,6 +575,8 @@ impl Ctx<'_, '_> {
                 "failureLimit",
                 "inconclusive_limit",
                 "inconclusiveLimit",
+                "consecutive_error_limit",
+                "consecutiveErrorLimit",
                 "success_condition",
                 "successCondition",
                 "address",
@@ -671,6 +676,12 @@ impl Ctx<'_, '_> {
                 &["inconclusive_limit", "inconclusiveLimit"],
                 "inconclusive_limit",
                 0,
+            ),
+            consecutive_error_limit: count(
+                self,
+                &["consecutive_error_limit", "consecutiveErrorLimit"],
+                "consecutive_error_limit",
+                4,
             ),
             success_condition: condition,
             address: s(&["address"]),

@@ -1,7 +1,8 @@
 //! Analysis during a rollout: one template (`analysis_templates.<name>`)
 //! measured every `interval`, each measurement Successful, Failed, Error
 //! or Inconclusive; the run fails once failures exceed `failure_limit`
-//! (errors count as failures), is inconclusive once inconclusive
+//! or errors in a row (the provider could not be asked) exceed
+//! `consecutive_error_limit`, is inconclusive once inconclusive
 //! measurements exceed `inconclusive_limit`, and succeeds once `count`
 //! conclusive measurements were taken within those limits — a measurement
 //! that could not decide never counts towards a pass (fail closed).
@@ -52,19 +53,28 @@ pub struct Tally {
     pub taken: u32,
     pub failed: u32,
     pub inconclusive: u32,
+    pub errors_in_a_row: u32,
 }
 
 impl Tally {
     pub fn add(&mut self, o: Outcome, t: &AnalysisTemplate) -> Verdict {
         match o {
-            Outcome::Failed | Outcome::Error => {
+            Outcome::Error => self.errors_in_a_row += 1,
+            Outcome::Failed => {
+                self.errors_in_a_row = 0;
                 self.failed += 1;
                 self.taken += 1;
             }
-            Outcome::Inconclusive => self.inconclusive += 1,
-            Outcome::Successful => self.taken += 1,
+            Outcome::Inconclusive => {
+                self.errors_in_a_row = 0;
+                self.inconclusive += 1;
+            }
+            Outcome::Successful => {
+                self.errors_in_a_row = 0;
+                self.taken += 1;
+            }
         }
-        if self.failed > t.failure_limit {
+        if self.failed > t.failure_limit || self.errors_in_a_row > t.consecutive_error_limit {
             Verdict::Failed
         } else if self.inconclusive > t.inconclusive_limit {
             Verdict::Inconclusive
@@ -401,6 +411,7 @@ mod tests {
             count,
             failure_limit,
             inconclusive_limit: 1,
+            consecutive_error_limit: 2,
             success_condition: Some(Condition::parse("result < 0.05").unwrap()),
             address: None,
             query: None,
@@ -418,8 +429,15 @@ mod tests {
         assert_eq!(tally.add(Outcome::Successful, &t), Verdict::Running);
         assert_eq!(tally.add(Outcome::Successful, &t), Verdict::Successful);
         let mut tally = Tally::default();
-        tally.add(Outcome::Error, &t);
+        tally.add(Outcome::Failed, &t);
         assert_eq!(tally.add(Outcome::Failed, &t), Verdict::Failed);
+        // A provider that cannot be asked: tolerated a few times in a row,
+        // then the analysis fails (it never passes without measuring).
+        let mut tally = Tally::default();
+        for _ in 0..t.consecutive_error_limit {
+            assert_eq!(tally.add(Outcome::Error, &t), Verdict::Running);
+        }
+        assert_eq!(tally.add(Outcome::Error, &t), Verdict::Failed);
         let mut tally = Tally::default();
         tally.add(Outcome::Inconclusive, &t);
         assert_eq!(tally.add(Outcome::Inconclusive, &t), Verdict::Inconclusive);

@@ -1684,6 +1684,17 @@ analysis_templates:
             .spawn()
             .expect("prometheus is needed (apt-get install prometheus; .ci/run installs it)"),
     );
+    // Prometheus up and scraping the data plane before the canary starts.
+    let start = Instant::now();
+    while !get(&format!("127.0.0.1:{prom_port}"), "/api/v1/query?query=up")
+        .is_ok_and(|b| b.contains("\"1\"]"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "Prometheus never scraped"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (stop_load, _, _, threads) = load(&addr);
     // The metrics endpoint serves per-revision counters and latency.
     let text = get(&format!("127.0.0.1:{metrics}"), "/metrics").unwrap();
