@@ -759,36 +759,13 @@ impl LocalEnvironment {
         };
         // The new replicas become what serves (saved first), then traffic
         // switches; the old ones finish their requests and stop.
-        let mut old = match self.state.lock() {
-            Ok(mut s) => {
-                s.desired = Some(desired.clone());
-                s.release_dir = Some(dir.clone());
-                let old = std::mem::replace(&mut s.replicas, fresh);
-                s.starting.clear();
-                s.retiring = old
-                    .iter()
-                    .filter_map(|r| {
-                        let pid = r.pgid?;
-                        Some((pid, start_time(pid)?))
-                    })
-                    .collect();
-                old
-            }
-            Err(_) => Vec::new(),
-        };
-        self.save_state();
+        let mut old = self.make_serving(&desired, &dir, fresh);
         if let Err(e) = self.route().await {
             // The new replicas run and are saved as serving: the next
             // supervision tick routes them; the old ones stay until then.
             return Err(self.failed(&format!("cannot switch traffic: {e}")));
         }
-        let _ = self
-            .plane
-            .call(&Request::Drain {
-                environment: self.name.clone(),
-                timeout_ms: 30_000,
-            })
-            .await;
+        self.drain().await;
         stop(&mut old).await;
         if let Ok(mut s) = self.state.lock() {
             s.retiring.clear();
@@ -801,6 +778,42 @@ impl LocalEnvironment {
         self.set_status(Health::Healthy, Some(&desired.release), &message);
         self.save_state();
         Ok(self.status())
+    }
+
+    /// Makes `new` what serves `desired` (saved before anyone routes to
+    /// it), the replicas it replaces saved as retiring; returns those.
+    fn make_serving(&self, desired: &Desired, dir: &Path, new: Vec<Replica>) -> Vec<Replica> {
+        let old = match self.state.lock() {
+            Ok(mut s) => {
+                s.desired = Some(desired.clone());
+                s.release_dir = Some(dir.to_path_buf());
+                s.starting.clear();
+                let old = std::mem::replace(&mut s.replicas, new);
+                s.retiring = old
+                    .iter()
+                    .filter_map(|r| {
+                        let pid = r.pgid?;
+                        Some((pid, start_time(pid)?))
+                    })
+                    .collect();
+                old
+            }
+            Err(_) => Vec::new(),
+        };
+        self.save_state();
+        old
+    }
+
+    /// Waits until replicas taken out of the route finished their
+    /// requests (at most 30 s).
+    async fn drain(&self) {
+        let _ = self
+            .plane
+            .call(&Request::Drain {
+                environment: self.name.clone(),
+                timeout_ms: 30_000,
+            })
+            .await;
     }
 
     /// Records the replicas being started (and saves it).

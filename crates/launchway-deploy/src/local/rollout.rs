@@ -673,13 +673,7 @@ impl LocalEnvironment {
         };
         self.save_state();
         let _ = self.route().await;
-        let _ = self
-            .plane
-            .call(&launchway_proxy::plane::Request::Drain {
-                environment: self.name.clone(),
-                timeout_ms: 30_000,
-            })
-            .await;
+        self.drain().await;
         stop(&mut extra).await;
     }
 
@@ -745,34 +739,17 @@ impl LocalEnvironment {
                     .await);
             }
         };
-        let mut old = match self.state.lock() {
-            Ok(mut s) => {
-                let mut new = s.canary.take().map(|c| c.replicas).unwrap_or_default();
-                new.extend(extra);
-                s.desired = Some(desired.clone());
-                s.release_dir = Some(dir);
-                s.starting.clear();
-                let old = std::mem::replace(&mut s.replicas, new);
-                s.retiring = old
-                    .iter()
-                    .filter_map(|r| {
-                        let pid = r.pgid?;
-                        Some((pid, super::start_time(pid)?))
-                    })
-                    .collect();
-                old
-            }
-            Err(_) => Vec::new(),
-        };
-        self.save_state();
+        let mut new = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|mut s| s.canary.take())
+            .map(|c| c.replicas)
+            .unwrap_or_default();
+        new.extend(extra);
+        let mut old = self.make_serving(&desired, &dir, new);
         let _ = self.route().await;
-        let _ = self
-            .plane
-            .call(&launchway_proxy::plane::Request::Drain {
-                environment: self.name.clone(),
-                timeout_ms: 30_000,
-            })
-            .await;
+        self.drain().await;
         stop(&mut old).await;
         if let Ok(mut s) = self.state.lock() {
             s.retiring.clear();
@@ -998,24 +975,14 @@ impl LocalEnvironment {
             return Err(self.abort(&why, b.on_failure).await);
         }
         // The switch: one route change; blue stays warm.
-        let blue = match self.state.lock() {
-            Ok(mut s) => {
-                let green = s.canary.take().map(|c| c.replicas).unwrap_or_default();
-                s.desired = Some(desired.clone());
-                s.release_dir = Some(dir.clone());
-                let blue = std::mem::replace(&mut s.replicas, green);
-                s.retiring = blue
-                    .iter()
-                    .filter_map(|r| {
-                        let pid = r.pgid?;
-                        Some((pid, super::start_time(pid)?))
-                    })
-                    .collect();
-                blue
-            }
-            Err(_) => Vec::new(),
-        };
-        self.save_state();
+        let green = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|mut s| s.canary.take())
+            .map(|c| c.replicas)
+            .unwrap_or_default();
+        let blue = self.make_serving(&desired, &dir, green);
         let _ = self.route().await;
         let delay = b.scale_down_delay;
         self.set_status(
@@ -1074,13 +1041,7 @@ impl LocalEnvironment {
             return Err(self.failed(&format!("switched back: {why}")));
         }
         let mut blue = blue;
-        let _ = self
-            .plane
-            .call(&launchway_proxy::plane::Request::Drain {
-                environment: self.name.clone(),
-                timeout_ms: 30_000,
-            })
-            .await;
+        self.drain().await;
         stop(&mut blue).await;
         self.close_preview().await;
         if let Ok(mut s) = self.state.lock() {
