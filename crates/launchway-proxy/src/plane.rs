@@ -165,6 +165,15 @@ fn error(e: impl std::fmt::Display) -> Reply {
     }
 }
 
+/// A listener on `listen` and the address it got, or the error reply.
+async fn bind(listen: &str) -> Result<(tokio::net::TcpListener, SocketAddr), Reply> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| error(format!("cannot listen on {listen}: {e}")))?;
+    let address = listener.local_addr().map_err(error)?;
+    Ok((listener, address))
+}
+
 fn ok() -> Reply {
     Reply {
         ok: true,
@@ -305,13 +314,9 @@ impl Plane {
                 ..ok()
             };
         }
-        let listener = match tokio::net::TcpListener::bind(listen).await {
-            Ok(l) => l,
-            Err(e) => return error(format!("cannot listen on {listen}: {e}")),
-        };
-        let address = match listener.local_addr() {
-            Ok(a) => a,
-            Err(e) => return error(e),
+        let (listener, address) = match bind(listen).await {
+            Ok(b) => b,
+            Err(r) => return r,
         };
         if let Ok(mut m) = self.metrics.lock() {
             *m = Some(address);
@@ -375,13 +380,9 @@ impl Plane {
                 ..ok()
             };
         }
-        let listener = match tokio::net::TcpListener::bind(listen).await {
-            Ok(l) => l,
-            Err(e) => return error(format!("cannot listen on {listen}: {e}")),
-        };
-        let address = match listener.local_addr() {
-            Ok(a) => a,
-            Err(e) => return error(e),
+        let (listener, address) = match bind(listen).await {
+            Ok(b) => b,
+            Err(r) => return r,
         };
         let proxy = Proxy::new();
         let task = tokio::spawn(proxy.clone().serve(listener));
