@@ -774,6 +774,27 @@ pub(crate) fn read(layers: &mut Layers<'_>) -> (Strategy, BTreeMap<String, Analy
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text: a condition or an error, never a panic; a parsed
+        /// condition judges any value without panicking.
+        #[test]
+        fn conditions_and_durations_never_panic(text in ".{0,40}", x in any::<f64>()) {
+            if let Ok(c) = Condition::parse(&text) {
+                let _ = c.holds(&serde_json::json!(x));
+                let _ = c.holds(&serde_json::json!(text));
+            }
+            let _ = duration(&text);
+        }
+
+        /// `result < N` holds exactly for the numbers below N.
+        #[test]
+        fn a_threshold_means_what_it_says(n in -1e6f64..1e6, x in -1e6f64..1e6) {
+            let c = Condition::parse(&format!("result < {n}")).unwrap();
+            prop_assert_eq!(c.holds(&serde_json::json!(x)), Some(x < n));
+        }
+    }
 
     #[test]
     fn conditions_and_durations() {
