@@ -99,6 +99,12 @@ pub fn write(
             "version": c.version,
             "purl": c.purl,
         });
+        // Unknown (computed at build time): no version at all.
+        if c.version.is_empty()
+            && let Some(o) = v.as_object_mut()
+        {
+            o.remove("version");
+        }
         if c.dev {
             v["scope"] = json!("optional");
         }

@@ -20,7 +20,17 @@ pub fn encode(s: &str, keep_slash: bool) -> String {
     out
 }
 
+/// A package URL; a component with no known version (a project whose
+/// version is computed at build time) gets none (`pkg:pypi/app`).
 pub fn purl(eco: Ecosystem, name: &str, version: &str) -> String {
+    let unversioned = purl_with(eco, name, "");
+    if version.is_empty() {
+        return unversioned.trim_end_matches('@').to_string();
+    }
+    purl_with(eco, name, version)
+}
+
+fn purl_with(eco: Ecosystem, name: &str, version: &str) -> String {
     let v = encode(version, false);
     match eco {
         // PyPI names are lowercased with `_` as `-`.
@@ -98,7 +108,7 @@ pub fn parse(purl: &str) -> Option<(Ecosystem, String, String)> {
     let rest = purl.strip_prefix("pkg:")?;
     let rest = rest.split('#').next()?;
     let rest = rest.split('?').next()?;
-    let (path, version) = rest.rsplit_once('@')?;
+    let (path, version) = rest.rsplit_once('@').unwrap_or((rest, ""));
     let (ty, name_path) = path.split_once('/')?;
     let eco = match ty.to_ascii_lowercase().as_str() {
         "pypi" => Ecosystem::PyPI,

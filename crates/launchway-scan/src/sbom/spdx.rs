@@ -116,6 +116,12 @@ pub fn write(inv: &Inventory, name: &str, created: &str, tool_version: &str) -> 
                 "referenceLocator": c.purl,
             }],
         });
+        // Unknown (computed at build time): no version at all.
+        if c.version.is_empty()
+            && let Some(o) = p.as_object_mut()
+        {
+            o.remove("versionInfo");
+        }
         let checksums: Vec<Value> = c
             .hashes
             .iter()
