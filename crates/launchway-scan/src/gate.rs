@@ -64,6 +64,20 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     pub packages: usize,
     pub ignored: usize,
+    /// Lockfiles and manifests that could not be read: their packages
+    /// were not checked, so a gate on this outcome fails (fail closed)
+    /// unless told to skip them.
+    pub unreadable: Vec<String>,
+}
+
+impl Outcome {
+    /// Whether a gate (`--exit-code`) fails: findings remain, or a file
+    /// could not be checked and `skip_unreadable` is not set.
+    pub fn fails(&self, skip_unreadable: bool) -> bool {
+        !self.report.vulnerabilities.is_empty()
+            || !self.report.secrets.is_empty()
+            || (!skip_unreadable && !self.unreadable.is_empty())
+    }
 }
 
 /// Components from a tree, a lockfile, or an SPDX/CycloneDX document.
@@ -98,6 +112,7 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
         warnings: Vec::new(),
         packages: 0,
         ignored: 0,
+        unreadable: Vec::new(),
     };
     if o.vuln {
         let mut inventory = components(&o.path)?;
@@ -130,8 +145,8 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
             today: o.today.clone(),
         };
         let (mut findings, stats) = vuln::scan(&inventory.components, &db, &opts)?;
-        out.warnings
-            .extend(inventory.errors.iter().map(|e| format!("{e} (skipped)")));
+        out.unreadable
+            .extend(inventory.errors.iter().map(ToString::to_string));
         if !stats.missing_ecosystems.is_empty() {
             out.warnings.push(format!(
                 "no advisories imported for {}; run `launchway db import` or `launchway db update`",

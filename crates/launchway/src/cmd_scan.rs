@@ -200,9 +200,13 @@ pub struct ScanArgs {
         default_value = "UNKNOWN,LOW,MEDIUM,HIGH,CRITICAL"
     )]
     pub severity: Vec<Level>,
-    /// Exit with this code when findings at the selected severities remain.
+    /// Exit with this code when findings at the selected severities remain
+    /// — or when a lockfile could not be read (its packages were not checked).
     #[arg(long, default_value_t = 0)]
     pub exit_code: u8,
+    /// Let unreadable lockfiles pass the gate (they are still reported).
+    #[arg(long)]
+    pub skip_unreadable: bool,
     #[arg(short, long, value_enum, default_value = "table")]
     pub format: ReportFormat,
     #[arg(short, long)]
@@ -285,5 +289,24 @@ pub fn scan(args: &ScanArgs, store: &Store) -> u8 {
         out.ignored,
         if s == 1 { "" } else { "s" }
     );
-    if v + s > 0 { args.exit_code } else { 0 }
+    for u in &out.unreadable {
+        eprintln!(
+            "{}: {u}: not checked{}",
+            if args.skip_unreadable {
+                "warning"
+            } else {
+                "error"
+            },
+            if args.skip_unreadable || args.exit_code == 0 {
+                ""
+            } else {
+                " — the gate fails (--skip-unreadable lets it pass)"
+            }
+        );
+    }
+    if out.fails(args.skip_unreadable) {
+        args.exit_code
+    } else {
+        0
+    }
 }

@@ -510,3 +510,45 @@ fn this_repository_scans_clean() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Fail closed (issue 17): a lockfile that cannot be read was "skipped"
+/// and the gate passed with its packages unchecked. Now it is an error
+/// that fails `--exit-code`, unless `--skip-unreadable` says to go on.
+#[test]
+fn an_unreadable_lockfile_fails_the_gate_unless_skipped() {
+    let home = home_with_db();
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tree.path().join("poetry.lock"),
+        "[[package]]\nname = \"x\"\nversion = ",
+    )
+    .unwrap();
+    let target = tree.path().to_str().unwrap();
+    let (code, _, err) = scan(
+        home.path(),
+        &["--scanners", "vuln", "--exit-code", "1", target],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("poetry.lock")
+            && err.contains("not checked")
+            && err.contains("--skip-unreadable"),
+        "{err}"
+    );
+    let (code, _, err) = scan(
+        home.path(),
+        &[
+            "--scanners",
+            "vuln",
+            "--exit-code",
+            "1",
+            "--skip-unreadable",
+            target,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning:") && err.contains("poetry.lock"),
+        "{err}"
+    );
+}

@@ -216,14 +216,20 @@ pub(crate) fn trivy_action(exec: &mut JobExec, with: &Inputs) -> StepRun {
         "{} packages scanned: {v} vulnerabilities, {s} secrets",
         out.packages
     ));
-    if v + s > 0 && exit_code != 0 {
+    for u in &out.unreadable {
         exec.error(&format!(
-            "{v} vulnerabilities and {s} secrets at severity {} (exit code {exit_code})",
+            "aquasecurity/trivy-action: {u}: not checked (a lockfile that cannot be read fails the gate)"
+        ));
+    }
+    if out.fails(false) && exit_code != 0 {
+        exec.error(&format!(
+            "{v} vulnerabilities and {s} secrets at severity {}, {} file(s) not checked (exit code {exit_code})",
             o.severity
                 .iter()
                 .map(|l| l.as_str())
                 .collect::<Vec<_>>()
-                .join(",")
+                .join(","),
+            out.unreadable.len()
         ));
         return StepRun::failed();
     }
