@@ -17,7 +17,6 @@ use crate::config::strategy::{AnalysisTemplate, Provider};
 use launchway_proxy::LATENCY_BUCKETS;
 use launchway_proxy::plane::BackendStatus;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -266,22 +265,26 @@ impl Vars {
     }
 }
 
+/// A measured `value` against the template's success condition; `shown`
+/// is how the measurement reads in status. A value that cannot be
+/// compared is an Error, never a pass.
+pub fn judge(t: &AnalysisTemplate, value: serde_json::Value, shown: String) -> (Outcome, String) {
+    match t.success_condition.as_ref().map(|c| c.holds(&value)) {
+        Some(Some(true)) => (Outcome::Successful, shown),
+        Some(Some(false)) => (Outcome::Failed, shown),
+        Some(None) => (Outcome::Error, format!("{shown} cannot be compared")),
+        None => (Outcome::Error, "no success_condition".into()),
+    }
+}
+
 /// One measurement of a template that is not builtin (blocking: run it on
 /// a blocking thread).
 pub fn measure_external(t: &AnalysisTemplate, vars: &Vars) -> (Outcome, String) {
-    let judged = |v: serde_json::Value| match t.success_condition.as_ref() {
-        Some(c) => match c.holds(&v) {
-            Some(true) => (Outcome::Successful, v.to_string()),
-            Some(false) => (Outcome::Failed, v.to_string()),
-            None => (Outcome::Error, format!("{v} cannot be compared")),
-        },
-        None => (Outcome::Error, "no success_condition".into()),
+    let judged = |v: serde_json::Value| {
+        let shown = v.to_string();
+        judge(t, v, shown)
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent = crate::http_agent();
     match t.provider {
         Provider::Builtin => (Outcome::Error, "builtin is measured by the rollout".into()),
         Provider::Command => {
@@ -402,6 +405,7 @@ pub fn json_path<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a serde_j
 mod tests {
     use super::*;
     use crate::config::strategy::Condition;
+    use std::time::Duration;
 
     fn template(count: u32, failure_limit: u32) -> AnalysisTemplate {
         AnalysisTemplate {

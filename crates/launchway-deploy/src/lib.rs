@@ -18,3 +18,13 @@ pub mod render;
 pub mod repo;
 pub mod served;
 pub mod tree;
+
+/// The HTTP client for MLflow and analysis providers: statuses are
+/// answers, not errors; nothing waits longer than 10 s.
+pub(crate) fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .build()
+        .into()
+}

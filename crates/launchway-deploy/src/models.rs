@@ -222,7 +222,7 @@ pub fn register_and_alias(
 /// `Archived`) through `registered-models/get-latest-versions`.
 pub fn mlflow_resolve(uri: &str, name: &str, alias: &str) -> Result<u64, String> {
     let base = uri.trim_end_matches('/');
-    let agent = mlflow_agent();
+    let agent = crate::http_agent();
     let stage = ["none", "staging", "production", "archived"]
         .contains(&alias.to_ascii_lowercase().as_str());
     let (status, body) = if stage {
@@ -325,20 +325,10 @@ pub fn check_pinned(
     })
 }
 
-/// An HTTP client for MLflow's REST API: statuses are answers, not
-/// errors; nothing waits longer than 10 s.
-fn mlflow_agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(10)))
-        .build()
-        .into()
-}
-
 /// Whether MLflow at `uri` has version `v` of `name` (unreachable: an error).
 pub fn mlflow_has_version(uri: &str, name: &str, v: u64) -> Result<(), String> {
     let base = uri.trim_end_matches('/');
-    let agent = mlflow_agent();
+    let agent = crate::http_agent();
     let mut r = agent
         .get(&format!("{base}/api/2.0/mlflow/model-versions/get"))
         .query("name", name)

@@ -205,6 +205,13 @@ pub fn main(
     server: &crate::client::ServerOpts,
 ) -> u8 {
     if let Some(repo) = &args.repo {
+        // A server's repository is named by --repo; a folder here would be ignored.
+        if args.root != std::path::Path::new(".") {
+            eprintln!(
+                "error: -C names this machine's repository; with --repo the server's is used — give one of them"
+            );
+            return 2;
+        }
         return match remote(args, repo, server) {
             Ok(c) => c,
             Err(e) => {

@@ -41,11 +41,11 @@ pub struct SyncArgs {
     /// Let a deleted environment file stop its environment even when it
     /// is protected or no environment file is left (off: refused, it
     /// keeps serving and its status says why).
-    #[arg(long, conflicts_with = "stop")]
+    #[arg(long, conflicts_with_all = ["stop", "now"])]
     pub prune: bool,
     /// Serve every environment's per-revision metrics (requests, errors,
     /// latency histogram; Prometheus text at /metrics) on this address.
-    #[arg(long, value_name = "ADDR", conflicts_with = "stop")]
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["stop", "now"])]
     pub metrics_listen: Option<String>,
     /// Heal drift and retry a failed deployment now, even with self-heal
     /// off (talks to the running reconciler).

@@ -436,9 +436,11 @@ fn a_repository_registered_by_url_gets_its_deploy_commits_pushed_back() {
     assert_eq!(http(dev["address"].as_str().unwrap(), "/"), "v1");
 }
 
-/// A canary through the server: its state over the API (`launchway
-/// rollout status --repo`), a viewer may not promote it, a deployer may,
-/// and both attempts are in the audit log.
+/// A canary of a protected environment through the server: its state over
+/// the API (`launchway rollout status --repo`); a viewer may not promote
+/// it, nor may a deployer who is not one of its reviewers (walking around
+/// the approval by steering the rollout); a reviewer may; the attempts
+/// are in the audit log.
 #[test]
 fn a_canary_through_the_server_is_promoted_by_someone_allowed() {
     let tmp = tempfile::tempdir().unwrap();
@@ -449,7 +451,7 @@ fn a_canary_through_the_server_is_promoted_by_someone_allowed() {
     std::fs::write(repo.join("version.txt"), "v1\n").unwrap();
     std::fs::write(
         envs.join("live.yaml"),
-        "replicas: 1\nrun: {command: exec python3 app.py, health_path: /health}\nstrategy: {canary: {steps: [{set_weight: 50}, {pause: {}}, {set_weight: 100}]}}\n",
+        "replicas: 1\nrun: {command: exec python3 app.py, health_path: /health}\nstrategy: {canary: {steps: [{set_weight: 50}, {pause: {}}, {set_weight: 100}]}}\nprotection: {required_reviewers: [bo]}\n",
     )
     .unwrap();
     commit_all(&repo);
@@ -474,14 +476,28 @@ fn a_canary_through_the_server_is_promoted_by_someone_allowed() {
             .to_string()
     };
     let ana = user_token("ana", "deployer");
+    let bo = user_token("bo", "deployer");
     let vic = user_token("vic", "viewer");
-    let (code, _, err) = cli(
-        &base,
-        &ana,
-        &["deploy", "live", "--release", &v1, "--repo", "churn"],
-        None,
-    );
-    assert_eq!(code, 0, "{err}");
+    // A deploy by ana waits for bo, the reviewer.
+    let deploy = |release: &str| {
+        let (code, out, err) = cli(
+            &base,
+            &ana,
+            &["deploy", "live", "--release", release, "--repo", "churn"],
+            None,
+        );
+        assert_eq!(code, 0, "{err}");
+        let id: String = out
+            .split("--change ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{out}"))
+            .trim()
+            .trim_end_matches('`')
+            .to_string();
+        let (code, _, err) = cli(&base, &bo, &["approve", "--change", &id], None);
+        assert_eq!(code, 0, "{err}");
+    };
+    deploy(&v1);
     let st = wait_status(&base, &token, "live", |s| {
         s["health"] == "Healthy" && s["release"] == v1.as_str()
     });
@@ -489,13 +505,7 @@ fn a_canary_through_the_server_is_promoted_by_someone_allowed() {
     std::fs::write(repo.join("version.txt"), "v2\n").unwrap();
     commit_all(&repo);
     let v2 = git_head(&repo);
-    let (code, _, err) = cli(
-        &base,
-        &ana,
-        &["deploy", "live", "--release", &v2, "--repo", "churn"],
-        None,
-    );
-    assert_eq!(code, 0, "{err}");
+    deploy(&v2);
     let start = Instant::now();
     loop {
         let (_, out, _) = cli(
@@ -522,9 +532,21 @@ fn a_canary_through_the_server_is_promoted_by_someone_allowed() {
         err.contains("403") || err.to_lowercase().contains("deployer"),
         "{err}"
     );
+    // A deployer who may not approve this environment may not steer its
+    // rollout either.
+    for act in ["promote", "abort"] {
+        let (code, _, err) = cli(
+            &base,
+            &ana,
+            &["rollout", act, "live", "--repo", "churn"],
+            None,
+        );
+        assert_eq!(code, 1, "ana may not {act}");
+        assert!(err.contains("bo"), "{err}");
+    }
     let (code, out, err) = cli(
         &base,
-        &ana,
+        &bo,
         &["rollout", "promote", "live", "--repo", "churn"],
         None,
     );

@@ -274,15 +274,7 @@ impl LocalEnvironment {
                     let side = |label: &str| samples.get(label).cloned().unwrap_or_default();
                     match analysis::psi(&side(&vars.stable), &side(&vars.canary)) {
                         None => (Outcome::Inconclusive, "too few answers to compare".into()),
-                        Some(x) => match t
-                            .success_condition
-                            .as_ref()
-                            .and_then(|c| c.holds(&serde_json::json!(x)))
-                        {
-                            Some(true) => (Outcome::Successful, format!("{x:.4}")),
-                            Some(false) => (Outcome::Failed, format!("{x:.4}")),
-                            None => (Outcome::Error, format!("{x:.4} cannot be judged")),
-                        },
+                        Some(x) => analysis::judge(t, serde_json::json!(x), format!("{x:.4}")),
                     }
                 }
                 Provider::Builtin => {
@@ -301,15 +293,7 @@ impl LocalEnvironment {
                     let metric = t.metric.as_deref().unwrap_or("error_rate");
                     match analysis::builtin_value(metric, &w) {
                         None => (Outcome::Inconclusive, "no requests to measure".into()),
-                        Some(x) => match t
-                            .success_condition
-                            .as_ref()
-                            .and_then(|c| c.holds(&serde_json::json!(x)))
-                        {
-                            Some(true) => (Outcome::Successful, format!("{x:.4}")),
-                            Some(false) => (Outcome::Failed, format!("{x:.4}")),
-                            None => (Outcome::Error, format!("{x:.4} cannot be judged")),
-                        },
+                        Some(x) => analysis::judge(t, serde_json::json!(x), format!("{x:.4}")),
                     }
                 }
                 _ => {
@@ -664,6 +648,22 @@ impl LocalEnvironment {
         msg
     }
 
+    /// The end of a rollout that succeeded: recorded, Healthy.
+    fn promoted(&self, desired: &Desired, how: &str) -> Status {
+        self.publish(|r| {
+            r.weight = 100;
+            r.phase = "Promoted".into();
+            r.message = format!("{} serves all traffic", desired.release);
+        });
+        self.set_status(
+            Health::Healthy,
+            Some(&desired.release),
+            &format!("serving {} ({how})", desired.release),
+        );
+        self.save_state();
+        self.status()
+    }
+
     /// Keeps `keep` stable replicas while the canary runs (`stable_replicas`):
     /// the others leave the route first, finish their requests, and stop.
     async fn scale_stable_down(&self, keep: usize) {
@@ -754,18 +754,7 @@ impl LocalEnvironment {
         if let Ok(mut s) = self.state.lock() {
             s.retiring.clear();
         }
-        self.publish(|r| {
-            r.weight = 100;
-            r.phase = "Promoted".into();
-            r.message = format!("{} serves all traffic", desired.release);
-        });
-        self.set_status(
-            Health::Healthy,
-            Some(&desired.release),
-            &format!("serving {} (canary promoted)", desired.release),
-        );
-        self.save_state();
-        Ok(self.status())
+        Ok(self.promoted(&desired, "canary promoted"))
     }
 }
 
@@ -1047,16 +1036,6 @@ impl LocalEnvironment {
         if let Ok(mut s) = self.state.lock() {
             s.retiring.clear();
         }
-        self.publish(|r| {
-            r.phase = "Promoted".into();
-            r.message = format!("{} serves all traffic", desired.release);
-        });
-        self.set_status(
-            Health::Healthy,
-            Some(&desired.release),
-            &format!("serving {} (blue-green switch)", desired.release),
-        );
-        self.save_state();
-        Ok(self.status())
+        Ok(self.promoted(&desired, "blue-green switch"))
     }
 }

@@ -99,6 +99,30 @@ pub async fn sync(
     Ok(Json(json!({ "sync": "requested" })))
 }
 
+/// Refuses (403, audited) a caller who may not review deployments under
+/// `rules` — the same check for approving a change and for steering a
+/// protected environment's rollout.
+async fn require_reviewer(
+    state: &AppState,
+    caller: &Caller,
+    rules: &Protection,
+    triggered_by: &str,
+    action: &str,
+    target: &str,
+) -> Result<(), ApiError> {
+    let groups = state.store.groups_of(&caller.user.name).await?;
+    let who = crate::approval::Reviewer {
+        name: &caller.user.name,
+        role: caller.user.role,
+        groups: &groups,
+    };
+    if let Err(refusal) = crate::approval::may_review(rules, &who, triggered_by) {
+        record(state, caller, action, target, &format!("denied: {refusal}")).await?;
+        return Err(ApiError::new(StatusCode::FORBIDDEN, refusal.to_string()));
+    }
+    Ok(())
+}
+
 /// `GET /api/repos/{name}/environments/{env}/rollout`: the progressive
 /// rollout in progress or last finished (step, weight, measurements).
 pub async fn rollout(
@@ -165,23 +189,7 @@ pub async fn rollout_action(
     let place = place_of(&state, &repo)?;
     let rules = protection(&place, &env)?;
     if rules.needs_approval() {
-        let groups = state.store.groups_of(&caller.user.name).await?;
-        let who = crate::approval::Reviewer {
-            name: &caller.user.name,
-            role: caller.user.role,
-            groups: &groups,
-        };
-        if let Err(refusal) = crate::approval::may_review(&rules, &who, "") {
-            record(
-                &state,
-                &caller,
-                &action,
-                &target,
-                &format!("denied: {refusal}"),
-            )
-            .await?;
-            return Err(ApiError::new(StatusCode::FORBIDDEN, refusal.to_string()));
-        }
+        require_reviewer(&state, &caller, &rules, "", &action, &target).await?;
     }
     let (rec, _) = envs(&state)?.of_repo(&name).await.ok_or_else(|| {
         ApiError::new(
@@ -566,23 +574,15 @@ pub async fn decide(
     let repo = repo_or_404(&state, &change.repo).await?;
     let place = place_of(&state, &repo)?;
     let rules = protection(&place, &change.environment)?;
-    let groups = state.store.groups_of(&caller.user.name).await?;
-    let who = crate::approval::Reviewer {
-        name: &caller.user.name,
-        role: caller.user.role,
-        groups: &groups,
-    };
-    if let Err(refusal) = crate::approval::may_review(&rules, &who, &change.requested_by) {
-        record(
-            &state,
-            &caller,
-            &action,
-            &target,
-            &format!("denied: {refusal}"),
-        )
-        .await?;
-        return Err(ApiError::new(StatusCode::FORBIDDEN, refusal.to_string()));
-    }
+    require_reviewer(
+        &state,
+        &caller,
+        &rules,
+        &change.requested_by,
+        &action,
+        &target,
+    )
+    .await?;
     let comment = b.comment.unwrap_or_default();
     let status = if approve { "approved" } else { "rejected" };
     if !state
