@@ -196,6 +196,8 @@ struct State {
     starting: Vec<(u32, u64)>,
     /// A canary of the next release, taking `weight` percent.
     canary: Option<rollout::CanarySet>,
+    /// After a blue-green switch: the previous release, kept warm.
+    warm: Option<rollout::Warm>,
 }
 
 /// One environment on this machine.
@@ -314,6 +316,7 @@ impl LocalEnvironment {
                 retiring: Vec::new(),
                 starting: Vec::new(),
                 canary: None,
+                warm: None,
             }),
         });
         let watch = env.clone();
@@ -514,6 +517,11 @@ impl LocalEnvironment {
         if same {
             self.settle();
             return Ok(self.status());
+        }
+        // A new rollout closes a warm window still open (the reconciler
+        // runs a resumed one to its end first; this is the backstop).
+        if self.has_warm_window() {
+            self.end_warm_window().await;
         }
         match &env.strategy {
             // A canary needs something stable to compare with; the first
@@ -859,6 +867,15 @@ impl LocalEnvironment {
             "canary_desired": s.canary.as_ref().map(|c| &c.desired),
             "canary_weight": s.canary.as_ref().map(|c| c.weight),
             "canary_policy": s.canary.as_ref().map(|c| &c.policy),
+            "warm": s.warm.as_ref().map(|w| serde_json::json!({
+                "desired": w.desired,
+                "release_dir": w.dir,
+                "until_ms": w.until_ms,
+                "replicas": w.replicas.iter().filter_map(|r| {
+                    let pid = r.pgid?;
+                    Some(serde_json::json!({"port": r.port, "pid": pid, "start_time": start_time(pid)?}))
+                }).collect::<Vec<_>>(),
+            })),
             "replicas": s.replicas.iter().map(|r| serde_json::json!({
                 "port": r.port,
                 "pid": r.pgid,
@@ -940,6 +957,7 @@ impl LocalEnvironment {
             }
         }
         leftovers.append(&mut canary_replicas);
+        let warm = self.adopt_warm(&saved["warm"], &mut leftovers).await;
         let saved_desired: Option<Desired> = serde_json::from_value(saved["desired"].clone()).ok();
         let dir: Option<PathBuf> = saved["release_dir"].as_str().map(PathBuf::from);
         let mut found = Vec::new();
@@ -954,6 +972,7 @@ impl LocalEnvironment {
         let (Some(d), Some(dir)) = (saved_desired, dir.filter(|d| d.is_dir())) else {
             leftovers.append(&mut found);
             leftovers.extend(canary.take().map(|c| c.replicas).unwrap_or_default());
+            leftovers.extend(warm.map(|w| w.replicas).unwrap_or_default());
             if !leftovers.is_empty() {
                 eprintln!(
                     "{}: stopping {} process(es) a previous reconciler left (no usable state)",
@@ -979,17 +998,24 @@ impl LocalEnvironment {
             s.starting.clear();
             s.retiring.clear();
             s.canary = canary;
+            s.warm = warm;
         }
         if let Some(r) = rollout::read_status(&self.data, &self.name)
             && let Ok(mut slot) = self.rollout.lock()
         {
             *slot = Some(r);
         }
-        // A blue-green switch whose warm window was running: the previous
-        // release (saved as retiring) stops below, so the rollout is over
-        // — say so rather than offer an undo nobody would carry out.
+        // A blue-green switch whose warm window was running: kept when the
+        // previous release still answers and its time is not up (the
+        // reconciler runs the window on, `rollout undo` still switches
+        // back); otherwise the rollout is over — say so rather than offer
+        // an undo nobody would carry out.
         if self.rollout_status().is_some_and(|r| r.phase == "Switched") {
-            self.finish_interrupted_switch().await;
+            if self.has_warm_window() {
+                self.publish_resumed_window();
+            } else {
+                self.finish_interrupted_switch().await;
+            }
         }
         // Traffic to the adopted replicas before anything unproven stops
         // (the data plane may still point at a half-finished switch).
@@ -1010,6 +1036,50 @@ impl LocalEnvironment {
         );
         self.save_state();
         matches
+    }
+
+    /// The warm previous release of a blue-green switch an earlier
+    /// reconciler saved, if every replica of it still runs and answers
+    /// and its window is still open; otherwise what runs of it joins
+    /// `leftovers` (stopped).
+    async fn adopt_warm(
+        &self,
+        saved: &serde_json::Value,
+        leftovers: &mut Vec<Replica>,
+    ) -> Option<rollout::Warm> {
+        let listed = saved["replicas"].as_array()?;
+        let mut replicas = Vec::new();
+        for r in listed {
+            let port = r["port"]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(0);
+            if let Some(r) = self.verified(r, port) {
+                replicas.push(r);
+            }
+        }
+        let desired: Option<Desired> = serde_json::from_value(saved["desired"].clone()).ok();
+        let dir = saved["release_dir"].as_str().map(PathBuf::from);
+        let until_ms = saved["until_ms"].as_u64();
+        let open = until_ms.is_none_or(|u| u > rollout::now_ms());
+        let (Some(desired), Some(dir)) = (desired, dir) else {
+            leftovers.append(&mut replicas);
+            return None;
+        };
+        let mut all = open && !replicas.is_empty() && replicas.len() == listed.len();
+        for r in &replicas {
+            all = all && r.port != 0 && healthy(r.port, &desired.health_path).await;
+        }
+        if !all {
+            leftovers.append(&mut replicas);
+            return None;
+        }
+        Some(rollout::Warm {
+            desired,
+            dir,
+            replicas,
+            until_ms,
+        })
     }
 
     /// The process a saved `{pid, start_time}` names, if it still runs
@@ -1278,6 +1348,7 @@ impl LocalEnvironment {
                 s.retiring.clear();
                 let mut all = std::mem::take(&mut s.replicas);
                 all.extend(s.canary.take().map(|c| c.replicas).unwrap_or_default());
+                all.extend(s.warm.take().map(|w| w.replicas).unwrap_or_default());
                 all
             })
             .unwrap_or_default();
@@ -1323,8 +1394,12 @@ pub async fn stop_left(data: &Path, name: &str) -> usize {
         return 0;
     };
     let mut rs = Vec::new();
-    for key in ["replicas", "starting", "retiring", "canary"] {
-        for r in saved[key].as_array().into_iter().flatten() {
+    let lists = ["replicas", "starting", "retiring", "canary"]
+        .into_iter()
+        .map(|k| &saved[k])
+        .chain([&saved["warm"]["replicas"]]);
+    for list in lists {
+        for r in list.as_array().into_iter().flatten() {
             let (Some(pid), Some(start)) = (
                 r["pid"].as_u64().and_then(|p| u32::try_from(p).ok()),
                 r["start_time"].as_u64(),
@@ -1496,6 +1571,7 @@ mod tests {
                         weight: w,
                         policy: launchway_proxy::Policy::default(),
                     }),
+                    warm: None,
                 };
                 let (specs, label_of_canary, _) = routes_of(&s);
                 let canary_label = label_of_canary.unwrap();

@@ -989,6 +989,45 @@ impl Reconciler {
         m.local
             .set_secrets((self.secrets)(secrets_name(&env)).await);
         let rev = revision.clone().unwrap_or_default();
+        if m.local.has_warm_window() {
+            // An earlier reconciler switched blue-green and died during
+            // the warm window: it runs on to its end here, as it would
+            // have there (`rollout undo` or a failed analysis still
+            // switches back, and git is reverted).
+            write_status(
+                &self.data,
+                &self
+                    .live_status(name, m, revision.clone(), env.self_heal, SyncStatus::Synced)
+                    .with_message("blue-green: the previous release stays warm".into()),
+            );
+            let green_is_head = m.local.runs(&env);
+            let started = now();
+            if let Some(result) = m.local.resume_warm_window(&env).await {
+                let aborted = m.local.take_abort();
+                match (&result, &aborted) {
+                    (_, Some((why, on_failure))) => {
+                        self.record(
+                            name,
+                            revision.as_deref(),
+                            &env,
+                            "aborted",
+                            format!("switched back: {why}"),
+                            started,
+                        );
+                        if green_is_head {
+                            m.failed = Some((rev.clone(), format!("switched back: {why}")));
+                        }
+                        if *on_failure == crate::config::strategy::OnFailure::Revert {
+                            self.revert(name, why);
+                        }
+                    }
+                    (Ok(_), None) if green_is_head => {
+                        m.deployed_revision = revision.clone();
+                    }
+                    _ => {}
+                }
+            }
+        }
         let drift = m.local.drift();
         let observed = Observed {
             runs_desired: m.local.runs(&env),

@@ -1901,6 +1901,7 @@ fn a_blue_green_rollout_resumes_after_the_reconciler_is_killed() {
     let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
     assert!(ok, "{out}{err}");
     let st = wait_status(&home, &repo, "bgr", "served", |s| serving(s, &v1));
+    let blue = replica_processes("bgr");
     let addr = st["address"]
         .as_str()
         .unwrap()
@@ -1954,33 +1955,107 @@ fn a_blue_green_rollout_resumes_after_the_reconciler_is_killed() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(get(&addr, "/").unwrap(), "v2");
-    // Killed again during the warm window: the switch stands, the status
-    // says the window ended (it does not offer an undo nobody would do).
+    // Killed again during the warm window: the successor keeps the
+    // previous release warm (the same process), and `rollout undo` still
+    // switches back at once — with git reverted, so it says what runs.
     kill(u64::from(reconciler_pid(&home)), "-KILL");
     let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
     assert!(ok, "{out}{err}");
-    wait_status(&home, &repo, "bgr", "green serves", |s| serving(s, &v2));
     let start = Instant::now();
     loop {
         let r = rollout();
-        if r["phase"] == "Promoted" {
-            assert!(
-                r["message"].as_str().unwrap().contains("warm window"),
-                "{r}"
-            );
+        if r["phase"] == "Switched" && r["message"].as_str().unwrap_or("").contains("resumed") {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(30), "{r}");
         std::thread::sleep(Duration::from_millis(50));
     }
+    let mut now = replica_processes("bgr");
+    now.sort_unstable();
+    assert_eq!(now, before, "blue still warm, green serving");
     assert_eq!(get(&addr, "/").unwrap(), "v2");
+    wait_status(&home, &repo, "bgr", "green serves", |s| serving(s, &v2));
+    let (ok, out, err) = lw(&home, &repo, &["rollout", "undo", "bgr"]);
+    assert!(ok, "{out}{err}");
     let start = Instant::now();
-    while replica_processes("bgr").len() != 1 {
+    while get(&addr, "/").ok().as_deref() != Some("v1") {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", rollout());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The same blue process answers: no start-up was needed.
+    let start = Instant::now();
+    while replica_processes("bgr") != blue {
         assert!(
             start.elapsed() < Duration::from_secs(10),
-            "{:?}",
+            "{:?} vs {blue:?}",
             replica_processes("bgr")
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    let log = std::process::Command::new("git")
+        .args(["-C", repo.to_str().unwrap(), "log", "-1", "--format=%s"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(log.contains("rollback bgr: rollout aborted"), "{log}");
+    wait_status(&home, &repo, "bgr", "reverted and synced", |s| {
+        serving(s, &v1) && s["sync"] == "Synced"
+    });
+}
+
+/// A warm window that outlives its reconciler ends on time under the
+/// next one: the previous release stops when `scale_down_delay` is up.
+#[test]
+fn a_resumed_warm_window_ends_on_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let repo = app_repo(
+        tmp.path(),
+        "bgw",
+        1,
+        "strategy: {blue_green: {auto_promote: true, scale_down_delay: 8s}}\n",
+    );
+    let v1 = deploy_with(&home, &repo, "bgw");
+    let _stop = Stop(&home, &repo);
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    wait_status(&home, &repo, "bgw", "served", |s| serving(s, &v1));
+    let blue = replica_processes("bgw");
+    std::fs::write(repo.join("version.txt"), "v2\n").unwrap();
+    git(&repo, &["commit", "-qam", "v2"]);
+    let v2 = deploy_with(&home, &repo, "bgw");
+    let rollout = || {
+        let (_, out, _) = lw(&home, &repo, &["rollout", "status", "bgw", "--json"]);
+        serde_json::from_str::<Value>(&out).unwrap_or(Value::Null)
+    };
+    let start = Instant::now();
+    while rollout()["phase"] != "Switched" {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", rollout());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill(u64::from(reconciler_pid(&home)), "-KILL");
+    let (ok, out, err) = lw(&home, &repo, &["sync", "--detach"]);
+    assert!(ok, "{out}{err}");
+    let start = Instant::now();
+    loop {
+        let r = rollout();
+        if r["message"].as_str().unwrap_or("").contains("resumed") {
+            assert!(
+                blue.iter().all(|p| replica_processes("bgw").contains(p)),
+                "blue kept warm: {r}"
+            );
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(8), "{r}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let start = Instant::now();
+    while rollout()["phase"] != "Promoted" {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", rollout());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(blue.iter().all(|p| !replica_processes("bgw").contains(p)));
+    wait_status(&home, &repo, "bgw", "green serves", |s| {
+        serving(s, &v2) && s["sync"] == "Synced"
+    });
 }

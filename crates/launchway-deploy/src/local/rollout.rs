@@ -36,6 +36,18 @@ pub(crate) struct CanarySet {
     pub(crate) policy: launchway_proxy::Policy,
 }
 
+/// A blue-green switch's previous release (blue): running, out of the
+/// route, for an instant switch back until its window closes. Saved with
+/// the state, so a reconciler that restarts during the window keeps it.
+pub(crate) struct Warm {
+    pub(crate) desired: Desired,
+    pub(crate) dir: PathBuf,
+    pub(crate) replicas: Vec<Replica>,
+    /// Unix milliseconds when the window closes; `None` while the
+    /// post-promotion analysis runs (the delay starts after it).
+    pub(crate) until_ms: Option<u64>,
+}
+
 /// The data plane's traffic policy for a canary's `traffic:` settings.
 fn policy_of(t: &crate::config::strategy::Traffic) -> launchway_proxy::Policy {
     use crate::config::strategy::Sticky;
@@ -99,7 +111,7 @@ pub fn is_live(phase: &str) -> bool {
     matches!(phase, "Progressing" | "Paused" | "Analyzing" | "Switched")
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -207,17 +219,192 @@ impl LocalEnvironment {
         None
     }
 
-    /// A blue-green warm window cut short by a restart: the switch stands,
-    /// the previous release is gone, going back is a rollback now.
+    /// A blue-green warm window that could not be kept across a restart
+    /// (the previous release no longer answered, or its time was up): the
+    /// switch stands, going back is a rollback now.
     pub(super) async fn finish_interrupted_switch(&self) {
         self.close_preview().await;
         self.publish(|r| {
             r.phase = "Promoted".into();
             r.message = format!(
-                "{} serves all traffic; the previous release stopped when the reconciler restarted during its warm window (to go back: launchway rollback)",
+                "{} serves all traffic; the previous release's warm window ended while the reconciler was down (to go back: launchway rollback)",
                 r.canary
             );
         });
+    }
+
+    /// Says in the rollout status that a restarted reconciler kept the
+    /// warm window.
+    pub(super) fn publish_resumed_window(&self) {
+        let left = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.warm.as_ref().map(|w| w.until_ms));
+        self.publish(|r| {
+            r.message = match left {
+                Some(Some(u)) => format!(
+                    "resumed after a restart; the previous release stays warm for {}s more: `launchway rollout undo` switches back",
+                    u.saturating_sub(now_ms()) / 1000
+                ),
+                _ => "resumed after a restart; the post-promotion analysis starts over, the previous release stays warm: `launchway rollout undo` switches back".into(),
+            };
+        });
+    }
+
+    /// Whether a blue-green switch's previous release is kept warm.
+    pub fn has_warm_window(&self) -> bool {
+        self.state.lock().is_ok_and(|s| s.warm.is_some())
+    }
+
+    /// Runs to its end the warm window an earlier reconciler left (taken
+    /// over by `adopt`): the post-promotion analysis if it had not
+    /// finished, then what is left of `scale_down_delay`; `rollout undo`
+    /// or a failed analysis switches back. `None` when there is none.
+    pub async fn resume_warm_window(
+        self: &Arc<Self>,
+        env: &crate::config::Environment,
+    ) -> Option<Result<Status, String>> {
+        let (green, blue, dir) = self.state.lock().ok().and_then(|s| {
+            let w = s.warm.as_ref()?;
+            Some((s.desired.clone()?, w.desired.clone(), s.release_dir.clone()))
+        })?;
+        let b = match &env.strategy {
+            crate::config::strategy::Strategy::BlueGreen(b) => b.clone(),
+            // The file changed strategy meanwhile: the window runs out as
+            // it was, with no analysis.
+            _ => BlueGreen {
+                auto_promote: true,
+                auto_promote_after: None,
+                scale_down_delay: Duration::ZERO,
+                pre_promotion: Vec::new(),
+                post_promotion: Vec::new(),
+                on_failure: OnFailure::Revert,
+            },
+        };
+        let preview_url = self
+            .rollout_status()
+            .and_then(|r| r.preview)
+            .unwrap_or_default();
+        let vars = Vars {
+            canary: super::label(&green),
+            stable: super::label(&blue),
+            preview_url,
+            stable_url: format!("http://{}", self.address()),
+            workdir: dir,
+        };
+        let quiet = std::sync::Mutex::new(None);
+        Some(
+            self.warm_window(&b, &env.analysis_templates, &vars, &quiet)
+                .await,
+        )
+    }
+
+    /// The warm window after a switch, to its end: the post-promotion
+    /// analysis, then `scale_down_delay`; a failure or `rollout undo`
+    /// switches back to the previous release, otherwise it stops.
+    async fn warm_window(
+        self: &Arc<Self>,
+        b: &BlueGreen,
+        templates: &BTreeMap<String, AnalysisTemplate>,
+        vars: &Vars,
+        quiet: &std::sync::Mutex<Option<String>>,
+    ) -> Result<Status, String> {
+        let until = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.warm.as_ref().and_then(|w| w.until_ms));
+        let stop = match until {
+            Some(u) => {
+                self.pause(
+                    Some(Duration::from_millis(u.saturating_sub(now_ms()))),
+                    quiet,
+                )
+                .await
+            }
+            None => match self.gate(&b.post_promotion, templates, vars, quiet).await {
+                Some(s) => Some(s),
+                None => {
+                    let delay = b.scale_down_delay;
+                    let until = now_ms()
+                        .saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+                    if let Ok(mut s) = self.state.lock()
+                        && let Some(w) = s.warm.as_mut()
+                    {
+                        w.until_ms = Some(until);
+                    }
+                    self.save_state();
+                    self.publish(|r| {
+                        r.phase = "Switched".into();
+                        r.message = format!(
+                            "switched; the previous release stays warm for {}s: `launchway rollout undo` switches back",
+                            delay.as_secs()
+                        );
+                    });
+                    self.pause(Some(delay), quiet).await
+                }
+            },
+        };
+        if let Some(Stop::Abort(why)) = stop {
+            return Err(self.switch_back(&why, b.on_failure).await);
+        }
+        self.end_warm_window().await;
+        let desired = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.desired.clone())
+            .ok_or("nothing serves")?;
+        Ok(self.promoted(&desired, "blue-green switch"))
+    }
+
+    /// Back to the warm previous release at once: it never stopped.
+    async fn switch_back(&self, why: &str, on_failure: OnFailure) -> String {
+        let taken = match self.state.lock() {
+            Ok(mut s) => s.warm.take().map(|w| {
+                s.desired = Some(w.desired.clone());
+                s.release_dir = Some(w.dir);
+                s.retiring.clear();
+                (w.desired, std::mem::replace(&mut s.replicas, w.replicas))
+            }),
+            Err(_) => None,
+        };
+        let Some((blue, mut green)) = taken else {
+            return self.failed(&format!(
+                "cannot switch back ({why}): the previous release is gone"
+            ));
+        };
+        self.save_state();
+        let _ = self.route().await;
+        self.close_preview().await;
+        self.publish(|r| {
+            r.weight = 0;
+            r.phase = "Aborted".into();
+            r.message = format!("switched back: {why}");
+        });
+        stop(&mut green).await;
+        if let Ok(mut a) = self.last_abort.lock() {
+            *a = Some((why.to_string(), on_failure));
+        }
+        self.set_status(
+            Health::Healthy,
+            Some(&blue.release),
+            &format!("serving {}", blue.release),
+        );
+        self.failed(&format!("switched back: {why}"))
+    }
+
+    /// Closes the warm window: the previous release finishes its
+    /// requests and stops, the preview address closes.
+    pub(super) async fn end_warm_window(&self) {
+        let warm = self.state.lock().ok().and_then(|mut s| s.warm.take());
+        if let Some(mut w) = warm {
+            self.save_state();
+            self.drain().await;
+            stop(&mut w.replicas).await;
+        }
+        self.close_preview().await;
     }
 
     /// Waits `d` (or, `None`, until `rollout promote`), watching for
@@ -963,7 +1150,8 @@ impl LocalEnvironment {
             self.close_preview().await;
             return Err(self.abort(&why, b.on_failure).await);
         }
-        // The switch: one route change; blue stays warm.
+        // The switch: one route change; blue stays warm (saved as such,
+        // so a successor keeps the window).
         let green = self
             .state
             .lock()
@@ -972,15 +1160,24 @@ impl LocalEnvironment {
             .map(|c| c.replicas)
             .unwrap_or_default();
         let blue = self.make_serving(&desired, &dir, green);
+        if let Ok(mut s) = self.state.lock() {
+            s.retiring.clear();
+            s.warm = Some(Warm {
+                desired: stable.clone(),
+                dir: stable_dir,
+                replicas: blue,
+                until_ms: None,
+            });
+        }
+        self.save_state();
         let _ = self.route().await;
-        let delay = b.scale_down_delay;
         self.set_status(
             Health::Progressing,
             Some(&desired.release),
             &format!(
                 "switched to {}; the previous release stays warm for {}s",
                 desired.release,
-                delay.as_secs()
+                b.scale_down_delay.as_secs()
             ),
         );
         self.publish(|r| {
@@ -989,53 +1186,9 @@ impl LocalEnvironment {
             r.phase = "Switched".into();
             r.message = format!(
                 "switched; the previous release stays warm for {}s: `launchway rollout undo` switches back",
-                delay.as_secs()
+                b.scale_down_delay.as_secs()
             );
         });
-        let after = match self.gate(&b.post_promotion, templates, &vars, &quiet).await {
-            Some(s) => Some(s),
-            None => {
-                self.publish(|r| r.phase = "Switched".into());
-                self.pause(Some(delay), &quiet).await
-            }
-        };
-        if let Some(Stop::Abort(why)) = after {
-            // Back to blue at once: it never stopped.
-            let mut green = match self.state.lock() {
-                Ok(mut s) => {
-                    s.desired = Some(stable.clone());
-                    s.release_dir = Some(stable_dir);
-                    s.retiring.clear();
-                    std::mem::replace(&mut s.replicas, blue)
-                }
-                Err(_) => Vec::new(),
-            };
-            self.save_state();
-            let _ = self.route().await;
-            self.close_preview().await;
-            self.publish(|r| {
-                r.weight = 0;
-                r.phase = "Aborted".into();
-                r.message = format!("switched back: {why}");
-            });
-            stop(&mut green).await;
-            if let Ok(mut a) = self.last_abort.lock() {
-                *a = Some((why.clone(), b.on_failure));
-            }
-            self.set_status(
-                Health::Healthy,
-                Some(&stable.release),
-                &format!("serving {}", stable.release),
-            );
-            return Err(self.failed(&format!("switched back: {why}")));
-        }
-        let mut blue = blue;
-        self.drain().await;
-        stop(&mut blue).await;
-        self.close_preview().await;
-        if let Ok(mut s) = self.state.lock() {
-            s.retiring.clear();
-        }
-        Ok(self.promoted(&desired, "blue-green switch"))
+        self.warm_window(b, templates, &vars, &quiet).await
     }
 }
