@@ -1255,6 +1255,42 @@ analysis_templates:
     }
 
     #[test]
+    fn prediction_drift_statistic() {
+        use strategy::DriftStatistic;
+        let tpl = |extra: &str| {
+            format!(
+                "analysis_templates:\n  drift: {{metric: prediction_drift, json_path: $.p, success_condition: result < 0.1{extra}}}\n"
+            )
+        };
+        let l = load("prod", &src("prod.yaml", &tpl(", statistic: ks")), None);
+        assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+        let e = l.environment.unwrap();
+        assert_eq!(e.analysis_templates["drift"].statistic, DriftStatistic::Ks);
+        let l = load("prod", &src("prod.yaml", &tpl("")), None);
+        let e = l.environment.unwrap();
+        assert_eq!(e.analysis_templates["drift"].statistic, DriftStatistic::Psi);
+        let bad = load("prod", &src("prod.yaml", &tpl(", statistic: chi")), None);
+        assert_eq!(errors(&bad).len(), 1, "{:?}", bad.diagnostics);
+        assert!(
+            bad.diagnostics[0]
+                .diagnostic
+                .message
+                .contains("unknown statistic 'chi'"),
+            "{:?}",
+            bad.diagnostics
+        );
+        let bad = load(
+            "prod",
+            &src(
+                "prod.yaml",
+                "analysis_templates:\n  e: {metric: error_rate, statistic: ks, success_condition: result < 0.1}\n",
+            ),
+            None,
+        );
+        assert_eq!(errors(&bad).len(), 1, "{:?}", bad.diagnostics);
+    }
+
+    #[test]
     fn canary_traffic_settings() {
         use strategy::{Sticky, Strategy};
         let l = load(

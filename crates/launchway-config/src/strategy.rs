@@ -94,9 +94,11 @@ pub enum Provider {
 pub struct AnalysisTemplate {
     pub provider: Provider,
     /// Builtin: error_rate, success_rate, request_rate, latency_p50/p95/p99,
-    /// prediction_drift (the population stability index between the
-    /// stable and the canary answers' numbers at `json_path`).
+    /// prediction_drift (how far the canary answers' numbers at
+    /// `json_path` are from the stable's, by `statistic`).
     pub metric: Option<String>,
+    /// prediction_drift's measure of distance.
+    pub statistic: DriftStatistic,
     pub interval: Duration,
     pub count: u32,
     pub failure_limit: u32,
@@ -110,6 +112,17 @@ pub struct AnalysisTemplate {
     pub url: Option<String>,
     pub json_path: Option<String>,
     pub command: Option<String>,
+}
+
+/// How prediction_drift compares two sets of numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DriftStatistic {
+    /// Population stability index over ten bins (0.1 moderate, 0.25 large).
+    #[default]
+    Psi,
+    /// Kolmogorov–Smirnov distance: the largest gap between the two
+    /// cumulative distributions, 0 to 1.
+    Ks,
 }
 
 /// `result < 0.05`, `result == "ok"`, clauses joined by `and`/`&&` or
@@ -569,6 +582,7 @@ impl Ctx<'_, '_> {
             &[
                 "provider",
                 "metric",
+                "statistic",
                 "interval",
                 "count",
                 "failure_limit",
@@ -621,6 +635,31 @@ impl Ctx<'_, '_> {
                 format!("template '{name}': prediction_drift compares the numbers at a json_path of the answers (e.g. $.predictions[*].churn_probability)"),
             );
         }
+        let statistic = match field(t, &["statistic"]) {
+            None => DriftStatistic::Psi,
+            Some(n) => match n.scalar_string().as_deref() {
+                Some("psi") => DriftStatistic::Psi,
+                Some("ks") => DriftStatistic::Ks,
+                other => {
+                    self.err(
+                        n,
+                        format!(
+                            "unknown statistic '{}' (psi: population stability index, ks: Kolmogorov–Smirnov distance)",
+                            other.unwrap_or_default()
+                        ),
+                    );
+                    DriftStatistic::Psi
+                }
+            },
+        };
+        if let Some(n) = field(t, &["statistic"])
+            && metric.as_deref() != Some("prediction_drift")
+        {
+            self.err(
+                n,
+                format!("template '{name}': statistic applies to metric: prediction_drift only"),
+            );
+        }
         if provider == Provider::Builtin {
             match (&metric, field(t, &["metric"])) {
                 (Some(m), Some(n)) if !builtin.contains(&m.as_str()) => {
@@ -666,6 +705,7 @@ impl Ctx<'_, '_> {
         Some(AnalysisTemplate {
             provider,
             metric,
+            statistic,
             interval: field(t, &["interval"])
                 .and_then(|n| self.duration(n, "interval"))
                 .unwrap_or(Duration::from_secs(10)),

@@ -244,6 +244,42 @@ pub fn psi(expected: &[f64], actual: &[f64]) -> Option<f64> {
     Some(e.iter().zip(&a).map(|(e, a)| (a - e) * (a / e).ln()).sum())
 }
 
+/// The Kolmogorov–Smirnov distance between two samples: the largest gap
+/// between their cumulative distributions (0 the same, 1 disjoint).
+/// `None` with fewer than 20 numbers on a side (inconclusive).
+pub fn ks(a: &[f64], b: &[f64]) -> Option<f64> {
+    if a.len() < 20 || b.len() < 20 {
+        return None;
+    }
+    let sorted = |xs: &[f64]| {
+        let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let (a, b) = (sorted(a), sorted(b));
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (mut i, mut j, mut gap) = (0usize, 0usize, 0f64);
+    while i < a.len() && j < b.len() {
+        // Step past every copy of the smaller value on both sides, then
+        // compare the two cumulative shares there.
+        let x = a[i].min(b[j]);
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let d = (i as f64 / na - j as f64 / nb).abs();
+        gap = gap.max(d);
+    }
+    Some(gap)
+}
+
 /// What a template's placeholders stand for: `{{canary}}`, `{{stable}}`
 /// (revisions), `{{preview_url}}` and `{{stable_url}}`.
 #[derive(Debug, Clone, Default)]
@@ -411,6 +447,7 @@ mod tests {
         AnalysisTemplate {
             provider: Provider::Builtin,
             metric: Some("error_rate".into()),
+            statistic: crate::config::strategy::DriftStatistic::Psi,
             interval: Duration::from_secs(1),
             count,
             failure_limit,
@@ -507,6 +544,19 @@ mod tests {
             psi(&base, &shifted)
         );
         assert_eq!(psi(&base, &[0.5; 5]), None, "too few to say");
+    }
+
+    #[test]
+    fn ks_is_the_largest_gap_between_the_distributions() {
+        let base: Vec<f64> = (0..200).map(|i| f64::from(i) / 200.0).collect();
+        assert!(ks(&base, &base).unwrap() < 1e-9);
+        let shifted: Vec<f64> = base.iter().map(|x| x + 0.5).collect();
+        // Half of one lies below everything of the other.
+        let d = ks(&base, &shifted).unwrap();
+        assert!((d - 0.5).abs() < 0.01, "{d}");
+        let apart: Vec<f64> = base.iter().map(|x| x + 10.0).collect();
+        assert!((ks(&base, &apart).unwrap() - 1.0).abs() < 1e-9);
+        assert_eq!(ks(&base, &[0.5; 5]), None, "too few to say");
     }
 
     #[test]

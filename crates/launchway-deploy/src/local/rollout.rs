@@ -459,7 +459,11 @@ impl LocalEnvironment {
                         .map(|r| r.samples)
                         .unwrap_or_default();
                     let side = |label: &str| samples.get(label).cloned().unwrap_or_default();
-                    match analysis::psi(&side(&vars.stable), &side(&vars.canary)) {
+                    let measure = match t.statistic {
+                        crate::config::strategy::DriftStatistic::Psi => analysis::psi,
+                        crate::config::strategy::DriftStatistic::Ks => analysis::ks,
+                    };
+                    match measure(&side(&vars.stable), &side(&vars.canary)) {
                         None => (Outcome::Inconclusive, "too few answers to compare".into()),
                         Some(x) => analysis::judge(t, serde_json::json!(x), format!("{x:.4}")),
                     }
