@@ -5,6 +5,7 @@
 
 use crate::osv::db::Db;
 use crate::osv::severity::Level;
+use crate::osv::snapshot;
 use crate::report::{self, Report};
 use crate::sbom::{Inventory, collect, cyclonedx, read as sbom_read, spdx};
 use crate::secrets::config::Config;
@@ -35,8 +36,38 @@ pub struct Options {
     pub skip_dirs: Vec<String>,
     /// The data directory holding the advisory database.
     pub data_dir: PathBuf,
-    /// `YYYY-MM-DD`, for ignore-file expiry.
+    /// `YYYY-MM-DD`, for ignore-file expiry and the advisories' age.
     pub today: String,
+    /// Scan even when an ecosystem in the target has no advisories at all
+    /// (its packages are listed as not checked in the report).
+    pub skip_db: bool,
+}
+
+/// Advisories older than this many days are a warning with their date.
+pub const STALE_AFTER_DAYS: i64 = 30;
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (the civil calendar).
+fn day_number(date: &str) -> Option<i64> {
+    let mut it = date.get(..10)?.split('-');
+    let (y, m, d): (i64, i64, i64) = (
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// How many days `date` is before `today`.
+pub fn age_in_days(date: &str, today: &str) -> Option<i64> {
+    Some(day_number(today)? - day_number(date)?)
 }
 
 impl Options {
@@ -55,6 +86,7 @@ impl Options {
             skip_dirs: Vec::new(),
             data_dir,
             today,
+            skip_db: false,
         }
     }
 }
@@ -144,14 +176,71 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
             ignore_unfixed: o.ignore_unfixed,
             today: o.today.clone(),
         };
-        let (mut findings, stats) = vuln::scan(&inventory.components, &db, &opts)?;
+        // The built-in snapshot stands in for an ecosystem the local
+        // database has nothing for (imported on first use).
+        let mut without_local = false;
+        for c in inventory.components.iter().filter(|c| !c.local) {
+            if db.reader(c.ecosystem)?.is_none() {
+                without_local = true;
+                break;
+            }
+        }
+        let snapshot = if without_local {
+            Some(snapshot::database(&o.data_dir).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        let (mut findings, stats) =
+            vuln::scan(&inventory.components, &db, snapshot.as_ref(), &opts)?;
         out.unreadable
             .extend(inventory.errors.iter().map(ToString::to_string));
+        out.report
+            .not_checked
+            .extend(inventory.errors.iter().map(|e| format!("{e}")));
         if !stats.missing_ecosystems.is_empty() {
-            out.warnings.push(format!(
-                "no advisories imported for {}; run `launchway db import` or `launchway db update`",
-                stats.missing_ecosystems.join(", ")
+            // Fail closed: packages nobody could check are not "no findings".
+            let missing = stats.missing_ecosystems.join(", ");
+            let count = inventory
+                .components
+                .iter()
+                .filter(|c| {
+                    !c.local
+                        && stats
+                            .missing_ecosystems
+                            .iter()
+                            .any(|e| e == c.ecosystem.osv_name())
+                })
+                .count();
+            if !o.skip_db {
+                return Err(format!(
+                    "no advisories for {missing} ({count} package(s) in {}): import them (`launchway db import PATH` or `launchway db update --mirror URL`), or pass --skip-db to scan the rest and list them as not checked",
+                    o.path.display()
+                ));
+            }
+            out.report.not_checked.push(format!(
+                "vulnerabilities of {count} {missing} package(s): no advisories (--skip-db)"
             ));
+        }
+        for (eco, origin) in &stats.sources {
+            if let Some(days) = age_in_days(&origin.date, &o.today)
+                && days > STALE_AFTER_DAYS
+            {
+                out.warnings.push(format!(
+                    "the {eco} advisories ({}) are from {}, {days} days old: run `launchway db update --mirror URL` or `launchway db import PATH`",
+                    origin.source, origin.date
+                ));
+            }
+            out.report.advisories.push(report::AdvisorySource {
+                ecosystem: eco.clone(),
+                source: origin.source.clone(),
+                date: origin.date.clone(),
+            });
+        }
+        if !o.severity.contains(&Level::Unknown) {
+            out.report.unscored_not_gated = findings
+                .iter()
+                .filter(|f| f.severity.level == Level::Unknown)
+                .count();
         }
         findings.retain(|f| o.severity.contains(&f.severity.level));
         out.packages = stats.packages;

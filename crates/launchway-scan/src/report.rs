@@ -13,6 +13,38 @@ pub struct Report {
     pub target: String,
     pub vulnerabilities: Vec<Vuln>,
     pub secrets: Vec<Secret>,
+    /// Where each ecosystem's advisories came from, and their date.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub advisories: Vec<AdvisorySource>,
+    /// What the scan could not check (files, ecosystems), so an empty
+    /// report never hides it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_checked: Vec<String>,
+    /// Vulnerabilities with no severity score that the severity
+    /// selection left out: found, but not gated.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unscored_not_gated: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The sentence every report format uses for unscored findings left out.
+pub fn unscored_note(n: usize) -> String {
+    format!(
+        "{n} vulnerabilit{} with no severity score (UNKNOWN) left out by the severity selection: add UNKNOWN to gate on {}, or import NVD's CVE feeds (`launchway db import nvdcve-*.json.gz`) for scores",
+        if n == 1 { "y" } else { "ies" },
+        if n == 1 { "it" } else { "them" }
+    )
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AdvisorySource {
+    pub ecosystem: String,
+    pub source: String,
+    /// `YYYY-MM-DD`.
+    pub date: String,
 }
 
 pub fn table(r: &Report) -> String {
@@ -95,6 +127,20 @@ pub fn table(r: &Report) -> String {
     }
     if r.vulnerabilities.is_empty() && r.secrets.is_empty() {
         out.push_str("No findings.\n");
+    }
+    for n in &r.not_checked {
+        let _ = writeln!(out, "Not checked: {n}");
+    }
+    if r.unscored_not_gated > 0 {
+        let _ = writeln!(out, "Not gated: {}", unscored_note(r.unscored_not_gated));
+    }
+    if !r.advisories.is_empty() {
+        let sources: Vec<String> = r
+            .advisories
+            .iter()
+            .map(|a| format!("{} from the {} of {}", a.ecosystem, a.source, a.date))
+            .collect();
+        let _ = writeln!(out, "Advisories: {}", sources.join("; "));
     }
     out
 }
@@ -184,17 +230,37 @@ pub fn sarif(r: &Report, tool_version: &str) -> Value {
             "partialFingerprints": {"launchway/v1": s.fingerprint},
         }));
     }
+    // What could not be checked, and where the advisories came from: an
+    // empty result list never hides either.
+    let notifications: Vec<Value> = r
+        .not_checked
+        .iter()
+        .map(|n| json!({"level": "error", "message": {"text": format!("not checked: {n}")}}))
+        .chain((r.unscored_not_gated > 0).then(|| {
+            json!({"level": "warning", "message": {"text": format!("not gated: {}", unscored_note(r.unscored_not_gated))}})
+        }))
+        .chain(r.advisories.iter().map(|a| {
+            json!({"level": "note", "message": {"text": format!("{} advisories: {} of {}", a.ecosystem, a.source, a.date)}})
+        }))
+        .collect();
+    let mut run = json!({
+        "tool": {"driver": {
+            "name": "launchway",
+            "informationUri": "https://github.com/launchway/launchway",
+            "version": tool_version,
+            "rules": rules,
+        }},
+        "results": results,
+    });
+    if !notifications.is_empty() {
+        run["invocations"] = json!([{
+            "executionSuccessful": true,
+            "toolExecutionNotifications": notifications,
+        }]);
+    }
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "launchway",
-                "informationUri": "https://github.com/launchway/launchway",
-                "version": tool_version,
-                "rules": rules,
-            }},
-            "results": results,
-        }],
+        "runs": [run],
     })
 }

@@ -91,8 +91,21 @@ pub struct Stats {
     pub packages: usize,
     pub ignored: usize,
     pub withdrawn: usize,
-    /// Ecosystems with packages but no imported advisories.
+    /// Ecosystems with packages but no advisories at all (neither
+    /// imported nor built in): their packages were not checked.
     pub missing_ecosystems: Vec<String>,
+    /// Per ecosystem checked: where its advisories came from.
+    pub sources: BTreeMap<String, Origin>,
+}
+
+/// Where an ecosystem's advisories came from, and how old they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// `local database` or `built-in snapshot`.
+    pub source: String,
+    /// `YYYY-MM-DD`: the newest advisory's date (local), or the
+    /// snapshot's source revision date.
+    pub date: String,
 }
 
 fn primary(ids: &[String]) -> String {
@@ -130,9 +143,12 @@ fn merge(hits: Vec<&Stored>) -> Vec<Vec<&Stored>> {
     groups.into_iter().map(|(_, m)| m).collect()
 }
 
+/// Matches `components` against `db`, or for an ecosystem `db` has
+/// nothing for, against `snapshot` (the built-in one).
 pub fn scan(
     components: &[Component],
     db: &Db,
+    snapshot: Option<&(Db, crate::osv::snapshot::Header)>,
     opts: &Options,
 ) -> Result<(Vec<Finding>, Stats), String> {
     let mut stats = Stats {
@@ -144,11 +160,55 @@ pub fn scan(
     for c in components.iter().filter(|c| !c.local) {
         by_eco.entry(c.ecosystem).or_default().push(c);
     }
+    // Scores by identifier, for advisories that carry none (PyPA's): the
+    // local table first, then the snapshot's.
+    let mut scores = match snapshot {
+        Some((sdb, _)) => sdb.scores()?,
+        None => std::collections::HashMap::new(),
+    };
+    scores.extend(db.scores()?);
     let mut findings = Vec::new();
     for (eco, comps) in by_eco {
-        let Some(mut reader) = db.reader(eco)? else {
-            stats.missing_ecosystems.push(eco.osv_name().to_string());
-            continue;
+        let name = eco.osv_name().to_string();
+        let mut reader = match db.reader(eco)? {
+            Some(r) => {
+                let newest = db
+                    .meta()
+                    .ecosystems
+                    .get(&name)
+                    .map(|m| m.newest.chars().take(10).collect())
+                    .unwrap_or_default();
+                stats.sources.insert(
+                    name.clone(),
+                    Origin {
+                        source: "local database".into(),
+                        date: newest,
+                    },
+                );
+                r
+            }
+            None => match snapshot.and_then(|(sdb, h)| Some((sdb, h.date_of(&name)?))) {
+                Some((sdb, date)) => match sdb.reader(eco)? {
+                    Some(r) => {
+                        stats.sources.insert(
+                            name.clone(),
+                            Origin {
+                                source: "built-in snapshot".into(),
+                                date: date.to_string(),
+                            },
+                        );
+                        r
+                    }
+                    None => {
+                        stats.missing_ecosystems.push(name);
+                        continue;
+                    }
+                },
+                None => {
+                    stats.missing_ecosystems.push(name);
+                    continue;
+                }
+            },
         };
         for c in comps {
             let stored = reader.for_package(&c.name)?;
@@ -184,6 +244,20 @@ pub fn scan(
                         a.level
                             .cmp(&b.level)
                             .then(a.score.unwrap_or(0.0).total_cmp(&b.score.unwrap_or(0.0)))
+                    })
+                    .filter(|s| s.level != Level::Unknown)
+                    .or_else(|| {
+                        // No record of the group has a score: any other
+                        // record sharing an identifier (NVD's CVE, a GHSA
+                        // of another ecosystem) gives it.
+                        ids.iter()
+                            .filter_map(|i| scores.get(i))
+                            .max_by(|a, b| {
+                                a.level
+                                    .cmp(&b.level)
+                                    .then(a.score.unwrap_or(0.0).total_cmp(&b.score.unwrap_or(0.0)))
+                            })
+                            .cloned()
                     })
                     .unwrap_or(Severity {
                         level: Level::Unknown,

@@ -139,3 +139,30 @@ fn rustsec_records_load_and_their_vectors_score() {
     eprintln!("{n} RustSec advisories, {scored} vectors scored ({v4} CVSS v4)");
     assert!(n > 1000 && v4 > 0);
 }
+
+/// The snapshot compiled into Launchway is exactly what its generator
+/// makes from the sources its header names (no hand edits, nothing lost).
+#[test]
+fn the_built_in_snapshot_is_rebuilt_from_its_sources() {
+    use launchway_scan::osv::snapshot::{build, built_in, header};
+    let Some(root) = shared() else { return };
+    let h = header().unwrap();
+    let sources = h
+        .sources
+        .iter()
+        .map(|s| {
+            let dir = match s.ecosystems.first().map(String::as_str) {
+                Some("PyPI") => root.join("pypa/vulns"),
+                Some("crates.io") => root.join("rustsec/crates"),
+                other => panic!("no shared copy of {other:?}"),
+            };
+            (s.clone(), dir)
+        })
+        .collect();
+    let (bytes, errors) = build(sources);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        bytes == built_in(),
+        "crates/launchway-scan/snapshot/osv.jsonl.gz differs from what make_snapshot builds; rebuild it (see the example's docs)"
+    );
+}

@@ -34,7 +34,7 @@ fn findings_with_aliases_merged_withdrawn_skipped_and_fixes() {
         today: "2026-01-01".into(),
         ..Options::default()
     };
-    let (findings, stats) = scan(&inv.components, &db, &opts).unwrap();
+    let (findings, stats) = scan(&inv.components, &db, None, &opts).unwrap();
     let got: Vec<(String, String, String, Level, Vec<String>)> = findings
         .iter()
         .map(|f| {
@@ -88,6 +88,7 @@ fn findings_with_aliases_merged_withdrawn_skipped_and_fixes() {
     let (f, s) = scan(
         &inv.components,
         &db,
+        None,
         &Options {
             ignore,
             today: "2026-01-01".into(),
@@ -99,6 +100,7 @@ fn findings_with_aliases_merged_withdrawn_skipped_and_fixes() {
     let (f, _) = scan(
         &inv.components,
         &db,
+        None,
         &Options {
             ignore_unfixed: true,
             today: "2026-01-01".into(),

@@ -48,30 +48,63 @@ pub fn db(args: DbArgs, store: &Store) -> u8 {
         DbCommand::Update { mirror, ecosystems } => update(&db, &mirror, &ecosystems),
         DbCommand::Status { json } => {
             let meta = db.meta();
+            let snapshot = launchway_scan::osv::snapshot::header();
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&meta).unwrap_or_default()
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "ecosystems": meta.ecosystems,
+                        "database": db.dir(),
+                        "built_in": snapshot.as_ref().ok(),
+                    }))
+                    .unwrap_or_default()
                 );
                 return 0;
             }
             if meta.ecosystems.is_empty() {
                 println!(
-                    "no advisories imported yet (launchway db import PATH or launchway db update --mirror URL)"
+                    "no advisories imported (launchway db import PATH or launchway db update --mirror URL)"
                 );
-                return 0;
-            }
-            println!(
-                "{:<12} {:>10} {:>10}  {:<22} NEWEST ADVISORY",
-                "ECOSYSTEM", "ADVISORIES", "WITHDRAWN", "IMPORTED"
-            );
-            for (eco, m) in &meta.ecosystems {
+            } else {
                 println!(
-                    "{:<12} {:>10} {:>10}  {:<22} {}",
-                    eco, m.advisories, m.withdrawn, m.imported_at, m.newest
+                    "{:<12} {:>10} {:>10}  {:<22} NEWEST ADVISORY",
+                    "ECOSYSTEM", "ADVISORIES", "WITHDRAWN", "IMPORTED"
                 );
+                for (eco, m) in &meta.ecosystems {
+                    println!(
+                        "{:<12} {:>10} {:>10}  {:<22} {}",
+                        eco, m.advisories, m.withdrawn, m.imported_at, m.newest
+                    );
+                }
+                println!("database: {}", db.dir().display());
             }
-            println!("database: {}", db.dir().display());
+            match snapshot {
+                Ok(h) => {
+                    println!(
+                        "built in (used for an ecosystem with nothing imported; an import replaces it):"
+                    );
+                    for s in &h.sources {
+                        let replaced = s.ecosystems.iter().all(|e| meta.ecosystems.contains_key(e));
+                        println!(
+                            "  {:<10} {} at {} ({}), {}{}",
+                            s.ecosystems.join(","),
+                            s.name,
+                            &s.revision[..s.revision.len().min(12)],
+                            s.date,
+                            s.licence,
+                            if replaced {
+                                " — replaced by the import"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 1;
+                }
+            }
             0
         }
     }
@@ -207,6 +240,10 @@ pub struct ScanArgs {
     /// Let unreadable lockfiles pass the gate (they are still reported).
     #[arg(long)]
     pub skip_unreadable: bool,
+    /// Scan even when an ecosystem in the target has no advisories (neither
+    /// imported nor built in); its packages are reported as not checked.
+    #[arg(long)]
+    pub skip_db: bool,
     #[arg(short, long, value_enum, default_value = "table")]
     pub format: ReportFormat,
     #[arg(short, long)]
@@ -261,6 +298,11 @@ pub fn scan(args: &ScanArgs, store: &Store) -> u8 {
     o.git = args.git;
     o.no_redact = args.no_redact;
     o.baseline.clone_from(&args.baseline);
+    o.skip_db = args.skip_db;
+    if args.skip_db && !o.vuln {
+        eprintln!("error: --skip-db applies to the vuln scanner, which is not selected");
+        return 2;
+    }
     let out = match gate::run(&o) {
         Ok(o) => o,
         Err(e) => {

@@ -251,3 +251,39 @@ fn example_pipeline_runs_for_real() {
     assert_eq!(r["canary"], second.as_str(), "{r}");
     assert_eq!(r["steps"], 7, "{r}");
 }
+
+/// The example's security job really gates on a fresh machine (no
+/// database imported: the built-in snapshot answers): a vulnerable pin
+/// fails it, and the report says which advisory and where its data is from.
+#[test]
+fn a_vulnerable_pin_fails_the_examples_security_job() {
+    let home = tempfile::tempdir().unwrap();
+    let repo = home.path().join("churn-service");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(example())
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    for junk in [".venv", "model.json", "dist"] {
+        let _ = std::fs::remove_dir_all(repo.join(junk));
+    }
+    let reqs = repo.join("requirements-dev.txt");
+    let mut text = std::fs::read_to_string(&reqs).unwrap();
+    text.push_str("gitpython==3.1.30\n    # via a tool someone added\n");
+    std::fs::write(&reqs, text).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-qm", "a vulnerable pin"]);
+    let (code, v, err) = launchway(&repo, home.path(), &["--job", "security-scan"]);
+    let rec = &v[0];
+    assert_eq!(result(rec, "security-scan"), "failure", "{err}");
+    assert_ne!(code, 0);
+    let log = logs(home.path(), rec, "security-scan");
+    assert!(
+        log.contains("gitpython") && log.contains("CVE-2023-40590"),
+        "{log}"
+    );
+    assert!(log.contains("built-in snapshot"), "{log}");
+}

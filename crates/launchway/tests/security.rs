@@ -552,3 +552,120 @@ fn an_unreadable_lockfile_fails_the_gate_unless_skipped() {
         "{err}"
     );
 }
+
+/// A fresh machine with no database gates from its first scan: the
+/// built-in snapshot (PyPA, RustSec) stands in, with its date in the
+/// report and a warning that it is old. An unscored finding left out by
+/// `--severity` is said so, and an NVD feed gives it its score.
+#[test]
+fn a_fresh_machine_gates_with_the_built_in_snapshot() {
+    let home = tempfile::tempdir().unwrap();
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tree.path().join("requirements.txt"),
+        "gitpython==3.1.30\npyyaml==5.3\n",
+    )
+    .unwrap();
+    let target = tree.path().to_str().unwrap();
+    let gate = [
+        "--scanners",
+        "vuln",
+        "--severity",
+        "HIGH,CRITICAL",
+        "--exit-code",
+        "1",
+        target,
+    ];
+    let (code, out, err) = scan(home.path(), &gate);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("CVE-2023-40590") && out.contains("HIGH"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Advisories: PyPI from the built-in snapshot of 2024-10-10"),
+        "{out}"
+    );
+    assert!(err.contains("days old"), "{err}");
+    // PyYAML 5.3's PyPA record has no score: found, but not gated.
+    assert!(!out.contains("CVE-2020-14343"), "{out}");
+    let unscored = |out: &str| -> usize {
+        out.lines()
+            .find_map(|l| l.strip_prefix("Not gated: "))
+            .and_then(|l| l.split(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = unscored(&out);
+    assert!(before >= 1, "{out}");
+    // NVD's feed (2.0 format) scores it: now it is CRITICAL and gated.
+    let feed = tree.path().join("nvdcve-2.0-2020.json");
+    std::fs::write(
+        &feed,
+        serde_json::json!({"format": "NVD_CVE", "version": "2.0", "vulnerabilities": [{"cve": {
+            "id": "CVE-2020-14343", "lastModified": "2024-11-21T05:03:02.000",
+            "metrics": {"cvssMetricV31": [{"source": "nvd@nist.gov", "type": "Primary",
+                "cvssData": {"vectorString": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "baseScore": 9.8}}]}
+        }}]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["db", "import"])
+        .arg(&feed)
+        .env("LAUNCHWAY_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::remove_file(&feed).unwrap();
+    let (code, out, err) = scan(home.path(), &gate);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("CVE-2020-14343") && l.contains("CRITICAL")),
+        "{out}"
+    );
+    assert_eq!(unscored(&out), before - 1, "{out}");
+}
+
+/// Fail closed (issue 17): packages of an ecosystem with no advisories at
+/// all are not "no findings" — the scan is an error, unless `--skip-db`,
+/// and then the report lists them as not checked.
+#[test]
+fn an_ecosystem_without_advisories_is_an_error_unless_skipped() {
+    let home = tempfile::tempdir().unwrap();
+    let tree = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tree.path().join("package-lock.json"),
+        r#"{"name": "app", "lockfileVersion": 3, "packages": {"": {"name": "app"}, "node_modules/lodash": {"version": "4.17.20"}}}"#,
+    )
+    .unwrap();
+    let target = tree.path().to_str().unwrap();
+    let (code, out, err) = scan(home.path(), &["--scanners", "vuln", target]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("no advisories for npm") && err.contains("--skip-db"),
+        "{err}"
+    );
+    let (code, out, err) = scan(
+        home.path(),
+        &[
+            "--scanners",
+            "vuln",
+            "--skip-db",
+            "--format",
+            "json",
+            target,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        report["not_checked"][0]
+            .as_str()
+            .unwrap()
+            .contains("1 npm package(s): no advisories (--skip-db)"),
+        "{report}"
+    );
+    let (code, _, err) = scan(home.path(), &["--scanners", "secret", "--skip-db", target]);
+    assert_eq!(code, 2, "{err}");
+}

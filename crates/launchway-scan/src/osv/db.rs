@@ -40,6 +40,9 @@ pub struct ImportStats {
     pub updated: usize,
     pub unchanged: usize,
     pub skipped_ecosystem: usize,
+    /// Identifiers whose CVSS score the scores table gained (from any
+    /// record with a score, NVD's feeds included).
+    pub scores: usize,
     pub errors: Vec<String>,
 }
 
@@ -57,6 +60,11 @@ impl Db {
         Db {
             dir: data_dir.join("db").join("osv"),
         }
+    }
+
+    /// A database kept in `dir` itself (the built-in snapshot's copy).
+    pub fn at(dir: PathBuf) -> Db {
+        Db { dir }
     }
 
     pub fn dir(&self) -> &Path {
@@ -99,7 +107,10 @@ impl Db {
     /// newer `modified` replace the stored one, the rest stay as they are.
     pub fn import(&self, advisories: Vec<Advisory>, now: &str) -> Result<ImportStats, String> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
-        let mut stats = ImportStats::default();
+        let mut stats = ImportStats {
+            scores: self.add_scores(&advisories)?,
+            ..ImportStats::default()
+        };
         let mut by_eco: BTreeMap<Ecosystem, Vec<Advisory>> = BTreeMap::new();
         for a in advisories {
             let ecos: Vec<Ecosystem> = {
@@ -117,7 +128,10 @@ impl Db {
                 v
             };
             if ecos.is_empty() {
-                stats.skipped_ecosystem += 1;
+                // NVD's CVEs name no package: their scores are kept above.
+                if !a.affected.is_empty() || a.severity.is_empty() {
+                    stats.skipped_ecosystem += 1;
+                }
                 continue;
             }
             for eco in ecos {
@@ -184,6 +198,64 @@ impl Db {
         )
         .map_err(|e| io(&meta_path, e))?;
         Ok(stats)
+    }
+
+    fn scores_path(&self) -> PathBuf {
+        self.dir.join("scores.tsv")
+    }
+
+    /// The scores table: every identifier (id or alias) of a record that
+    /// had a CVSS score or a severity label, across ecosystems. An
+    /// advisory with no score of its own takes one from here.
+    pub fn scores(&self) -> Result<HashMap<String, Severity>, String> {
+        let path = self.scores_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+            Err(e) => return Err(io(&path, e)),
+        };
+        let mut out = HashMap::new();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let (id, json) = line
+                .split_once('\t')
+                .ok_or_else(|| format!("{}: corrupt line '{line}'", path.display()))?;
+            let s: Severity = serde_json::from_str(json)
+                .map_err(|e| format!("{}: corrupt line '{line}': {e}", path.display()))?;
+            out.insert(id.to_string(), s);
+        }
+        Ok(out)
+    }
+
+    /// Adds the scored identifiers of `advisories` to the scores table;
+    /// returns how many were new or changed.
+    fn add_scores(&self, advisories: &[Advisory]) -> Result<usize, String> {
+        let mut table = self.scores()?;
+        let mut changed = 0;
+        for a in advisories {
+            let s = assess(a);
+            if s.level == super::severity::Level::Unknown {
+                continue;
+            }
+            for id in a.ids() {
+                if table.get(id) != Some(&s) {
+                    table.insert(id.to_string(), s.clone());
+                    changed += 1;
+                }
+            }
+        }
+        if changed == 0 {
+            return Ok(0);
+        }
+        let mut lines: Vec<String> = table
+            .iter()
+            .map(|(id, s)| format!("{id}\t{}", serde_json::to_string(s).unwrap_or_default()))
+            .collect();
+        lines.sort();
+        let path = self.scores_path();
+        let tmp = path.with_extension("tsv.tmp");
+        std::fs::write(&tmp, lines.join("\n") + "\n").map_err(|e| io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+        Ok(changed)
     }
 
     fn write(&self, eco: Ecosystem, records: &BTreeMap<String, Stored>) -> Result<(), String> {
@@ -306,7 +378,12 @@ pub fn read_sources(paths: &[PathBuf]) -> (Vec<Advisory>, Vec<String>) {
                 .to_ascii_lowercase();
             match ext.as_str() {
                 "json" => match std::fs::read(&f) {
-                    Ok(b) => results.push(Advisory::from_json(&name, &b)),
+                    Ok(b) => results.extend(read_json(&name, &b)),
+                    Err(e) => errors.push(format!("{name}: {e}")),
+                },
+                // NVD publishes its feeds gzip-compressed.
+                "gz" if name.ends_with(".json.gz") => match read_gz(&f) {
+                    Ok(b) => results.extend(read_json(&name, &b)),
                     Err(e) => errors.push(format!("{name}: {e}")),
                 },
                 "yaml" | "yml" => match std::fs::read_to_string(&f) {
@@ -317,9 +394,9 @@ pub fn read_sources(paths: &[PathBuf]) -> (Vec<Advisory>, Vec<String>) {
                     Ok(list) => results.extend(list),
                     Err(e) => errors.push(e),
                 },
-                _ if root.is_file() => {
-                    errors.push(format!("{name}: expected .json, .yaml or .zip"))
-                }
+                _ if root.is_file() => errors.push(format!(
+                    "{name}: expected .json, .json.gz (NVD feeds), .yaml or .zip"
+                )),
                 _ => {}
             }
         }
@@ -332,6 +409,30 @@ pub fn read_sources(paths: &[PathBuf]) -> (Vec<Advisory>, Vec<String>) {
         }
     }
     (out, errors)
+}
+
+/// An OSV record, or every CVE of an NVD feed.
+fn read_json(name: &str, bytes: &[u8]) -> Vec<Result<Advisory, ParseError>> {
+    // NVD feeds are large documents with a recognisable top level; an
+    // OSV record is anything else.
+    if bytes.len() > 2
+        && let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && super::nvd::is_feed(&doc)
+    {
+        return super::nvd::advisories(&doc).into_iter().map(Ok).collect();
+    }
+    vec![Advisory::from_json(name, bytes)]
+}
+
+/// A gzip file's contents, bounded (NVD's yearly feeds are tens of MB).
+fn read_gz(path: &Path) -> Result<Vec<u8>, String> {
+    let f = std::fs::File::open(path).map_err(|e| io(path, e))?;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(f)
+        .take(1 << 30)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("not gzip data: {e}"))?;
+    Ok(out)
 }
 
 fn walkdir(root: &Path) -> Vec<PathBuf> {
