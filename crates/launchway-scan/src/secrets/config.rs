@@ -69,16 +69,145 @@ fn load_depth(path: &Path, depth: usize) -> Result<Config, ConfigError> {
     parse_depth(&file, &text, path.parent(), depth)
 }
 
+/// Go's regexp reads a `{` that does not start a repetition (`{2}`,
+/// `{2,}`, `{2,5}` after something to repeat) as a literal brace, so
+/// gitleaks configs write `\${{ … }}` and `import {a, b}` unescaped; the
+/// `regex` crate rejects them. This escapes exactly those braces (outside
+/// character classes and escapes), leaving everything else as written.
+pub fn go_braces(re: &str) -> std::borrow::Cow<'_, str> {
+    if !re.contains(['{', '}']) {
+        return std::borrow::Cow::Borrowed(re);
+    }
+    let b = re.as_bytes();
+    let mut out = String::with_capacity(re.len() + 8);
+    let mut i = 0;
+    let mut in_class = false;
+    // Whether the last thing written can be repeated (not the start, `(`,
+    // `|`, or a group flag such as `(?i)`).
+    let mut repeatable = false;
+    // A repetition opened at `{` is closed by this `}`.
+    let mut open_repeat = false;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\\' => {
+                // An escape and what it escapes, as written.
+                let n = re[i + 1..].chars().next().map_or(0, char::len_utf8);
+                out.push_str(&re[i..i + 1 + n]);
+                i += 1 + n;
+                repeatable = true;
+                continue;
+            }
+            b'[' if !in_class => {
+                in_class = true;
+                out.push('[');
+                i += 1;
+                // `[]…]` and `[^]…]`: that first `]` is a literal.
+                if b.get(i) == Some(&b'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                if b.get(i) == Some(&b']') {
+                    out.push(']');
+                    i += 1;
+                }
+                continue;
+            }
+            b'[' if in_class && b.get(i + 1) == Some(&b':') => {
+                // `[:alpha:]` inside a class.
+                if let Some(end) = re[i + 2..].find(":]") {
+                    out.push_str(&re[i..i + 2 + end + 2]);
+                    i += 2 + end + 2;
+                    continue;
+                }
+            }
+            b']' if in_class => {
+                in_class = false;
+                out.push(']');
+                i += 1;
+                repeatable = true;
+                continue;
+            }
+            _ if in_class => {}
+            b'{' => {
+                let rest = &re[i + 1..];
+                let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                let after = &rest[digits..];
+                let tail = after.strip_prefix(',').map_or(after, |t| {
+                    t.trim_start_matches(|ch: char| ch.is_ascii_digit())
+                });
+                if repeatable && digits > 0 && tail.starts_with('}') {
+                    open_repeat = true;
+                    out.push('{');
+                } else {
+                    out.push_str("\\{");
+                    repeatable = true;
+                }
+                i += 1;
+                continue;
+            }
+            b'}' => {
+                if open_repeat {
+                    open_repeat = false;
+                    out.push('}');
+                } else {
+                    out.push_str("\\}");
+                    repeatable = true;
+                }
+                i += 1;
+                continue;
+            }
+            b'(' => {
+                repeatable = false;
+                out.push('(');
+                i += 1;
+                // A flag group `(?i)` or the start of `(?:`, `(?P<n>`.
+                if b.get(i) == Some(&b'?') {
+                    let end = re[i..]
+                        .find([':', ')', '>'])
+                        .map_or(re.len(), |e| i + e + 1);
+                    out.push_str(&re[i..end]);
+                    i = end;
+                }
+                continue;
+            }
+            b'|' => {
+                repeatable = false;
+                out.push('|');
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let n = re[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&re[i..i + n]);
+        i += n;
+        if !in_class {
+            repeatable = !matches!(c, b'^');
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The compiled-size limit for config regexes: gitleaks' own
+/// `generic-api-key`, `pypi-upload-token` and `vault-batch-token` need
+/// more than the `regex` crate's 10 MB default.
+const REGEX_SIZE_LIMIT: usize = 256 << 20;
+
 fn compile(file: &str, what: &str, re: &str) -> Result<Regex, ConfigError> {
-    Regex::new(re).map_err(|e| ConfigError {
-        file: file.to_string(),
-        line: None,
-        column: None,
-        message: format!(
-            "{what}: invalid regex: {}",
-            e.to_string().lines().last().unwrap_or("")
-        ),
-    })
+    regex::bytes::RegexBuilder::new(&go_braces(re))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| ConfigError {
+            file: file.to_string(),
+            line: None,
+            column: None,
+            message: format!(
+                "{what}: invalid regex: {}",
+                e.to_string().lines().last().unwrap_or("")
+            ),
+        })
 }
 
 fn strings(v: Option<&toml::Value>) -> Vec<String> {
@@ -330,8 +459,60 @@ stopwords = ["dummy"]
         assert!(e.message.contains("invalid regex"), "{e}");
         let e = Config::parse("gl.toml", "[[rules]\n", None).unwrap_err();
         assert_eq!(e.line, Some(1));
+        // Go's literal braces, as gitleaks' own config writes them.
+        for (go, text, matches) in [
+            (r"^\${(?:[A-Z_]+|[a-z_]+)}$", "${GITHUB_TOKEN}", true),
+            (r"^\$(?:\d+|{\d+})$", "${12}", true),
+            (r#"['"]?\$?{{[^}]+}}['"]?"#, "{{ secrets.X }}", true),
+            (
+                r"import[ \t]+{[ \t\w,]+}[ \t]+from",
+                "import { a, b } from",
+                true,
+            ),
+            (r"a{2}[{}]{1,3}x{2,}", "aa{}xx", true),
+            (r"a{2}", "a{2}", false),
+            (r"[{]\{x}", "{{x}", true),
+        ] {
+            let rust = go_braces(go);
+            let re = regex::Regex::new(&rust).unwrap_or_else(|e| panic!("{go} -> {rust}: {e}"));
+            assert_eq!(re.is_match(text), matches, "{go} -> {rust} on {text}");
+        }
+        // A rule as large as gitleaks' generic-api-key: over the regex
+        // crate's default size limit, within ours.
+        let big = r"(?i)[\w.-]{0,150}(?:key|secret|token|passwd)[\w.-]{0,150}[=:]\w{10,150}";
+        assert!(
+            regex::bytes::Regex::new(big).is_err(),
+            "over the default limit"
+        );
+        let text = format!("[[rules]]\nid = \"big\"\nregex = '''{big}'''\n");
+        let cfg = Config::parse("gl.toml", &text, None).unwrap();
+        assert_eq!(cfg.rules.len(), 1);
         // Without useDefault only the file's rules apply.
         let only = Config::parse("gl.toml", "[[rules]]\nid = \"a\"\nregex = 'x'\n", None).unwrap();
         assert_eq!(only.rules.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::go_braces;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text: no panic; without braces it is left as it is; a
+        /// pattern Rust already accepts keeps its meaning on braces-free
+        /// text.
+        #[test]
+        fn go_braces_never_panics(re in r"[a-z{}\[\]\\(|)?:0-9,^$.*+-]{0,30}") {
+            let out = go_braces(&re);
+            if !re.contains(['{', '}']) {
+                prop_assert_eq!(out.as_ref(), re.as_str());
+            }
+            if let (Ok(a), Ok(b)) = (regex::Regex::new(&re), regex::Regex::new(&out)) {
+                for t in ["", "a", "ab1", "aaa", "x,y"] {
+                    prop_assert_eq!(a.is_match(t), b.is_match(t), "{} vs {} on {}", re, out, t);
+                }
+            }
+        }
     }
 }

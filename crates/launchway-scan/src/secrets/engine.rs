@@ -233,7 +233,8 @@ impl Engine {
                     let (s_start, s_end) = (base + secret.start(), base + secret.end());
                     let s = secret.as_bytes();
                     let h = entropy(s);
-                    if rule.entropy.is_some_and(|min| h < min) {
+                    // As gitleaks: a secret must be above the threshold.
+                    if rule.entropy.is_some_and(|min| h <= min) {
                         continue;
                     }
                     let (li, col) = locate(s_start);
