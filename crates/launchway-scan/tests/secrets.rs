@@ -200,6 +200,49 @@ fn git_history_finds_secrets_removed_later() {
     assert!(f.fingerprint.starts_with(f.commit.as_deref().unwrap()));
 }
 
+/// Issue 17.5: added lines in files whose names git quotes (non-ASCII,
+/// a double quote) were skipped, and so was the rest of a file after an
+/// added line starting with `++ ` (it shows as `+++ `, like a header).
+#[test]
+fn git_history_reads_quoted_names_and_plus_plus_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    git(repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README"), "x\n").unwrap();
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", "initial"]);
+    std::fs::write(
+        repo.join("café.env"),
+        "GITHUB_TOKEN=ghp_4fR9kL2mN7pQ1sT6vW8xY3zA5bC0dE2gH4jK\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("say \"hi\".txt"),
+        "token: ghp_8hJ2kL4mN6pQ8sT0vW2xY4zA6bC8dE0gH2jK\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("notes.md"),
+        "++ a line that looks like a diff header\n-- and one like its other half\nkey = ghp_2bC4dE6fG8hJ0kL2mN4pQ6sT8vW0xY2zA4bC\n",
+    )
+    .unwrap();
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", "three leaks"]);
+    let engine = Engine::new(Config::defaults().rules, vec![]);
+    let found = scan_git(repo, &engine).unwrap();
+    let mut at: Vec<(String, usize)> = found.iter().map(|f| (f.file.clone(), f.line)).collect();
+    at.sort();
+    assert_eq!(
+        at,
+        [
+            ("café.env".to_string(), 1),
+            ("notes.md".to_string(), 3),
+            ("say \"hi\".txt".to_string(), 1)
+        ],
+        "{found:#?}"
+    );
+}
+
 mod windowed {
     use launchway_scan::secrets::Engine;
     use launchway_scan::secrets::config::Config;

@@ -104,6 +104,47 @@ pub fn scan_dir(root: &Path, engine: &Engine, opts: &DirOptions) -> DirScan {
 }
 
 /// Scans the lines every commit added, on every ref.
+/// A path as git writes it in a diff header: C-quoted (`"…"` with octal
+/// and backslash escapes) when it is not plain ASCII.
+fn unquote(raw: &[u8]) -> Vec<u8> {
+    let Some(inner) = raw.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")) else {
+        return raw.to_vec();
+    };
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        if inner[i] != b'\\' || i + 1 >= inner.len() {
+            out.push(inner[i]);
+            i += 1;
+            continue;
+        }
+        let c = inner[i + 1];
+        let octal = inner
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        if let Some(d) = octal {
+            out.push(
+                d.iter()
+                    .fold(0u8, |acc, b| acc.wrapping_mul(8).wrapping_add(b - b'0')),
+            );
+            i += 4;
+            continue;
+        }
+        out.push(match c {
+            b'n' => b'\n',
+            b't' => b'\t',
+            b'r' => b'\r',
+            b'a' => 7,
+            b'b' => 8,
+            b'f' => 12,
+            b'v' => 11,
+            other => other,
+        });
+        i += 2;
+    }
+    out
+}
+
 pub fn scan_git(repo: &Path, engine: &Engine) -> Result<Vec<Finding>, String> {
     let mut child = Command::new("git")
         .arg("-C")
@@ -129,6 +170,10 @@ pub fn scan_git(repo: &Path, engine: &Engine) -> Result<Vec<Finding>, String> {
     let mut added: Vec<u8> = Vec::new();
     let mut numbers: Vec<usize> = Vec::new();
     let mut next_line = 0usize;
+    // Lines left in the current hunk (old side, new side): while any are,
+    // a line is content, whatever it starts with (an added line `++ x`
+    // shows as `+++ x`, which is not a file header).
+    let (mut old_left, mut new_left) = (0usize, 0usize);
     let flush = |file: &Option<String>,
                  commit: &Commit,
                  added: &mut Vec<u8>,
@@ -152,6 +197,34 @@ pub fn scan_git(repo: &Path, engine: &Engine) -> Result<Vec<Finding>, String> {
             Err(e) => return Err(format!("reading git log: {e}")),
         }
         let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
+        if old_left > 0 || new_left > 0 {
+            match line.first() {
+                Some(b'+') => {
+                    if file.is_some() {
+                        added.extend_from_slice(&line[1..]);
+                        added.push(b'\n');
+                        numbers.push(next_line);
+                    }
+                    next_line += 1;
+                    new_left -= 1.min(new_left);
+                    continue;
+                }
+                Some(b'-') => {
+                    old_left -= 1.min(old_left);
+                    continue;
+                }
+                Some(b' ') => {
+                    old_left -= 1.min(old_left);
+                    new_left -= 1.min(new_left);
+                    next_line += 1;
+                    continue;
+                }
+                // `\ No newline at end of file`.
+                Some(b'\\') => continue,
+                // Counts that lied: read it as a header.
+                _ => (old_left, new_left) = (0, 0),
+            }
+        }
         if let Some(header) = line.strip_prefix(b"\x1e") {
             flush(&file, &commit, &mut added, &mut numbers, &mut findings);
             file = None;
@@ -168,24 +241,26 @@ pub fn scan_git(repo: &Path, engine: &Engine) -> Result<Vec<Finding>, String> {
             flush(&file, &commit, &mut added, &mut numbers, &mut findings);
             file = None;
         } else if let Some(p) = line.strip_prefix(b"+++ ") {
-            let p = String::from_utf8_lossy(p);
+            // Quoted when the name has non-ASCII bytes, quotes or
+            // control characters: `+++ "b/caf\303\251.env"`.
+            // A name with a space gets a trailing tab (for `patch`).
+            let p = p.strip_suffix(b"\t").unwrap_or(p);
+            let p = String::from_utf8_lossy(&unquote(p)).into_owned();
             file = p.strip_prefix("b/").map(str::to_string);
         } else if line.starts_with(b"@@") {
-            // @@ -a,b +c,d @@
+            // @@ -a[,b] +c[,d] @@ (a count left out is 1)
             let text = String::from_utf8_lossy(line);
-            next_line = text
-                .split_whitespace()
-                .find_map(|t| t.strip_prefix('+'))
-                .and_then(|t| t.split(',').next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1);
-        } else if let Some(content) = line.strip_prefix(b"+")
-            && file.is_some()
-        {
-            added.extend_from_slice(content);
-            added.push(b'\n');
-            numbers.push(next_line);
-            next_line += 1;
+            let side = |sign: char| -> (usize, usize) {
+                let Some(t) = text.split_whitespace().find_map(|t| t.strip_prefix(sign)) else {
+                    return (1, 0);
+                };
+                let mut it = t.split(',');
+                let start = it.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+                let count = it.next().map_or(Some(1), |n| n.parse().ok()).unwrap_or(0);
+                (start, count)
+            };
+            (next_line, new_left) = side('+');
+            old_left = side('-').1;
         }
     }
     flush(&file, &commit, &mut added, &mut numbers, &mut findings);
