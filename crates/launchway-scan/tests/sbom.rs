@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use launchway_scan::sbom::{collect, cyclonedx, spdx};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -271,4 +272,86 @@ fn documents_pass_the_official_validators() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Issue 17.6, shaped like the real files: a uv.lock that locks numpy at
+/// two versions (one per Python marker) keeps both edges from torch; a
+/// package-lock.json with an SRI value of the wrong length loses that
+/// digest with a notice instead of writing an invalid document; every
+/// `dependsOn` is unique. Both documents pass the official validators.
+#[test]
+fn real_lockfile_shapes_make_valid_documents() {
+    let shapes = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/shapes");
+    let inv = collect::inventory(&shapes);
+    assert!(inv.errors.is_empty(), "{:?}", inv.errors);
+    let torch = inv.components.iter().find(|c| c.name == "torch").unwrap();
+    assert_eq!(
+        torch.dependencies,
+        [
+            "pkg:pypi/filelock@3.18.0",
+            "pkg:pypi/numpy@2.0.2",
+            "pkg:pypi/numpy@2.2.6"
+        ]
+    );
+    let pad = inv
+        .components
+        .iter()
+        .find(|c| c.name == "left-pad")
+        .unwrap();
+    assert!(pad.hashes.is_empty(), "{:?}", pad.hashes);
+    let ms = inv.components.iter().find(|c| c.name == "ms").unwrap();
+    assert_eq!(ms.hashes.len(), 1);
+    assert!(
+        inv.notices.iter().any(|n| n
+            .message
+            .contains("left-pad@1.3.0: a SHA-512 digest of 170 hex digits is malformed")),
+        "{:?}",
+        inv.notices
+    );
+    let doc = cyclonedx::write(&inv, "shapes", TS, "0.0.0", cyclonedx::SpecVersion::V1_6);
+    for d in doc["dependencies"].as_array().unwrap() {
+        let on: Vec<&Value> = d["dependsOn"].as_array().unwrap().iter().collect();
+        let mut unique = on.clone();
+        unique.sort_by_key(|v| v.to_string());
+        unique.dedup();
+        assert_eq!(on.len(), unique.len(), "{d}");
+    }
+    let venv = validators();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("bom.cdx.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let script = "import sys\nfrom cyclonedx.validation.json import JsonStrictValidator\nfrom cyclonedx.schema import SchemaVersion\n\
+         e = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\n\
+         print(repr(e)) if e else None\nsys.exit(1 if e else 0)\n";
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "CycloneDX: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spdx_path = tmp.path().join("bom.spdx.json");
+    std::fs::write(
+        &spdx_path,
+        serde_json::to_string_pretty(&spdx::write(&inv, "shapes", TS, "0.0.0")).unwrap(),
+    )
+    .unwrap();
+    let out = Command::new(venv.join("bin/pyspdxtools"))
+        .arg("--infile")
+        .arg(&spdx_path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !text.contains("ERROR") && !text.contains("issues"),
+        "SPDX validation:\n{text}"
+    );
 }

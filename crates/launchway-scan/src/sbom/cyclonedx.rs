@@ -144,7 +144,8 @@ pub fn write(
             );
         }
         components.push(v);
-        let on: Vec<&String> = c
+        // Each edge once (the schema requires unique items).
+        let on: std::collections::BTreeSet<&String> = c
             .dependencies
             .iter()
             .filter(|d| all.contains(d.as_str()) && **d != c.purl)

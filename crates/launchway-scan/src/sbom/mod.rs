@@ -20,6 +20,29 @@ pub struct Hash {
     pub value: String,
 }
 
+impl Hash {
+    /// Hex digits a digest of `alg` has (`None`: an algorithm not known).
+    pub fn hex_len(alg: &str) -> Option<usize> {
+        Some(match alg {
+            "MD5" => 32,
+            "SHA-1" => 40,
+            "SHA-256" | "SHA3-256" | "BLAKE2b-256" | "BLAKE3" => 64,
+            "SHA-384" | "SHA3-384" | "BLAKE2b-384" => 96,
+            "SHA-512" | "SHA3-512" | "BLAKE2b-512" => 128,
+            _ => return None,
+        })
+    }
+
+    /// Lowercase hex of the length its algorithm gives.
+    pub fn well_formed(&self) -> bool {
+        Self::hex_len(&self.alg) == Some(self.value.len())
+            && self
+                .value
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
+}
+
 /// A file an installed package owns (from a Python distribution's `RECORD`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PackageFile {
@@ -166,6 +189,28 @@ impl Inventory {
             c.locations.sort();
             c.hashes.sort();
             c.dependencies.sort();
+            c.dependencies.dedup();
+            // A digest of the wrong length (a malformed SRI value in a
+            // lockfile) would make the SBOM fail its schema: dropped, said.
+            let (good, bad): (Vec<Hash>, Vec<Hash>) = std::mem::take(&mut c.hashes)
+                .into_iter()
+                .partition(Hash::well_formed);
+            c.hashes = good;
+            for h in &bad {
+                self.notices.push(CollectError {
+                    file: c.locations.first().cloned().unwrap_or_default(),
+                    line: None,
+                    column: None,
+                    message: format!(
+                        "{}@{}: a {} digest of {} hex digits is malformed (expected {}) and was left out",
+                        c.name,
+                        c.version,
+                        h.alg,
+                        h.value.len(),
+                        Hash::hex_len(&h.alg).map_or_else(|| "a known algorithm".into(), |n| n.to_string())
+                    ),
+                });
+            }
         }
         self.components = merged;
         self.errors

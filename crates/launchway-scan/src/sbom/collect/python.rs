@@ -165,17 +165,37 @@ fn file_hashes(v: Option<&toml::Value>) -> Vec<crate::sbom::Hash> {
         .unwrap_or_default()
 }
 
-/// Resolves dependency names to the purls of the locked packages.
-fn link(out: &mut [Component], deps: Vec<Vec<String>>) {
-    let by_name: HashMap<String, String> = out
-        .iter()
-        .map(|c| (ECO.normalize_name(&c.name), c.purl.clone()))
-        .collect();
-    for (c, names) in out.iter_mut().zip(deps) {
-        c.dependencies = names
-            .iter()
-            .filter_map(|n| by_name.get(&ECO.normalize_name(n)).cloned())
-            .collect();
+/// A dependency as a lockfile names it: the package, and the version
+/// when the lockfile says which (uv does when a package is locked at
+/// several versions, one per environment marker).
+type Dep = (String, Option<String>);
+
+/// Resolves dependencies to the purls of the locked packages: the named
+/// version, or every locked version of the name when none is named.
+fn link(out: &mut [Component], deps: Vec<Vec<Dep>>) {
+    let mut by_name: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for c in out.iter() {
+        by_name
+            .entry(ECO.normalize_name(&c.name))
+            .or_default()
+            .push((c.version.clone(), c.purl.clone()));
+    }
+    for (c, named) in out.iter_mut().zip(deps) {
+        let mut purls: Vec<String> = Vec::new();
+        for (n, version) in &named {
+            let Some(locked) = by_name.get(&ECO.normalize_name(n)) else {
+                continue;
+            };
+            purls.extend(
+                locked
+                    .iter()
+                    .filter(|(v, _)| version.as_ref().is_none_or(|want| want == v))
+                    .map(|(_, p)| p.clone()),
+            );
+        }
+        purls.sort();
+        purls.dedup();
+        c.dependencies = purls;
     }
 }
 
@@ -185,7 +205,7 @@ fn link(out: &mut [Component], deps: Vec<Vec<String>>) {
 fn each_package(
     file: &str,
     doc: &toml::Table,
-    mut fill: impl FnMut(&toml::Value, &mut Component) -> Vec<String>,
+    mut fill: impl FnMut(&toml::Value, &mut Component) -> Vec<Dep>,
 ) -> Result<Vec<Component>, CollectError> {
     let mut out = Vec::new();
     let mut deps = Vec::new();
@@ -222,7 +242,7 @@ pub fn poetry_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectErro
         c.dev = p.get("category").and_then(|v| v.as_str()) == Some("dev");
         p.get("dependencies")
             .and_then(|d| d.as_table())
-            .map(|t| t.keys().cloned().collect())
+            .map(|t| t.keys().map(|k| (k.clone(), None)).collect())
             .unwrap_or_default()
     })
 }
@@ -242,11 +262,20 @@ pub fn uv_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
                 .and_then(hash),
         );
         c.hashes.extend(file_hashes(p.get("wheels")));
+        // `{ name = "numpy", version = "2.0.2", marker = "python_version < '3.10'" }`:
+        // a package locked at two versions links to the one named.
         p.get("dependencies")
             .and_then(|d| d.as_array())
             .map(|a| {
                 a.iter()
-                    .filter_map(|d| d.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                    .filter_map(|d| {
+                        let name = d.get("name")?.as_str()?.to_string();
+                        let version = d
+                            .get("version")
+                            .and_then(|v| v.as_str())
+                            .map(str::to_string);
+                        Some((name, version))
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -267,12 +296,14 @@ pub fn pdm_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> 
                 a.iter()
                     .filter_map(|d| d.as_str())
                     .map(|d| {
-                        d.split(|ch: char| {
-                            !(ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
-                        })
-                        .next()
-                        .unwrap_or("")
-                        .to_string()
+                        let name = d
+                            .split(|ch: char| {
+                                !(ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+                            })
+                            .next()
+                            .unwrap_or("")
+                            .to_string();
+                        (name, None)
                     })
                     .collect()
             })
