@@ -176,25 +176,43 @@ fn is_installed_node_package(rel: &str) -> bool {
         || (n >= 4 && parts[n - 4] == "node_modules" && parts[n - 3].starts_with('@'))
 }
 
+/// What one file gave: its components, and the entries that could not be
+/// read — each an error of its own, so one bad entry loses only itself
+/// (and still fails a gate: those packages were not checked).
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub components: Vec<Component>,
+    pub errors: Vec<CollectError>,
+}
+
+impl From<Vec<Component>> for Parsed {
+    fn from(components: Vec<Component>) -> Parsed {
+        Parsed {
+            components,
+            errors: Vec::new(),
+        }
+    }
+}
+
 /// Parses one recognised file.
-pub fn parse(kind: Kind, rel: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+pub fn parse(kind: Kind, rel: &str, text: &str) -> Result<Parsed, CollectError> {
     match kind {
         Kind::Requirements => python::requirements(rel, text),
-        Kind::PipfileLock => python::pipfile_lock(rel, text),
+        Kind::PipfileLock => python::pipfile_lock(rel, text).map(Parsed::from),
         Kind::PoetryLock => python::poetry_lock(rel, text),
         Kind::UvLock => python::uv_lock(rel, text),
         Kind::PdmLock => python::pdm_lock(rel, text),
-        Kind::PythonMetadata => python::metadata(rel, text),
+        Kind::PythonMetadata => python::metadata(rel, text).map(Parsed::from),
         // Owned files, not packages: see `inventory_opts`.
-        Kind::PythonRecord => Ok(Vec::new()),
-        Kind::CargoLock => rust::cargo_lock(rel, text),
-        Kind::PackageLock => node::package_lock(rel, text),
+        Kind::PythonRecord => Ok(Parsed::default()),
+        Kind::CargoLock => rust::cargo_lock(rel, text).map(Parsed::from),
+        Kind::PackageLock => node::package_lock(rel, text).map(Parsed::from),
         Kind::YarnLock => node::yarn_lock(rel, text),
         Kind::PnpmLock => node::pnpm_lock(rel, text),
-        Kind::GoMod => go::go_mod(rel, text),
-        Kind::GoSum => go::go_sum(rel, text),
-        Kind::DpkgStatus => debian::dpkg_status(rel, text),
-        Kind::NodePackage => node::installed_package(rel, text),
+        Kind::GoMod => go::go_mod(rel, text).map(Parsed::from),
+        Kind::GoSum => go::go_sum(rel, text).map(Parsed::from),
+        Kind::DpkgStatus => debian::dpkg_status(rel, text).map(Parsed::from),
+        Kind::NodePackage => node::installed_package(rel, text).map(Parsed::from),
     }
 }
 
@@ -341,7 +359,10 @@ pub fn inventory_opts(root: &Path, opts: &Options) -> Inventory {
             if let Ok(mut i) = inv.lock() {
                 i.files.push(rel);
                 match parsed {
-                    Ok(cs) => i.components.extend(cs),
+                    Ok(p) => {
+                        i.components.extend(p.components);
+                        i.errors.extend(p.errors);
+                    }
                     Err(e) => i.errors.push(e),
                 }
             }

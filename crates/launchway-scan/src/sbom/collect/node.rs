@@ -1,7 +1,7 @@
 //! Node: `package-lock.json` (v1–v3), `yarn.lock` (v1 and berry) and
 //! `pnpm-lock.yaml` (v5, v6, v9).
 
-use super::{err, integrity, json_doc};
+use super::{Parsed, err, integrity, json_doc};
 use crate::sbom::purl::purl;
 use crate::sbom::{CollectError, Component, Hash};
 use crate::version::Ecosystem;
@@ -188,7 +188,7 @@ fn spec_name(spec: &str) -> &str {
     }
 }
 
-pub fn yarn_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+pub fn yarn_lock(file: &str, text: &str) -> Result<Parsed, CollectError> {
     if text.contains("__metadata:") {
         return yarn_berry(file, text);
     }
@@ -254,9 +254,20 @@ pub fn yarn_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError>
     }
     let mut by_spec: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
+    let mut errors = Vec::new();
+    // An entry without a version loses itself, not the file.
+    let entries: Vec<Entry> = entries
+        .into_iter()
+        .filter(|e| {
+            if e.version.is_none() {
+                errors.push(err(file, Some(e.line), "an entry without a version"));
+            }
+            e.version.is_some()
+        })
+        .collect();
     for e in &entries {
         let Some(v) = &e.version else {
-            return Err(err(file, Some(e.line), "an entry without a version"));
+            continue;
         };
         let name = spec_name(&e.specs[0]);
         let p = purl(ECO, name, v);
@@ -274,7 +285,10 @@ pub fn yarn_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError>
             .filter_map(|d| by_spec.get(d).cloned())
             .collect();
     }
-    Ok(out)
+    Ok(Parsed {
+        components: out,
+        errors,
+    })
 }
 
 fn yaml_doc(file: &str, text: &str) -> Result<launchway_yaml::Node, CollectError> {
@@ -286,7 +300,7 @@ fn yaml_doc(file: &str, text: &str) -> Result<launchway_yaml::Node, CollectError
     })
 }
 
-fn yarn_berry(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+fn yarn_berry(file: &str, text: &str) -> Result<Parsed, CollectError> {
     let doc = yaml_doc(file, text)?;
     let Some(map) = doc.as_map() else {
         return Err(err(file, None, "expected a mapping of entries"));
@@ -294,6 +308,7 @@ fn yarn_berry(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
     let mut by_spec: HashMap<String, String> = HashMap::new();
     let mut out = Vec::new();
     let mut deps = Vec::new();
+    let mut errors = Vec::new();
     for (k, v) in map {
         let Some(key) = k.as_str() else { continue };
         if key == "__metadata" {
@@ -307,11 +322,12 @@ fn yarn_berry(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
             continue;
         }
         let Some(version) = v.get("version").and_then(|r| r.scalar_string()) else {
-            return Err(err(
+            errors.push(err(
                 file,
                 Some(k.span.start.line as usize),
                 format!("entry '{key}' has no version"),
             ));
+            continue;
         };
         let name = spec_name(&resolution).to_string();
         let name = if name.is_empty() {
@@ -350,7 +366,10 @@ fn yarn_berry(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
     for (c, d) in out.iter_mut().zip(deps) {
         c.dependencies = d.iter().filter_map(|s| by_spec.get(s).cloned()).collect();
     }
-    Ok(out)
+    Ok(Parsed {
+        components: out,
+        errors,
+    })
 }
 
 /// Splits a pnpm package key into name and version:
@@ -372,22 +391,24 @@ fn pnpm_key(key: &str) -> Option<(String, String)> {
     Some((k[..i].to_string(), k[i + 1..].to_string()))
 }
 
-pub fn pnpm_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+pub fn pnpm_lock(file: &str, text: &str) -> Result<Parsed, CollectError> {
     let doc = yaml_doc(file, text)?;
     let Some(packages) = doc.get("packages").and_then(|p| p.as_map()) else {
-        return Ok(Vec::new());
+        return Ok(Parsed::default());
     };
     let snapshots = doc.get("snapshots");
     let mut out = Vec::new();
     let mut deps = Vec::new();
+    let mut errors = Vec::new();
     for (k, v) in packages {
         let Some(key) = k.as_str() else { continue };
         let Some((name, version)) = pnpm_key(key) else {
-            return Err(err(
+            errors.push(err(
                 file,
                 Some(k.span.start.line as usize),
                 format!("cannot read package key '{key}'"),
             ));
+            continue;
         };
         if version.starts_with("link:") || version.starts_with("file:") {
             continue;
@@ -431,7 +452,10 @@ pub fn pnpm_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError>
     for (c, d) in out.iter_mut().zip(deps) {
         c.dependencies = d;
     }
-    Ok(out)
+    Ok(Parsed {
+        components: out,
+        errors,
+    })
 }
 
 #[cfg(test)]
@@ -472,7 +496,7 @@ mod tests {
     #[test]
     fn yarn_v1() {
         let text = "# yarn lockfile v1\n\n\n\"@babel/code-frame@^7.0.0\", \"@babel/code-frame@^7.10.4\":\n  version \"7.12.13\"\n  resolved \"https://registry.yarnpkg.com/x.tgz\"\n  integrity sha512-z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg==\n  dependencies:\n    js-tokens \"^4.0.0\"\n\njs-tokens@^4.0.0:\n  version \"4.0.0\"\n";
-        let cs = yarn_lock("yarn.lock", text).unwrap();
+        let cs = yarn_lock("yarn.lock", text).unwrap().components;
         assert_eq!(cs[0].purl, "pkg:npm/%40babel/code-frame@7.12.13");
         assert_eq!(cs[0].dependencies, ["pkg:npm/js-tokens@4.0.0"]);
         assert_eq!(cs[0].hashes.len(), 1);
@@ -487,16 +511,16 @@ mod tests {
     #[test]
     fn yarn_berry_and_pnpm() {
         let berry = "__metadata:\n  version: 8\n\n\"app@workspace:.\":\n  version: 0.0.0-use.local\n  resolution: \"app@workspace:.\"\n\n\"lodash@npm:^4.17.0\":\n  version: 4.17.21\n  resolution: \"lodash@npm:4.17.21\"\n  checksum: 10c0/eb835a2e51d381e561e508ce932ea50a8e5a68f4ebdd771ea240d3048244a8d13658acbd502cd4829768c56f2e16bdd4340b9ea141297d472517b83868e677f7\n  languageName: node\n  linkType: hard\n";
-        let cs = yarn_lock("yarn.lock", berry).unwrap();
+        let cs = yarn_lock("yarn.lock", berry).unwrap().components;
         assert_eq!(cs.len(), 1);
         assert_eq!(cs[0].purl, "pkg:npm/lodash@4.17.21");
         assert_eq!(cs[0].hashes[0].alg, "SHA-512");
         let v9 = "lockfileVersion: '9.0'\npackages:\n  '@types/node@20.1.0':\n    resolution: {integrity: sha512-z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg==}\n  react-dom@18.2.0:\n    resolution: {integrity: sha512-z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg==}\nsnapshots:\n  react-dom@18.2.0(react@18.2.0):\n    dependencies:\n      loose-envify: 1.4.0\n";
-        let cs = pnpm_lock("pnpm-lock.yaml", v9).unwrap();
+        let cs = pnpm_lock("pnpm-lock.yaml", v9).unwrap().components;
         assert_eq!(cs[0].purl, "pkg:npm/%40types/node@20.1.0");
         assert_eq!(cs[1].purl, "pkg:npm/react-dom@18.2.0");
         let v5 = "lockfileVersion: 5.4\npackages:\n  /@babel/core/7.20.0_supports-color@5.5.0:\n    resolution: {integrity: sha512-x}\n    dev: true\n    dependencies:\n      debug: 4.3.4_supports-color@5.5.0\n";
-        let cs = pnpm_lock("pnpm-lock.yaml", v5).unwrap();
+        let cs = pnpm_lock("pnpm-lock.yaml", v5).unwrap().components;
         assert_eq!(cs[0].purl, "pkg:npm/%40babel/core@7.20.0");
         assert!(cs[0].dev);
         assert_eq!(cs[0].dependencies, ["pkg:npm/debug@4.3.4"]);

@@ -3,7 +3,7 @@
 //! (`*.dist-info/METADATA`, so a virtualenv or a root file system counts,
 //! and `RECORD` for the files each one owns).
 
-use super::{base64_decode, err, hash, json_doc, toml_doc};
+use super::{Parsed, base64_decode, err, hash, json_doc, toml_doc};
 use crate::sbom::{CollectError, Component, Hash, PackageFile};
 use crate::version::Ecosystem;
 use std::collections::HashMap;
@@ -18,8 +18,9 @@ fn valid_name(n: &str) -> bool {
 }
 
 /// `requirements*.txt`: only exact pins (`==`, `===`) name a version.
-pub fn requirements(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+pub fn requirements(file: &str, text: &str) -> Result<Parsed, CollectError> {
     let mut out = Vec::new();
+    let mut errors = Vec::new();
     // A UTF-8 byte-order mark (Windows editors write one) is not text.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // Join continuation lines, remembering where each logical line starts.
@@ -84,17 +85,22 @@ pub fn requirements(file: &str, text: &str) -> Result<Vec<Component>, CollectErr
             .unwrap_or(spec.len());
         let name = &spec[..name_end];
         if !valid_name(name) {
-            return Err(err(
+            // This line is lost, not the file.
+            errors.push(err(
                 file,
                 Some(line_no),
                 format!("expected a requirement like 'name==1.0', found '{spec}'"),
             ));
+            continue;
         }
         let mut rest = spec[name_end..].trim_start();
         if rest.starts_with('[') {
             match rest.find(']') {
                 Some(close) => rest = rest[close + 1..].trim_start(),
-                None => return Err(err(file, Some(line_no), "unclosed '[' in extras")),
+                None => {
+                    errors.push(err(file, Some(line_no), "unclosed '[' in extras"));
+                    continue;
+                }
             }
         }
         let version = rest
@@ -108,7 +114,10 @@ pub fn requirements(file: &str, text: &str) -> Result<Vec<Component>, CollectErr
             out.push(c);
         }
     }
-    Ok(out)
+    Ok(Parsed {
+        components: out,
+        errors,
+    })
 }
 
 pub fn pipfile_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
@@ -206,10 +215,16 @@ fn each_package(
     file: &str,
     doc: &toml::Table,
     mut fill: impl FnMut(&toml::Value, &mut Component) -> Vec<Dep>,
-) -> Result<Vec<Component>, CollectError> {
+) -> Result<Parsed, CollectError> {
     let mut out = Vec::new();
     let mut deps = Vec::new();
-    for p in packages(file, doc)? {
+    let mut errors = Vec::new();
+    for (i, p) in packages(file, doc)?.iter().enumerate() {
+        // One bad entry loses itself, not the file.
+        let entry = |e: CollectError| CollectError {
+            message: format!("[[package]] #{}: {}", i + 1, e.message),
+            ..e
+        };
         // The project itself may have a version computed at build time
         // (`dynamic = ["version"]`): uv writes none. It is still listed.
         let local = p.get("source").is_some_and(|s| {
@@ -220,17 +235,30 @@ fn each_package(
         let version = match str_field(file, p, "version") {
             Ok(v) => v,
             Err(_) if local => "",
-            Err(e) => return Err(e),
+            Err(e) => {
+                errors.push(entry(e));
+                continue;
+            }
         };
-        let mut c = Component::new(ECO, str_field(file, p, "name")?, version, file);
+        let name = match str_field(file, p, "name") {
+            Ok(n) => n,
+            Err(e) => {
+                errors.push(entry(e));
+                continue;
+            }
+        };
+        let mut c = Component::new(ECO, name, version, file);
         deps.push(fill(p, &mut c));
         out.push(c);
     }
     link(&mut out, deps);
-    Ok(out)
+    Ok(Parsed {
+        components: out,
+        errors,
+    })
 }
 
-pub fn poetry_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+pub fn poetry_lock(file: &str, text: &str) -> Result<Parsed, CollectError> {
     let doc = toml_doc(file, text)?;
     // Older lockfiles keep hashes in [metadata.files].
     let legacy_files = doc.get("metadata").and_then(|m| m.get("files"));
@@ -247,7 +275,7 @@ pub fn poetry_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectErro
     })
 }
 
-pub fn uv_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+pub fn uv_lock(file: &str, text: &str) -> Result<Parsed, CollectError> {
     each_package(file, &toml_doc(file, text)?, |p, c| {
         // The project itself (editable, virtual or a path) is local.
         c.local = p.get("source").is_some_and(|s| {
@@ -282,7 +310,7 @@ pub fn uv_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
     })
 }
 
-pub fn pdm_lock(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+pub fn pdm_lock(file: &str, text: &str) -> Result<Parsed, CollectError> {
     each_package(file, &toml_doc(file, text)?, |p, c| {
         c.hashes = file_hashes(p.get("files"));
         c.dev = p
@@ -532,7 +560,9 @@ mod tests {
     #[test]
     fn requirements_with_hashes_in_comments_and_a_bom_are_read() {
         let text = "\u{feff}# This file was autogenerated by uv\n# see issue #42 for why\npyyaml==5.3 # pinned, see #7\n\tdjango==2.2.0\t# old\n  # indented comment # with hash\n";
-        let cs = requirements("requirements/py3.9-requirements.txt", text).unwrap();
+        let cs = requirements("requirements/py3.9-requirements.txt", text)
+            .unwrap()
+            .components;
         let pins: Vec<(&str, &str)> = cs
             .iter()
             .map(|c| (c.name.as_str(), c.version.as_str()))
@@ -557,22 +587,30 @@ name = "anyio"
 version = "4.4.0"
 source = { registry = "https://pypi.org/simple" }
 "#;
-        let cs = uv_lock("uv.lock", text).unwrap();
+        let cs = uv_lock("uv.lock", text).unwrap().components;
         assert_eq!(cs.len(), 2);
         let project = cs.iter().find(|c| c.name == "prefect").unwrap();
         assert!(project.local && project.version.is_empty());
         assert_eq!(project.purl, "pkg:pypi/prefect");
         let anyio = cs.iter().find(|c| c.name == "anyio").unwrap();
         assert_eq!(anyio.version, "4.4.0");
-        // Without a local source a missing version is still an error.
+        // Without a local source a missing version is an error — of that
+        // entry only (issue 17.3): the other packages are kept.
         let bad = text.replace("source = { editable = \".\" }\n", "");
-        assert!(uv_lock("uv.lock", &bad).is_err());
+        let p = uv_lock("uv.lock", &bad).unwrap();
+        assert_eq!(p.components.len(), 1);
+        assert_eq!(p.errors.len(), 1);
+        assert!(
+            p.errors[0].message.starts_with("[[package]] #1: "),
+            "{:?}",
+            p.errors
+        );
     }
 
     #[test]
     fn requirements_pins_extras_markers_hashes() {
         let text = "# comment\nrequests[socks]==2.31.0 ; python_version >= \"3.8\" \\\n    --hash=sha256:58cd2187c01e70e6e26505bca751777aa9f2ee0b7f4300988b709f44e013003f\nDjango===4.2.1  # pinned\nflask>=2\n-r other.txt\n--index-url https://example.com\n-e .\nlocal @ file:///x\nnumpy==1.*\n";
-        let cs = requirements("requirements.txt", text).unwrap();
+        let cs = requirements("requirements.txt", text).unwrap().components;
         let names: Vec<(&str, &str)> = cs
             .iter()
             .map(|c| (c.name.as_str(), c.version.as_str()))
@@ -580,8 +618,11 @@ source = { registry = "https://pypi.org/simple" }
         assert_eq!(names, [("requests", "2.31.0"), ("Django", "4.2.1")]);
         assert_eq!(cs[0].hashes.len(), 1);
         assert_eq!(cs[0].purl, "pkg:pypi/requests@2.31.0");
-        let e = requirements("r.txt", "ok==1\n<bad>==2\n").unwrap_err();
-        assert_eq!(e.line, Some(2));
+        // A bad line is an error of its own; the other pins are kept.
+        let p = requirements("r.txt", "ok==1\n<bad>==2\nalso==3\n").unwrap();
+        assert_eq!(p.components.len(), 2);
+        assert_eq!(p.errors.len(), 1);
+        assert_eq!(p.errors[0].line, Some(2));
     }
 
     #[test]
