@@ -243,6 +243,32 @@ fn git_history_reads_quoted_names_and_plus_plus_lines() {
     );
 }
 
+/// Issue 17.7: what made the built-in rules noisy on real trees — URL
+/// placeholders (`${GITHUB_TOKEN}`, `{credential}`, `$DB_PASSWORD`,
+/// `<password>`, `{{ x }}`, `%s`), a service-account JSON with no key,
+/// AWS's documented example keys, and code — is no finding; the real key
+/// file next to them is.
+#[test]
+fn placeholders_examples_and_code_are_not_leaks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/noise");
+    let cfg = Config::defaults();
+    let engine = Engine::new(cfg.rules, cfg.allowlists);
+    let found = scan_dir(&root, &engine, &DirOptions::default()).findings;
+    let mut at: Vec<(&str, &str)> = found
+        .iter()
+        .map(|f| (f.file.as_str(), f.rule_id.as_str()))
+        .collect();
+    at.sort_unstable();
+    assert_eq!(
+        at,
+        [
+            ("keys/runner-sa.json", "gcp-service-account"),
+            ("keys/runner-sa.json", "private-key")
+        ],
+        "{found:#?}"
+    );
+}
+
 mod windowed {
     use launchway_scan::secrets::Engine;
     use launchway_scan::secrets::config::Config;

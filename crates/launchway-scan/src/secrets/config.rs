@@ -41,9 +41,32 @@ impl Config {
             paths: paths.iter().filter_map(|p| Regex::new(p).ok()).collect(),
             ..Allowlist::default()
         };
+        // Template references where a value would be: `${GITHUB_TOKEN}`,
+        // `$TOKEN`, `{credential}`, `{{ secrets.X }}`, `%s`, `<password>`,
+        // `$(cat key)` — what a URL or an assignment holds before a value
+        // is filled in, not a leak (gitleaks' global allowlist has these).
+        let placeholders = [
+            r"^\$\{[^}]*\}$",
+            r"^\$\{\{[^}]*\}\}$",
+            r"^\$[A-Za-z_][A-Za-z0-9_]*$",
+            r"^\$\d+$",
+            r"^\{+[ \t]*[\w .|()-]*[ \t]*\}+$",
+            r"^%[sdr]$|^%\([\w]+\)[sdr]$",
+            r"^<[^<>]*>$",
+            r"^\$\([^)]*\)$",
+        ];
+        let template = Allowlist {
+            description: "template references, not values".into(),
+            target: Target::Secret,
+            regexes: placeholders
+                .iter()
+                .filter_map(|p| Regex::new(p).ok())
+                .collect(),
+            ..Allowlist::default()
+        };
         Config {
             rules: defaults(),
-            allowlists: vec![allow],
+            allowlists: vec![allow, template],
         }
     }
 
@@ -449,7 +472,7 @@ stopwords = ["dummy"]
             (r.secret_group, r.entropy, r.allowlists[0].target),
             (1, Some(3.0), Target::Line)
         );
-        assert_eq!(cfg.allowlists.len(), 2, "the defaults' and the file's");
+        assert_eq!(cfg.allowlists.len(), 3, "the defaults' two and the file's");
         let e = Config::parse(
             "gl.toml",
             "[[rules]]\nid = \"x\"\nregex = '''(unclosed'''\n",

@@ -566,10 +566,12 @@ pub fn defaults() -> Vec<Rule> {
             1,
             Some(3.0),
         ),
+        // A key file, not any mention of the type: the private key must
+        // follow (Google writes it within the next few fields).
         rule(
             "gcp-service-account",
             "Google Cloud service account key file",
-            r#""type"\s*:\s*"service_account""#,
+            r#""type"\s*:\s*"service_account"[^}]{0,1500}?"private_key"\s*:\s*"-----BEGIN"#,
             &["service_account"],
         ),
         grouped(
@@ -1242,6 +1244,16 @@ pub fn defaults() -> Vec<Rule> {
         ..Allowlist::default()
     });
     rules.push(generic);
+    // AWS's documented example credentials (`AKIAIOSFODNN7EXAMPLE`,
+    // `wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY`) fill docs and tests.
+    for r in rules.iter_mut().filter(|r| r.id.starts_with("aws-")) {
+        r.allowlists.push(Allowlist {
+            description: "AWS's documented example keys".into(),
+            target: Target::Secret,
+            regexes: Regex::new(r"EXAMPLE(?:KEY)?$").ok().into_iter().collect(),
+            ..Allowlist::default()
+        });
+    }
     rules
 }
 
