@@ -1246,13 +1246,14 @@ pub fn defaults() -> Vec<Rule> {
     rules.push(generic);
     // AWS's documented example credentials (`AKIAIOSFODNN7EXAMPLE`,
     // `wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY`) fill docs and tests.
+    let example = Allowlist {
+        description: "AWS's documented example keys".into(),
+        target: Target::Secret,
+        regexes: Regex::new(r"EXAMPLE(?:KEY)?$").ok().into_iter().collect(),
+        ..Allowlist::default()
+    };
     for r in rules.iter_mut().filter(|r| r.id.starts_with("aws-")) {
-        r.allowlists.push(Allowlist {
-            description: "AWS's documented example keys".into(),
-            target: Target::Secret,
-            regexes: Regex::new(r"EXAMPLE(?:KEY)?$").ok().into_iter().collect(),
-            ..Allowlist::default()
-        });
+        r.allowlists.push(example.clone());
     }
     rules
 }
