@@ -132,6 +132,53 @@ fn skipped(skip: &[String], file: &str) -> bool {
     })
 }
 
+/// The line (1-based) where `name` is pinned at `version` in `text`: the
+/// first line naming both, else the first naming the package.
+pub fn pinned_at(text: &str, name: &str, version: &str) -> Option<usize> {
+    let forms: Vec<String> = {
+        let lower = name.to_ascii_lowercase();
+        let mut v = vec![
+            lower.clone(),
+            lower.replace('-', "_"),
+            lower.replace('_', "-"),
+        ];
+        v.dedup();
+        v
+    };
+    let names = |l: &str| {
+        let l = l.to_ascii_lowercase();
+        forms.iter().any(|f| l.contains(f.as_str()))
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let both = lines
+        .iter()
+        .position(|l| names(l) && !version.is_empty() && l.contains(version));
+    both.or_else(|| lines.iter().position(|l| names(l)))
+        .map(|i| i + 1)
+}
+
+/// Sets each finding's line in its first location (files read once).
+fn locate(root: &Path, findings: &mut [vuln::Finding]) {
+    let mut texts: std::collections::HashMap<String, Option<String>> =
+        std::collections::HashMap::new();
+    for f in findings {
+        let Some(loc) = f.locations.first() else {
+            continue;
+        };
+        let text = texts.entry(loc.clone()).or_insert_with(|| {
+            let path = if root.is_dir() {
+                root.join(loc)
+            } else {
+                root.to_path_buf()
+            };
+            std::fs::read_to_string(path).ok()
+        });
+        f.line = text
+            .as_deref()
+            .and_then(|t| pinned_at(t, &f.package, &f.version));
+    }
+}
+
 pub fn run(o: &Options) -> Result<Outcome, String> {
     if !o.path.exists() {
         return Err(format!("{} does not exist", o.path.display()));
@@ -243,6 +290,8 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
                 .count();
         }
         findings.retain(|f| o.severity.contains(&f.severity.level));
+        out.report.notices.clone_from(&stats.notices);
+        locate(&o.path, &mut findings);
         out.packages = stats.packages;
         out.ignored = stats.ignored;
         out.report.vulnerabilities = findings;
@@ -336,4 +385,31 @@ pub fn sbom(
         SbomFormat::CycloneDx(spec) => cyclonedx::write(&inv, &name, timestamp, tool_version, spec),
     };
     Ok((doc, inv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pin_is_found_at_its_line() {
+        let reqs = "# tools\nblack==26.1.0\nPyYAML==5.3  # old\npyyaml-include==1.0\n";
+        assert_eq!(pinned_at(reqs, "pyyaml", "5.3"), Some(3));
+        let lock = "[[package]]\nname = \"typing_extensions\"\nversion = \"4.1.0\"\n";
+        assert_eq!(pinned_at(lock, "typing-extensions", "4.1.0"), Some(2));
+        assert_eq!(pinned_at("a==1\n", "b", "1"), None);
+    }
+
+    #[test]
+    fn ages_in_days() {
+        assert_eq!(age_in_days("2024-10-10", "2024-10-10"), Some(0));
+        assert_eq!(
+            age_in_days("2024-02-28", "2024-03-01"),
+            Some(2),
+            "leap year"
+        );
+        assert_eq!(age_in_days("2023-12-31", "2024-12-31"), Some(366));
+        assert_eq!(age_in_days("not a date", "2024-12-31"), None);
+        assert_eq!(age_in_days("2024-13-01", "2024-12-31"), None);
+    }
 }

@@ -24,6 +24,10 @@ pub struct Report {
     /// selection left out: found, but not gated.
     #[serde(skip_serializing_if = "is_zero")]
     pub unscored_not_gated: usize,
+    /// Informational advisories (RustSec: unmaintained, unsound): shown,
+    /// never gated.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<crate::vuln::Notice>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -128,6 +132,20 @@ pub fn table(r: &Report) -> String {
     if r.vulnerabilities.is_empty() && r.secrets.is_empty() {
         out.push_str("No findings.\n");
     }
+    for n in &r.notices {
+        let _ = writeln!(
+            out,
+            "Notice: {} {} is {} ({}){}",
+            n.package,
+            n.version,
+            n.kind,
+            n.id,
+            n.summary
+                .as_deref()
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default()
+        );
+    }
     for n in &r.not_checked {
         let _ = writeln!(out, "Not checked: {n}");
     }
@@ -203,7 +221,7 @@ pub fn sarif(r: &Report, tool_version: &str) -> Value {
                 f.package, f.version, f.id, f.severity.level.as_str(),
                 if f.fixed.is_empty() { "no fixed version".to_string() } else { f.fixed.join(", ") }
             )},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri}, "region": {"startLine": 1}}}],
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri}, "region": {"startLine": f.line.unwrap_or(1)}}}],
             "partialFingerprints": {"launchway/v1": format!("{}:{}:{}", f.purl, f.id, uri)},
         }));
     }
@@ -236,6 +254,9 @@ pub fn sarif(r: &Report, tool_version: &str) -> Value {
         .not_checked
         .iter()
         .map(|n| json!({"level": "error", "message": {"text": format!("not checked: {n}")}}))
+        .chain(r.notices.iter().map(|n| {
+            json!({"level": "warning", "message": {"text": format!("{} {} is {} ({})", n.package, n.version, n.kind, n.id)}})
+        }))
         .chain((r.unscored_not_gated > 0).then(|| {
             json!({"level": "warning", "message": {"text": format!("not gated: {}", unscored_note(r.unscored_not_gated))}})
         }))

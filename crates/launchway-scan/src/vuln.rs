@@ -20,6 +20,10 @@ pub struct Finding {
     pub ecosystem: Ecosystem,
     pub purl: String,
     pub locations: Vec<String>,
+    /// Where the package is pinned in its first location (1-based), when
+    /// it could be found there: SARIF points at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     pub severity: Severity,
     pub fixed: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,6 +100,33 @@ pub struct Stats {
     pub missing_ecosystems: Vec<String>,
     /// Per ecosystem checked: where its advisories came from.
     pub sources: BTreeMap<String, Origin>,
+    /// RustSec's informational advisories (unmaintained, unsound,
+    /// notice) that match: warnings, as cargo-audit gives them, never
+    /// vulnerabilities.
+    pub notices: Vec<Notice>,
+}
+
+/// An informational advisory about a package in the inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub id: String,
+    /// `unmaintained`, `unsound`, `notice`…
+    pub kind: String,
+    pub package: String,
+    pub version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+/// RustSec's `informational` label of an advisory, if it has one.
+fn informational(a: &crate::osv::Advisory) -> Option<String> {
+    a.affected.iter().find_map(|af| {
+        af.database_specific
+            .get("informational")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    })
 }
 
 /// Where an ecosystem's advisories came from, and how old they are.
@@ -225,6 +256,16 @@ pub fn scan(
                         && is_affected(eco, &c.version, af)
                 });
                 if affected {
+                    if let Some(kind) = informational(&s.advisory) {
+                        stats.notices.push(Notice {
+                            id: s.advisory.id.clone(),
+                            kind,
+                            package: c.name.clone(),
+                            version: c.version.clone(),
+                            summary: s.advisory.summary.clone(),
+                        });
+                        continue;
+                    }
                     hits.push(s);
                 }
             }
@@ -305,6 +346,7 @@ pub fn scan(
                     ecosystem: eco,
                     purl: c.purl.clone(),
                     locations: c.locations.clone(),
+                    line: None,
                     severity,
                     fixed,
                     summary,

@@ -355,3 +355,29 @@ fn real_lockfile_shapes_make_valid_documents() {
         "SPDX validation:\n{text}"
     );
 }
+
+/// Issue 17.10: a module listed only in go.sum (the module graph, not the
+/// build) is no component when a go.mod sits next to it; a module both
+/// list keeps both locations.
+#[test]
+fn go_sum_alone_adds_no_module_next_to_a_go_mod() {
+    let inv = collect::inventory(&fixtures().join("go"));
+    let names: Vec<&str> = inv.components.iter().map(|c| c.name.as_str()).collect();
+    assert!(!names.contains(&"github.com/stretchr/testify"), "{names:?}");
+    let mux = inv
+        .components
+        .iter()
+        .find(|c| c.name == "github.com/gorilla/mux")
+        .unwrap();
+    assert_eq!(mux.locations, ["go.mod", "go.sum"]);
+    // Alone, a go.sum is all there is to go on.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(fixtures().join("go/go.sum"), tmp.path().join("go.sum")).unwrap();
+    let alone = collect::inventory(tmp.path());
+    assert!(
+        alone
+            .components
+            .iter()
+            .any(|c| c.name == "github.com/stretchr/testify")
+    );
+}

@@ -669,3 +669,44 @@ fn an_ecosystem_without_advisories_is_an_error_unless_skipped() {
     let (code, _, err) = scan(home.path(), &["--scanners", "secret", "--skip-db", target]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// Issue 17.10: RustSec's informational advisories (unmaintained,
+/// unsound) are notices, as cargo-audit shows them — not vulnerabilities
+/// that fail a gate. A real vulnerability next to one still does.
+#[test]
+fn rustsec_notices_are_not_vulnerabilities() {
+    let home = tempfile::tempdir().unwrap();
+    let tree = tempfile::tempdir().unwrap();
+    let lock = "version = 3\n\n[[package]]\nname = \"ansi_term\"\nversion = \"0.12.1\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
+    std::fs::write(tree.path().join("Cargo.lock"), lock).unwrap();
+    let target = tree.path().to_str().unwrap();
+    let (code, out, err) = scan(
+        home.path(),
+        &["--scanners", "vuln", "--exit-code", "1", target],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Notice: ansi_term 0.12.1 is unmaintained (RUSTSEC-2021-0139)"),
+        "{out}"
+    );
+    assert!(out.contains("No findings."), "{out}");
+    let with_time = format!(
+        "{lock}\n[[package]]\nname = \"time\"\nversion = \"0.1.45\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n"
+    );
+    std::fs::write(tree.path().join("Cargo.lock"), with_time).unwrap();
+    let (code, out, err) = scan(
+        home.path(),
+        &["--scanners", "vuln", "--exit-code", "1", target],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("RUSTSEC-2020-0071") || out.contains("CVE-2020-26235"),
+        "{out}"
+    );
+    assert!(
+        !out.lines().any(|l| l.contains("ansi_term")
+            && l.contains("RUSTSEC-2021-0139")
+            && !l.starts_with("Notice")),
+        "{out}"
+    );
+}

@@ -178,6 +178,21 @@ impl Inventory {
                 _ => merged.push(c),
             }
         }
+        // go.sum lists every module of the module graph, most never built;
+        // where a go.mod sits next to it (Go ≥ 1.17 lists every module the
+        // build needs there), go.sum only adds hashes, as syft and trivy
+        // read it.
+        let with_mod: std::collections::HashSet<String> = self
+            .files
+            .iter()
+            .filter_map(|f| {
+                let dir = f.strip_suffix("go.mod")?;
+                (dir.is_empty() || dir.ends_with('/')).then(|| format!("{dir}go.sum"))
+            })
+            .collect();
+        merged.retain(|c| {
+            c.locations.is_empty() || !c.locations.iter().all(|l| with_mod.contains(l))
+        });
         for (location, files) in std::mem::take(&mut self.owned) {
             if let Some(c) = merged.iter_mut().find(|c| c.locations.contains(&location)) {
                 c.files.extend(files);
