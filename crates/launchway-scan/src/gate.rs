@@ -211,9 +211,10 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
         }
         let mut text = String::new();
         for p in &ignore_files {
-            text.push_str(
-                &std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
-            );
+            let one = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            // Each file checked on its own, so an error names its file and line.
+            IgnoreList::parse(&one).map_err(|e| format!("{}: {e}", p.display()))?;
+            text.push_str(&one);
             text.push('\n');
         }
         let ignore = IgnoreList::parse(&text).map_err(|e| format!("ignore file: {e}"))?;

@@ -51,15 +51,16 @@ impl IgnoreList {
             let mut exp = None;
             for p in parts {
                 match p.strip_prefix("exp:") {
-                    Some(d)
-                        if d.len() == 10
-                            && d.as_bytes()[4] == b'-'
-                            && d.as_bytes()[7] == b'-'
-                            && d.replace('-', "").chars().all(|c| c.is_ascii_digit()) =>
-                    {
-                        exp = Some(d.to_string());
+                    Some(d) if is_date(d) => exp = Some(d.to_string()),
+                    // A date that does not exist would never (or always)
+                    // expire by string comparison: refused, not ignored.
+                    Some(d) => {
+                        return Err(format!(
+                            "line {}: '{d}' is not a date (expected exp:YYYY-MM-DD, e.g. exp:2026-12-31)",
+                            i + 1
+                        ));
                     }
-                    _ => {
+                    None => {
                         return Err(format!(
                             "line {}: unexpected '{p}' (expected 'exp:YYYY-MM-DD')",
                             i + 1
@@ -80,6 +81,35 @@ impl IgnoreList {
             })
         })
     }
+}
+
+/// A real calendar date written `YYYY-MM-DD`.
+fn is_date(d: &str) -> bool {
+    let b = d.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| d.get(r).and_then(|x| x.parse::<u32>().ok());
+    let (Some(y), Some(m), Some(day)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
+    if !d[..4]
+        .bytes()
+        .chain(d[5..7].bytes())
+        .chain(d[8..].bytes())
+        .all(|c| c.is_ascii_digit())
+    {
+        return false;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -384,6 +414,24 @@ mod tests {
             IgnoreList::parse("CVE-1 until:tomorrow\n")
                 .unwrap_err()
                 .contains("line 1")
+        );
+        // Issue 17.10: an expiry that is no date is an error, not ignored.
+        for bad in [
+            "2026-13-01",
+            "2026-02-30",
+            "2025-02-29",
+            "2026-1-011",
+            "2026-00-10",
+        ] {
+            let e = IgnoreList::parse(&format!("# x\nCVE-1 exp:{bad}\n")).unwrap_err();
+            assert!(
+                e.contains("line 2") && e.contains("not a date"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(
+            IgnoreList::parse("CVE-1 exp:2024-02-29\n").is_ok(),
+            "leap day"
         );
     }
 }
