@@ -38,6 +38,10 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// `YYYY-MM-DD`, for ignore-file expiry and the advisories' age.
     pub today: String,
+    /// Only what the index stages (the pre-commit check): the lines it
+    /// adds for secrets, the staged lockfiles (their staged content) for
+    /// vulnerabilities.
+    pub staged: bool,
     /// Scan even when an ecosystem in the target has no advisories at all
     /// (its packages are listed as not checked in the report).
     pub skip_db: bool,
@@ -86,6 +90,7 @@ impl Options {
             skip_dirs: Vec::new(),
             data_dir,
             today,
+            staged: false,
             skip_db: false,
         }
     }
@@ -110,6 +115,54 @@ impl Outcome {
             || !self.report.secrets.is_empty()
             || (!skip_unreadable && !self.unreadable.is_empty())
     }
+}
+
+/// Components of the lockfiles and manifests the index of the repository
+/// at `repo` stages (added, copied, modified or renamed), read from the
+/// index — what would be committed, not the working tree.
+pub fn staged_components(repo: &Path) -> Result<Inventory, String> {
+    let git = |args: &[&str]| -> Result<Vec<u8>, String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "git {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(out.stdout)
+    };
+    let names = git(&[
+        "diff",
+        "--cached",
+        "--name-only",
+        "-z",
+        "--no-renames",
+        "--diff-filter=ACMR",
+    ])?;
+    let mut inv = Inventory::default();
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let rel = String::from_utf8_lossy(name).into_owned();
+        let Some(kind) = collect::detect(&rel) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&git(&["show", &format!(":{rel}")])?).into_owned();
+        inv.files.push(rel.clone());
+        match collect::parse(kind, &rel, &text) {
+            Ok(p) => {
+                inv.components.extend(p.components);
+                inv.errors.extend(p.errors);
+            }
+            Err(e) => inv.errors.push(e),
+        }
+    }
+    inv.finish();
+    Ok(inv)
 }
 
 /// Components from a tree, a lockfile, or an SPDX/CycloneDX document.
@@ -193,8 +246,18 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
         ignored: 0,
         unreadable: Vec::new(),
     };
+    if o.staged && !o.path.is_dir() {
+        return Err(format!(
+            "--staged scans a repository's index; {} is not a directory",
+            o.path.display()
+        ));
+    }
     if o.vuln {
-        let mut inventory = components(&o.path)?;
+        let mut inventory = if o.staged {
+            staged_components(&o.path)?
+        } else {
+            components(&o.path)?
+        };
         inventory
             .components
             .retain(|c| !c.locations.iter().all(|l| skipped(&o.skip_dirs, l)));
@@ -319,7 +382,9 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
             None => Config::defaults(),
         };
         let engine = Engine::new(cfg.rules, cfg.allowlists);
-        let mut findings = if o.git {
+        let mut findings = if o.staged {
+            source::scan_staged(&root, &engine)?
+        } else if o.git {
             source::scan_git(&root, &engine)?
         } else {
             let scan = source::scan_dir(&o.path, &engine, &source::DirOptions::default());

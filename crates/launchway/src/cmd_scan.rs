@@ -258,8 +258,12 @@ pub struct ScanArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Scan every commit's added lines instead of the files in the tree.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "staged")]
     pub git: bool,
+    /// Scan only what the index stages (a pre-commit check): the lines it
+    /// adds for secrets, the staged lockfiles for vulnerabilities.
+    #[arg(long)]
+    pub staged: bool,
     /// Show secrets in reports instead of REDACTED.
     #[arg(long)]
     pub no_redact: bool,
@@ -299,6 +303,7 @@ pub fn scan(args: &ScanArgs, store: &Store) -> u8 {
     o.no_redact = args.no_redact;
     o.baseline.clone_from(&args.baseline);
     o.skip_db = args.skip_db;
+    o.staged = args.staged;
     if args.skip_db && !o.vuln {
         eprintln!("error: --skip-db applies to the vuln scanner, which is not selected");
         return 2;

@@ -7,6 +7,7 @@ mod cmd_agent;
 mod cmd_agents;
 mod cmd_dataplane;
 mod cmd_env;
+mod cmd_hook;
 mod cmd_lint;
 mod cmd_model;
 mod cmd_proxy;
@@ -114,8 +115,8 @@ enum Command {
     Sync(cmd_sync::SyncArgs),
     /// A progressive rollout (canary) here: status, promote, abort.
     Rollout(cmd_rollout::RolloutArgs),
-    /// Git hooks that tell a server about new commits.
-    Hook(cmd_remote::HookArgs),
+    /// Git hooks: a pre-commit check, or hooks that tell a server about new commits.
+    Hook(cmd_hook::HookArgs),
     /// The data plane of a reconciler's environments (started by it).
     #[command(hide = true)]
     Dataplane(cmd_dataplane::DataplaneArgs),
@@ -164,7 +165,7 @@ fn main() -> ExitCode {
         Command::Dispatch(args) => cmd_remote::dispatch(&args, &cli.server),
         Command::Cancel(args) => cmd_remote::cancel(&args, &cli.server),
         Command::Rerun(args) => cmd_remote::rerun(&args, &cli.server),
-        Command::Hook(args) => cmd_remote::hook(&args, &cli.server),
+        Command::Hook(args) => cmd_hook::hook(&args, &cli.server),
         Command::Approve(args) => cmd_remote::review(&args, &cli.server, true),
         Command::Reject(args) => cmd_remote::review(&args, &cli.server, false),
         Command::Deployments(args) => cmd_remote::deployments(&args, &cli.server),

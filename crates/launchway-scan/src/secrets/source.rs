@@ -103,7 +103,6 @@ pub fn scan_dir(root: &Path, engine: &Engine, opts: &DirOptions) -> DirScan {
     result
 }
 
-/// Scans the lines every commit added, on every ref.
 /// A path as git writes it in a diff header: C-quoted (`"…"` with octal
 /// and backslash escapes) when it is not plain ASCII.
 fn unquote(raw: &[u8]) -> Vec<u8> {
@@ -145,11 +144,11 @@ fn unquote(raw: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Scans the lines every commit added, on every ref.
 pub fn scan_git(repo: &Path, engine: &Engine) -> Result<Vec<Finding>, String> {
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args([
+    run_patch(
+        repo,
+        &[
             "log",
             "--all",
             "-p",
@@ -158,14 +157,42 @@ pub fn scan_git(repo: &Path, engine: &Engine) -> Result<Vec<Finding>, String> {
             "--no-ext-diff",
             "--no-renames",
             "--format=%x1e%H%x1f%an%x1f%ae%x1f%aI%x1f%s",
-        ])
+        ],
+        engine,
+    )
+}
+
+/// Scans the lines the index adds (what `git commit` would commit): the
+/// pre-commit check.
+pub fn scan_staged(repo: &Path, engine: &Engine) -> Result<Vec<Finding>, String> {
+    run_patch(
+        repo,
+        &[
+            "diff",
+            "--cached",
+            "-U0",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-renames",
+        ],
+        engine,
+    )
+}
+
+/// Runs a git command that prints a patch and scans its added lines
+/// (with the commit of each when the patch has `\x1e` commit headers).
+fn run_patch(repo: &Path, args: &[&str], engine: &Engine) -> Result<Vec<Finding>, String> {
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run git: {e}"))?;
     let stdout = child.stdout.take().ok_or("git produced no output")?;
     let mut findings = Vec::new();
-    let mut commit = Commit::default();
+    let mut commit: Option<Commit> = None;
     let mut file: Option<String> = None;
     let mut added: Vec<u8> = Vec::new();
     let mut numbers: Vec<usize> = Vec::new();
@@ -175,14 +202,14 @@ pub fn scan_git(repo: &Path, engine: &Engine) -> Result<Vec<Finding>, String> {
     // shows as `+++ x`, which is not a file header).
     let (mut old_left, mut new_left) = (0usize, 0usize);
     let flush = |file: &Option<String>,
-                 commit: &Commit,
+                 commit: &Option<Commit>,
                  added: &mut Vec<u8>,
                  numbers: &mut Vec<usize>,
                  findings: &mut Vec<Finding>| {
         if let Some(f) = file
             && !added.is_empty()
         {
-            findings.extend(engine.scan(f, added, Some(numbers), Some(commit)));
+            findings.extend(engine.scan(f, added, Some(numbers), commit.as_ref()));
         }
         added.clear();
         numbers.clear();
@@ -230,13 +257,13 @@ pub fn scan_git(repo: &Path, engine: &Engine) -> Result<Vec<Finding>, String> {
             file = None;
             let h = String::from_utf8_lossy(header);
             let mut parts = h.split('\x1f');
-            commit = Commit {
+            commit = Some(Commit {
                 hash: parts.next().unwrap_or("").to_string(),
                 author: parts.next().unwrap_or("").to_string(),
                 email: parts.next().unwrap_or("").to_string(),
                 date: parts.next().unwrap_or("").to_string(),
                 message: parts.next().unwrap_or("").to_string(),
-            };
+            });
         } else if line.starts_with(b"diff --git ") {
             flush(&file, &commit, &mut added, &mut numbers, &mut findings);
             file = None;
@@ -271,7 +298,7 @@ pub fn scan_git(repo: &Path, engine: &Engine) -> Result<Vec<Finding>, String> {
             use std::io::Read;
             let _ = e.read_to_string(&mut err);
         }
-        return Err(format!("git log failed: {}", err.trim()));
+        return Err(format!("git {} failed: {}", args[0], err.trim()));
     }
     Ok(findings)
 }
