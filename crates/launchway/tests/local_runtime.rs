@@ -1992,12 +1992,21 @@ fn a_blue_green_rollout_resumes_after_the_reconciler_is_killed() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let log = std::process::Command::new("git")
-        .args(["-C", repo.to_str().unwrap(), "log", "-1", "--format=%s"])
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&log.stdout);
-    assert!(log.contains("rollback bgr: rollout aborted"), "{log}");
+    // The revert commit follows the switch back (the reconciler makes it
+    // once the window's task has ended).
+    let start = Instant::now();
+    loop {
+        let log = std::process::Command::new("git")
+            .args(["-C", repo.to_str().unwrap(), "log", "-1", "--format=%s"])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&log.stdout).to_string();
+        if log.contains("rollback bgr: rollout aborted") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     wait_status(&home, &repo, "bgr", "reverted and synced", |s| {
         serving(s, &v1) && s["sync"] == "Synced"
     });
