@@ -158,6 +158,23 @@ fn replica_processes(env: &str) -> Vec<u64> {
     out
 }
 
+/// Every reconciler log under `home` (for a failure's message).
+fn reconciler_logs(home: &Path) -> String {
+    let mut out = String::new();
+    let mut stack = vec![home.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n == "reconciler.log") {
+                out.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
 /// A repository with the test app and `dev.yaml` (plus `extra` lines).
 fn app_repo(root: &Path, env: &str, replicas: u32, extra: &str) -> PathBuf {
     let repo = root.join("repo");
@@ -1967,7 +1984,11 @@ fn a_blue_green_rollout_resumes_after_the_reconciler_is_killed() {
         if r["phase"] == "Switched" && r["message"].as_str().unwrap_or("").contains("resumed") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "{r}");
+        assert!(
+            start.elapsed() < Duration::from_secs(45),
+            "{r}\n{}",
+            reconciler_logs(&home)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut now = replica_processes("bgr");
@@ -2004,7 +2025,11 @@ fn a_blue_green_rollout_resumes_after_the_reconciler_is_killed() {
         if log.contains("rollback bgr: rollout aborted") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(15), "{log}");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{log}\n{}",
+            reconciler_logs(&home)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     wait_status(&home, &repo, "bgr", "reverted and synced", |s| {

@@ -336,9 +336,15 @@ impl LocalEnvironment {
                     }
                     self.save_state();
                     self.publish(|r| {
+                        // A window a successor took over says so.
+                        let resumed = if r.message.starts_with("resumed") {
+                            "resumed after a restart; "
+                        } else {
+                            ""
+                        };
                         r.phase = "Switched".into();
                         r.message = format!(
-                            "switched; the previous release stays warm for {}s: `launchway rollout undo` switches back",
+                            "{resumed}switched; the previous release stays warm for {}s: `launchway rollout undo` switches back",
                             delay.as_secs()
                         );
                     });
