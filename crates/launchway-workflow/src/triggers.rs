@@ -80,6 +80,12 @@ impl EventTrigger {
     /// Whether this trigger fires for the event, applying types, branch,
     /// tag and path filters with GitHub's rules.
     pub fn matches(&self, ev: &Event) -> bool {
+        self.why_not(ev).is_none()
+    }
+
+    /// Why this trigger does not run for `ev` (`None`: it runs) — what
+    /// `launchway run` says about a workflow it skips.
+    pub fn why_not(&self, ev: &Event) -> Option<String> {
         if let Some(action) = &ev.action {
             let types: Vec<&str> = if self.types.is_empty() {
                 default_types(&self.name).to_vec()
@@ -87,49 +93,61 @@ impl EventTrigger {
                 self.types.iter().map(String::as_str).collect()
             };
             if !types.is_empty() && !types.contains(&action.as_str()) {
-                return false;
+                return Some(format!(
+                    "{} activity '{action}' is not in its types ({})",
+                    self.name,
+                    types.join(", ")
+                ));
             }
         }
         match self.name.as_str() {
-            "push" => self.matches_push(ev),
+            "push" => self.why_not_push(ev),
             "pull_request" | "pull_request_target" => {
                 let base = ev.base_ref.as_deref().unwrap_or_else(|| {
                     ev.git_ref
                         .strip_prefix("refs/heads/")
                         .unwrap_or(&ev.git_ref)
                 });
-                self.branch_filter(base) && self.path_filter(ev)
+                if !self.branch_filter(base) {
+                    return Some(format!("base branch '{base}' is filtered out (branches)"));
+                }
+                (!self.path_filter(ev)).then(|| "no changed file matches its paths filter".into())
             }
             "workflow_run" => {
                 let branch = ev
                     .git_ref
                     .strip_prefix("refs/heads/")
                     .unwrap_or(&ev.git_ref);
-                self.branch_filter(branch)
+                (!self.branch_filter(branch))
+                    .then(|| format!("branch '{branch}' is filtered out (branches)"))
             }
-            _ => true,
+            _ => None,
         }
     }
 
-    fn matches_push(&self, ev: &Event) -> bool {
+    fn why_not_push(&self, ev: &Event) -> Option<String> {
         let has_branch = self.branches.is_some() || self.branches_ignore.is_some();
         let has_tag = self.tags.is_some() || self.tags_ignore.is_some();
         if let Some(tag) = ev.git_ref.strip_prefix("refs/tags/") {
             // Only branch filters: tag pushes do not run. Paths are not
             // evaluated for tags.
             if has_branch && !has_tag {
-                return false;
+                return Some(format!("tag '{tag}': it filters branches only"));
             }
-            return filter(self.tags.as_ref(), self.tags_ignore.as_ref(), tag);
+            return (!filter(self.tags.as_ref(), self.tags_ignore.as_ref(), tag))
+                .then(|| format!("tag '{tag}' is filtered out (tags)"));
         }
         let branch = ev
             .git_ref
             .strip_prefix("refs/heads/")
             .unwrap_or(&ev.git_ref);
         if has_tag && !has_branch {
-            return false;
+            return Some(format!("branch '{branch}': it filters tags only"));
         }
-        self.branch_filter(branch) && self.path_filter(ev)
+        if !self.branch_filter(branch) {
+            return Some(format!("branch '{branch}' is filtered out (branches)"));
+        }
+        (!self.path_filter(ev)).then(|| "no changed file matches its paths filter".into())
     }
 
     fn branch_filter(&self, branch: &str) -> bool {
@@ -171,6 +189,14 @@ impl Triggers {
 
     /// Whether the workflow runs for this event.
     pub fn matches(&self, ev: &Event) -> bool {
-        self.events.get(&ev.name).is_some_and(|t| t.matches(ev))
+        self.why_not(ev).is_none()
+    }
+
+    /// Why the workflow does not run for this event (`None`: it runs).
+    pub fn why_not(&self, ev: &Event) -> Option<String> {
+        match self.events.get(&ev.name) {
+            None => Some(format!("not triggered by {}", ev.name)),
+            Some(t) => t.why_not(ev),
+        }
     }
 }

@@ -192,7 +192,9 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
     let inputs = parse_kv(&args.inputs, "input")?;
     let action_map = prepare::action_map(&source).map_err(|e| e.to_string())?;
 
-    // Load the workflows of the commit; a file with errors stops the run.
+    // Load the workflows of the commit. A file with errors is reported and
+    // does not run; the others do (as GitHub runs the valid workflows of a
+    // push), and the run then exits non-zero.
     let files: Vec<String> = match &args.workflow {
         Some(w) => vec![w.trim_start_matches("./").to_string()],
         None => source
@@ -209,7 +211,7 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
     }
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut candidates = Vec::new();
-    let mut broken = false;
+    let mut invalid: Vec<(String, usize)> = Vec::new();
     for f in &files {
         let Some(text) = source.read_file(f) else {
             return Err(format!(
@@ -230,17 +232,33 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
                 for d in &b.errors {
                     eprint!("{}", diagnostics::render(f, &text, d, color));
                 }
-                broken = true;
+                invalid.push((f.clone(), b.errors.len()));
             }
         }
     }
-    if broken {
+    if args.workflow.is_some() && !invalid.is_empty() {
         return Err("fix the workflow errors above (launchway lint shows them all)".into());
     }
-    let selected: Vec<Candidate> = candidates
-        .into_iter()
-        .filter(|c| c.wf.on.matches(&event))
-        .collect();
+    for (f, n) in &invalid {
+        eprintln!(
+            "skipped {f}: invalid ({n} error{}; launchway lint {f})",
+            if *n == 1 { "" } else { "s" }
+        );
+    }
+    let mut selected = Vec::new();
+    for c in candidates {
+        match c.wf.on.why_not(&event) {
+            None => selected.push(c),
+            Some(why) => eprintln!("skipped {}: {why}", c.path),
+        }
+    }
+    if selected.is_empty() && !invalid.is_empty() {
+        return Err(format!(
+            "no valid workflow runs for {} ({} invalid)",
+            event.name,
+            invalid.len()
+        ));
+    }
     if selected.is_empty() {
         eprintln!(
             "no workflow runs for {} on {git_ref}{}",
@@ -385,6 +403,19 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
     let failed = records
         .iter()
         .any(|r| matches!(r.status, RunStatus::Failure | RunStatus::Cancelled));
+    if !invalid.is_empty() {
+        // Not a green run: GitHub shows an invalid workflow as failed too.
+        eprintln!(
+            "{} workflow file(s) were invalid and did not run: {}",
+            invalid.len(),
+            invalid
+                .iter()
+                .map(|(f, _)| f.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(1);
+    }
     Ok(u8::from(failed))
 }
 

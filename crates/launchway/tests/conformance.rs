@@ -232,4 +232,5 @@ conformance!(
     remote_action_error,
     node_action,
     security_actions,
+    invalid_workflow_isolated,
 );
