@@ -280,7 +280,115 @@ enum Frame {
 const MAX_NESTING: usize = 256;
 
 /// Parses the first document of a YAML stream into a node tree.
+/// Parses a YAML document into nodes with positions.
+///
+/// YAML puts no indentation rule on the lines inside a flow collection
+/// (`[ … ]`, `{ … }`), so GitHub, PyYAML and actionlint accept a closing
+/// bracket at its item's indentation (numpy's matrices do this); the
+/// parser underneath rejects it (saphyr#108). When it does, the offending
+/// line — only if it starts inside a flow collection — is indented one
+/// column past the block that holds the collection and parsing is tried
+/// again; positions on such lines are mapped back to the source.
 pub fn parse(src: &str) -> Result<Node, YamlError> {
+    let first = match parse_exact(src) {
+        Err(e) if e.message.contains("invalid indentation") => e,
+        other => return other,
+    };
+    let needs = flow_indents(src);
+    let mut lines: Vec<String> = src.split('\n').map(str::to_string).collect();
+    let mut lifted: HashMap<u32, u32> = HashMap::new();
+    let mut err = first.clone();
+    for _ in 0..256 {
+        // The error's line (1-based), if it starts inside a flow collection.
+        let i = err.pos.line.saturating_sub(1) as usize;
+        let (Some(Some(min)), Some(line)) = (needs.get(i), lines.get_mut(i)) else {
+            return Err(first);
+        };
+        let have = line.len() - line.trim_start_matches(' ').len();
+        if have >= *min || lifted.contains_key(&err.pos.line) {
+            return Err(first);
+        }
+        let add = *min - have;
+        line.insert_str(0, &" ".repeat(add));
+        lifted.insert(err.pos.line, u32::try_from(add).unwrap_or(0));
+        match parse_exact(&lines.join("\n")) {
+            Ok(mut node) => {
+                unshift(&mut node, &lifted);
+                return Ok(node);
+            }
+            Err(e) if e.message.contains("invalid indentation") => err = e,
+            Err(_) => return Err(first),
+        }
+    }
+    Err(first)
+}
+
+/// For each line, when it starts inside a flow collection opened on an
+/// earlier line: the least indentation the parser accepts for it (one past
+/// the indentation of the line that opened the outermost collection).
+fn flow_indents(src: &str) -> Vec<Option<usize>> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut opened_at = 0usize;
+    let mut quote: Option<char> = None;
+    for line in src.split('\n') {
+        out.push((depth > 0).then_some(opened_at + 1));
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let mut prev = ' ';
+        // Where a flow collection may start in block context: the start of
+        // the content, or after `- `, `: `, `? `.
+        let mut value_start = true;
+        for c in line.chars() {
+            if let Some(q) = quote {
+                if c == q {
+                    quote = None;
+                }
+                prev = c;
+                continue;
+            }
+            match c {
+                '#' if prev == ' ' || prev == '\t' => break,
+                '"' | '\'' if depth > 0 || value_start => quote = Some(c),
+                '[' | '{' if depth > 0 || value_start => {
+                    if depth == 0 {
+                        opened_at = indent;
+                    }
+                    depth += 1;
+                }
+                ']' | '}' if depth > 0 => depth -= 1,
+                _ => {}
+            }
+            value_start =
+                c == ' ' && depth == 0 && (value_start || matches!(prev, '-' | ':' | '?'));
+            prev = c;
+        }
+        // A quote left open at the end of a block-context line is not a
+        // quoted scalar (`don't`): only flow and quoted scalars span lines.
+        if depth == 0 && quote == Some('\'') {
+            quote = None;
+        }
+    }
+    out
+}
+
+/// Maps positions on lines `parse` indented back to the source.
+fn unshift(node: &mut Node, lifted: &HashMap<u32, u32>) {
+    for p in [&mut node.span.start, &mut node.span.end] {
+        if let Some(k) = lifted.get(&p.line) {
+            p.col = p.col.saturating_sub(*k).max(1);
+        }
+    }
+    match &mut node.kind {
+        NodeKind::Seq(items) => items.iter_mut().for_each(|n| unshift(n, lifted)),
+        NodeKind::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+            unshift(k, lifted);
+            unshift(v, lifted);
+        }),
+        _ => {}
+    }
+}
+
+fn parse_exact(src: &str) -> Result<Node, YamlError> {
     let mut parser = Parser::new_from_str(src);
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
@@ -429,6 +537,31 @@ fn count(n: &Node) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flow_collection_may_close_at_its_items_indentation() {
+        // numpy's linux_simd.yml: PyYAML, GitHub and actionlint accept it.
+        let src = "matrix:\n  p:\n    - [\n      \"a\",\n      \"b\"\n    ]\n  q: [\n    1, 2\n  ]\n  r: {\n    x: 1\n  }\n";
+        let n = parse(src).unwrap();
+        let m = n.get("matrix").unwrap();
+        let p = m.get("p").unwrap().as_seq().unwrap();
+        let inner = p[0].as_seq().unwrap();
+        assert_eq!(inner[0].as_str(), Some("a"));
+        // Positions are the source's, not the lifted text's.
+        assert_eq!((inner[1].span.start.line, inner[1].span.start.col), (5, 7));
+        assert_eq!(m.get("q").unwrap().as_seq().unwrap().len(), 2);
+        assert_eq!(
+            m.get("r").unwrap().get("x").unwrap().to_json(),
+            serde_json::json!(1)
+        );
+        // A real indentation error still is one, where it was.
+        let bad = "a:\n  b: 1\n c: 2\n";
+        let e = parse(bad).unwrap_err();
+        assert_eq!(e.pos.line, 3);
+        // Brackets in block scalars and plain text are not flow collections.
+        let text = "run: |\n  echo [\nx: y\n";
+        assert!(parse(text).is_ok());
+    }
 
     #[test]
     fn positions_and_core_schema() {

@@ -233,4 +233,5 @@ conformance!(
     node_action,
     security_actions,
     invalid_workflow_isolated,
+    yaml_flow_dedent,
 );
