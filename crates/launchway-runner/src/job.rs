@@ -972,6 +972,9 @@ pub(crate) async fn run_job(
     let posts: Vec<PostStep> = std::mem::take(&mut exec.post);
     for post in posts.into_iter().rev() {
         let rec = actions::run_post(&mut exec, post, failed).await;
+        // A failing post step fails the job, as on GitHub (act's
+        // `post-step-failure-is-job-failure`).
+        failed |= rec.conclusion == StepResult::Failure;
         record.steps.push(rec);
     }
     timer.abort();

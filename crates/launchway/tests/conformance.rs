@@ -234,4 +234,5 @@ conformance!(
     security_actions,
     invalid_workflow_isolated,
     yaml_flow_dedent,
+    post_step_failure,
 );
