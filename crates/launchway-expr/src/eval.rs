@@ -167,8 +167,26 @@ fn call(f: Function, args: &[Expr], host: &dyn Host) -> Result<Value, EvalError>
         }
     };
     Ok(match f {
-        Function::Success => Value::Bool(host.success()),
-        Function::Failure => Value::Bool(host.failure()),
+        Function::Success if args.is_empty() => Value::Bool(host.success()),
+        Function::Failure if args.is_empty() => Value::Bool(host.failure()),
+        // With job ids: the results of those needed jobs (`needs.<id>.result`).
+        Function::Success | Function::Failure => {
+            let mut results = Vec::with_capacity(args.len());
+            for i in 0..args.len() {
+                let id = arg(i)?.to_display_string();
+                let result = host
+                    .context("needs")
+                    .and_then(|n| n.get(&id))
+                    .and_then(|j| j.get("result"))
+                    .map(Value::to_display_string);
+                results.push(result);
+            }
+            Value::Bool(if f == Function::Success {
+                !host.cancelled() && results.iter().all(|r| r.as_deref() == Some("success"))
+            } else {
+                results.iter().any(|r| r.as_deref() == Some("failure"))
+            })
+        }
         Function::Cancelled => Value::Bool(host.cancelled()),
         Function::Always => Value::Bool(true),
         Function::Contains => Value::Bool(functions::contains(&arg(0)?, &arg(1)?)),

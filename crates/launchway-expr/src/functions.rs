@@ -30,8 +30,10 @@ const TABLE: &[(Function, &str, usize, usize)] = &[
     (Function::FromJson, "fromJSON", 1, 1),
     (Function::HashFiles, "hashFiles", 1, usize::MAX),
     (Function::Case, "case", 3, usize::MAX),
-    (Function::Success, "success", 0, 0),
-    (Function::Failure, "failure", 0, 0),
+    // In a job's `if`, `success('build', 'test')` and `failure('build')`
+    // name needed jobs (GitHub's schema: success(0,MAX), failure(0,MAX)).
+    (Function::Success, "success", 0, usize::MAX),
+    (Function::Failure, "failure", 0, usize::MAX),
     (Function::Always, "always", 0, 0),
     (Function::Cancelled, "cancelled", 0, 0),
 ];

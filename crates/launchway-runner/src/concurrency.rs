@@ -97,6 +97,7 @@ pub async fn acquire(
     repository: &str,
     group: &str,
     cancel_in_progress: bool,
+    queue_all: bool,
     cancel: &Cancel,
     mut on_wait: impl FnMut(Option<u32>),
 ) -> Result<Option<GroupLock>, String> {
@@ -134,12 +135,16 @@ pub async fn acquire(
             }));
         }
         if !announced {
-            // This run is now the one waiting; an older waiter gives way.
-            std::fs::write(&f.pending, &me).map_err(|e| format!("{}: {e}", f.pending.display()))?;
+            // This run is now the one waiting; an older waiter gives way
+            // (with `queue: max` every waiter keeps waiting).
+            if !queue_all {
+                std::fs::write(&f.pending, &me)
+                    .map_err(|e| format!("{}: {e}", f.pending.display()))?;
+            }
             let holder = read(&f.holder).and_then(|h| h.split(' ').next()?.parse().ok());
             on_wait(holder);
             announced = true;
-        } else if read(&f.pending).as_deref() != Some(me.as_str()) {
+        } else if !queue_all && read(&f.pending).as_deref() != Some(me.as_str()) {
             return Ok(None);
         }
         if cancel_in_progress
@@ -170,13 +175,15 @@ mod tests {
     async fn second_holder_waits_until_released() {
         let d = tempfile::tempdir().unwrap();
         let c = Cancel::new();
-        let first = acquire(d.path(), "repo", "g", false, &c, |_| {})
+        let first = acquire(d.path(), "repo", "g", false, false, &c, |_| {})
             .await
             .unwrap()
             .unwrap();
         let waited = std::cell::Cell::new(None);
         {
-            let second = acquire(d.path(), "repo", "g", false, &c, |h| waited.set(Some(h)));
+            let second = acquire(d.path(), "repo", "g", false, false, &c, |h| {
+                waited.set(Some(h))
+            });
             tokio::pin!(second);
             let early = tokio::time::timeout(Duration::from_millis(250), &mut second).await;
             assert!(early.is_err(), "the group is held");
@@ -185,12 +192,12 @@ mod tests {
         }
         assert_eq!(waited.get(), Some(Some(std::process::id())));
         // Another group is independent.
-        let other = acquire(d.path(), "repo", "other", false, &c, |_| {})
+        let other = acquire(d.path(), "repo", "other", false, false, &c, |_| {})
             .await
             .unwrap();
         assert!(other.is_some());
         // The same group name in another repository is another group.
-        let elsewhere = acquire(d.path(), "fork", "g", false, &c, |_| {})
+        let elsewhere = acquire(d.path(), "fork", "g", false, false, &c, |_| {})
             .await
             .unwrap();
         assert!(elsewhere.is_some());
@@ -200,7 +207,7 @@ mod tests {
     async fn a_newer_waiter_replaces_the_older_and_cancel_in_progress_cancels_the_holder() {
         let d = tempfile::tempdir().unwrap();
         let holder_cancel = Cancel::new();
-        let held = acquire(d.path(), "r", "g", false, &holder_cancel, |_| {})
+        let held = acquire(d.path(), "r", "g", false, false, &holder_cancel, |_| {})
             .await
             .unwrap()
             .unwrap();
@@ -208,7 +215,7 @@ mod tests {
         let older = tokio::spawn({
             let p = d.path().to_path_buf();
             async move {
-                acquire(&p, "r", "g", false, &c1, |_| {})
+                acquire(&p, "r", "g", false, false, &c1, |_| {})
                     .await
                     .unwrap()
                     .is_some()
@@ -218,7 +225,7 @@ mod tests {
         let newer = tokio::spawn({
             let p = d.path().to_path_buf();
             async move {
-                acquire(&p, "r", "g", true, &c2, |_| {})
+                acquire(&p, "r", "g", true, false, &c2, |_| {})
                     .await
                     .unwrap()
                     .map(|_| ())

@@ -202,9 +202,10 @@ impl Shared {
     }
 }
 
-/// Concurrency groups within the run: at most one running and one pending
-/// job per group; a newer pending job cancels the older pending one, and
-/// `cancel-in-progress` cancels the running one.
+/// Concurrency groups within the run: at most one running job per group;
+/// with `queue: single` (the default) one pending job, a newer one
+/// cancelling the older; with `queue: max` every pending job waits its
+/// turn, in order. `cancel-in-progress` cancels the running one.
 #[derive(Default)]
 pub(crate) struct Groups {
     state: Mutex<HashMap<String, GroupState>>,
@@ -214,7 +215,7 @@ pub(crate) struct Groups {
 #[derive(Default)]
 struct GroupState {
     running: Option<(u64, Cancel)>,
-    pending: Option<(u64, Cancel)>,
+    pending: std::collections::VecDeque<(u64, Cancel)>,
     next_ticket: u64,
 }
 
@@ -242,6 +243,7 @@ impl Groups {
         &'a self,
         name: &str,
         cancel_in_progress: bool,
+        queue_all: bool,
         me: &Cancel,
     ) -> Option<GroupGuard<'a>> {
         let ticket = {
@@ -252,9 +254,12 @@ impl Groups {
             if cancel_in_progress && let Some((_, c)) = &g.running {
                 c.cancel();
             }
-            if let Some((_, c)) = g.pending.replace((t, me.clone())) {
-                c.cancel();
+            if !queue_all {
+                for (_, c) in g.pending.drain(..) {
+                    c.cancel();
+                }
             }
+            g.pending.push_back((t, me.clone()));
             t
         };
         loop {
@@ -265,13 +270,13 @@ impl Groups {
                 let mut s = self.state.lock().ok()?;
                 let g = s.get_mut(name)?;
                 if me.is_cancelled() {
-                    if g.pending.as_ref().is_some_and(|(t, _)| *t == ticket) {
-                        g.pending = None;
-                    }
+                    g.pending.retain(|(t, _)| *t != ticket);
+                    drop(s);
+                    self.changed.notify_waiters();
                     return None;
                 }
-                if g.running.is_none() && g.pending.as_ref().is_some_and(|(t, _)| *t == ticket) {
-                    g.pending = None;
+                if g.running.is_none() && g.pending.front().is_some_and(|(t, _)| *t == ticket) {
+                    g.pending.pop_front();
                     g.running = Some((ticket, me.clone()));
                     return Some(GroupGuard {
                         groups: self,
@@ -433,6 +438,7 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
             &repository_of(&shared),
             &group,
             cip,
+            c.queue_all,
             &shared.cfg.cancel,
             move |holder| {
                 sh.emit(RunEvent::Notice {
@@ -967,7 +973,11 @@ async fn run_instance(
                 .cancel_in_progress
                 .as_ref()
                 .is_some_and(|s| job::eval_bool(&s.value, &ctx).unwrap_or(false));
-            let Some(local) = shared.groups.acquire(&group, cip, &cancel).await else {
+            let Some(local) = shared
+                .groups
+                .acquire(&group, cip, c.queue_all, &cancel)
+                .await
+            else {
                 job::record_cancelled_before_start(shared, scope, &spec);
                 return JobEnd::cancelled();
             };
@@ -979,6 +989,7 @@ async fn run_instance(
                 &repository_of(shared),
                 &group,
                 cip,
+                c.queue_all,
                 &cancel,
                 move |holder| {
                     sh.emit(RunEvent::Notice {
@@ -1073,10 +1084,10 @@ mod tests {
     async fn groups_cancel_older_pending_and_in_progress() {
         let g = Groups::default();
         let a = Cancel::new();
-        let guard_a = g.acquire("x", false, &a).await.unwrap();
+        let guard_a = g.acquire("x", false, false, &a).await.unwrap();
         let b = Cancel::new();
         let c = Cancel::new();
-        let gb = g.acquire("x", false, &b);
+        let gb = g.acquire("x", false, false, &b);
         tokio::pin!(gb);
         // b waits behind a.
         assert!(
@@ -1085,7 +1096,7 @@ mod tests {
                 .is_err()
         );
         // c arrives with cancel-in-progress: cancels the running a and pending b.
-        let gc = g.acquire("x", true, &c);
+        let gc = g.acquire("x", true, false, &c);
         tokio::pin!(gc);
         assert!(
             tokio::time::timeout(std::time::Duration::from_millis(20), &mut gc)
@@ -1096,5 +1107,35 @@ mod tests {
         assert!(gb.await.is_none());
         drop(guard_a);
         assert!(gc.await.is_some());
+    }
+
+    /// `queue: max`: nobody is cancelled; the pending jobs run in order.
+    #[tokio::test]
+    async fn a_queued_group_runs_every_pending_job_in_order() {
+        let g = Groups::default();
+        let (a, b, c) = (Cancel::new(), Cancel::new(), Cancel::new());
+        let guard_a = g.acquire("q", false, true, &a).await.unwrap();
+        let gb = g.acquire("q", false, true, &b);
+        let gc = g.acquire("q", false, true, &c);
+        tokio::pin!(gb);
+        tokio::pin!(gc);
+        let short = std::time::Duration::from_millis(20);
+        assert!(tokio::time::timeout(short, &mut gb).await.is_err());
+        assert!(tokio::time::timeout(short, &mut gc).await.is_err());
+        assert!(!b.is_cancelled() && !c.is_cancelled());
+        drop(guard_a);
+        let guard_b = tokio::time::timeout(std::time::Duration::from_secs(1), &mut gb)
+            .await
+            .unwrap()
+            .unwrap();
+        // c still waits: b runs first.
+        assert!(tokio::time::timeout(short, &mut gc).await.is_err());
+        drop(guard_b);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_secs(1), gc)
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 }

@@ -28,8 +28,11 @@ impl Loaded {
     }
 }
 
+// The key lists follow GitHub's workflow schema (actions/languageservices,
+// `workflow-parser/src/workflow-v1.0.json`, 2026-08).
 const TOP_KEYS: &[&str] = &[
     "name",
+    "description",
     "run-name",
     "on",
     "permissions",
@@ -59,6 +62,7 @@ const JOB_KEYS: &[&str] = &[
     "with",
     "secrets",
     "snapshot",
+    "cancel-timeout-minutes",
 ];
 const STEP_KEYS: &[&str] = &[
     "id",
@@ -85,6 +89,7 @@ const EVENTS: &[&str] = &[
     "discussion_comment",
     "fork",
     "gollum",
+    "image_version",
     "issue_comment",
     "issues",
     "label",
@@ -154,6 +159,12 @@ pub(crate) struct Loader<'s> {
 impl Loader<'_> {
     fn err(&mut self, code: &'static str, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
         self.diags.push(Diagnostic::error(code, span, msg));
+        let last = self.diags.len() - 1;
+        &mut self.diags[last]
+    }
+
+    fn warn(&mut self, code: &'static str, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::warning(code, span, msg));
         let last = self.diags.len() - 1;
         &mut self.diags[last]
     }
@@ -425,14 +436,33 @@ impl Loader<'_> {
             return Some(Concurrency {
                 group,
                 cancel_in_progress: None,
+                queue_all: false,
             });
         }
         let map = self.map(node, "concurrency")?;
         let mut group = None;
         let mut cancel = None;
-        for (k, _, v) in self.entries(map, &["group", "cancel-in-progress"], "concurrency") {
+        let mut queue_all = false;
+        for (k, _, v) in self.entries(
+            map,
+            &["group", "cancel-in-progress", "queue"],
+            "concurrency",
+        ) {
             match k {
                 "group" => group = self.expr_string(v, "concurrency.group", place),
+                // `single` (the default): one pending run, a newer one
+                // replaces it; `max`: every pending run waits its turn.
+                "queue" => match v.as_str() {
+                    Some("single") => {}
+                    Some("max") => queue_all = true,
+                    _ => {
+                        self.err(
+                            "wrong-value",
+                            v.span,
+                            "concurrency.queue must be 'single' or 'max'",
+                        );
+                    }
+                },
                 _ => cancel = self.bool_or_expr(v, "concurrency.cancel-in-progress", place),
             }
         }
@@ -440,6 +470,7 @@ impl Loader<'_> {
             Some(group) => Some(Concurrency {
                 group,
                 cancel_in_progress: cancel,
+                queue_all,
             }),
             None => {
                 self.err("missing-key", node.span, "concurrency needs a 'group'");
@@ -476,6 +507,10 @@ impl Loader<'_> {
         for (key, _, v) in self.entries(map, TOP_KEYS, "the workflow") {
             match key {
                 "name" => wf.name = self.scalar(v, "name").map(|s| s.value),
+                // Documentation for people (GitHub shows it for reusable workflows).
+                "description" => {
+                    self.scalar(v, "description");
+                }
                 "run-name" => wf.run_name = self.expr_string(v, "run-name", Place::RunName),
                 "on" => {
                     seen_on = true;
@@ -638,9 +673,12 @@ impl Loader<'_> {
                 "paths",
                 "paths-ignore",
             ],
-            "workflow_dispatch" => &["inputs"],
+            // GitHub ignores other keys here: warned below, not refused.
+            "workflow_dispatch" => &[],
             "workflow_call" => &["inputs", "outputs", "secrets"],
             "workflow_run" => &["types", "workflows", "branches", "branches-ignore"],
+            "merge_group" => &["types", "branches", "branches-ignore"],
+            "image_version" => &["types", "names", "versions"],
             _ => &["types"],
         };
         let Some(map) = self.map(cfg, &format!("on.{name}")) else {
@@ -710,9 +748,19 @@ impl Loader<'_> {
                         }
                     }
                 }
+                // image_version's name and version filters: strings.
+                "names" | "versions" => {
+                    self.string_list(v, &what);
+                }
+                _ if name == "workflow_dispatch" => {
+                    self.warn(
+                        "unknown-key",
+                        k.span,
+                        format!("unknown key '{key}' in on.workflow_dispatch (GitHub ignores it; only 'inputs' means something)"),
+                    );
+                }
                 _ => {}
             }
-            let _ = k;
         }
         for (a, b, both) in [
             (
@@ -870,6 +918,7 @@ impl Loader<'_> {
             defaults: RunDefaults::default(),
             steps: Vec::new(),
             timeout_minutes: None,
+            cancel_timeout_minutes: None,
             strategy: None,
             continue_on_error: None,
             container: None,
@@ -942,6 +991,12 @@ impl Loader<'_> {
                 "timeout-minutes" => {
                     job.timeout_minutes =
                         self.number_or_expr(v, "timeout-minutes", Place::JobTimeout)
+                }
+                // How long a cancelled job's steps get to stop before they
+                // are killed (GitHub: 5 minutes by default).
+                "cancel-timeout-minutes" => {
+                    job.cancel_timeout_minutes =
+                        self.number_or_expr(v, "cancel-timeout-minutes", Place::JobTimeout)
                 }
                 "strategy" => job.strategy = self.strategy(v),
                 "continue-on-error" => {

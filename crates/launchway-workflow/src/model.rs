@@ -30,6 +30,9 @@ pub struct Concurrency {
     pub group: Spanned<String>,
     /// `true`, `false` or an expression.
     pub cancel_in_progress: Option<Spanned<String>>,
+    /// `queue: max`: every pending run waits its turn (the default,
+    /// `single`, keeps one pending run and cancels an older one).
+    pub queue_all: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +97,9 @@ pub struct Job {
     pub env: Env,
     pub defaults: RunDefaults,
     pub steps: Vec<Step>,
+    /// `cancel-timeout-minutes`: how long a cancelled job's steps get to
+    /// stop before they are killed.
+    pub cancel_timeout_minutes: Option<Spanned<String>>,
     pub timeout_minutes: Option<Spanned<String>>,
     pub strategy: Option<Strategy>,
     pub continue_on_error: Option<Spanned<String>>,

@@ -235,4 +235,5 @@ conformance!(
     invalid_workflow_isolated,
     yaml_flow_dedent,
     post_step_failure,
+    schema_2026,
 );
