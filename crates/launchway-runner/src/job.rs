@@ -961,7 +961,18 @@ pub(crate) async fn run_job(
             exec.step_no -= 1;
         }
     }
-    let defaults = Defaults::for_job(scope, job);
+    let defaults = match Defaults::for_job(scope, job, &exec.ctx) {
+        Ok(d) => d,
+        Err(e) => {
+            exec.error(&e);
+            failed = true;
+            run_steps = false;
+            Defaults {
+                shell: None,
+                working_directory: None,
+            }
+        }
+    };
     let mut steps_ctx = Value::object();
     for step in job.steps.iter().filter(|_| run_steps) {
         let rec = run_step(&mut exec, step, &defaults, &mut steps_ctx, &mut failed, "").await;
@@ -1068,21 +1079,27 @@ pub(crate) struct Defaults {
 }
 
 impl Defaults {
-    fn for_job(scope: &Scope, job: &launchway_workflow::Job) -> Self {
-        Defaults {
-            shell: job
-                .defaults
-                .shell
-                .as_ref()
-                .or(scope.wf.defaults.shell.as_ref())
-                .map(|s| s.value.clone()),
-            working_directory: job
-                .defaults
-                .working_directory
-                .as_ref()
-                .or(scope.wf.defaults.working_directory.as_ref())
-                .map(|s| s.value.clone()),
-        }
+    /// The job's `defaults.run`, else the workflow's. A job's may hold
+    /// expressions (`shell: ${{ env.SHELL }}`, `working-directory: ${{
+    /// matrix.dir }}`, the monorepo pattern): evaluated in the job's
+    /// context.
+    fn for_job(scope: &Scope, job: &launchway_workflow::Job, ctx: &Ctx) -> Result<Self, String> {
+        let pick = |own: Option<&Spanned<String>>, top: Option<&Spanned<String>>| match own {
+            Some(s) => interpolate(&s.value, ctx)
+                .map(Some)
+                .map_err(|e| format!("defaults.run: {e}")),
+            None => Ok(top.map(|s| s.value.clone())),
+        };
+        Ok(Defaults {
+            shell: pick(
+                job.defaults.shell.as_ref(),
+                scope.wf.defaults.shell.as_ref(),
+            )?,
+            working_directory: pick(
+                job.defaults.working_directory.as_ref(),
+                scope.wf.defaults.working_directory.as_ref(),
+            )?,
+        })
     }
 }
 

@@ -236,4 +236,5 @@ conformance!(
     yaml_flow_dedent,
     post_step_failure,
     schema_2026,
+    defaults_expressions,
 );
