@@ -56,6 +56,11 @@ pub enum Command {
     SetOutput(String, String),
     SaveState(String, String),
     Echo(bool),
+    /// Deprecated `::set-env name=X::v` and `::add-path::dir`: honoured only
+    /// with `ACTIONS_ALLOW_UNSECURE_COMMANDS=true`, otherwise they fail the
+    /// step (GitHub disabled them in 2020).
+    SetEnv(String, String),
+    AddPath(String),
 }
 
 /// Tracks `stop-commands` state across the lines of one step.
@@ -116,6 +121,8 @@ impl CommandParser {
             "set-output" => Command::SetOutput(prop("name")?, data),
             "save-state" => Command::SaveState(prop("name")?, data),
             "echo" => Command::Echo(data == "on"),
+            "set-env" => Command::SetEnv(prop("name")?, data),
+            "add-path" => Command::AddPath(data),
             "error" | "warning" | "notice" => Command::Annotate(Annotation {
                 level: match name {
                     "error" => Level::Error,

@@ -302,6 +302,9 @@ pub(crate) struct JobExec {
     pub path_prepend: Vec<String>,
     pub ctx: Ctx,
     pub cancel: Cancel,
+    /// How long steps that run after a cancellation (`always()`) may take
+    /// (`cancel-timeout-minutes`, 5 minutes by default as on GitHub).
+    pub cancel_timeout: Duration,
     pub timed_out: Arc<AtomicBool>,
     pub pgids: Vec<u32>,
     pub summary: String,
@@ -515,7 +518,7 @@ impl JobExec {
         // After a cancellation, steps that still run (`always()`, `cancelled()`)
         // run to completion, bounded like GitHub's cancel-timeout-minutes.
         let (cancel, timeout) = if self.cancel.is_cancelled() {
-            let bound = Duration::from_secs(300);
+            let bound = self.cancel_timeout;
             (Cancel::new(), Some(timeout.map_or(bound, |t| t.min(bound))))
         } else {
             (self.cancel.child(), timeout)
@@ -523,6 +526,12 @@ impl JobExec {
         let mut parser = CommandParser::default();
         let mut outputs = IndexMap::new();
         let grace = self.shared.cfg.grace;
+        let mut unsecure = Unsecure {
+            allowed: env.iter().any(|(k, v)| {
+                k == "ACTIONS_ALLOW_UNSECURE_COMMANDS" && v.eq_ignore_ascii_case("true")
+            }),
+            refused: false,
+        };
         // A container's steps go through its engine client, started here.
         let (shared, job_dir) = (self.shared.clone(), self.job_dir.clone());
         let spawner = match (&shared.spawner, self.container.is_some() && in_container) {
@@ -540,14 +549,17 @@ impl JobExec {
             spawner,
             &cancel,
             |line| {
-                self.handle_line(&line, &mut parser, &mut outputs, state_key);
+                self.handle_line(&line, &mut parser, &mut outputs, state_key, &mut unsecure);
             },
         )
         .await;
         if let Some(p) = pgid {
             self.pgids.push(p);
         }
-        let mut run = StepRun::default();
+        let mut run = StepRun {
+            failed: unsecure.refused,
+            ..StepRun::default()
+        };
         match exit {
             Exit::Code(0) => {}
             Exit::Code(c) => {
@@ -592,6 +604,7 @@ impl JobExec {
         parser: &mut CommandParser,
         outputs: &mut IndexMap<String, String>,
         state_key: &str,
+        unsecure: &mut Unsecure,
     ) {
         match parser.parse(line) {
             None => self.log(line),
@@ -639,6 +652,22 @@ impl JobExec {
                             .insert(k, v);
                     }
                     Command::Echo(on) => self.echo = on,
+                    Command::SetEnv(k, v) if unsecure.allowed => {
+                        self.env.insert(k, v);
+                    }
+                    Command::AddPath(p) if unsecure.allowed => self.path_prepend.push(p),
+                    Command::SetEnv(..) | Command::AddPath(_) => {
+                        let name = if matches!(cmd_name(line), Some("set-env")) {
+                            "set-env"
+                        } else {
+                            "add-path"
+                        };
+                        self.error(&format!(
+                            "Unable to process command '{}' successfully. The `{name}` command is disabled. Please upgrade to using Environment Files or opt into unsecure command execution by setting the `ACTIONS_ALLOW_UNSECURE_COMMANDS` environment variable to `true`.",
+                            self.shared.masker.mask(line.trim())
+                        ));
+                        unsecure.refused = true;
+                    }
                 }
             }
         }
@@ -863,6 +892,7 @@ pub(crate) async fn run_job(
         path_prepend: Vec::new(),
         ctx,
         cancel: cancel.clone(),
+        cancel_timeout: Duration::from_secs(300),
         timed_out: Arc::new(AtomicBool::new(false)),
         pgids: Vec::new(),
         summary: String::new(),
@@ -906,6 +936,14 @@ pub(crate) async fn run_job(
             .unwrap_or(360.0),
         None => 360.0,
     };
+    if let Some(t) = &job.cancel_timeout_minutes
+        && let Ok(v) = evaluate_template(&t.value, &exec.ctx)
+    {
+        let minutes = v.to_number();
+        if minutes.is_finite() && minutes >= 0.0 {
+            exec.cancel_timeout = Duration::from_secs_f64((minutes * 60.0).min(1e9));
+        }
+    }
     let continue_on_error = job
         .continue_on_error
         .as_ref()
@@ -1076,6 +1114,19 @@ pub(crate) async fn run_job(
 pub(crate) struct Defaults {
     pub shell: Option<String>,
     pub working_directory: Option<String>,
+}
+
+/// Whether a step may use the disabled `set-env`/`add-path` commands, and
+/// whether it tried to without being allowed (the step then fails).
+struct Unsecure {
+    allowed: bool,
+    refused: bool,
+}
+
+/// The command name of a `::name …::` line.
+fn cmd_name(line: &str) -> Option<&str> {
+    let rest = line.trim_start().strip_prefix("::")?;
+    rest.split([' ', ':']).next()
 }
 
 impl Defaults {

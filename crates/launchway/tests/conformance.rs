@@ -237,4 +237,5 @@ conformance!(
     post_step_failure,
     schema_2026,
     defaults_expressions,
+    unsecure_commands,
 );
