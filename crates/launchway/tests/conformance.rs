@@ -238,4 +238,5 @@ conformance!(
     schema_2026,
     defaults_expressions,
     unsecure_commands,
+    composite_details,
 );

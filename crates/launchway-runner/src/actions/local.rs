@@ -156,6 +156,14 @@ pub(crate) async fn run(
                 ));
                 return StepRun::failed();
             }
+            if steps.is_empty() {
+                // GitHub refuses it the same way.
+                exec.error(&format!(
+                    "{}: composite action '{uses}': no steps provided",
+                    meta.display()
+                ));
+                return StepRun::failed();
+            }
             if let Some(s) = steps.iter().find(|s| s.run.is_some() && s.shell.is_none()) {
                 exec.error(&format!("{}: step {} of composite action '{uses}' has 'run' but no 'shell' (required in composite actions)", meta.display(), s.index + 1));
                 return StepRun::failed();
@@ -184,6 +192,12 @@ pub(crate) async fn run(
             for (k, v) in step_env {
                 exec.env.insert(k.clone(), v.clone());
             }
+            // `$GITHUB_ACTION_PATH` in the composite's steps, as
+            // `github.action_path` in its expressions.
+            exec.env.insert(
+                "GITHUB_ACTION_PATH".into(),
+                dir.to_string_lossy().to_string(),
+            );
             let mut inner_steps = Value::object();
             let mut inner_failed = false;
             let defaults = Defaults::default();
@@ -199,9 +213,11 @@ pub(crate) async fn run(
                 )
                 .await;
             }
-            // Outputs are evaluated against the composite's own steps.
+            // Outputs are evaluated against the composite's own steps, with
+            // the calling step's env.
             let mut octx = exec.ctx.clone();
             octx.set("steps", inner_steps);
+            octx.set("env", exec.env_value());
             let mut outputs = IndexMap::new();
             for (name, value) in &action.outputs {
                 if let Some(v) = value {
@@ -214,6 +230,10 @@ pub(crate) async fn run(
                 }
             }
             // The uses-step's env applied only inside; GITHUB_ENV writes persist.
+            match saved_env.get("GITHUB_ACTION_PATH") {
+                Some(old) => exec.env.insert("GITHUB_ACTION_PATH".into(), old.clone()),
+                None => exec.env.shift_remove("GITHUB_ACTION_PATH"),
+            };
             for (k, v) in step_env {
                 if exec.env.get(k) == Some(v) {
                     match saved_env.get(k) {
