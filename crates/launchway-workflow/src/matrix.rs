@@ -22,26 +22,71 @@ pub fn expand(spec: &MatrixSpec, host: &dyn Host) -> Result<Vec<Combination>, St
     expand_value(&value)
 }
 
+/// A YAML node with its expressions evaluated the way GitHub's template
+/// reader does: a key may be an expression (its value becomes the key),
+/// `${{ insert }}` as a key merges the mapping its value evaluates to into
+/// the parent mapping, and a sequence item whose expression evaluates to a
+/// sequence is spliced into the parent sequence.
 fn node_value(node: &Node, host: &dyn Host) -> Result<Value, String> {
     Ok(match &node.kind {
         NodeKind::String(s) if template::has_expressions(s) => {
             evaluate_template(s, host).map_err(|e| e.to_string())?
         }
-        NodeKind::Seq(items) => Value::Array(
-            items
-                .iter()
-                .map(|i| node_value(i, host))
-                .collect::<Result<_, _>>()?,
-        ),
+        NodeKind::Seq(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for i in items {
+                let spliced = matches!(&i.kind, NodeKind::String(s) if is_whole_expression(s));
+                match node_value(i, host)? {
+                    Value::Array(inner) if spliced => out.extend(inner),
+                    v => out.push(v),
+                }
+            }
+            Value::Array(out)
+        }
         NodeKind::Map(entries) => {
             let mut m = IndexMap::new();
             for (k, v) in entries {
-                m.insert(k.scalar_string().unwrap_or_default(), node_value(v, host)?);
+                let key = k.scalar_string().unwrap_or_default();
+                if is_insert(&key) {
+                    match node_value(v, host)? {
+                        Value::Object(o) => m.extend(o),
+                        Value::Null => {}
+                        other => {
+                            return Err(format!(
+                                "${{{{ insert }}}} needs a mapping, found {}",
+                                other.to_display_string()
+                            ));
+                        }
+                    }
+                    continue;
+                }
+                let key = if template::has_expressions(&key) {
+                    evaluate_template(&key, host)
+                        .map_err(|e| e.to_string())?
+                        .to_display_string()
+                } else {
+                    key
+                };
+                m.insert(key, node_value(v, host)?);
             }
             Value::Object(m)
         }
         _ => crate::node_value(node),
     })
+}
+
+/// `${{ insert }}` (any spacing, any case).
+fn is_insert(key: &str) -> bool {
+    key.trim()
+        .strip_prefix("${{")
+        .and_then(|r| r.strip_suffix("}}"))
+        .is_some_and(|inner| inner.trim().eq_ignore_ascii_case("insert"))
+}
+
+/// The whole string is one `${{ … }}`.
+fn is_whole_expression(s: &str) -> bool {
+    let t = s.trim();
+    t.starts_with("${{") && t.ends_with("}}") && t[3..t.len() - 2].find("${{").is_none()
 }
 
 fn entries(v: &Value, what: &str) -> Result<Vec<Combination>, String> {

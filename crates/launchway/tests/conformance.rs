@@ -239,4 +239,5 @@ conformance!(
     defaults_expressions,
     unsecure_commands,
     composite_details,
+    template_keys,
 );
