@@ -91,7 +91,12 @@ pub fn github_context(
         .unwrap_or_else(|| default_payload(cfg, inputs));
     let is_pr = ev.name.starts_with("pull_request");
     let git_ref = if is_pr {
-        "refs/pull/1/merge".to_string()
+        // The pull request's number: the payload's when one was given.
+        let number = payload
+            .get("number")
+            .or_else(|| payload.get("pull_request").and_then(|p| p.get("number")))
+            .map_or(1.0, Value::to_number);
+        format!("refs/pull/{}/merge", launchway_expr::format_number(number))
     } else {
         ev.git_ref.clone()
     };

@@ -30,13 +30,15 @@ pub struct RunArgs {
     /// The git ref the event is for (e.g. main, refs/tags/v1); default: the current branch.
     #[arg(long = "ref")]
     git_ref: Option<String>,
-    /// For pull_request: the base branch.
-    #[arg(long, default_value = "main")]
-    base: String,
+    /// For pull_request: the base branch (default: the payload's, else main).
+    #[arg(long)]
+    base: Option<String>,
     /// The activity type, e.g. `opened` for pull_request.
     #[arg(long)]
     action: Option<String>,
-    /// A JSON file with the event payload (`github.event`).
+    /// A JSON file with the event payload (`github.event`). It also gives
+    /// the ref, base and head branches, activity type and dispatch inputs
+    /// the flags do not.
     #[arg(long)]
     event_file: Option<PathBuf>,
     /// workflow_dispatch inputs.
@@ -147,35 +149,56 @@ struct Candidate {
 
 fn run(args: RunArgs, store: Store) -> Result<u8, String> {
     let source = Source::open(&args.dir, None, args.dirty).map_err(|e| e.to_string())?;
-    let git_ref = match &args.git_ref {
+    let json_payload = match &args.event_file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            Some(
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .map_err(|e| format!("{}: invalid JSON: {e}", p.display()))?,
+            )
+        }
+        None => None,
+    };
+    let is_pr = args.event.starts_with("pull_request");
+    // What the payload says, where a flag does not (flags win).
+    let from_payload = |path: &[&str]| -> Option<String> {
+        let mut v = json_payload.as_ref()?;
+        for k in path {
+            v = v.get(*k)?;
+        }
+        v.as_str().map(str::to_string)
+    };
+    let payload_ref = if is_pr {
+        from_payload(&["pull_request", "head", "ref"])
+    } else {
+        from_payload(&["ref"])
+    };
+    let git_ref = match args.git_ref.as_ref().or(payload_ref.as_ref()) {
         Some(r) => prepare::full_ref(r, source.git_root.as_deref()),
         None => source
             .head_ref
             .clone()
             .unwrap_or_else(|| "refs/heads/main".into()),
     };
-    let is_pr = args.event.starts_with("pull_request");
+    let base = args
+        .base
+        .clone()
+        .or_else(|| from_payload(&["pull_request", "base", "ref"]))
+        .unwrap_or_else(|| "main".into());
     let action = args
         .action
         .clone()
+        .or_else(|| from_payload(&["action"]))
         .or_else(|| is_pr.then(|| "opened".to_string()));
     let event = prepare::event(
         &source,
         &args.event,
         &git_ref,
-        is_pr.then_some(args.base.as_str()),
+        is_pr.then_some(base.as_str()),
         action.as_deref(),
         None,
     );
-    let payload = match &args.event_file {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            let json: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| format!("{}: invalid JSON: {e}", p.display()))?;
-            Some(launchway_expr::Value::from_json(&json))
-        }
-        None => None,
-    };
+    let payload = json_payload.as_ref().map(launchway_expr::Value::from_json);
     let mut secrets = IndexMap::new();
     if let Some(f) = &args.secrets_file {
         secrets.extend(parse_env_file(f)?);
@@ -189,7 +212,21 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
         vars.extend(parse_env_file(f)?);
     }
     vars.extend(parse_kv(&args.vars, "var")?);
-    let inputs = parse_kv(&args.inputs, "input")?;
+    // A workflow_dispatch payload's inputs, then the flags.
+    let mut inputs: IndexMap<String, String> = json_payload
+        .as_ref()
+        .and_then(|p| p.get("inputs"))
+        .and_then(|i| i.as_object())
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                    (k.clone(), v)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    inputs.extend(parse_kv(&args.inputs, "input")?);
     let action_map = prepare::action_map(&source).map_err(|e| e.to_string())?;
 
     // Load the workflows of the commit. A file with errors is reported and

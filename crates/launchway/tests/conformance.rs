@@ -240,4 +240,5 @@ conformance!(
     unsecure_commands,
     composite_details,
     template_keys,
+    event_payload,
 );
