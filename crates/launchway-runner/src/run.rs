@@ -37,6 +37,8 @@ pub struct RunConfig {
     pub vars: IndexMap<String, String>,
     /// Run only this job and what it needs.
     pub job_filter: Option<String>,
+    /// The most jobs at once. Beyond the number of cores a job starts only
+    /// while the CPUs are not all busy (see [`admit`]).
     pub parallel: usize,
     /// Environments approved up front (`--approve ENV`).
     pub approve: Vec<String>,
@@ -129,6 +131,11 @@ pub(crate) struct Shared {
     pub masker: Masker,
     pub record: Mutex<RunRecord>,
     pub slots: Arc<Semaphore>,
+    /// Jobs executing now (for [`admit`]).
+    pub active: Arc<std::sync::atomic::AtomicUsize>,
+    /// One job at a time decides whether a core is free (so a crowd of
+    /// waiting jobs does not all see the same idle core).
+    pub admission: tokio::sync::Mutex<()>,
     pub groups: Groups,
     pub github: Value,
     pub started: Instant,
@@ -200,6 +207,87 @@ impl Shared {
             *last = Instant::now();
         }
     }
+}
+
+/// A job's place among those executing; it leaves when dropped.
+pub(crate) struct Admitted {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    active: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.active
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// CPU time counters from `/proc/stat`: (idle, total) in clock ticks.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let n: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let idle = n.get(3)? + n.get(4).copied().unwrap_or(0);
+    Some((idle, n.iter().take(8).sum()))
+}
+
+/// Whether about a core has been idle over the last `window`: the share of
+/// idle CPU time, times the cores. `None` where it cannot be read.
+async fn a_core_is_free(cores: usize, window: std::time::Duration) -> Option<bool> {
+    let (idle0, total0) = cpu_ticks()?;
+    tokio::time::sleep(window).await;
+    let (idle1, total1) = cpu_ticks()?;
+    let total = total1.saturating_sub(total0);
+    if total == 0 {
+        return Some(true);
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let free = (idle1.saturating_sub(idle0) as f64 / total as f64) * cores as f64;
+    Some(free >= 0.8)
+}
+
+/// Waits until a job may start: a slot under `--jobs`, and — past as many
+/// jobs as there are cores — a core that has been idle over the last
+/// 20 ms (one waiting job decides at a time). Jobs that mostly wait (sleeping, on the network, on
+/// a service) then do not hold a core's slot hostage, and CPU-bound jobs
+/// still run a core each. `None` when cancelled while waiting.
+pub(crate) async fn admit(shared: &Shared, cancel: &Cancel) -> Option<Admitted> {
+    use std::sync::atomic::Ordering;
+    let permit = tokio::select! {
+        p = shared.slots.clone().acquire_owned() => p.ok()?,
+        () = cancel.cancelled() => return None,
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let _turn = if shared.active.load(Ordering::SeqCst) < cores {
+        None
+    } else {
+        Some(tokio::select! {
+            g = shared.admission.lock() => g,
+            () = cancel.cancelled() => return None,
+        })
+    };
+    loop {
+        if shared.active.load(Ordering::SeqCst) < cores {
+            break;
+        }
+        let free = tokio::select! {
+            f = a_core_is_free(cores, std::time::Duration::from_millis(20)) => f,
+            () = cancel.cancelled() => return None,
+        };
+        // Checked again: another job may have started meanwhile.
+        if free.is_none_or(|f| f) {
+            break;
+        }
+    }
+    shared.active.fetch_add(1, Ordering::SeqCst);
+    Some(Admitted {
+        _permit: permit,
+        active: shared.active.clone(),
+    })
 }
 
 /// Concurrency groups within the run: at most one running job per group;
@@ -385,6 +473,8 @@ pub async fn run_workflow(cfg: RunConfig, wf: Workflow) -> Result<RunRecord, Str
         .map_err(|e| format!("cannot write the run record: {e}"))?;
     let shared = Arc::new(Shared {
         slots: Arc::new(Semaphore::new(cfg.parallel.max(1))),
+        active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        admission: tokio::sync::Mutex::new(()),
         cfg,
         run_id,
         run_dir,
@@ -1025,7 +1115,7 @@ async fn run_instance(
     if let Some(uses) = &job.uses {
         return crate::reusable::call(shared, scope, &spec, uses, ctx, cancel).await;
     }
-    let Ok(_slot) = shared.slots.clone().acquire_owned().await else {
+    let Some(_slot) = admit(shared, &cancel).await else {
         return JobEnd::cancelled();
     };
     let spec = crate::spec::JobSpecification::build(shared, scope, &spec, environment.as_deref());

@@ -397,6 +397,8 @@ pub async fn execute(spec: JobSpecification, wf: Option<Arc<Workflow>>, host: Jo
             annotations: Vec::new(),
         }),
         slots: Arc::new(tokio::sync::Semaphore::new(1)),
+        active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        admission: tokio::sync::Mutex::new(()),
         groups: Groups::default(),
         github,
         started: Instant::now(),

@@ -59,7 +59,8 @@ pub struct RunArgs {
     /// Run only this job and the jobs it needs.
     #[arg(long)]
     job: Option<String>,
-    /// Jobs to run in parallel (default: the number of cores).
+    /// The most jobs at once (default 64): past the number of cores, a job
+    /// starts only while the CPUs are not all busy.
     #[arg(short = 'j', long)]
     jobs: Option<usize>,
     /// Approve deployments to this environment up front.
@@ -141,6 +142,10 @@ pub fn main(args: RunArgs, store: Store) -> u8 {
         }
     }
 }
+
+/// The default most jobs at once: beyond the number of cores, a job starts
+/// only while the CPUs are not all busy.
+const DEFAULT_JOBS: usize = 64;
 
 struct Candidate {
     path: String,
@@ -336,7 +341,9 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
 
     let parallel = args
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        // Past the cores, jobs start only while CPUs are free (see
+        // `launchway_runner::run::admit`): waiting jobs do not queue.
+        .unwrap_or(DEFAULT_JOBS);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
