@@ -37,9 +37,11 @@ pub struct RunConfig {
     pub vars: IndexMap<String, String>,
     /// Run only this job and what it needs.
     pub job_filter: Option<String>,
-    /// The most jobs at once. Beyond the number of cores a job starts only
-    /// while the CPUs are not all busy (see [`admit`]).
+    /// The most jobs at once.
     pub parallel: usize,
+    /// Past the number of cores, start a job only when a core is idle (see
+    /// [`admit`]); off when the user set the number of jobs.
+    pub cpu_aware: bool,
     /// Environments approved up front (`--approve ENV`).
     pub approve: Vec<String>,
     pub approver: Option<Approver>,
@@ -261,7 +263,11 @@ pub(crate) async fn admit(shared: &Shared, cancel: &Cancel) -> Option<Admitted> 
         p = shared.slots.clone().acquire_owned() => p.ok()?,
         () = cancel.cancelled() => return None,
     };
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cores = if shared.cfg.cpu_aware {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        usize::MAX
+    };
     let _turn = if shared.active.load(Ordering::SeqCst) < cores {
         None
     } else {

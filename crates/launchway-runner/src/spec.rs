@@ -340,6 +340,7 @@ pub async fn execute(spec: JobSpecification, wf: Option<Arc<Workflow>>, host: Jo
         vars: spec.vars.clone(),
         job_filter: None,
         parallel: 1,
+        cpu_aware: false,
         approve: Vec::new(),
         approver: None,
         grace: Grace {

@@ -646,6 +646,8 @@ impl Engine {
             vars,
             job_filter: None,
             parallel: self.cfg.jobs_per_run.max(1),
+            // Jobs go to agents: each agent knows its own machine.
+            cpu_aware: false,
             approve: run
                 .approved
                 .split(',')

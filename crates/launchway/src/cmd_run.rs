@@ -400,6 +400,7 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
                 vars: vars.clone(),
                 job_filter: args.job.clone().filter(|j| c.wf.jobs.contains_key(j)),
                 parallel,
+                cpu_aware: args.jobs.is_none(),
                 approve: args.approve.clone(),
                 approver: approver.clone(),
                 grace: launchway_runner::process::Grace {
