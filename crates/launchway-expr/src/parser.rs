@@ -102,10 +102,14 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                     ('&', Some(b'&')) => (Tok::Op(BinOp::And), 2),
                     ('|', Some(b'|')) => (Tok::Op(BinOp::Or), 2),
                     _ => {
-                        return Err(err(
-                            format!("unexpected symbol '{c}' (did you mean '{c}{c}' or '=='?)"),
-                            start,
-                        ));
+                        // A lone '=' is most likely a comparison; '&' and
+                        // '|' the logical operators.
+                        let hint = match c {
+                            '=' => "did you mean '=='?".to_string(),
+                            '&' | '|' => format!("did you mean '{c}{c}'?"),
+                            _ => "did you mean '==' or '!='?".to_string(),
+                        };
+                        return Err(err(format!("unexpected symbol '{c}' ({hint})"), start));
                     }
                 };
                 out.push((tok, start));

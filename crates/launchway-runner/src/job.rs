@@ -1431,6 +1431,7 @@ pub(crate) fn finish(
             key: exec.key.clone(),
             index: n,
             conclusion,
+            outcome: Some(outcome),
             duration_ms,
         });
     }

@@ -191,6 +191,10 @@ pub enum RunEvent {
         key: String,
         index: usize,
         conclusion: StepResult,
+        /// Before `continue-on-error`: a failed step that let the job go on
+        /// has outcome failure and conclusion success (shown failed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<StepResult>,
         duration_ms: u64,
     },
     JobFinished {

@@ -423,12 +423,14 @@ impl LiveJob {
             RunEvent::StepFinished {
                 index,
                 conclusion,
+                outcome,
                 duration_ms,
                 ..
             } => RunEvent::StepFinished {
                 key: self.key.clone(),
                 index,
                 conclusion,
+                outcome,
                 duration_ms,
             },
             RunEvent::JobFinished {

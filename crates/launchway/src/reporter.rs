@@ -124,19 +124,28 @@ impl Reporter {
                     RunEvent::StepFinished {
                         key,
                         conclusion,
+                        outcome,
                         duration_ms,
                         ..
                     } => {
                         if let Mode::Plain { .. } = self.mode {
                             let step = jobs.get(&key).map(|j| j.step.clone()).unwrap_or_default();
-                            let mark = match conclusion {
+                            // A step that failed but let the job go on
+                            // (continue-on-error) shows as failed, as on GitHub.
+                            let shown = outcome.unwrap_or(conclusion);
+                            let mark = match shown {
                                 StepResult::Success => "✓",
                                 StepResult::Failure => "✗",
                                 StepResult::Cancelled => "⊘",
                                 StepResult::Skipped => "-",
                             };
+                            let note = if shown != conclusion {
+                                " (continue-on-error)"
+                            } else {
+                                ""
+                            };
                             print.push(format!(
-                                "[{key}]   {mark} {step} ({:.1}s)",
+                                "[{key}]   {mark} {step}{note} ({:.1}s)",
                                 duration_ms as f64 / 1000.0
                             ));
                         }

@@ -563,3 +563,27 @@ fn a_closed_pipe_ends_the_output_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{err}");
 }
+
+/// A step that fails under `continue-on-error` shows as failed in the run's
+/// output (GitHub marks it red too) while the job succeeds (issue 16.12).
+#[test]
+fn a_step_that_failed_under_continue_on_error_shows_failed() {
+    let repo = repo_with(
+        "on: push\njobs:\n  j:\n    runs-on: ubuntu-latest\n    steps:\n      - run: exit 1\n        continue-on-error: true\n      - run: echo after\n",
+    );
+    let home = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["run", "-C"])
+        .arg(repo.path().join("repo"))
+        .env("LAUNCHWAY_HOME", home.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("✗ Run exit 1 (continue-on-error)")),
+        "{err}"
+    );
+    assert!(err.lines().any(|l| l.contains("✓ Run echo after")), "{err}");
+}
