@@ -530,13 +530,29 @@ impl Loader<'_> {
                                 self.err("invalid-id", k.span, format!("invalid job id '{id}'"));
                                 self.hint("job ids start with a letter or '_' and contain only letters, digits, '-' and '_'");
                             }
+                            // GitHub's job ids are case-insensitive.
+                            if let Some(other) = wf
+                                .jobs
+                                .keys()
+                                .find(|o| o.eq_ignore_ascii_case(id) && *o != id)
+                            {
+                                let other = other.clone();
+                                self.err(
+                                    "duplicate-id",
+                                    k.span,
+                                    format!("job id '{id}' differs from '{other}' only in case; GitHub reads them as the same job"),
+                                );
+                            }
                             if let Some(job) = self.job(id, k.span, job) {
                                 wf.jobs.insert(id.to_string(), job);
                             }
                         }
                     }
                 }
-                _ => {} // permissions: accepted; local runs have no token to scope.
+                // Local runs have no token to scope, but a value GitHub
+                // refuses is refused here too.
+                "permissions" => self.permissions(v),
+                _ => {}
             }
         }
         if !seen_on {
@@ -714,17 +730,27 @@ impl Loader<'_> {
                             let Some(om) = self.map(o, &format!("{what}.{oname}")) else {
                                 continue;
                             };
+                            let mut has_value = false;
                             for (ok, _, ov) in self.entries(
                                 om,
                                 &["description", "value"],
                                 &format!("{what}.{oname}"),
                             ) {
+                                has_value |= ok == "value";
                                 if ok == "value"
                                     && let Some(s) =
                                         self.expr_string(ov, "value", Place::WorkflowCallOutput)
                                 {
                                     ev.outputs.insert(oname.to_string(), s);
                                 }
+                            }
+                            if !has_value {
+                                self.err(
+                                    "missing-key",
+                                    o.span,
+                                    format!("workflow_call output '{oname}' has no 'value'"),
+                                );
+                                self.hint("e.g. value: ${{ jobs.build.outputs.version }}");
                             }
                         }
                     }
@@ -1035,10 +1061,21 @@ impl Loader<'_> {
                         )))
                     }
                 }
+                "permissions" => self.permissions(v),
                 _ => {}
             }
         }
         if job.uses.is_some() {
+            if job.runs_on.is_some() {
+                self.err(
+                    "conflict",
+                    span,
+                    format!("job '{id}' has both 'uses' and 'runs-on'"),
+                );
+                self.hint(
+                    "a job that calls a reusable workflow runs where that workflow's jobs say",
+                );
+            }
             if has_steps {
                 self.err(
                     "conflict",
@@ -1057,6 +1094,63 @@ impl Loader<'_> {
             }
         }
         Some(job)
+    }
+
+    /// `permissions:` — `read-all`, `write-all`, `{}` or scope: level.
+    fn permissions(&mut self, node: &Node) {
+        const SCOPES: &[&str] = &[
+            "actions",
+            "artifact-metadata",
+            "attestations",
+            "checks",
+            "contents",
+            "deployments",
+            "discussions",
+            "id-token",
+            "issues",
+            "models",
+            "packages",
+            "pages",
+            "pull-requests",
+            "repository-projects",
+            "security-events",
+            "statuses",
+        ];
+        if let Some(s) = node.as_str() {
+            if !matches!(s, "read-all" | "write-all") && !s.contains("${{") {
+                self.err(
+                    "wrong-value",
+                    node.span,
+                    format!("permissions must be 'read-all', 'write-all' or a mapping of scopes, not '{s}'"),
+                );
+            }
+            return;
+        }
+        let Some(map) = self.map(node, "permissions") else {
+            return;
+        };
+        for (scope, k, v) in self.entries(map, SCOPES, "permissions") {
+            let level = v.as_str().unwrap_or("");
+            let ok = match scope {
+                // id-token and models have no 'read'-only write split the same way.
+                "id-token" => matches!(level, "write" | "none"),
+                "models" => matches!(level, "read" | "none"),
+                _ => matches!(level, "read" | "write" | "none"),
+            };
+            if !ok {
+                self.err(
+                    "wrong-value",
+                    v.span,
+                    format!("permission '{scope}' cannot be '{level}'"),
+                );
+                self.hint(match scope {
+                    "id-token" => "id-token is 'write' or 'none'",
+                    "models" => "models is 'read' or 'none'",
+                    _ => "a scope is 'read', 'write' or 'none'",
+                });
+            }
+            let _ = k;
+        }
     }
 
     /// `container:` / `services.<id>:` — an image name or a mapping.
@@ -1194,6 +1288,15 @@ impl Loader<'_> {
                                             "matrix '{key}' must be a list, found {}",
                                             mv.type_name()
                                         ),
+                                    );
+                                } else if !matches!(key, "include" | "exclude")
+                                    && mv.as_seq().is_some_and(<[Node]>::is_empty)
+                                {
+                                    // GitHub: "Matrix vector does not contain any values".
+                                    self.err(
+                                        "wrong-value",
+                                        mv.span,
+                                        format!("matrix vector '{key}' has no values"),
                                     );
                                 }
                             }

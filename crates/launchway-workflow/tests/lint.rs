@@ -227,3 +227,51 @@ jobs:
         ]
     );
 }
+
+/// Issue 16.11: what GitHub's parser refuses, lint refuses too.
+#[test]
+fn what_github_refuses_is_refused() {
+    let src = r#"
+on:
+  workflow_call:
+    outputs:
+      version: {description: no value}
+permissions: {contents: writ, id-token: read, nope: read}
+jobs:
+  Build:
+    runs-on: ubuntu-latest
+    steps: [{run: "true"}]
+  build:
+    runs-on: ubuntu-latest
+    strategy: {matrix: {os: []}}
+    steps: [{run: "true"}]
+  call:
+    runs-on: ubuntu-latest
+    uses: ./.github/workflows/other.yml
+"#;
+    let got = codes(src);
+    for want in [
+        ("missing-key", 5, 16),  // the output without a value
+        ("wrong-value", 6, 25),  // contents: writ
+        ("wrong-value", 6, 41),  // id-token: read
+        ("unknown-key", 6, 47),  // nope
+        ("duplicate-id", 11, 3), // build vs Build
+        ("wrong-value", 13, 29), // os: []
+        ("conflict", 15, 3),     // runs-on with uses
+    ] {
+        assert!(
+            got.contains(&(want.0.to_string(), want.1, want.2)),
+            "{want:?} not in {got:?}"
+        );
+    }
+    let ok = codes(
+        "on: push\npermissions: read-all\njobs:\n  a:\n    runs-on: x\n    permissions: {id-token: write, contents: read}\n    steps: [{run: 'true'}]\n",
+    );
+    assert!(ok.is_empty(), "{ok:?}");
+    assert!(
+        !codes(
+            "on: push\npermissions: read-some\njobs:\n  a: {runs-on: x, steps: [{run: 'true'}]}\n"
+        )
+        .is_empty()
+    );
+}
