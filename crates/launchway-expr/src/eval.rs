@@ -106,12 +106,37 @@ fn eval(expr: &Expr, host: &dyn Host) -> Result<Val, EvalError> {
                 }
                 op => {
                     let right = evaluate(b, host)?;
-                    Value::Bool(compare(*op, &left, &right))
+                    // Objects and arrays compare by identity on GitHub: the
+                    // same context object equals itself, two equal-looking
+                    // ones do not. Here: the same plain path on both sides.
+                    if matches!(op, BinOp::Eq | BinOp::Ne)
+                        && matches!(left, Value::Object(_) | Value::Array(_))
+                        && matches!(right, Value::Object(_) | Value::Array(_))
+                    {
+                        let same = is_path(a) && a == b;
+                        Value::Bool(if *op == BinOp::Eq { same } else { !same })
+                    } else {
+                        Value::Bool(compare(*op, &left, &right))
+                    }
                 }
             })
         }
         Expr::Call(f, args) => Val::Plain(call(*f, args, host)?),
     })
+}
+
+/// A context reached by property and literal-index access only (no call:
+/// each `fromJSON` makes a new object).
+fn is_path(e: &Expr) -> bool {
+    let mut e = e;
+    loop {
+        match e {
+            Expr::Context(_) => return true,
+            Expr::Property(x, _) => e = x,
+            Expr::Index(x, i) if matches!(**i, Expr::Literal(_)) => e = x,
+            _ => return false,
+        }
+    }
 }
 
 fn compare(op: BinOp, l: &Value, r: &Value) -> bool {

@@ -157,8 +157,15 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                     j += 1;
                 }
                 let text = &src[i..j];
-                let n =
-                    parse_number(text).filter(|_| !text.is_empty() && text != "-" && text != "+");
+                // A sign goes with decimal literals only: `-0xFF` is not a
+                // number literal on GitHub.
+                let signed_radix = text.starts_with(['-', '+'])
+                    && text[1..].len() > 1
+                    && text[1..2] == *"0"
+                    && (text[2..3].eq_ignore_ascii_case("x")
+                        || text[2..3].eq_ignore_ascii_case("o"));
+                let n = parse_number(text)
+                    .filter(|_| !text.is_empty() && text != "-" && text != "+" && !signed_radix);
                 match n {
                     Some(n) => out.push((Tok::Number(n), start)),
                     None => {
@@ -370,14 +377,50 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
         depth: 0,
     };
     if p.peek().is_none() {
-        return p.error("empty expression");
+        // `${{ }}` is null, as on GitHub.
+        return Ok(Expr::Literal(Value::Null));
     }
     let e = p.binary(0)?;
     if let Some(t) = p.peek() {
         let t = describe(t);
         return p.error(format!("unexpected {t} after a complete expression"));
     }
+    if too_deep(&e) {
+        return Err(ParseError {
+            message: format!("exceeded max expression depth {MAX_DEPTH}"),
+            offset: 0,
+        });
+    }
     Ok(e)
+}
+
+/// Whether the tree is deeper than [`MAX_DEPTH`] nodes (every operator,
+/// property access, index and call counts, as in GitHub's parser).
+/// Iterative: a long chain of `.a` must not exhaust the stack.
+fn too_deep(root: &Expr) -> bool {
+    let mut stack: Vec<(&Expr, usize)> = vec![(root, 1)];
+    while let Some((e, d)) = stack.pop() {
+        if d > MAX_DEPTH {
+            return true;
+        }
+        match e {
+            Expr::Literal(_) | Expr::Context(_) => {}
+            Expr::Property(x, _) | Expr::Filter(x) | Expr::Not(x) => stack.push((x, d + 1)),
+            // `a || b || c` is one node of three operands to GitHub, not
+            // a nesting: a chain of the same logical operator adds no depth.
+            Expr::Binary(op @ (crate::BinOp::And | crate::BinOp::Or), a, b) => {
+                let same = matches!(&**a, Expr::Binary(o, ..) if o == op);
+                stack.push((a, if same { d } else { d + 1 }));
+                stack.push((b, d + 1));
+            }
+            Expr::Index(a, b) | Expr::Binary(_, a, b) => {
+                stack.push((a, d + 1));
+                stack.push((b, d + 1));
+            }
+            Expr::Call(_, args) => stack.extend(args.iter().map(|a| (a, d + 1))),
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -213,8 +213,18 @@ impl From<f64> for Value {
     }
 }
 
-fn fold(c: char) -> impl Iterator<Item = char> {
-    c.to_uppercase()
+/// Case folding for comparisons, as GitHub's (ordinal, ignore case): each
+/// character to its simple uppercase — one character for one, so `ß` is
+/// not `SS` — and the dotless `ı` stays itself (it is not `I`).
+fn fold(c: char) -> std::iter::Once<char> {
+    if c.is_ascii() || c == 'ı' {
+        return std::iter::once(c.to_ascii_uppercase());
+    }
+    let mut up = c.to_uppercase();
+    match (up.next(), up.next()) {
+        (Some(u), None) => std::iter::once(u),
+        _ => std::iter::once(c),
+    }
 }
 
 pub(crate) fn eq_ignore_case(a: &str, b: &str) -> bool {
@@ -305,6 +315,13 @@ pub fn parse_number(s: &str) -> Option<f64> {
 /// Formats a number like JavaScript's `Number.prototype.toString`, which is
 /// what GitHub shows when a number is interpolated.
 pub fn format_number(n: f64) -> String {
+    // GitHub shows at most 15 significant digits (0.84551240822557006 is
+    // 0.84551240822557); round first, then print the shortest form.
+    let n = if n.is_finite() && n != 0.0 {
+        format!("{n:.14e}").parse::<f64>().unwrap_or(n)
+    } else {
+        n
+    };
     if n.is_nan() {
         return "NaN".into();
     }
@@ -353,11 +370,14 @@ mod tests {
     }
 
     #[test]
-    fn numbers_format_like_javascript() {
+    fn numbers_format_like_github() {
         assert_eq!(format_number(1.0), "1");
         assert_eq!(format_number(-0.0), "0");
         assert_eq!(format_number(1.5), "1.5");
-        assert_eq!(format_number(0.1 + 0.2), "0.30000000000000004");
+        // At most 15 significant digits, as GitHub shows numbers.
+        assert_eq!(format_number(0.1 + 0.2), "0.3");
+        assert_eq!(format_number(0.845_512_408_225_570_1), "0.84551240822557");
+        assert_eq!(format_number(123_456.789), "123456.789");
         assert_eq!(format_number(1e21), "1e+21");
         assert_eq!(format_number(f64::NAN), "NaN");
         assert_eq!(format_number(-f64::INFINITY), "-Infinity");

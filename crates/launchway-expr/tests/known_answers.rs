@@ -190,3 +190,42 @@ fn evaluation_errors() {
         assert!(eval_str(bad, &h).is_err(), "{bad} should fail");
     }
 }
+
+/// Issue 16.10: the edge cases where GitHub's expression test data
+/// (actions/languageservices, `expressions/testdata`) and Launchway differed.
+#[test]
+fn edge_cases_agree_with_github() {
+    // Ordinal ignore-case: simple uppercase per character; the dotless ı
+    // is not I, ß is not SS; Greek sigmas and umlauts fold.
+    check("'ı' == 'I'", "false");
+    check("'ı' != 'I'", "true");
+    check("startsWith('ı_asdf', 'I')", "false");
+    check("'ß' == 'SS'", "false");
+    check("'ς' == 'Σ'", "true");
+    check("'ü' == 'Ü'", "true");
+    // join: an object joins to nothing, a separator that is not a scalar is ','.
+    check("join(fruits[0])", "''");
+    check("join(fromJSON('[\"a\",\"b\"]'), fromJSON('[]'))", "'a,b'");
+    check("join(fromJSON('[\"a\",\"b\"]'), 1)", "'a1b'");
+    // 15 significant digits.
+    check("format('{0}', 0.84551240822557006)", "'0.84551240822557'");
+    // Objects compare by identity.
+    check("nested == nested", "true");
+    check("nested.a == nested.b", "false");
+    check("fromJSON('{}') == fromJSON('{}')", "false");
+    // An empty expression is null.
+    check("", "");
+    // Long same-operator chains are flat; deep nesting is refused.
+    let or_chain = (1..=60)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(" || ");
+    check(&or_chain, "1");
+    let deep = format!("nested{}", ".a".repeat(50));
+    assert!(launchway_expr::parse(&deep).is_err());
+    assert!(launchway_expr::parse(&format!("{}false", "!".repeat(50))).is_err());
+    assert!(launchway_expr::parse(&format!("{}false", "!".repeat(49))).is_ok());
+    // A sign goes with decimal literals only.
+    assert!(launchway_expr::parse("-0xFF").is_err());
+    check("-0.5", "-0.5");
+}
