@@ -1,5 +1,6 @@
 //! Cross-reference checks that need the whole model: `needs.<id>` used
-//! without being in `needs`, `steps.<id>` naming no earlier step.
+//! without being in `needs`, `steps.<id>` naming no earlier step,
+//! `matrix.<x>` in a job without a matrix.
 
 use crate::diag::Diagnostic;
 use crate::model::{Spanned, Workflow};
@@ -49,6 +50,22 @@ pub fn check_references(wf: &Workflow, diags: &mut Vec<Diagnostic>) {
             strings.extend(step.with.values().map(|s| (s, false)));
             strings.extend(step.env.values().map(|s| (s, false)));
             strings.extend(step.name.iter().map(|s| (s, false)));
+        }
+        // `matrix.x` in a job with no matrix is null (actionlint warns).
+        let has_matrix = job.strategy.as_ref().is_some_and(|st| st.matrix.is_some());
+        if !has_matrix {
+            for (s, is_if) in &strings {
+                if let Some(name) = refs_in(s, "matrix", *is_if).into_iter().next() {
+                    diags.push(
+                        Diagnostic::warning(
+                            "matrix",
+                            s.span,
+                            format!("'matrix.{name}' is used but job '{}' has no matrix (it evaluates to null)", job.id),
+                        )
+                        .with_hint("add a strategy.matrix, or use an input or env value"),
+                    );
+                }
+            }
         }
         for (s, is_if) in strings {
             for name in refs_in(s, "needs", is_if) {

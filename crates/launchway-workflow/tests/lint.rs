@@ -275,3 +275,17 @@ jobs:
         .is_empty()
     );
 }
+
+/// Issue 16.11: `matrix.x` in a job with no matrix is null — a warning.
+#[test]
+fn matrix_in_a_job_without_one_is_warned_about() {
+    let src = "on: push\njobs:\n  a:\n    runs-on: x\n    steps: [{run: 'echo ${{ matrix.os }}'}]\n  b:\n    runs-on: x\n    strategy: {matrix: {os: [l]}}\n    steps: [{run: 'echo ${{ matrix.os }}'}]\n";
+    let l = load("wf.yml", src);
+    let warnings: Vec<(&str, u32)> = l
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .map(|d| (d.code, d.span.start.line))
+        .collect();
+    assert_eq!(warnings, [("matrix", 5)], "{:?}", l.diagnostics);
+}
