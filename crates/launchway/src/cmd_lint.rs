@@ -1,7 +1,7 @@
 //! `launchway lint`: diagnostics for workflow files.
 
 use crate::diagnostics;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use launchway_workflow::Severity;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -10,12 +10,81 @@ use std::path::{Path, PathBuf};
 pub struct LintArgs {
     /// Workflow files or directories (default: .github/workflows).
     paths: Vec<PathBuf>,
-    /// Print diagnostics as JSON.
-    #[arg(long)]
+    /// How to print diagnostics: text (with source and carets), json (for
+    /// editors and scripts), sarif (for code scanning).
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// The same as --format json.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
     /// Treat warnings as errors.
     #[arg(long)]
     deny_warnings: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Sarif,
+}
+
+/// Diagnostics as a SARIF 2.1.0 log: one result per diagnostic, its code
+/// as the rule, its span as the region.
+fn sarif(found: &[(String, launchway_workflow::Diagnostic)]) -> serde_json::Value {
+    let mut rules: Vec<&str> = found.iter().map(|(_, d)| d.code).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    let results: Vec<serde_json::Value> = found
+        .iter()
+        .map(|(path, d)| {
+            let text = match &d.hint {
+                Some(h) => format!("{} (hint: {h})", d.message),
+                None => d.message.clone(),
+            };
+            serde_json::json!({
+                "ruleId": d.code,
+                "ruleIndex": rules.iter().position(|r| *r == d.code).unwrap_or(0),
+                "level": match d.severity { Severity::Error => "error", Severity::Warning => "warning" },
+                "message": {"text": text},
+                "locations": [{"physicalLocation": {
+                    "artifactLocation": {"uri": path},
+                    "region": {
+                        "startLine": d.span.start.line.max(1),
+                        "startColumn": d.span.start.col.max(1),
+                        "endLine": d.span.end.line.max(d.span.start.line).max(1),
+                        "endColumn": d.span.end.col.max(1),
+                    },
+                }}],
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "launchway",
+                "informationUri": "https://github.com/launchway/launchway",
+                "version": env!("CARGO_PKG_VERSION"),
+                // SARIF wants a rule's name to differ from its id.
+                "rules": rules.iter().map(|r| serde_json::json!({"id": r, "name": format!("Workflow{}", pascal(r))})).collect::<Vec<_>>(),
+            }},
+            "results": results,
+        }],
+    })
+}
+
+/// `duplicate-id` → `DuplicateId`.
+fn pascal(code: &str) -> String {
+    code.split(['-', '_'])
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Workflow files under a path: a file as is; a directory's
@@ -63,8 +132,10 @@ pub fn main(args: &LintArgs) -> u8 {
         files.extend(workflow_files(r));
     }
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let format = if args.json { Format::Json } else { args.format };
     let (mut errors, mut warnings) = (0usize, 0usize);
     let mut json = Vec::new();
+    let mut found = Vec::new();
     for f in &files {
         let path = f.to_string_lossy().to_string();
         let src = match std::fs::read(f) {
@@ -81,18 +152,25 @@ pub fn main(args: &LintArgs) -> u8 {
                 Severity::Error => errors += 1,
                 Severity::Warning => warnings += 1,
             }
-            if args.json {
-                json.push(diagnostics::to_json(&path, d));
-            } else {
-                eprint!("{}", diagnostics::render(&path, &src, d, color));
-                eprintln!();
+            match format {
+                Format::Json => json.push(diagnostics::to_json(&path, d)),
+                Format::Sarif => found.push((path.clone(), d.clone())),
+                Format::Text => {
+                    eprint!("{}", diagnostics::render(&path, &src, d, color));
+                    eprintln!();
+                }
             }
         }
     }
-    if args.json {
+    if format == Format::Json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json).unwrap_or_default()
+        );
+    } else if format == Format::Sarif {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&sarif(&found)).unwrap_or_default()
         );
     } else {
         eprintln!(

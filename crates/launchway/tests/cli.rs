@@ -351,6 +351,41 @@ fn lint_json_output() {
     assert!(v.as_array().unwrap().iter().any(|d| d["code"] == "cycle"));
 }
 
+/// `lint --format sarif` (issue 16): one result per diagnostic, its code
+/// as the rule, its position as the region, for code scanning; the same
+/// diagnostics as `--format json`.
+#[test]
+fn lint_sarif_output() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lint");
+    let run = |args: &[&str]| {
+        bin()
+            .current_dir(&dir)
+            .arg("lint")
+            .args(args)
+            .arg("broken.yml")
+            .output()
+            .unwrap()
+    };
+    let sarif: Value = serde_json::from_slice(&run(&["--format", "sarif"]).stdout).unwrap();
+    let json: Value = serde_json::from_slice(&run(&["--format", "json"]).stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let diags = json.as_array().unwrap();
+    assert_eq!(results.len(), diags.len());
+    for (r, d) in results.iter().zip(diags) {
+        assert_eq!(r["ruleId"], d["code"]);
+        assert_eq!(r["level"], d["severity"]);
+        let region = &r["locations"][0]["physicalLocation"]["region"];
+        assert_eq!(region["startLine"], d["line"]);
+        assert_eq!(region["startColumn"], d["column"]);
+        let rule =
+            &sarif["runs"][0]["tool"]["driver"]["rules"][r["ruleIndex"].as_u64().unwrap() as usize];
+        assert_eq!(rule["id"], r["ruleId"]);
+    }
+    // --json is --format json; naming both is refused.
+    assert_eq!(run(&["--json", "--format", "sarif"]).status.code(), Some(2));
+}
+
 fn spawn_run(repo: &Path, home: &Path) -> std::process::Child {
     bin()
         .args(["run", "--json", "--kill-grace", "0.2", "-C"])

@@ -488,6 +488,16 @@ fn sarif_reports_pass_the_official_validators() {
         let problems = sarif_problems(&validator, &file);
         assert!(problems.is_empty(), "{scanners}: {problems:#?}");
     }
+    // `launchway lint --format sarif` (for code scanning of workflows) too.
+    let lint = bin()
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lint"))
+        .args(["lint", "--format", "sarif", "broken.yml"])
+        .output()
+        .unwrap();
+    let file = tmp.path().join("lint.sarif");
+    std::fs::write(&file, &lint.stdout).unwrap();
+    let problems = sarif_problems(&validator, &file);
+    assert!(problems.is_empty(), "lint: {problems:#?}");
 }
 
 /// Launchway's own tree, with its own `.gitleaks.toml`, has no leaked
