@@ -635,26 +635,24 @@ pub fn metrics_of(sites: &[(String, Vec<plane::BackendStatus>)]) -> String {
             b.addr
         )
     };
-    out.push_str("# HELP launchway_proxy_requests Requests routed, by revision and replica.\n# TYPE launchway_proxy_requests counter\n");
-    for (env, bs) in sites {
-        for b in bs {
-            out.push_str(&format!(
-                "launchway_proxy_requests{{{}}} {}\n",
-                labels(env, b),
-                b.requests
-            ));
+    let mut counter = |name: &str, help: &str, value: &dyn Fn(&plane::BackendStatus) -> u64| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+        for (env, bs) in sites {
+            for b in bs {
+                out.push_str(&format!("{name}{{{}}} {}\n", labels(env, b), value(b)));
+            }
         }
-    }
-    out.push_str("# HELP launchway_proxy_errors Requests a replica failed (5xx or unreachable).\n# TYPE launchway_proxy_errors counter\n");
-    for (env, bs) in sites {
-        for b in bs {
-            out.push_str(&format!(
-                "launchway_proxy_errors{{{}}} {}\n",
-                labels(env, b),
-                b.errors
-            ));
-        }
-    }
+    };
+    counter(
+        "launchway_proxy_requests",
+        "Requests routed, by revision and replica.",
+        &|b| b.requests,
+    );
+    counter(
+        "launchway_proxy_errors",
+        "Requests a replica failed (5xx or unreachable).",
+        &|b| b.errors,
+    );
     out.push_str("# HELP launchway_request_duration_seconds Time to a replica's answer, by revision and replica.\n# TYPE launchway_request_duration_seconds histogram\n");
     for (env, bs) in sites {
         for b in bs {

@@ -598,6 +598,16 @@ impl JobExec {
         run
     }
 
+    /// A disabled `set-env`/`add-path` without the opt-in: the step fails
+    /// with GitHub's message.
+    fn refuse_unsecure(&mut self, name: &str, line: &str, unsecure: &mut Unsecure) {
+        self.error(&format!(
+            "Unable to process command '{}' successfully. The `{name}` command is disabled. Please upgrade to using Environment Files or opt into unsecure command execution by setting the `ACTIONS_ALLOW_UNSECURE_COMMANDS` environment variable to `true`.",
+            self.shared.masker.mask(line.trim())
+        ));
+        unsecure.refused = true;
+    }
+
     fn handle_line(
         &mut self,
         line: &str,
@@ -656,18 +666,8 @@ impl JobExec {
                         self.env.insert(k, v);
                     }
                     Command::AddPath(p) if unsecure.allowed => self.path_prepend.push(p),
-                    Command::SetEnv(..) | Command::AddPath(_) => {
-                        let name = if matches!(cmd_name(line), Some("set-env")) {
-                            "set-env"
-                        } else {
-                            "add-path"
-                        };
-                        self.error(&format!(
-                            "Unable to process command '{}' successfully. The `{name}` command is disabled. Please upgrade to using Environment Files or opt into unsecure command execution by setting the `ACTIONS_ALLOW_UNSECURE_COMMANDS` environment variable to `true`.",
-                            self.shared.masker.mask(line.trim())
-                        ));
-                        unsecure.refused = true;
-                    }
+                    Command::SetEnv(..) => self.refuse_unsecure("set-env", line, unsecure),
+                    Command::AddPath(_) => self.refuse_unsecure("add-path", line, unsecure),
                 }
             }
         }
@@ -1121,12 +1121,6 @@ pub(crate) struct Defaults {
 struct Unsecure {
     allowed: bool,
     refused: bool,
-}
-
-/// The command name of a `::name …::` line.
-fn cmd_name(line: &str) -> Option<&str> {
-    let rest = line.trim_start().strip_prefix("::")?;
-    rest.split([' ', ':']).next()
 }
 
 impl Defaults {

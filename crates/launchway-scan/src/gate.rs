@@ -289,9 +289,18 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
         };
         // The built-in snapshot stands in for an ecosystem the local
         // database has nothing for (imported on first use).
+        // Each ecosystem once: opening a reader reads its whole index.
+        let mut ecosystems: Vec<_> = inventory
+            .components
+            .iter()
+            .filter(|c| !c.local)
+            .map(|c| c.ecosystem)
+            .collect();
+        ecosystems.sort();
+        ecosystems.dedup();
         let mut without_local = false;
-        for c in inventory.components.iter().filter(|c| !c.local) {
-            if db.reader(c.ecosystem)?.is_none() {
+        for eco in ecosystems {
+            if db.reader(eco)?.is_none() {
                 without_local = true;
                 break;
             }

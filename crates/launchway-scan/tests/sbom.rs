@@ -210,6 +210,46 @@ fn validators() -> PathBuf {
     venv
 }
 
+/// The CycloneDX document at `path` passes the official strict validator
+/// for spec `label` ("1.6", "1.5").
+fn assert_valid_cyclonedx(venv: &Path, path: &Path, label: &str) {
+    let script = format!(
+        "import sys\nfrom cyclonedx.validation.json import JsonStrictValidator\nfrom cyclonedx.schema import SchemaVersion\n\
+         e = JsonStrictValidator(SchemaVersion.V{}).validate_str(open(sys.argv[1]).read())\n\
+         print(repr(e)) if e else None\nsys.exit(1 if e else 0)\n",
+        label.replace('.', "_")
+    );
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", &script])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "CycloneDX {label}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The SPDX document at `path` passes the official tools.
+fn assert_valid_spdx(venv: &Path, path: &Path) {
+    let out = Command::new(venv.join("bin/pyspdxtools"))
+        .arg("--infile")
+        .arg(path)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !text.contains("ERROR") && !text.contains("issues"),
+        "SPDX validation:\n{text}"
+    );
+}
+
 #[test]
 fn documents_pass_the_official_validators() {
     let venv = validators();
@@ -229,20 +269,7 @@ fn documents_pass_the_official_validators() {
         serde_json::to_string_pretty(&spdx::write(&inv, "fixtures", TS, "0.0.0")).unwrap(),
     )
     .unwrap();
-    let out = Command::new(venv.join("bin/pyspdxtools"))
-        .arg("--infile")
-        .arg(&spdx_path)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && !text.contains("ERROR") && !text.contains("issues"),
-        "SPDX validation:\n{text}"
-    );
+    assert_valid_spdx(&venv, &spdx_path);
     for (spec, label) in [
         (cyclonedx::SpecVersion::V1_6, "1.6"),
         (cyclonedx::SpecVersion::V1_5, "1.5"),
@@ -254,23 +281,7 @@ fn documents_pass_the_official_validators() {
                 .unwrap(),
         )
         .unwrap();
-        let script = format!(
-            "import sys\nfrom cyclonedx.validation.json import JsonStrictValidator\nfrom cyclonedx.schema import SchemaVersion\n\
-             e = JsonStrictValidator(SchemaVersion.V{}).validate_str(open(sys.argv[1]).read())\n\
-             print(repr(e)) if e else None\nsys.exit(1 if e else 0)\n",
-            label.replace('.', "_")
-        );
-        let out = Command::new(venv.join("bin/python"))
-            .args(["-c", &script])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "CycloneDX {label}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_valid_cyclonedx(&venv, &path, label);
     }
 }
 
@@ -320,40 +331,14 @@ fn real_lockfile_shapes_make_valid_documents() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("bom.cdx.json");
     std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
-    let script = "import sys\nfrom cyclonedx.validation.json import JsonStrictValidator\nfrom cyclonedx.schema import SchemaVersion\n\
-         e = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[1]).read())\n\
-         print(repr(e)) if e else None\nsys.exit(1 if e else 0)\n";
-    let out = Command::new(venv.join("bin/python"))
-        .args(["-c", script])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "CycloneDX: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_valid_cyclonedx(&venv, &path, "1.6");
     let spdx_path = tmp.path().join("bom.spdx.json");
     std::fs::write(
         &spdx_path,
         serde_json::to_string_pretty(&spdx::write(&inv, "shapes", TS, "0.0.0")).unwrap(),
     )
     .unwrap();
-    let out = Command::new(venv.join("bin/pyspdxtools"))
-        .arg("--infile")
-        .arg(&spdx_path)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && !text.contains("ERROR") && !text.contains("issues"),
-        "SPDX validation:\n{text}"
-    );
+    assert_valid_spdx(&venv, &spdx_path);
 }
 
 /// Issue 17.10: a module listed only in go.sum (the module graph, not the

@@ -3,6 +3,7 @@
 //! secret or a vulnerable pin (`launchway scan --staged`).
 
 use crate::client::ServerOpts;
+use crate::cmd_remote::done;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -58,16 +59,6 @@ enum HookCmd {
         #[arg(long)]
         after: String,
     },
-}
-
-fn done(r: Result<(), String>) -> u8 {
-    match r {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
-        }
-    }
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String, String> {

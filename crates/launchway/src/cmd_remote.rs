@@ -153,7 +153,7 @@ fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-fn done(r: Result<(), String>) -> u8 {
+pub(crate) fn done(r: Result<(), String>) -> u8 {
     match r {
         Ok(()) => 0,
         Err(e) => {

@@ -31,6 +31,23 @@ fn launchway(dir: &Path, home: &Path, args: &[&str]) -> (i32, Value, String) {
     )
 }
 
+/// The example copied under `dir` as `churn-service`, without what a
+/// local run of it left (its virtualenv, model, build output).
+fn copy_example(dir: &Path) -> PathBuf {
+    let repo = dir.join("churn-service");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(example())
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    for junk in [".venv", "model.json", "dist"] {
+        let _ = std::fs::remove_dir_all(repo.join(junk));
+    }
+    repo
+}
+
 fn result<'a>(rec: &'a Value, key: &str) -> &'a str {
     rec["jobs"]
         .as_array()
@@ -114,17 +131,7 @@ impl Drop for StopReconciler<'_> {
 fn example_pipeline_runs_for_real() {
     let home = tempfile::tempdir().unwrap();
     // The example as its own repository (deploys commit to it).
-    let repo = home.path().join("churn-service");
-    let copied = Command::new("cp")
-        .arg("-r")
-        .arg(example())
-        .arg(&repo)
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    for junk in [".venv", "model.json", "dist"] {
-        let _ = std::fs::remove_dir_all(repo.join(junk));
-    }
+    let repo = copy_example(home.path());
     git(&repo, &["init", "-q", "-b", "main"]);
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-qm", "the example"]);
@@ -258,17 +265,7 @@ fn example_pipeline_runs_for_real() {
 #[test]
 fn a_vulnerable_pin_fails_the_examples_security_job() {
     let home = tempfile::tempdir().unwrap();
-    let repo = home.path().join("churn-service");
-    let copied = Command::new("cp")
-        .arg("-r")
-        .arg(example())
-        .arg(&repo)
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    for junk in [".venv", "model.json", "dist"] {
-        let _ = std::fs::remove_dir_all(repo.join(junk));
-    }
+    let repo = copy_example(home.path());
     let reqs = repo.join("requirements-dev.txt");
     let mut text = std::fs::read_to_string(&reqs).unwrap();
     text.push_str("gitpython==3.1.30\n    # via a tool someone added\n");

@@ -589,13 +589,7 @@ impl LocalEnvironment {
         if resume == Some(false) {
             self.set_weight(0);
             let _ = self.route().await;
-            let mut old = self
-                .state
-                .lock()
-                .ok()
-                .and_then(|mut s| s.canary.take())
-                .map(|c| c.replicas)
-                .unwrap_or_default();
+            let mut old = self.take_canary_replicas();
             self.save_state();
             stop(&mut old).await;
         }
@@ -806,6 +800,16 @@ impl LocalEnvironment {
         })
     }
 
+    /// The canary's replicas, taken out of the state (no canary left).
+    fn take_canary_replicas(&self) -> Vec<Replica> {
+        self.state
+            .lock()
+            .ok()
+            .and_then(|mut s| s.canary.take())
+            .map(|c| c.replicas)
+            .unwrap_or_default()
+    }
+
     /// Traffic to stable at once, the canary stopped.
     async fn abort(&self, why: &str, on_failure: OnFailure) -> String {
         let decided = Instant::now();
@@ -814,13 +818,7 @@ impl LocalEnvironment {
         // From the decision to the data plane routing nothing to the canary.
         let routed_ms = decided.elapsed().as_secs_f64() * 1000.0;
         self.publish(|r| r.abort_routed_ms = Some(routed_ms));
-        let mut canary = self
-            .state
-            .lock()
-            .ok()
-            .and_then(|mut s| s.canary.take())
-            .map(|c| c.replicas)
-            .unwrap_or_default();
+        let mut canary = self.take_canary_replicas();
         self.save_state();
         self.publish(|r| {
             r.weight = 0;
@@ -936,13 +934,7 @@ impl LocalEnvironment {
                     .await);
             }
         };
-        let mut new = self
-            .state
-            .lock()
-            .ok()
-            .and_then(|mut s| s.canary.take())
-            .map(|c| c.replicas)
-            .unwrap_or_default();
+        let mut new = self.take_canary_replicas();
         new.extend(extra);
         let mut old = self.make_serving(&desired, &dir, new);
         let _ = self.route().await;
@@ -1162,13 +1154,7 @@ impl LocalEnvironment {
         }
         // The switch: one route change; blue stays warm (saved as such,
         // so a successor keeps the window).
-        let green = self
-            .state
-            .lock()
-            .ok()
-            .and_then(|mut s| s.canary.take())
-            .map(|c| c.replicas)
-            .unwrap_or_default();
+        let green = self.take_canary_replicas();
         let blue = self.make_serving(&desired, &dir, green);
         if let Ok(mut s) = self.state.lock() {
             s.retiring.clear();
