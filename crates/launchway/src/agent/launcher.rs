@@ -21,7 +21,7 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags, recvmsg, sendmsg,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -116,11 +116,44 @@ fn recv_frame(sock: &UnixStream) -> std::io::Result<Option<(Vec<u8>, Vec<OwnedFd
 }
 
 fn answer(sock: &Mutex<UnixStream>, a: &Answer) -> std::io::Result<()> {
-    let body = serde_json::to_vec(a).map_err(std::io::Error::other)?;
     let s = sock
         .lock()
         .map_err(|_| std::io::Error::other("socket lock poisoned"))?;
-    send_frame(&s, &body, &[])
+    send_answer(&s, a)
+}
+
+fn send_answer(sock: &UnixStream, a: &Answer) -> std::io::Result<()> {
+    let body = serde_json::to_vec(a).map_err(std::io::Error::other)?;
+    send_frame(sock, &body, &[])
+}
+
+/// Waits for every step the launcher started and says how each ended;
+/// with no step running, sleeps until the next one starts.
+fn reap(writer: &Mutex<UnixStream>, running: &Mutex<HashSet<u32>>) {
+    use nix::sys::wait::{WaitStatus, waitpid};
+    loop {
+        let (pid, status) = match waitpid(nix::unistd::Pid::from_raw(-1), None) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid, (code & 0xff) << 8),
+            Ok(WaitStatus::Signaled(pid, sig, core)) => {
+                (pid, sig as i32 | if core { 0x80 } else { 0 })
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::ECHILD) => {
+                std::thread::park();
+                continue;
+            }
+            Err(_) => return,
+        };
+        let Ok(pid) = u32::try_from(pid.as_raw()) else {
+            continue;
+        };
+        if let Ok(mut r) = running.lock() {
+            r.remove(&pid);
+        }
+        if answer(writer, &Answer::Exited { pid, status }).is_err() {
+            return;
+        }
+    }
 }
 
 /// `launchway sandbox-exec`: the launcher of one job, on the socket that
@@ -151,6 +184,11 @@ pub fn serve(deny: &[PathBuf], job_dir: &Path, job: &StepJob) -> Result<u8, Stri
     };
     answer(&writer, &Answer::Ready).map_err(|e| format!("sandbox-exec: {e}"))?;
     let running: Arc<Mutex<HashSet<u32>>> = Arc::default();
+    // One thread reaps every step (they are this process's only children).
+    let reaper = {
+        let (writer, running) = (writer.clone(), running.clone());
+        std::thread::spawn(move || reap(&writer, &running))
+    };
     while let Ok(Some((body, fds))) = recv_frame(&ctl) {
         let Ok(start) = serde_json::from_slice::<Start>(&body) else {
             break;
@@ -174,34 +212,32 @@ pub fn serve(deny: &[PathBuf], job_dir: &Path, job: &StepJob) -> Result<u8, Stri
         if !job.tracking_id.is_empty() {
             cmd.env(procs::TRACKING_VAR, &job.tracking_id);
         }
+        // The answer that it started goes out before the reaper can say
+        // that it ended: the reaper needs the socket to say so.
+        let Ok(sock) = writer.lock() else { break };
         let spawned = cmd.spawn();
         // This process's copies of the output pipes close here, so the
         // agent sees the end of the output when the step's processes end.
         drop(cmd);
         match spawned {
-            Ok(mut child) => {
+            Ok(child) => {
                 let pid = child.id();
                 if let Ok(mut r) = running.lock() {
                     r.insert(pid);
                 }
-                if answer(&writer, &Answer::Started { pid }).is_err() {
+                let started = send_answer(&sock, &Answer::Started { pid });
+                drop(sock);
+                reaper.thread().unpark();
+                if started.is_err() {
                     break;
                 }
-                let (writer, running) = (writer.clone(), running.clone());
-                std::thread::spawn(move || {
-                    let status = child.wait().map_or(1 << 8, ExitStatus::into_raw);
-                    if let Ok(mut r) = running.lock() {
-                        r.remove(&pid);
-                    }
-                    let _ = answer(&writer, &Answer::Exited { pid, status });
-                });
             }
             Err(e) => {
                 let a = Answer::Failed {
                     not_found: e.kind() == std::io::ErrorKind::NotFound,
                     message: e.to_string(),
                 };
-                if answer(&writer, &a).is_err() {
+                if send_answer(&sock, &a).is_err() {
                     break;
                 }
             }
@@ -246,10 +282,17 @@ enum Reply {
     Failed(std::io::Error),
 }
 
-/// A running launcher.
+/// Who waits for the launcher's next replies, in the order the requests
+/// went out (`None` once the launcher is gone).
+type Pending = Mutex<Option<VecDeque<tokio::sync::oneshot::Sender<Reply>>>>;
+
+/// A running launcher. The socket is the runtime's (non-blocking): a step
+/// starts and ends without a thread of ours in between.
 struct Conn {
-    sock: Mutex<UnixStream>,
-    replies: Mutex<std::sync::mpsc::Receiver<Reply>>,
+    sock: tokio::net::UnixStream,
+    /// One request on the socket at a time, queued in `pending` in order.
+    sending: tokio::sync::Mutex<()>,
+    pending: Pending,
     process: Mutex<std::process::Child>,
 }
 
@@ -264,6 +307,8 @@ struct Inner {
     work: PathBuf,
     job: StepJob,
     conn: Mutex<Option<Arc<Conn>>>,
+    /// Held while the launcher starts, so only one does.
+    starting: tokio::sync::Mutex<()>,
 }
 
 impl Launcher {
@@ -274,6 +319,7 @@ impl Launcher {
                 work,
                 job,
                 conn: Mutex::new(None),
+                starting: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -282,9 +328,7 @@ impl Launcher {
     pub fn close(&self) {
         let conn = self.inner.conn.lock().ok().and_then(|mut c| c.take());
         let Some(conn) = conn else { return };
-        if let Ok(s) = conn.sock.lock() {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
+        let _ = rustix::net::shutdown(&conn.sock, rustix::net::Shutdown::Both);
         if let Ok(mut p) = conn.process.lock() {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
             loop {
@@ -302,14 +346,24 @@ impl Launcher {
     }
 }
 
+fn poisoned() -> std::io::Error {
+    std::io::Error::other("launcher lock poisoned")
+}
+
 impl Inner {
-    fn conn(&self, job_dir: &Path) -> std::io::Result<Arc<Conn>> {
-        let mut slot = self
-            .conn
-            .lock()
-            .map_err(|_| std::io::Error::other("launcher lock poisoned"))?;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
+    /// The launcher, if it runs already.
+    fn running(&self) -> Option<Arc<Conn>> {
+        self.conn.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// The job's launcher, started on first use.
+    async fn conn(&self, job_dir: &Path) -> std::io::Result<Arc<Conn>> {
+        if let Some(c) = self.running() {
+            return Ok(c);
+        }
+        let _one = self.starting.lock().await;
+        if let Some(c) = self.running() {
+            return Ok(c);
         }
         let (ours, theirs) = UnixStream::pair()?;
         let mut cmd = std::process::Command::new(&self.exe);
@@ -330,105 +384,164 @@ impl Inner {
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::null())
             .spawn()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = ours.try_clone()?;
-        std::thread::spawn(move || read_answers(&reader, &tx));
+        ours.set_nonblocking(true)?;
+        // The launcher says first whether it could enter the sandbox.
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let conn = Arc::new(Conn {
-            sock: Mutex::new(ours),
-            replies: Mutex::new(rx),
+            sock: tokio::net::UnixStream::from_std(ours)?,
+            sending: tokio::sync::Mutex::new(()),
+            pending: Mutex::new(Some(VecDeque::from([ready_tx]))),
             process: Mutex::new(process),
         });
-        // The launcher says whether it could enter the sandbox.
-        match next_reply(&conn)? {
-            Reply::Ready => {}
-            Reply::Failed(e) => return Err(e),
-            Reply::Started(..) => return Err(std::io::Error::other("launcher out of step")),
+        tokio::spawn(read_answers(conn.clone()));
+        match ready_rx.await {
+            Ok(Reply::Ready) => {}
+            Ok(Reply::Failed(e)) => return Err(e),
+            Ok(Reply::Started(..)) => return Err(std::io::Error::other("launcher out of step")),
+            Err(_) => return Err(gone()),
         }
-        *slot = Some(conn.clone());
+        *self.conn.lock().map_err(|_| poisoned())? = Some(conn.clone());
         Ok(conn)
     }
+}
 
-    fn start(
-        &self,
-        job_dir: &Path,
-        start: &Start,
-    ) -> std::io::Result<(
-        u32,
-        std::io::PipeReader,
-        std::io::PipeReader,
-        tokio::sync::oneshot::Receiver<std::io::Result<ExitStatus>>,
-    )> {
-        let conn = self.conn(job_dir)?;
-        let (out_r, out_w) = std::io::pipe()?;
-        let (err_r, err_w) = std::io::pipe()?;
-        let body = serde_json::to_vec(start).map_err(std::io::Error::other)?;
-        // One request at a time: its answer is the next one that comes.
-        let replies = conn
-            .replies
-            .lock()
-            .map_err(|_| std::io::Error::other("launcher lock poisoned"))?;
-        {
-            let s = conn
-                .sock
-                .lock()
-                .map_err(|_| std::io::Error::other("launcher lock poisoned"))?;
-            send_frame(&s, &body, &[out_w.as_fd(), err_w.as_fd()])?;
-        }
-        drop((out_w, err_w));
-        match replies.recv() {
-            Ok(Reply::Started(pid, exit)) => Ok((pid, out_r, err_r, exit)),
-            Ok(Reply::Failed(e)) => Err(e),
-            Ok(Reply::Ready) => Err(std::io::Error::other("launcher out of step")),
-            Err(_) => Err(gone()),
+/// Sends one start request; the launcher's reply comes on the receiver.
+async fn request(
+    conn: &Conn,
+    start: &Start,
+) -> std::io::Result<(
+    std::io::PipeReader,
+    std::io::PipeReader,
+    tokio::sync::oneshot::Receiver<Reply>,
+)> {
+    let (out_r, out_w) = std::io::pipe()?;
+    let (err_r, err_w) = std::io::pipe()?;
+    let body = serde_json::to_vec(start).map_err(std::io::Error::other)?;
+    let len = u32::try_from(body.len())
+        .map_err(|_| std::io::Error::other("frame too large"))?
+        .to_le_bytes();
+    let frame = [&len[..], &body].concat();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // The queue's order is the order of the requests on the socket.
+    let _one = conn.sending.lock().await;
+    conn.pending
+        .lock()
+        .map_err(|_| poisoned())?
+        .as_mut()
+        .ok_or_else(gone)?
+        .push_back(tx);
+    // The descriptors go with the first bytes; the rest follows.
+    let mut sent = 0;
+    while sent < frame.len() {
+        conn.sock.writable().await?;
+        let r = conn.sock.try_io(tokio::io::Interest::WRITABLE, || {
+            if sent == 0 {
+                let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+                let mut control = SendAncillaryBuffer::new(&mut space);
+                let fds = [out_w.as_fd(), err_w.as_fd()];
+                if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+                    return Err(std::io::Error::other("too many descriptors"));
+                }
+                sendmsg(
+                    &conn.sock,
+                    &[IoSlice::new(&frame)],
+                    &mut control,
+                    SendFlags::NOSIGNAL,
+                )
+                .map_err(std::io::Error::from)
+            } else {
+                rustix::net::send(&conn.sock, &frame[sent..], SendFlags::NOSIGNAL)
+                    .map_err(std::io::Error::from)
+            }
+        });
+        match r {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
     }
+    drop((out_w, err_w));
+    Ok((out_r, err_r, rx))
 }
 
 fn gone() -> std::io::Error {
     std::io::Error::other("the job's launcher stopped (see the agent's log)")
 }
 
-fn next_reply(conn: &Conn) -> std::io::Result<Reply> {
-    conn.replies
-        .lock()
-        .map_err(|_| std::io::Error::other("launcher lock poisoned"))?
-        .recv()
-        .map_err(|_| gone())
-}
-
-/// The launcher's answers, in order: replies to requests go to `tx`, wait
-/// statuses to whoever waits for that process.
-fn read_answers(sock: &UnixStream, tx: &std::sync::mpsc::Sender<Reply>) {
+/// The launcher's answers, in order, read on the runtime: replies to
+/// requests go to the oldest waiter in `pending`, wait statuses to whoever
+/// waits for that process. Answers carry no descriptors.
+async fn read_answers(conn: Arc<Conn>) {
     let mut waiters: HashMap<u32, tokio::sync::oneshot::Sender<std::io::Result<ExitStatus>>> =
         HashMap::new();
-    while let Ok(Some((body, _))) = recv_frame(sock) {
-        let Ok(a) = serde_json::from_slice::<Answer>(&body) else {
-            break;
-        };
-        let reply = match a {
-            Answer::Ready => Reply::Ready,
-            Answer::Failed { message, not_found } => Reply::Failed(if not_found {
-                std::io::Error::new(std::io::ErrorKind::NotFound, message)
-            } else {
-                std::io::Error::other(message)
-            }),
-            Answer::Started { pid } => {
-                let (wtx, wrx) = tokio::sync::oneshot::channel();
-                waiters.insert(pid, wtx);
-                Reply::Started(pid, wrx)
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 16 << 10];
+    'read: loop {
+        while buf.len() >= 4 {
+            let n = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+            if n > MAX_FRAME {
+                break 'read;
             }
-            Answer::Exited { pid, status } => {
-                if let Some(w) = waiters.remove(&pid) {
-                    let _ = w.send(Ok(ExitStatus::from_raw(status)));
-                }
-                continue;
+            if buf.len() < 4 + n {
+                break;
             }
-        };
-        if tx.send(reply).is_err() {
+            let taken = answer_of(&buf[4..4 + n], &mut waiters, &conn.pending);
+            buf.drain(..4 + n);
+            if !taken {
+                break 'read;
+            }
+        }
+        if conn.sock.readable().await.is_err() {
             break;
         }
+        match conn.sock.try_read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
     }
-    // Waiters dropped here learn that the launcher is gone.
+    // Waiters dropped here learn that the launcher is gone; later
+    // requests are refused.
+    if let Ok(mut p) = conn.pending.lock() {
+        *p = None;
+    }
+}
+
+/// Hands one answer to whoever waits for it; `false` when it makes no sense.
+fn answer_of(
+    body: &[u8],
+    waiters: &mut HashMap<u32, tokio::sync::oneshot::Sender<std::io::Result<ExitStatus>>>,
+    pending: &Pending,
+) -> bool {
+    let Ok(a) = serde_json::from_slice::<Answer>(body) else {
+        return false;
+    };
+    let reply = match a {
+        Answer::Ready => Reply::Ready,
+        Answer::Failed { message, not_found } => Reply::Failed(if not_found {
+            std::io::Error::new(std::io::ErrorKind::NotFound, message)
+        } else {
+            std::io::Error::other(message)
+        }),
+        Answer::Started { pid } => {
+            let (wtx, wrx) = tokio::sync::oneshot::channel();
+            waiters.insert(pid, wtx);
+            Reply::Started(pid, wrx)
+        }
+        Answer::Exited { pid, status } => {
+            if let Some(w) = waiters.remove(&pid) {
+                let _ = w.send(Ok(ExitStatus::from_raw(status)));
+            }
+            return true;
+        }
+    };
+    let next = pending
+        .lock()
+        .ok()
+        .and_then(|mut p| p.as_mut().and_then(VecDeque::pop_front));
+    // A waiter that gave up (its step was cancelled) is not an error.
+    next.map(|tx| tx.send(reply)).is_some()
 }
 
 impl launchway_runner::process::Spawner for Launcher {
@@ -452,10 +565,14 @@ impl launchway_runner::process::Spawner for Launcher {
             env: env.to_vec(),
         };
         Box::pin(async move {
-            let (pid, out, err, exit) =
-                tokio::task::spawn_blocking(move || inner.start(&job_dir, &start))
-                    .await
-                    .map_err(std::io::Error::other)??;
+            let conn = inner.conn(&job_dir).await?;
+            let (out, err, reply) = request(&conn, &start).await?;
+            let (pid, exit) = match reply.await {
+                Ok(Reply::Started(pid, exit)) => (pid, exit),
+                Ok(Reply::Failed(e)) => return Err(e),
+                Ok(Reply::Ready) => return Err(std::io::Error::other("launcher out of step")),
+                Err(_) => return Err(gone()),
+            };
             let stdout = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(out))?;
             let stderr = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(err))?;
             Ok(launchway_runner::process::Spawned {
