@@ -22,7 +22,11 @@ pub enum Format {
 
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The tree or file scanned; for an image, where ignore files are
+    /// looked for.
     pub path: PathBuf,
+    /// A container image's inventory, scanned instead of `path`.
+    pub image: Option<(Inventory, crate::image::ImageInfo)>,
     pub vuln: bool,
     pub secret: bool,
     pub severity: Vec<Level>,
@@ -78,6 +82,7 @@ impl Options {
     pub fn new(path: PathBuf, data_dir: PathBuf, today: String) -> Options {
         Options {
             path,
+            image: None,
             vuln: true,
             secret: true,
             severity: Level::ALL.to_vec(),
@@ -233,12 +238,17 @@ fn locate(root: &Path, findings: &mut [vuln::Finding]) {
 }
 
 pub fn run(o: &Options) -> Result<Outcome, String> {
-    if !o.path.exists() {
+    if o.image.is_none() && !o.path.exists() {
         return Err(format!("{} does not exist", o.path.display()));
     }
+    let target = match &o.image {
+        Some((_, info)) => info.target.clone(),
+        None => o.path.display().to_string(),
+    };
     let mut out = Outcome {
         report: Report {
-            target: o.path.display().to_string(),
+            target: target.clone(),
+            image: o.image.as_ref().map(|(_, info)| info.clone()),
             ..Report::default()
         },
         warnings: Vec::new(),
@@ -253,7 +263,9 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
         ));
     }
     if o.vuln {
-        let mut inventory = if o.staged {
+        let mut inventory = if let Some((inv, _)) = &o.image {
+            inv.clone()
+        } else if o.staged {
             staged_components(&o.path)?
         } else {
             components(&o.path)?
@@ -263,7 +275,7 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
             .retain(|c| !c.locations.iter().all(|l| skipped(&o.skip_dirs, l)));
         let mut ignore_files = o.ignorefiles.clone();
         if ignore_files.is_empty() {
-            let p = if o.path.is_dir() {
+            let p = if o.path.is_dir() || o.image.is_some() {
                 o.path.join(".trivyignore")
             } else {
                 o.path.with_file_name(".trivyignore")
@@ -333,12 +345,22 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
                 .count();
             if !o.skip_db {
                 return Err(format!(
-                    "no advisories for {missing} ({count} package(s) in {}): import them (`launchway db import PATH` or `launchway db update --mirror URL`), or pass --skip-db to scan the rest and list them as not checked",
-                    o.path.display()
+                    "no advisories for {missing} ({count} package(s) in {target}): import them (`launchway db import PATH` or `launchway db update --mirror URL`), or pass --skip-db to scan the rest and list them as not checked"
                 ));
             }
             out.report.not_checked.push(format!(
                 "vulnerabilities of {count} {missing} package(s): no advisories (--skip-db)"
+            ));
+        }
+        for (distro, count) in &stats.unsupported_distros {
+            // Fail closed here too: Debian's advisories are not Ubuntu's.
+            if !o.skip_db {
+                return Err(format!(
+                    "{count} package(s) of {distro} in {target}: Launchway matches OS packages against Debian's and Alpine's advisories only; pass --skip-db to scan the rest and list them as not checked"
+                ));
+            }
+            out.report.not_checked.push(format!(
+                "vulnerabilities of {count} {distro} package(s): no advisories for that distribution (--skip-db)"
             ));
         }
         for (eco, origin) in &stats.sources {
@@ -364,12 +386,14 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
         }
         findings.retain(|f| o.severity.contains(&f.severity.level));
         out.report.notices.clone_from(&stats.notices);
-        locate(&o.path, &mut findings);
+        if o.image.is_none() {
+            locate(&o.path, &mut findings);
+        }
         out.packages = stats.packages;
         out.ignored = stats.ignored;
         out.report.vulnerabilities = findings;
     }
-    if o.secret {
+    if o.secret && o.image.is_none() {
         let root = if o.path.is_dir() {
             o.path.clone()
         } else {

@@ -11,6 +11,10 @@ use std::fmt::Write as _;
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub target: String,
+    /// The image scanned (digest, tags, layers, distribution), when the
+    /// target is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<crate::image::ImageInfo>,
     pub vulnerabilities: Vec<Vuln>,
     pub secrets: Vec<Secret>,
     /// Where each ecosystem's advisories came from, and their date.

@@ -30,6 +30,12 @@ pub struct Finding {
     pub summary: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub references: Vec<String>,
+    /// In an image: the layer that added the package.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub layer: Option<String>,
+    /// An OS package's source package, when advisories name that.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub source_package: Option<String>,
 }
 
 /// `.trivyignore`: one id per line, optional `exp:YYYY-MM-DD`, `#` comments.
@@ -128,6 +134,9 @@ pub struct Stats {
     /// Ecosystems with packages but no advisories at all (neither
     /// imported nor built in): their packages were not checked.
     pub missing_ecosystems: Vec<String>,
+    /// OS packages of distributions whose advisories Launchway cannot
+    /// match (e.g. `ubuntu-22.04`), with how many packages: not checked.
+    pub unsupported_distros: BTreeMap<String, usize>,
     /// Per ecosystem checked: where its advisories came from.
     pub sources: BTreeMap<String, Origin>,
     /// RustSec's informational advisories (unmaintained, unsound,
@@ -204,6 +213,24 @@ fn merge(hits: Vec<&Stored>) -> Vec<Vec<&Stored>> {
     groups.into_iter().map(|(_, m)| m).collect()
 }
 
+/// The release of a distribution an OS package's advisories carry
+/// (`12` of `Debian:12`, `v3.19` of `Alpine:v3.19`): `Some(None)` when the
+/// package says no distribution (every release's advisories apply, which
+/// errs towards reporting), `None` when its distribution is one whose
+/// advisories are not Debian's or Alpine's (Ubuntu's packages are not
+/// Debian's).
+fn osv_release(c: &Component) -> Option<Option<String>> {
+    let Some(distro) = &c.distro else {
+        return Some(None);
+    };
+    let (id, release) = distro.split_once('-')?;
+    match (c.ecosystem, id) {
+        (Ecosystem::Debian, "debian") => Some(Some(release.to_string())),
+        (Ecosystem::Alpine, "alpine") => Some(Some(format!("v{release}"))),
+        _ => None,
+    }
+}
+
 /// Matches `components` against `db`, or for an ecosystem `db` has
 /// nothing for, against `snapshot` (the built-in one).
 pub fn scan(
@@ -272,7 +299,15 @@ pub fn scan(
             },
         };
         for c in comps {
-            let stored = reader.for_package(&c.name)?;
+            let Some(release) = osv_release(c) else {
+                if let Some(d) = &c.distro {
+                    *stats.unsupported_distros.entry(d.clone()).or_default() += 1;
+                }
+                continue;
+            };
+            // OS advisories name the source package, at its version.
+            let (key, version) = c.advisory_key();
+            let stored = reader.for_package(key)?;
             let mut hits: Vec<&Stored> = Vec::new();
             for s in &stored {
                 if s.advisory.withdrawn.is_some() {
@@ -280,10 +315,14 @@ pub fn scan(
                     continue;
                 }
                 let affected = s.advisory.affected.iter().any(|af| {
-                    af.package
-                        .as_ref()
-                        .is_some_and(|p| eco.normalize_name(&p.name) == eco.normalize_name(&c.name))
-                        && is_affected(eco, &c.version, af)
+                    af.package.as_ref().is_some_and(|p| {
+                        eco.normalize_name(&p.name) == eco.normalize_name(key)
+                            && release.as_deref().is_none_or(|r| {
+                                // `Debian:12` applies to Debian 12 only;
+                                // a bare `Debian` to every release.
+                                p.ecosystem.split_once(':').is_none_or(|(_, pr)| pr == r)
+                            })
+                    }) && is_affected(eco, version, af)
                 });
                 if affected {
                     if let Some(kind) = informational(&s.advisory) {
@@ -344,7 +383,7 @@ pub fn scan(
                 // Fixes on older branches do not help this version.
                 let upgrades: Vec<String> = fixed
                     .iter()
-                    .filter(|f| eco.compare(f, &c.version) == Some(std::cmp::Ordering::Greater))
+                    .filter(|f| eco.compare(f, version) == Some(std::cmp::Ordering::Greater))
                     .cloned()
                     .collect();
                 if !upgrades.is_empty() {
@@ -381,6 +420,8 @@ pub fn scan(
                     fixed,
                     summary,
                     references,
+                    layer: c.layer.clone(),
+                    source_package: c.source.as_ref().map(|s| s.name.clone()),
                 });
             }
         }

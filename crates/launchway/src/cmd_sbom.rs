@@ -1,4 +1,4 @@
-//! `launchway sbom`: the software bill of materials of a tree.
+//! `launchway sbom`: the software bill of materials of a tree or an image.
 
 use clap::{Args, ValueEnum};
 use launchway_scan::gate;
@@ -13,9 +13,14 @@ pub enum Format {
 
 #[derive(Args)]
 pub struct SbomArgs {
-    /// Directory (or a single lockfile) to inventory.
+    /// A directory or a lockfile; or an image: oci-archive:FILE,
+    /// docker-archive:FILE, oci-dir:DIR, registry:REF, containers-storage:REF.
     #[arg(default_value = ".")]
-    path: PathBuf,
+    target: String,
+    /// For an image that lists several platforms: which (os/arch[/variant];
+    /// default: this machine's).
+    #[arg(long)]
+    platform: Option<String>,
     #[arg(short, long, value_enum, default_value = "cyclonedx-json")]
     format: Format,
     /// CycloneDX specification version.
@@ -67,12 +72,60 @@ pub fn document(
     gate::sbom(path, fmt, &timestamp()?, env!("CARGO_PKG_VERSION"), opts)
 }
 
+/// The document of an image: the same writers, describing the container.
+fn image_document(
+    inv: launchway_scan::sbom::Inventory,
+    info: &launchway_scan::image::ImageInfo,
+    format: Format,
+    spec: &str,
+) -> Result<(serde_json::Value, launchway_scan::sbom::Inventory), String> {
+    use launchway_scan::image;
+    use launchway_scan::sbom::spdx;
+    let ts = timestamp()?;
+    let version = env!("CARGO_PKG_VERSION");
+    let doc = match format {
+        Format::SpdxJson => {
+            let mut d = spdx::write(&inv, &info.name(), &ts, version);
+            image::describe_spdx(&mut d, &inv, info);
+            d
+        }
+        Format::CyclonedxJson => {
+            let v = cyclonedx::SpecVersion::parse(spec)
+                .ok_or_else(|| format!("unknown CycloneDX version {spec}"))?;
+            let mut d = cyclonedx::write(&inv, &info.name(), &ts, version, v);
+            image::describe_cyclonedx(&mut d, &inv, info);
+            d
+        }
+    };
+    Ok((doc, inv))
+}
+
 pub fn main(args: &SbomArgs) -> u8 {
     let opts = launchway_scan::sbom::collect::Options {
         respect_ignore: !args.no_ignore,
         files: args.files,
     };
-    let (doc, inv) = match document(&args.path, args.format, &args.spec_version, &opts) {
+    let image = match crate::image_target::inventory(&args.target, args.platform.as_deref()) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if image.is_some() && (args.no_ignore || args.files) {
+        eprintln!("error: --no-ignore and --files apply to a directory, not to an image");
+        return 2;
+    }
+    let built = match image {
+        Some((inv, info)) => image_document(inv, &info, args.format, &args.spec_version),
+        None => document(
+            std::path::Path::new(&args.target),
+            args.format,
+            &args.spec_version,
+            &opts,
+        ),
+    };
+    let (doc, inv) = match built {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");

@@ -220,11 +220,17 @@ pub enum ReportFormat {
 
 #[derive(Args)]
 pub struct ScanArgs {
-    /// A directory, a lockfile, or an SPDX/CycloneDX JSON SBOM.
+    /// A directory, a lockfile, or an SPDX/CycloneDX JSON SBOM; or an
+    /// image: oci-archive:FILE, docker-archive:FILE, oci-dir:DIR,
+    /// registry:REF, containers-storage:REF.
     #[arg(default_value = ".")]
-    pub path: PathBuf,
-    /// Which scanners to run.
-    #[arg(long, value_delimiter = ',', default_value = "vuln,secret")]
+    pub path: String,
+    /// For an image that lists several platforms: which (os/arch[/variant];
+    /// default: this machine's).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Which scanners to run [default: vuln,secret; vuln for an image].
+    #[arg(long, value_delimiter = ',')]
     pub scanners: Vec<String>,
     /// Severities to report (and to fail on with --exit-code). Secrets count as HIGH.
     #[arg(
@@ -292,9 +298,42 @@ pub fn scan(args: &ScanArgs, store: &Store) -> u8 {
         eprintln!("error: unknown scanner(s) {unknown:?}; use vuln and/or secret");
         return 2;
     }
-    let mut o = gate::Options::new(args.path.clone(), store.home.clone(), today());
-    o.vuln = args.scanners.iter().any(|s| s == "vuln");
-    o.secret = args.scanners.iter().any(|s| s == "secret");
+    let image = match crate::image_target::inventory(&args.path, args.platform.as_deref()) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let scanners: Vec<String> = match (&image, args.scanners.is_empty()) {
+        (Some(_), true) => vec!["vuln".into()],
+        (None, true) => vec!["vuln".into(), "secret".into()],
+        (_, false) => args.scanners.clone(),
+    };
+    if image.is_some() {
+        let refused = [
+            (scanners.iter().any(|s| s == "secret"), "--scanners secret"),
+            (args.git, "--git"),
+            (args.staged, "--staged"),
+            (args.baseline.is_some(), "--baseline"),
+            (args.config.is_some(), "--config"),
+        ];
+        if let Some((_, what)) = refused.iter().find(|(on, _)| *on) {
+            eprintln!(
+                "error: {what} applies to a directory; an image is scanned for vulnerabilities (--scanners vuln)"
+            );
+            return 2;
+        }
+    }
+    let path = if image.is_some() {
+        PathBuf::from(".")
+    } else {
+        PathBuf::from(&args.path)
+    };
+    let mut o = gate::Options::new(path, store.home.clone(), today());
+    o.image = image;
+    o.vuln = scanners.iter().any(|s| s == "vuln");
+    o.secret = scanners.iter().any(|s| s == "secret");
     o.severity.clone_from(&args.severity);
     o.ignorefiles = args.ignorefile.iter().cloned().collect();
     o.ignore_unfixed = args.ignore_unfixed;

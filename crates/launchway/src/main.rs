@@ -21,6 +21,7 @@ mod cmd_serve;
 mod cmd_sync;
 mod deployer;
 mod diagnostics;
+mod image_target;
 mod local_agent;
 mod reporter;
 

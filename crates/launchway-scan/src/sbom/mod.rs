@@ -81,6 +81,23 @@ pub struct Component {
     /// Files the package owns, when asked for (`--files`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<PackageFile>,
+    /// An operating-system package's source package, which OS advisories
+    /// (Debian's, Alpine's) name instead of the binary package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourcePackage>,
+    /// The distribution release it was installed in (`debian-12`,
+    /// `alpine-3.19`), from the image's `os-release`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distro: Option<String>,
+    /// In an image: the digest of the layer that added it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePackage {
+    pub name: String,
+    pub version: String,
 }
 
 impl Component {
@@ -97,6 +114,18 @@ impl Component {
             dev: false,
             local: false,
             files: Vec::new(),
+            source: None,
+            distro: None,
+            layer: None,
+        }
+    }
+
+    /// The name and version advisories know it by: the source package's
+    /// for an OS package that has one.
+    pub fn advisory_key(&self) -> (&str, &str) {
+        match &self.source {
+            Some(s) => (&s.name, &s.version),
+            None => (&self.name, &self.version),
         }
     }
 }
@@ -174,6 +203,9 @@ impl Inventory {
                     }
                     last.dev &= c.dev;
                     last.local &= c.local;
+                    if last.layer.is_none() {
+                        last.layer = c.layer;
+                    }
                 }
                 _ => merged.push(c),
             }

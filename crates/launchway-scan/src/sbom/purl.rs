@@ -50,6 +50,7 @@ fn purl_with(eco: Ecosystem, name: &str, version: &str) -> String {
             encode(&name.to_ascii_lowercase(), true)
         ),
         Ecosystem::Debian => format!("pkg:deb/debian/{}@{v}", encode(name, false)),
+        Ecosystem::Alpine => format!("pkg:apk/alpine/{}@{v}", encode(name, false)),
     }
 }
 
@@ -116,6 +117,7 @@ pub fn parse(purl: &str) -> Option<(Ecosystem, String, String)> {
         "npm" => Ecosystem::Npm,
         "golang" => Ecosystem::Go,
         "deb" => Ecosystem::Debian,
+        "apk" => Ecosystem::Alpine,
         _ => return None,
     };
     let segs: Vec<String> = name_path.split('/').map(decode).collect();
@@ -139,6 +141,7 @@ mod parse_tests {
             (Ecosystem::Go, "github.com/gorilla/mux", "v1.8.0"),
             (Ecosystem::Debian, "zlib1g", "1:1.2.13.dfsg-1"),
             (Ecosystem::Crates, "serde", "1.0.0+build"),
+            (Ecosystem::Alpine, "musl", "1.2.4_git20230717-r4"),
         ] {
             assert_eq!(
                 parse(&purl(eco, n, v)),

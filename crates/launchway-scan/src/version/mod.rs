@@ -1,5 +1,6 @@
 //! Version ordering, one scheme per ecosystem: PEP 440 (PyPI), SemVer
-//! (crates.io, npm), Go module versions, Debian's dpkg ordering.
+//! (crates.io, npm), Go module versions, Debian's dpkg ordering, Alpine's
+//! apk ordering.
 //! Pure: parsing and comparison only.
 
 /// Equality and partial order from a type's `Ord` (versions equal by
@@ -21,6 +22,7 @@ macro_rules! order_by_cmp {
 }
 use order_by_cmp;
 
+pub mod alpine;
 pub mod debian;
 pub mod pep440;
 pub mod semver;
@@ -42,15 +44,18 @@ pub enum Ecosystem {
     Go,
     #[serde(rename = "Debian")]
     Debian,
+    #[serde(rename = "Alpine")]
+    Alpine,
 }
 
 impl Ecosystem {
-    pub const ALL: [Ecosystem; 5] = [
+    pub const ALL: [Ecosystem; 6] = [
         Ecosystem::PyPI,
         Ecosystem::Crates,
         Ecosystem::Npm,
         Ecosystem::Go,
         Ecosystem::Debian,
+        Ecosystem::Alpine,
     ];
 
     /// The OSV ecosystem name (`Debian:12` counts as Debian).
@@ -62,6 +67,7 @@ impl Ecosystem {
             "npm" => Ecosystem::Npm,
             "Go" => Ecosystem::Go,
             "Debian" => Ecosystem::Debian,
+            "Alpine" => Ecosystem::Alpine,
             _ => return None,
         })
     }
@@ -73,6 +79,7 @@ impl Ecosystem {
             Ecosystem::Npm => "npm",
             Ecosystem::Go => "Go",
             Ecosystem::Debian => "Debian",
+            Ecosystem::Alpine => "Alpine",
         }
     }
 
@@ -84,6 +91,7 @@ impl Ecosystem {
             Ecosystem::Npm => "npm",
             Ecosystem::Go => "golang",
             Ecosystem::Debian => "deb",
+            Ecosystem::Alpine => "apk",
         }
     }
 
@@ -110,6 +118,11 @@ impl Ecosystem {
                 debian::Version::parse(a)
                     .ok()?
                     .cmp(&debian::Version::parse(b).ok()?),
+            ),
+            Ecosystem::Alpine => Some(
+                alpine::Version::parse(a)
+                    .ok()?
+                    .cmp(&alpine::Version::parse(b).ok()?),
             ),
         }
     }
@@ -138,9 +151,11 @@ impl Ecosystem {
                 }
                 out
             }
-            Ecosystem::Crates | Ecosystem::Npm | Ecosystem::Go | Ecosystem::Debian => {
-                name.trim().to_string()
-            }
+            Ecosystem::Crates
+            | Ecosystem::Npm
+            | Ecosystem::Go
+            | Ecosystem::Debian
+            | Ecosystem::Alpine => name.trim().to_string(),
         }
     }
 }

@@ -1,11 +1,34 @@
 //! Debian: `var/lib/dpkg/status` in a root file system.
 
 use super::err;
-use crate::sbom::{CollectError, Component};
+use crate::sbom::{CollectError, Component, SourcePackage};
 use crate::version::Ecosystem;
 use std::collections::HashMap;
 
+/// `Source: name` or `Source: name (version)` — the source package Debian's
+/// advisories name; its version is the binary's unless given.
+fn source_package(field: &str, binary_version: &str) -> Option<SourcePackage> {
+    let (name, version) = match field.split_once('(') {
+        Some((n, v)) => (n.trim(), v.trim_end_matches(')').trim()),
+        None => (field.trim(), binary_version),
+    };
+    (!name.is_empty()).then(|| SourcePackage {
+        name: name.to_string(),
+        version: version.to_string(),
+    })
+}
+
 pub fn dpkg_status(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+    read(file, text, true)
+}
+
+/// A file of `var/lib/dpkg/status.d/` (distroless images): paragraphs
+/// without `Status:`, every one installed.
+pub fn status_d(file: &str, text: &str) -> Result<Vec<Component>, CollectError> {
+    read(file, text, false)
+}
+
+fn read(file: &str, text: &str, need_status: bool) -> Result<Vec<Component>, CollectError> {
     let mut out: Vec<Component> = Vec::new();
     let mut depends: Vec<Vec<String>> = Vec::new();
     let mut fields: HashMap<String, String> = HashMap::new();
@@ -15,9 +38,10 @@ pub fn dpkg_status(file: &str, text: &str) -> Result<Vec<Component>, CollectErro
     for (i, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             if !fields.is_empty() {
-                let installed = fields
-                    .get("Status")
-                    .is_some_and(|s| s.split_whitespace().nth(2) == Some("installed"));
+                let installed = !need_status
+                    || fields
+                        .get("Status")
+                        .is_some_and(|s| s.split_whitespace().nth(2) == Some("installed"));
                 if installed {
                     let (Some(name), Some(version)) =
                         (fields.get("Package"), fields.get("Version"))
@@ -32,6 +56,9 @@ pub fn dpkg_status(file: &str, text: &str) -> Result<Vec<Component>, CollectErro
                     if let Some(arch) = fields.get("Architecture") {
                         c.purl = format!("{}?arch={arch}", c.purl);
                     }
+                    c.source = fields
+                        .get("Source")
+                        .and_then(|src| source_package(src, version));
                     depends.push(
                         fields
                             .get("Depends")

@@ -3,7 +3,9 @@
 //! and parse each with its collector. A broken file is reported with its
 //! position and skipped; the walk goes on.
 
+mod alpine;
 mod debian;
+pub mod elf;
 mod go;
 mod node;
 mod python;
@@ -34,6 +36,9 @@ pub enum Kind {
     GoMod,
     GoSum,
     DpkgStatus,
+    /// One package per file, without a `Status:` field (distroless images).
+    DpkgStatusD,
+    ApkInstalled,
     NodePackage,
 }
 
@@ -55,6 +60,7 @@ fn interesting(name: &str) -> bool {
             | "METADATA"
             | "PKG-INFO"
             | "status"
+            | "installed"
             | "package.json"
     ) || (name.ends_with(".txt") && name.contains("requirements"))
         || name.ends_with(".txt")
@@ -94,6 +100,13 @@ pub fn detect(rel: &str) -> Option<Kind> {
             Kind::PythonRecord
         }
         "status" if rel.ends_with("var/lib/dpkg/status") => Kind::DpkgStatus,
+        "installed" if rel.ends_with("lib/apk/db/installed") => Kind::ApkInstalled,
+        n if rel.split('/').rev().nth(1) == Some("status.d")
+            && rel.contains("var/lib/dpkg/status.d/")
+            && !n.ends_with(".md5sums") =>
+        {
+            Kind::DpkgStatusD
+        }
         "package.json" if is_installed_node_package(rel) => Kind::NodePackage,
         n if n.ends_with(".txt") && n.contains("requirements") => Kind::Requirements,
         n if n.ends_with(".txt") && rel.split('/').rev().nth(1) == Some("requirements") => {
@@ -103,10 +116,10 @@ pub fn detect(rel: &str) -> Option<Kind> {
     })
 }
 
-/// Go modules embedded in an ELF executable: only its `.go.buildinfo`
-/// section is read, found through the section headers.
+/// Modules an executable at `path` was built from (Go build info,
+/// cargo-auditable): only its sections are read.
 fn executable_modules(path: &Path, rel: &str) -> Option<Vec<super::Component>> {
-    use std::os::unix::fs::{FileExt, PermissionsExt};
+    use std::os::unix::fs::PermissionsExt;
     // Programs have no extension; everything else is skipped without a stat.
     let name = rel.rsplit('/').next().unwrap_or(rel);
     if name.contains('.') {
@@ -117,55 +130,8 @@ fn executable_modules(path: &Path, rel: &str) -> Option<Vec<super::Component>> {
         return None;
     }
     let f = std::fs::File::open(path).ok()?;
-    let mut h = [0u8; 64];
-    f.read_exact_at(&mut h, 0).ok()?;
-    // 64-bit little-endian ELF only (what Go builds for Linux on amd64/arm64).
-    if h[..4] != *b"\x7fELF" || h[4] != 2 || h[5] != 1 {
-        return None;
-    }
-    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
-    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-    let (shoff, shentsize, shnum, shstrndx) = (
-        u64_at(&h, 0x28),
-        u64::from(u16_at(&h, 0x3a)),
-        u64::from(u16_at(&h, 0x3c)),
-        u64::from(u16_at(&h, 0x3e)),
-    );
-    if shentsize < 64 || shnum == 0 || shnum > 4096 || shstrndx >= shnum {
-        return None;
-    }
-    let mut table = vec![0u8; usize::try_from(shentsize * shnum).ok()?];
-    f.read_exact_at(&mut table, shoff).ok()?;
-    let section = |i: u64| -> (u32, u64, u64) {
-        let b = &table[usize::try_from(i * shentsize).unwrap_or(0)..];
-        (
-            u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            u64_at(b, 0x18),
-            u64_at(b, 0x20),
-        )
-    };
-    let (_, str_off, str_size) = section(shstrndx);
-    if str_size > 1 << 20 {
-        return None;
-    }
-    let mut names = vec![0u8; usize::try_from(str_size).ok()?];
-    f.read_exact_at(&mut names, str_off).ok()?;
-    let wanted = b".go.buildinfo\0";
-    for i in 0..shnum {
-        let (name, off, size) = section(i);
-        let n = usize::try_from(name).ok()?;
-        if names.get(n..n + wanted.len()) == Some(&wanted[..]) {
-            if size > 64 << 20 {
-                return None;
-            }
-            // The build info strings follow the 32-byte header inside this section.
-            let mut data = vec![0u8; usize::try_from(size).ok()?];
-            f.read_exact_at(&mut data, off).ok()?;
-            let cs = go::binary(rel, &data);
-            return (!cs.is_empty()).then_some(cs);
-        }
-    }
-    None
+    let cs = elf::modules(&f, rel);
+    (!cs.is_empty()).then_some(cs)
 }
 
 /// `…/node_modules/<name>/package.json` or `…/node_modules/@scope/<name>/package.json`.
@@ -212,6 +178,8 @@ pub fn parse(kind: Kind, rel: &str, text: &str) -> Result<Parsed, CollectError> 
         Kind::GoMod => go::go_mod(rel, text).map(Parsed::from),
         Kind::GoSum => go::go_sum(rel, text).map(Parsed::from),
         Kind::DpkgStatus => debian::dpkg_status(rel, text).map(Parsed::from),
+        Kind::DpkgStatusD => debian::status_d(rel, text).map(Parsed::from),
+        Kind::ApkInstalled => alpine::apk_installed(rel, text).map(Parsed::from),
         Kind::NodePackage => node::installed_package(rel, text).map(Parsed::from),
     }
 }

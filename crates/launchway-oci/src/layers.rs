@@ -1,0 +1,301 @@
+//! The image's file system, as its layers make it: applied bottom to top,
+//! each file replacing what a lower layer had at its path, whiteouts
+//! (`.wh.<name>`) deleting a lower path and opaque markers
+//! (`.wh..wh..opq`) emptying a lower directory. Only the files a caller
+//! asks for are read; the result maps each surviving path to the layer
+//! that wrote it and what the caller made of its content.
+
+use crate::OciError;
+use crate::source::Image;
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// A file met in a layer.
+#[derive(Debug, Clone)]
+pub struct Header<'a> {
+    /// Relative to the image's root, `/`-separated, no `.` or `..`.
+    pub path: &'a str,
+    pub mode: u32,
+    pub size: u64,
+    /// Index into the image's layers.
+    pub layer: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry<T> {
+    pub layer: usize,
+    pub value: T,
+}
+
+/// The merged view: kept files and every symbolic link.
+#[derive(Debug)]
+pub struct Merged<T> {
+    pub files: BTreeMap<String, Entry<T>>,
+    /// Symbolic links and their targets as written.
+    pub links: BTreeMap<String, String>,
+    /// Regular files in the final file system (kept or not).
+    pub file_count: usize,
+    /// Things worth saying that did not stop the merge (files too large
+    /// to read, foreign layers).
+    pub notices: Vec<String>,
+}
+
+impl<T> Merged<T> {
+    /// Follows symbolic links (relative or absolute, up to 16) from `path`
+    /// to a kept file.
+    pub fn resolve(&self, path: &str) -> Option<(&str, &Entry<T>)> {
+        let mut p = normalize(path)?;
+        for _ in 0..16 {
+            if let Some((k, e)) = self.files.get_key_value(&p) {
+                return Some((k.as_str(), e));
+            }
+            // The longest linked prefix of the path.
+            let parts: Vec<&str> = p.split('/').collect();
+            let mut next = None;
+            for i in (1..=parts.len()).rev() {
+                let prefix = parts[..i].join("/");
+                if let Some(target) = self.links.get(&prefix) {
+                    let base = if target.starts_with('/') {
+                        String::new()
+                    } else {
+                        parts[..i - 1].join("/")
+                    };
+                    let rest = parts[i..].join("/");
+                    next = normalize(&format!("{base}/{target}/{rest}"));
+                    break;
+                }
+            }
+            p = next?;
+        }
+        None
+    }
+}
+
+/// A path inside the image: no leading `/` or `./`, no `.` parts, `..`
+/// resolved (never above the root); `None` for the root itself.
+pub fn normalize(path: &str) -> Option<String> {
+    let mut out: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            p => out.push(p),
+        }
+    }
+    (!out.is_empty()).then(|| out.join("/"))
+}
+
+/// The largest file read into memory; larger ones are skipped with a notice.
+pub const MAX_FILE: u64 = 512 << 20;
+
+fn remove_under<V>(map: &mut BTreeMap<String, V>, dir: &str, below: impl Fn(&V) -> bool) {
+    let prefix = format!("{dir}/");
+    let doomed: Vec<String> = map
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .filter(|(_, v)| below(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in doomed {
+        map.remove(&k);
+    }
+}
+
+/// Opens a layer's (possibly compressed) stream as a tar reader.
+fn decompress<'a, R: Read + 'a>(mut r: R) -> std::io::Result<Box<dyn Read + 'a>> {
+    let mut magic = [0u8; 4];
+    let mut n = 0;
+    while n < 4 {
+        let got = r.read(&mut magic[n..])?;
+        if got == 0 {
+            break;
+        }
+        n += got;
+    }
+    let head = std::io::Cursor::new(magic[..n].to_vec()).chain(r);
+    Ok(match &magic[..n] {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(head)),
+        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(
+            ruzstd::decoding::StreamingDecoder::new(head)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?,
+        ),
+        _ => Box::new(head),
+    })
+}
+
+/// Applies the image's layers. `want` says whether to read a regular
+/// file; `read` turns its bytes into what the caller keeps (`None`: keep
+/// nothing). `read` sees every version of a wanted path, layer by layer,
+/// so a caller can follow a database file through the layers.
+pub fn merge<T: Clone>(
+    image: &Image,
+    mut want: impl FnMut(&Header) -> bool,
+    mut read: impl FnMut(&Header, Vec<u8>) -> Option<T>,
+) -> Result<Merged<T>, OciError> {
+    let mut files: BTreeMap<String, Entry<T>> = BTreeMap::new();
+    let mut links: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    // Every regular file's layer (kept or not), for counting and deletes.
+    let mut present: BTreeMap<String, usize> = BTreeMap::new();
+    let mut notices = Vec::new();
+    for (i, layer) in image.layers.iter().enumerate() {
+        let what = format!("layer {} ({})", i + 1, layer.digest);
+        if layer.media_type.contains("foreign") || layer.media_type.contains("nondistributable") {
+            notices.push(format!(
+                "{what}: a foreign layer (fetched from elsewhere at run time) was not read"
+            ));
+            continue;
+        }
+        let mut verified = image.layer(i)?;
+        let read_layer = (|| -> Result<(), OciError> {
+            let tar_stream = decompress(&mut verified).map_err(|e| OciError::io(&what, e))?;
+            let mut archive = tar::Archive::new(tar_stream);
+            let entries = archive.entries().map_err(|e| OciError::io(&what, e))?;
+            for entry in entries {
+                let mut entry = entry.map_err(|e| OciError::io(&what, e))?;
+                let raw = entry
+                    .path()
+                    .map_err(|e| OciError::io(&what, e))?
+                    .to_string_lossy()
+                    .into_owned();
+                let Some(path) = normalize(&raw) else {
+                    continue;
+                };
+                let (dir, name) = match path.rsplit_once('/') {
+                    Some((d, n)) => (d.to_string(), n),
+                    None => (String::new(), path.as_str()),
+                };
+                let join = |n: &str| {
+                    if dir.is_empty() {
+                        n.to_string()
+                    } else {
+                        format!("{dir}/{n}")
+                    }
+                };
+                // Whiteouts delete what lower layers put there.
+                if name == ".wh..wh..opq" {
+                    let lower = |l: &usize| *l < i;
+                    remove_under(&mut present, &dir, lower);
+                    remove_under(&mut links, &dir, |(l, _)| *l < i);
+                    remove_under(&mut files, &dir, |e| e.layer < i);
+                    continue;
+                }
+                if let Some(gone) = name.strip_prefix(".wh.") {
+                    let target = join(gone);
+                    present.remove(&target);
+                    links.remove(&target);
+                    files.remove(&target);
+                    remove_under(&mut present, &target, |l| *l < i);
+                    remove_under(&mut links, &target, |(l, _)| *l < i);
+                    remove_under(&mut files, &target, |e| e.layer < i);
+                    continue;
+                }
+                let kind = entry.header().entry_type();
+                // Whatever is written at a path replaces what was there.
+                if !kind.is_dir() {
+                    present.remove(&path);
+                    links.remove(&path);
+                    files.remove(&path);
+                    remove_under(&mut present, &path, |l| *l < i);
+                    remove_under(&mut links, &path, |(l, _)| *l < i);
+                    remove_under(&mut files, &path, |e| e.layer < i);
+                } else {
+                    // A directory replaces a file or link of that name.
+                    present.remove(&path);
+                    links.remove(&path);
+                    files.remove(&path);
+                }
+                if kind.is_symlink() {
+                    if let Ok(Some(target)) = entry.link_name() {
+                        links.insert(path, (i, target.to_string_lossy().into_owned()));
+                    }
+                    continue;
+                }
+                if kind.is_hard_link() {
+                    // The same content as a file earlier in this archive.
+                    let target = entry
+                        .link_name()
+                        .ok()
+                        .flatten()
+                        .and_then(|t| normalize(&t.to_string_lossy()));
+                    if let Some(t) = target
+                        && let Some(&l) = present.get(&t)
+                    {
+                        present.insert(path.clone(), l.max(i));
+                        if let Some(e) = files.get(&t).cloned() {
+                            files.insert(
+                                path.clone(),
+                                Entry {
+                                    layer: i,
+                                    value: e.value,
+                                },
+                            );
+                        }
+                    }
+                    continue;
+                }
+                if !kind.is_file() {
+                    continue;
+                }
+                present.insert(path.clone(), i);
+                let size = entry.size();
+                let header = Header {
+                    path: &path,
+                    mode: entry.header().mode().unwrap_or(0),
+                    size,
+                    layer: i,
+                };
+                if !want(&header) {
+                    continue;
+                }
+                if size > MAX_FILE {
+                    notices.push(format!(
+                        "/{path} ({size} bytes, layer {}) is larger than {} MiB and was not read",
+                        i + 1,
+                        MAX_FILE >> 20
+                    ));
+                    continue;
+                }
+                let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+                entry
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| OciError::io(format!("{what}: /{path}"), e))?;
+                if let Some(value) = read(&header, bytes) {
+                    files.insert(path.clone(), Entry { layer: i, value });
+                }
+            }
+            Ok(())
+        })();
+        // A blob that does not match its digest is refused as such, even
+        // when the damage also broke the tar on the way.
+        match (read_layer, verified.finish()) {
+            (_, Err(e @ OciError::Digest { .. })) | (Err(e), _) | (Ok(()), Err(e)) => {
+                return Err(e);
+            }
+            (Ok(()), Ok(())) => {}
+        }
+    }
+    Ok(Merged {
+        files,
+        links: links.into_iter().map(|(k, (_, t))| (k, t)).collect(),
+        file_count: present.len(),
+        notices,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_normalised() {
+        assert_eq!(
+            normalize("./etc/os-release").as_deref(),
+            Some("etc/os-release")
+        );
+        assert_eq!(normalize("/a//b/./c").as_deref(), Some("a/b/c"));
+        assert_eq!(normalize("../../etc/passwd").as_deref(), Some("etc/passwd"));
+        assert_eq!(normalize("./"), None);
+    }
+}

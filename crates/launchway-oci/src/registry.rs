@@ -1,0 +1,324 @@
+//! Pulling from a registry (the OCI distribution API): manifests and
+//! blobs over HTTPS with rustls, or plain HTTP to a loopback host or a
+//! mirror that says so. Authentication follows the registry's challenge:
+//! `Bearer` (a token from its realm, asked with the credentials when there
+//! are some) or `Basic`. Credentials never go anywhere but the registry
+//! and its token realm; redirects (blob storage) carry none.
+
+use crate::auth::Credentials;
+use crate::manifest::{self, Document, Platform};
+use crate::mirrors::Registries;
+use crate::source::{Blobs, Image};
+use crate::{OciError, Reference, sha256_digest};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+pub struct Registry<'a> {
+    registries: &'a Registries,
+}
+
+/// One repository on one registry, with the authorisation it earned.
+struct Session {
+    agent: ureq::Agent,
+    base: String,
+    /// The registry as the user named it (for messages).
+    registry: String,
+    repository: String,
+    credentials: Option<Credentials>,
+    authorization: Mutex<Option<String>>,
+}
+
+/// The value of a `key="value"` parameter in a challenge.
+fn param(challenge: &str, key: &str) -> Option<String> {
+    let lower = challenge.to_ascii_lowercase();
+    let at = lower.find(&format!("{key}=\""))? + key.len() + 2;
+    let end = challenge[at..].find('"')?;
+    Some(challenge[at..at + end].to_string())
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Session {
+    fn error(&self, message: impl Into<String>) -> OciError {
+        OciError::Registry {
+            registry: self.registry.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn send(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<ureq::http::Response<ureq::Body>, OciError> {
+        let mut req = self.agent.get(url);
+        if let Some(a) = accept {
+            req = req.header("Accept", a);
+        }
+        if let Ok(g) = self.authorization.lock()
+            && let Some(h) = g.as_ref()
+        {
+            req = req.header("Authorization", h);
+        }
+        req.call().map_err(|e| self.error(format!("{url}: {e}")))
+    }
+
+    /// GET with the registry's authentication dance on a 401.
+    fn get(&self, path: &str, accept: Option<&str>) -> Result<ureq::Body, OciError> {
+        let url = format!("{}/v2/{}/{path}", self.base, self.repository);
+        let mut res = self.send(&url, accept)?;
+        if res.status() == 401 {
+            let challenge = res
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            self.authenticate(&challenge)?;
+            res = self.send(&url, accept)?;
+        }
+        let status = res.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = res
+                .into_body()
+                .with_config()
+                .limit(64 << 10)
+                .read_to_string()
+                .unwrap_or_default();
+            let message = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
+                .unwrap_or_else(|| body.trim().chars().take(200).collect());
+            let what = match status {
+                401 if self.credentials.is_none() => {
+                    " (no credentials: log in with docker/login-action, or add them to an auth file)"
+                        .to_string()
+                }
+                401 | 403 => " (the credentials were refused)".into(),
+                404 => " (not found)".into(),
+                _ => String::new(),
+            };
+            return Err(self.error(format!(
+                "GET {}/{path}: HTTP {status}{what}: {message}",
+                self.repository
+            )));
+        }
+        Ok(res.into_body())
+    }
+
+    fn authenticate(&self, challenge: &str) -> Result<(), OciError> {
+        let scheme = challenge
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let header = match scheme.as_str() {
+            "basic" => self
+                .credentials
+                .as_ref()
+                .map(Credentials::basic)
+                .ok_or_else(|| {
+                    self.error("asks for credentials and none are known (log in first)")
+                })?,
+            "bearer" => {
+                let realm = param(challenge, "realm")
+                    .ok_or_else(|| self.error("a Bearer challenge without realm"))?;
+                if !realm.starts_with("https://") && !realm.starts_with("http://") {
+                    return Err(self.error(format!("token realm '{realm}' is not a URL")));
+                }
+                let mut url = format!("{realm}?");
+                if let Some(s) = param(challenge, "service") {
+                    url.push_str(&format!("service={}&", encode(&s)));
+                }
+                let scope = param(challenge, "scope")
+                    .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
+                url.push_str(&format!("scope={}", encode(&scope)));
+                let mut req = self.agent.get(&url);
+                if let Some(c) = &self.credentials {
+                    req = req.header("Authorization", c.basic());
+                }
+                let res = req.call().map_err(|e| self.error(format!("token: {e}")))?;
+                let status = res.status().as_u16();
+                let body = res
+                    .into_body()
+                    .with_config()
+                    .limit(1 << 20)
+                    .read_to_string()
+                    .map_err(|e| self.error(format!("token: {e}")))?;
+                if status != 200 {
+                    return Err(self.error(format!(
+                        "the token service refused: HTTP {status}{}",
+                        if self.credentials.is_some() {
+                            " (the credentials were refused)"
+                        } else {
+                            " (no credentials)"
+                        }
+                    )));
+                }
+                let v: serde_json::Value =
+                    serde_json::from_str(&body).map_err(|e| self.error(format!("token: {e}")))?;
+                let token = v["token"]
+                    .as_str()
+                    .or_else(|| v["access_token"].as_str())
+                    .ok_or_else(|| self.error("the token service answered without a token"))?;
+                format!("Bearer {token}")
+            }
+            _ => return Err(self.error(format!("unsupported authentication '{challenge}'"))),
+        };
+        if let Ok(mut g) = self.authorization.lock() {
+            *g = Some(header);
+        }
+        Ok(())
+    }
+
+    fn document(&self, target: &str, want_digest: Option<&str>) -> Result<Vec<u8>, OciError> {
+        let mut bytes = Vec::new();
+        self.get(&format!("manifests/{target}"), Some(manifest::ACCEPT))?
+            .into_with_config()
+            .limit(16 << 20)
+            .reader()
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.error(e.to_string()))?;
+        if let Some(d) = want_digest {
+            let actual = sha256_digest(&bytes);
+            if actual != d {
+                return Err(OciError::Digest {
+                    digest: d.to_string(),
+                    actual,
+                });
+            }
+        }
+        Ok(bytes)
+    }
+}
+
+struct RegistryBlobs(Arc<Session>);
+
+impl Blobs for RegistryBlobs {
+    fn open(&self, key: &str) -> Result<Box<dyn Read + '_>, OciError> {
+        let digest = key
+            .strip_prefix("blobs/sha256/")
+            .map_or_else(|| key.to_string(), |h| format!("sha256:{h}"));
+        let body = self.0.get(&format!("blobs/{digest}"), None)?;
+        Ok(Box::new(body.into_with_config().limit(u64::MAX).reader()))
+    }
+}
+
+impl Registry<'_> {
+    pub fn new(registries: &Registries) -> Registry<'_> {
+        Registry { registries }
+    }
+
+    fn session(&self, r: &Reference) -> Session {
+        let route = self.registries.route(&r.registry);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(std::time::Duration::from_secs(15)))
+            .build()
+            .into();
+        Session {
+            agent,
+            base: format!(
+                "{}://{}",
+                if route.plain_http { "http" } else { "https" },
+                route.host
+            ),
+            registry: if route.host == r.registry || r.registry == crate::reference::DOCKER_HUB {
+                r.registry.clone()
+            } else {
+                format!("{} (mirror of {})", route.host, r.registry)
+            },
+            repository: r.repository.clone(),
+            credentials: self
+                .registries
+                .credentials(&route.host)
+                .or_else(|| self.registries.credentials(&r.registry)),
+            authorization: Mutex::new(None),
+        }
+    }
+
+    /// The image a reference names, for `platform` when it is an index.
+    pub fn image(&self, r: &Reference, platform: &Platform) -> Result<Image, OciError> {
+        let session = Arc::new(self.session(r));
+        let mut bytes = session.document(r.target(), r.digest.as_deref())?;
+        let mut digest = sha256_digest(&bytes);
+        let mut doc = Document::parse(&format!("{r}"), &bytes)?;
+        if doc.is_index() {
+            let entries = doc.manifests.clone().unwrap_or_default();
+            let chosen = manifest::choose(&entries, platform)?.digest.clone();
+            bytes = session.document(&chosen, Some(&chosen))?;
+            digest = chosen;
+            doc = Document::parse(&digest, &bytes)?;
+        }
+        let blobs: Box<dyn Blobs> = Box::new(RegistryBlobs(session));
+        let config_desc = doc
+            .config
+            .clone()
+            .ok_or_else(|| OciError::format(&digest, "a manifest without config"))?;
+        let mut config_bytes = Vec::new();
+        blobs
+            .open(&format!("blobs/{}", config_desc.digest.replace(':', "/")))?
+            .take(16 << 20)
+            .read_to_end(&mut config_bytes)
+            .map_err(|e| OciError::io(&config_desc.digest, e))?;
+        let actual = sha256_digest(&config_bytes);
+        if actual != config_desc.digest {
+            return Err(OciError::Digest {
+                digest: config_desc.digest,
+                actual,
+            });
+        }
+        let config = crate::manifest::Config::parse(&config_bytes)?;
+        let layers = doc
+            .layers
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| crate::source::Layer {
+                key: format!("blobs/{}", l.digest.replace(':', "/")),
+                verify: Some(l.digest.clone()),
+                digest: l.digest,
+                media_type: l.media_type,
+                size: l.size,
+            })
+            .collect();
+        Ok(Image {
+            target: format!("registry:{r}"),
+            manifest_digest: Some(digest),
+            config_digest: config_desc.digest,
+            config,
+            tags: r.tag.iter().map(|t| format!("{}:{t}", r.name())).collect(),
+            layers,
+            blobs,
+            scratch: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        let c = r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:org/app:pull""#;
+        assert_eq!(param(c, "realm").as_deref(), Some("https://ghcr.io/token"));
+        assert_eq!(param(c, "service").as_deref(), Some("ghcr.io"));
+        assert_eq!(
+            param(c, "scope").as_deref(),
+            Some("repository:org/app:pull")
+        );
+        assert_eq!(param(c, "missing"), None);
+        assert_eq!(encode("repository:a/b:pull"), "repository%3Aa%2Fb%3Apull");
+    }
+}
