@@ -78,13 +78,14 @@ impl OsRelease {
                     _ => format!("v{}", self.version_id),
                 }
             }
-            // Debian's VERSION_ID is the major release already.
-            _ => self
+            // Debian's releases are their major version (`12`, not `12.5`).
+            "debian" => self
                 .version_id
                 .split('.')
                 .next()
                 .unwrap_or_default()
                 .to_string(),
+            _ => self.version_id.clone(),
         }
     }
 

@@ -366,3 +366,66 @@ fn go_sum_alone_adds_no_module_next_to_a_go_mod() {
             .any(|c| c.name == "github.com/stretchr/testify")
     );
 }
+
+/// Issue 14: the documents of an image (a container subject with its
+/// digest, OS packages with their distribution and layer) pass the
+/// official validators.
+#[test]
+fn image_documents_pass_the_official_validators() {
+    use launchway_oci::layout::{Compression, Entry, LayerSpec, write_oci_dir};
+    let venv = validators();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("layout");
+    write_oci_dir(
+        &dir,
+        &[LayerSpec {
+            compression: Compression::Gzip,
+            entries: vec![
+                Entry::file("etc/os-release", "ID=debian\nVERSION_ID=\"12\"\n"),
+                Entry::file(
+                    "var/lib/dpkg/status",
+                    "Package: libssl3\nStatus: install ok installed\nArchitecture: amd64\nSource: openssl\nVersion: 3.0.11-1~deb12u2\n",
+                ),
+                Entry::file(
+                    "usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA",
+                    "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\nLicense: MIT\n",
+                ),
+            ],
+        }],
+        &launchway_oci::Platform::host(),
+        Some("ghcr.io/org/app:1"),
+    )
+    .unwrap();
+    let img = launchway_oci::source::open(
+        &launchway_oci::Target::OciDir(dir),
+        &launchway_oci::source::Options::default(),
+    )
+    .unwrap();
+    let (inv, info) = launchway_scan::image::inventory(&img).unwrap();
+    assert_eq!(inv.components.len(), 2);
+    let mut s = spdx::write(&inv, &info.name(), TS, "0.0.0");
+    launchway_scan::image::describe_spdx(&mut s, &inv, &info);
+    assert_eq!(s["packages"][0]["primaryPackagePurpose"], "CONTAINER");
+    let spdx_path = tmp.path().join("image.spdx.json");
+    std::fs::write(&spdx_path, serde_json::to_string_pretty(&s).unwrap()).unwrap();
+    assert_valid_spdx(&venv, &spdx_path);
+    for (spec, label) in [
+        (cyclonedx::SpecVersion::V1_6, "1.6"),
+        (cyclonedx::SpecVersion::V1_5, "1.5"),
+    ] {
+        let mut d = cyclonedx::write(&inv, &info.name(), TS, "0.0.0", spec);
+        launchway_scan::image::describe_cyclonedx(&mut d, &inv, &info);
+        assert_eq!(d["metadata"]["component"]["type"], "container");
+        assert!(
+            d["metadata"]["component"]["purl"]
+                .as_str()
+                .unwrap()
+                .starts_with("pkg:oci/app@sha256%3A"),
+            "{}",
+            d["metadata"]["component"]["purl"]
+        );
+        let path = tmp.path().join(format!("image-{label}.cdx.json"));
+        std::fs::write(&path, serde_json::to_string_pretty(&d).unwrap()).unwrap();
+        assert_valid_cyclonedx(&venv, &path, label);
+    }
+}

@@ -411,15 +411,32 @@ pub fn read_sources(paths: &[PathBuf]) -> (Vec<Advisory>, Vec<String>) {
     (out, errors)
 }
 
-/// An OSV record, or every CVE of an NVD feed.
+/// An OSV record, a list of them (a JSON array, or the API's
+/// `{"vulns": […]}`), or every CVE of an NVD feed.
 fn read_json(name: &str, bytes: &[u8]) -> Vec<Result<Advisory, ParseError>> {
     // NVD feeds are large documents with a recognisable top level; an
     // OSV record is anything else.
     if bytes.len() > 2
         && let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes)
-        && super::nvd::is_feed(&doc)
     {
-        return super::nvd::advisories(&doc).into_iter().map(Ok).collect();
+        if super::nvd::is_feed(&doc) {
+            return super::nvd::advisories(&doc).into_iter().map(Ok).collect();
+        }
+        let list = match &doc {
+            serde_json::Value::Array(items) => Some(items),
+            serde_json::Value::Object(o) if o.len() == 1 => o.get("vulns").and_then(|v| v.as_array()),
+            _ => None,
+        };
+        if let Some(items) = list {
+            return items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let one = serde_json::to_vec(item).unwrap_or_default();
+                    Advisory::from_json(&format!("{name}[{i}]"), &one)
+                })
+                .collect();
+        }
     }
     vec![Advisory::from_json(name, bytes)]
 }
