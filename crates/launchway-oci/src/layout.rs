@@ -193,7 +193,7 @@ pub fn write_oci_dir(
         "architecture": platform.architecture,
         "os": platform.os,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "config": {},
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
         "history": layers.iter().map(|_| serde_json::json!({"created_by": "launchway"})).collect::<Vec<_>>(),
     });
     let config_bytes = serde_json::to_vec(&config).map_err(|e| OciError::format("config", e))?;

@@ -75,7 +75,11 @@ impl Session {
 
     /// GET with the registry's authentication dance on a 401.
     fn get(&self, path: &str, accept: Option<&str>) -> Result<ureq::Body, OciError> {
-        let url = format!("{}/v2/{}/{path}", self.base, self.repository);
+        let url = if self.repository.is_empty() {
+            format!("{}/v2/", self.base)
+        } else {
+            format!("{}/v2/{}/{path}", self.base, self.repository)
+        };
         let mut res = self.send(&url, accept)?;
         if res.status() == 401 {
             let challenge = res
@@ -128,7 +132,7 @@ impl Session {
                 .as_ref()
                 .map(Credentials::basic)
                 .ok_or_else(|| {
-                    self.error("asks for credentials and none are known (log in first)")
+                    self.error("asks for credentials and there are no credentials for it (log in with docker/login-action or podman login, or add them to an auth file)")
                 })?,
             "bearer" => {
                 let realm = param(challenge, "realm")
@@ -140,9 +144,13 @@ impl Session {
                 if let Some(s) = param(challenge, "service") {
                     url.push_str(&format!("service={}&", encode(&s)));
                 }
-                let scope = param(challenge, "scope")
-                    .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
-                url.push_str(&format!("scope={}", encode(&scope)));
+                let scope = param(challenge, "scope").or_else(|| {
+                    (!self.repository.is_empty())
+                        .then(|| format!("repository:{}:pull", self.repository))
+                });
+                if let Some(scope) = scope {
+                    url.push_str(&format!("scope={}", encode(&scope)));
+                }
                 let mut req = self.agent.get(&url);
                 if let Some(c) = &self.credentials {
                     req = req.header("Authorization", c.basic());
@@ -245,6 +253,20 @@ impl Registry<'_> {
                 .or_else(|| self.registries.credentials(&r.registry)),
             authorization: Mutex::new(None),
         }
+    }
+
+    /// Checks credentials against a registry (as `docker login` does):
+    /// `GET /v2/` answered after authenticating with them.
+    pub fn check_login(&self, registry: &str, creds: &Credentials) -> Result<(), OciError> {
+        let r = Reference {
+            registry: registry.to_string(),
+            repository: String::new(),
+            tag: None,
+            digest: None,
+        };
+        let mut session = self.session(&r);
+        session.credentials = Some(creds.clone());
+        session.get("", None).map(|_| ())
     }
 
     /// The image a reference names, for `platform` when it is an index.

@@ -284,6 +284,11 @@ pub(crate) enum PostKind {
         script: String,
         env: Vec<(String, String)>,
     },
+    /// `docker/login-action`'s logout.
+    Logout {
+        registry: String,
+        auth_file: PathBuf,
+    },
 }
 
 /// The mutable state of a running job instance.
@@ -316,6 +321,8 @@ pub(crate) struct JobExec {
     pub states: IndexMap<String, IndexMap<String, String>>,
     /// The job container `run:` steps execute in (`container:`).
     pub container: Option<crate::container::InContainer>,
+    /// Registry credentials from `docker/login-action` steps.
+    pub registry_logins: crate::actions::docker::Logins,
 }
 
 impl JobExec {
@@ -902,6 +909,7 @@ pub(crate) async fn run_job(
         echo: false,
         states: IndexMap::new(),
         container: None,
+        registry_logins: Default::default(),
     };
 
     // Workflow env, then job env: each evaluated with what is visible there.

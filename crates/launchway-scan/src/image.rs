@@ -273,6 +273,58 @@ pub fn distros(inv: &Inventory) -> BTreeSet<String> {
         .collect()
 }
 
+/// The inventory of the image a target names (`oci-archive:FILE`,
+/// `docker-archive:FILE`, `oci-dir:DIR`, `registry:REF`,
+/// `containers-storage:REF`); `None` when it names no image (a path).
+pub fn open_target(
+    target: &str,
+    platform: Option<&str>,
+    registries: &launchway_oci::mirrors::Registries,
+) -> Result<Option<(Inventory, ImageInfo)>, String> {
+    let Some(parsed) = launchway_oci::Target::parse(target) else {
+        if platform.is_some() {
+            return Err(format!(
+                "--platform applies to an image target (oci-archive:, docker-archive:, oci-dir:, registry:, containers-storage:), not to the path '{target}'"
+            ));
+        }
+        return Ok(None);
+    };
+    let t = parsed.map_err(|e| e.to_string())?;
+    let opts = launchway_oci::source::Options {
+        platform: platform
+            .map(launchway_oci::Platform::parse)
+            .transpose()
+            .map_err(|e| e.to_string())?,
+        registries: registries.clone(),
+    };
+    let img = launchway_oci::source::open(&t, &opts).map_err(|e| e.to_string())?;
+    inventory(&img).map(Some).map_err(|e| format!("{t}: {e}"))
+}
+
+/// The SBOM document of an image: the tree writers, describing the
+/// container.
+pub fn document(
+    inv: &Inventory,
+    info: &ImageInfo,
+    format: crate::gate::SbomFormat,
+    timestamp: &str,
+    tool_version: &str,
+) -> serde_json::Value {
+    match format {
+        crate::gate::SbomFormat::Spdx => {
+            let mut d = crate::sbom::spdx::write(inv, &info.name(), timestamp, tool_version);
+            describe_spdx(&mut d, inv, info);
+            d
+        }
+        crate::gate::SbomFormat::CycloneDx(v) => {
+            let mut d =
+                crate::sbom::cyclonedx::write(inv, &info.name(), timestamp, tool_version, v);
+            describe_cyclonedx(&mut d, inv, info);
+            d
+        }
+    }
+}
+
 /// The image's package URL: `pkg:oci/<name>@<digest>?repository_url=…&tag=…`.
 pub fn oci_purl(info: &ImageInfo) -> String {
     let digest = info

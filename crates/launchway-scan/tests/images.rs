@@ -50,8 +50,14 @@ fn debian_layers(work: &Path) -> Vec<LayerSpec> {
         LayerSpec {
             compression: Compression::Gzip,
             entries: vec![
-                Entry::file("usr/lib/os-release", "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n"),
-                Entry::Symlink { path: "etc/os-release".into(), target: "../usr/lib/os-release".into() },
+                Entry::file(
+                    "usr/lib/os-release",
+                    "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+                ),
+                Entry::Symlink {
+                    path: "etc/os-release".into(),
+                    target: "../usr/lib/os-release".into(),
+                },
                 Entry::file("var/lib/dpkg/status", DEBIAN_STATUS_1),
             ],
         },
@@ -59,8 +65,14 @@ fn debian_layers(work: &Path) -> Vec<LayerSpec> {
             compression: Compression::Gzip,
             entries: vec![
                 Entry::file("var/lib/dpkg/status", debian_status_2()),
-                Entry::file(&format!("{sp}/requests-2.19.0.dist-info/METADATA"), metadata("requests", "2.19.0")),
-                Entry::file(&format!("{sp}/urllib3-1.24.1.dist-info/METADATA"), metadata("urllib3", "1.24.1")),
+                Entry::file(
+                    &format!("{sp}/requests-2.19.0.dist-info/METADATA"),
+                    metadata("requests", "2.19.0"),
+                ),
+                Entry::file(
+                    &format!("{sp}/urllib3-1.24.1.dist-info/METADATA"),
+                    metadata("urllib3", "1.24.1"),
+                ),
                 Entry::program("usr/local/bin/tool", auditable_binary(work)),
             ],
         },
@@ -72,14 +84,21 @@ fn debian_layers(work: &Path) -> Vec<LayerSpec> {
 }
 
 fn open(dir: &Path) -> launchway_oci::Image {
-    source::open(&Target::OciDir(dir.to_path_buf()), &source::Options::default()).unwrap()
+    source::open(
+        &Target::OciDir(dir.to_path_buf()),
+        &source::Options::default(),
+    )
+    .unwrap()
 }
 
 fn db(home: &Path) -> PathBuf {
-    let (advisories, errors) = read_sources(&[Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/images/advisories.json")]);
+    let (advisories, errors) = read_sources(&[
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images/advisories.json")
+    ]);
     assert!(errors.is_empty(), "{errors:?}");
-    Db::open(home).import(advisories, "2026-11-01T00:00:00Z").unwrap();
+    Db::open(home)
+        .import(advisories, "2026-11-01T00:00:00Z")
+        .unwrap();
     home.to_path_buf()
 }
 
@@ -95,8 +114,13 @@ fn scan(home: &Path, img: &launchway_oci::Image, skip_db: bool) -> Result<gate::
 fn a_debian_image_is_inventoried_layer_by_layer_and_matched_by_release() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("layout");
-    let w = layout::write_oci_dir(&dir, &debian_layers(tmp.path()), &Platform::host(), Some("ghcr.io/org/app:1"))
-        .unwrap();
+    let w = layout::write_oci_dir(
+        &dir,
+        &debian_layers(tmp.path()),
+        &Platform::host(),
+        Some("ghcr.io/org/app:1"),
+    )
+    .unwrap();
     let img = open(&dir);
     let (inv, info) = image::inventory(&img).unwrap();
     let got: Vec<(String, String, Option<String>)> = inv
@@ -119,11 +143,20 @@ fn a_debian_image_is_inventoried_layer_by_layer_and_matched_by_release() {
         ]
     );
     let ssl = inv.components.iter().find(|c| c.name == "libssl3").unwrap();
-    assert_eq!(ssl.purl, "pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12");
+    assert_eq!(
+        ssl.purl,
+        "pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12"
+    );
     assert_eq!(ssl.advisory_key(), ("openssl", "3.0.11-1~deb12u2"));
-    assert_eq!(info.os.as_ref().map(|o| o.distro()).as_deref(), Some("debian-12"));
+    assert_eq!(
+        info.os.as_ref().map(|o| o.distro()).as_deref(),
+        Some("debian-12")
+    );
     assert_eq!(info.tags, ["ghcr.io/org/app:1"]);
-    assert_eq!(info.manifest_digest.as_deref(), Some(w.manifest_digest.as_str()));
+    assert_eq!(
+        info.manifest_digest.as_deref(),
+        Some(w.manifest_digest.as_str())
+    );
 
     let home = tempfile::tempdir().unwrap();
     let out = scan(&db(home.path()), &img, false).unwrap();
@@ -131,20 +164,35 @@ fn a_debian_image_is_inventoried_layer_by_layer_and_matched_by_release() {
         .report
         .vulnerabilities
         .iter()
-        .map(|f| (f.package.clone(), f.id.clone(), f.source_package.clone(), f.layer.clone()))
+        .map(|f| {
+            (
+                f.package.clone(),
+                f.id.clone(),
+                f.source_package.clone(),
+                f.layer.clone(),
+            )
+        })
         .collect();
     found.sort();
     assert_eq!(
         found,
         vec![
             // Debian 12's advisory, on the binary package built from openssl.
-            ("libssl3".into(), "CVE-2026-9001".into(), Some("openssl".into()), l(0)),
+            (
+                "libssl3".into(),
+                "CVE-2026-9001".into(),
+                Some("openssl".into()),
+                l(0)
+            ),
             ("time".into(), "RUSTSEC-2026-9007".into(), None, l(1)),
             ("urllib3".into(), "PYSEC-2026-9005".into(), None, l(1)),
             // Not DLA-9002-1 (Debian 11's), not requests (deleted).
         ]
     );
-    assert_eq!(out.report.image.as_ref().map(|i| i.config_digest.clone()), Some(w.config_digest.clone()));
+    assert_eq!(
+        out.report.image.as_ref().map(|i| i.config_digest.clone()),
+        Some(w.config_digest.clone())
+    );
     assert!(out.fails(false));
 }
 
@@ -158,7 +206,10 @@ fn an_alpine_image_matches_its_own_release_only() {
         &[LayerSpec {
             compression: Compression::Gzip,
             entries: vec![
-                Entry::file("etc/os-release", "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\n"),
+                Entry::file(
+                    "etc/os-release",
+                    "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\n",
+                ),
                 Entry::file("lib/apk/db/installed", installed),
             ],
         }],
@@ -198,14 +249,24 @@ fn an_ubuntu_image_is_not_matched_against_debian_and_fails_closed() {
     let home = db(home.path());
     let img = open(&dir);
     let e = scan(&home, &img, false).err().unwrap_or_default();
-    assert!(e.contains("2 package(s) of ubuntu-22.04") && e.contains("--skip-db"), "{e}");
+    assert!(
+        e.contains("2 package(s) of ubuntu-22.04") && e.contains("--skip-db"),
+        "{e}"
+    );
     let out = scan(&home, &img, true).unwrap();
     assert!(out.report.vulnerabilities.is_empty());
     assert!(
-        out.report.not_checked.iter().any(|n| n.contains("2 ubuntu-22.04 package(s)")),
+        out.report
+            .not_checked
+            .iter()
+            .any(|n| n.contains("2 ubuntu-22.04 package(s)")),
         "{:?}",
         out.report.not_checked
     );
     let (inv, _) = image::inventory(&img).unwrap();
-    assert!(inv.components.iter().all(|c| c.purl.starts_with("pkg:deb/ubuntu/")));
+    assert!(
+        inv.components
+            .iter()
+            .all(|c| c.purl.starts_with("pkg:deb/ubuntu/"))
+    );
 }

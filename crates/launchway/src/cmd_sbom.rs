@@ -62,42 +62,18 @@ pub fn document(
     spec: &str,
     opts: &launchway_scan::sbom::collect::Options,
 ) -> Result<(serde_json::Value, launchway_scan::sbom::Inventory), String> {
-    let fmt = match format {
+    let fmt = sbom_format(format, spec)?;
+    gate::sbom(path, fmt, &timestamp()?, env!("CARGO_PKG_VERSION"), opts)
+}
+
+fn sbom_format(format: Format, spec: &str) -> Result<gate::SbomFormat, String> {
+    Ok(match format {
         Format::SpdxJson => gate::SbomFormat::Spdx,
         Format::CyclonedxJson => gate::SbomFormat::CycloneDx(
             cyclonedx::SpecVersion::parse(spec)
                 .ok_or_else(|| format!("unknown CycloneDX version {spec}"))?,
         ),
-    };
-    gate::sbom(path, fmt, &timestamp()?, env!("CARGO_PKG_VERSION"), opts)
-}
-
-/// The document of an image: the same writers, describing the container.
-fn image_document(
-    inv: launchway_scan::sbom::Inventory,
-    info: &launchway_scan::image::ImageInfo,
-    format: Format,
-    spec: &str,
-) -> Result<(serde_json::Value, launchway_scan::sbom::Inventory), String> {
-    use launchway_scan::image;
-    use launchway_scan::sbom::spdx;
-    let ts = timestamp()?;
-    let version = env!("CARGO_PKG_VERSION");
-    let doc = match format {
-        Format::SpdxJson => {
-            let mut d = spdx::write(&inv, &info.name(), &ts, version);
-            image::describe_spdx(&mut d, &inv, info);
-            d
-        }
-        Format::CyclonedxJson => {
-            let v = cyclonedx::SpecVersion::parse(spec)
-                .ok_or_else(|| format!("unknown CycloneDX version {spec}"))?;
-            let mut d = cyclonedx::write(&inv, &info.name(), &ts, version, v);
-            image::describe_cyclonedx(&mut d, &inv, info);
-            d
-        }
-    };
-    Ok((doc, inv))
+    })
 }
 
 pub fn main(args: &SbomArgs) -> u8 {
@@ -117,7 +93,16 @@ pub fn main(args: &SbomArgs) -> u8 {
         return 2;
     }
     let built = match image {
-        Some((inv, info)) => image_document(inv, &info, args.format, &args.spec_version),
+        Some((inv, info)) => sbom_format(args.format, &args.spec_version).and_then(|fmt| {
+            let doc = launchway_scan::image::document(
+                &inv,
+                &info,
+                fmt,
+                &timestamp()?,
+                env!("CARGO_PKG_VERSION"),
+            );
+            Ok((doc, inv))
+        }),
         None => document(
             std::path::Path::new(&args.target),
             args.format,

@@ -5,6 +5,8 @@ mod artifact;
 mod cache;
 mod checkout;
 mod deploy;
+pub(crate) mod docker;
+mod docker_meta;
 mod local;
 mod register_model;
 mod security;
@@ -31,6 +33,11 @@ pub const BUILTINS: &[&str] = &[
     "actions/cache/save",
     "anchore/sbom-action",
     "aquasecurity/trivy-action",
+    "docker/build-push-action",
+    "docker/login-action",
+    "docker/metadata-action",
+    "docker/setup-buildx-action",
+    "docker/setup-qemu-action",
     "gitleaks/gitleaks-action",
     "launchway/deploy",
     "launchway/register-model",
@@ -125,6 +132,13 @@ pub(crate) async fn run_uses(
         Resolution::Builtin("gitleaks/gitleaks-action") => {
             security::gitleaks_action(exec, step_env)
         }
+        Resolution::Builtin("docker/login-action") => docker::login(exec, &with),
+        Resolution::Builtin("docker/setup-buildx-action") => docker::setup_buildx(exec),
+        Resolution::Builtin("docker/setup-qemu-action") => docker::setup_qemu(exec, &with),
+        Resolution::Builtin("docker/metadata-action") => docker::metadata(exec, &with),
+        Resolution::Builtin("docker/build-push-action") => {
+            docker::build_push(exec, &with, step_env, timeout).await
+        }
         Resolution::Builtin("launchway/deploy") => deploy::run(exec, &with).await,
         Resolution::Builtin("launchway/register-model") => register_model::run(exec, &with),
         Resolution::Builtin(other) => {
@@ -216,6 +230,10 @@ pub(crate) async fn run_post(exec: &mut JobExec, post: PostStep, job_failed: boo
         PostKind::Node { dir, script, env } => {
             local::run_node_script(exec, &dir, &script, env).await
         }
+        PostKind::Logout {
+            registry,
+            auth_file,
+        } => docker::logout(exec, &registry, &auth_file),
     };
     let conclusion = if run.failed {
         StepResult::Failure

@@ -44,10 +44,13 @@ pub(crate) fn sbom_action(
     with: &Inputs,
     step_env: &IndexMap<String, String>,
 ) -> StepRun {
-    if let Some(image) = with.get("image") {
-        exec.error(&format!("anchore/sbom-action: 'image: {image}' needs a container image; Launchway catalogs directories and files (use 'path' or 'file')"));
-        return StepRun::failed();
-    }
+    let image = match with.get("image") {
+        Some(reference) => match read_image(exec, "anchore/sbom-action", reference) {
+            Some(x) => Some(x),
+            None => return StepRun::failed(),
+        },
+        None => None,
+    };
     let target = resolve(
         exec,
         with.get("file").unwrap_or_else(|| with.get_or("path", ".")),
@@ -64,13 +67,26 @@ pub(crate) fn sbom_action(
             return StepRun::failed();
         }
     };
-    let (doc, inv) = match gate::sbom(
-        &target,
-        fmt,
-        &timestamp(step_env),
-        env!("CARGO_PKG_VERSION"),
-        &Default::default(),
-    ) {
+    let built = match image {
+        Some((inv, info)) => Ok((
+            launchway_scan::image::document(
+                &inv,
+                &info,
+                fmt,
+                &timestamp(step_env),
+                env!("CARGO_PKG_VERSION"),
+            ),
+            inv,
+        )),
+        None => gate::sbom(
+            &target,
+            fmt,
+            &timestamp(step_env),
+            env!("CARGO_PKG_VERSION"),
+            &Default::default(),
+        ),
+    };
+    let (doc, inv) = match built {
         Ok(x) => x,
         Err(e) => {
             exec.error(&format!("anchore/sbom-action: {e}"));
@@ -84,7 +100,8 @@ pub(crate) fn sbom_action(
         "Cataloged {} packages from {} files in {}",
         inv.components.len(),
         inv.files.len(),
-        target.display()
+        with.get("image")
+            .map_or_else(|| target.display().to_string(), str::to_string)
     ));
     let repo = exec.shared.cfg.source.name().to_string();
     let out_path = match with.get("output-file") {
@@ -136,17 +153,77 @@ fn list(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// An image's inventory, from a reference (local containers storage, else
+/// its registry) or a target (`oci-archive:…`), with the job's registry
+/// settings; errors are reported.
+fn read_image(
+    exec: &mut JobExec,
+    action: &str,
+    reference: &str,
+) -> Option<(
+    launchway_scan::sbom::Inventory,
+    launchway_scan::image::ImageInfo,
+)> {
+    let regs = super::docker::job_registries(exec, action)?;
+    let target = super::docker::image_target(reference.trim());
+    match launchway_scan::image::open_target(&target, None, &regs) {
+        Ok(Some(x)) => {
+            exec.log(&format!("Reading {target}"));
+            Some(x)
+        }
+        Ok(None) => {
+            exec.error(&format!(
+                "{action}: '{reference}' is not an image reference"
+            ));
+            None
+        }
+        Err(e) => {
+            exec.error(&format!("{action}: {e}"));
+            None
+        }
+    }
+}
+
 pub(crate) fn trivy_action(exec: &mut JobExec, with: &Inputs) -> StepRun {
     let scan_type = with.get_or("scan-type", "image");
-    if !matches!(scan_type, "fs" | "repo" | "rootfs" | "sbom") {
+    if !matches!(scan_type, "fs" | "repo" | "rootfs" | "sbom" | "image") {
         exec.error(&format!(
-            "aquasecurity/trivy-action: scan-type '{scan_type}' is not supported without a container engine; use fs, repo, rootfs or sbom"
+            "aquasecurity/trivy-action: scan-type '{scan_type}' is not supported; use image, fs, repo, rootfs or sbom"
         ));
         return StepRun::failed();
     }
-    let target = resolve(exec, with.get_or("scan-ref", "."));
+    let image = if scan_type == "image" {
+        let Some(reference) = with.get("image-ref") else {
+            exec.error("aquasecurity/trivy-action: scan-type image needs image-ref");
+            return StepRun::failed();
+        };
+        match read_image(exec, "aquasecurity/trivy-action", reference) {
+            Some(x) => Some(x),
+            None => return StepRun::failed(),
+        }
+    } else {
+        None
+    };
+    let target = if image.is_some() {
+        exec.workspace.clone()
+    } else {
+        resolve(exec, with.get_or("scan-ref", "."))
+    };
     let mut o = gate::Options::new(target, exec.shared.cfg.store.home.clone(), today());
-    let scanners = list(with.get_or("scanners", "vuln,secret"));
+    // Images: vulnerabilities (secrets in images are not scanned yet).
+    let default_scanners = if image.is_some() {
+        "vuln"
+    } else {
+        "vuln,secret"
+    };
+    o.image = image;
+    let scanners = list(with.get_or("scanners", default_scanners));
+    if o.image.is_some() && scanners.iter().any(|s| s == "secret") {
+        exec.error(
+            "aquasecurity/trivy-action: scanners: secret is not supported for images yet; use vuln",
+        );
+        return StepRun::failed();
+    }
     o.vuln = scanners.iter().any(|s| s == "vuln");
     o.secret = scanners.iter().any(|s| s == "secret");
     match list(with.get_or("severity", "UNKNOWN,LOW,MEDIUM,HIGH,CRITICAL"))
@@ -178,7 +255,7 @@ pub(crate) fn trivy_action(exec: &mut JobExec, with: &Inputs) -> StepRun {
         "json" => gate::Format::Json,
         "sarif" => gate::Format::Sarif,
         // SBOM formats: trivy writes the inventory instead of a findings report.
-        f @ ("cyclonedx" | "spdx-json") => return trivy_sbom(exec, with, f),
+        f @ ("cyclonedx" | "spdx-json") => return trivy_sbom(exec, with, f, o.image.take()),
         other => {
             exec.error(&format!(
                 "aquasecurity/trivy-action: format '{other}' is not supported; use table, json, sarif, cyclonedx or spdx-json"
@@ -237,20 +314,41 @@ pub(crate) fn trivy_action(exec: &mut JobExec, with: &Inputs) -> StepRun {
 }
 
 /// trivy-action with `format: cyclonedx` or `spdx-json`: an SBOM of `scan-ref`.
-fn trivy_sbom(exec: &mut JobExec, with: &Inputs, format: &str) -> StepRun {
+fn trivy_sbom(
+    exec: &mut JobExec,
+    with: &Inputs,
+    format: &str,
+    image: Option<(
+        launchway_scan::sbom::Inventory,
+        launchway_scan::image::ImageInfo,
+    )>,
+) -> StepRun {
     let fmt = if format == "cyclonedx" {
         gate::SbomFormat::CycloneDx(SpecVersion::V1_6)
     } else {
         gate::SbomFormat::Spdx
     };
     let target = resolve(exec, with.get_or("scan-ref", "."));
-    let doc = match gate::sbom(
-        &target,
-        fmt,
-        &crate::store::now_rfc3339(),
-        env!("CARGO_PKG_VERSION"),
-        &Default::default(),
-    ) {
+    let built = match image {
+        Some((inv, info)) => Ok((
+            launchway_scan::image::document(
+                &inv,
+                &info,
+                fmt,
+                &crate::store::now_rfc3339(),
+                env!("CARGO_PKG_VERSION"),
+            ),
+            inv,
+        )),
+        None => gate::sbom(
+            &target,
+            fmt,
+            &crate::store::now_rfc3339(),
+            env!("CARGO_PKG_VERSION"),
+            &Default::default(),
+        ),
+    };
+    let doc = match built {
         Ok((doc, _)) => serde_json::to_string_pretty(&doc).unwrap_or_default(),
         Err(e) => {
             exec.error(&format!("aquasecurity/trivy-action: {e}"));

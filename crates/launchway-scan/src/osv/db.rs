@@ -424,7 +424,9 @@ fn read_json(name: &str, bytes: &[u8]) -> Vec<Result<Advisory, ParseError>> {
         }
         let list = match &doc {
             serde_json::Value::Array(items) => Some(items),
-            serde_json::Value::Object(o) if o.len() == 1 => o.get("vulns").and_then(|v| v.as_array()),
+            serde_json::Value::Object(o) if o.len() == 1 => {
+                o.get("vulns").and_then(|v| v.as_array())
+            }
             _ => None,
         };
         if let Some(items) = list {
