@@ -10,8 +10,8 @@
 #               text-generation-inference, uptime-kuma and vuejs/core
 #               (bench/shapes.py: their lockfile quirks, the lines that made
 #               scanners noisy there, and planted fake credentials)
-# Usage: bench/security.sh [shapes]   (results on stdout; BENCH_CACHE to relocate the cache;
-#                                      `shapes` runs only that part, without the big corpora)
+# Usage: bench/security.sh [shapes|images]   (results on stdout; BENCH_CACHE to relocate the cache;
+#                                      `shapes` or `images` runs only that part, without the big corpora)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -72,8 +72,56 @@ print(f"{name}: components launchway {c_lw} ({t_lw}s) | syft {c_sy} ({t_sy}s) | 
 PY
   done
 }
+# Images (issue 14): a python:3.11-slim-shaped image built here from this
+# machine's Debian packages (its dpkg database, Python 3.11 and its standard
+# library) and wheels from PyPI, in four layers; saved as an OCI archive and
+# a Docker archive. SBOM with each tool, then launchway's scan.
+images() {
+  command -v buildah >/dev/null || { echo "images: buildah is needed (apt-get install buildah)"; return; }
+  local dir="$CACHE/image"
+  if [ ! -f "$dir/img-oci.tar" ]; then
+    rm -rf "$dir" && mkdir -p "$dir/stage/os/var/lib/dpkg" "$dir/stage/os/etc" "$dir/stage/py" "$dir/stage/app"
+    cp /var/lib/dpkg/status "$dir/stage/os/var/lib/dpkg/status"
+    cp /etc/os-release "$dir/stage/os/etc/os-release"
+    mkdir -p "$dir/stage/py/usr/bin" "$dir/stage/py/usr/lib"
+    cp -a /usr/bin/python3.11 "$dir/stage/py/usr/bin/"
+    cp -a /usr/lib/python3.11 "$dir/stage/py/usr/lib/"
+    python3 -m venv "$dir/venv"
+    "$dir/venv/bin/pip" install -q requests flask numpy pandas scikit-learn pyyaml
+    mkdir -p "$dir/stage/app/usr/local/lib/python3.11"
+    cp -a "$dir/venv/lib/python3.11/site-packages" "$dir/stage/app/usr/local/lib/python3.11/"
+    printf 'FROM scratch\nCOPY os/ /\nCOPY py/ /\nCOPY app/ /\n' > "$dir/stage/Containerfile"
+    buildah bud -q --layers=false -t launchway-bench/image:1 -f "$dir/stage/Containerfile" "$dir/stage" >/dev/null
+    buildah push -q launchway-bench/image:1 "oci-archive:$dir/img-oci.tar" >/dev/null
+    buildah push -q launchway-bench/image:1 "docker-archive:$dir/img-docker.tar:launchway-bench/image:1" >/dev/null
+  fi
+  echo "== Image SBOM: $(du -h "$dir/img-oci.tar" | cut -f1) archive (components; best of 3)"
+  count() { python3 -c "import json,sys; print(len(json.load(open(sys.argv[1])).get('components', [])))" "$1" 2>/dev/null || echo "-"; }
+  read -r t_lw m_lw < <(measure "$LW" sbom "oci-archive:$dir/img-oci.tar" -f cyclonedx-json -o "$CACHE/i-lw.json")
+  read -r t_lwd _ < <(measure "$LW" sbom "docker-archive:$dir/img-docker.tar" -f cyclonedx-json -o "$CACHE/i-lwd.json")
+  read -r t_sy m_sy < <(measure "$SYFT" "oci-archive:$dir/img-oci.tar" -q -o "cyclonedx-json=$CACHE/i-syft.json")
+  read -r t_tr m_tr < <(measure "$TRIVY" image --quiet --input "$dir/img-docker.tar" --format cyclonedx --cache-dir "$CACHE/trivy" --skip-db-update --offline-scan -o "$CACHE/i-trivy.json")
+  echo "launchway oci-archive ${t_lw}s ($(count "$CACHE/i-lw.json")) | docker-archive ${t_lwd}s ($(count "$CACHE/i-lwd.json")) | syft ${t_sy}s ($(count "$CACHE/i-syft.json")) | trivy ${t_tr}s ($(count "$CACHE/i-trivy.json"))"
+  echo "trivy/launchway $(ratio "$t_tr" "$t_lw")x, syft/launchway $(ratio "$t_sy" "$t_lw")x; peak RSS launchway ${m_lw} KB"
+  python3 - "$CACHE/i-lw.json" "$CACHE/i-syft.json" "$CACHE/i-trivy.json" <<'PY'
+import json, sys
+def names(p):
+    try:
+        return {(c.get("name", "").lower(), c.get("version", "")) for c in json.load(open(p)).get("components", []) if c.get("type") != "file"}
+    except Exception:
+        return set()
+lw, sy, tr = (names(p) for p in sys.argv[1:4])
+print(f"in syft's, not launchway's: {len(sy - lw)} {sorted(sy - lw)[:8]}")
+print(f"in trivy's, not launchway's: {len(tr - lw)} {sorted(tr - lw)[:8]}")
+PY
+}
+
 if [ "${1:-}" = shapes ]; then
   shapes
+  exit 0
+fi
+if [ "${1:-}" = images ]; then
+  images
   exit 0
 fi
 

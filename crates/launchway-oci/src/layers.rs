@@ -8,7 +8,7 @@
 use crate::OciError;
 use crate::source::Image;
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 
 /// A file met in a layer.
 #[derive(Debug, Clone)]
@@ -125,162 +125,245 @@ fn decompress<'a, R: Read + 'a>(mut r: R) -> std::io::Result<Box<dyn Read + 'a>>
     })
 }
 
+/// What the layers built so far.
+struct State<T, W, R> {
+    files: BTreeMap<String, Entry<T>>,
+    links: BTreeMap<String, (usize, String)>,
+    /// Every regular file's layer (kept or not), for counting and deletes.
+    present: BTreeMap<String, usize>,
+    notices: Vec<String>,
+    want: W,
+    read: R,
+}
+
+impl<T: Clone, W: FnMut(&Header) -> bool, R: FnMut(&Header, Vec<u8>) -> Option<T>> State<T, W, R> {
+    /// Removes `path` and, with `under`, what lower layers put below it.
+    fn remove(&mut self, path: &str, i: usize, under: bool) {
+        self.present.remove(path);
+        self.links.remove(path);
+        self.files.remove(path);
+        if under {
+            remove_under(&mut self.present, path, |l| *l < i);
+            remove_under(&mut self.links, path, |(l, _)| *l < i);
+            remove_under(&mut self.files, path, |e| e.layer < i);
+        }
+    }
+
+    fn apply_all<S: Read>(
+        &mut self,
+        entries: tar::Entries<'_, S>,
+        i: usize,
+        what: &str,
+    ) -> Result<(), OciError> {
+        for entry in entries {
+            self.apply(entry.map_err(|e| OciError::io(what, e))?, i, what)?;
+        }
+        Ok(())
+    }
+
+    fn apply<S: Read>(
+        &mut self,
+        mut entry: tar::Entry<'_, S>,
+        i: usize,
+        what: &str,
+    ) -> Result<(), OciError> {
+        let raw = entry
+            .path()
+            .map_err(|e| OciError::io(what, e))?
+            .to_string_lossy()
+            .into_owned();
+        let Some(path) = normalize(&raw) else {
+            return Ok(());
+        };
+        let (dir, name) = match path.rsplit_once('/') {
+            Some((d, n)) => (d.to_string(), n.to_string()),
+            None => (String::new(), path.clone()),
+        };
+        // Whiteouts delete what lower layers put there.
+        if name == ".wh..wh..opq" {
+            remove_under(&mut self.present, &dir, |l| *l < i);
+            remove_under(&mut self.links, &dir, |(l, _)| *l < i);
+            remove_under(&mut self.files, &dir, |e| e.layer < i);
+            return Ok(());
+        }
+        if let Some(gone) = name.strip_prefix(".wh.") {
+            let target = if dir.is_empty() {
+                gone.to_string()
+            } else {
+                format!("{dir}/{gone}")
+            };
+            self.remove(&target, i, true);
+            return Ok(());
+        }
+        let kind = entry.header().entry_type();
+        // Whatever is written at a path replaces what was there; a
+        // directory replaces a file or link of that name only.
+        self.remove(&path, i, !kind.is_dir());
+        if kind.is_symlink() {
+            if let Ok(Some(target)) = entry.link_name() {
+                self.links
+                    .insert(path, (i, target.to_string_lossy().into_owned()));
+            }
+            return Ok(());
+        }
+        if kind.is_hard_link() {
+            // The same content as a file earlier in this archive.
+            let target = entry
+                .link_name()
+                .ok()
+                .flatten()
+                .and_then(|t| normalize(&t.to_string_lossy()));
+            if let Some(t) = target
+                && let Some(&l) = self.present.get(&t)
+            {
+                self.present.insert(path.clone(), l.max(i));
+                if let Some(e) = self.files.get(&t).cloned() {
+                    self.files.insert(
+                        path,
+                        Entry {
+                            layer: i,
+                            value: e.value,
+                        },
+                    );
+                }
+            }
+            return Ok(());
+        }
+        if !kind.is_file() {
+            return Ok(());
+        }
+        self.present.insert(path.clone(), i);
+        let size = entry.size();
+        let header = Header {
+            path: &path,
+            mode: entry.header().mode().unwrap_or(0),
+            size,
+            layer: i,
+        };
+        if !(self.want)(&header) {
+            return Ok(());
+        }
+        if size > MAX_FILE {
+            self.notices.push(format!(
+                "/{path} ({size} bytes, layer {}) is larger than {} MiB and was not read",
+                i + 1,
+                MAX_FILE >> 20
+            ));
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| OciError::io(format!("{what}: /{path}"), e))?;
+        if let Some(value) = (self.read)(&header, bytes) {
+            self.files.insert(path.clone(), Entry { layer: i, value });
+        }
+        Ok(())
+    }
+
+    /// Reads layer `i`. A file (checked against its digest by the
+    /// caller, on another thread): an uncompressed tar skips what is not
+    /// wanted by seeking. A download: hashed as it is read.
+    fn layer(&mut self, image: &Image, i: usize, what: &str) -> Result<(), OciError> {
+        if let Some(mut file) = image.layer_seekable(i)? {
+            let mut magic = [0u8; 4];
+            let n = read_up_to(&mut file, &mut magic).map_err(|e| OciError::io(what, e))?;
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| OciError::io(what, e))?;
+            if matches!(&magic[..n], [0x1f, 0x8b, ..] | [0x28, 0xb5, 0x2f, 0xfd]) {
+                let s = decompress(file).map_err(|e| OciError::io(what, e))?;
+                let mut archive = tar::Archive::new(s);
+                let entries = archive.entries().map_err(|e| OciError::io(what, e))?;
+                return self.apply_all(entries, i, what);
+            }
+            let mut archive = tar::Archive::new(file);
+            let entries = archive
+                .entries_with_seek()
+                .map_err(|e| OciError::io(what, e))?;
+            return self.apply_all(entries, i, what);
+        }
+        let mut verified = image.layer(i)?;
+        let read = decompress(&mut verified)
+            .map_err(|e| OciError::io(what, e))
+            .and_then(|s| {
+                let mut archive = tar::Archive::new(s);
+                let entries = archive.entries().map_err(|e| OciError::io(what, e))?;
+                self.apply_all(entries, i, what)
+            });
+        match (read, verified.finish()) {
+            (_, Err(e @ OciError::Digest { .. })) | (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(())) => Ok(()),
+        }
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let got = r.read(&mut buf[n..])?;
+        if got == 0 {
+            break;
+        }
+        n += got;
+    }
+    Ok(n)
+}
+
 /// Applies the image's layers. `want` says whether to read a regular
 /// file; `read` turns its bytes into what the caller keeps (`None`: keep
 /// nothing). `read` sees every version of a wanted path, layer by layer,
 /// so a caller can follow a database file through the layers.
 pub fn merge<T: Clone>(
     image: &Image,
-    mut want: impl FnMut(&Header) -> bool,
-    mut read: impl FnMut(&Header, Vec<u8>) -> Option<T>,
+    want: impl FnMut(&Header) -> bool,
+    read: impl FnMut(&Header, Vec<u8>) -> Option<T>,
 ) -> Result<Merged<T>, OciError> {
-    let mut files: BTreeMap<String, Entry<T>> = BTreeMap::new();
-    let mut links: BTreeMap<String, (usize, String)> = BTreeMap::new();
-    // Every regular file's layer (kept or not), for counting and deletes.
-    let mut present: BTreeMap<String, usize> = BTreeMap::new();
-    let mut notices = Vec::new();
-    for (i, layer) in image.layers.iter().enumerate() {
-        let what = format!("layer {} ({})", i + 1, layer.digest);
-        if layer.media_type.contains("foreign") || layer.media_type.contains("nondistributable") {
-            notices.push(format!(
-                "{what}: a foreign layer (fetched from elsewhere at run time) was not read"
-            ));
-            continue;
-        }
-        let mut verified = image.layer(i)?;
-        let read_layer = (|| -> Result<(), OciError> {
-            let tar_stream = decompress(&mut verified).map_err(|e| OciError::io(&what, e))?;
-            let mut archive = tar::Archive::new(tar_stream);
-            let entries = archive.entries().map_err(|e| OciError::io(&what, e))?;
-            for entry in entries {
-                let mut entry = entry.map_err(|e| OciError::io(&what, e))?;
-                let raw = entry
-                    .path()
-                    .map_err(|e| OciError::io(&what, e))?
-                    .to_string_lossy()
-                    .into_owned();
-                let Some(path) = normalize(&raw) else {
-                    continue;
-                };
-                let (dir, name) = match path.rsplit_once('/') {
-                    Some((d, n)) => (d.to_string(), n),
-                    None => (String::new(), path.as_str()),
-                };
-                let join = |n: &str| {
-                    if dir.is_empty() {
-                        n.to_string()
-                    } else {
-                        format!("{dir}/{n}")
-                    }
-                };
-                // Whiteouts delete what lower layers put there.
-                if name == ".wh..wh..opq" {
-                    let lower = |l: &usize| *l < i;
-                    remove_under(&mut present, &dir, lower);
-                    remove_under(&mut links, &dir, |(l, _)| *l < i);
-                    remove_under(&mut files, &dir, |e| e.layer < i);
-                    continue;
-                }
-                if let Some(gone) = name.strip_prefix(".wh.") {
-                    let target = join(gone);
-                    present.remove(&target);
-                    links.remove(&target);
-                    files.remove(&target);
-                    remove_under(&mut present, &target, |l| *l < i);
-                    remove_under(&mut links, &target, |(l, _)| *l < i);
-                    remove_under(&mut files, &target, |e| e.layer < i);
-                    continue;
-                }
-                let kind = entry.header().entry_type();
-                // Whatever is written at a path replaces what was there.
-                if !kind.is_dir() {
-                    present.remove(&path);
-                    links.remove(&path);
-                    files.remove(&path);
-                    remove_under(&mut present, &path, |l| *l < i);
-                    remove_under(&mut links, &path, |(l, _)| *l < i);
-                    remove_under(&mut files, &path, |e| e.layer < i);
-                } else {
-                    // A directory replaces a file or link of that name.
-                    present.remove(&path);
-                    links.remove(&path);
-                    files.remove(&path);
-                }
-                if kind.is_symlink() {
-                    if let Ok(Some(target)) = entry.link_name() {
-                        links.insert(path, (i, target.to_string_lossy().into_owned()));
-                    }
-                    continue;
-                }
-                if kind.is_hard_link() {
-                    // The same content as a file earlier in this archive.
-                    let target = entry
-                        .link_name()
-                        .ok()
-                        .flatten()
-                        .and_then(|t| normalize(&t.to_string_lossy()));
-                    if let Some(t) = target
-                        && let Some(&l) = present.get(&t)
-                    {
-                        present.insert(path.clone(), l.max(i));
-                        if let Some(e) = files.get(&t).cloned() {
-                            files.insert(
-                                path.clone(),
-                                Entry {
-                                    layer: i,
-                                    value: e.value,
-                                },
-                            );
-                        }
-                    }
-                    continue;
-                }
-                if !kind.is_file() {
-                    continue;
-                }
-                present.insert(path.clone(), i);
-                let size = entry.size();
-                let header = Header {
-                    path: &path,
-                    mode: entry.header().mode().unwrap_or(0),
-                    size,
-                    layer: i,
-                };
-                if !want(&header) {
-                    continue;
-                }
-                if size > MAX_FILE {
-                    notices.push(format!(
-                        "/{path} ({size} bytes, layer {}) is larger than {} MiB and was not read",
-                        i + 1,
-                        MAX_FILE >> 20
-                    ));
-                    continue;
-                }
-                let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                entry
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| OciError::io(format!("{what}: /{path}"), e))?;
-                if let Some(value) = read(&header, bytes) {
-                    files.insert(path.clone(), Entry { layer: i, value });
-                }
+    let mut state = State {
+        files: BTreeMap::new(),
+        links: BTreeMap::new(),
+        present: BTreeMap::new(),
+        notices: Vec::new(),
+        want,
+        read,
+    };
+    let foreign = |i: usize| {
+        let t = &image.layers[i].media_type;
+        t.contains("foreign") || t.contains("nondistributable")
+    };
+    // Layers in files are checked against their digests on another
+    // thread while they are read (hashing is most of the work for an
+    // uncompressed layer); downloads as they stream.
+    let in_files: Vec<usize> = (0..image.layers.len())
+        .filter(|&i| !foreign(i) && matches!(image.layer_seekable(i), Ok(Some(_))))
+        .collect();
+    let (read, checked) = std::thread::scope(|scope| {
+        let checker = scope.spawn(|| in_files.iter().try_for_each(|&i| image.check_layer(i)));
+        let read = (0..image.layers.len()).try_for_each(|i| {
+            let what = format!("layer {} ({})", i + 1, image.layers[i].digest);
+            if foreign(i) {
+                state.notices.push(format!(
+                    "{what}: a foreign layer (fetched from elsewhere at run time) was not read"
+                ));
+                return Ok(());
             }
-            Ok(())
-        })();
-        // A blob that does not match its digest is refused as such, even
-        // when the damage also broke the tar on the way.
-        match (read_layer, verified.finish()) {
-            (_, Err(e @ OciError::Digest { .. })) | (Err(e), _) | (Ok(()), Err(e)) => {
-                return Err(e);
-            }
-            (Ok(()), Ok(())) => {}
-        }
+            state.layer(image, i, &what)
+        });
+        let checked = checker
+            .join()
+            .unwrap_or_else(|_| Err(OciError::Tool("the digest check stopped".into())));
+        (read, checked)
+    });
+    // A blob that does not match its digest is refused as such, even when
+    // the damage also broke the tar on the way.
+    match (read, checked) {
+        (_, Err(e @ OciError::Digest { .. })) | (Err(e), _) | (Ok(()), Err(e)) => return Err(e),
+        (Ok(()), Ok(())) => {}
     }
     Ok(Merged {
-        files,
-        links: links.into_iter().map(|(k, (_, t))| (k, t)).collect(),
-        file_count: present.len(),
-        notices,
+        files: state.files,
+        links: state.links.into_iter().map(|(k, (_, t))| (k, t)).collect(),
+        file_count: state.present.len(),
+        notices: state.notices,
     })
 }
 

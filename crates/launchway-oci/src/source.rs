@@ -72,6 +72,57 @@ impl std::fmt::Display for Target {
 /// Reads blobs by digest (or, in a Docker archive, by path).
 pub trait Blobs: Send + Sync {
     fn open(&self, key: &str) -> Result<Box<dyn Read + '_>, OciError>;
+    /// The blob as a file region, when it is one (not a download): its
+    /// digest is then checked on another thread while it is read, and an
+    /// uncompressed layer skips what is not wanted by seeking.
+    fn open_seekable(&self, _key: &str) -> Result<Option<Region>, OciError> {
+        Ok(None)
+    }
+}
+
+/// A part of a file, read and sought within its bounds.
+pub struct Region {
+    file: std::io::BufReader<File>,
+    len: u64,
+    pos: u64,
+}
+
+impl Region {
+    pub fn new(mut file: File, start: u64, len: u64) -> std::io::Result<Region> {
+        file.seek(SeekFrom::Start(start))?;
+        Ok(Region {
+            file: std::io::BufReader::with_capacity(1 << 16, file),
+            len,
+            pos: 0,
+        })
+    }
+}
+
+impl Read for Region {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = usize::try_from(self.len - self.pos).unwrap_or(usize::MAX);
+        let n = buf.len().min(left);
+        let got = self.file.read(&mut buf[..n])?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+impl Seek for Region {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(p) => i128::from(p),
+            SeekFrom::Current(d) => i128::from(self.pos) + i128::from(d),
+            SeekFrom::End(d) => i128::from(self.len) + i128::from(d),
+        };
+        let target =
+            u64::try_from(target.clamp(0, i128::from(self.len))).map_err(std::io::Error::other)?;
+        let delta = i64::try_from(i128::from(target) - i128::from(self.pos))
+            .map_err(std::io::Error::other)?;
+        self.file.seek_relative(delta)?;
+        self.pos = target;
+        Ok(target)
+    }
 }
 
 /// One layer of an image, bottom first.
@@ -130,6 +181,32 @@ impl Image {
             .ok_or_else(|| OciError::Missing(format!("layer {i}")))?;
         let raw = self.blobs.open(&l.key)?;
         Ok(Verified::new(raw, l.verify.clone()))
+    }
+
+    /// The layer's blob as a file region, unchecked (check it with
+    /// [`Image::check_layer`]); `None` for a download.
+    pub fn layer_seekable(&self, i: usize) -> Result<Option<Region>, OciError> {
+        let l = self
+            .layers
+            .get(i)
+            .ok_or_else(|| OciError::Missing(format!("layer {i}")))?;
+        self.blobs.open_seekable(&l.key)
+    }
+
+    /// Reads layer `i` on its own and checks it against its digest.
+    pub fn check_layer(&self, i: usize) -> Result<(), OciError> {
+        let mut v = self.layer(i)?;
+        // Large reads: they bypass the buffer and save a copy of each byte.
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match v.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(OciError::io(format!("layer {}", i + 1), e)),
+            }
+        }
+        v.finish()
     }
 }
 
@@ -232,6 +309,18 @@ fn blob_key(digest: &str) -> Result<String, OciError> {
 struct DirBlobs(PathBuf);
 
 impl Blobs for DirBlobs {
+    fn open_seekable(&self, key: &str) -> Result<Option<Region>, OciError> {
+        let p = self.0.join(key);
+        let f = File::open(&p).map_err(|e| OciError::io(p.display(), e))?;
+        let len = f
+            .metadata()
+            .map_err(|e| OciError::io(p.display(), e))?
+            .len();
+        Region::new(f, 0, len)
+            .map(Some)
+            .map_err(|e| OciError::io(p.display(), e))
+    }
+
     fn open(&self, key: &str) -> Result<Box<dyn Read + '_>, OciError> {
         let p = self.0.join(key);
         File::open(&p)
@@ -275,6 +364,17 @@ impl TarBlobs {
 }
 
 impl Blobs for TarBlobs {
+    fn open_seekable(&self, key: &str) -> Result<Option<Region>, OciError> {
+        let &(at, size) = self
+            .members
+            .get(key.trim_start_matches("./"))
+            .ok_or_else(|| OciError::Missing(format!("{key} (in {})", self.path.display())))?;
+        let f = File::open(&self.path).map_err(|e| OciError::io(self.path.display(), e))?;
+        Region::new(f, at, size)
+            .map(Some)
+            .map_err(|e| OciError::io(self.path.display(), e))
+    }
+
     fn open(&self, key: &str) -> Result<Box<dyn Read + '_>, OciError> {
         let &(at, size) = self
             .members
