@@ -659,6 +659,17 @@ pub fn deploy(
     let (edited, done) = apply_sets(&text, sets).map_err(ChangeError::Invalid)?;
     text = edited;
     what.extend(done);
+    // An image named by the change is pinned to its digest: a tag moves.
+    if let Some((_, image)) = sets.iter().find(|(k, _)| k == "image") {
+        let pinned = pin_image(&place.root, image).map_err(ChangeError::Invalid)?;
+        if pinned != *image {
+            text = crate::edit::set(&text, &["image"], &pinned)?;
+            what.push(format!(
+                "image pinned to {}",
+                pinned.rsplit('@').next().unwrap_or("")
+            ));
+        }
+    }
     if what.is_empty() {
         return Err(ChangeError::Invalid(
             "nothing to deploy: give --release and/or --set key=value".into(),
@@ -686,6 +697,39 @@ pub fn deploy(
         &format!("deploy {env}: {}", what.join(", ")),
         author,
     )
+}
+
+/// `REF` with its digest (`name:tag@sha256:…`): from the registry (its
+/// mirror from `.launchway/registries.yaml`), else from the local
+/// containers storage (an image built on this machine). Neither: an
+/// error, and nothing is committed.
+pub fn pin_image(root: &Path, image: &str) -> Result<String, String> {
+    let r = launchway_oci::Reference::parse(image).map_err(|e| e.to_string())?;
+    if r.digest.is_some() {
+        return Ok(image.to_string());
+    }
+    let regs = launchway_oci::mirrors::Registries::load(root).map_err(|e| e.to_string())?;
+    let from_registry = launchway_oci::registry::Registry::new(&regs).resolve_digest(&r);
+    let digest = match from_registry {
+        Ok(d) => d,
+        Err(e) => {
+            let local = ["podman", "docker"]
+                .into_iter()
+                .filter(|t| launchway_oci::auth::on_path(t))
+                .find_map(|t| {
+                    let out = std::process::Command::new(t)
+                        .args(["image", "inspect", "--format", "{{.Digest}}", image])
+                        .output()
+                        .ok()?;
+                    let d = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                    (out.status.success() && d.starts_with("sha256:")).then_some(d)
+                });
+            local.ok_or_else(|| {
+                format!("image '{image}' could not be pinned to a digest ({e}; not in the local image storage either); nothing was committed")
+            })?
+        }
+    };
+    Ok(format!("{image}@{digest}"))
 }
 
 /// What the history says of one version of an environment's file (by

@@ -115,7 +115,16 @@ pub struct Status {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Desired {
     release: String,
+    /// With an image: the command run in the container (empty: the
+    /// image's own).
     command: String,
+    /// A container image to run instead of the release's files (a
+    /// digest-pinned reference as deploy commits write it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    image: Option<String>,
+    /// The port the service listens on inside the container.
+    #[serde(default)]
+    container_port: u16,
     setup: Option<String>,
     replicas: u32,
     health_path: String,
@@ -477,15 +486,28 @@ impl LocalEnvironment {
             .append(true)
             .open(self.log_dir().join(format!("replica-{index}.log")))
             .map_err(|e| e.to_string())?;
-        Command::new("sh")
-            .arg("-c")
-            .arg(&d.command)
-            .current_dir(dir)
+        let mut cmd = match &d.image {
+            Some(image) => self.container(d, image, port)?,
+            None => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(&d.command);
+                c
+            }
+        };
+        cmd.current_dir(dir)
             .env_clear()
             .envs(inherited_env())
             .envs(&d.env)
             .envs(self.secrets.lock().map(|s| s.clone()).unwrap_or_default())
-            .env("PORT", port.to_string())
+            .env(
+                "PORT",
+                if d.image.is_some() {
+                    d.container_port
+                } else {
+                    port
+                }
+                .to_string(),
+            )
             .env("LAUNCHWAY_ENVIRONMENT", &self.name)
             .env("LAUNCHWAY_RELEASE", &d.release)
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -493,7 +515,52 @@ impl LocalEnvironment {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot start '{}': {e}", d.command))
+            .map_err(|e| match &d.image {
+                Some(i) => format!("cannot start a container of {i}: {e}"),
+                None => format!("cannot start '{}': {e}", d.command),
+            })
+    }
+
+    /// A replica as a container in the foreground: the engine's client is
+    /// the replica's process (signals reach the container through it;
+    /// `--rm` removes it when it stops). The service's port is published
+    /// on loopback at `port`; variables are passed by name, so their values
+    /// (secrets) never appear on a command line.
+    fn container(&self, d: &Desired, image: &str, port: u16) -> Result<Command, String> {
+        let engine = container_engine()
+            .ok_or("running an image needs podman (Debian package 'podman') or docker")?;
+        let mut c = Command::new(engine);
+        c.args(["run", "--rm", "--stop-timeout", "4", "--name"])
+            .arg(format!("launchway-{}-{port}", self.name))
+            .arg("-p")
+            .arg(format!("127.0.0.1:{port}:{}", d.container_port));
+        let mut names: Vec<String> = d.env.keys().cloned().collect();
+        names.extend(
+            self.secrets
+                .lock()
+                .map(|s| s.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default(),
+        );
+        names.extend(["PORT", "LAUNCHWAY_ENVIRONMENT", "LAUNCHWAY_RELEASE"].map(String::from));
+        names.sort();
+        names.dedup();
+        for n in names {
+            c.arg("--env").arg(n);
+        }
+        // Mirrors of .launchway/registries.yaml apply to pulls here too.
+        if let Ok(regs) = launchway_oci::mirrors::Registries::load(&self.repo)
+            && !regs.mirrors.is_empty()
+        {
+            let conf = self.data.join("registries.conf");
+            std::fs::write(&conf, regs.registries_conf())
+                .map_err(|e| format!("{}: {e}", conf.display()))?;
+            c.env("CONTAINERS_REGISTRIES_CONF", conf);
+        }
+        c.arg(image);
+        if !d.command.is_empty() {
+            c.args(["sh", "-c", &d.command]);
+        }
+        Ok(c)
     }
 
     /// Brings the environment to `env`'s desired state. Returns once the
@@ -554,12 +621,23 @@ impl LocalEnvironment {
 
     /// What `env` asks this machine to run.
     fn desired_of(&self, env: &Environment) -> Result<Desired, String> {
-        let command = env.run.command.clone().ok_or_else(|| {
-            format!(
-                "environment '{}' has no run.command: nothing to start",
+        // An image runs its own command unless run.command says another.
+        let command = match (&env.image, env.run.command.clone()) {
+            (_, Some(c)) => c,
+            (Some(_), None) => String::new(),
+            (None, None) => {
+                return Err(format!(
+                    "environment '{}' has no run.command and no image: nothing to start",
+                    env.name
+                ));
+            }
+        };
+        if env.image.is_some() && container_engine().is_none() {
+            return Err(format!(
+                "environment '{}' runs an image: install podman (Debian package 'podman') or docker",
                 env.name
-            )
-        })?;
+            ));
+        }
         let release = env.release.clone().ok_or_else(|| {
             format!(
                 "environment '{}' has no release (launchway deploy {} --release REV)",
@@ -597,7 +675,10 @@ impl LocalEnvironment {
         let desired = Desired {
             release,
             command,
-            setup: env.run.setup.clone(),
+            image: env.image.clone(),
+            container_port: env.run.port,
+            // An image is built beforehand: nothing to set up here.
+            setup: env.run.setup.clone().filter(|_| env.image.is_none()),
             replicas: env.replicas,
             health_path: env.run.health_path.clone(),
             env: self.service_env(env),
@@ -1458,14 +1539,35 @@ fn rotate_log(path: &Path, limit: u64, keep: usize) {
     }
 }
 
+/// The container engine on this machine: podman, else docker.
+fn container_engine() -> Option<&'static str> {
+    ["podman", "docker"]
+        .into_iter()
+        .find(|e| launchway_oci::auth::on_path(e))
+}
+
 /// SIGTERM to each replica's process group, a grace period, then SIGKILL.
 /// A group is signalled only while its leader is verifiably the process we
 /// started (not reaped, or the same start time), so a process id the
 /// system has recycled is never hit.
 async fn stop(rs: &mut Vec<Replica>) {
+    // A container replica is stopped by its engine (its main process may
+    // ignore SIGTERM as PID 1; the engine kills it after the timeout), and
+    // its client then exits.
+    let mut containers = Vec::new();
     for r in rs.iter_mut() {
         if r.running() {
-            signal_group(r.pgid, nix::sys::signal::Signal::SIGTERM);
+            match r.pgid.and_then(container_of) {
+                Some((engine, name)) => {
+                    let _ = Command::new(&engine)
+                        .args(["stop", "-t", "3", &name])
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .spawn();
+                    containers.push((engine, name));
+                }
+                None => signal_group(r.pgid, nix::sys::signal::Signal::SIGTERM),
+            }
         } else {
             r.pgid = None;
         }
@@ -1482,7 +1584,35 @@ async fn stop(rs: &mut Vec<Replica>) {
             let _ = c.kill().await;
         }
     }
+    // Whatever a killed client left behind goes too.
+    for (engine, name) in containers {
+        let _ = Command::new(&engine)
+            .args(["rm", "-f", "-t", "0", &name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await;
+    }
     rs.clear();
+}
+
+/// The engine and container name of a container replica's client (from
+/// its command line: `podman run … --name launchway-…`).
+fn container_of(pid: u32) -> Option<(String, String)> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let engine = args.first()?;
+    let base = engine.rsplit('/').next().unwrap_or(engine);
+    if !matches!(base, "podman" | "docker") || args.get(1).map(String::as_str) != Some("run") {
+        return None;
+    }
+    let i = args.iter().position(|a| a == "--name")?;
+    let name = args.get(i + 1)?;
+    name.starts_with("launchway-")
+        .then(|| (engine.clone(), name.clone()))
 }
 
 /// What a replica (and its release's setup) inherits from the process that
@@ -1539,6 +1669,8 @@ mod tests {
         Desired {
             release: release.into(),
             command: "serve".into(),
+            image: None,
+            container_port: 0,
             setup: None,
             replicas: 3,
             health_path: "/health".into(),

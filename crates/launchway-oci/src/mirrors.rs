@@ -163,6 +163,19 @@ impl Registries {
         Ok(out)
     }
 
+    /// A `registries.conf` (containers-registries.conf(5)) that sends pulls
+    /// of each mapped registry to its mirror, for podman and buildah.
+    pub fn registries_conf(&self) -> String {
+        let mut text = String::from("unqualified-search-registries = [\"docker.io\"]\n");
+        for (from, m) in &self.mirrors {
+            text.push_str(&format!(
+                "\n[[registry]]\nprefix = \"{from}\"\nlocation = \"{}\"\ninsecure = {}\n",
+                m.host, m.plain_http
+            ));
+        }
+        text
+    }
+
     /// Where a registry's traffic goes: its mirror, or itself.
     pub fn route(&self, registry: &str) -> Mirror {
         self.mirrors

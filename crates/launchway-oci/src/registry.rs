@@ -269,6 +269,14 @@ impl Registry<'_> {
         session.get("", None).map(|_| ())
     }
 
+    /// The digest a reference names now (of its index for a multi-arch
+    /// image): what a deployment pins so the tag moving changes nothing.
+    pub fn resolve_digest(&self, r: &Reference) -> Result<String, OciError> {
+        let session = self.session(r);
+        let bytes = session.document(r.target(), r.digest.as_deref())?;
+        Ok(sha256_digest(&bytes))
+    }
+
     /// The image a reference names, for `platform` when it is an index.
     pub fn image(&self, r: &Reference, platform: &Platform) -> Result<Image, OciError> {
         let session = Arc::new(self.session(r));

@@ -100,15 +100,8 @@ fn write_auth(exec: &JobExec, regs: &Registries) -> std::io::Result<PathBuf> {
 
 /// `registries.conf` sending pulls of a mapped registry to its mirror.
 fn write_registries_conf(exec: &JobExec, regs: &Registries) -> std::io::Result<PathBuf> {
-    let mut text = String::from("unqualified-search-registries = [\"docker.io\"]\n");
-    for (from, m) in &regs.mirrors {
-        text.push_str(&format!(
-            "\n[[registry]]\nprefix = \"{from}\"\nlocation = \"{}\"\ninsecure = {}\n",
-            m.host, m.plain_http
-        ));
-    }
     let path = private_dir(exec)?.join("registries.conf");
-    std::fs::write(&path, text)?;
+    std::fs::write(&path, regs.registries_conf())?;
     Ok(path)
 }
 
