@@ -351,10 +351,6 @@ fn the_course_build_and_push_job_runs_unchanged() {
         &format!("127.0.0.1:{}/library/python:3.11-slim", hub.port),
         false,
     );
-    // Nothing of a previous run in the local storage stands in for the pull.
-    let _ = Command::new("podman")
-        .args(["rmi", "-f", "docker.io/library/python:3.11-slim"])
-        .output();
 
     let repo = tmp.path().join("course");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/course");
@@ -380,9 +376,22 @@ fn the_course_build_and_push_job_runs_unchanged() {
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     import_advisories(&home);
+    // The build's images go to a storage of their own: the base image it
+    // pulls is no one else's `python:3.11-slim`.
+    let storage = tmp.path().join("storage.conf");
+    std::fs::write(
+        &storage,
+        format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+            tmp.path().join("graph").display(),
+            tmp.path().join("run").display()
+        ),
+    )
+    .unwrap();
     let out = bin()
         .current_dir(&repo)
         .env("LAUNCHWAY_HOME", &home)
+        .env("CONTAINERS_STORAGE_CONF", &storage)
         .env("USER", USER)
         .env("REGISTRY_AUTH_FILE", tmp.path().join("none.json"))
         .args(["run", "--json", "--secret"])
