@@ -524,84 +524,6 @@ fn web_image(dir: &Path, tag: &str, body: &str) -> String {
     name
 }
 
-fn lw_in(home: &Path, repo: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = bin()
-        .args(args)
-        .arg("-C")
-        .arg(repo)
-        .env("LAUNCHWAY_HOME", home)
-        .env("GIT_AUTHOR_NAME", "Mona")
-        .env("GIT_AUTHOR_EMAIL", "mona@example.com")
-        .env("GIT_COMMITTER_NAME", "Mona")
-        .env("GIT_COMMITTER_EMAIL", "mona@example.com")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
-fn env_status(home: &Path, repo: &Path, env: &str) -> Value {
-    let (_, out, _) = lw_in(home, repo, &["env", "status", "--json"]);
-    serde_json::from_str::<Value>(&out)
-        .ok()
-        .and_then(|v| {
-            v.as_array()?
-                .iter()
-                .find(|s| s["environment"] == env)
-                .cloned()
-        })
-        .unwrap_or(Value::Null)
-}
-
-fn wait_for(home: &Path, repo: &Path, env: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let start = std::time::Instant::now();
-    loop {
-        let st = env_status(home, repo, env);
-        if ok(&st) {
-            return st;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(90),
-            "never {what}; last status: {st}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-}
-
-fn http_get(addr: &str, path: &str) -> Result<String, String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
-    if !text.lines().next().is_some_and(|l| l.contains(" 200 ")) {
-        return Err(text.lines().next().unwrap_or("").to_string());
-    }
-    Ok(text
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or("")
-        .trim()
-        .to_string())
-}
-
-struct StopSync<'a>(&'a Path, &'a Path);
-
-impl Drop for StopSync<'_> {
-    fn drop(&mut self) {
-        let _ = lw_in(self.0, self.1, &["sync", "--stop"]);
-    }
-}
-
 /// Issue 14: an environment file says `image:`; the deploy commit pins it
 /// to a digest; the local runtime runs replicas as containers behind the
 /// stable address and switches to a new image without a failed request.
@@ -623,7 +545,7 @@ fn an_environment_runs_an_image_pinned_to_its_digest() {
     commit_all(&repo);
     let home = tmp.path().join("home");
     // The deploy commit pins the tag to what it names now.
-    let (ok, _, err) = lw_in(
+    let (ok, _, err) = common::lw(
         &home,
         &repo,
         &[
@@ -639,14 +561,14 @@ fn an_environment_runs_an_image_pinned_to_its_digest() {
     let file = std::fs::read_to_string(repo.join("configs/environments/imgweb.yaml")).unwrap();
     assert!(file.contains(&format!("{v1}@sha256:")), "{file}");
 
-    let (ok, _, err) = lw_in(
+    let (ok, _, err) = common::lw(
         &home,
         &repo,
         &["sync", "--detach", "--health-timeout", "60"],
     );
     assert!(ok, "{err}");
-    let _stop = StopSync(&home, &repo);
-    let st = wait_for(&home, &repo, "imgweb", "healthy on v1", |s| {
+    let _stop = common::Stop(&home, &repo);
+    let st = common::wait_status(&home, &repo, "imgweb", "healthy on v1", |s| {
         s["health"] == "Healthy" && s["sync"] == "Synced"
     });
     let addr = st["address"]
@@ -654,7 +576,7 @@ fn an_environment_runs_an_image_pinned_to_its_digest() {
         .unwrap()
         .trim_start_matches("http://")
         .to_string();
-    assert_eq!(http_get(&addr, "/").unwrap(), "v1");
+    assert_eq!(common::get(&addr, "/").unwrap(), "v1");
 
     // Under steady requests, the next image: not one fails.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -664,7 +586,7 @@ fn an_environment_runs_an_image_pinned_to_its_digest() {
         let (stop, failed, last, addr) = (stop.clone(), failed.clone(), last.clone(), addr.clone());
         std::thread::spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                match http_get(&addr, "/") {
+                match common::get(&addr, "/") {
                     Ok(b) => *last.lock().unwrap() = b,
                     Err(e) => {
                         eprintln!("request failed: {e}");
@@ -675,23 +597,23 @@ fn an_environment_runs_an_image_pinned_to_its_digest() {
             }
         })
     };
-    let (ok, _, err) = lw_in(
+    let (ok, _, err) = common::lw(
         &home,
         &repo,
         &["deploy", "imgweb", "--set", &format!("image={v2}")],
     );
     assert!(ok, "{err}");
-    wait_for(&home, &repo, "imgweb", "serving v2", |_| {
+    common::wait_status(&home, &repo, "imgweb", "serving v2", |_| {
         last.lock().unwrap().as_str() == "v2"
     });
-    let st = wait_for(&home, &repo, "imgweb", "healthy on v2", |s| {
+    let st = common::wait_status(&home, &repo, "imgweb", "healthy on v2", |s| {
         s["health"] == "Healthy" && s["sync"] == "Synced"
     });
     std::thread::sleep(std::time::Duration::from_millis(300));
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     load.join().unwrap();
     assert_eq!(failed.load(std::sync::atomic::Ordering::SeqCst), 0, "{st}");
-    assert_eq!(http_get(&addr, "/").unwrap(), "v2");
+    assert_eq!(common::get(&addr, "/").unwrap(), "v2");
     drop(_stop);
     // Stopped: no container of the environment is left.
     let ps = Command::new("podman")

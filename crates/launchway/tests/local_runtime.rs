@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-use common::{bin, commit_all, git};
+use common::{Stop, bin, commit_all, get, git, lw, status, wait_status};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
@@ -20,47 +20,6 @@ use std::time::{Duration, Instant};
 
 use common::SERVICE_APP as APP;
 
-/// One GET over a fresh connection: the body, or why it failed.
-fn get(addr: &str, path: &str) -> Result<String, String> {
-    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
-    if !text
-        .lines()
-        .next()
-        .is_some_and(|l| l.starts_with("HTTP/1.") && l.contains(" 200 "))
-    {
-        return Err(text.lines().next().unwrap_or("").to_string());
-    }
-    Ok(text.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
-}
-
-/// `launchway` with a home and a commit identity.
-fn lw(home: &Path, repo: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = bin()
-        .args(args)
-        .arg("-C")
-        .arg(repo)
-        .env("LAUNCHWAY_HOME", home)
-        .env("GIT_AUTHOR_NAME", "Mona")
-        .env("GIT_AUTHOR_EMAIL", "mona@example.com")
-        .env("GIT_COMMITTER_NAME", "Mona")
-        .env("GIT_COMMITTER_EMAIL", "mona@example.com")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
-}
-
 /// Deploys the current commit to `env` (a commit on top of it); returns
 /// the release (that commit).
 fn deploy_with(home: &Path, repo: &Path, env: &str) -> String {
@@ -68,51 +27,6 @@ fn deploy_with(home: &Path, repo: &Path, env: &str) -> String {
     let (ok, _, err) = lw(home, repo, &["deploy", env, "--release", "HEAD"]);
     assert!(ok, "{err}");
     release
-}
-
-/// The reconciler's view of `env`.
-fn status(home: &Path, repo: &Path, env: &str) -> Value {
-    let (_, out, _) = lw(home, repo, &["env", "status", "--json"]);
-    serde_json::from_str::<Value>(&out)
-        .ok()
-        .and_then(|v| {
-            v.as_array()?
-                .iter()
-                .find(|s| s["environment"] == env)
-                .cloned()
-        })
-        .unwrap_or(Value::Null)
-}
-
-/// Waits until `env`'s status satisfies `ok`; returns it.
-fn wait_status(
-    home: &Path,
-    repo: &Path,
-    env: &str,
-    what: &str,
-    ok: impl Fn(&Value) -> bool,
-) -> Value {
-    let start = Instant::now();
-    loop {
-        let st = status(home, repo, env);
-        if ok(&st) {
-            return st;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            // What the reconcilers said, for the failure message.
-            for e in std::fs::read_dir(home.join("environments"))
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                let log =
-                    std::fs::read_to_string(e.path().join("reconciler.log")).unwrap_or_default();
-                eprintln!("--- {}/reconciler.log\n{log}", e.path().display());
-            }
-            panic!("never {what}; last status: {st}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn serving(st: &Value, release: &str) -> bool {
@@ -201,14 +115,6 @@ fn reconciler_pid(home: &Path) -> u32 {
         }
     }
     panic!("no reconciler.pid under {}", home.display());
-}
-
-struct Stop<'a>(&'a Path, &'a Path);
-
-impl Drop for Stop<'_> {
-    fn drop(&mut self) {
-        let _ = lw(self.0, self.1, &["sync", "--stop"]);
-    }
 }
 
 fn kill(pid: u64, signal: &str) {

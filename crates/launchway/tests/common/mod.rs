@@ -4,8 +4,10 @@
 pub mod server;
 
 use serde_json::Value;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// The `launchway` binary, isolated from the environment it runs in.
 pub fn bin() -> Command {
@@ -155,4 +157,99 @@ pub fn files_holding(dir: &Path, needle: &str, except: &[&str]) -> Vec<String> {
         }
     }
     hits
+}
+
+/// One GET over a fresh connection: the body, or why it failed.
+pub fn get(addr: &str, path: &str) -> Result<String, String> {
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    if !text
+        .lines()
+        .next()
+        .is_some_and(|l| l.starts_with("HTTP/1.") && l.contains(" 200 "))
+    {
+        return Err(text.lines().next().unwrap_or("").to_string());
+    }
+    Ok(text.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+}
+
+/// `launchway` with a home and a commit identity.
+pub fn lw(home: &Path, repo: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = bin()
+        .args(args)
+        .arg("-C")
+        .arg(repo)
+        .env("LAUNCHWAY_HOME", home)
+        .env("GIT_AUTHOR_NAME", "Mona")
+        .env("GIT_AUTHOR_EMAIL", "mona@example.com")
+        .env("GIT_COMMITTER_NAME", "Mona")
+        .env("GIT_COMMITTER_EMAIL", "mona@example.com")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// The reconciler's view of `env`.
+pub fn status(home: &Path, repo: &Path, env: &str) -> Value {
+    let (_, out, _) = lw(home, repo, &["env", "status", "--json"]);
+    serde_json::from_str::<Value>(&out)
+        .ok()
+        .and_then(|v| {
+            v.as_array()?
+                .iter()
+                .find(|s| s["environment"] == env)
+                .cloned()
+        })
+        .unwrap_or(Value::Null)
+}
+
+/// Waits until `env`'s status satisfies `ok`; returns it.
+pub fn wait_status(
+    home: &Path,
+    repo: &Path,
+    env: &str,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let st = status(home, repo, env);
+        if ok(&st) {
+            return st;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            // What the reconcilers said, for the failure message.
+            for e in std::fs::read_dir(home.join("environments"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let log =
+                    std::fs::read_to_string(e.path().join("reconciler.log")).unwrap_or_default();
+                eprintln!("--- {}/reconciler.log\n{log}", e.path().display());
+            }
+            panic!("never {what}; last status: {st}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Stops the reconciler of a repository (`sync --stop`) when dropped.
+pub struct Stop<'a>(pub &'a Path, pub &'a Path);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        let _ = lw(self.0, self.1, &["sync", "--stop"]);
+    }
 }
