@@ -164,16 +164,13 @@ fn put_blob(dir: &Path, bytes: &[u8]) -> Result<String, OciError> {
     Ok(digest)
 }
 
-/// Writes an OCI layout into `dir` (created), with `tag` as its
-/// `org.opencontainers.image.ref.name`.
-pub fn write_oci_dir(
+/// Writes one image's blobs (layers, configuration, manifest) into the
+/// layout at `dir`; the manifest's descriptor.
+fn write_image(
     dir: &Path,
     layers: &[LayerSpec],
     platform: &Platform,
-    tag: Option<&str>,
-) -> Result<Written, OciError> {
-    std::fs::create_dir_all(dir).map_err(io)?;
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io)?;
+) -> Result<(serde_json::Value, Written), OciError> {
     let mut descs = Vec::new();
     let mut diff_ids = Vec::new();
     let mut digests = Vec::new();
@@ -189,13 +186,16 @@ pub fn write_oci_dir(
         }));
         digests.push(d);
     }
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "architecture": platform.architecture,
         "os": platform.os,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
         "history": layers.iter().map(|_| serde_json::json!({"created_by": "launchway"})).collect::<Vec<_>>(),
     });
+    if let Some(v) = &platform.variant {
+        config["variant"] = serde_json::json!(v);
+    }
     let config_bytes = serde_json::to_vec(&config).map_err(|e| OciError::format("config", e))?;
     let config_digest = put_blob(dir, &config_bytes)?;
     let manifest = serde_json::json!({
@@ -207,26 +207,73 @@ pub fn write_oci_dir(
     let manifest_bytes =
         serde_json::to_vec(&manifest).map_err(|e| OciError::format("manifest", e))?;
     let manifest_digest = put_blob(dir, &manifest_bytes)?;
-    let mut entry = serde_json::json!({
+    let desc = serde_json::json!({
         "mediaType": OCI_MANIFEST,
         "digest": manifest_digest,
         "size": manifest_bytes.len(),
+        "platform": platform,
     });
-    if let Some(t) = tag {
-        entry["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": t});
-    }
+    Ok((
+        desc,
+        Written {
+            manifest_digest,
+            config_digest,
+            layers: digests,
+        },
+    ))
+}
+
+fn write_index(dir: &Path, entries: Vec<serde_json::Value>) -> Result<(), OciError> {
     let index =
-        serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]});
+        serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
     std::fs::write(
         dir.join("index.json"),
         serde_json::to_vec(&index).map_err(|e| OciError::format("index", e))?,
     )
-    .map_err(io)?;
-    Ok(Written {
-        manifest_digest,
-        config_digest,
-        layers: digests,
-    })
+    .map_err(io)
+}
+
+/// Writes an OCI layout into `dir` (created), with `tag` as its
+/// `org.opencontainers.image.ref.name`.
+pub fn write_oci_dir(
+    dir: &Path,
+    layers: &[LayerSpec],
+    platform: &Platform,
+    tag: Option<&str>,
+) -> Result<Written, OciError> {
+    std::fs::create_dir_all(dir).map_err(io)?;
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io)?;
+    let (mut entry, written) = write_image(dir, layers, platform)?;
+    if let Some(t) = tag {
+        entry["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": t});
+    }
+    write_index(dir, vec![entry])?;
+    Ok(written)
+}
+
+/// Writes a multi-platform image: `index.json` names an image index
+/// (a blob) listing one manifest per platform, as registries serve them.
+pub fn write_oci_multi(
+    dir: &Path,
+    images: &[(Platform, Vec<LayerSpec>)],
+) -> Result<Vec<Written>, OciError> {
+    std::fs::create_dir_all(dir).map_err(io)?;
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io)?;
+    let mut descs = Vec::new();
+    let mut out = Vec::new();
+    for (p, layers) in images {
+        let (d, w) = write_image(dir, layers, p)?;
+        descs.push(d);
+        out.push(w);
+    }
+    let inner = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descs});
+    let bytes = serde_json::to_vec(&inner).map_err(|e| OciError::format("index", e))?;
+    let digest = put_blob(dir, &bytes)?;
+    write_index(
+        dir,
+        vec![serde_json::json!({"mediaType": OCI_INDEX, "digest": digest, "size": bytes.len()})],
+    )?;
+    Ok(out)
 }
 
 /// A directory as a tar archive (an OCI layout directory → `oci-archive:`).

@@ -147,3 +147,48 @@ fn a_missing_or_foreign_layout_says_what_it_is() {
     .unwrap_or_default();
     assert!(e.contains("nope.tar"), "{e}");
 }
+
+#[test]
+fn a_multi_platform_image_resolves_to_the_asked_platform() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("multi");
+    let image = |arch: &str| LayerSpec {
+        compression: Compression::Gzip,
+        entries: vec![Entry::file("arch.txt", arch)],
+    };
+    let amd = Platform::parse("linux/amd64").unwrap_or_default();
+    let arm = Platform::parse("linux/arm64/v8").unwrap_or_default();
+    layout::write_oci_multi(
+        &dir,
+        &[
+            (amd.clone(), vec![image("amd64")]),
+            (arm, vec![image("arm64")]),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let arch_of = |p: Option<&str>| -> Result<String, String> {
+        let opts = Options {
+            platform: p.map(|p| Platform::parse(p).unwrap_or_default()),
+            ..Options::default()
+        };
+        let img = source::open(&Target::OciDir(dir.clone()), &opts).map_err(|e| e.to_string())?;
+        let merged = merge(
+            &img,
+            |_| true,
+            |_, b| Some(String::from_utf8_lossy(&b).into_owned()),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(merged
+            .files
+            .get("arch.txt")
+            .map(|e| e.value.clone())
+            .unwrap_or_default())
+    };
+    assert_eq!(arch_of(Some("linux/arm64")).as_deref(), Ok("arm64"));
+    assert_eq!(arch_of(Some("linux/amd64")).as_deref(), Ok("amd64"));
+    let e = arch_of(Some("linux/s390x")).err().unwrap_or_default();
+    assert!(
+        e.contains("linux/amd64, linux/arm64/v8") && e.contains("--platform"),
+        "{e}"
+    );
+}

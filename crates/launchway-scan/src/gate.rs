@@ -344,8 +344,13 @@ pub fn run(o: &Options) -> Result<Outcome, String> {
                 })
                 .count();
             if !o.skip_db {
+                let how = if stats.missing_ecosystems.iter().all(|e| e == "RPM") {
+                    "Launchway does not match RPM distributions' advisories yet"
+                } else {
+                    "import them (`launchway db import PATH` or `launchway db update --mirror URL`)"
+                };
                 return Err(format!(
-                    "no advisories for {missing} ({count} package(s) in {target}): import them (`launchway db import PATH` or `launchway db update --mirror URL`), or pass --skip-db to scan the rest and list them as not checked"
+                    "no advisories for {missing} ({count} package(s) in {target}): {how}, or pass --skip-db to scan the rest and list them as not checked"
                 ));
             }
             out.report.not_checked.push(format!(

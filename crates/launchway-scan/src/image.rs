@@ -152,6 +152,7 @@ fn attribute(versions: &[(usize, Vec<Component>)]) -> BTreeMap<String, usize> {
 pub fn inventory(image: &Image) -> Result<(Inventory, ImageInfo), OciError> {
     // Every version of each package database, in layer order.
     let mut history: BTreeMap<String, Vec<(usize, Vec<Component>)>> = BTreeMap::new();
+    let mut rpm_errors: Vec<CollectError> = Vec::new();
     let merged = launchway_oci::merge(image, wanted, |h, bytes| {
         if os_release_path(h.path) {
             return Some(Kept::OsRelease(
@@ -159,6 +160,19 @@ pub fn inventory(image: &Image) -> Result<(Inventory, ImageInfo), OciError> {
             ));
         }
         match collect::detect(h.path) {
+            Some(Kind::RpmSqlite) => {
+                // SQLite reads files: a private copy, removed at once.
+                let rel = format!("/{}", h.path);
+                let cs = rpm_from_bytes(&rel, &bytes).unwrap_or_else(|e| {
+                    rpm_errors.push(e);
+                    Vec::new()
+                });
+                history
+                    .entry(h.path.to_string())
+                    .or_default()
+                    .push((h.layer, cs.clone()));
+                Some(Kept::Modules(cs))
+            }
             Some(kind) => {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
                 if matches!(kind, Kind::DpkgStatus | Kind::ApkInstalled)
@@ -185,7 +199,10 @@ pub fn inventory(image: &Image) -> Result<(Inventory, ImageInfo), OciError> {
             _ => None,
         });
     let layer_digest = |i: usize| image.layers.get(i).map(|l| l.digest.clone());
-    let mut inv = Inventory::default();
+    let mut inv = Inventory {
+        errors: rpm_errors,
+        ..Inventory::default()
+    };
     for (path, entry) in &merged.files {
         let rel = format!("/{path}");
         let found = match &entry.value {
@@ -207,7 +224,10 @@ pub fn inventory(image: &Image) -> Result<(Inventory, ImageInfo), OciError> {
         inv.files.push(rel);
         for mut c in found {
             c.layer = layer_digest(by_layer.get(&c.purl).copied().unwrap_or(entry.layer));
-            if matches!(c.ecosystem, Ecosystem::Debian | Ecosystem::Alpine) {
+            if matches!(
+                c.ecosystem,
+                Ecosystem::Debian | Ecosystem::Alpine | Ecosystem::Rpm
+            ) {
                 qualify(&mut c, os.as_ref());
             }
             inv.components.push(c);
@@ -248,16 +268,47 @@ pub fn inventory(image: &Image) -> Result<(Inventory, ImageInfo), OciError> {
     Ok((inv, info))
 }
 
+/// An RPM database's packages from its bytes (SQLite opens files: a
+/// private temporary copy, removed when read).
+fn rpm_from_bytes(rel: &str, bytes: &[u8]) -> Result<Vec<Component>, CollectError> {
+    let fail = |m: String| CollectError {
+        file: rel.to_string(),
+        line: None,
+        column: None,
+        message: m,
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "launchway-rpmdb-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    let path = dir.join("rpmdb.sqlite");
+    let result = std::fs::write(&path, bytes)
+        .map_err(|e| fail(e.to_string()))
+        .and_then(|()| collect::rpm_database(&path, rel).map(|p| p.components));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 /// The distribution in the purl (`pkg:deb/ubuntu/…`, `distro=` qualifier)
 /// and on the component, for matching.
 fn qualify(c: &mut Component, os: Option<&OsRelease>) {
     let Some(os) = os else { return };
     let distro = os.distro();
-    let ns = match c.ecosystem {
-        Ecosystem::Debian => "deb/debian/",
-        _ => "apk/alpine/",
+    let (ns, own) = match c.ecosystem {
+        Ecosystem::Debian => ("deb/debian/", format!("deb/{}/", os.id)),
+        Ecosystem::Rpm => ("rpm/", format!("rpm/{}/", os.id)),
+        _ => ("apk/alpine/", format!("apk/{}/", os.id)),
     };
-    let own = format!("{}/{}/", ns.split('/').next().unwrap_or(""), os.id);
     c.purl = c.purl.replacen(ns, &own, 1);
     let sep = if c.purl.contains('?') { '&' } else { '?' };
     c.purl = format!("{}{sep}distro={distro}", c.purl);

@@ -270,3 +270,120 @@ fn an_ubuntu_image_is_not_matched_against_debian_and_fails_closed() {
             .all(|c| c.purl.starts_with("pkg:deb/ubuntu/"))
     );
 }
+
+/// A real `rpmdb.sqlite`, written by rpm itself (Debian's `rpm` package:
+/// rpmbuild makes a package, `rpm --justdb` records it).
+fn real_rpmdb(dir: &Path) -> Option<Vec<u8>> {
+    let required = std::env::var("LAUNCHWAY_TEST_RPM").is_ok_and(|v| v == "1");
+    let have = std::process::Command::new("rpmbuild")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(!required, "LAUNCHWAY_TEST_RPM=1 but rpmbuild is missing");
+        eprintln!("rpmbuild not installed: the RPM image test is skipped");
+        return None;
+    }
+    let top = dir.join("rpm");
+    for d in ["SPECS", "BUILD", "RPMS", "SOURCES", "SRPMS", "db"] {
+        std::fs::create_dir_all(top.join(d)).unwrap();
+    }
+    std::fs::write(
+        top.join("SPECS/hello.spec"),
+        "Name: hello-lw\nVersion: 1.2.3\nRelease: 4.el9\nEpoch: 1\nSummary: test\nLicense: MIT\nBuildArch: noarch\n%description\ntest\n%files\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let topdef = format!("_topdir {}", top.display());
+    run(&[
+        "rpmbuild",
+        "-bb",
+        "--define",
+        &topdef,
+        &top.join("SPECS/hello.spec").to_string_lossy(),
+    ]);
+    let db = top.join("db").to_string_lossy().into_owned();
+    run(&[
+        "rpm",
+        "--define",
+        "_db_backend sqlite",
+        "--dbpath",
+        &db,
+        "--initdb",
+    ]);
+    let pkg = top.join("RPMS/noarch/hello-lw-1.2.3-4.el9.noarch.rpm");
+    run(&[
+        "rpm",
+        "--define",
+        "_db_backend sqlite",
+        "--dbpath",
+        &db,
+        "-i",
+        "--justdb",
+        "--nodeps",
+        "--noscripts",
+        &pkg.to_string_lossy(),
+    ]);
+    Some(std::fs::read(top.join("db/rpmdb.sqlite")).unwrap())
+}
+
+#[test]
+fn an_rpm_image_is_inventoried_and_not_passed_unchecked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(rpmdb) = real_rpmdb(tmp.path()) else {
+        return;
+    };
+    let dir = tmp.path().join("layout");
+    let w = layout::write_oci_dir(
+        &dir,
+        &[
+            LayerSpec {
+                compression: Compression::Gzip,
+                entries: vec![Entry::file(
+                    "etc/os-release",
+                    "ID=\"rocky\"\nVERSION_ID=\"9.3\"\n",
+                )],
+            },
+            LayerSpec {
+                compression: Compression::Gzip,
+                entries: vec![Entry::file("var/lib/rpm/rpmdb.sqlite", rpmdb)],
+            },
+        ],
+        &Platform::host(),
+        None,
+    )
+    .unwrap();
+    let img = open(&dir);
+    let (inv, _) = image::inventory(&img).unwrap();
+    let got: Vec<(&str, Option<&str>)> = inv
+        .components
+        .iter()
+        .map(|c| (c.purl.as_str(), c.layer.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            "pkg:rpm/rocky/hello-lw@1%3A1.2.3-4.el9?arch=noarch&distro=rocky-9.3",
+            Some(w.layers[1].as_str())
+        )]
+    );
+    let home = tempfile::tempdir().unwrap();
+    let e = scan(home.path(), &img, false).err().unwrap_or_default();
+    assert!(e.contains("RPM") && e.contains("--skip-db"), "{e}");
+    let out = scan(home.path(), &img, true).unwrap();
+    assert!(
+        out.report.not_checked.iter().any(|n| n.contains("RPM")),
+        "{:?}",
+        out.report.not_checked
+    );
+}

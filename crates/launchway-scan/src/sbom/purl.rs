@@ -51,6 +51,8 @@ fn purl_with(eco: Ecosystem, name: &str, version: &str) -> String {
         ),
         Ecosystem::Debian => format!("pkg:deb/debian/{}@{v}", encode(name, false)),
         Ecosystem::Alpine => format!("pkg:apk/alpine/{}@{v}", encode(name, false)),
+        // The namespace (the distribution) is set from os-release in images.
+        Ecosystem::Rpm => format!("pkg:rpm/{}@{v}", encode(name, false)),
     }
 }
 
@@ -118,6 +120,7 @@ pub fn parse(purl: &str) -> Option<(Ecosystem, String, String)> {
         "golang" => Ecosystem::Go,
         "deb" => Ecosystem::Debian,
         "apk" => Ecosystem::Alpine,
+        "rpm" => Ecosystem::Rpm,
         _ => return None,
     };
     let segs: Vec<String> = name_path.split('/').map(decode).collect();

@@ -25,6 +25,7 @@ use order_by_cmp;
 pub mod alpine;
 pub mod debian;
 pub mod pep440;
+pub mod rpm;
 pub mod semver;
 
 use std::cmp::Ordering;
@@ -46,16 +47,21 @@ pub enum Ecosystem {
     Debian,
     #[serde(rename = "Alpine")]
     Alpine,
+    /// RPM-based distributions (Red Hat, Fedora, Rocky, Alma, SUSE…):
+    /// inventoried; their advisories are not matched yet.
+    #[serde(rename = "RPM")]
+    Rpm,
 }
 
 impl Ecosystem {
-    pub const ALL: [Ecosystem; 6] = [
+    pub const ALL: [Ecosystem; 7] = [
         Ecosystem::PyPI,
         Ecosystem::Crates,
         Ecosystem::Npm,
         Ecosystem::Go,
         Ecosystem::Debian,
         Ecosystem::Alpine,
+        Ecosystem::Rpm,
     ];
 
     /// The OSV ecosystem name (`Debian:12` counts as Debian).
@@ -80,6 +86,7 @@ impl Ecosystem {
             Ecosystem::Go => "Go",
             Ecosystem::Debian => "Debian",
             Ecosystem::Alpine => "Alpine",
+            Ecosystem::Rpm => "RPM",
         }
     }
 
@@ -92,6 +99,7 @@ impl Ecosystem {
             Ecosystem::Go => "golang",
             Ecosystem::Debian => "deb",
             Ecosystem::Alpine => "apk",
+            Ecosystem::Rpm => "rpm",
         }
     }
 
@@ -124,6 +132,7 @@ impl Ecosystem {
                     .ok()?
                     .cmp(&alpine::Version::parse(b).ok()?),
             ),
+            Ecosystem::Rpm => Some(rpm::compare(a, b)),
         }
     }
 
@@ -155,7 +164,8 @@ impl Ecosystem {
             | Ecosystem::Npm
             | Ecosystem::Go
             | Ecosystem::Debian
-            | Ecosystem::Alpine => name.trim().to_string(),
+            | Ecosystem::Alpine
+            | Ecosystem::Rpm => name.trim().to_string(),
         }
     }
 }

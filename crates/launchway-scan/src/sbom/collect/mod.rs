@@ -9,6 +9,7 @@ pub mod elf;
 mod go;
 mod node;
 mod python;
+mod rpm;
 mod rust;
 
 use super::{CollectError, Component, Inventory};
@@ -39,6 +40,8 @@ pub enum Kind {
     /// One package per file, without a `Status:` field (distroless images).
     DpkgStatusD,
     ApkInstalled,
+    /// Binary (SQLite): read from its path with [`rpm_database`].
+    RpmSqlite,
     NodePackage,
 }
 
@@ -61,6 +64,7 @@ fn interesting(name: &str) -> bool {
             | "PKG-INFO"
             | "status"
             | "installed"
+            | "rpmdb.sqlite"
             | "package.json"
     ) || (name.ends_with(".txt") && name.contains("requirements"))
         || name.ends_with(".txt")
@@ -101,6 +105,7 @@ pub fn detect(rel: &str) -> Option<Kind> {
         }
         "status" if rel.ends_with("var/lib/dpkg/status") => Kind::DpkgStatus,
         "installed" if rel.ends_with("lib/apk/db/installed") => Kind::ApkInstalled,
+        "rpmdb.sqlite" => Kind::RpmSqlite,
         n if rel.split('/').rev().nth(1) == Some("status.d")
             && rel.contains("var/lib/dpkg/status.d/")
             && !n.ends_with(".md5sums") =>
@@ -161,6 +166,11 @@ impl From<Vec<Component>> for Parsed {
 }
 
 /// Parses one recognised file.
+/// An RPM database (`rpmdb.sqlite`) at `path`, located as `rel`.
+pub fn rpm_database(path: &Path, rel: &str) -> Result<Parsed, CollectError> {
+    rpm::rpmdb_sqlite(path, rel).map(Parsed::from)
+}
+
 pub fn parse(kind: Kind, rel: &str, text: &str) -> Result<Parsed, CollectError> {
     match kind {
         Kind::Requirements => python::requirements(rel, text),
@@ -180,6 +190,7 @@ pub fn parse(kind: Kind, rel: &str, text: &str) -> Result<Parsed, CollectError> 
         Kind::DpkgStatus => debian::dpkg_status(rel, text).map(Parsed::from),
         Kind::DpkgStatusD => debian::status_d(rel, text).map(Parsed::from),
         Kind::ApkInstalled => alpine::apk_installed(rel, text).map(Parsed::from),
+        Kind::RpmSqlite => Err(err(rel, None, "an RPM database is read from its file")),
         Kind::NodePackage => node::installed_package(rel, text).map(Parsed::from),
     }
 }
@@ -288,6 +299,17 @@ pub fn inventory_opts(root: &Path, opts: &Options) -> Inventory {
                 }
                 return ignore::WalkState::Continue;
             };
+            if kind == Kind::RpmSqlite {
+                let parsed = rpm_database(entry.path(), &rel);
+                if let Ok(mut i) = inv.lock() {
+                    i.files.push(rel);
+                    match parsed {
+                        Ok(p) => i.components.extend(p.components),
+                        Err(e) => i.errors.push(e),
+                    }
+                }
+                return ignore::WalkState::Continue;
+            }
             if entry.metadata().is_ok_and(|m| m.len() > MAX_FILE) {
                 record(CollectError {
                     file: rel,
