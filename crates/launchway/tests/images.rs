@@ -614,6 +614,65 @@ fn an_environment_runs_an_image_pinned_to_its_digest() {
     load.join().unwrap();
     assert_eq!(failed.load(std::sync::atomic::Ordering::SeqCst), 0, "{st}");
     assert_eq!(common::get(&addr, "/").unwrap(), "v2");
+
+    // A container that dies is replaced (drift healed): its replica's
+    // process is started again, on the same port.
+    let pids = |s: &Value| -> Vec<u64> {
+        let mut p: Vec<u64> = s["replicas"]
+            .as_array()
+            .map(|rs| rs.iter().filter_map(|r| r["pid"].as_u64()).collect())
+            .unwrap_or_default();
+        p.sort_unstable();
+        p
+    };
+    let ps = Command::new("podman")
+        .args(["ps", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    let running: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|n| n.starts_with("launchway-imgweb-"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(running.len(), 2, "{running:?}");
+    let before = pids(&common::status(&home, &repo, "imgweb"));
+    let killed = Command::new("podman")
+        .args(["kill", &running[0]])
+        .output()
+        .unwrap();
+    assert!(killed.status.success());
+    common::wait_status(&home, &repo, "imgweb", "a replacement", |s| {
+        let now = pids(s);
+        now.len() == 2 && now != before && s["health"] == "Healthy"
+    });
+    assert_eq!(common::get(&addr, "/").unwrap(), "v2");
+
+    // A reconciler killed and started again adopts the containers it left.
+    let serving = common::status(&home, &repo, "imgweb");
+    let reconciler = std::fs::read_dir(home.join("environments"))
+        .unwrap()
+        .flatten()
+        .find_map(|e| std::fs::read_to_string(e.path().join("reconciler.pid")).ok())
+        .and_then(|t| t.lines().next().map(str::to_string))
+        .unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &reconciler])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (ok, _, err) = common::lw(
+        &home,
+        &repo,
+        &["sync", "--detach", "--health-timeout", "60"],
+    );
+    assert!(ok, "{err}");
+    let again = common::wait_status(&home, &repo, "imgweb", "adopted", |s| {
+        s["health"] == "Healthy" && s["sync"] == "Synced" && !pids(s).is_empty()
+    });
+    assert_eq!(pids(&again), pids(&serving), "{again}");
+    assert_eq!(common::get(&addr, "/").unwrap(), "v2");
     drop(_stop);
     // Stopped: no container of the environment is left.
     let ps = Command::new("podman")
