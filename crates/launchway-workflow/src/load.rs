@@ -139,6 +139,21 @@ pub fn load(path: &str, src: &str) -> Loaded {
         src,
         diags: Vec::new(),
     };
+    // GitHub's workflow reader refuses explicit tags.
+    for (at, tag) in yaml::explicit_tags(src) {
+        let end = yaml::Pos {
+            line: at.line,
+            col: at.col + u32::try_from(tag.chars().count()).unwrap_or(0),
+        };
+        l.err(
+            "yaml-tag",
+            Span { start: at, end },
+            format!("explicit YAML tag '{tag}' is not allowed in a workflow"),
+        )
+        .hint = Some(
+            "remove the tag: GitHub reads every value without tags (quote a value to keep it a string)".into(),
+        );
+    }
     let wf = l.workflow(path, &root);
     if let Some(wf) = &wf {
         graph::check(wf, &mut l.diags);

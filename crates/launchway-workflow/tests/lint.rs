@@ -289,3 +289,21 @@ fn matrix_in_a_job_without_one_is_warned_about() {
         .collect();
     assert_eq!(warnings, [("matrix", 5)], "{:?}", l.diagnostics);
 }
+
+/// Issue 16.11: explicit YAML tags, which GitHub's reader refuses, at
+/// their place; a quoted `!` is only text.
+#[test]
+fn explicit_tags_are_refused() {
+    let got = codes(
+        "on: push\njobs:\n  a:\n    runs-on: !!str ubuntu-latest\n    steps:\n      - run: !Ref echo hi\n      - !!map {run: 'true'}\n",
+    );
+    for want in [("yaml-tag", 4, 14), ("yaml-tag", 6, 14), ("yaml-tag", 7, 9)] {
+        assert!(
+            got.contains(&(want.0.to_string(), want.1, want.2)),
+            "{want:?} not in {got:?}"
+        );
+    }
+    assert!(
+        codes("on: push\njobs:\n  a: {runs-on: x, steps: [{run: \"echo '!!str'\"}]}\n").is_empty()
+    );
+}

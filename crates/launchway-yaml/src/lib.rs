@@ -388,6 +388,29 @@ fn unshift(node: &mut Node, lifted: &HashMap<u32, u32>) {
     }
 }
 
+/// Where the document writes an explicit tag (`!!str`, `!Ref`), and the
+/// tag as written: formats whose readers refuse tags (GitHub's workflow
+/// parser) report them. Stops at the first syntax error.
+pub fn explicit_tags(src: &str) -> Vec<(Pos, String)> {
+    let mut out = Vec::new();
+    let mut parser = Parser::new_from_str(src);
+    while let Some(Ok((ev, sp))) = parser.next_event() {
+        let tag = match ev {
+            Event::Scalar(_, _, _, Some(t))
+            | Event::SequenceStart(_, Some(t))
+            | Event::MappingStart(_, Some(t)) => t,
+            _ => continue,
+        };
+        let shown = if tag.is_yaml_core_schema() {
+            format!("!!{}", tag.suffix)
+        } else {
+            format!("{}{}", tag.handle, tag.suffix)
+        };
+        out.push((pos(sp.start), shown));
+    }
+    out
+}
+
 fn parse_exact(src: &str) -> Result<Node, YamlError> {
     let mut parser = Parser::new_from_str(src);
     let mut stack: Vec<Frame> = Vec::new();
