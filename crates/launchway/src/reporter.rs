@@ -25,7 +25,11 @@ pub struct Reporter {
 struct JobLine {
     name: String,
     status: String,
+    /// The step running now (the live view's line).
     step: String,
+    /// Every step's name by its index: a finish names its own step (a
+    /// composite action's ends after its inner steps).
+    steps: std::collections::HashMap<usize, String>,
     started: Instant,
     done: Option<(JobResult, u64)>,
 }
@@ -92,6 +96,7 @@ impl Reporter {
                                 name: name.clone(),
                                 status: "running".into(),
                                 step: String::new(),
+                                steps: std::collections::HashMap::new(),
                                 started: Instant::now(),
                                 done: None,
                             },
@@ -100,9 +105,10 @@ impl Reporter {
                             print.push(format!("[{key}] ▶ started"));
                         }
                     }
-                    RunEvent::StepStarted { key, name, .. } => {
+                    RunEvent::StepStarted { key, name, index } => {
                         if let Some(j) = jobs.get_mut(&key) {
                             j.step.clone_from(&name);
+                            j.steps.insert(index, name.clone());
                         }
                         if matches!(self.mode, Mode::Plain { verbose: true }) {
                             print.push(format!("[{key}] ● {name}"));
@@ -123,13 +129,16 @@ impl Reporter {
                     }
                     RunEvent::StepFinished {
                         key,
+                        index,
                         conclusion,
                         outcome,
                         duration_ms,
-                        ..
                     } => {
                         if let Mode::Plain { .. } = self.mode {
-                            let step = jobs.get(&key).map(|j| j.step.clone()).unwrap_or_default();
+                            let step = jobs
+                                .get(&key)
+                                .and_then(|j| j.steps.get(&index).or(Some(&j.step)).cloned())
+                                .unwrap_or_default();
                             // A step that failed but let the job go on
                             // (continue-on-error) shows as failed, as on GitHub.
                             let shown = outcome.unwrap_or(conclusion);
@@ -163,6 +172,7 @@ impl Reporter {
                             name: name.clone(),
                             status: String::new(),
                             step: String::new(),
+                            steps: std::collections::HashMap::new(),
                             started: Instant::now(),
                             done: None,
                         });
@@ -187,6 +197,7 @@ impl Reporter {
                                 name: key.clone(),
                                 status: String::new(),
                                 step: String::new(),
+                                steps: std::collections::HashMap::new(),
                                 started: Instant::now(),
                                 done: None,
                             })

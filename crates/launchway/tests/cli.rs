@@ -622,3 +622,52 @@ fn a_step_that_failed_under_continue_on_error_shows_failed() {
     );
     assert!(err.lines().any(|l| l.contains("✓ Run echo after")), "{err}");
 }
+
+/// Issue 16.12: a composite action's inner steps and the step itself are
+/// each printed once, the step under its own name when it ends.
+#[test]
+fn a_composite_step_is_printed_once_under_its_own_name() {
+    let dir = repo_with(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n      - uses: ./act\n      - run: echo after\n",
+    );
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("act")).unwrap();
+    std::fs::write(
+        repo.join("act/action.yml"),
+        "name: c\nruns:\n  using: composite\n  steps:\n    - run: echo one\n      shell: bash\n    - name: second inner\n      run: echo two\n      shell: bash\n",
+    )
+    .unwrap();
+    common::git(&repo, &["add", "-A"]);
+    common::git(&repo, &["commit", "-qm", "action"]);
+    let home = tempfile::tempdir().unwrap();
+    let out = bin()
+        .arg("run")
+        .arg("-C")
+        .arg(&repo)
+        .env("LAUNCHWAY_HOME", home.path())
+        .output()
+        .unwrap();
+    // The progress lines go to standard error.
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    let steps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("[a]   "))
+        .map(|l| {
+            l.trim_start_matches("[a]   ")
+                .rsplit_once(" (")
+                .map_or(l, |x| x.0)
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "✓ Run actions/checkout@v4",
+            "✓ ./act / Run echo one",
+            "✓ ./act / second inner",
+            "✓ Run ./act",
+            "✓ Run echo after"
+        ],
+        "{text}"
+    );
+}
