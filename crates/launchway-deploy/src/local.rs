@@ -530,7 +530,12 @@ impl LocalEnvironment {
         let engine = container_engine()
             .ok_or("running an image needs podman (Debian package 'podman') or docker")?;
         let mut c = Command::new(engine);
-        c.args(["run", "--rm", "--stop-timeout", "4", "--name"])
+        c.args(["run", "--rm", "--stop-timeout", "4"]);
+        // A container its killed client left under this name goes first.
+        if engine == "podman" {
+            c.arg("--replace");
+        }
+        c.arg("--name")
             .arg(format!("launchway-{}-{port}", self.name))
             .arg("-p")
             .arg(format!("127.0.0.1:{port}:{}", d.container_port));
