@@ -458,6 +458,21 @@ pub fn describe_cyclonedx(doc: &mut serde_json::Value, inv: &Inventory, info: &I
         "hashes": [{"alg": "SHA-256", "content": digest_hex(info)}],
         "properties": props,
     });
+    // The distribution itself, as syft and trivy list it.
+    if let Some(os) = &info.os
+        && let Some(list) = doc["components"].as_array_mut()
+    {
+        let mut c = json!({
+            "type": "operating-system",
+            "bom-ref": format!("os:{}", os.distro()),
+            "name": os.id,
+            "version": os.version_id,
+        });
+        if let Some(p) = &os.pretty_name {
+            c["description"] = json!(p);
+        }
+        list.insert(0, c);
+    }
     let by_ref: BTreeMap<&str, &Component> = inv
         .components
         .iter()
@@ -487,6 +502,30 @@ pub fn describe_cyclonedx(doc: &mut serde_json::Value, inv: &Inventory, info: &I
 /// package says which layer added it.
 pub fn describe_spdx(doc: &mut serde_json::Value, inv: &Inventory, info: &ImageInfo) {
     use serde_json::json;
+    // The distribution itself, contained in the image.
+    if let Some(os) = &info.os
+        && let Some(list) = doc["packages"].as_array_mut()
+    {
+        let id = format!(
+            "SPDXRef-OperatingSystem-{}",
+            os.distro()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+        );
+        list.push(json!({
+            "SPDXID": id,
+            "name": os.id,
+            "versionInfo": os.version_id,
+            "downloadLocation": "NOASSERTION",
+            "filesAnalyzed": false,
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "primaryPackagePurpose": "OPERATING-SYSTEM",
+        }));
+        if let Some(rels) = doc["relationships"].as_array_mut() {
+            rels.push(json!({"spdxElementId": "SPDXRef-Package-root", "relationshipType": "CONTAINS", "relatedSpdxElement": id}));
+        }
+    }
     let by_purl: BTreeMap<&str, &Component> = inv
         .components
         .iter()

@@ -406,6 +406,14 @@ fn image_documents_pass_the_official_validators() {
     let mut s = spdx::write(&inv, &info.name(), TS, "0.0.0");
     launchway_scan::image::describe_spdx(&mut s, &inv, &info);
     assert_eq!(s["packages"][0]["primaryPackagePurpose"], "CONTAINER");
+    assert!(
+        s["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["primaryPackagePurpose"] == "OPERATING-SYSTEM" && p["name"] == "debian"),
+        "{s}"
+    );
     let spdx_path = tmp.path().join("image.spdx.json");
     std::fs::write(&spdx_path, serde_json::to_string_pretty(&s).unwrap()).unwrap();
     assert_valid_spdx(&venv, &spdx_path);
@@ -416,6 +424,8 @@ fn image_documents_pass_the_official_validators() {
         let mut d = cyclonedx::write(&inv, &info.name(), TS, "0.0.0", spec);
         launchway_scan::image::describe_cyclonedx(&mut d, &inv, &info);
         assert_eq!(d["metadata"]["component"]["type"], "container");
+        assert_eq!(d["components"][0]["type"], "operating-system");
+        assert_eq!(d["components"][0]["version"], "12");
         assert!(
             d["metadata"]["component"]["purl"]
                 .as_str()
