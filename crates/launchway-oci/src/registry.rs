@@ -210,6 +210,111 @@ impl Session {
     }
 }
 
+/// The OCI media type of a layer, whatever the source called it.
+fn oci_layer_type(t: &str) -> &'static str {
+    if t.ends_with("gzip") || t.ends_with("tar.gzip") {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    } else if t.ends_with("zstd") {
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    } else {
+        "application/vnd.oci.image.layer.v1.tar"
+    }
+}
+
+impl Session {
+    /// A request with the authentication dance on a 401: `send` is called
+    /// with the `Authorization` header to use (if any).
+    fn authorized(
+        &self,
+        what: &str,
+        send: impl Fn(Option<&str>) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<ureq::http::Response<ureq::Body>, OciError> {
+        let current = || self.authorization.lock().ok().and_then(|g| g.clone());
+        let mut res = send(current().as_deref()).map_err(|e| self.error(format!("{what}: {e}")))?;
+        if res.status() == 401 {
+            let challenge = res
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            self.authenticate(&challenge)?;
+            res = send(current().as_deref()).map_err(|e| self.error(format!("{what}: {e}")))?;
+        }
+        Ok(res)
+    }
+
+    fn refused(&self, what: &str, res: ureq::http::Response<ureq::Body>) -> OciError {
+        let status = res.status().as_u16();
+        let body = res
+            .into_body()
+            .with_config()
+            .limit(64 << 10)
+            .read_to_string()
+            .unwrap_or_default();
+        let hint = match status {
+            401 | 403 => " (the credentials were refused, or may not push here)",
+            _ => "",
+        };
+        self.error(format!(
+            "{what}: HTTP {status}{hint}: {}",
+            body.trim().chars().take(200).collect::<String>()
+        ))
+    }
+
+    /// Uploads a blob unless the registry has it (monolithic upload).
+    fn put_blob(&self, digest: &str, bytes: &[u8]) -> Result<(), OciError> {
+        let base = format!("{}/v2/{}", self.base, self.repository);
+        let head = self.authorized("HEAD blob", |auth| {
+            let mut r = self.agent.head(format!("{base}/blobs/{digest}"));
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
+        })?;
+        if head.status() == 200 {
+            return Ok(());
+        }
+        let started = self.authorized("start upload", |auth| {
+            let mut r = self.agent.post(format!("{base}/blobs/uploads/"));
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.send_empty()
+        })?;
+        if started.status() != 202 {
+            return Err(self.refused("start upload", started));
+        }
+        let location = started
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| self.error("an upload without a Location"))?
+            .to_string();
+        let mut url = if location.starts_with("http://") || location.starts_with("https://") {
+            location
+        } else {
+            format!("{}{location}", self.base)
+        };
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&format!("digest={}", encode(digest)));
+        let done = self.authorized("upload", |auth| {
+            let mut r = self
+                .agent
+                .put(&url)
+                .header("Content-Type", "application/octet-stream");
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.send(bytes)
+        })?;
+        if done.status() != 201 {
+            return Err(self.refused("upload", done));
+        }
+        Ok(())
+    }
+}
+
 struct RegistryBlobs(Arc<Session>);
 
 impl Blobs for RegistryBlobs {
@@ -277,6 +382,76 @@ impl Registry<'_> {
         Ok(sha256_digest(&bytes))
     }
 
+    /// Pushes an image (its layers, configuration and an OCI manifest) to
+    /// `dest`, through `dest`'s mirror when there is one; the manifest's
+    /// digest. Blobs the registry has are not sent again; each blob is
+    /// checked against its digest before it goes.
+    pub fn push(&self, image: &Image, dest: &Reference) -> Result<String, OciError> {
+        let session = self.session(dest);
+        let read = |key: &str, want: Option<&str>| -> Result<Vec<u8>, OciError> {
+            let mut bytes = Vec::new();
+            image
+                .blobs
+                .open(key)?
+                .read_to_end(&mut bytes)
+                .map_err(|e| OciError::io(key, e))?;
+            let digest = sha256_digest(&bytes);
+            if let Some(w) = want
+                && w != digest
+            {
+                return Err(OciError::Digest {
+                    digest: w.to_string(),
+                    actual: digest,
+                });
+            }
+            Ok(bytes)
+        };
+        let mut layers = Vec::new();
+        for l in &image.layers {
+            let bytes = read(&l.key, l.verify.as_deref())?;
+            let digest = sha256_digest(&bytes);
+            session.put_blob(&digest, &bytes)?;
+            layers.push(serde_json::json!({
+                "mediaType": oci_layer_type(&l.media_type),
+                "digest": digest,
+                "size": bytes.len(),
+            }));
+        }
+        let config = read(&image.config_key, Some(&image.config_digest))?;
+        session.put_blob(&image.config_digest, &config)?;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": manifest::OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": image.config_digest,
+                "size": config.len(),
+            },
+            "layers": layers,
+        });
+        let body = serde_json::to_vec(&manifest).map_err(|e| OciError::format("manifest", e))?;
+        let digest = sha256_digest(&body);
+        let target = dest.tag.clone().unwrap_or_else(|| digest.clone());
+        let url = format!(
+            "{}/v2/{}/manifests/{target}",
+            session.base, session.repository
+        );
+        let res = session.authorized("PUT manifest", |auth| {
+            let mut r = session
+                .agent
+                .put(&url)
+                .header("Content-Type", manifest::OCI_MANIFEST);
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.send(&body[..])
+        })?;
+        if res.status() != 201 {
+            return Err(session.refused("PUT manifest", res));
+        }
+        Ok(digest)
+    }
+
     /// The image a reference names, for `platform` when it is an index.
     pub fn image(&self, r: &Reference, platform: &Platform) -> Result<Image, OciError> {
         let session = Arc::new(self.session(r));
@@ -325,6 +500,7 @@ impl Registry<'_> {
         Ok(Image {
             target: format!("registry:{r}"),
             manifest_digest: Some(digest),
+            config_key: format!("blobs/{}", config_desc.digest.replace(':', "/")),
             config_digest: config_desc.digest,
             config,
             tags: r.tag.iter().map(|t| format!("{}:{t}", r.name())).collect(),

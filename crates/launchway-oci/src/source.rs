@@ -147,6 +147,8 @@ pub struct Image {
     pub manifest_digest: Option<String>,
     /// The configuration's digest: the image id.
     pub config_digest: String,
+    /// How to ask [`Blobs`] for the configuration.
+    pub config_key: String,
     pub config: Config,
     /// `registry/repository:tag` names the source gives.
     pub tags: Vec<String>,
@@ -545,6 +547,7 @@ fn from_manifest(
     Ok(Image {
         target: name,
         manifest_digest: Some(digest.to_string()),
+        config_key: blob_key(&config_desc.digest)?,
         config_digest: config_desc.digest.clone(),
         config,
         tags,
@@ -617,6 +620,7 @@ fn docker_archive(name: String, blobs: TarBlobs) -> Result<Image, OciError> {
         target: name,
         manifest_digest: None,
         config_digest,
+        config_key: entry.config.clone(),
         config,
         tags: entry.repo_tags.clone().unwrap_or_default(),
         layers,

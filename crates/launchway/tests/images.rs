@@ -451,6 +451,29 @@ fn the_course_build_and_push_job_runs_unchanged() {
         "{tags:?} (want latest and {sha}); {listed}"
     );
     assert!(logs(&build).contains("pushed sha256:"), "{}", logs(&build));
+    // The step's `digest` output is the manifest the registry now serves
+    // for the tag (pushed by Launchway's own client).
+    let served = ureq::head(format!(
+        "http://127.0.0.1:{}/v2/{repo_name}/manifests/{sha}",
+        ghcr.port
+    ))
+    .header("Authorization", creds.basic())
+    .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+    .call()
+    .ok()
+    .and_then(|r| {
+        r.headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    })
+    .unwrap_or_default();
+    assert!(served.starts_with("sha256:"), "{served:?}");
+    assert!(
+        logs(&build).contains(&format!("pushed {served} ")),
+        "{served}: {}",
+        logs(&build)
+    );
     // The gate: the pushed image has a CRITICAL vulnerability.
     let scan = job("scan-image");
     let scan_log = logs(&scan);

@@ -6,9 +6,10 @@
 //! there is), as a step process of the job — a Dockerfile's `RUN` is
 //! workflow code and runs where steps run.
 //!
-//! Registries: `.launchway/registries.yaml` maps a registry to another
-//! (pushes are sent there; pulls of `FROM` images go there through a
-//! generated `registries.conf`). Credentials from a login live in a 0600
+//! Registries: `.launchway/registries.yaml` maps a registry to another:
+//! pushes go there (the built image is exported as an archive and pushed
+//! by Launchway's own registry client, over rustls or loopback HTTP), and
+//! pulls of `FROM` images through a generated `registries.conf`. Credentials from a login live in a 0600
 //! auth file in the job's temp directory, removed by the login's post
 //! step (`logout: true`) and with the temp directory at the job's end;
 //! the password is masked everywhere.
@@ -434,54 +435,78 @@ pub(crate) async fn build_push(
     };
     let mut digest = String::new();
     if push {
+        // The image leaves the builder as an archive and is pushed by
+        // Launchway's registry client (rustls; mirrors and the job's logins).
+        let archive = exec.temp.join("registry").join("image.tar");
+        let _ = std::fs::remove_file(&archive);
+        let (save, target): (Vec<String>, launchway_oci::Target) = match tool {
+            "podman" => (
+                vec![
+                    tool.into(),
+                    "save".into(),
+                    "--format".into(),
+                    "oci-archive".into(),
+                    "-o".into(),
+                    archive.to_string_lossy().into(),
+                    image_id.clone(),
+                ],
+                launchway_oci::Target::OciArchive(archive.clone()),
+            ),
+            "buildah" => (
+                vec![
+                    tool.into(),
+                    "push".into(),
+                    image_id.clone(),
+                    format!("oci-archive:{}", archive.display()),
+                ],
+                launchway_oci::Target::OciArchive(archive.clone()),
+            ),
+            _ => (
+                vec![
+                    tool.into(),
+                    "save".into(),
+                    "-o".into(),
+                    archive.to_string_lossy().into(),
+                    image_id.clone(),
+                ],
+                launchway_oci::Target::DockerArchive(archive.clone()),
+            ),
+        };
+        let saved = exec.exec(&save, &cwd, &env, timeout, "").await;
+        if saved.failed || saved.cancelled {
+            if !saved.cancelled {
+                exec.error(&format!("{A}: exporting the image from {tool} failed"));
+            }
+            return saved;
+        }
+        let image = match launchway_oci::source::open(&target, &Default::default()) {
+            Ok(i) => i,
+            Err(e) => {
+                exec.error(&format!("{A}: {e}"));
+                return StepRun::failed();
+            }
+        };
+        let client = launchway_oci::registry::Registry::new(&regs);
         for r in &refs {
             let route = regs.route(&r.registry);
-            let dest = if route.host == r.registry {
-                r.clone()
-            } else {
+            if route.host != r.registry {
                 exec.log(&format!(
-                    "{} → {} (.launchway/registries.yaml)",
-                    r, route.host
+                    "{r} → {} (.launchway/registries.yaml)",
+                    route.host
                 ));
-                r.with_registry(&route.host)
-            };
-            let digestfile = exec.temp.join("registry").join("digest");
-            let _ = std::fs::remove_file(&digestfile);
-            let mut argv: Vec<String> = vec![tool.into(), "push".into()];
-            if tool != "docker" {
-                argv.push("--digestfile".into());
-                argv.push(digestfile.to_string_lossy().into());
-                if route.plain_http {
-                    argv.push("--tls-verify=false".into());
-                }
-                argv.push(r.to_string());
-                argv.push(format!("docker://{dest}"));
-            } else {
-                if dest != *r {
-                    let tag = vec![
-                        tool.to_string(),
-                        "tag".into(),
-                        r.to_string(),
-                        dest.to_string(),
-                    ];
-                    let tagged = exec.exec(&tag, &cwd, &env, timeout, "").await;
-                    if tagged.failed || tagged.cancelled {
-                        return tagged;
-                    }
-                }
-                argv.push(dest.to_string());
             }
-            let pushed = exec.exec(&argv, &cwd, &env, timeout, "").await;
-            if pushed.failed || pushed.cancelled {
-                if !pushed.cancelled {
-                    exec.error(&format!("{A}: pushing {r} failed"));
+            match client.push(&image, r) {
+                Ok(d) => {
+                    exec.log(&format!("Pushed {r} ({d})"));
+                    digest = d;
                 }
-                return pushed;
-            }
-            if let Ok(d) = std::fs::read_to_string(&digestfile) {
-                digest = d.trim().to_string();
+                Err(e) => {
+                    exec.error(&format!("{A}: pushing {r}: {e}"));
+                    return StepRun::failed();
+                }
             }
         }
+        let _ = std::fs::remove_file(&archive);
         exec.log(&format!("Pushed {} tag(s), digest {digest}", refs.len()));
     }
     let metadata = serde_json::json!({
