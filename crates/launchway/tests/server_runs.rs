@@ -380,17 +380,21 @@ fn a_run_interrupted_by_a_server_kill_ends_failed_and_keeps_its_logs() {
     let token = token.unwrap();
     add_repo(&base, &token, &repo_dir);
     let id = dispatch(&base, &token, ".github/workflows/slow.yml", &[]);
+    // The step's own output line (the `##[command]` echo of its script,
+    // which says `pid=$$`, can come in an earlier report).
+    let pid_in = |body: &str| -> Option<u32> {
+        body.lines()
+            .filter(|l| !l.contains("##[command]"))
+            .find_map(|l| l.split("slow-started pid=").nth(1))
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+    };
     wait_until("the run started", || {
         let (_, body) = get(&format!("{base}/api/runs/{id}/logs"), Some(&token));
-        body.contains("slow-started")
+        pid_in(&body).is_some()
     });
     let (_, body) = get(&format!("{base}/api/runs/{id}/logs"), Some(&token));
-    let step_pid: u32 = body
-        .rsplit("pid=")
-        .next()
-        .and_then(|t| t.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{body}"));
+    let step_pid: u32 = pid_in(&body).unwrap_or_else(|| panic!("{body}"));
     drop(server); // SIGKILL mid-step
     // Its agent goes with it, and so does the step (cancelled, then killed).
     let start_wait = Instant::now();
