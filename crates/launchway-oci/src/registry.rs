@@ -56,23 +56,6 @@ impl Session {
         }
     }
 
-    fn send(
-        &self,
-        url: &str,
-        accept: Option<&str>,
-    ) -> Result<ureq::http::Response<ureq::Body>, OciError> {
-        let mut req = self.agent.get(url);
-        if let Some(a) = accept {
-            req = req.header("Accept", a);
-        }
-        if let Ok(g) = self.authorization.lock()
-            && let Some(h) = g.as_ref()
-        {
-            req = req.header("Authorization", h);
-        }
-        req.call().map_err(|e| self.error(format!("{url}: {e}")))
-    }
-
     /// GET with the registry's authentication dance on a 401.
     fn get(&self, path: &str, accept: Option<&str>) -> Result<ureq::Body, OciError> {
         let url = if self.repository.is_empty() {
@@ -80,17 +63,16 @@ impl Session {
         } else {
             format!("{}/v2/{}/{path}", self.base, self.repository)
         };
-        let mut res = self.send(&url, accept)?;
-        if res.status() == 401 {
-            let challenge = res
-                .headers()
-                .get("www-authenticate")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string();
-            self.authenticate(&challenge)?;
-            res = self.send(&url, accept)?;
-        }
+        let res = self.authorized(&url, |auth| {
+            let mut r = self.agent.get(&url);
+            if let Some(a) = accept {
+                r = r.header("Accept", a);
+            }
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
+        })?;
         let status = res.status().as_u16();
         if !(200..300).contains(&status) {
             let body = res
