@@ -176,8 +176,14 @@ fn output_is_deterministic() {
     assert_eq!(a, b);
 }
 
-/// A virtualenv with the official validators, made once per target dir.
+/// A virtualenv with the official validators, made once per target dir
+/// (the tests of this file that need it run on parallel threads: one
+/// makes it, the others wait).
 fn validators() -> PathBuf {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = MAKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sbom-validators");
     let py = venv.join("bin/python");
     let ready = venv.join(".ready");

@@ -69,6 +69,11 @@ pub fn step_log(run_dir: &Path, step: &Value) -> String {
 /// A Python tool installed from PyPI into a virtualenv under the target
 /// dir, once per target dir (`spec` as pip takes it); the venv's path.
 pub fn pip_venv(name: &str, spec: &str) -> std::path::PathBuf {
+    // Tests of one binary run on parallel threads: one makes it at a time.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = MAKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     if !venv.join(".ready").exists() {
         assert!(
