@@ -741,8 +741,36 @@ impl JobExec {
                 }
                 continue;
             }
+            // GitHub's template language: `${{ insert }}` merges the mapping
+            // its value evaluates to; a key may itself be an expression.
+            let bare = k
+                .trim()
+                .strip_prefix("${{")
+                .and_then(|r| r.strip_suffix("}}"))
+                .map(str::trim);
+            if bare.is_some_and(|b| b.eq_ignore_ascii_case("insert")) {
+                match evaluate_template(&v.value, ctx).map_err(|e| e.to_string())? {
+                    Value::Object(o) => {
+                        for (ok, ov) in o {
+                            out.insert(ok, ov.to_display_string());
+                        }
+                    }
+                    other => {
+                        return Err(format!(
+                            "${{{{ insert }}}} needs a mapping, got {:?}",
+                            other.kind()
+                        ));
+                    }
+                }
+                continue;
+            }
+            let key = if k.contains("${{") {
+                interpolate(k, ctx).map_err(|e| format!("{k}: {e}"))?
+            } else {
+                k.clone()
+            };
             out.insert(
-                k.clone(),
+                key,
                 interpolate(&v.value, ctx).map_err(|e| format!("{k}: {e}"))?,
             );
         }
