@@ -226,6 +226,24 @@ impl Loader<'_> {
                 );
                 continue;
             };
+            // GitHub's parallel steps (June 2026): valid there, not run here
+            // yet — said so, rather than "unknown".
+            if what == "a step"
+                && matches!(
+                    key,
+                    "background" | "wait" | "wait-all" | "cancel" | "parallel"
+                )
+            {
+                self.err(
+                    "unsupported",
+                    k.span,
+                    format!("'{key}' (parallel steps) is not supported by Launchway yet"),
+                )
+                .hint = Some(
+                    "run the step in the foreground, or split the work into jobs; the workflow is skipped until then".into(),
+                );
+                continue;
+            }
             if !allowed.is_empty() && !allowed.contains(&key) {
                 let d = self.err(
                     "unknown-key",

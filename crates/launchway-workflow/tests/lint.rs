@@ -307,3 +307,18 @@ fn explicit_tags_are_refused() {
         codes("on: push\njobs:\n  a: {runs-on: x, steps: [{run: \"echo '!!str'\"}]}\n").is_empty()
     );
 }
+
+/// Issue 16.4: GitHub's parallel-step keys are named as not supported yet
+/// (not "unknown"), at their place.
+#[test]
+fn parallel_step_keys_are_refused_by_name() {
+    let got = codes(
+        "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - id: s\n        run: sleep 1\n        background: true\n      - wait: s\n",
+    );
+    for want in [("unsupported", 8, 9), ("unsupported", 9, 9)] {
+        assert!(
+            got.contains(&(want.0.to_string(), want.1, want.2)),
+            "{want:?} not in {got:?}"
+        );
+    }
+}
