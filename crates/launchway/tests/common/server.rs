@@ -35,6 +35,15 @@ pub fn fresh_postgres(admin_url: &str) -> String {
         std::process::id(),
         N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     );
+    // A database an earlier test process with the same pid left goes first.
+    let _ = std::process::Command::new("psql")
+        .arg(admin_url)
+        .args([
+            "-q",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        ])
+        .output();
     let out = std::process::Command::new("psql")
         .arg(admin_url)
         .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
