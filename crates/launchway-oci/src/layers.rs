@@ -33,8 +33,6 @@ pub struct Merged<T> {
     pub files: BTreeMap<String, Entry<T>>,
     /// Symbolic links and their targets as written.
     pub links: BTreeMap<String, String>,
-    /// Regular files in the final file system (kept or not).
-    pub file_count: usize,
     /// Things worth saying that did not stop the merge (files too large
     /// to read, foreign layers).
     pub notices: Vec<String>,
@@ -362,7 +360,6 @@ pub fn merge<T: Clone>(
     Ok(Merged {
         files: state.files,
         links: state.links.into_iter().map(|(k, (_, t))| (k, t)).collect(),
-        file_count: state.present.len(),
         notices: state.notices,
     })
 }

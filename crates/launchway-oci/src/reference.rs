@@ -108,22 +108,6 @@ impl Reference {
     pub fn name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
     }
-
-    /// The same image in another registry (a mirror).
-    pub fn with_registry(&self, registry: &str) -> Reference {
-        Reference {
-            registry: registry.to_string(),
-            ..self.clone()
-        }
-    }
-
-    /// The same repository pinned to `digest`.
-    pub fn pinned(&self, digest: &str) -> Reference {
-        Reference {
-            digest: Some(digest.to_string()),
-            ..self.clone()
-        }
-    }
 }
 
 impl std::fmt::Display for Reference {

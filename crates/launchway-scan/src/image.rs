@@ -9,7 +9,7 @@ use crate::sbom::collect::{self, Kind, elf};
 use crate::sbom::{CollectError, Component, Inventory};
 use crate::version::Ecosystem;
 use launchway_oci::{Header, Image, OciError};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The image a scan looked at.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -313,15 +313,6 @@ fn qualify(c: &mut Component, os: Option<&OsRelease>) {
     let sep = if c.purl.contains('?') { '&' } else { '?' };
     c.purl = format!("{}{sep}distro={distro}", c.purl);
     c.distro = Some(distro);
-}
-
-/// Which distributions an inventory's OS packages come from
-/// (`debian-12`…), for reports.
-pub fn distros(inv: &Inventory) -> BTreeSet<String> {
-    inv.components
-        .iter()
-        .filter_map(|c| c.distro.clone())
-        .collect()
 }
 
 /// The inventory of the image a target names (`oci-archive:FILE`,

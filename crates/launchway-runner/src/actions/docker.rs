@@ -43,7 +43,8 @@ fn no_builder(action: &str) -> String {
     )
 }
 
-fn registries(exec: &mut JobExec, action: &str) -> Option<Registries> {
+/// The job's registry settings: mirrors and the logins of its steps.
+pub(crate) fn registries(exec: &mut JobExec, action: &str) -> Option<Registries> {
     match Registries::load(&exec.shared.cfg.source.dir) {
         Ok(mut r) => {
             r.credentials = exec
@@ -246,12 +247,6 @@ fn values(with: &Inputs, k: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A newline-separated input whose values may hold commas (labels,
-/// build args, tag rules).
-fn lines(with: &Inputs, k: &str) -> Vec<String> {
-    with.lines(k)
-}
-
 pub(crate) fn metadata(exec: &mut JobExec, with: &Inputs) -> StepRun {
     const A: &str = "docker/metadata-action";
     let images = values(with, "images");
@@ -280,9 +275,9 @@ pub(crate) fn metadata(exec: &mut JobExec, with: &Inputs) -> StepRun {
     };
     let meta = match docker_meta::compute(
         &images,
-        &lines(with, "tags"),
-        &lines(with, "flavor"),
-        &lines(with, "labels"),
+        &with.lines("tags"),
+        &with.lines("flavor"),
+        &with.lines("labels"),
         &ctx,
     ) {
         Ok(m) => m,
@@ -398,11 +393,11 @@ pub(crate) async fn build_push(
         argv.push("-t".into());
         argv.push(r.to_string());
     }
-    for l in lines(with, "labels") {
+    for l in with.lines("labels") {
         argv.push("--label".into());
         argv.push(l);
     }
-    for b in lines(with, "build-args") {
+    for b in with.lines("build-args") {
         argv.push("--build-arg".into());
         argv.push(b);
     }
@@ -550,10 +545,4 @@ pub(crate) fn image_target(reference: &str) -> String {
     } else {
         format!("registry:{reference}")
     }
-}
-
-/// The registry settings of the job (mirrors and logins), for the
-/// security actions that read images.
-pub(crate) fn job_registries(exec: &mut JobExec, action: &str) -> Option<Registries> {
-    registries(exec, action)
 }

@@ -164,7 +164,7 @@ fn read_image(
     launchway_scan::sbom::Inventory,
     launchway_scan::image::ImageInfo,
 )> {
-    let regs = super::docker::job_registries(exec, action)?;
+    let regs = super::docker::registries(exec, action)?;
     let target = super::docker::image_target(reference.trim());
     match launchway_scan::image::open_target(&target, None, &regs) {
         Ok(Some(x)) => {
