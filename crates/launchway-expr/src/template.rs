@@ -74,6 +74,15 @@ pub fn has_expressions(s: &str) -> bool {
     s.contains("${{")
 }
 
+/// A mapping key that is the `${{ insert }}` directive (any spacing, any
+/// case): its value, a mapping, is merged into the mapping holding it.
+pub fn is_insert(key: &str) -> bool {
+    key.trim()
+        .strip_prefix("${{")
+        .and_then(|r| r.strip_suffix("}}"))
+        .is_some_and(|inner| inner.trim().eq_ignore_ascii_case("insert"))
+}
+
 /// Evaluates a template to a string.
 pub fn interpolate(s: &str, host: &dyn Host) -> Result<String, EvalError> {
     if !has_expressions(s) {

@@ -729,8 +729,10 @@ impl JobExec {
     pub fn eval_map(&self, m: &Env, ctx: &Ctx) -> Result<IndexMap<String, String>, String> {
         let mut out = IndexMap::new();
         for (k, v) in m {
-            if k.is_empty() {
-                // `env: ${{ fromJSON(...) }}`: an object expression.
+            // A whole mapping given as an expression (`env: ${{ fromJSON(…) }}`,
+            // stored under an empty key) or a `${{ insert }}` key: the
+            // mapping its value evaluates to is merged here.
+            if k.is_empty() || launchway_expr::template::is_insert(k) {
                 match evaluate_template(&v.value, ctx).map_err(|e| e.to_string())? {
                     Value::Object(o) => {
                         for (ok, ov) in o {
@@ -741,29 +743,7 @@ impl JobExec {
                 }
                 continue;
             }
-            // GitHub's template language: `${{ insert }}` merges the mapping
-            // its value evaluates to; a key may itself be an expression.
-            let bare = k
-                .trim()
-                .strip_prefix("${{")
-                .and_then(|r| r.strip_suffix("}}"))
-                .map(str::trim);
-            if bare.is_some_and(|b| b.eq_ignore_ascii_case("insert")) {
-                match evaluate_template(&v.value, ctx).map_err(|e| e.to_string())? {
-                    Value::Object(o) => {
-                        for (ok, ov) in o {
-                            out.insert(ok, ov.to_display_string());
-                        }
-                    }
-                    other => {
-                        return Err(format!(
-                            "${{{{ insert }}}} needs a mapping, got {:?}",
-                            other.kind()
-                        ));
-                    }
-                }
-                continue;
-            }
+            // A key may itself be an expression.
             let key = if k.contains("${{") {
                 interpolate(k, ctx).map_err(|e| format!("{k}: {e}"))?
             } else {

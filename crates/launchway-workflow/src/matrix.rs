@@ -47,7 +47,7 @@ fn node_value(node: &Node, host: &dyn Host) -> Result<Value, String> {
             let mut m = IndexMap::new();
             for (k, v) in entries {
                 let key = k.scalar_string().unwrap_or_default();
-                if is_insert(&key) {
+                if template::is_insert(&key) {
                     match node_value(v, host)? {
                         Value::Object(o) => m.extend(o),
                         Value::Null => {}
@@ -73,14 +73,6 @@ fn node_value(node: &Node, host: &dyn Host) -> Result<Value, String> {
         }
         _ => crate::node_value(node),
     })
-}
-
-/// `${{ insert }}` (any spacing, any case).
-fn is_insert(key: &str) -> bool {
-    key.trim()
-        .strip_prefix("${{")
-        .and_then(|r| r.strip_suffix("}}"))
-        .is_some_and(|inner| inner.trim().eq_ignore_ascii_case("insert"))
 }
 
 /// The whole string is one `${{ … }}`.
