@@ -33,9 +33,12 @@ pub struct Merged<T> {
     pub files: BTreeMap<String, Entry<T>>,
     /// Symbolic links and their targets as written.
     pub links: BTreeMap<String, String>,
-    /// Things worth saying that did not stop the merge (files too large
-    /// to read, foreign layers).
-    pub notices: Vec<String>,
+    /// Wanted files that were not read (larger than [`MAX_FILE`]): path,
+    /// size, layer. A caller decides whether that leaves something
+    /// unchecked.
+    pub too_large: Vec<(String, u64, usize)>,
+    /// Foreign layers (fetched from elsewhere at run time), not read.
+    pub foreign: Vec<usize>,
 }
 
 impl<T> Merged<T> {
@@ -129,7 +132,7 @@ struct State<T, W, R> {
     links: BTreeMap<String, (usize, String)>,
     /// Every regular file's layer (kept or not), for counting and deletes.
     present: BTreeMap<String, usize>,
-    notices: Vec<String>,
+    too_large: Vec<(String, u64, usize)>,
     want: W,
     read: R,
 }
@@ -242,11 +245,7 @@ impl<T: Clone, W: FnMut(&Header) -> bool, R: FnMut(&Header, Vec<u8>) -> Option<T
             return Ok(());
         }
         if size > MAX_FILE {
-            self.notices.push(format!(
-                "/{path} ({size} bytes, layer {}) is larger than {} MiB and was not read",
-                i + 1,
-                MAX_FILE >> 20
-            ));
+            self.too_large.push((path.clone(), size, i));
             return Ok(());
         }
         let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
@@ -320,7 +319,7 @@ pub fn merge<T: Clone>(
         files: BTreeMap::new(),
         links: BTreeMap::new(),
         present: BTreeMap::new(),
-        notices: Vec::new(),
+        too_large: Vec::new(),
         want,
         read,
     };
@@ -337,13 +336,10 @@ pub fn merge<T: Clone>(
     let (read, checked) = std::thread::scope(|scope| {
         let checker = scope.spawn(|| in_files.iter().try_for_each(|&i| image.check_layer(i)));
         let read = (0..image.layers.len()).try_for_each(|i| {
-            let what = format!("layer {} ({})", i + 1, image.layers[i].digest);
             if foreign(i) {
-                state.notices.push(format!(
-                    "{what}: a foreign layer (fetched from elsewhere at run time) was not read"
-                ));
                 return Ok(());
             }
+            let what = format!("layer {} ({})", i + 1, image.layers[i].digest);
             state.layer(image, i, &what)
         });
         let checked = checker
@@ -360,7 +356,8 @@ pub fn merge<T: Clone>(
     Ok(Merged {
         files: state.files,
         links: state.links.into_iter().map(|(k, (_, t))| (k, t)).collect(),
-        notices: state.notices,
+        too_large: state.too_large,
+        foreign: (0..image.layers.len()).filter(|&i| foreign(i)).collect(),
     })
 }
 

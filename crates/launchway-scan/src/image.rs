@@ -233,13 +233,41 @@ pub fn inventory(image: &Image) -> Result<(Inventory, ImageInfo), OciError> {
             inv.components.push(c);
         }
     }
-    inv.notices
-        .extend(merged.notices.iter().map(|n| CollectError {
-            file: image.target.clone(),
-            line: None,
-            column: None,
-            message: n.clone(),
-        }));
+    // What could not be read fails closed: a package database or lockfile
+    // too large to read, or a foreign layer, leaves packages unchecked
+    // (errors, which fail the gate); a program too large to read for its
+    // build information is said.
+    let at = |file: String, message: String| CollectError {
+        file,
+        line: None,
+        column: None,
+        message,
+    };
+    for (path, size, layer) in &merged.too_large {
+        let message = format!(
+            "{size} bytes (layer {}), larger than {} MiB: not read",
+            layer + 1,
+            launchway_oci::layers::MAX_FILE >> 20
+        );
+        if collect::detect(path).is_some() || os_release_path(path) {
+            inv.errors.push(at(
+                format!("/{path}"),
+                format!("{message}; its packages were not checked"),
+            ));
+        } else {
+            inv.notices.push(at(format!("/{path}"), message));
+        }
+    }
+    for i in &merged.foreign {
+        inv.errors.push(at(
+            image.target.clone(),
+            format!(
+                "layer {} ({}) is a foreign layer (fetched from elsewhere at run time) and was not read: its packages were not checked",
+                i + 1,
+                image.layers[*i].digest
+            ),
+        ));
+    }
     if os.is_none()
         && inv
             .components

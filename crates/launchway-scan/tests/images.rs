@@ -387,3 +387,68 @@ fn an_rpm_image_is_inventoried_and_not_passed_unchecked() {
         out.report.not_checked
     );
 }
+
+/// Fail closed: a layer the scan cannot read (a foreign layer, fetched from
+/// elsewhere at run time) leaves its packages unchecked, and the gate fails
+/// — it does not pass on what it could see.
+#[test]
+fn an_unread_layer_fails_the_gate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("layout");
+    layout::write_oci_dir(
+        &dir,
+        &[
+            LayerSpec {
+                compression: Compression::Gzip,
+                entries: vec![Entry::file(
+                    "etc/os-release",
+                    "ID=debian\nVERSION_ID=\"12\"\n",
+                )],
+            },
+            LayerSpec {
+                compression: Compression::Gzip,
+                entries: vec![Entry::file("var/lib/dpkg/status", DEBIAN_STATUS_1)],
+            },
+        ],
+        &Platform::host(),
+        None,
+    )
+    .unwrap();
+    // Mark the second layer foreign, as Windows base layers are.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let old = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = |d: &str| {
+        dir.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&old)).unwrap()).unwrap();
+    manifest["layers"][1]["mediaType"] =
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip".into();
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let new = launchway_oci::sha256_digest(&bytes);
+    std::fs::write(blob(&new), &bytes).unwrap();
+    let mut index = index;
+    index["manifests"][0]["digest"] = new.clone().into();
+    index["manifests"][0]["size"] = bytes.len().into();
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+
+    let img = open(&dir);
+    let (inv, _) = image::inventory(&img).unwrap();
+    assert!(inv.components.is_empty());
+    assert!(
+        inv.errors
+            .iter()
+            .any(|e| e.message.contains("foreign layer")),
+        "{:?}",
+        inv.errors
+    );
+    let home = tempfile::tempdir().unwrap();
+    let out = scan(&db(home.path()), &img, false).unwrap();
+    assert!(out.fails(false), "an unread layer must fail the gate");
+    assert!(!out.fails(true), "…unless unreadable files are let through");
+}
