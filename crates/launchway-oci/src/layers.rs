@@ -331,7 +331,7 @@ pub fn merge<T: Clone>(
     // thread while they are read (hashing is most of the work for an
     // uncompressed layer); downloads as they stream.
     let in_files: Vec<usize> = (0..image.layers.len())
-        .filter(|&i| !foreign(i) && matches!(image.layer_seekable(i), Ok(Some(_))))
+        .filter(|&i| !foreign(i) && image.blobs.in_files())
         .collect();
     let (read, checked) = std::thread::scope(|scope| {
         let checker = scope.spawn(|| in_files.iter().try_for_each(|&i| image.check_layer(i)));

@@ -78,6 +78,11 @@ pub trait Blobs: Send + Sync {
     fn open_seekable(&self, _key: &str) -> Result<Option<Region>, OciError> {
         Ok(None)
     }
+
+    /// Whether blobs are files ([`Blobs::open_seekable`] gives regions).
+    fn in_files(&self) -> bool {
+        false
+    }
 }
 
 /// A part of a file, read and sought within its bounds.
@@ -155,7 +160,7 @@ pub struct Image {
     pub layers: Vec<Layer>,
     pub blobs: Box<dyn Blobs>,
     /// A file to delete when the image is dropped (a saved copy).
-    pub(crate) scratch: Option<tempfile_path::Scratch>,
+    pub(crate) scratch: Option<Scratch>,
 }
 
 impl std::fmt::Debug for Image {
@@ -252,14 +257,28 @@ impl Image {
     }
 }
 
-/// Small helper so a saved archive goes away with its image.
-pub(crate) mod tempfile_path {
-    #[derive(Debug)]
-    pub struct Scratch(pub std::path::PathBuf);
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+/// A private (0700) temporary directory, removed with everything in it
+/// when dropped: for a saved image, or a file a library must open by path.
+#[derive(Debug)]
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(prefix: &str) -> std::io::Result<Scratch> {
+        use std::os::unix::fs::DirBuilderExt;
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -351,6 +370,10 @@ fn blob_key(digest: &str) -> Result<String, OciError> {
 struct DirBlobs(PathBuf);
 
 impl Blobs for DirBlobs {
+    fn in_files(&self) -> bool {
+        true
+    }
+
     fn open_seekable(&self, key: &str) -> Result<Option<Region>, OciError> {
         let p = self.0.join(key);
         let f = File::open(&p).map_err(|e| OciError::io(p.display(), e))?;
@@ -406,6 +429,10 @@ impl TarBlobs {
 }
 
 impl Blobs for TarBlobs {
+    fn in_files(&self) -> bool {
+        true
+    }
+
     fn open_seekable(&self, key: &str) -> Result<Option<Region>, OciError> {
         let &(at, size) = self
             .members
@@ -641,21 +668,9 @@ fn containers_storage(reference: &str, opts: &Options) -> Result<Image, OciError
                     .into(),
             )
         })?;
-    let dir = std::env::temp_dir().join(format!(
-        "launchway-image-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| OciError::io(dir.display(), e))?;
-    }
-    let scratch = tempfile_path::Scratch(dir.clone());
+    let scratch = Scratch::new("launchway-image")
+        .map_err(|e| OciError::io(std::env::temp_dir().display(), e))?;
+    let dir = scratch.0.clone();
     let file = dir.join("image.tar");
     let mut cmd = std::process::Command::new(tool);
     if tool == "podman" {

@@ -305,26 +305,11 @@ fn rpm_from_bytes(rel: &str, bytes: &[u8]) -> Result<Vec<Component>, CollectErro
         column: None,
         message: m,
     };
-    let dir = std::env::temp_dir().join(format!(
-        "launchway-rpmdb-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| fail(e.to_string()))?;
-    }
-    let path = dir.join("rpmdb.sqlite");
-    let result = std::fs::write(&path, bytes)
-        .map_err(|e| fail(e.to_string()))
-        .and_then(|()| collect::rpm_database(&path, rel).map(|p| p.components));
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    let scratch =
+        launchway_oci::source::Scratch::new("launchway-rpmdb").map_err(|e| fail(e.to_string()))?;
+    let path = scratch.0.join("rpmdb.sqlite");
+    std::fs::write(&path, bytes).map_err(|e| fail(e.to_string()))?;
+    collect::rpm_database(&path, rel).map(|p| p.components)
 }
 
 /// The distribution in the purl (`pkg:deb/ubuntu/…`, `distro=` qualifier)
