@@ -33,6 +33,10 @@ pub enum OciError {
         "unknown image target '{0}' (expected oci-archive:FILE, docker-archive:FILE, oci-dir:DIR, registry:REF or containers-storage:REF)"
     )]
     Target(String),
+    #[error(
+        "--platform applies to an image target (oci-archive:, docker-archive:, oci-dir:, registry:, containers-storage:), not to the path '{0}'"
+    )]
+    PlatformForPath(String),
     #[error("invalid platform '{0}' (expected os/arch[/variant], e.g. linux/amd64)")]
     Platform(String),
     #[error("the image has no manifest for {wanted} (it has: {available}); pass --platform")]

@@ -335,25 +335,19 @@ pub fn open_target(
     target: &str,
     platform: Option<&str>,
     registries: &launchway_oci::mirrors::Registries,
-) -> Result<Option<(Inventory, ImageInfo)>, String> {
+) -> Result<Option<(Inventory, ImageInfo)>, OciError> {
     let Some(parsed) = launchway_oci::Target::parse(target) else {
-        if platform.is_some() {
-            return Err(format!(
-                "--platform applies to an image target (oci-archive:, docker-archive:, oci-dir:, registry:, containers-storage:), not to the path '{target}'"
-            ));
-        }
-        return Ok(None);
+        return match platform {
+            Some(_) => Err(OciError::PlatformForPath(target.to_string())),
+            None => Ok(None),
+        };
     };
-    let t = parsed.map_err(|e| e.to_string())?;
     let opts = launchway_oci::source::Options {
-        platform: platform
-            .map(launchway_oci::Platform::parse)
-            .transpose()
-            .map_err(|e| e.to_string())?,
+        platform: platform.map(launchway_oci::Platform::parse).transpose()?,
         registries: registries.clone(),
     };
-    let img = launchway_oci::source::open(&t, &opts).map_err(|e| e.to_string())?;
-    inventory(&img).map(Some).map_err(|e| format!("{t}: {e}"))
+    let img = launchway_oci::source::open(&parsed?, &opts)?;
+    inventory(&img).map(Some)
 }
 
 /// The SBOM document of an image: the tree writers, describing the

@@ -18,5 +18,5 @@ pub fn inventory(
     } else {
         Registries::default()
     };
-    image::open_target(target, platform, &registries)
+    image::open_target(target, platform, &registries).map_err(|e| format!("{target}: {e}"))
 }
