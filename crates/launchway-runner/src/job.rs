@@ -298,6 +298,9 @@ pub(crate) struct JobExec {
     pub job_dir: PathBuf,
     pub workspace: PathBuf,
     pub temp: PathBuf,
+    /// Where this step's runner files and script go: the job's temp dir,
+    /// or a directory of its own for a background step.
+    pub scratch: PathBuf,
     /// The job's log file, relative to the run directory.
     pub log_rel: String,
     /// Bytes written to the job log so far.
@@ -315,6 +318,9 @@ pub(crate) struct JobExec {
     pub summary: String,
     pub post: Vec<PostStep>,
     pub log: Option<std::fs::File>,
+    /// A background step's log lines, kept until it is joined so that the
+    /// job's log holds each step's lines together.
+    pub capture: Option<Vec<String>>,
     pub step_no: usize,
     pub group_depth: usize,
     pub echo: bool,
@@ -330,16 +336,61 @@ impl JobExec {
     pub fn log(&mut self, text: &str) {
         let text = self.shared.masker.mask(text);
         for line in text.split('\n') {
-            if let Some(f) = &mut self.log
-                && writeln!(f, "{line}").is_ok()
-            {
-                self.log_pos += line.len() as u64 + 1;
-            }
-            self.shared.emit(RunEvent::Log {
-                key: self.key.clone(),
-                line: line.to_string(),
-            });
+            self.write_line(line);
         }
+    }
+
+    /// Appends one line that is already masked.
+    pub(crate) fn write_line(&mut self, line: &str) {
+        if let Some(buf) = &mut self.capture {
+            buf.push(line.to_string());
+            self.log_pos += line.len() as u64 + 1;
+            return;
+        }
+        if let Some(f) = &mut self.log
+            && writeln!(f, "{line}").is_ok()
+        {
+            self.log_pos += line.len() as u64 + 1;
+        }
+        self.shared.emit(RunEvent::Log {
+            key: self.key.clone(),
+            line: line.to_string(),
+        });
+    }
+
+    /// This job's state as a background step numbered `n` starts from: its
+    /// own runner files and script, its log kept until it is joined, its
+    /// own cancellation under the job's.
+    pub(crate) fn for_background(&self, n: usize) -> std::io::Result<JobExec> {
+        let scratch = self.temp.join("_background").join(n.to_string());
+        crate::private::dir(&scratch)?;
+        Ok(JobExec {
+            shared: self.shared.clone(),
+            key: self.key.clone(),
+            job_dir: self.job_dir.clone(),
+            workspace: self.workspace.clone(),
+            temp: self.temp.clone(),
+            scratch,
+            log_rel: self.log_rel.clone(),
+            log_pos: 0,
+            env: self.env.clone(),
+            path_prepend: self.path_prepend.clone(),
+            ctx: self.ctx.clone(),
+            cancel: self.cancel.child(),
+            cancel_timeout: self.cancel_timeout,
+            timed_out: self.timed_out.clone(),
+            pgids: Vec::new(),
+            summary: String::new(),
+            post: Vec::new(),
+            log: None,
+            capture: Some(Vec::new()),
+            step_no: n.saturating_sub(1),
+            group_depth: 0,
+            echo: self.echo,
+            states: IndexMap::new(),
+            container: self.container.clone(),
+            registry_logins: self.registry_logins.clone(),
+        })
     }
 
     pub fn error(&mut self, message: &str) {
@@ -490,7 +541,7 @@ impl JobExec {
         state_key: &str,
         in_container: bool,
     ) -> StepRun {
-        let files = match RunnerFiles::create(&self.temp) {
+        let files = match RunnerFiles::create(&self.scratch) {
             Ok(f) => f,
             Err(e) => {
                 self.error(&format!("cannot create runner files: {e}"));
@@ -899,7 +950,9 @@ pub(crate) async fn run_job(
         key: spec.key.clone(),
         job_dir,
         workspace,
+        scratch: temp.clone(),
         temp,
+        capture: None,
         log: crate::private::create(&shared.run_dir.join(&log_rel)).ok(),
         log_rel,
         log_pos: 0,
@@ -1028,10 +1081,16 @@ pub(crate) async fn run_job(
         }
     };
     let mut steps_ctx = Value::object();
-    for step in job.steps.iter().filter(|_| run_steps) {
-        let rec = run_step(&mut exec, step, &defaults, &mut steps_ctx, &mut failed, "").await;
-        record.steps.push(rec);
-        shared.save_job(record.clone());
+    if run_steps {
+        crate::background::run_steps(
+            &mut exec,
+            &job.steps,
+            &defaults,
+            &mut steps_ctx,
+            &mut failed,
+            &mut record,
+        )
+        .await;
     }
     // Post steps, in reverse order.
     let posts: Vec<PostStep> = std::mem::take(&mut exec.post);
@@ -1164,7 +1223,7 @@ impl Defaults {
     }
 }
 
-fn step_ctx_entry(
+pub(crate) fn step_ctx_entry(
     outcome: StepResult,
     conclusion: StepResult,
     outputs: &IndexMap<String, String>,
@@ -1415,7 +1474,7 @@ pub(crate) fn run_step<'a>(
 }
 
 /// Starts a step the runner adds itself (container setup and teardown).
-fn pseudo_step_start(exec: &mut JobExec, name: &str) -> (usize, Instant, u64) {
+pub(crate) fn pseudo_step_start(exec: &mut JobExec, name: &str) -> (usize, Instant, u64) {
     exec.step_no += 1;
     exec.shared.emit(RunEvent::StepStarted {
         key: exec.key.clone(),
@@ -1496,7 +1555,7 @@ async fn run_script(
     };
     // One script path per job, overwritten: no new inode per step.
     let _ = n;
-    let path = exec.temp.join(format!("step{ext}"));
+    let path = exec.scratch.join(format!("step{ext}"));
     if let Err(e) = crate::private::write(&path, script) {
         exec.error(&format!("cannot write the script: {e}"));
         return StepRun::failed();

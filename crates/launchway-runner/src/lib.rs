@@ -4,6 +4,7 @@
 //! of popular actions, local actions and reusable workflows.
 
 pub mod actions;
+mod background;
 pub mod cancel;
 pub mod commands;
 pub mod concurrency;

@@ -103,7 +103,7 @@ pub(crate) fn load_action(
         "composite" => {
             let steps = runs
                 .get("steps")
-                .map(|s| loader.steps("composite", s))
+                .map(|s| loader.composite_steps(s))
                 .unwrap_or_default();
             Runs::Composite(steps)
         }

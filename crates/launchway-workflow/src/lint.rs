@@ -44,7 +44,7 @@ pub fn check_references(wf: &Workflow, diags: &mut Vec<Diagnostic>) {
         strings.extend(job.env.values().map(|s| (s, false)));
         strings.extend(job.with.values().map(|s| (s, false)));
         strings.extend(job.name.iter().map(|s| (s, false)));
-        for step in &job.steps {
+        for step in crate::model::flat_steps(&job.steps) {
             strings.extend(step.if_.iter().map(|s| (s, true)));
             strings.extend(step.run.iter().map(|s| (s, false)));
             strings.extend(step.with.values().map(|s| (s, false)));
@@ -84,9 +84,8 @@ pub fn check_references(wf: &Workflow, diags: &mut Vec<Diagnostic>) {
             }
         }
         // steps.<id> must name a step of this job that comes earlier.
-        let ids: Vec<&str> = job
-            .steps
-            .iter()
+        let ids: Vec<&str> = crate::model::flat_steps(&job.steps)
+            .into_iter()
             .filter_map(|s| s.id.as_ref().map(|i| i.value.as_str()))
             .collect();
         let mut check_steps = |s: &Spanned<String>, is_if: bool| {
@@ -109,7 +108,7 @@ pub fn check_references(wf: &Workflow, diags: &mut Vec<Diagnostic>) {
         for s in job.outputs.values() {
             check_steps(s, false);
         }
-        for step in &job.steps {
+        for step in crate::model::flat_steps(&job.steps) {
             if let Some(s) = &step.if_ {
                 check_steps(s, true);
             }

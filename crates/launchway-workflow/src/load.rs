@@ -76,7 +76,28 @@ const STEP_KEYS: &[&str] = &[
     "continue-on-error",
     "timeout-minutes",
     "working-directory",
+    "background",
+    "wait",
+    "wait-all",
+    "cancel",
+    "parallel",
 ];
+/// A composite action's steps: no parallel steps (GitHub's action schema).
+const COMPOSITE_STEP_KEYS: &[&str] = &[
+    "id",
+    "if",
+    "name",
+    "uses",
+    "run",
+    "shell",
+    "with",
+    "env",
+    "continue-on-error",
+    "timeout-minutes",
+    "working-directory",
+];
+/// The keys each step kind takes besides its own (GitHub's schema).
+const CONTROL_STEP_KEYS: &[&str] = &["id", "name", "continue-on-error"];
 const EVENTS: &[&str] = &[
     "branch_protection_rule",
     "check_run",
@@ -226,24 +247,6 @@ impl Loader<'_> {
                 );
                 continue;
             };
-            // GitHub's parallel steps (June 2026): valid there, not run here
-            // yet — said so, rather than "unknown".
-            if what == "a step"
-                && matches!(
-                    key,
-                    "background" | "wait" | "wait-all" | "cancel" | "parallel"
-                )
-            {
-                self.err(
-                    "unsupported",
-                    k.span,
-                    format!("'{key}' (parallel steps) is not supported by Launchway yet"),
-                )
-                .hint = Some(
-                    "run the step in the foreground, or split the work into jobs; the workflow is skipped until then".into(),
-                );
-                continue;
-            }
             if !allowed.is_empty() && !allowed.contains(&key) {
                 let d = self.err(
                     "unknown-key",
@@ -1355,7 +1358,28 @@ impl Loader<'_> {
         Some(s)
     }
 
+    /// A job's steps.
     pub(crate) fn steps(&mut self, job: &str, node: &Node) -> Vec<Step> {
+        let mut seen = StepIds::default();
+        let steps = self.step_list(job, node, STEP_KEYS, &mut seen, false);
+        self.check_controls(job, &steps, &mut Vec::new());
+        steps
+    }
+
+    /// A composite action's steps.
+    pub(crate) fn composite_steps(&mut self, node: &Node) -> Vec<Step> {
+        let mut seen = StepIds::default();
+        self.step_list("composite", node, COMPOSITE_STEP_KEYS, &mut seen, false)
+    }
+
+    fn step_list(
+        &mut self,
+        job: &str,
+        node: &Node,
+        keys: &[&str],
+        ids: &mut StepIds,
+        in_parallel: bool,
+    ) -> Vec<Step> {
         let Some(items) = node.as_seq() else {
             self.err(
                 "wrong-type",
@@ -1365,111 +1389,296 @@ impl Loader<'_> {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let mut ids: Vec<(String, Span)> = Vec::new();
         for (index, item) in items.iter().enumerate() {
-            let Some(map) = self.map(item, "a step") else {
-                continue;
-            };
-            let mut step = Step {
-                index,
-                span: item.span,
-                id: None,
-                name: None,
-                if_: None,
-                uses: None,
-                run: None,
-                shell: None,
-                with: IndexMap::new(),
-                env: Env::new(),
-                continue_on_error: None,
-                timeout_minutes: None,
-                working_directory: None,
-            };
-            for (k, _, v) in self.entries(map, STEP_KEYS, "a step") {
-                match k {
-                    "id" => {
-                        step.id = self.scalar(v, "id");
-                        if let Some(id) = &step.id {
-                            if !valid_id(&id.value) {
-                                self.err(
-                                    "invalid-id",
-                                    id.span,
-                                    format!("invalid step id '{}'", id.value),
-                                );
-                                self.hint("step ids start with a letter or '_' and contain only letters, digits, '-' and '_'");
-                            }
-                            if let Some((_, first)) =
-                                ids.iter().find(|(i, _)| i.eq_ignore_ascii_case(&id.value))
-                            {
-                                let line = first.start.line;
-                                self.err(
-                                    "duplicate-id",
-                                    id.span,
-                                    format!(
-                                        "step id '{}' is already used in job '{job}' (line {line})",
-                                        id.value
-                                    ),
-                                );
-                                self.hint("step ids must be unique within a job");
-                            }
-                            ids.push((id.value.clone(), id.span));
-                        }
-                    }
-                    "if" => {
-                        if let Some(s) = self.scalar(v, "if") {
-                            self.check_template(&s.value, v, Place::StepIf, true);
-                            step.if_ = Some(s);
-                        }
-                    }
-                    "name" => step.name = self.expr_string(v, "name", Place::Step),
-                    "uses" => step.uses = self.scalar(v, "uses"),
-                    "run" => step.run = self.expr_string(v, "run", Place::Step),
-                    "shell" => step.shell = self.scalar(v, "shell"),
-                    "with" => step.with = self.string_map(v, "with", Place::Step),
-                    "env" => step.env = self.string_map(v, "env", Place::Step),
-                    "continue-on-error" => {
-                        step.continue_on_error =
-                            self.bool_or_expr(v, "continue-on-error", Place::Step)
-                    }
-                    "timeout-minutes" => {
-                        step.timeout_minutes =
-                            self.number_or_expr(v, "timeout-minutes", Place::Step)
-                    }
-                    "working-directory" => {
-                        step.working_directory =
-                            self.expr_string(v, "working-directory", Place::Step)
-                    }
-                    _ => {}
-                }
+            if let Some(step) = self.step(job, index, item, keys, ids, in_parallel) {
+                out.push(step);
             }
-            match (&step.run, &step.uses) {
-                (Some(_), Some(_)) => {
-                    self.err("conflict", item.span, "a step has both 'run' and 'uses'");
-                    self.hint("split it into two steps");
-                }
-                (None, None) => {
-                    self.err("missing-key", item.span, "a step needs 'run' or 'uses'");
-                }
-                (Some(_), None) if !step.with.is_empty() => {
-                    self.err("conflict", item.span, "'with' only applies to 'uses' steps");
-                }
-                (None, Some(_)) if step.shell.is_some() => {
-                    self.err("conflict", item.span, "'shell' only applies to 'run' steps");
-                }
-                _ => {}
-            }
-            if let Some(u) = &step.uses
-                && !u.value.starts_with("./")
-                && !u.value.starts_with("docker://")
-                && !u.value.contains('@')
-            {
-                self.err("uses", u.span, format!("'{}' names no version", u.value));
-                self.hint("remote actions are written owner/repo@ref; local ones start with './'");
-            }
-            out.push(step);
         }
         out
     }
+
+    fn step(
+        &mut self,
+        job: &str,
+        index: usize,
+        item: &Node,
+        keys: &[&str],
+        ids: &mut StepIds,
+        in_parallel: bool,
+    ) -> Option<Step> {
+        let map = self.map(item, "a step")?;
+        let mut step = Step {
+            index,
+            span: item.span,
+            id: None,
+            name: None,
+            if_: None,
+            uses: None,
+            run: None,
+            shell: None,
+            with: IndexMap::new(),
+            env: Env::new(),
+            continue_on_error: None,
+            timeout_minutes: None,
+            working_directory: None,
+            background: false,
+            control: None,
+        };
+        // The key that says what kind of step this is, and where.
+        let mut kinds: Vec<(&str, Span)> = Vec::new();
+        let mut others: Vec<(&str, Span)> = Vec::new();
+        for (k, kn, v) in self.entries(map, keys, "a step") {
+            match k {
+                "run" | "uses" | "wait" | "wait-all" | "cancel" | "parallel" => {
+                    kinds.push((k, kn.span));
+                }
+                _ => others.push((k, kn.span)),
+            }
+            match k {
+                "id" => {
+                    step.id = self.scalar(v, "id");
+                    if let Some(id) = &step.id {
+                        if !valid_id(&id.value) {
+                            self.err(
+                                "invalid-id",
+                                id.span,
+                                format!("invalid step id '{}'", id.value),
+                            );
+                            self.hint("step ids start with a letter or '_' and contain only letters, digits, '-' and '_'");
+                        }
+                        if let Some((_, first)) = ids
+                            .all
+                            .iter()
+                            .find(|(i, _)| i.eq_ignore_ascii_case(&id.value))
+                        {
+                            let line = first.start.line;
+                            self.err(
+                                "duplicate-id",
+                                id.span,
+                                format!(
+                                    "step id '{}' is already used in job '{job}' (line {line})",
+                                    id.value
+                                ),
+                            );
+                            self.hint("step ids must be unique within a job");
+                        }
+                        ids.all.push((id.value.clone(), id.span));
+                    }
+                }
+                "if" => {
+                    if let Some(s) = self.scalar(v, "if") {
+                        self.check_template(&s.value, v, Place::StepIf, true);
+                        step.if_ = Some(s);
+                    }
+                }
+                "name" => step.name = self.expr_string(v, "name", Place::Step),
+                "uses" => step.uses = self.scalar(v, "uses"),
+                "run" => step.run = self.expr_string(v, "run", Place::Step),
+                "shell" => step.shell = self.scalar(v, "shell"),
+                "with" => step.with = self.string_map(v, "with", Place::Step),
+                "env" => step.env = self.string_map(v, "env", Place::Step),
+                "continue-on-error" => {
+                    step.continue_on_error = self.bool_or_expr(v, "continue-on-error", Place::Step)
+                }
+                "timeout-minutes" => {
+                    step.timeout_minutes = self.number_or_expr(v, "timeout-minutes", Place::Step)
+                }
+                "working-directory" => {
+                    step.working_directory = self.expr_string(v, "working-directory", Place::Step)
+                }
+                "background" => match v.kind {
+                    NodeKind::Bool(b) => step.background = b,
+                    _ => {
+                        self.err(
+                            "wrong-type",
+                            v.span,
+                            format!("background must be true or false, found {}", v.type_name()),
+                        );
+                    }
+                },
+                "wait" => {
+                    let targets = match &v.kind {
+                        NodeKind::Seq(_) => self.string_list(v, "wait"),
+                        _ => self.scalar(v, "wait").into_iter().collect(),
+                    };
+                    if targets.is_empty() || targets.iter().any(|t| t.value.is_empty()) {
+                        self.err("wrong-type", v.span, "wait names no step");
+                        self.hint("give the id of a background step, or a list of them");
+                    }
+                    step.control = Some(Control::Wait(targets));
+                }
+                "wait-all" => match v.kind {
+                    NodeKind::Null | NodeKind::Bool(true) => step.control = Some(Control::WaitAll),
+                    // `wait-all: false` waits for nothing.
+                    NodeKind::Bool(false) => step.control = Some(Control::Wait(Vec::new())),
+                    _ => {
+                        self.err(
+                            "wrong-type",
+                            v.span,
+                            format!(
+                                "wait-all takes no value or a boolean, found {}",
+                                v.type_name()
+                            ),
+                        );
+                    }
+                },
+                "cancel" => {
+                    if let Some(t) = self.scalar(v, "cancel") {
+                        if t.value.is_empty() {
+                            self.err("wrong-type", v.span, "cancel names no step");
+                        }
+                        step.control = Some(Control::Cancel(t));
+                    }
+                }
+                "parallel" => {
+                    if in_parallel {
+                        self.err(
+                            "conflict",
+                            v.span,
+                            "a parallel block cannot hold another parallel block",
+                        );
+                        self.hint("list the steps in the outer block");
+                    } else {
+                        let inner = self.step_list(job, v, keys, ids, true);
+                        if inner.is_empty() && v.as_seq().is_some() {
+                            self.err("missing-key", v.span, "a parallel block has no steps");
+                        }
+                        step.control = Some(Control::Parallel(inner));
+                    }
+                }
+                _ => {}
+            }
+        }
+        match kinds.as_slice() {
+            [] => {
+                self.err("missing-key", item.span, "a step needs 'run' or 'uses'");
+                if keys.contains(&"wait") {
+                    self.hint("or, to coordinate background steps, 'wait', 'wait-all', 'cancel' or 'parallel'");
+                }
+            }
+            [(first, _), (second, at), ..] => {
+                self.err(
+                    "conflict",
+                    *at,
+                    format!("a step has both '{first}' and '{second}'"),
+                );
+                self.hint("split it into two steps");
+            }
+            [(kind, _)] => {
+                let kind = *kind;
+                // What each kind takes besides its own key.
+                let allowed: &[&str] = match kind {
+                    "run" => &[
+                        "id",
+                        "if",
+                        "name",
+                        "shell",
+                        "env",
+                        "continue-on-error",
+                        "timeout-minutes",
+                        "working-directory",
+                        "background",
+                    ],
+                    "uses" => &[
+                        "id",
+                        "if",
+                        "name",
+                        "with",
+                        "env",
+                        "continue-on-error",
+                        "timeout-minutes",
+                        "background",
+                    ],
+                    "parallel" => &[],
+                    _ => CONTROL_STEP_KEYS,
+                };
+                for (k, at) in &others {
+                    if !allowed.contains(k) {
+                        let msg = match kind {
+                            "run" | "uses" => format!(
+                                "'{k}' only applies to {} steps",
+                                if kind == "run" { "'uses'" } else { "'run'" }
+                            ),
+                            "parallel" => format!("'{k}' is not allowed on a parallel block"),
+                            _ => format!("'{k}' is not allowed in a '{kind}' step"),
+                        };
+                        self.err("conflict", *at, msg);
+                        if kind == "parallel" {
+                            self.hint("set it on the steps inside the block");
+                        } else if !matches!(kind, "run" | "uses") {
+                            self.hint(format!(
+                                "a '{kind}' step takes only: {}",
+                                CONTROL_STEP_KEYS.join(", ")
+                            ));
+                        }
+                    }
+                }
+                if in_parallel && !matches!(kind, "run" | "uses") {
+                    self.err(
+                        "conflict",
+                        item.span,
+                        format!("a parallel block holds 'run' and 'uses' steps, not '{kind}'"),
+                    );
+                }
+            }
+        }
+        if let Some(u) = &step.uses
+            && !u.value.starts_with("./")
+            && !u.value.starts_with("docker://")
+            && !u.value.contains('@')
+        {
+            self.err("uses", u.span, format!("'{}' names no version", u.value));
+            self.hint("remote actions are written owner/repo@ref; local ones start with './'");
+        }
+        Some(step)
+    }
+
+    /// `wait` and `cancel` name background steps started earlier in the
+    /// job (`started` collects them in order).
+    fn check_controls(&mut self, job: &str, steps: &[Step], started: &mut Vec<String>) {
+        for step in steps {
+            match &step.control {
+                Some(Control::Wait(targets)) => {
+                    for t in targets {
+                        self.check_target(job, t, started, "wait");
+                    }
+                }
+                Some(Control::Cancel(t)) => self.check_target(job, t, started, "cancel"),
+                Some(Control::Parallel(inner)) => {
+                    // Its steps are waited for at the end of the block.
+                    let mut own = Vec::new();
+                    self.check_controls(job, inner, &mut own);
+                }
+                Some(Control::WaitAll) | None => {}
+            }
+            if step.background
+                && let Some(id) = &step.id
+            {
+                started.push(id.value.clone());
+            }
+        }
+    }
+
+    fn check_target(&mut self, job: &str, t: &Spanned<String>, started: &[String], what: &str) {
+        if t.value.is_empty() || started.iter().any(|s| s.eq_ignore_ascii_case(&t.value)) {
+            return;
+        }
+        self.err(
+            "steps",
+            t.span,
+            format!(
+                "{what}: '{}' names no background step started earlier in job '{job}'",
+                t.value
+            ),
+        );
+        self.hint("give a step with 'background: true' an 'id:' and name it here");
+    }
+}
+
+/// Step ids seen so far in a job (a `parallel` block's included).
+#[derive(Default)]
+struct StepIds {
+    all: Vec<(String, Span)>,
 }
 
 /// GitHub's rule for job and step ids.

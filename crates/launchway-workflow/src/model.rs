@@ -140,6 +140,38 @@ pub struct Step {
     pub continue_on_error: Option<Spanned<String>>,
     pub timeout_minutes: Option<Spanned<String>>,
     pub working_directory: Option<Spanned<String>>,
+    /// `background: true`: the job goes on to the next step while this one
+    /// runs (GitHub's parallel steps).
+    pub background: bool,
+    /// A step that waits for or cancels background steps, or runs a group of
+    /// steps together, instead of running a command or an action.
+    pub control: Option<Control>,
+}
+
+/// The step kinds that coordinate background steps.
+#[derive(Debug, Clone)]
+pub enum Control {
+    /// `wait: id` or `wait: [ids]`: until those background steps end.
+    Wait(Vec<Spanned<String>>),
+    /// `wait-all:`: until every earlier background step ends.
+    WaitAll,
+    /// `cancel: id`: stop a background step.
+    Cancel(Spanned<String>),
+    /// `parallel: [steps]`: start them all in the background, then wait for
+    /// every one of them.
+    Parallel(Vec<Step>),
+}
+
+/// Every step of a list in order, a `parallel` block's steps included.
+pub fn flat_steps(steps: &[Step]) -> Vec<&Step> {
+    let mut out = Vec::new();
+    for s in steps {
+        out.push(s);
+        if let Some(Control::Parallel(inner)) = &s.control {
+            out.extend(flat_steps(inner));
+        }
+    }
+    out
 }
 
 impl Step {
@@ -155,6 +187,17 @@ impl Step {
             let first = r.value.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
             return format!("Run {}", first.trim());
         }
-        format!("Step {}", self.index + 1)
+        match &self.control {
+            Some(Control::Wait(ids)) => format!(
+                "Wait for {}",
+                ids.iter()
+                    .map(|i| i.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some(Control::WaitAll) => "Wait for all background steps".into(),
+            Some(Control::Cancel(id)) => format!("Cancel {}", id.value),
+            Some(Control::Parallel(_)) | None => format!("Step {}", self.index + 1),
+        }
     }
 }

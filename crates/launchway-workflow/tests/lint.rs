@@ -308,17 +308,117 @@ fn explicit_tags_are_refused() {
     );
 }
 
-/// Issue 16.4: GitHub's parallel-step keys are named as not supported yet
-/// (not "unknown"), at their place.
+/// Issue 16.4: GitHub's parallel steps (`background`, `wait`, `wait-all`,
+/// `cancel`, `parallel`) load as GitHub's schema has them, and what the
+/// schema refuses is refused at its place.
 #[test]
-fn parallel_step_keys_are_refused_by_name() {
-    let got = codes(
-        "on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n      - id: s\n        run: sleep 1\n        background: true\n      - wait: s\n",
+fn parallel_steps_follow_the_schema() {
+    let ok = r#"on: push
+jobs:
+  a:
+    runs-on: x
+    steps:
+      - id: server
+        run: sleep 1
+        background: true
+      - id: probe
+        uses: ./probe
+        background: true
+      - run: echo "${{ steps.server.outcome }}"
+      - name: wait for it
+        wait: [server]
+        continue-on-error: true
+      - wait-all:
+      - id: svc
+        run: sleep 30
+        background: true
+      - cancel: svc
+      - parallel:
+          - id: p1
+            run: echo 1
+          - run: echo 2
+      - run: echo "${{ steps.p1.outcome }}"
+"#;
+    let loaded = load("wf.yml", ok);
+    assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+    let wf = loaded.workflow.unwrap();
+    let steps = &wf.jobs["a"].steps;
+    assert!(steps[0].background && steps[1].background && !steps[2].background);
+    assert!(
+        matches!(&steps[3].control, Some(launchway_workflow::Control::Wait(t)) if t[0].value == "server")
     );
-    for want in [("unsupported", 8, 9), ("unsupported", 9, 9)] {
+    assert!(matches!(
+        steps[4].control,
+        Some(launchway_workflow::Control::WaitAll)
+    ));
+    assert!(
+        matches!(&steps[6].control, Some(launchway_workflow::Control::Cancel(t)) if t.value == "svc")
+    );
+    assert!(
+        matches!(&steps[7].control, Some(launchway_workflow::Control::Parallel(p)) if p.len() == 2)
+    );
+
+    let cases: &[(&str, (&str, u32, u32))] = &[
+        // wait names a step that is not a background step
+        (
+            "      - id: s\n        run: x\n      - wait: s\n",
+            ("steps", 8, 15),
+        ),
+        // cancel names nothing started earlier
+        (
+            "      - cancel: later\n      - id: later\n        run: x\n        background: true\n",
+            ("steps", 6, 17),
+        ),
+        // a wait step takes no 'if' or 'run'
+        (
+            "      - wait-all:\n        if: always()\n",
+            ("conflict", 7, 9),
+        ),
+        (
+            "      - wait-all: true\n        run: x\n",
+            ("conflict", 7, 9),
+        ),
+        // background is a plain boolean
+        (
+            "      - run: x\n        background: ${{ true }}\n",
+            ("wrong-type", 7, 21),
+        ),
+        // a parallel block takes only its steps; no nesting, no wait inside
+        (
+            "      - name: n\n        parallel: [{run: x}]\n",
+            ("conflict", 6, 9),
+        ),
+        (
+            "      - parallel:\n          - parallel: [{run: x}]\n",
+            ("conflict", 7, 23),
+        ),
+        (
+            "      - parallel:\n          - wait-all:\n",
+            ("conflict", 7, 13),
+        ),
+        ("      - parallel: []\n", ("missing-key", 6, 19)),
+        ("      - wait: []\n", ("wrong-type", 6, 15)),
+        // ids inside a parallel block share the job's namespace
+        (
+            "      - id: a\n        run: x\n      - parallel:\n          - id: a\n            run: y\n",
+            ("duplicate-id", 9, 17),
+        ),
+    ];
+    for (steps, want) in cases {
+        let src = format!("on: push\njobs:\n  a:\n    runs-on: x\n    steps:\n{steps}");
+        let got = codes(&src);
         assert!(
             got.contains(&(want.0.to_string(), want.1, want.2)),
-            "{want:?} not in {got:?}"
+            "{want:?} not in {got:?} for\n{src}"
         );
     }
+    // Composite actions have no parallel steps (GitHub's action schema).
+    let action = "runs:\n  using: composite\n  steps:\n    - run: x\n      shell: bash\n      background: true\n";
+    let (_, diags) = launchway_workflow::action::load(action);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.code == "unknown-key" && d.span.start.line == 6),
+        "{diags:?}"
+    );
 }

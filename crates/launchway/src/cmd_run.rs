@@ -321,7 +321,7 @@ fn run(args: RunArgs, store: Store) -> Result<u8, String> {
     // Report actions that cannot run before starting anything.
     for c in &selected {
         for job in c.wf.jobs.values() {
-            for step in &job.steps {
+            for step in launchway_workflow::flat_steps(&job.steps) {
                 if let Some(u) = &step.uses
                     && let Resolution::Unsupported(msg) =
                         actions::resolve(&u.value, &action_map, &source.dir)

@@ -241,4 +241,5 @@ conformance!(
     composite_details,
     template_keys,
     event_payload,
+    parallel_steps,
 );

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The registry credentials of a job, from its login steps.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Logins {
     pub by_host: std::collections::BTreeMap<String, Credentials>,
 }
