@@ -272,6 +272,8 @@ pub(crate) struct PostStep {
     pub kind: PostKind,
     /// The `if` the post step runs under (GitHub's `post-if`).
     pub condition: String,
+    /// The action's `inputs` context for that condition.
+    pub inputs: Option<Value>,
 }
 
 pub(crate) enum PostKind {
@@ -283,6 +285,8 @@ pub(crate) enum PostKind {
         dir: PathBuf,
         script: String,
         env: Vec<(String, String)>,
+        /// Where this use of the action keeps its `GITHUB_STATE`.
+        state_key: String,
     },
     /// `docker/login-action`'s logout.
     Logout {

@@ -22,17 +22,24 @@ pub(crate) async fn call(
     _cancel: Cancel,
 ) -> JobEnd {
     let job = &scope.wf.jobs[&spec.id];
-    let Some(path) = uses.value.strip_prefix("./") else {
-        return job::fail_before_start(
-            shared,
-            scope,
-            spec,
-            &format!(
-                "'{}' is a remote reusable workflow; Launchway runs local ones only (uses: ./.github/workflows/<file>.yml)",
-                uses.value
-            ),
-        );
+    let path = match uses.value.strip_prefix("./") {
+        Some(p) => p.to_string(),
+        None => match mapped_workflow(&uses.value, &shared.cfg.action_map) {
+            Some(p) => p,
+            None => {
+                return job::fail_before_start(
+                    shared,
+                    scope,
+                    spec,
+                    &format!(
+                        "'{}' is a remote reusable workflow; Launchway runs offline: call a local one (uses: ./.github/workflows/<file>.yml), or put a copy of its repository in this one and map it in .launchway/actions.yaml (actions: {{owner/repo@ref: ./path/to/copy}})",
+                        uses.value
+                    ),
+                );
+            }
+        },
     };
+    let path = path.as_str();
     if scope.depth >= MAX_DEPTH {
         return job::fail_before_start(
             shared,
@@ -163,4 +170,63 @@ pub(crate) async fn call(
     }
     let result = JobResult::combine(results.values().map(|o| o.result));
     JobEnd { result, outputs }
+}
+
+/// Where a remote reusable workflow (`owner/repo/path/to/file.yml@ref`) has
+/// a local copy, from `.launchway/actions.yaml`: either the file itself
+/// (the whole `uses` or it without `@ref`) or a copy of its repository
+/// (`owner/repo@ref` or `owner/repo`). A path in this repository.
+fn mapped_workflow(uses: &str, map: &IndexMap<String, String>) -> Option<String> {
+    let (name, git_ref) = uses.split_once('@')?;
+    let mut parts = name.splitn(3, '/');
+    let (owner, repo, file) = (parts.next()?, parts.next()?, parts.next()?);
+    let local = |p: &str| p.trim_start_matches("./").trim_end_matches('/').to_string();
+    if let Some(p) = map.get(uses).or_else(|| map.get(name)) {
+        return Some(local(p));
+    }
+    let repo_key = format!("{owner}/{repo}");
+    map.get(&format!("{repo_key}@{git_ref}"))
+        .or_else(|| map.get(&repo_key))
+        .map(|dir| {
+            let dir = local(dir);
+            if dir.is_empty() || dir == "." {
+                file.to_string()
+            } else {
+                format!("{dir}/{file}")
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_workflows_map_to_local_copies() {
+        let map: IndexMap<String, String> = [
+            ("org/shared@v1", "./vendor/shared/"),
+            ("org/one/.github/workflows/x.yml@main", "ci/x.yml"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            mapped_workflow("org/shared/.github/workflows/build.yml@v1", &map).as_deref(),
+            Some("vendor/shared/.github/workflows/build.yml")
+        );
+        assert_eq!(
+            mapped_workflow("org/one/.github/workflows/x.yml@main", &map).as_deref(),
+            Some("ci/x.yml")
+        );
+        // Another ref, another repository, no path: not mapped.
+        assert_eq!(
+            mapped_workflow("org/shared/.github/workflows/build.yml@v2", &map),
+            None
+        );
+        assert_eq!(
+            mapped_workflow("org/other/.github/workflows/b.yml@v1", &map),
+            None
+        );
+        assert_eq!(mapped_workflow("org/shared@v1", &map), None);
+    }
 }

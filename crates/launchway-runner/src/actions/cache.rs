@@ -115,6 +115,7 @@ pub(crate) fn run(exec: &mut JobExec, which: &str, with: &Inputs) -> StepRun {
     out.insert("cache-hit".to_string(), exact.to_string());
     if which == "actions/cache" && !exact {
         exec.post.push(PostStep {
+            inputs: None,
             name: "Cache".into(),
             kind: PostKind::CacheSave { key, paths },
             condition: "success()".into(),

@@ -145,6 +145,7 @@ pub(crate) fn login(exec: &mut JobExec, with: &Inputs) -> StepRun {
         Ok(path) => {
             if with.bool("logout", true) {
                 exec.post.push(PostStep {
+                    inputs: None,
                     name: format!("{A} (logout)"),
                     kind: PostKind::Logout {
                         registry: registry.clone(),

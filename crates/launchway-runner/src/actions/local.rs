@@ -115,12 +115,23 @@ pub(crate) async fn run(
             for (k, v) in &inputs {
                 env.insert(input_env_name(k), v.clone());
             }
-            let state_key = dir.to_string_lossy().to_string();
+            // Each use of an action keeps its own state (two uses of one
+            // action must not read each other's; act's GITHUB_STATE case).
+            let state_key = format!("{}#{}", dir.display(), exec.step_no);
+            // `pre-if`/`post-if` see the action's inputs.
+            let input_value = Value::Object(
+                inputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::str(v)))
+                    .collect(),
+            );
             if let Some(pre) = pre {
                 let cond = pre_if.unwrap_or_else(|| "always()".into());
+                let mut pre_ctx = ctx.clone();
+                pre_ctx.set("inputs", input_value.clone());
                 if launchway_expr::Condition::parse(&cond)
                     .ok()
-                    .and_then(|c| c.evaluate(ctx).ok())
+                    .and_then(|c| c.evaluate(&pre_ctx).ok())
                     .unwrap_or(false)
                 {
                     let r = node(exec, &dir, &pre, &env, None, &state_key).await;
@@ -129,7 +140,15 @@ pub(crate) async fn run(
                     }
                 }
             }
-            let r = node(exec, &dir, &main, &env, timeout, &state_key).await;
+            let r = run_node_script(
+                exec,
+                &dir,
+                &main,
+                env.clone().into_iter().collect(),
+                &state_key,
+                timeout,
+            )
+            .await;
             if let Some(post) = post {
                 exec.post.push(PostStep {
                     name: step_id.map_or_else(|| uses.to_string(), str::to_string),
@@ -137,8 +156,10 @@ pub(crate) async fn run(
                         dir: dir.clone(),
                         script: post,
                         env: env.into_iter().collect(),
+                        state_key,
                     },
                     condition: post_if.unwrap_or_else(|| "always()".into()),
+                    inputs: Some(input_value),
                 });
             }
             r
@@ -272,19 +293,20 @@ async fn node(
     exec.exec(&argv, &cwd, env, timeout, state_key).await
 }
 
-/// A node action's `post` script, with the state its main script saved.
+/// A node action's script, with the state its earlier stages saved.
 pub(crate) async fn run_node_script(
     exec: &mut JobExec,
     dir: &Path,
     script: &str,
     env: Vec<(String, String)>,
+    state_key: &str,
+    timeout: Option<Duration>,
 ) -> StepRun {
     let mut env: IndexMap<String, String> = env.into_iter().collect();
-    let state_key = dir.to_string_lossy().to_string();
-    if let Some(state) = exec.states.get(&state_key) {
+    if let Some(state) = exec.states.get(state_key) {
         for (k, v) in state {
             env.insert(format!("STATE_{k}"), v.clone());
         }
     }
-    node(exec, dir, script, &env, None, &state_key).await
+    node(exec, dir, script, &env, timeout, state_key).await
 }

@@ -199,6 +199,9 @@ pub(crate) async fn run_post(exec: &mut JobExec, post: PostStep, job_failed: boo
     let name = format!("Post {}", post.name);
     let cancelled = exec.cancel.is_cancelled();
     let mut ctx = exec.ctx.clone();
+    if let Some(inputs) = post.inputs.clone() {
+        ctx.set("inputs", inputs);
+    }
     ctx.status = crate::context::Status {
         success: !job_failed && !cancelled,
         failure: job_failed,
@@ -227,9 +230,12 @@ pub(crate) async fn run_post(exec: &mut JobExec, post: PostStep, job_failed: boo
     });
     let run = match post.kind {
         PostKind::CacheSave { key, paths } => cache::save(exec, &key, &paths),
-        PostKind::Node { dir, script, env } => {
-            local::run_node_script(exec, &dir, &script, env).await
-        }
+        PostKind::Node {
+            dir,
+            script,
+            env,
+            state_key,
+        } => local::run_node_script(exec, &dir, &script, env, &state_key, None).await,
         PostKind::Logout {
             registry,
             auth_file,
