@@ -422,3 +422,52 @@ jobs:
         "{diags:?}"
     );
 }
+
+/// Script injection: text an outsider writes (an issue title, a branch
+/// name) expanded into a `run:` script is flagged where it is, with the
+/// safe form as the hint; a test of it (`contains(...)`, `==`) is not.
+#[test]
+fn untrusted_text_in_scripts_is_flagged() {
+    let src = r#"on: [issues, pull_request_target]
+jobs:
+  triage:
+    runs-on: x
+    steps:
+      - run: echo "${{ github.event.issue.title }}"
+      - run: echo ${{ github.head_ref }} ${{ github.event.commits[0].message }}
+      - run: echo "${{ contains(github.event.issue.body, 'bug') }} ${{ github.event.issue.title == 'x' }}"
+      - env: {TITLE: "${{ github.event.issue.title }}"}
+        run: echo "$TITLE"
+      - run: echo "${{ github.event.pull_request.number }} ${{ github.event.issue.title || 'none' }}"
+      - uses: actions/github-script@v7
+        with:
+          script: console.log("${{ github.event.comment.body }}")
+"#;
+    let loaded = load("wf.yml", src);
+    let got: Vec<(u32, String)> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "injection")
+        .map(|d| (d.span.start.line, d.message.clone()))
+        .collect();
+    let lines: Vec<u32> = got.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, vec![6, 7, 7, 11, 14], "{got:?}");
+    assert!(got[0].1.contains("github.event.issue.title"));
+    assert!(got[2].1.contains("github.event.commits.*.message"));
+    let hint = loaded
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "injection")
+        .and_then(|d| d.hint.clone())
+        .unwrap();
+    assert!(
+        hint.contains("env: {TITLE: ${{ github.event.issue.title }}}"),
+        "{hint}"
+    );
+    assert!(
+        loaded
+            .diagnostics
+            .iter()
+            .all(|d| d.severity == Severity::Warning)
+    );
+}
