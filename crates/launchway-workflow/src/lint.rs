@@ -81,7 +81,7 @@ fn untrusted(path: &[String]) -> Option<&'static str> {
 /// comparison or a `contains`-style test yields only true or false.
 fn injected(e: &Expr, out: &mut Vec<&'static str>) {
     match e {
-        Expr::Binary(op, a, b) if matches!(op, BinOp::And | BinOp::Or) => {
+        Expr::Binary(BinOp::And | BinOp::Or, a, b) => {
             injected(a, out);
             injected(b, out);
         }
