@@ -11,7 +11,7 @@ use crate::process::{self, Exit, Spec};
 use crate::record::{JobRecord, JobResult, RunEvent, StepRecord, StepResult};
 use crate::run::{Scope, Shared, elapsed_ms, error_annotation};
 use crate::shell::Shell;
-use crate::store::{now_rfc3339, slug};
+use crate::store::now_rfc3339;
 use indexmap::IndexMap;
 use launchway_expr::{Condition, Value, evaluate_template, interpolate, template};
 use launchway_workflow::matrix::Combination;
@@ -904,13 +904,13 @@ pub(crate) async fn run_job(
         name: record.name.clone(),
     });
 
-    let job_dir = shared.run_dir.join("jobs").join(slug(&spec.key));
+    let job_dir = crate::store::job_dir(&shared.run_dir, &spec.key);
     let repo_name = shared.cfg.source.name().to_string();
     let workspace = job_dir.join("work").join(&repo_name).join(&repo_name);
     let temp = job_dir.join("temp");
     // One log file per job; steps are byte ranges of it (creating a file
     // per step costs more than running most steps).
-    let log_rel = format!("logs/{}.log", slug(&spec.key));
+    let log_rel = crate::store::job_log(&spec.key);
     let log_dir = shared.run_dir.join("logs");
     for d in [&workspace, &temp, &log_dir, &job_dir.join("tool")] {
         if let Err(e) = crate::private::dir(d) {

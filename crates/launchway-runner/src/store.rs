@@ -36,6 +36,11 @@ impl Store {
         self.runs_dir().join(id.to_string())
     }
 
+    /// A job instance's directory in its run (workspace, temp, tools).
+    pub fn job_dir(&self, run: u64, key: &str) -> PathBuf {
+        job_dir(&self.run_dir(run), key)
+    }
+
     pub fn cache_dir(&self) -> PathBuf {
         self.home.join("cache")
     }
@@ -86,6 +91,16 @@ impl Store {
 }
 
 /// A file-name-safe form of a job key or step name.
+/// A job instance's directory in the run directory `run_dir`.
+pub fn job_dir(run_dir: &Path, key: &str) -> PathBuf {
+    run_dir.join("jobs").join(slug(key))
+}
+
+/// A job instance's log file, relative to its run directory.
+pub fn job_log(key: &str) -> String {
+    format!("logs/{}.log", slug(key))
+}
+
 pub fn slug(s: &str) -> String {
     let mut out: String = s
         .chars()

@@ -324,8 +324,24 @@ impl Launcher {
         }
     }
 
+    /// Starts the launcher now, for the job whose directory will be
+    /// `job_dir`: its start (a process, its sandbox) then overlaps the
+    /// job's source preparation instead of delaying the first step. A
+    /// failure shows again at the first step, which tries once more.
+    pub fn prestart(&self, job_dir: PathBuf) {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            if launchway_runner::private::dir(&job_dir).is_ok() {
+                let _ = inner.conn(&job_dir).await;
+            }
+        });
+    }
+
     /// Ends the launcher (which kills what the job left) and waits for it.
+    /// Call it off the runtime's threads (it blocks).
     pub fn close(&self) {
+        // A launcher still starting is let finish first, then ended.
+        let _started = self.inner.starting.blocking_lock();
         let conn = self.inner.conn.lock().ok().and_then(|mut c| c.take());
         let Some(conn) = conn else { return };
         let _ = rustix::net::shutdown(&conn.sock, rustix::net::Shutdown::Both);

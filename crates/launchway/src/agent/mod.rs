@@ -19,7 +19,7 @@ use launchway_runner::deployer::{
 use launchway_runner::job::JobEnd;
 use launchway_runner::record::{JobRecord, RunEvent};
 use launchway_runner::spec::{Artifacts, JobHost, JobSink};
-use launchway_runner::store::{Store, slug};
+use launchway_runner::store::Store;
 use launchway_server::agents::{Assignment, Report, ReportAnswer};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -291,15 +291,9 @@ async fn execute(
             }
         })
     };
-    let source = {
-        let _one_at_a_time = sources.lock().await;
-        let (channel, work, info) = (cfg.channel.clone(), cfg.work.clone(), a.spec.source.clone());
-        tokio::task::spawn_blocking(move || source::prepare(&channel, &work, job, &info))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()))
-    };
     let processes = cfg.tracker.job(job);
-    // Each step starts from the job's launcher, inside its sandbox.
+    // Each step starts from the job's launcher, inside its sandbox; it
+    // starts while the source is prepared.
     let launcher = Arc::new(launcher::Launcher::new(
         cfg.exe.clone(),
         cfg.work.clone(),
@@ -309,6 +303,14 @@ async fn execute(
             landlock: cfg.sandbox_steps,
         },
     ));
+    launcher.prestart(Store::new(cfg.work.clone()).job_dir(run, &key));
+    let source = {
+        let _one_at_a_time = sources.lock().await;
+        let (channel, work, info) = (cfg.channel.clone(), cfg.work.clone(), a.spec.source.clone());
+        tokio::task::spawn_blocking(move || source::prepare(&channel, &work, job, &info))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+    };
     let end = match source {
         Ok(source) => {
             let remote = Arc::new(Remote {
@@ -382,9 +384,13 @@ async fn execute(
         }
     }
     // Nothing of the job stays: its directory and log go.
-    let run_dir = cfg.work.join("runs").join(run.to_string());
-    let _ = std::fs::remove_dir_all(run_dir.join("jobs").join(slug(&key)));
-    let _ = std::fs::remove_file(run_dir.join("logs").join(format!("{}.log", slug(&key))));
+    let store = Store::new(cfg.work.clone());
+    let _ = std::fs::remove_dir_all(store.job_dir(run, &key));
+    let _ = std::fs::remove_file(
+        store
+            .run_dir(run)
+            .join(launchway_runner::store::job_log(&key)),
+    );
 }
 
 /// The server, for the job's artifacts and deploy steps.
