@@ -170,6 +170,11 @@ fn base_record(scope: &Scope, spec: &JobSpec, result: JobResult) -> JobRecord {
             .as_ref()
             .map_or_else(|| spec.key.clone(), |n| n.value.clone()),
         ordinal: spec.ordinal.clone(),
+        needs: job
+            .needs
+            .iter()
+            .map(|n| format!("{}{}", scope.key_prefix, n.value))
+            .collect(),
         result,
         started_at: None,
         duration_ms: 0,

@@ -130,6 +130,10 @@ pub struct JobRecord {
     /// (prefixed by the caller's ordinal for reusable workflows).
     #[serde(default)]
     pub ordinal: Vec<usize>,
+    /// The jobs this one needs, as job keys without a matrix suffix (the
+    /// edges of the run's graph).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
     pub result: JobResult,
     pub started_at: Option<String>,
     pub duration_ms: u64,

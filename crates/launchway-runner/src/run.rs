@@ -770,6 +770,11 @@ fn skipped_record(
         id: job.id.clone(),
         name,
         ordinal: scope.ordinal(&job.id, 0),
+        needs: job
+            .needs
+            .iter()
+            .map(|n| format!("{}{}", scope.key_prefix, n.value))
+            .collect(),
         result: JobResult::Skipped,
         started_at: None,
         duration_ms: 0,

@@ -508,6 +508,7 @@ fn placeholder(spec: &JobSpecification, result: JobResult, message: String) -> J
         id: spec.job.clone(),
         name: spec.key.clone(),
         ordinal: spec.ordinal.clone(),
+        needs: Vec::new(),
         result,
         started_at: None,
         duration_ms: 0,

@@ -15,6 +15,7 @@ pub mod environments;
 pub mod sealed;
 pub mod store;
 pub mod triggers;
+pub mod web;
 pub mod webhook;
 
 /// Lower-case hex, for digests shown to people and stored in text columns.

@@ -480,3 +480,30 @@ pub async fn delete_repo(
     .await?;
     Ok(Json(json!({ "deleted": name, "runs_removed": dirs.len() })))
 }
+
+/// How long an invite link stays valid.
+const INVITE_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// `POST /api/users/{name}/invites`: a one-time link (`/invite/<code>`)
+/// with which the user makes a personal token in the web UI; admins only.
+pub async fn invite(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let target = format!("user/{name}");
+    if let Err(e) = caller.require(Role::Admin) {
+        record(&state, &caller, "user.invite", &target, "denied").await?;
+        return Err(e);
+    }
+    let expires = crate::now_ms() + INVITE_MS;
+    let code = state
+        .store
+        .create_invite(&name, &caller.user.name, expires)
+        .await?;
+    record(&state, &caller, "user.invite", &target, "ok").await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "user": name, "path": format!("/invite/{code}"), "expires_ms": expires })),
+    ))
+}

@@ -224,21 +224,48 @@ const PROTECTED_KEYS: &[&str] = &[
 ];
 
 /// A change as a client asks for it.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeBody {
     /// `deploy`: a commit of the repository (pinned to its full hash).
     #[serde(default)]
-    release: Option<String>,
+    pub(crate) release: Option<String>,
     /// `deploy`: other keys (`replicas`, `model_version`…).
     #[serde(default)]
-    set: std::collections::BTreeMap<String, String>,
+    pub(crate) set: std::collections::BTreeMap<String, String>,
     /// `rollback`: the revision whose file to restore.
     #[serde(default)]
-    to: Option<String>,
+    pub(crate) to: Option<String>,
     /// `promote`: the environment whose release goes here.
     #[serde(default)]
-    from: Option<String>,
+    pub(crate) from: Option<String>,
+}
+
+/// What rolling `env` back (to `to`, else the revision before the
+/// current one) would change, key by key, and whether it needs a review;
+/// nothing is committed. For the web page's preview.
+pub(crate) async fn rollback_preview(
+    state: &AppState,
+    name: &str,
+    env: &str,
+    to: Option<String>,
+) -> Result<(Vec<launchway_deploy::diff::Difference>, Protection), ApiError> {
+    env_name_ok(env)?;
+    let repo = repo_or_404(state, name).await?;
+    let place = place_of(state, &repo)?;
+    let rules = protection(&place, env)?;
+    let env = env.to_string();
+    let diff = tokio::task::spawn_blocking(move || {
+        gitops::plan(
+            &place,
+            &env,
+            &gitops::Change::Rollback { to: to.as_deref() },
+            &Author::default(),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok((diff, rules))
 }
 
 /// The target environment's protection rules at the tracked head.

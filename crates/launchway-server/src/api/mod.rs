@@ -20,11 +20,11 @@ pub const MAX_BODY: usize = 1 << 20;
 
 mod accounts;
 mod agents;
-mod environments;
+pub(crate) mod environments;
 mod hooks;
 pub mod limit;
 pub mod metrics;
-mod runs;
+pub(crate) mod runs;
 mod settings;
 pub mod tls;
 
@@ -41,6 +41,8 @@ pub struct AppState {
     pub hub: std::sync::Arc<crate::agents::Hub>,
     /// Failed authentications per source.
     pub limiter: std::sync::Arc<limit::Limiter>,
+    /// Web session cookies are `Secure` (the server speaks TLS).
+    pub secure_cookies: bool,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
             engine,
             environments: None,
             limiter: Default::default(),
+            secure_cookies: false,
         }
     }
 
@@ -89,6 +92,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/groups"),
     ("put", "/api/groups/{group}/members/{user}"),
     ("delete", "/api/groups/{group}/members/{user}"),
+    ("post", "/api/users/{name}/invites"),
     ("get", "/api/users/{name}/identities"),
     ("put", "/api/users/{name}/identities/{kind}/{value}"),
     ("delete", "/api/users/{name}/identities/{kind}/{value}"),
@@ -285,6 +289,8 @@ pub fn router(state: AppState) -> Router {
             "/api/agent/jobs/{id}/models",
             post(agents::register_model).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
         )
+        .route("/api/users/{name}/invites", post(accounts::invite))
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(axum::middleware::from_fn(reject_nul))
         .layer(axum::middleware::from_fn_with_state(
@@ -359,6 +365,14 @@ impl ApiError {
             status,
             message: message.into(),
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -447,22 +461,55 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let token = auth::bearer(header)?;
+        // A bearer token; else the web session's cookie — which, for
+        // anything but a read, needs the session's CSRF token as well.
+        let token = match (header, crate::web::session_token(&parts.headers)) {
+            (None, Some(session)) => {
+                let given = parts
+                    .headers
+                    .get(crate::web::CSRF_HEADER)
+                    .and_then(|v| v.to_str().ok());
+                if !parts.method.is_safe() && !crate::web::csrf_ok(state, session, given) {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "a request made with the web session needs its CSRF token (X-CSRF-Token)",
+                    ));
+                }
+                session
+            }
+            _ => auth::bearer(header)?,
+        };
         let user = state
             .store
             .authenticate(token)
             .await?
             .ok_or(Denied::InvalidToken)?;
-        let source = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
-        let mut user = user;
-        // Within one repository a user may have a role of their own: every
-        // handler's role check then sees that one (admins stay admins).
+        let repo = repo_of_request(state, parts.uri.path()).await?;
+        Caller::in_repo(state, user, source_of(parts), repo.as_deref()).await
+    }
+}
+
+/// Where a request came from (its peer's address).
+pub(crate) fn source_of(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
+}
+
+impl Caller {
+    /// The caller acting in `repo`: within one repository a user may have a
+    /// role of their own, and every role check then sees that one (admins
+    /// stay admins).
+    pub(crate) async fn in_repo(
+        state: &AppState,
+        mut user: User,
+        source: String,
+        repo: Option<&str>,
+    ) -> Result<Caller, ApiError> {
         if user.role < Role::Admin
-            && let Some(repo) = repo_of_request(state, parts.uri.path()).await?
-            && let Some(role) = state.store.repo_role(&repo, &user.name).await?
+            && let Some(repo) = repo
+            && let Some(role) = state.store.repo_role(repo, &user.name).await?
         {
             user.role = role;
         }
@@ -563,7 +610,10 @@ async fn add_user(
     }
 }
 
-async fn audit_log(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn audit_log(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
     let entries = state.store.audit_log().await?;
     let checked = match state.store.audit_anchor() {
@@ -584,6 +634,8 @@ pub async fn serve(
     tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let mut state = state;
+    state.secure_cookies = tls.is_some();
     if let Some(config) = tls {
         return tls::serve(listener, router(state), config, shutdown).await;
     }

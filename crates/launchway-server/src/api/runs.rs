@@ -209,9 +209,9 @@ pub async fn dispatch(
 
 #[derive(Debug, serde::Deserialize)]
 pub struct RunsQuery {
-    repo: Option<String>,
-    status: Option<String>,
-    limit: Option<i64>,
+    pub(crate) repo: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) limit: Option<i64>,
 }
 
 pub async fn list_runs(
@@ -248,7 +248,7 @@ fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-async fn run_or_404(state: &AppState, id: i64) -> Result<Run, ApiError> {
+pub(crate) async fn run_or_404(state: &AppState, id: i64) -> Result<Run, ApiError> {
     state
         .store
         .run(id)
@@ -257,7 +257,7 @@ async fn run_or_404(state: &AppState, id: i64) -> Result<Run, ApiError> {
 }
 
 /// The runner's record of a run (jobs, steps, annotations), when started.
-fn runner_record(run: &Run) -> Option<Value> {
+pub(crate) fn runner_record(run: &Run) -> Option<Value> {
     if run.run_dir.is_empty() {
         return None;
     }
@@ -578,7 +578,7 @@ pub async fn cancel(
 
 #[derive(Debug, serde::Deserialize)]
 pub struct RerunQuery {
-    failed: Option<bool>,
+    pub(crate) failed: Option<bool>,
 }
 
 /// Queues the same workflow at the same commit with the same inputs;
@@ -635,9 +635,9 @@ pub async fn rerun(
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
-    environment: String,
+    pub(crate) environment: String,
     #[serde(default)]
-    comment: Option<String>,
+    pub(crate) comment: Option<String>,
 }
 
 pub async fn approve(
@@ -656,6 +656,32 @@ pub async fn reject(
     body: Result<Json<ReviewBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     review(state, caller, id, body, false).await
+}
+
+/// The protection rules a run's deployment to `environment` is held by:
+/// from the repository's default (or tracked) branch, never the run's.
+pub(crate) async fn deployment_rules(
+    state: &AppState,
+    run: &Run,
+    environment: &str,
+) -> Result<launchway_runner::environments::Protection, ApiError> {
+    let (repo, _) = state.store.repo(&run.repo).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no repository '{}'", run.repo),
+        )
+    })?;
+    let dir = crate::triggers::checkout_dir(state.engine.data_dir(), &repo);
+    let source = Source::open(&dir, Some(&run.sha), false)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    let rules = crate::environments::rules_source(state.engine.data_dir(), &repo, &source)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    Ok(
+        launchway_runner::environments::protection(&rules.source, environment)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?
+            .map(|r| r.protection)
+            .unwrap_or_default(),
+    )
 }
 
 /// Approves or rejects a run's pending deployment to an environment, as
@@ -692,22 +718,7 @@ async fn review(
             ),
         ));
     }
-    let (repo, _) = state.store.repo(&run.repo).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no repository '{}'", run.repo),
-        )
-    })?;
-    let dir = crate::triggers::checkout_dir(state.engine.data_dir(), &repo);
-    let source = Source::open(&dir, Some(&run.sha), false)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    // The rules the run was held by: from the default (or tracked) branch.
-    let rules = crate::environments::rules_source(state.engine.data_dir(), &repo, &source)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let protection = launchway_runner::environments::protection(&rules.source, &b.environment)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e))?
-        .map(|r| r.protection)
-        .unwrap_or_default();
+    let protection = deployment_rules(&state, &run, &b.environment).await?;
     let groups = state.store.groups_of(&caller.user.name).await?;
     let who = crate::approval::Reviewer {
         name: &caller.user.name,

@@ -419,3 +419,74 @@ impl std::str::FromStr for IdentityKind {
 /// A run whose pusher maps to no user has this actor: it blocks nobody
 /// from reviewing (it could be anyone), and says so.
 pub const UNKNOWN_ACTOR: &str = "unknown";
+
+impl Store {
+    /// Revokes the token with this value (a web session ending); `Ok`
+    /// whether or not it was live.
+    pub async fn revoke_token_value(&self, token: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tokens SET revoked = 1 WHERE digest = $1")
+            .bind(crate::auth::token_digest(token))
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// A one-time invite for `user`, valid until `expires_ms`: the code is
+    /// returned once, only its digest is kept.
+    pub async fn create_invite(
+        &self,
+        user: &str,
+        by: &str,
+        expires_ms: i64,
+    ) -> Result<String, StoreError> {
+        let code = crate::auth::generate_token().map_err(|e| StoreError::Random(e.to_string()))?;
+        let done = sqlx::query(
+            "INSERT INTO invites (digest, user_name, created_by, created_ms, expires_ms, used_ms) \
+             SELECT $1, name, $3, $4, $5, 0 FROM users WHERE name = $2 AND disabled = 0",
+        )
+        .bind(crate::auth::token_digest(&code))
+        .bind(user)
+        .bind(by)
+        .bind(crate::now_ms())
+        .bind(expires_ms)
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NoUser(user.to_string()));
+        }
+        Ok(code)
+    }
+
+    /// The user an unused, unexpired invite is for, without using it.
+    pub async fn invite_user(&self, code: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT user_name FROM invites WHERE digest = $1 AND used_ms = 0 AND expires_ms > $2",
+        )
+        .bind(crate::auth::token_digest(code))
+        .bind(crate::now_ms())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
+    /// Uses an invite (once: a second use, or an expired one, gets `None`)
+    /// and issues the user's personal token: (user, token).
+    pub async fn redeem_invite(&self, code: &str) -> Result<Option<(String, String)>, StoreError> {
+        let now = crate::now_ms();
+        let row = sqlx::query(
+            "UPDATE invites SET used_ms = $2 \
+             WHERE digest = $1 AND used_ms = 0 AND expires_ms > $2 RETURNING user_name",
+        )
+        .bind(crate::auth::token_digest(code))
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user: String = row.try_get(0)?;
+        let (_, token) = self.create_token(&user, "personal token (invite)").await?;
+        Ok(Some((user, token)))
+    }
+}

@@ -230,6 +230,19 @@ const STEPS: &[Step] = &[
             role TEXT NOT NULL,
             PRIMARY KEY (repo, user_name));",
     },
+    Step {
+        version: 16,
+        // One-time links an admin gives a new user, who makes a personal
+        // token with it (only digests are kept).
+        sql: "
+        CREATE TABLE invites (
+            digest TEXT PRIMARY KEY,
+            user_name TEXT NOT NULL REFERENCES users(name),
+            created_by TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            expires_ms BIGINT NOT NULL,
+            used_ms BIGINT NOT NULL);",
+    },
 ];
 
 pub(super) async fn apply(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod server;
+pub mod webdriver;
 
 use serde_json::Value;
 use std::io::{Read, Write};

@@ -1,0 +1,184 @@
+//! Signing in with a token, signing out, and the one-time invite page that
+//! gives an admin-created user a personal token.
+
+use super::{Web, WebError, page, session_cookie};
+use crate::api::{AppState, Caller, record};
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+
+#[derive(serde::Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// Only a path on this server (never `//elsewhere` or a scheme).
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/runs",
+    }
+}
+
+pub async fn login_page(Query(q): Query<NextQuery>) -> Response {
+    login_form(q.next.as_deref(), None, StatusCode::OK)
+}
+
+fn login_form(next: Option<&str>, error: Option<&str>, status: StatusCode) -> Response {
+    let body = html! {
+        h1 { "Sign in" }
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        form.card method="post" action="/login" {
+            input type="hidden" name="next" value=(local_path(next));
+            label for="token" { "API token" }
+            input #token type="password" name="token" autocomplete="current-password" required;
+            p.hint { "An admin gives you an invite link, or a token from " code { "launchway admin token create" } "." }
+            button type="submit" { "Sign in" }
+        }
+    };
+    (status, page("Sign in", None, body)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+/// Where a sign-in attempt came from (for the audit and the rate limit).
+pub struct Source(String);
+
+impl axum::extract::FromRequestParts<AppState> for Source {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &AppState,
+    ) -> Result<Source, Self::Rejection> {
+        Ok(Source(crate::api::source_of(parts)))
+    }
+}
+
+/// A presented token signs in: a session token of its own is issued (so
+/// signing out ends the session, not the token) and audited.
+pub async fn login(
+    State(state): State<AppState>,
+    Source(source): Source,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, WebError> {
+    // A 401 here counts against the source's rate limit (`api::limit`).
+    let Some(user) = state.store.authenticate(f.token.trim()).await? else {
+        return Ok(login_form(
+            f.next.as_deref(),
+            Some("That token is not valid (unknown, revoked or expired)."),
+            StatusCode::UNAUTHORIZED,
+        ));
+    };
+    let expires = crate::now_ms() + super::SESSION_MS;
+    let (_, session) = state
+        .store
+        .create_token_until(&user.name, "web session", expires)
+        .await?;
+    let caller = Caller {
+        user,
+        source: source.clone(),
+    };
+    record(&state, &caller, "web.sign-in", "session", "ok").await?;
+    Ok((
+        [(header::SET_COOKIE, session_cookie(&state, &session))],
+        Redirect::to(local_path(f.next.as_deref())),
+    )
+        .into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    web: Web,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    web.check(&state, &f.csrf)?;
+    state.store.revoke_token_value(&web.session).await?;
+    let caller = web.caller(&state, None).await?;
+    record(&state, &caller, "web.sign-out", "session", "ok").await?;
+    Ok((
+        [(header::SET_COOKIE, session_cookie(&state, ""))],
+        Redirect::to("/login"),
+    )
+        .into_response())
+}
+
+pub async fn invite_page(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Response, WebError> {
+    let Some(user) = state.store.invite_user(&code).await? else {
+        return Err(WebError::Page(
+            StatusCode::NOT_FOUND,
+            "This invite is not valid: it was used already, has expired, or never existed. Ask an admin for a new one.".into(),
+        ));
+    };
+    let body = html! {
+        h1 { "Welcome, " (user) }
+        p { "This one-time link makes your personal API token. You see the token once: keep it in a password manager. It signs you in here and works with the " code { "launchway" } " command line." }
+        form.card method="post" action={ "/invite/" (code) } {
+            button type="submit" { "Create my token and sign in" }
+        }
+    };
+    Ok(page("Invite", None, body).into_response())
+}
+
+/// Uses the invite: the personal token is shown once, and the browser is
+/// signed in with a session of its own.
+pub async fn redeem(
+    State(state): State<AppState>,
+    Source(source): Source,
+    Path(code): Path<String>,
+) -> Result<Response, WebError> {
+    let Some((name, token)) = state.store.redeem_invite(&code).await? else {
+        return Err(WebError::Page(
+            StatusCode::NOT_FOUND,
+            "This invite is not valid: it was used already, has expired, or never existed. Ask an admin for a new one.".into(),
+        ));
+    };
+    let Some(user) = state.store.authenticate(&token).await? else {
+        return Err(WebError::Page(
+            StatusCode::FORBIDDEN,
+            "The account is disabled.".into(),
+        ));
+    };
+    let expires = crate::now_ms() + super::SESSION_MS;
+    let (_, session) = state
+        .store
+        .create_token_until(&name, "web session", expires)
+        .await?;
+    let caller = Caller { user, source };
+    record(
+        &state,
+        &caller,
+        "user.invite-redeemed",
+        &format!("user/{name}"),
+        "ok",
+    )
+    .await?;
+    let body = html! {
+        h1 { "Your token" }
+        p { "Copy it now: it is not shown again." }
+        p { output #new-token.token { (token) } }
+        p { a href="/runs" { "Go to the runs" } }
+    };
+    Ok((
+        [
+            (header::SET_COOKIE, session_cookie(&state, &session)),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        page("Your token", None, body),
+    )
+        .into_response())
+}
