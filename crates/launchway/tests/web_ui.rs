@@ -149,12 +149,17 @@ fn the_web_ui_in_chromium() {
     .unwrap();
     std::fs::write(
         repo.join(".github/workflows/live.yml"),
-        r###"on: workflow_dispatch
+        r###"on:
+  workflow_dispatch:
+    inputs:
+      greeting: {type: choice, options: [hello, hi], default: hello}
+      loud: {type: boolean, default: false}
 jobs:
   stream:
     runs-on: ubuntu-latest
     steps:
       - run: |
+          echo "greeting=${{ inputs.greeting }} loud=${{ inputs.loud }}"
           echo "::group::Preparing"
           printf '\033[32mready\033[0m\n'
           echo "::endgroup::"
@@ -242,16 +247,28 @@ jobs:
         b.text_of("main")
     );
 
-    // A run whose log is followed live until it ends.
-    let (code, run) = api(
-        &base,
-        &dev1,
-        "POST",
-        "/api/repos/web/dispatch",
-        Some(json!({"workflow": ".github/workflows/live.yml"})),
+    // A run started from the form with the workflow's inputs, its log
+    // followed live until it ends.
+    b.goto(&format!("{base}/runs"));
+    b.click("p.run-workflow a");
+    b.find("form.card select#input-greeting", 10);
+    shots.take(&b, "04-dispatch-form");
+    axe(&b, &axe_js, "dispatch form");
+    b.run(
+        "document.getElementById('input-greeting').value = 'hi';",
+        json!([]),
     );
-    assert_eq!(code, 201, "{run}");
-    let live_id = run["id"].as_i64().unwrap();
+    b.click("#input-loud");
+    b.click("form.card button[type=submit]");
+    b.find("p.notice", 10);
+    let live_id: i64 = b
+        .url()
+        .split("/runs/")
+        .nth(1)
+        .and_then(|r| r.split('?').next())
+        .unwrap()
+        .parse()
+        .unwrap();
     wait_run(&base, &dev1, live_id, &["running"]);
     b.goto(&format!("{base}/runs/{live_id}"));
     b.find("pre.log[data-job='stream']", 20);
@@ -272,7 +289,7 @@ jobs:
         ),
         json!(true)
     );
-    shots.take(&b, "04-run-live");
+    shots.take(&b, "05-run-live");
     // The page follows to the end and shows the finished run.
     b.wait_until(
         "return document.querySelector('h1 .badge').dataset.status === 'success' && document.getElementById('run').dataset.live === 'false'",
@@ -280,13 +297,18 @@ jobs:
         "the run page at the end",
     );
     assert!(b.text_of("pre.log").contains("tick 14"));
+    assert!(
+        b.text_of("pre.log").contains("greeting=hi loud=true"),
+        "{}",
+        b.text_of("pre.log")
+    );
     assert!(b.all(".summary img").is_empty(), "an image tag got through");
     assert!(b.text_of(".summary").contains("Done"));
-    shots.take(&b, "05-run-done");
+    shots.take(&b, "06-run-done");
     axe(&b, &axe_js, "run page");
     b.goto(&format!("{base}/runs"));
     b.find("table.runs", 10);
-    shots.take(&b, "06-runs");
+    shots.take(&b, "07-runs");
     axe(&b, &axe_js, "runs list");
 
     // A deployment waiting for production: its author may not approve it.
@@ -305,7 +327,7 @@ jobs:
     assert!(b.all("button.approve").is_empty());
     let why = b.text_of(".review .refusal");
     assert!(why.contains("self-review"), "{why}");
-    shots.take(&b, "07-review-refused-author");
+    shots.take(&b, "08-review-refused-author");
     sign_out();
     b.find("#token", 10);
 
@@ -338,7 +360,7 @@ jobs:
     assert_eq!(forged[2], json!(403), "{forged}");
     let (_, still) = api(&base, &root, "GET", &format!("/api/runs/{rel}"), None);
     assert_eq!(still["status"], "waiting", "{still}");
-    shots.take(&b, "08-review-viewer");
+    shots.take(&b, "09-review-viewer");
     axe(&b, &axe_js, "run page with a review");
     sign_out();
     b.find("#token", 10);
@@ -347,7 +369,7 @@ jobs:
     sign_in(&rev);
     b.goto(&format!("{base}/runs/{rel}"));
     b.type_into(".review textarea", "looks good");
-    shots.take(&b, "09-review-dialog");
+    shots.take(&b, "10-review-dialog");
     b.click("button.approve");
     b.find("p.notice", 10);
     assert!(
@@ -360,7 +382,7 @@ jobs:
     // Environments: the rollback shows what it commits, then commits it.
     b.goto(&format!("{base}/repos/web/environments"));
     b.find("#env-dev", 30);
-    shots.take(&b, "10-environments");
+    shots.take(&b, "11-environments");
     axe(&b, &axe_js, "environments");
     let before = git_log(&repo);
     b.click("#env-dev form button.danger");
@@ -381,7 +403,7 @@ jobs:
         String::from_utf8_lossy(&dev_file.stdout).contains("first"),
         "the rollback restored the first greeting"
     );
-    shots.take(&b, "11-environments-rolled-back");
+    shots.take(&b, "12-environments-rolled-back");
     sign_out();
     b.find("#token", 10);
 
@@ -401,7 +423,7 @@ jobs:
             "{action} missing from the audit log"
         );
     }
-    shots.take(&b, "12-audit");
+    shots.take(&b, "13-audit");
     axe(&b, &axe_js, "audit log");
 }
 

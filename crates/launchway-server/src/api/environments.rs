@@ -548,7 +548,7 @@ async fn finish(
 
 #[derive(Debug, serde::Deserialize)]
 pub struct ChangesQuery {
-    status: Option<String>,
+    pub(crate) status: Option<String>,
 }
 
 /// `GET /api/changes`
@@ -567,7 +567,7 @@ pub async fn list_changes(
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     #[serde(default)]
-    comment: Option<String>,
+    pub(crate) comment: Option<String>,
 }
 
 /// `POST /api/changes/{id}/{approve|reject}`: by one of the target

@@ -143,11 +143,11 @@ pub(crate) fn webhook_scope(repo: &str) -> String {
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dispatch {
-    workflow: String,
+    pub(crate) workflow: String,
     #[serde(default, rename = "ref")]
-    git_ref: Option<String>,
+    pub(crate) git_ref: Option<String>,
     #[serde(default)]
-    inputs: BTreeMap<String, String>,
+    pub(crate) inputs: BTreeMap<String, String>,
 }
 
 /// `workflow_dispatch`: queues a run of one workflow at a ref.

@@ -7,9 +7,10 @@
 use super::render;
 use super::{Web, WebError, badge, notice, page, redirect_with};
 use crate::api::AppState;
-use crate::api::environments::{self as api, ChangeBody};
+use crate::api::environments::{self as api, ChangeBody, ChangesQuery, DecisionBody};
 use crate::auth::Role;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use maud::html;
@@ -23,7 +24,10 @@ pub async fn index(State(state): State<AppState>, web: Web) -> Result<Response, 
         @if repos.is_empty() { p { "No repositories yet." } }
         ul.repos {
             @for r in &repos {
-                li { a href={ "/repos/" (r.name) "/environments" } { (r.name) } }
+                li {
+                    a href={ "/repos/" (r.name) "/environments" } { (r.name) }
+                    " · " a href={ "/repos/" (r.name) "/dispatch" } { "run a workflow" }
+                }
             }
         }
     };
@@ -65,8 +69,30 @@ pub async fn show(
         } else {
             None
         };
-        envs.push((env, e.clone(), history, preview));
+        let rollout = api::rollout(
+            State(state.clone()),
+            caller.clone(),
+            Path((name.clone(), env.clone())),
+        )
+        .await
+        .ok()
+        .map(|Json(v)| v);
+        envs.push((env, e.clone(), history, preview, rollout));
     }
+    let Json(changes) = api::list_changes(
+        State(state.clone()),
+        caller.clone(),
+        Query(ChangesQuery {
+            status: Some("waiting".into()),
+        }),
+    )
+    .await?;
+    let waiting: Vec<&serde_json::Value> = changes["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["repo"] == name.as_str())
+        .collect();
     let body = html! {
         h1 { "Environments of " (name) }
         (notice(q.notice.as_deref()))
@@ -76,7 +102,7 @@ pub async fn show(
                 caption.visually-hidden { "Environments" }
                 thead { tr { th scope="col" { "Environment" } th scope="col" { "Sync" } th scope="col" { "Health" } th scope="col" { "Revision" } th scope="col" { "Model" } th scope="col" { "Address" } th scope="col" { "Replicas" } } }
                 tbody {
-                    @for (env, e, _, _) in &envs {
+                    @for (env, e, _, _, _) in &envs {
                         tr {
                             th scope="row" { a href={ "#env-" (env) } { (env) } }
                             td { (badge(&e["sync"].as_str().unwrap_or("unknown").to_ascii_lowercase())) }
@@ -90,14 +116,43 @@ pub async fn show(
                 }
             }
         }
-        @for (env, e, history, preview) in &envs {
+        @if !waiting.is_empty() {
+            section aria-labelledby="changes-h" {
+                h2 #changes-h { "Changes waiting for a reviewer" }
+                @for c in &waiting {
+                    @let id = c["id"].as_i64().unwrap_or(0);
+                    div.change-request {
+                        p { strong { "#" (id) " " (c["kind"].as_str().unwrap_or("")) " of " (c["environment"].as_str().unwrap_or("")) } " asked by " (c["requested_by"].as_str().unwrap_or("")) " at " (render::time(c["created_ms"].as_i64().unwrap_or(0))) }
+                        @if let Some(diff) = c["params"]["preview"].as_array() {
+                            table.diff {
+                                thead { tr { th scope="col" { "Key" } th scope="col" { "Now" } th scope="col" { "After" } } }
+                                tbody { @for d in diff { tr { td { code { (d["path"].as_str().unwrap_or("")) } } td { (d["before"].as_str().unwrap_or("—")) } td { (d["after"].as_str().unwrap_or("—")) } } } }
+                            }
+                        }
+                        @if may_change {
+                            form method="post" action={ "/changes/" (id) "/approve" } {
+                                input type="hidden" name="csrf" value=(web.csrf);
+                                input type="hidden" name="repo" value=(name);
+                                label for={ "cc-" (id) } { "Comment" }
+                                input id={ "cc-" (id) } name="comment";
+                                button.approve type="submit" { "Approve and commit" }
+                                button.danger type="submit" formaction={ "/changes/" (id) "/reject" } { "Reject" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @for (env, e, history, preview, rollout) in &envs {
             section.env id={ "env-" (env) } aria-labelledby={ "env-h-" (env) } {
                 h2 id={ "env-h-" (env) } { (env) }
                 @if !e["message"].as_str().unwrap_or("").is_empty() { p.message { (e["message"].as_str().unwrap_or("")) } }
                 h3 { "Git and what runs" }
                 @let wanted = e["revision"].as_str();
                 @let running = e["deployed_revision"].as_str();
-                @if wanted == running {
+                @if running.is_none() {
+                    p { "Nothing runs yet; git is at revision " code { (short(wanted)) } "." }
+                } @else if wanted == running {
                     p { "What runs is what git says: revision " code { (short(running)) } "." }
                 } @else {
                     p.drift { "Git says revision " code { (short(wanted)) } ", what runs is " code { (short(running)) } ". The reconciler brings it in line (or the last attempt failed: see its message)." }
@@ -119,6 +174,9 @@ pub async fn show(
                             }
                         }
                     }
+                }
+                @if let Some(r) = rollout {
+                    (rollout_html(&name, env, r, may_change, &web.csrf))
                 }
                 @if let Some(p) = preview {
                     h3 { "Roll back" }
@@ -193,4 +251,161 @@ pub async fn change(
         }
         Err(e) => Ok(redirect_with(&back, e.message())),
     }
+}
+
+/// A progressive rollout: phase, step, weight, each analysis's measurements
+/// as a small chart, and the commands the rollout takes now.
+fn rollout_html(
+    repo: &str,
+    env: &str,
+    r: &serde_json::Value,
+    may: bool,
+    csrf: &str,
+) -> maud::Markup {
+    let phase = r["phase"].as_str().unwrap_or("");
+    let live = launchway_deploy::local::rollout_is_live(phase);
+    let weight = r["weight"].as_u64().unwrap_or(0);
+    let mut by_template: std::collections::BTreeMap<&str, Vec<&serde_json::Value>> =
+        std::collections::BTreeMap::new();
+    for m in r["measurements"].as_array().into_iter().flatten() {
+        by_template
+            .entry(m["template"].as_str().unwrap_or(""))
+            .or_default()
+            .push(m);
+    }
+    html! {
+        section.rollout aria-label={ "Rollout of " (env) } {
+            h3 { "Rollout: " (r["strategy"].as_str().unwrap_or("")) " " span.badge.(phase.to_ascii_lowercase()) { (phase) } }
+            p {
+                "Step " (r["step"].as_u64().unwrap_or(0) + 1) " of " (r["steps"].as_u64().unwrap_or(0))
+                " · stable " code { (short(r["stable"].as_str())) } " · canary " code { (short(r["canary"].as_str())) }
+            }
+            label for={ "w-" (env) } { "Canary weight " (weight) "%" }
+            " " meter id={ "w-" (env) } min="0" max="100" value=(weight) { (weight) "%" }
+            @if !r["message"].as_str().unwrap_or("").is_empty() { p.message { (r["message"].as_str().unwrap_or("")) } }
+            @for (template, ms) in &by_template {
+                figure.analysis {
+                    figcaption { "Analysis " code { (template) } ": " (ms.len()) " measurements" }
+                    (sparkline(ms))
+                    ul.visually-hidden {
+                        @for m in ms { li { (m["outcome"].as_str().unwrap_or("")) ": " (m["value"].as_str().unwrap_or("")) } }
+                    }
+                }
+            }
+            @if may && live {
+                div.actions {
+                    @for (act, label) in [("promote", "Promote a step"), ("promote-full", "Promote fully"), ("abort", "Abort")] {
+                        form method="post" action={ "/repos/" (repo) "/environments/" (env) "/rollout/" (act) } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button.danger[act == "abort"] type="submit" { (label) }
+                        }
+                    }
+                }
+            } @else if may {
+                div.actions {
+                    form method="post" action={ "/repos/" (repo) "/environments/" (env) "/rollout/undo" } {
+                        input type="hidden" name="csrf" value=(csrf);
+                        button type="submit" { "Undo (back to the previous release)" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Measurements as an inline SVG: one bar per measurement, its height the
+/// value relative to the largest, failed ones marked.
+fn sparkline(ms: &[&serde_json::Value]) -> maud::Markup {
+    let values: Vec<Option<f64>> = ms
+        .iter()
+        .map(|m| {
+            m["value"]
+                .as_str()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+        .collect();
+    let max = values
+        .iter()
+        .flatten()
+        .fold(0.0_f64, |a, b| a.max(b.abs()))
+        .max(f64::MIN_POSITIVE);
+    let w = 6 * ms.len().max(1);
+    html! {
+        svg.spark width=(w) height="32" viewBox={ "0 0 " (w) " 32" } role="img" aria-label="measurements over time" {
+            @for (i, (m, v)) in ms.iter().zip(&values).enumerate() {
+                @let h = v.map_or(2.0, |v| (v.abs() / max * 30.0).max(2.0));
+                @let ok = m["outcome"].as_str() == Some("Successful");
+                rect x=(i * 6) y=(format!("{:.1}", 32.0 - h)) width="4" height=(format!("{h:.1}")) class=(if ok { "ok" } else { "bad" }) {}
+            }
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct ActionForm {
+    csrf: String,
+}
+
+pub async fn rollout_action(
+    State(state): State<AppState>,
+    web: Web,
+    Path((name, env, act)): Path<(String, String, String)>,
+    Form(f): Form<ActionForm>,
+) -> Result<Response, WebError> {
+    web.check(&state, &f.csrf)?;
+    let caller = web.caller(&state, Some(&name)).await?;
+    let back = format!("/repos/{name}/environments");
+    let msg =
+        match api::rollout_action(State(state), caller, Path((name, env.clone(), act.clone())))
+            .await
+        {
+            Ok(_) => format!("{act} of the {env} rollout requested."),
+            Err(e) => e.message().to_string(),
+        };
+    Ok(redirect_with(&back, &msg))
+}
+
+#[derive(serde::Deserialize)]
+pub struct DecideForm {
+    csrf: String,
+    repo: String,
+    comment: Option<String>,
+}
+
+pub async fn decide(
+    State(state): State<AppState>,
+    web: Web,
+    Path((id, verdict)): Path<(i64, String)>,
+    Form(f): Form<DecideForm>,
+) -> Result<Response, WebError> {
+    web.check(&state, &f.csrf)?;
+    let change = state
+        .store
+        .change(id)
+        .await?
+        .ok_or_else(|| WebError::Page(StatusCode::NOT_FOUND, format!("no change {id}")))?;
+    let caller = web.caller(&state, Some(&change.repo)).await?;
+    let back = format!("/repos/{}/environments", f.repo);
+    let body = DecisionBody {
+        comment: f.comment.filter(|c| !c.trim().is_empty()),
+    };
+    let msg = match api::decide(
+        State(state),
+        caller,
+        Path((id, verdict.clone())),
+        Ok(Json(body)),
+    )
+    .await
+    {
+        Ok((_, Json(v))) => format!(
+            "Change {id}: {}{}",
+            v["status"].as_str().unwrap_or(&verdict),
+            v["commit"]
+                .as_str()
+                .map(|c| format!(", commit {}", &c[..c.len().min(12)]))
+                .unwrap_or_default()
+        ),
+        Err(e) => e.message().to_string(),
+    };
+    Ok(redirect_with(&back, &msg))
 }

@@ -29,6 +29,7 @@ use sha2::Sha256;
 
 mod account;
 mod audit;
+mod dispatch;
 mod environments;
 pub mod render;
 mod runs;
@@ -57,6 +58,15 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/runs/{id}/rerun", post(runs::rerun))
         .route("/runs/{id}/review", post(runs::review))
+        .route(
+            "/repos/{name}/dispatch",
+            get(dispatch::form).post(dispatch::dispatch),
+        )
+        .route("/changes/{id}/{verdict}", post(environments::decide))
+        .route(
+            "/repos/{name}/environments/{env}/rollout/{action}",
+            post(environments::rollout_action),
+        )
         .route("/environments", get(environments::index))
         .route("/repos/{name}/environments", get(environments::show))
         .route(

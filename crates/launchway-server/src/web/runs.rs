@@ -73,6 +73,14 @@ pub async fn list(
     let body = html! {
         h1 { "Runs" }
         (notice(q.notice.as_deref()))
+        @if web.user.role >= Role::Developer && !repos.is_empty() {
+            p.run-workflow { "Run a workflow: "
+                @for (i, r) in repos.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    a href={ "/repos/" (r.name) "/dispatch" } { (r.name) }
+                }
+            }
+        }
         form.filters method="get" action="/runs" role="search" aria-label="Filter runs" {
             label { "Repository "
                 select name="repo" {
