@@ -57,6 +57,13 @@ pub struct Client {
     agent: ureq::Agent,
 }
 
+impl Client {
+    /// The server's address (no trailing slash).
+    pub fn base(&self) -> &str {
+        self.base.trim_end_matches('/')
+    }
+}
+
 impl ServerOpts {
     /// A client when a server is named; `Ok(None)` otherwise.
     pub fn client(&self) -> Result<Option<Client>, String> {

@@ -57,6 +57,9 @@ enum UserCommand {
     Enable { name: String },
     /// Remove a user and their tokens.
     Delete { name: String },
+    /// A one-time link (valid 7 days) with which the user makes a personal
+    /// token in the web UI and signs in.
+    Invite { name: String },
     /// The emails and logins a push names a user by (its run's actor).
     #[command(subcommand)]
     Identity(IdentityCommand),
@@ -217,6 +220,14 @@ fn remote(c: &Client, cmd: &AdminCommand) -> Result<(), String> {
             UserCommand::Delete { name } => {
                 c.delete(&format!("/api/users/{name}"))?;
                 println!("removed user '{name}' and their tokens");
+            }
+            UserCommand::Invite { name } => {
+                let v = c.post(&format!("/api/users/{name}/invites"), &json!({}))?;
+                println!(
+                    "{}{}\n(one use, valid 7 days: give it to {name} privately)",
+                    c.base(),
+                    v["path"].as_str().unwrap_or("")
+                );
             }
             UserCommand::Identity(i) => match i {
                 IdentityCommand::Add(a) | IdentityCommand::Remove(a) => {
@@ -391,6 +402,15 @@ pub fn main(args: &AdminArgs, server: &ServerOpts, store: &launchway_runner::sto
                     println!("'{name}' is {}", if off { "disabled" } else { "enabled" });
                 });
                 ("user.change", format!("user/{name}"), r)
+            }
+            AdminCommand::User(UserCommand::Invite { name }) => {
+                let expires = launchway_server::now_ms() + 7 * 24 * 3600 * 1000;
+                let r = db.create_invite(name, &actor, expires).await.map(|code| {
+                    println!(
+                        "<the server's address>/invite/{code}\n(one use, valid 7 days: give it to {name} privately)"
+                    );
+                });
+                ("user.invite", format!("user/{name}"), r)
             }
             AdminCommand::User(UserCommand::Delete { name }) => {
                 let r = db.delete_user(name).await.map(|()| {

@@ -212,6 +212,10 @@ jobs:
     };
     let rev = token_of("rev");
     let view = token_of("view");
+    // An invite from the server's machine (the admin CLI on its database).
+    let (ok, out, e) = admin(&data, &["user", "invite", "view"]);
+    assert!(ok, "{e}");
+    assert!(out.contains("/invite/lwt_"), "{out}");
 
     let b = Browser::start();
     let sign_in = |token: &str| {
