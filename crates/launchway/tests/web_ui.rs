@@ -408,6 +408,33 @@ jobs:
         "the rollback restored the first greeting"
     );
     shots.take(&b, "12-environments-rolled-back");
+    // A deploy to a protected environment becomes a change request that
+    // shows what it will commit; its requester may not approve it.
+    let head = git_head(&repo);
+    b.type_into("#rel-production", &head);
+    b.click("#env-production form[action$='/deploy'] button");
+    b.find("p.notice", 10);
+    assert!(
+        b.text_of("p.notice").contains("waits for a reviewer"),
+        "{}",
+        b.text_of("p.notice")
+    );
+    b.find(".change-request table.diff", 10);
+    assert!(
+        b.text_of(".change-request")
+            .contains("deploy of production")
+    );
+    shots.take(&b, "13-change-request");
+    b.click(".change-request button.approve");
+    b.find("p.notice", 10);
+    let refused = b.text_of("p.notice");
+    assert!(!refused.contains("committed"), "{refused}");
+    let (_, waiting) = api(&base, &root, "GET", "/api/changes?status=waiting", None);
+    assert_eq!(
+        waiting["changes"].as_array().map(Vec::len),
+        Some(1),
+        "{waiting}"
+    );
     sign_out();
     b.find("#token", 10);
 
@@ -427,8 +454,18 @@ jobs:
             "{action} missing from the audit log"
         );
     }
-    shots.take(&b, "13-audit");
+    shots.take(&b, "14-audit");
     axe(&b, &axe_js, "audit log");
+}
+
+fn git_head(repo: &Path) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn git_log(repo: &Path) -> String {

@@ -268,6 +268,43 @@ pub(crate) async fn rollback_preview(
     Ok((diff, rules))
 }
 
+/// What differs, key by key, between `env` as git has it (revision
+/// `wanted`) and as it runs (revision `running`): the merged documents of
+/// both commits compared. For the web page.
+pub(crate) async fn drift(
+    state: &AppState,
+    name: &str,
+    env: &str,
+    wanted: &str,
+    running: &str,
+) -> Result<Vec<launchway_deploy::diff::Difference>, ApiError> {
+    env_name_ok(env)?;
+    let repo = repo_or_404(state, name).await?;
+    let place = place_of(state, &repo)?;
+    let (env, wanted, running) = (env.to_string(), wanted.to_string(), running.to_string());
+    tokio::task::spawn_blocking(move || {
+        let at = |rev: &str| {
+            let tree = launchway_deploy::tree::Tree::Rev {
+                dir: place.root.clone(),
+                rev: rev.to_string(),
+            };
+            launchway_deploy::tree::load_environment(&tree, &place.dir, &env)
+                .map_err(|e| ApiError::from(ChangeError::from(e)))?
+                .environment
+                .map(|e| e.merged)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("'{env}' has errors at {rev}"),
+                    )
+                })
+        };
+        Ok(launchway_deploy::diff::diff(&at(&running)?, &at(&wanted)?))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
 /// The target environment's protection rules at the tracked head.
 fn protection(place: &Place, env: &str) -> Result<Protection, ApiError> {
     let tree = match &place.branch {

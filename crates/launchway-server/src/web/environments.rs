@@ -77,7 +77,16 @@ pub async fn show(
         .await
         .ok()
         .map(|Json(v)| v);
-        envs.push((env, e.clone(), history, preview, rollout));
+        // Git against what runs, key by key, when they differ.
+        let drift = match (e["revision"].as_str(), e["deployed_revision"].as_str()) {
+            (Some(w), Some(r)) if w != r => Some(
+                api::drift(&state, &name, &env, w, r)
+                    .await
+                    .map_err(|e| e.message().to_string()),
+            ),
+            _ => None,
+        };
+        envs.push((env, e.clone(), history, preview, rollout, drift));
     }
     let Json(changes) = api::list_changes(
         State(state.clone()),
@@ -102,7 +111,7 @@ pub async fn show(
                 caption.visually-hidden { "Environments" }
                 thead { tr { th scope="col" { "Environment" } th scope="col" { "Sync" } th scope="col" { "Health" } th scope="col" { "Revision" } th scope="col" { "Model" } th scope="col" { "Address" } th scope="col" { "Replicas" } } }
                 tbody {
-                    @for (env, e, _, _, _) in &envs {
+                    @for (env, e, _, _, _, _) in &envs {
                         tr {
                             th scope="row" { a href={ "#env-" (env) } { (env) } }
                             td { (badge(&e["sync"].as_str().unwrap_or("unknown").to_ascii_lowercase())) }
@@ -143,7 +152,7 @@ pub async fn show(
                 }
             }
         }
-        @for (env, e, history, preview, rollout) in &envs {
+        @for (env, e, history, preview, rollout, drift) in &envs {
             section.env id={ "env-" (env) } aria-labelledby={ "env-h-" (env) } {
                 h2 id={ "env-h-" (env) } { (env) }
                 @if !e["message"].as_str().unwrap_or("").is_empty() { p.message { (e["message"].as_str().unwrap_or("")) } }
@@ -156,6 +165,17 @@ pub async fn show(
                     p { "What runs is what git says: revision " code { (short(running)) } "." }
                 } @else {
                     p.drift { "Git says revision " code { (short(wanted)) } ", what runs is " code { (short(running)) } ". The reconciler brings it in line (or the last attempt failed: see its message)." }
+                    @match drift {
+                        Some(Ok(d)) if !d.is_empty() => {
+                            table.diff {
+                                thead { tr { th scope="col" { "Key" } th scope="col" { "Running" } th scope="col" { "In git" } } }
+                                tbody { @for x in d { tr { td { code { (x.path) } } td { (x.left.as_deref().unwrap_or("—")) } td { (x.right.as_deref().unwrap_or("—")) } } } }
+                            }
+                        }
+                        Some(Ok(_)) => p { "The two revisions configure the same." }
+                        Some(Err(why)) => p.hint { "No key-by-key comparison: " (why) }
+                        None => {}
+                    }
                 }
                 h3 { "History" }
                 @if history.is_empty() { p { "No deployment yet." } }
@@ -177,6 +197,29 @@ pub async fn show(
                 }
                 @if let Some(r) = rollout {
                     (rollout_html(&name, env, r, may_change, &web.csrf))
+                }
+                @if may_change {
+                    h3 { "Deploy or promote" }
+                    div.actions {
+                        form method="post" action={ "/repos/" (name) "/environments/" (env) "/deploy" } {
+                            input type="hidden" name="csrf" value=(web.csrf);
+                            label for={ "rel-" (env) } { "Release (commit, branch or tag)" }
+                            input id={ "rel-" (env) } name="release" required;
+                            button type="submit" { "Deploy to " (env) }
+                        }
+                        @let others: Vec<&String> = envs.iter().map(|x| &x.0).filter(|o| *o != env).collect();
+                        @if !others.is_empty() {
+                            form method="post" action={ "/repos/" (name) "/environments/" (env) "/promote" } {
+                                input type="hidden" name="csrf" value=(web.csrf);
+                                label for={ "from-" (env) } { "Promote what runs in" }
+                                select id={ "from-" (env) } name="from" {
+                                    @for o in &others { option value=(o) { (o) } }
+                                }
+                                button type="submit" { "Promote to " (env) }
+                            }
+                        }
+                    }
+                    p.hint { "Each is a commit to " code { "configs/environments/" (env) ".yaml" } " on the tracked branch; where reviewers are required it becomes a change request." }
                 }
                 @if let Some(p) = preview {
                     h3 { "Roll back" }
@@ -216,6 +259,8 @@ fn short(rev: Option<&str>) -> String {
 pub struct ChangeForm {
     csrf: String,
     to: Option<String>,
+    release: Option<String>,
+    from: Option<String>,
 }
 
 pub async fn change(
@@ -227,8 +272,11 @@ pub async fn change(
     web.check(&state, &f.csrf)?;
     let caller = web.caller(&state, Some(&name)).await?;
     let back = format!("/repos/{name}/environments");
+    let given = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let body = ChangeBody {
-        to: f.to.filter(|t| !t.is_empty()),
+        to: given(f.to),
+        release: given(f.release),
+        from: given(f.from),
         ..Default::default()
     };
     match api::change(
