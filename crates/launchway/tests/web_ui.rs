@@ -456,6 +456,21 @@ jobs:
     }
     shots.take(&b, "14-audit");
     axe(&b, &axe_js, "audit log");
+
+    // On a phone's screen: the run page reads without sideways scrolling.
+    b.resize(390, 844);
+    b.goto(&format!("{base}/runs/{rel}"));
+    b.find("section.job", 10);
+    assert_eq!(
+        b.run(
+            "return document.documentElement.scrollWidth <= window.innerWidth",
+            json!([])
+        ),
+        json!(true),
+        "the page is wider than a phone's screen"
+    );
+    shots.take(&b, "15-phone-run");
+    axe(&b, &axe_js, "run page on a phone");
 }
 
 fn git_head(repo: &Path) -> String {

@@ -398,7 +398,7 @@ pub async fn show(
                                 let text = String::from_utf8_lossy(bytes);
                                 text.lines().position(|l| l.contains(msg) && l.starts_with("##[")).map(|p| p + 1)
                             });
-                            li.(level) {
+                            li class={ "ann-" (level) } {
                                 strong { (level) } " "
                                 @if let Some(n) = line { a href={ "#" (slug(job)) "-L" (n) } { (job) } } @else { (job) }
                                 ": " (msg)

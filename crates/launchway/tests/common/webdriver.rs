@@ -206,6 +206,15 @@ impl Browser {
         }
     }
 
+    /// Resizes the window (a phone's screen, say).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        );
+    }
+
     /// A PNG of the page.
     pub fn screenshot(&self, path: &std::path::Path) {
         let data = self.call("GET", "/screenshot", None);
