@@ -82,20 +82,9 @@ const STEP_KEYS: &[&str] = &[
     "cancel",
     "parallel",
 ];
-/// A composite action's steps: no parallel steps (GitHub's action schema).
-const COMPOSITE_STEP_KEYS: &[&str] = &[
-    "id",
-    "if",
-    "name",
-    "uses",
-    "run",
-    "shell",
-    "with",
-    "env",
-    "continue-on-error",
-    "timeout-minutes",
-    "working-directory",
-];
+/// A composite action's steps: the same keys without the parallel-step
+/// ones, which GitHub's action schema does not have (they come last above).
+const COMPOSITE_STEP_KEYS: &[&str] = STEP_KEYS.split_at(STEP_KEYS.len() - 5).0;
 /// The keys each step kind takes besides its own (GitHub's schema).
 const CONTROL_STEP_KEYS: &[&str] = &["id", "name", "continue-on-error"];
 const EVENTS: &[&str] = &[

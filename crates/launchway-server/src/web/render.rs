@@ -340,29 +340,17 @@ pub fn markdown_html(md: &str) -> Markup {
 
 /// `ms` since the epoch as `YYYY-MM-DD HH:MM:SS UTC` ("—" for 0).
 pub fn time(ms: i64) -> String {
-    if ms <= 0 {
+    let Ok(ms) = u64::try_from(ms) else {
+        return "—".into();
+    };
+    if ms == 0 {
         return "—".into();
     }
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    // The runner's RFC 3339 form, made easier to read.
+    launchway_runner::store::rfc3339(t)
+        .replace('T', " ")
+        .replace('Z', " UTC")
 }
 
 /// A duration as people read it: `850ms`, `4.2s`, `3m 05s`, `2h 01m`.
