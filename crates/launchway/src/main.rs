@@ -142,6 +142,26 @@ fn quiet_on_closed_pipe() {
     }));
 }
 
+impl Command {
+    /// Whether the command uses `--server`/`--token`/`--ca-file` (the
+    /// agent has its own, for the server it takes jobs from).
+    fn talks_to_a_server(&self) -> bool {
+        !matches!(
+            self,
+            Command::Run(_)
+                | Command::Lint(_)
+                | Command::Model(_)
+                | Command::Proxy(_)
+                | Command::Sync(_)
+                | Command::Dataplane(_)
+                | Command::Sbom(_)
+                | Command::Db(_)
+                | Command::Scan(_)
+                | Command::Serve(_)
+        )
+    }
+}
+
 fn main() -> ExitCode {
     // `sandbox-exec` (internal, not in the help) is how an agent starts
     // every step: parsed here, without building the whole CLI.
@@ -150,7 +170,28 @@ fn main() -> ExitCode {
         return ExitCode::from(cmd_agent::sandbox_exec_fast(&raw[2..]));
     }
     quiet_on_closed_pipe();
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    // The server options are global (one place in the help), but a command
+    // that never talks to a server refuses them rather than ignore them.
+    if !cli.command.talks_to_a_server() {
+        for (id, flag) in [
+            ("server", "--server"),
+            ("token", "--token"),
+            ("ca_file", "--ca-file"),
+        ] {
+            if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine) {
+                eprintln!(
+                    "error: {flag} has no meaning for `launchway {}`: it does not talk to a server",
+                    matches.subcommand_name().unwrap_or("")
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
     let store = launchway_runner::store::Store::new(
         cli.home
             .unwrap_or_else(launchway_runner::store::Store::default_home),

@@ -671,3 +671,43 @@ fn a_composite_step_is_printed_once_under_its_own_name() {
         "{text}"
     );
 }
+
+/// The server options are global in the help, but a command that never
+/// talks to a server refuses them on its command line (an ambient
+/// LAUNCHWAY_SERVER is fine).
+#[test]
+fn server_options_are_refused_where_they_mean_nothing() {
+    for (args, flag) in [
+        (&["run", "--server", "http://127.0.0.1:9"][..], "--server"),
+        (&["lint", "--token", "lwt_x"][..], "--token"),
+        (&["scan", "--ca-file", "/dev/null", "."][..], "--ca-file"),
+    ] {
+        let out = bin()
+            .args(args)
+            .env_remove("LAUNCHWAY_SERVER")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "{flag} has no meaning for `launchway {}`",
+                args[0]
+            )),
+            "{err}"
+        );
+    }
+    let dir = repo_with("on: push\njobs:\n  a:\n    runs-on: x\n    steps: [{run: 'true'}]\n");
+    let out = bin()
+        .args(["lint"])
+        .current_dir(dir.path().join("repo"))
+        .env("LAUNCHWAY_SERVER", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
