@@ -126,6 +126,18 @@ async fn sessions_csrf_and_sign_out() {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.headers.get(header::SET_COOKIE).is_none());
+    // Another site's form cannot sign a browser in (login CSRF).
+    let r = s
+        .send(
+            "POST",
+            "/login",
+            None,
+            &[("sec-fetch-site", "cross-site")],
+            Some(&format!("token={}", s.admin)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
     // `next` may only be a path here.
     let r = s
         .send(

@@ -240,6 +240,8 @@ jobs:
     b.goto(&link);
     shots.take(&b, "02-invite");
     b.click("form.card button[type=submit]");
+    // A click does not wait for the next page: the token's element does.
+    b.find("#new-token", 10);
     let dev1 = b.text_of("#new-token");
     assert!(dev1.starts_with("lwt_"), "{dev1}");
     shots.take(&b, "03-invite-token");
@@ -413,11 +415,11 @@ jobs:
     let head = git_head(&repo);
     b.type_into("#rel-production", &head);
     b.click("#env-production form[action$='/deploy'] button");
-    b.find("p.notice", 10);
-    assert!(
-        b.text_of("p.notice").contains("waits for a reviewer"),
-        "{}",
-        b.text_of("p.notice")
+    // The page still shows the rollback's notice until the next one loads.
+    b.wait_until(
+        "const n = document.querySelector('p.notice'); return !!n && n.textContent.includes('waits for a reviewer');",
+        10,
+        "the change request's notice",
     );
     b.find(".change-request table.diff", 10);
     assert!(
@@ -426,9 +428,17 @@ jobs:
     );
     shots.take(&b, "13-change-request");
     b.click(".change-request button.approve");
-    b.find("p.notice", 10);
+    b.wait_until(
+        "const n = document.querySelector('p.notice'); return !!n && !n.textContent.includes('waits for a reviewer');",
+        10,
+        "the refusal's notice",
+    );
     let refused = b.text_of("p.notice");
     assert!(!refused.contains("committed"), "{refused}");
+    assert!(
+        refused.contains("rev"),
+        "the refusal names the requester: {refused}"
+    );
     let (_, waiting) = api(&base, &root, "GET", "/api/changes?status=waiting", None);
     assert_eq!(
         waiting["changes"].as_array().map(Vec::len),

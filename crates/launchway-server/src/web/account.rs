@@ -49,14 +49,24 @@ pub struct LoginForm {
 }
 
 /// Where a sign-in attempt came from (for the audit and the rate limit).
+/// A form another site's page sent is refused: signing a browser in to
+/// someone else's account is an attack of its own (login CSRF), and these
+/// forms have no session yet to carry a CSRF token.
 pub struct Source(String);
 
 impl axum::extract::FromRequestParts<AppState> for Source {
-    type Rejection = std::convert::Infallible;
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _: &AppState,
-    ) -> Result<Source, Self::Rejection> {
+    type Rejection = WebError;
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Source, WebError> {
+        let site = parts
+            .headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok());
+        if matches!(site, Some("cross-site" | "same-site")) {
+            return Err(WebError::Page(
+                StatusCode::FORBIDDEN,
+                "This form was sent from another site.".into(),
+            ));
+        }
         Ok(Source(crate::api::source_of(parts)))
     }
 }
