@@ -908,6 +908,9 @@ pub(crate) async fn run_job(
         key: spec.key.clone(),
         name: record.name.clone(),
     });
+    // The record says the job runs (on a server, in place of its "queued"
+    // placeholder) before its first step ends.
+    shared.save_job(record.clone());
 
     let job_dir = crate::store::job_dir(&shared.run_dir, &spec.key);
     let repo_name = shared.cfg.source.name().to_string();

@@ -287,6 +287,10 @@ jobs:
     );
     let (_, mid) = api(&base, &dev1, "GET", &format!("/api/runs/{live_id}"), None);
     assert_eq!(mid["status"], "running", "{mid}");
+    // The job's record says it runs (its "queued" placeholder is gone)
+    // though its one step has not ended.
+    assert!(mid["jobs"][0]["message"].is_null(), "{mid}");
+    assert!(mid["jobs"][0]["started_at"].is_string(), "{mid}");
     // Groups fold, colours are spans, the summary is sanitised.
     assert_eq!(
         b.run(
