@@ -17,8 +17,7 @@ use maud::html;
 
 pub async fn index(State(state): State<AppState>, web: Web) -> Result<Response, WebError> {
     let caller = web.caller(&state, None).await?;
-    caller.require(Role::Viewer)?;
-    let repos = state.store.repos().await?;
+    let Json(repos) = crate::api::runs::list_repos(State(state.clone()), caller).await?;
     let body = html! {
         h1 { "Environments" }
         @if repos.is_empty() { p { "No repositories yet." } }
@@ -141,7 +140,6 @@ pub async fn show(
                         @if may_change {
                             form method="post" action={ "/changes/" (id) "/approve" } {
                                 input type="hidden" name="csrf" value=(web.csrf);
-                                input type="hidden" name="repo" value=(name);
                                 label for={ "cc-" (id) } { "Comment" }
                                 input id={ "cc-" (id) } name="comment";
                                 button.approve type="submit" { "Approve and commit" }
@@ -416,7 +414,6 @@ pub async fn rollout_action(
 #[derive(serde::Deserialize)]
 pub struct DecideForm {
     csrf: String,
-    repo: String,
     comment: Option<String>,
 }
 
@@ -433,7 +430,7 @@ pub async fn decide(
         .await?
         .ok_or_else(|| WebError::Page(StatusCode::NOT_FOUND, format!("no change {id}")))?;
     let caller = web.caller(&state, Some(&change.repo)).await?;
-    let back = format!("/repos/{}/environments", f.repo);
+    let back = format!("/repos/{}/environments", change.repo);
     let body = DecisionBody {
         comment: f.comment.filter(|c| !c.trim().is_empty()),
     };

@@ -41,7 +41,7 @@ pub async fn list(
     let caller = web.caller(&state, None).await?;
     let Json(runs) = api::list_runs(
         State(state.clone()),
-        caller,
+        caller.clone(),
         Ok(Query(RunsQuery {
             repo: some(&q.repo).map(str::to_string),
             status: some(&q.status).map(str::to_string),
@@ -61,7 +61,7 @@ pub async fn list(
         })
         .take(100)
         .collect();
-    let repos = state.store.repos().await?;
+    let Json(repos) = api::list_repos(State(state.clone()), caller).await?;
     let statuses = [
         "queued",
         "running",
@@ -201,6 +201,22 @@ fn slug(key: &str) -> String {
     launchway_runner::store::slug(key)
 }
 
+/// The last [`PAGE_LOG_BYTES`] of a job's log (only those are read), and
+/// whether anything before them was left out.
+fn log_tail(path: &std::path::Path) -> Option<(Vec<u8>, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let limit = PAGE_LOG_BYTES as u64;
+    let cut = len > limit;
+    if cut {
+        f.seek(SeekFrom::Start(len - limit)).ok()?;
+    }
+    let mut bytes = Vec::new();
+    f.take(limit).read_to_end(&mut bytes).ok()?;
+    Some((bytes, cut))
+}
+
 /// The line (1-based) a byte offset of a log falls on.
 fn line_at(log: &[u8], offset: u64) -> usize {
     let end = usize::try_from(offset).unwrap_or(usize::MAX).min(log.len());
@@ -217,7 +233,6 @@ pub async fn show(
     let caller = web.caller(&state, Some(&run.repo)).await?;
     let Json(v) = api::show_run(State(state.clone()), caller.clone(), RunId(id)).await?;
     let Json(artifacts) = api::artifacts(State(state.clone()), caller.clone(), RunId(id)).await?;
-    let record = api::runner_record(&run);
     let run_dir = std::path::PathBuf::from(&run.run_dir);
     let jobs: Vec<JobView<'_>> = v["jobs"]
         .as_array()
@@ -272,21 +287,32 @@ pub async fn show(
 
     // Each job's log, read once: the steps' places in it and the page's part.
     let mut logs: BTreeMap<String, (Vec<u8>, bool)> = BTreeMap::new();
-    if record.is_some() {
+    if !run.run_dir.is_empty() {
         for j in &jobs {
             let path = run_dir.join(launchway_runner::store::job_log(j.key));
-            if let Ok(bytes) = std::fs::read(&path) {
-                let cut = bytes.len() > PAGE_LOG_BYTES;
-                let shown = if cut {
-                    bytes[bytes.len() - PAGE_LOG_BYTES..].to_vec()
-                } else {
-                    bytes
-                };
-                logs.insert(j.key.to_string(), (shown, cut));
+            if let Some(tail) = log_tail(&path) {
+                logs.insert(j.key.to_string(), tail);
             }
         }
     }
     let annotations: Vec<&Value> = v["annotations"].as_array().into_iter().flatten().collect();
+    // The log line an annotation was written on (each job's log decoded once).
+    let mut texts: BTreeMap<&str, String> = BTreeMap::new();
+    let annotation_lines: Vec<Option<usize>> = annotations
+        .iter()
+        .map(|a| {
+            let job = a["job"].as_str().unwrap_or("");
+            let msg = a["message"].as_str().unwrap_or("");
+            let text = texts.entry(job).or_insert_with(|| {
+                logs.get(job)
+                    .map(|(b, _)| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default()
+            });
+            text.lines()
+                .position(|l| l.starts_with("##[") && l.contains(msg))
+                .map(|p| p + 1)
+        })
+        .collect();
 
     let body = html! {
         div #run data-run=(id) data-live=(live) data-csrf=(web.csrf) {
@@ -390,14 +416,10 @@ pub async fn show(
                 section aria-labelledby="ann-h" {
                     h2 #ann-h { "Annotations" }
                     ul.annotations {
-                        @for a in &annotations {
+                        @for (a, line) in annotations.iter().zip(&annotation_lines) {
                             @let level = a["level"].as_str().unwrap_or("notice");
                             @let job = a["job"].as_str().unwrap_or("");
                             @let msg = a["message"].as_str().unwrap_or("");
-                            @let line = logs.get(job).and_then(|(bytes, _)| {
-                                let text = String::from_utf8_lossy(bytes);
-                                text.lines().position(|l| l.contains(msg) && l.starts_with("##[")).map(|p| p + 1)
-                            });
                             li class={ "ann-" (level) } {
                                 strong { (level) } " "
                                 @if let Some(n) = line { a href={ "#" (slug(job)) "-L" (n) } { (job) } } @else { (job) }
