@@ -358,3 +358,61 @@ async fn pages_refuse_what_the_api_refuses() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body.contains("no run 999"), "{}", r.body);
 }
+
+/// A page acts with the user's role in the repository it acts in, as the
+/// API does: a global developer who is only a viewer in one repository is
+/// refused a run there through the form, and a global viewer who is a
+/// developer there gets past the role check.
+#[tokio::test]
+async fn pages_use_the_role_a_user_has_in_the_repository() {
+    let s = server().await;
+    s.state
+        .store
+        .add_repo("app", "/nonexistent", "sealed", 0)
+        .await
+        .unwrap();
+    s.state
+        .store
+        .add_user("dee", Role::Developer)
+        .await
+        .unwrap();
+    s.state.store.add_user("vi", Role::Viewer).await.unwrap();
+    s.state
+        .store
+        .set_repo_role("app", "dee", Role::Viewer)
+        .await
+        .unwrap();
+    s.state
+        .store
+        .set_repo_role("app", "vi", Role::Developer)
+        .await
+        .unwrap();
+    let dispatch = |user: &'static str| {
+        let s = &s;
+        async move {
+            let (_, token) = s.state.store.create_token(user, "t").await.unwrap();
+            let session = s.sign_in(&token).await;
+            let page = s.send("GET", "/runs", Some(&session), &[], None).await;
+            let csrf = csrf_of(&page.body);
+            let r = s
+                .send(
+                    "POST",
+                    "/repos/app/dispatch",
+                    Some(&session),
+                    &[],
+                    Some(&format!("csrf={csrf}&workflow=.github/workflows/ci.yml")),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+            r.headers[header::LOCATION].to_str().unwrap().to_string()
+        }
+    };
+    let refused = dispatch("dee").await;
+    assert!(refused.contains("developer%20role"), "{refused}");
+    let allowed = dispatch("vi").await;
+    assert!(!allowed.contains("role"), "{allowed}");
+    let log = s.state.store.audit_log().await.unwrap();
+    assert!(log.iter().any(|e| e.event.actor == "dee"
+        && e.event.action == "run.dispatch"
+        && e.event.outcome == "denied"));
+}

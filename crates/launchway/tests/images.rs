@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::free_port;
 use common::{bin, commit_all};
 use launchway_oci::layout::{self, Compression, Entry, LayerSpec};
 use serde_json::Value;
@@ -58,14 +59,6 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn registry(auth: bool) -> Registry {

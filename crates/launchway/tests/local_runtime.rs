@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::free_port;
 use common::{Stop, bin, commit_all, get, git, lw, status, wait_status};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -1518,14 +1519,6 @@ fn blue_green_previews_switches_and_undoes_instantly() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A real Prometheus (Debian's) scrapes the data plane's per-revision

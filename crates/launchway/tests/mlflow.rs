@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+use common::free_port;
 use common::{bin, commit_all};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -23,14 +24,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn call(agent: &ureq::Agent, base: &str, path: &str, body: &str) -> String {

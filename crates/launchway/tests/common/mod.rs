@@ -259,3 +259,12 @@ impl Drop for Stop<'_> {
         let _ = lw(self.0, self.1, &["sync", "--stop"]);
     }
 }
+
+/// A port nothing listens on now (for a process the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
