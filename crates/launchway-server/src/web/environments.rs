@@ -454,3 +454,46 @@ pub async fn decide(
     };
     Ok(redirect_with(&back, &msg))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rollout(phase: &str) -> serde_json::Value {
+        serde_json::json!({
+            "strategy": "canary", "phase": phase, "step": 1, "steps": 4, "weight": 25,
+            "stable": "aaaaaaaaaaaaaaaa", "canary": "bbbbbbbbbbbbbbbb", "message": "analysing",
+            "measurements": [
+                {"template": "errors", "outcome": "Successful", "value": "0.01", "at": 1},
+                {"template": "errors", "outcome": "Failed", "value": "0.2", "at": 2},
+                {"template": "latency", "outcome": "Successful", "value": "n/a", "at": 3}
+            ]
+        })
+    }
+
+    #[test]
+    fn a_rollout_shows_its_step_weight_measurements_and_the_commands_it_takes() {
+        let live = rollout_html("web", "prod", &rollout("Paused"), true, "tok").into_string();
+        assert!(live.contains("Step 2 of 4"), "{live}");
+        assert!(
+            live.contains(r#"<meter id="w-prod" min="0" max="100" value="25">"#),
+            "{live}"
+        );
+        // One chart per analysis, a bar per measurement, failures marked.
+        assert_eq!(live.matches("<svg").count(), 2, "{live}");
+        assert_eq!(live.matches(r#"class="bad""#).count(), 1, "{live}");
+        for act in ["promote", "promote-full", "abort"] {
+            assert!(live.contains(&format!("/rollout/{act}\"")), "{act}: {live}");
+        }
+        assert!(!live.contains("/rollout/undo"), "{live}");
+        assert!(live.contains(r#"name="csrf" value="tok""#));
+        // Finished: only undo. Without the role: no command at all.
+        let done = rollout_html("web", "prod", &rollout("Promoted"), true, "tok").into_string();
+        assert!(
+            done.contains("/rollout/undo") && !done.contains("/rollout/abort"),
+            "{done}"
+        );
+        let viewer = rollout_html("web", "prod", &rollout("Paused"), false, "tok").into_string();
+        assert!(!viewer.contains("<form"), "{viewer}");
+    }
+}
