@@ -7,6 +7,7 @@
 mod common;
 use common::free_port;
 use common::{bin, commit_all};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,10 +18,17 @@ fn mlflow() -> PathBuf {
     common::pip_venv("mlflow", MLFLOW).join("bin/mlflow")
 }
 
+/// The MLflow server, in a process group of its own: `mlflow server`
+/// starts uvicorn, a job runner and queue consumers, which outlive it when
+/// only it is killed. Dropping it kills that group (the one this test
+/// started, by the server's pid) and reaps the server.
 struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -55,6 +63,7 @@ fn model_stages_and_aliases_resolve_on_mlflow_when_committed() {
             .current_dir(tmp.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .unwrap(),
     );
