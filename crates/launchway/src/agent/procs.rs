@@ -329,6 +329,19 @@ mod tests {
         };
         let mut exact = spawn(&format!("{mark}-7"));
         let mut other_job = spawn(&format!("{mark}-71"));
+        // `spawn` returns once the child's exec has begun, a moment before
+        // the kernel shows its new environment: wait until it does.
+        for child in [&exact, &other_job] {
+            let path = format!("/proc/{}/environ", child.id());
+            for _ in 0..400 {
+                if std::fs::read(&path)
+                    .is_ok_and(|e| e.windows(mark.len()).any(|w| w == mark.as_bytes()))
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         let n = kill_marked(&format!("{TRACKING_VAR}={mark}-7\0"), false);
         assert_eq!(n, 1);
         assert!(exact.wait().is_ok());
