@@ -24,6 +24,7 @@ import json, os, re, statistics, subprocess, time, urllib.request
 
 LW, WORK = os.environ["LW"], os.environ["WORK"]
 shared = os.path.join(WORK, "shared"); os.makedirs(shared); os.chmod(shared, 0o777)
+os.makedirs(os.path.join(WORK, "local"))
 
 def git_repo(path, files):
     for name, text in files.items():
@@ -105,7 +106,9 @@ def local_job(wf, home):
 rows = []
 for i in range(7):
     a100, a1 = agent_job(".github/workflows/steps.yml"), agent_job(".github/workflows/single.yml")
-    home = os.path.join(WORK, f"home{i}")
+    # Not beside the agent's work dir: a new entry there would (rightly)
+    # make the agent's spare launcher outdated, as on no real agent host.
+    home = os.path.join(WORK, "local", f"home{i}")
     l100, l1 = local_job(".github/workflows/steps.yml", home), local_job(".github/workflows/single.yml", home)
     rows.append((a100, a1, l100, l1))
 p.terminate(); p.wait()

@@ -58,13 +58,16 @@ pub struct AgentArgs {
     exit_with_parent: bool,
 }
 
-/// `launchway sandbox-exec` without clap: `--deny PATH`… `--job-dir PATH`
-/// [`--cgroup DIR`] [`--track ID`] [`--no-landlock`], the one shape an
-/// agent writes: the launcher of one job (see [`agent::launcher`]).
+/// `launchway sandbox-exec` without clap: `--deny PATH`… (`--job-dir
+/// PATH` | `--standby`) [`--cgroup DIR`] [`--track ID`] [`--no-landlock`],
+/// the one shape an agent writes: the launcher of one job, or a spare one
+/// that learns its job later (see [`agent::launcher`]).
 pub fn sandbox_exec_fast(args: &[std::ffi::OsString]) -> u8 {
+    const USAGE: &str = "sandbox-exec: usage: --deny PATH… (--job-dir PATH | --standby) [--cgroup DIR] [--track ID] [--no-landlock]";
     let mut deny = Vec::new();
     let mut job = sandbox::StepJob::default();
     let mut job_dir = None;
+    let mut standby = false;
     let mut i = 0;
     while i < args.len() {
         let value = args.get(i + 1);
@@ -73,25 +76,27 @@ pub fn sandbox_exec_fast(args: &[std::ffi::OsString]) -> u8 {
             (Some("--job-dir"), Some(v)) => job_dir = Some(PathBuf::from(v)),
             (Some("--cgroup"), Some(v)) => job.cgroup = Some(PathBuf::from(v)),
             (Some("--track"), Some(v)) => job.tracking_id = v.to_string_lossy().into_owned(),
-            (Some("--no-landlock"), _) => {
-                job.landlock = false;
+            (Some(flag @ ("--no-landlock" | "--standby")), _) => {
+                if flag == "--standby" {
+                    standby = true;
+                } else {
+                    job.landlock = false;
+                }
                 i += 1;
                 continue;
             }
             _ => {
-                eprintln!(
-                    "sandbox-exec: usage: --deny PATH… --job-dir PATH [--cgroup DIR] [--track ID] [--no-landlock]"
-                );
+                eprintln!("{USAGE}");
                 return 2;
             }
         }
         i += 2;
     }
-    let Some(job_dir) = job_dir else {
-        eprintln!("sandbox-exec: --job-dir is required");
+    if job_dir.is_some() == standby {
+        eprintln!("sandbox-exec: one of --job-dir and --standby is required\n{USAGE}");
         return 2;
-    };
-    match agent::launcher::serve(&deny, &job_dir, &job) {
+    }
+    match agent::launcher::serve(&deny, job_dir.as_deref(), &job) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{e}");

@@ -1296,3 +1296,178 @@ jobs:
     let (s, _) = raw("POST", &format!("{base}/api/agent/claim"), &a, Some("{}"));
     assert_eq!(s, 401);
 }
+
+/// The pids of this agent's spare launchers (`sandbox-exec --standby`
+/// with its work dir), by their command lines.
+fn spares_of(work: &Path) -> Vec<i32> {
+    let want = work.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<String> = cmd
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            args.iter().any(|a| a == "sandbox-exec")
+                && args.iter().any(|a| a == "--standby")
+                && args.contains(&want)
+                && alive(*pid)
+        })
+        .collect()
+}
+
+/// The one spare launcher of the agent working in `work`, once it has
+/// been waiting a moment (its rules built).
+fn wait_for_spare(work: &Path) -> i32 {
+    let start = Instant::now();
+    loop {
+        if let [pid] = spares_of(work)[..] {
+            std::thread::sleep(Duration::from_millis(700));
+            if spares_of(work) == [pid] {
+                return pid;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no spare launcher for {}",
+            work.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An agent keeps a launcher ready before it has a job (its cgroup joined
+/// and its Landlock rules built, so a job's first step does not wait for
+/// them). A job given that spare is confined as one given a launcher of
+/// its own: the agent's credential and the work dir stay out of reach. A
+/// directory made beside the work dir after the spare was built — which
+/// its rules do not cover — is seen by the next job all the same (an
+/// outdated spare is not used). The agent's stop takes its spare and the
+/// spare's cgroup with it.
+#[test]
+fn a_spare_launcher_confines_its_job_stays_current_and_ends_with_the_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("agent");
+    let later = tmp.path().join("later");
+    let dir = tmp.path().join("repo");
+    repo(
+        &dir,
+        &format!(
+            r#"on: workflow_dispatch
+jobs:
+  probe:
+    runs-on: linux
+    steps:
+      - run: |
+          echo "launcher=$PPID"
+          cat {work}/agent.json 2>&1 | head -c 200 || true
+          echo intruder > {work}/planted 2>&1 || echo "work dir not writable"
+          echo mine > "$RUNNER_TEMP/own" && cat "$RUNNER_TEMP/own"
+          cat {later}/note.txt 2>&1 || true
+"#,
+            work = work.display(),
+            later = later.display(),
+        ),
+    );
+    let (_server, base, token) = start_with_env(
+        &tmp.path().join("data"),
+        &["--local-agent-jobs", "0", "--poll-seconds", "0"],
+        &[],
+    );
+    let token = token.unwrap();
+    let (ok, out) = cli(
+        &base,
+        &token,
+        &["repo", "add", "spare", dir.to_str().unwrap()],
+        None,
+    );
+    assert!(ok, "{out}");
+    let (ok, registration) = cli(&base, &token, &["agents", "token"], None);
+    assert!(ok, "{registration}");
+    let registration = registration
+        .split_whitespace()
+        .find(|w| w.starts_with("lwr_"))
+        .unwrap()
+        .to_string();
+    let mut agent = start_agent(&base, &registration, "spare-box", "linux", &work);
+    let credential = {
+        let start = Instant::now();
+        loop {
+            if let Ok(t) = std::fs::read_to_string(work.join("agent.json"))
+                && t.contains("lwa_")
+            {
+                break t;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "no credential");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let lwa = credential
+        .split('"')
+        .find(|w| w.starts_with("lwa_"))
+        .unwrap()
+        .to_string();
+
+    // 1. The job runs on the spare, confined.
+    let spare = wait_for_spare(&work);
+    let id = dispatch(&base, &token, "spare");
+    assert_eq!(wait_end(&base, &token, id), "success");
+    let log = logs(&base, &token, id);
+    assert!(
+        log.contains(&format!("launcher={spare}")),
+        "the job did not run on the spare launcher {spare}:\n{log}"
+    );
+    assert!(
+        !log.contains(&lwa),
+        "the job read the agent's credential:\n{log}"
+    );
+    assert!(log.contains("work dir not writable"), "{log}");
+    assert!(!work.join("planted").exists());
+    assert!(log.contains("mine"), "{log}");
+
+    // 2. A directory made after the next spare was built: that spare is
+    // outdated, and the job sees the directory.
+    let next = wait_for_spare(&work);
+    assert_ne!(next, spare);
+    std::fs::create_dir(&later).unwrap();
+    std::fs::write(later.join("note.txt"), "made-after-the-spare").unwrap();
+    let id = dispatch(&base, &token, "spare");
+    assert_eq!(wait_end(&base, &token, id), "success");
+    let log = logs(&base, &token, id);
+    assert!(log.contains("made-after-the-spare"), "{log}");
+    assert!(!log.contains(&format!("launcher={next}")), "{log}");
+
+    // 3. The agent's stop ends its spare, and the spare's cgroup goes.
+    let spare = wait_for_spare(&work);
+    let cgroup = std::fs::read_to_string(format!("/proc/{spare}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        .filter(|p| p.contains("job-spare-"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(agent.0.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = agent.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!alive(spare), "the spare launcher outlived its agent");
+    if let Some(cg) = cgroup {
+        let mount = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                let (left, right) = l.split_once(" - ")?;
+                (right.split_whitespace().next()? == "cgroup2")
+                    .then(|| left.split_whitespace().nth(4).map(str::to_string))?
+            })
+            .unwrap();
+        let path = Path::new(&mount).join(cg.trim_start_matches('/'));
+        assert!(!path.exists(), "{} was left behind", path.display());
+    }
+}

@@ -41,9 +41,19 @@ struct Start {
     env: Vec<(String, String)>,
 }
 
+/// What a spare launcher learns last: which job it is for.
+#[derive(Debug, Serialize, Deserialize)]
+struct Assign {
+    job_dir: PathBuf,
+    tracking_id: String,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Answer {
+    /// A spare launcher is in its cgroup with its rules built, and waits
+    /// for its job ([`Assign`]).
+    Standby,
     /// The launcher is in the job's sandbox and takes requests.
     Ready,
     /// It could not enter the sandbox (why); or a step did not start.
@@ -157,9 +167,11 @@ fn reap(writer: &Mutex<UnixStream>, running: &Mutex<HashSet<u32>>) {
 }
 
 /// `launchway sandbox-exec`: the launcher of one job, on the socket that
-/// is its standard input. Returns when the agent closes it (or dies),
+/// is its standard input. Without `job_dir` it is a spare: it joins its
+/// cgroup and builds its rules, says [`Answer::Standby`] and waits to be
+/// told its job. Returns when the agent closes the socket (or dies),
 /// after killing everything the job started.
-pub fn serve(deny: &[PathBuf], job_dir: &Path, job: &StepJob) -> Result<u8, String> {
+pub fn serve(deny: &[PathBuf], job_dir: Option<&Path>, job: &StepJob) -> Result<u8, String> {
     let ctl = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
@@ -169,19 +181,34 @@ pub fn serve(deny: &[PathBuf], job_dir: &Path, job: &StepJob) -> Result<u8, Stri
         ctl.try_clone()
             .map_err(|e| format!("sandbox-exec: standard input: {e}"))?,
     ));
-    let kill_all = match sandbox::enter(deny, job_dir, job) {
-        Ok(k) => k,
-        Err(e) => {
-            let _ = answer(
-                &writer,
-                &Answer::Failed {
-                    message: e.clone(),
-                    not_found: false,
-                },
-            );
-            return Err(e);
+    let fail = |e: String| {
+        let _ = answer(
+            &writer,
+            &Answer::Failed {
+                message: e.clone(),
+                not_found: false,
+            },
+        );
+        e
+    };
+    let mut job = job.clone();
+    let prepared = sandbox::prepare(deny, &job).map_err(fail)?;
+    let job_dir = match job_dir {
+        Some(d) => d.to_path_buf(),
+        None => {
+            answer(&writer, &Answer::Standby).map_err(|e| format!("sandbox-exec: {e}"))?;
+            // Nothing to do when the agent lets its spare go unused.
+            let Ok(Some((body, _))) = recv_frame(&ctl) else {
+                return Ok(0);
+            };
+            let assign: Assign = serde_json::from_slice(&body)
+                .map_err(|e| fail(format!("sandbox-exec: not a job: {e}")))?;
+            job.tracking_id = assign.tracking_id;
+            assign.job_dir
         }
     };
+    let job_dir = job_dir.as_path();
+    let kill_all = prepared.finish(job_dir).map_err(fail)?;
     answer(&writer, &Answer::Ready).map_err(|e| format!("sandbox-exec: {e}"))?;
     let running: Arc<Mutex<HashSet<u32>>> = Arc::default();
     // One thread reaps every step (they are this process's only children).
@@ -272,8 +299,9 @@ pub fn serve(deny: &[PathBuf], job_dir: &Path, job: &StepJob) -> Result<u8, Stri
     Ok(0)
 }
 
-/// What one spawn request got back.
+/// What one request got back.
 enum Reply {
+    Standby,
     Ready,
     Started(
         u32,
@@ -296,56 +324,37 @@ struct Conn {
     process: Mutex<std::process::Child>,
 }
 
-/// The agent's side: starts the job's launcher on the first step and
-/// hands it each step.
-pub struct Launcher {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    exe: PathBuf,
-    work: PathBuf,
-    job: StepJob,
-    conn: Mutex<Option<Arc<Conn>>>,
-    /// Held while the launcher starts, so only one does.
-    starting: tokio::sync::Mutex<()>,
-}
-
-impl Launcher {
-    pub fn new(exe: PathBuf, work: PathBuf, job: StepJob) -> Launcher {
-        Launcher {
-            inner: Arc::new(Inner {
-                exe,
-                work,
-                job,
-                conn: Mutex::new(None),
-                starting: tokio::sync::Mutex::new(()),
-            }),
-        }
-    }
-
-    /// Starts the launcher now, for the job whose directory will be
-    /// `job_dir`: its start (a process, its sandbox) then overlaps the
-    /// job's source preparation instead of delaying the first step. A
-    /// failure shows again at the first step, which tries once more.
-    pub fn prestart(&self, job_dir: PathBuf) {
-        let inner = self.inner.clone();
-        tokio::spawn(async move {
-            if launchway_runner::private::dir(&job_dir).is_ok() {
-                let _ = inner.conn(&job_dir).await;
-            }
+impl Conn {
+    /// Starts `launchway sandbox-exec ARGS`; its first answer (whether it
+    /// could enter the sandbox) comes on the receiver.
+    fn start(
+        exe: &Path,
+        args: &[&std::ffi::OsStr],
+    ) -> std::io::Result<(Arc<Conn>, tokio::sync::oneshot::Receiver<Reply>)> {
+        let (ours, theirs) = UnixStream::pair()?;
+        let process = std::process::Command::new(exe)
+            .arg("sandbox-exec")
+            .args(args)
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::null())
+            .spawn()?;
+        ours.set_nonblocking(true)?;
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        let conn = Arc::new(Conn {
+            sock: tokio::net::UnixStream::from_std(ours)?,
+            sending: tokio::sync::Mutex::new(()),
+            pending: Mutex::new(Some(VecDeque::from([first_tx]))),
+            process: Mutex::new(process),
         });
+        tokio::spawn(read_answers(conn.clone()));
+        Ok((conn, first_rx))
     }
 
-    /// Ends the launcher (which kills what the job left) and waits for it.
-    /// Call it off the runtime's threads (it blocks).
-    pub fn close(&self) {
-        // A launcher still starting is let finish first, then ended.
-        let _started = self.inner.starting.blocking_lock();
-        let conn = self.inner.conn.lock().ok().and_then(|mut c| c.take());
-        let Some(conn) = conn else { return };
-        let _ = rustix::net::shutdown(&conn.sock, rustix::net::Shutdown::Both);
-        if let Ok(mut p) = conn.process.lock() {
+    /// Closes the socket (the launcher then kills what the job left and
+    /// exits) and waits for the launcher, five seconds at most. Blocks.
+    fn end(&self) {
+        let _ = rustix::net::shutdown(&self.sock, rustix::net::Shutdown::Both);
+        if let Ok(mut p) = self.process.lock() {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
             loop {
                 match p.try_wait() {
@@ -362,6 +371,294 @@ impl Launcher {
     }
 }
 
+/// What a launcher's first answer means for whoever waits for `want`.
+async fn first_answer(
+    rx: tokio::sync::oneshot::Receiver<Reply>,
+    standby: bool,
+) -> std::io::Result<()> {
+    match rx.await {
+        Ok(Reply::Ready) if !standby => Ok(()),
+        Ok(Reply::Standby) if standby => Ok(()),
+        Ok(Reply::Failed(e)) => Err(e),
+        Ok(_) => Err(std::io::Error::other("launcher out of step")),
+        Err(_) => Err(gone()),
+    }
+}
+
+/// A launcher started before its job is known: in a cgroup of its own
+/// (`job-spare-N`), its Landlock rules built (one rule per sibling along
+/// the way to the agent's work dir: the slow part), waiting to be told
+/// its job's directory. Taking it takes the launcher's start, the cgroup
+/// move (an RCU grace period, 8-22 ms here) and the rules off the job's
+/// first step.
+pub struct Spare {
+    conn: Arc<Conn>,
+    /// Its cgroup, which becomes the job's.
+    pub cgroup: Option<PathBuf>,
+    /// The listings its rules were built from.
+    listings: Listings,
+}
+
+/// The modification times of the directories whose listings a launcher's
+/// rules come from (each directory above the agent's work dir: their other
+/// entries get a rule each). A spare is used only while they are unchanged,
+/// so a job sees what it would with a launcher started at its start.
+#[derive(Debug, PartialEq, Eq)]
+struct Listings(Vec<(PathBuf, i64, i64)>);
+
+impl Listings {
+    /// Now; `None` when a directory cannot be read, or changed so lately
+    /// that a change within the same clock tick would not show.
+    fn now(work: &Path) -> Option<Listings> {
+        use std::os::unix::fs::MetadataExt;
+        let work = work.canonicalize().ok()?;
+        let now = std::time::SystemTime::now();
+        let mut dirs = Vec::new();
+        for dir in work.ancestors().skip(1) {
+            let m = std::fs::metadata(dir).ok()?;
+            let age = now.duration_since(m.modified().ok()?).ok()?;
+            if age < std::time::Duration::from_millis(50) {
+                return None;
+            }
+            dirs.push((dir.to_path_buf(), m.mtime(), m.mtime_nsec()));
+        }
+        Some(Listings(dirs))
+    }
+
+    fn still(&self, work: &Path) -> bool {
+        Listings::now(work).is_some_and(|now| now == *self)
+    }
+}
+
+impl Spare {
+    /// Ends an unused spare and removes its cgroup. Blocks.
+    fn discard(self) {
+        self.conn.end();
+        if let Some(cg) = &self.cgroup {
+            procs::kill_cgroup(cg);
+        }
+    }
+}
+
+/// How often an idle agent looks whether its spare is still current.
+const SPARE_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The agent's spare launcher: one kept ready, another started as soon as
+/// one is taken.
+pub struct Spares {
+    inner: Arc<SparesInner>,
+}
+
+struct SparesInner {
+    exe: PathBuf,
+    work: PathBuf,
+    landlock: bool,
+    tracker: procs::Tracker,
+    slot: Mutex<Option<Spare>>,
+    /// A spare is being started.
+    filling: std::sync::atomic::AtomicBool,
+    closed: std::sync::atomic::AtomicBool,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Spares {
+    /// Starts the first spare and a task that replaces one grown old.
+    /// Call on the runtime.
+    pub fn start(exe: PathBuf, work: PathBuf, landlock: bool, tracker: procs::Tracker) -> Spares {
+        let spares = Spares {
+            inner: Arc::new(SparesInner {
+                exe,
+                work,
+                landlock,
+                tracker,
+                slot: Mutex::new(None),
+                filling: false.into(),
+                closed: false.into(),
+                next: 0.into(),
+            }),
+        };
+        spares.fill();
+        let weak = Arc::downgrade(&spares.inner);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SPARE_CHECK).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                // An outdated spare is replaced before a job wants it.
+                let old = inner
+                    .slot
+                    .lock()
+                    .ok()
+                    .and_then(|mut s| s.take_if(|sp| !sp.listings.still(&inner.work)));
+                if let Some(old) = old {
+                    tokio::task::spawn_blocking(move || old.discard());
+                }
+                Spares { inner }.fill();
+            }
+        });
+        spares
+    }
+
+    /// The spare, if one is ready and current; another starts at once.
+    pub fn take(&self) -> Option<Spare> {
+        let spare = self.inner.slot.lock().ok().and_then(|mut s| s.take());
+        let spare = match spare {
+            Some(s) if !s.listings.still(&self.inner.work) => {
+                tokio::task::spawn_blocking(move || s.discard());
+                None
+            }
+            s => s,
+        };
+        self.fill();
+        spare
+    }
+
+    /// Starts a spare unless one is being started (one at a time).
+    fn fill(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let inner = self.inner.clone();
+        let full = inner.slot.lock().map_or(true, |s| s.is_some());
+        if full || inner.closed.load(SeqCst) || inner.filling.swap(true, SeqCst) {
+            return;
+        }
+        tokio::spawn(async move {
+            // Before the launcher lists them: a change after this shows.
+            let mut listings = Listings::now(&inner.work);
+            for _ in 0..5 {
+                if listings.is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+                listings = Listings::now(&inner.work);
+            }
+            let Some(listings) = listings else {
+                // The next job starts its own launcher.
+                inner.filling.store(false, SeqCst);
+                return;
+            };
+            let n = inner.next.fetch_add(1, SeqCst);
+            let cgroup = inner.tracker.cgroup(&format!("job-spare-{n}"));
+            let started = async {
+                let mut args: Vec<&std::ffi::OsStr> = vec![
+                    "--deny".as_ref(),
+                    inner.work.as_os_str(),
+                    "--standby".as_ref(),
+                ];
+                if let Some(cg) = &cgroup {
+                    args.extend(["--cgroup".as_ref(), cg.as_os_str()]);
+                }
+                if !inner.landlock {
+                    args.push("--no-landlock".as_ref());
+                }
+                let (conn, first) = Conn::start(&inner.exe, &args)?;
+                first_answer(first, true).await.map(|()| conn)
+            }
+            .await;
+            let spare = match started {
+                Ok(conn) => Spare {
+                    conn,
+                    cgroup,
+                    listings,
+                },
+                Err(e) => {
+                    // The next job starts its own launcher, and says why
+                    // it could not when that fails too.
+                    eprintln!("agent: a spare launcher did not start: {e}");
+                    if let Some(cg) = cgroup {
+                        tokio::task::spawn_blocking(move || procs::kill_cgroup(&cg));
+                    }
+                    inner.filling.store(false, SeqCst);
+                    return;
+                }
+            };
+            let unused = match inner.slot.lock() {
+                Ok(mut slot) if slot.is_none() && !inner.closed.load(SeqCst) => {
+                    *slot = Some(spare);
+                    None
+                }
+                _ => Some(spare),
+            };
+            inner.filling.store(false, SeqCst);
+            if let Some(s) = unused {
+                tokio::task::spawn_blocking(move || s.discard());
+            }
+        });
+    }
+
+    /// Ends the spare (the agent stops). Blocks.
+    pub fn close(&self) {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(s) = self.inner.slot.lock().ok().and_then(|mut s| s.take()) {
+            s.discard();
+        }
+    }
+}
+
+/// The agent's side: starts the job's launcher on the first step (or
+/// assigns it a spare) and hands it each step.
+pub struct Launcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    exe: PathBuf,
+    work: PathBuf,
+    job: StepJob,
+    /// A spare launcher to use instead of starting one.
+    spare: Mutex<Option<Spare>>,
+    conn: Mutex<Option<Arc<Conn>>>,
+    /// Held while the launcher starts, so only one does.
+    starting: tokio::sync::Mutex<()>,
+}
+
+impl Launcher {
+    /// The launcher of a job, with a spare to take over when there is one
+    /// (then `job.cgroup` must be the spare's).
+    pub fn new(exe: PathBuf, work: PathBuf, job: StepJob, spare: Option<Spare>) -> Launcher {
+        Launcher {
+            inner: Arc::new(Inner {
+                exe,
+                work,
+                job,
+                spare: Mutex::new(spare),
+                conn: Mutex::new(None),
+                starting: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Starts the launcher now (or tells the spare its job), for the job
+    /// whose directory will be `job_dir`: its start then overlaps the
+    /// job's source preparation instead of delaying the first step. A
+    /// failure shows again at the first step, which tries once more.
+    pub fn prestart(&self, job_dir: PathBuf) {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            if launchway_runner::private::dir(&job_dir).is_ok() {
+                let _ = inner.conn(&job_dir).await;
+            }
+        });
+    }
+
+    /// Ends the launcher (which kills what the job left) and waits for it.
+    /// Call it off the runtime's threads (it blocks).
+    pub fn close(&self) {
+        // A launcher still starting is let finish first, then ended.
+        let _started = self.inner.starting.blocking_lock();
+        if let Some(spare) = self.inner.spare.lock().ok().and_then(|mut s| s.take()) {
+            spare.conn.end();
+        }
+        let conn = self.inner.conn.lock().ok().and_then(|mut c| c.take());
+        if let Some(conn) = conn {
+            conn.end();
+        }
+    }
+}
+
 fn poisoned() -> std::io::Error {
     std::io::Error::other("launcher lock poisoned")
 }
@@ -372,7 +669,7 @@ impl Inner {
         self.conn.lock().ok().and_then(|c| c.clone())
     }
 
-    /// The job's launcher, started on first use.
+    /// The job's launcher, started (or taken from the spare) on first use.
     async fn conn(&self, job_dir: &Path) -> std::io::Result<Arc<Conn>> {
         if let Some(c) = self.running() {
             return Ok(c);
@@ -381,41 +678,38 @@ impl Inner {
         if let Some(c) = self.running() {
             return Ok(c);
         }
-        let (ours, theirs) = UnixStream::pair()?;
-        let mut cmd = std::process::Command::new(&self.exe);
-        cmd.arg("sandbox-exec")
-            .arg("--deny")
-            .arg(&self.work)
-            .arg("--job-dir")
-            .arg(job_dir)
-            .arg("--track")
-            .arg(&self.job.tracking_id);
-        if let Some(cg) = &self.job.cgroup {
-            cmd.arg("--cgroup").arg(cg);
-        }
-        if !self.job.landlock {
-            cmd.arg("--no-landlock");
-        }
-        let process = cmd
-            .stdin(Stdio::from(OwnedFd::from(theirs)))
-            .stdout(Stdio::null())
-            .spawn()?;
-        ours.set_nonblocking(true)?;
-        // The launcher says first whether it could enter the sandbox.
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let conn = Arc::new(Conn {
-            sock: tokio::net::UnixStream::from_std(ours)?,
-            sending: tokio::sync::Mutex::new(()),
-            pending: Mutex::new(Some(VecDeque::from([ready_tx]))),
-            process: Mutex::new(process),
-        });
-        tokio::spawn(read_answers(conn.clone()));
-        match ready_rx.await {
-            Ok(Reply::Ready) => {}
-            Ok(Reply::Failed(e)) => return Err(e),
-            Ok(Reply::Started(..)) => return Err(std::io::Error::other("launcher out of step")),
-            Err(_) => return Err(gone()),
-        }
+        let spare = self.spare.lock().map_err(|_| poisoned())?.take();
+        let conn = match spare {
+            Some(spare) => {
+                let assign = Assign {
+                    job_dir: job_dir.to_path_buf(),
+                    tracking_id: self.job.tracking_id.clone(),
+                };
+                let body = serde_json::to_vec(&assign).map_err(std::io::Error::other)?;
+                let ready = send(&spare.conn, &body, None).await?;
+                first_answer(ready, false).await?;
+                spare.conn
+            }
+            None => {
+                let mut args: Vec<&std::ffi::OsStr> = vec![
+                    "--deny".as_ref(),
+                    self.work.as_os_str(),
+                    "--job-dir".as_ref(),
+                    job_dir.as_os_str(),
+                    "--track".as_ref(),
+                    self.job.tracking_id.as_ref(),
+                ];
+                if let Some(cg) = &self.job.cgroup {
+                    args.extend(["--cgroup".as_ref(), cg.as_os_str()]);
+                }
+                if !self.job.landlock {
+                    args.push("--no-landlock".as_ref());
+                }
+                let (conn, first) = Conn::start(&self.exe, &args)?;
+                first_answer(first, false).await?;
+                conn
+            }
+        };
         *self.conn.lock().map_err(|_| poisoned())? = Some(conn.clone());
         Ok(conn)
     }
@@ -433,10 +727,22 @@ async fn request(
     let (out_r, out_w) = std::io::pipe()?;
     let (err_r, err_w) = std::io::pipe()?;
     let body = serde_json::to_vec(start).map_err(std::io::Error::other)?;
+    let rx = send(conn, &body, Some([out_w.as_fd(), err_w.as_fd()])).await?;
+    drop((out_w, err_w));
+    Ok((out_r, err_r, rx))
+}
+
+/// Sends one frame (with the step's two output pipes, if any); the
+/// launcher's reply comes on the receiver.
+async fn send(
+    conn: &Conn,
+    body: &[u8],
+    fds: Option<[BorrowedFd<'_>; 2]>,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<Reply>> {
     let len = u32::try_from(body.len())
         .map_err(|_| std::io::Error::other("frame too large"))?
         .to_le_bytes();
-    let frame = [&len[..], &body].concat();
+    let frame = [&len[..], body].concat();
     let (tx, rx) = tokio::sync::oneshot::channel();
     // The queue's order is the order of the requests on the socket.
     let _one = conn.sending.lock().await;
@@ -450,34 +756,34 @@ async fn request(
     let mut sent = 0;
     while sent < frame.len() {
         conn.sock.writable().await?;
-        let r = conn.sock.try_io(tokio::io::Interest::WRITABLE, || {
-            if sent == 0 {
-                let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
-                let mut control = SendAncillaryBuffer::new(&mut space);
-                let fds = [out_w.as_fd(), err_w.as_fd()];
-                if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-                    return Err(std::io::Error::other("too many descriptors"));
-                }
-                sendmsg(
-                    &conn.sock,
-                    &[IoSlice::new(&frame)],
-                    &mut control,
-                    SendFlags::NOSIGNAL,
-                )
-                .map_err(std::io::Error::from)
-            } else {
-                rustix::net::send(&conn.sock, &frame[sent..], SendFlags::NOSIGNAL)
+        let r = conn
+            .sock
+            .try_io(tokio::io::Interest::WRITABLE, || match fds {
+                Some(fds) if sent == 0 => {
+                    let mut space =
+                        [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(2))];
+                    let mut control = SendAncillaryBuffer::new(&mut space);
+                    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+                        return Err(std::io::Error::other("too many descriptors"));
+                    }
+                    sendmsg(
+                        &conn.sock,
+                        &[IoSlice::new(&frame)],
+                        &mut control,
+                        SendFlags::NOSIGNAL,
+                    )
                     .map_err(std::io::Error::from)
-            }
-        });
+                }
+                _ => rustix::net::send(&conn.sock, &frame[sent..], SendFlags::NOSIGNAL)
+                    .map_err(std::io::Error::from),
+            });
         match r {
             Ok(n) => sent += n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
     }
-    drop((out_w, err_w));
-    Ok((out_r, err_r, rx))
+    Ok(rx)
 }
 
 fn gone() -> std::io::Error {
@@ -534,6 +840,7 @@ fn answer_of(
         return false;
     };
     let reply = match a {
+        Answer::Standby => Reply::Standby,
         Answer::Ready => Reply::Ready,
         Answer::Failed { message, not_found } => Reply::Failed(if not_found {
             std::io::Error::new(std::io::ErrorKind::NotFound, message)
@@ -586,7 +893,9 @@ impl launchway_runner::process::Spawner for Launcher {
             let (pid, exit) = match reply.await {
                 Ok(Reply::Started(pid, exit)) => (pid, exit),
                 Ok(Reply::Failed(e)) => return Err(e),
-                Ok(Reply::Ready) => return Err(std::io::Error::other("launcher out of step")),
+                Ok(Reply::Ready | Reply::Standby) => {
+                    return Err(std::io::Error::other("launcher out of step"));
+                }
                 Err(_) => return Err(gone()),
             };
             let stdout = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(out))?;

@@ -60,13 +60,25 @@ pub async fn run(cfg: Config, stop: Cancel) {
     let cfg = Arc::new(cfg);
     let active: Arc<Mutex<HashMap<u64, usize>>> = Arc::default();
     let sources = Arc::new(tokio::sync::Mutex::new(()));
+    let spares = Arc::new(launcher::Spares::start(
+        cfg.exe.clone(),
+        cfg.work.clone(),
+        cfg.sandbox_steps,
+        cfg.tracker.clone(),
+    ));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..cfg.max_jobs.max(1) {
-        let (cfg, stop, active, sources) =
-            (cfg.clone(), stop.clone(), active.clone(), sources.clone());
-        workers.spawn(async move { worker(cfg, stop, active, sources).await });
+        let (cfg, stop, active, sources, spares) = (
+            cfg.clone(),
+            stop.clone(),
+            active.clone(),
+            sources.clone(),
+            spares.clone(),
+        );
+        workers.spawn(async move { worker(cfg, stop, active, sources, spares).await });
     }
     while workers.join_next().await.is_some() {}
+    let _ = tokio::task::spawn_blocking(move || spares.close()).await;
 }
 
 async fn worker(
@@ -74,6 +86,7 @@ async fn worker(
     stop: Cancel,
     active: Arc<Mutex<HashMap<u64, usize>>>,
     sources: Arc<tokio::sync::Mutex<()>>,
+    spares: Arc<launcher::Spares>,
 ) {
     let mut backoff = Duration::from_millis(500);
     while !stop.is_cancelled() {
@@ -96,7 +109,7 @@ async fn worker(
                 if let Ok(mut m) = active.lock() {
                     *m.entry(run).or_default() += 1;
                 }
-                execute(&cfg, a, &stop, &sources).await;
+                execute(&cfg, a, &stop, &sources, &spares).await;
                 let last = active.lock().is_ok_and(|mut m| {
                     let n = m.entry(run).or_default();
                     *n = n.saturating_sub(1);
@@ -242,6 +255,7 @@ async fn execute(
     a: Assignment,
     stopping: &Cancel,
     sources: &Arc<tokio::sync::Mutex<()>>,
+    spares: &launcher::Spares,
 ) {
     let cancel = stopping.child();
     let job = a.job;
@@ -291,9 +305,14 @@ async fn execute(
             }
         })
     };
-    let processes = cfg.tracker.job(job);
-    // Each step starts from the job's launcher, inside its sandbox; it
-    // starts while the source is prepared.
+    // Each step starts from the job's launcher, inside its sandbox: the
+    // spare one when it is ready (its cgroup becomes the job's), else one
+    // started now, while the source is prepared.
+    let spare = spares.take();
+    let processes = match &spare {
+        Some(s) => cfg.tracker.adopt(job, s.cgroup.clone()),
+        None => cfg.tracker.job(job),
+    };
     let launcher = Arc::new(launcher::Launcher::new(
         cfg.exe.clone(),
         cfg.work.clone(),
@@ -302,6 +321,7 @@ async fn execute(
             tracking_id: processes.tracking_id.clone(),
             landlock: cfg.sandbox_steps,
         },
+        spare,
     ));
     launcher.prestart(Store::new(cfg.work.clone()).job_dir(run, &key));
     let source = {

@@ -80,23 +80,32 @@ impl Tracker {
 
     /// A new job's process set.
     pub fn job(&self, id: i64) -> JobProcesses {
-        let cgroup = self.cgroup.as_ref().and_then(|base| {
-            let dir = base.join(format!("job-{id}"));
-            // What an earlier attempt left under this name goes first.
-            if dir.exists() {
-                kill_cgroup(&dir);
-            }
-            match std::fs::create_dir(&dir) {
-                Ok(()) => Some(dir),
-                Err(e) => {
-                    eprintln!("agent: job {id}: cannot create {}: {e}", dir.display());
-                    None
-                }
-            }
-        });
+        self.adopt(id, self.cgroup(&format!("job-{id}")))
+    }
+
+    /// A job's process set in a cgroup made earlier with [`Tracker::cgroup`]
+    /// (a spare launcher's).
+    pub fn adopt(&self, id: i64, cgroup: Option<PathBuf>) -> JobProcesses {
         JobProcesses {
             tracking_id: format!("{}-{id}", self.agent),
             cgroup,
+        }
+    }
+
+    /// A new empty cgroup `name` (`job-…`: what a successor's start
+    /// cleans up) in the agent's subtree; `None` without one.
+    pub fn cgroup(&self, name: &str) -> Option<PathBuf> {
+        let dir = self.cgroup.as_ref()?.join(name);
+        // What an earlier attempt left under this name goes first.
+        if dir.exists() {
+            kill_cgroup(&dir);
+        }
+        match std::fs::create_dir(&dir) {
+            Ok(()) => Some(dir),
+            Err(e) => {
+                eprintln!("agent: cannot create {}: {e}", dir.display());
+                None
+            }
         }
     }
 }

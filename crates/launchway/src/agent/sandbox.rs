@@ -88,16 +88,18 @@ impl Default for StepJob {
     }
 }
 
-/// Enters a job's sandbox, for the job's launcher: joins the job's cgroup
-/// and restricts itself to everything but `deny`, with `job_dir` (inside
-/// it) readable and writable. Returns the cgroup's `cgroup.kill`, opened
-/// before Landlock closes the cgroup tree to this process (and not
-/// inherited by the steps).
-pub fn enter(
-    deny: &[PathBuf],
-    job_dir: &Path,
-    job: &StepJob,
-) -> Result<Option<std::fs::File>, String> {
+/// A job's sandbox half entered: the launcher is in the job's cgroup and
+/// its Landlock rules are built, all but the job's own directory, which a
+/// launcher started before its job is known learns last.
+pub struct Prepared {
+    kill_all: Option<std::fs::File>,
+    rules: Option<Rules>,
+}
+
+/// Joins the job's cgroup and builds the Landlock rules that do not
+/// depend on which job it is: everything but `deny` readable, `/tmp` and
+/// `/dev` writable.
+pub fn prepare(deny: &[PathBuf], job: &StepJob) -> Result<Prepared, String> {
     use std::io::Write;
     let mut kill_all = None;
     if let Some(cg) = &job.cgroup {
@@ -106,18 +108,35 @@ pub fn enter(
             .open(cg.join("cgroup.procs"))
             .and_then(|mut f| f.write_all(b"0"))
             .map_err(|e| format!("sandbox-exec: joining {}: {e}", cg.display()))?;
+        // Opened before Landlock closes the cgroup tree to this process
+        // (and not inherited by the steps).
         kill_all = std::fs::OpenOptions::new()
             .write(true)
             .open(cg.join("cgroup.kill"))
             .ok();
     }
-    if job.landlock {
+    let rules = if job.landlock {
         let mut writable = vec![PathBuf::from("/tmp"), PathBuf::from("/dev")];
         writable.retain(|w| w.exists());
-        landlock(deny, &writable, &[job_dir.to_path_buf()], false)
-            .map_err(|e| format!("sandbox-exec: {e}"))?;
+        Some(Rules::new(deny, &writable, false).map_err(|e| format!("sandbox-exec: {e}"))?)
+    } else {
+        None
+    };
+    Ok(Prepared { kill_all, rules })
+}
+
+impl Prepared {
+    /// Grants `job_dir` (inside a denied path) and restricts this process
+    /// for good. Returns the cgroup's `cgroup.kill`, to end the job with.
+    pub fn finish(self, job_dir: &Path) -> Result<Option<std::fs::File>, String> {
+        if let Some(rules) = self.rules {
+            rules
+                .grant(&[job_dir.to_path_buf()])
+                .and_then(Rules::restrict)
+                .map_err(|e| format!("sandbox-exec: {e}"))?;
+        }
+        Ok(self.kill_all)
     }
-    Ok(kill_all)
 }
 
 /// Whether this kernel enforces Landlock (a ruleset can be created).
@@ -166,79 +185,150 @@ pub fn allowed_around(root: &Path, denied: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+/// A Landlock ruleset being built. Rules can be added until
+/// [`Rules::restrict`], so the slow part (one rule per sibling along the
+/// way to each denied path) can be done before a job is known.
+pub struct Rules {
+    created: landlock::RulesetCreated,
+    abi: ABI,
+    best_effort: bool,
+}
+
+impl Rules {
+    /// Read and execute everywhere but `denied`, write only under
+    /// `writable` (minus `denied`), no signals to processes outside (where
+    /// the kernel scopes signals). Fails closed: a kernel without Landlock
+    /// is an error unless `best_effort`.
+    pub fn new(
+        denied: &[PathBuf],
+        writable: &[PathBuf],
+        best_effort: bool,
+    ) -> Result<Rules, String> {
+        let abi = ABI::V5;
+        let denied: Vec<PathBuf> = denied
+            .iter()
+            .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()))
+            .collect();
+        let read = AccessFs::from_read(abi);
+        let all = AccessFs::from_all(abi);
+        let ruleset = Ruleset::default()
+            .set_compatibility(if best_effort {
+                CompatLevel::BestEffort
+            } else {
+                CompatLevel::HardRequirement
+            })
+            .handle_access(all)
+            .map_err(|e| format!("landlock: {e}"))?
+            // Signal and abstract-socket scoping came with ABI 6; take it
+            // when there.
+            .set_compatibility(CompatLevel::BestEffort)
+            .scope(Scope::Signal)
+            .map_err(|e| format!("landlock: {e}"))?;
+        let created = ruleset.create().map_err(|e| format!("landlock: {e}"))?;
+        let writable: Vec<PathBuf> = writable
+            .iter()
+            .map(|w| w.canonicalize().unwrap_or_else(|_| w.clone()))
+            .collect();
+        let mut rules = Rules {
+            created,
+            abi,
+            best_effort,
+        };
+        for (p, access) in plan(Path::new("/"), &denied, &writable, read, all) {
+            rules = rules.add(&p, access)?;
+        }
+        Ok(rules)
+    }
+
+    /// Adds a rule for `path` (skipped when it does not exist); a file
+    /// gets only what applies to files.
+    fn add(mut self, path: &Path, access: landlock::BitFlags<AccessFs>) -> Result<Rules, String> {
+        let Ok(fd) = PathFd::new(path) else {
+            return Ok(self);
+        };
+        // Of the descriptor just opened: no second walk of the path.
+        let is_dir = rustix::fs::fstat(&fd)
+            .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir());
+        let access = if is_dir {
+            access
+        } else {
+            access & AccessFs::from_file(self.abi)
+        };
+        self.created = self
+            .created
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(|e| format!("landlock: {}: {e}", path.display()))?;
+        Ok(self)
+    }
+
+    /// Grants each path whole, even inside a denied one (a job's own
+    /// directory).
+    pub fn grant(mut self, granted: &[PathBuf]) -> Result<Rules, String> {
+        let all = AccessFs::from_all(self.abi);
+        for g in granted {
+            let g = g.canonicalize().unwrap_or_else(|_| g.clone());
+            self = self.add(&g, all)?;
+        }
+        Ok(self)
+    }
+
+    /// Restricts this process and everything it will start, for good.
+    pub fn restrict(self) -> Result<&'static str, String> {
+        let status = self
+            .created
+            .restrict_self()
+            .map_err(|e| format!("landlock: {e}"))?;
+        match status.ruleset {
+            RulesetStatus::FullyEnforced => Ok("Landlock (fully enforced)"),
+            RulesetStatus::PartiallyEnforced => Ok("Landlock (partially enforced by this kernel)"),
+            RulesetStatus::NotEnforced if self.best_effort => {
+                Ok("none (this kernel has no Landlock)")
+            }
+            RulesetStatus::NotEnforced => Err("this kernel does not enforce Landlock".into()),
+        }
+    }
+}
+
+/// The rules under `root`: directory listings everywhere (names are not
+/// what is guarded; and a sandbox inside this one must list `root` to
+/// build its own rules), `read` everywhere but `denied`, `all` under
+/// `writable` but `denied`. One rule per path with the union of what it
+/// is given: the siblings along the way to a denied path inside a
+/// writable one (a work dir under /tmp) would otherwise come twice.
+fn plan(
+    root: &Path,
+    denied: &[PathBuf],
+    writable: &[PathBuf],
+    read: landlock::BitFlags<AccessFs>,
+    all: landlock::BitFlags<AccessFs>,
+) -> std::collections::BTreeMap<PathBuf, landlock::BitFlags<AccessFs>> {
+    let mut wanted = std::collections::BTreeMap::new();
+    wanted.insert(root.to_path_buf(), AccessFs::ReadDir.into());
+    for p in allowed_around(root, denied) {
+        *wanted.entry(p).or_default() |= read;
+    }
+    for w in writable {
+        for p in allowed_around(w, denied) {
+            *wanted.entry(p).or_default() |= all;
+        }
+    }
+    wanted
+}
+
 /// Restricts this process and everything it will start: read and execute
 /// everywhere but `denied`, write only under `writable` (minus `denied`),
-/// no signals to or `/proc` access into processes outside. Fails closed:
-/// a kernel without Landlock is an error unless `best_effort`.
+/// `granted` whole, no signals to or `/proc` access into processes
+/// outside. Fails closed: a kernel without Landlock is an error unless
+/// `best_effort`.
 pub fn landlock(
     denied: &[PathBuf],
     writable: &[PathBuf],
     granted: &[PathBuf],
     best_effort: bool,
 ) -> Result<&'static str, String> {
-    let abi = ABI::V5;
-    let denied: Vec<PathBuf> = denied
-        .iter()
-        .map(|d| d.canonicalize().unwrap_or_else(|_| d.clone()))
-        .collect();
-    let read = AccessFs::from_read(abi);
-    let all = AccessFs::from_all(abi);
-    let mut ruleset = Ruleset::default()
-        .set_compatibility(if best_effort {
-            CompatLevel::BestEffort
-        } else {
-            CompatLevel::HardRequirement
-        })
-        .handle_access(all)
-        .map_err(|e| format!("landlock: {e}"))?;
-    // Signal and abstract-socket scoping came with ABI 6; take it when there.
-    ruleset = ruleset
-        .set_compatibility(CompatLevel::BestEffort)
-        .scope(Scope::Signal)
-        .map_err(|e| format!("landlock: {e}"))?;
-    let mut created = ruleset.create().map_err(|e| format!("landlock: {e}"))?;
-    let add = |created: landlock::RulesetCreated,
-               paths: Vec<PathBuf>,
-               access: landlock::BitFlags<AccessFs>|
-     -> Result<landlock::RulesetCreated, String> {
-        let mut created = created;
-        for p in paths {
-            let Ok(fd) = PathFd::new(&p) else { continue };
-            let is_dir = std::fs::metadata(&p).is_ok_and(|m| m.is_dir());
-            let access = if is_dir {
-                access
-            } else {
-                access & AccessFs::from_file(abi)
-            };
-            created = created
-                .add_rule(PathBeneath::new(fd, access))
-                .map_err(|e| format!("landlock: {}: {e}", p.display()))?;
-        }
-        Ok(created)
-    };
-    // Directory listings everywhere (names are not what is guarded; and a
-    // sandbox inside this one must list "/" to build its own rules), file
-    // contents and execution everywhere but the denied paths.
-    created = add(created, vec![PathBuf::from("/")], AccessFs::ReadDir.into())?;
-    created = add(created, allowed_around(Path::new("/"), &denied), read)?;
-    for w in writable {
-        let w = w.canonicalize().unwrap_or_else(|_| w.clone());
-        created = add(created, allowed_around(&w, &denied), all)?;
-    }
-    // Granted whole, even inside a denied path (a job's own directory).
-    for g in granted {
-        let g = g.canonicalize().unwrap_or_else(|_| g.clone());
-        created = add(created, vec![g], all)?;
-    }
-    let status = created
-        .restrict_self()
-        .map_err(|e| format!("landlock: {e}"))?;
-    match status.ruleset {
-        RulesetStatus::FullyEnforced => Ok("Landlock (fully enforced)"),
-        RulesetStatus::PartiallyEnforced => Ok("Landlock (partially enforced by this kernel)"),
-        RulesetStatus::NotEnforced if best_effort => Ok("none (this kernel has no Landlock)"),
-        RulesetStatus::NotEnforced => Err("this kernel does not enforce Landlock".into()),
-    }
+    Rules::new(denied, writable, best_effort)?
+        .grant(granted)?
+        .restrict()
 }
 
 #[cfg(test)]
@@ -275,6 +365,44 @@ mod tests {
                 prop_assert!(granted.iter().any(|g| p.starts_with(g)), "{} not granted", p.display());
             }
         }
+    }
+
+    #[test]
+    fn one_rule_per_path_with_what_each_is_given() {
+        let d = tempfile::tempdir().unwrap();
+        for p in ["tmp/agent/runs", "tmp/other", "etc"] {
+            std::fs::create_dir_all(d.path().join(p)).unwrap();
+        }
+        std::fs::write(d.path().join("tmp/file"), "").unwrap();
+        let (read, all) = (AccessFs::from_read(ABI::V5), AccessFs::from_all(ABI::V5));
+        let denied = vec![d.path().join("tmp/agent")];
+        let got = plan(d.path(), &denied, &[d.path().join("tmp")], read, all);
+        let rel: Vec<(String, bool)> = got
+            .iter()
+            .map(|(p, a)| {
+                let name = p
+                    .strip_prefix(d.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string();
+                (name, a.contains(AccessFs::WriteFile))
+            })
+            .collect();
+        // The work dir's siblings in the writable /tmp come once, writable;
+        // /etc readable only; the denied branch not at all; the root
+        // listable only.
+        assert_eq!(
+            rel,
+            [
+                ("".to_string(), false),
+                ("etc".to_string(), false),
+                ("tmp/file".to_string(), true),
+                ("tmp/other".to_string(), true),
+            ]
+        );
+        assert_eq!(got[&d.path().to_path_buf()], AccessFs::ReadDir);
+        assert_eq!(got[&d.path().join("etc")], read);
+        assert_eq!(got[&d.path().join("tmp/other")], all);
     }
 
     #[test]
