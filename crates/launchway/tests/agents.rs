@@ -1430,10 +1430,30 @@ jobs:
     assert!(!work.join("planted").exists());
     assert!(log.contains("mine"), "{log}");
 
-    // 2. A directory made after the next spare was built: that spare is
+    // 2. A spare that died waiting (killed here, by its pid): the job
+    // starts a launcher of its own.
+    let doomed = wait_for_spare(&work);
+    assert_ne!(doomed, spare);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(doomed),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let id = dispatch(&base, &token, "spare");
+    assert_eq!(
+        wait_end(&base, &token, id),
+        "success",
+        "{}",
+        logs(&base, &token, id)
+    );
+    let log = logs(&base, &token, id);
+    assert!(log.contains("mine"), "{log}");
+    assert!(!log.contains(&format!("launcher={doomed}")), "{log}");
+
+    // 3. A directory made after the next spare was built: that spare is
     // outdated, and the job sees the directory.
     let next = wait_for_spare(&work);
-    assert_ne!(next, spare);
+    assert_ne!(next, doomed);
     std::fs::create_dir(&later).unwrap();
     std::fs::write(later.join("note.txt"), "made-after-the-spare").unwrap();
     let id = dispatch(&base, &token, "spare");
@@ -1442,7 +1462,7 @@ jobs:
     assert!(log.contains("made-after-the-spare"), "{log}");
     assert!(!log.contains(&format!("launcher={next}")), "{log}");
 
-    // 3. The agent's stop ends its spare, and the spare's cgroup goes.
+    // 4. The agent's stop ends its spare, and the spare's cgroup goes.
     let spare = wait_for_spare(&work);
     let cgroup = std::fs::read_to_string(format!("/proc/{spare}/cgroup"))
         .unwrap_or_default()

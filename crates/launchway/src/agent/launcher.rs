@@ -679,17 +679,21 @@ impl Inner {
             return Ok(c);
         }
         let spare = self.spare.lock().map_err(|_| poisoned())?.take();
-        let conn = match spare {
-            Some(spare) => {
-                let assign = Assign {
-                    job_dir: job_dir.to_path_buf(),
-                    tracking_id: self.job.tracking_id.clone(),
-                };
-                let body = serde_json::to_vec(&assign).map_err(std::io::Error::other)?;
-                let ready = send(&spare.conn, &body, None).await?;
-                first_answer(ready, false).await?;
-                spare.conn
-            }
+        let taken = match spare {
+            Some(spare) => match assign(&spare.conn, job_dir, &self.job.tracking_id).await {
+                Ok(()) => Some(spare.conn),
+                Err(e) => {
+                    // A spare that died waiting: the job starts its own.
+                    eprintln!("agent: the spare launcher failed ({e}); starting one for the job");
+                    let dead = spare.conn;
+                    tokio::task::spawn_blocking(move || dead.end());
+                    None
+                }
+            },
+            None => None,
+        };
+        let conn = match taken {
+            Some(conn) => conn,
             None => {
                 let mut args: Vec<&std::ffi::OsStr> = vec![
                     "--deny".as_ref(),
@@ -713,6 +717,17 @@ impl Inner {
         *self.conn.lock().map_err(|_| poisoned())? = Some(conn.clone());
         Ok(conn)
     }
+}
+
+/// Tells a spare launcher its job; returns once it is in the job's sandbox.
+async fn assign(conn: &Conn, job_dir: &Path, tracking_id: &str) -> std::io::Result<()> {
+    let assign = Assign {
+        job_dir: job_dir.to_path_buf(),
+        tracking_id: tracking_id.to_string(),
+    };
+    let body = serde_json::to_vec(&assign).map_err(std::io::Error::other)?;
+    let ready = send(conn, &body, None).await?;
+    first_answer(ready, false).await
 }
 
 /// Sends one start request; the launcher's reply comes on the receiver.
