@@ -119,12 +119,15 @@ fn credential_file(work: &std::path::Path) -> PathBuf {
     work.join("agent.json")
 }
 
-fn run(args: &AgentArgs) -> Result<(), String> {
+/// The agent's life; an error ends it (the sandbox's typed, the rest said
+/// as they are).
+fn run(args: &AgentArgs) -> Result<(), Box<dyn std::error::Error>> {
     if !(args.server.starts_with("http://") || args.server.starts_with("https://")) {
         return Err(format!(
             "--server {}: expected an http:// or https:// URL",
             args.server
-        ));
+        )
+        .into());
     }
     let token = if args.token_stdin {
         let mut t = String::new();

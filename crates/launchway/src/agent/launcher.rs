@@ -192,7 +192,7 @@ pub fn serve(deny: &[PathBuf], job_dir: Option<&Path>, job: &StepJob) -> Result<
         e
     };
     let mut job = job.clone();
-    let prepared = sandbox::prepare(deny, &job).map_err(fail)?;
+    let prepared = sandbox::prepare(deny, &job).map_err(|e| fail(e.to_string()))?;
     let job_dir = match job_dir {
         Some(d) => d.to_path_buf(),
         None => {
@@ -208,7 +208,7 @@ pub fn serve(deny: &[PathBuf], job_dir: Option<&Path>, job: &StepJob) -> Result<
         }
     };
     let job_dir = job_dir.as_path();
-    let kill_all = prepared.finish(job_dir).map_err(fail)?;
+    let kill_all = prepared.finish(job_dir).map_err(|e| fail(e.to_string()))?;
     answer(&writer, &Answer::Ready).map_err(|e| format!("sandbox-exec: {e}"))?;
     let running: Arc<Mutex<HashSet<u32>>> = Arc::default();
     // One thread reaps every step (they are this process's only children).

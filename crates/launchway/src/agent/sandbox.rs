@@ -13,6 +13,61 @@ use landlock::{
 };
 use std::path::{Path, PathBuf};
 
+/// Why the agent or a launcher could not be confined (each refuses to go
+/// on without its confinement).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("looking up user '{user}': {source}")]
+    LookUp { user: String, source: nix::Error },
+    #[error("no user '{0}' on this machine (create it: useradd --system {0})")]
+    NoUser(String),
+    #[error("user '{0}' is root; the agent needs an unprivileged user")]
+    RootUser(String),
+    #[error("--user {0} needs the agent to start as root")]
+    NotRoot(String),
+    #[error("{call}: {source}")]
+    Sys {
+        call: &'static str,
+        source: nix::Error,
+    },
+    #[error("could not drop root privileges for good")]
+    StillRoot,
+    #[error("the process that started this agent is gone")]
+    ParentGone,
+    #[error("sandbox-exec: joining {}: {source}", path.display())]
+    JoinCgroup {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("landlock: {0}")]
+    Landlock(#[from] landlock::RulesetError),
+    #[error("landlock: {}: {source}", path.display())]
+    Rule {
+        path: PathBuf,
+        source: landlock::RulesetError,
+    },
+    #[error("this kernel does not enforce Landlock")]
+    NotEnforced,
+}
+
+fn sys(call: &'static str) -> impl FnOnce(nix::Error) -> SandboxError {
+    move |source| SandboxError::Sys { call, source }
+}
+
+/// The unprivileged user `name`.
+fn user(name: &str) -> Result<nix::unistd::User, SandboxError> {
+    let u = nix::unistd::User::from_name(name)
+        .map_err(|source| SandboxError::LookUp {
+            user: name.to_string(),
+            source,
+        })?
+        .ok_or_else(|| SandboxError::NoUser(name.to_string()))?;
+    if u.uid.is_root() {
+        return Err(SandboxError::RootUser(name.to_string()));
+    }
+    Ok(u)
+}
+
 /// What the sandbox did, for the agent's start-up line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -21,50 +76,32 @@ pub struct Applied {
 }
 
 /// The uid and primary gid of the unprivileged `user` an agent will run as.
-pub fn lookup(user: &str) -> Result<(u32, u32), String> {
-    let u = nix::unistd::User::from_name(user)
-        .map_err(|e| format!("looking up user '{user}': {e}"))?
-        .ok_or_else(|| {
-            format!("no user '{user}' on this machine (create it: useradd --system {user})")
-        })?;
-    if u.uid.is_root() {
-        return Err(format!(
-            "user '{user}' is root; the agent needs an unprivileged user"
-        ));
-    }
+pub fn lookup(name: &str) -> Result<(u32, u32), SandboxError> {
+    let u = user(name)?;
     Ok((u.uid.as_raw(), u.gid.as_raw()))
 }
 
 /// Drops to `user` (when running as root): its uid, its primary group, no
 /// supplementary groups.
-pub fn drop_to(user: &str) -> Result<(), String> {
-    use nix::unistd::{Gid, Uid, User, setgid, setgroups, setuid};
+pub fn drop_to(name: &str) -> Result<(), SandboxError> {
+    use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
     if !Uid::effective().is_root() {
-        return Err(format!("--user {user} needs the agent to start as root"));
+        return Err(SandboxError::NotRoot(name.to_string()));
     }
-    let u = User::from_name(user)
-        .map_err(|e| format!("looking up user '{user}': {e}"))?
-        .ok_or_else(|| {
-            format!("no user '{user}' on this machine (create it: useradd --system {user})")
-        })?;
-    if u.uid.is_root() {
-        return Err(format!(
-            "user '{user}' is root; the agent needs an unprivileged user"
-        ));
-    }
-    setgroups(&[u.gid]).map_err(|e| format!("setgroups: {e}"))?;
-    setgid(u.gid).map_err(|e| format!("setgid: {e}"))?;
-    setuid(u.uid).map_err(|e| format!("setuid: {e}"))?;
+    let u = user(name)?;
+    setgroups(&[u.gid]).map_err(sys("setgroups"))?;
+    setgid(u.gid).map_err(sys("setgid"))?;
+    setuid(u.uid).map_err(sys("setuid"))?;
     if setuid(Uid::from_raw(0)).is_ok() || Gid::effective().as_raw() != u.gid.as_raw() {
-        return Err("could not drop root privileges for good".into());
+        return Err(SandboxError::StillRoot);
     }
     Ok(())
 }
 
 /// Makes this process non-dumpable: same-user processes can no longer
 /// ptrace it or read its `/proc/<pid>/{mem,environ}`.
-pub fn not_dumpable() -> Result<(), String> {
-    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("prctl(PR_SET_DUMPABLE): {e}"))
+pub fn not_dumpable() -> Result<(), SandboxError> {
+    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))
 }
 
 /// What `sandbox-exec` knows of the job its step belongs to.
@@ -99,7 +136,7 @@ pub struct Prepared {
 /// Joins the job's cgroup and builds the Landlock rules that do not
 /// depend on which job it is: everything but `deny` readable, `/tmp` and
 /// `/dev` writable.
-pub fn prepare(deny: &[PathBuf], job: &StepJob) -> Result<Prepared, String> {
+pub fn prepare(deny: &[PathBuf], job: &StepJob) -> Result<Prepared, SandboxError> {
     use std::io::Write;
     let mut kill_all = None;
     if let Some(cg) = &job.cgroup {
@@ -107,7 +144,10 @@ pub fn prepare(deny: &[PathBuf], job: &StepJob) -> Result<Prepared, String> {
             .write(true)
             .open(cg.join("cgroup.procs"))
             .and_then(|mut f| f.write_all(b"0"))
-            .map_err(|e| format!("sandbox-exec: joining {}: {e}", cg.display()))?;
+            .map_err(|source| SandboxError::JoinCgroup {
+                path: cg.clone(),
+                source,
+            })?;
         // Opened before Landlock closes the cgroup tree to this process
         // (and not inherited by the steps).
         kill_all = std::fs::OpenOptions::new()
@@ -118,7 +158,7 @@ pub fn prepare(deny: &[PathBuf], job: &StepJob) -> Result<Prepared, String> {
     let rules = if job.landlock {
         let mut writable = vec![PathBuf::from("/tmp"), PathBuf::from("/dev")];
         writable.retain(|w| w.exists());
-        Some(Rules::new(deny, &writable, false).map_err(|e| format!("sandbox-exec: {e}"))?)
+        Some(Rules::new(deny, &writable, false)?)
     } else {
         None
     };
@@ -128,12 +168,9 @@ pub fn prepare(deny: &[PathBuf], job: &StepJob) -> Result<Prepared, String> {
 impl Prepared {
     /// Grants `job_dir` (inside a denied path) and restricts this process
     /// for good. Returns the cgroup's `cgroup.kill`, to end the job with.
-    pub fn finish(self, job_dir: &Path) -> Result<Option<std::fs::File>, String> {
+    pub fn finish(self, job_dir: &Path) -> Result<Option<std::fs::File>, SandboxError> {
         if let Some(rules) = self.rules {
-            rules
-                .grant(&[job_dir.to_path_buf()])
-                .and_then(Rules::restrict)
-                .map_err(|e| format!("sandbox-exec: {e}"))?;
+            rules.grant(&[job_dir.to_path_buf()])?.restrict()?;
         }
         Ok(self.kill_all)
     }
@@ -150,12 +187,12 @@ pub fn landlock_available() -> bool {
 
 /// Asks for SIGTERM when the parent process dies; returns the parent's
 /// pid (to notice a parent that died before this call).
-pub fn exit_with_parent() -> Result<nix::unistd::Pid, String> {
+pub fn exit_with_parent() -> Result<nix::unistd::Pid, SandboxError> {
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
-        .map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
+        .map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     let parent = nix::unistd::getppid();
     if parent.as_raw() == 1 {
-        return Err("the process that started this agent is gone".into());
+        return Err(SandboxError::ParentGone);
     }
     Ok(parent)
 }
@@ -203,7 +240,7 @@ impl Rules {
         denied: &[PathBuf],
         writable: &[PathBuf],
         best_effort: bool,
-    ) -> Result<Rules, String> {
+    ) -> Result<Rules, SandboxError> {
         let abi = ABI::V5;
         let denied: Vec<PathBuf> = denied
             .iter()
@@ -217,14 +254,12 @@ impl Rules {
             } else {
                 CompatLevel::HardRequirement
             })
-            .handle_access(all)
-            .map_err(|e| format!("landlock: {e}"))?
+            .handle_access(all)?
             // Signal and abstract-socket scoping came with ABI 6; take it
             // when there.
             .set_compatibility(CompatLevel::BestEffort)
-            .scope(Scope::Signal)
-            .map_err(|e| format!("landlock: {e}"))?;
-        let created = ruleset.create().map_err(|e| format!("landlock: {e}"))?;
+            .scope(Scope::Signal)?;
+        let created = ruleset.create()?;
         let writable: Vec<PathBuf> = writable
             .iter()
             .map(|w| w.canonicalize().unwrap_or_else(|_| w.clone()))
@@ -242,7 +277,11 @@ impl Rules {
 
     /// Adds a rule for `path` (skipped when it does not exist); a file
     /// gets only what applies to files.
-    fn add(mut self, path: &Path, access: landlock::BitFlags<AccessFs>) -> Result<Rules, String> {
+    fn add(
+        mut self,
+        path: &Path,
+        access: landlock::BitFlags<AccessFs>,
+    ) -> Result<Rules, SandboxError> {
         let Ok(fd) = PathFd::new(path) else {
             return Ok(self);
         };
@@ -257,13 +296,16 @@ impl Rules {
         self.created = self
             .created
             .add_rule(PathBeneath::new(fd, access))
-            .map_err(|e| format!("landlock: {}: {e}", path.display()))?;
+            .map_err(|source| SandboxError::Rule {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(self)
     }
 
     /// Grants each path whole, even inside a denied one (a job's own
     /// directory).
-    pub fn grant(mut self, granted: &[PathBuf]) -> Result<Rules, String> {
+    pub fn grant(mut self, granted: &[PathBuf]) -> Result<Rules, SandboxError> {
         let all = AccessFs::from_all(self.abi);
         for g in granted {
             let g = g.canonicalize().unwrap_or_else(|_| g.clone());
@@ -273,18 +315,15 @@ impl Rules {
     }
 
     /// Restricts this process and everything it will start, for good.
-    pub fn restrict(self) -> Result<&'static str, String> {
-        let status = self
-            .created
-            .restrict_self()
-            .map_err(|e| format!("landlock: {e}"))?;
+    pub fn restrict(self) -> Result<&'static str, SandboxError> {
+        let status = self.created.restrict_self()?;
         match status.ruleset {
             RulesetStatus::FullyEnforced => Ok("Landlock (fully enforced)"),
             RulesetStatus::PartiallyEnforced => Ok("Landlock (partially enforced by this kernel)"),
             RulesetStatus::NotEnforced if self.best_effort => {
                 Ok("none (this kernel has no Landlock)")
             }
-            RulesetStatus::NotEnforced => Err("this kernel does not enforce Landlock".into()),
+            RulesetStatus::NotEnforced => Err(SandboxError::NotEnforced),
         }
     }
 }
@@ -325,7 +364,7 @@ pub fn landlock(
     writable: &[PathBuf],
     granted: &[PathBuf],
     best_effort: bool,
-) -> Result<&'static str, String> {
+) -> Result<&'static str, SandboxError> {
     Rules::new(denied, writable, best_effort)?
         .grant(granted)?
         .restrict()
