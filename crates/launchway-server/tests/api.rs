@@ -6,45 +6,16 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use launchway_server::api::{AppState, MAX_BODY, OPENAPI, ROUTES, router};
+use launchway_server::api::{MAX_BODY, OPENAPI, ROUTES, router};
 use launchway_server::auth::Role;
-use launchway_server::engine::{Engine, EngineConfig};
-use launchway_server::sealed::MasterKey;
-use launchway_server::store::Store;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-struct Server {
-    state: AppState,
-    admin: String,
-    _dir: tempfile::TempDir,
-}
+mod common;
+use common::Server;
 
 async fn server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display());
-    let store = Store::open(&url).await.unwrap();
-    let admin = store.bootstrap_admin().await.unwrap().unwrap();
-    assert_eq!(store.bootstrap_admin().await.unwrap(), None, "shown once");
-    let engine = Engine::new(
-        store.clone(),
-        EngineConfig {
-            data_dir: dir.path().join("server"),
-            parallel_runs: 1,
-            jobs_per_run: 2,
-            agents: Default::default(),
-            run_lease: std::time::Duration::from_secs(30),
-            instance: "api-test".into(),
-            approval_timeout: launchway_server::engine::DEFAULT_APPROVAL_TIMEOUT,
-        },
-        MasterKey::from_hex(&MasterKey::generate_hex().unwrap()).unwrap(),
-    );
-    engine.start().await.unwrap();
-    Server {
-        state: AppState::new(store, engine),
-        admin,
-        _dir: dir,
-    }
+    common::server("api-test", true).await
 }
 
 impl Server {

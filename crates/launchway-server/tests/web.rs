@@ -8,42 +8,15 @@
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use launchway_server::api::{AppState, router};
+use launchway_server::api::router;
 use launchway_server::auth::Role;
-use launchway_server::engine::{Engine, EngineConfig};
-use launchway_server::sealed::MasterKey;
-use launchway_server::store::Store;
 use tower::ServiceExt;
 
-struct Server {
-    state: AppState,
-    admin: String,
-    _dir: tempfile::TempDir,
-}
+mod common;
+use common::Server;
 
 async fn server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display());
-    let store = Store::open(&url).await.unwrap();
-    let admin = store.bootstrap_admin().await.unwrap().unwrap();
-    let engine = Engine::new(
-        store.clone(),
-        EngineConfig {
-            data_dir: dir.path().join("server"),
-            parallel_runs: 1,
-            jobs_per_run: 2,
-            agents: Default::default(),
-            run_lease: std::time::Duration::from_secs(30),
-            instance: "web-test".into(),
-            approval_timeout: launchway_server::engine::DEFAULT_APPROVAL_TIMEOUT,
-        },
-        MasterKey::from_hex(&MasterKey::generate_hex().unwrap()).unwrap(),
-    );
-    Server {
-        state: AppState::new(store, engine),
-        admin,
-        _dir: dir,
-    }
+    common::server("web-test", false).await
 }
 
 struct Reply {
