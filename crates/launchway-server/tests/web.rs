@@ -111,6 +111,18 @@ async fn sessions_csrf_and_sign_out() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.headers.get(header::SET_COOKIE).is_none());
+    // A browser that sends no Sec-Fetch-Site is told by its Origin.
+    let r = s
+        .send(
+            "POST",
+            "/login",
+            None,
+            &[("origin", "https://evil.example"), ("host", "ci.example")],
+            Some(&format!("token={}", s.admin)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
     // `next` may only be a path here.
     let r = s
         .send(

@@ -57,17 +57,100 @@ pub struct Source(String);
 impl axum::extract::FromRequestParts<AppState> for Source {
     type Rejection = WebError;
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Source, WebError> {
-        let site = parts
-            .headers
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok());
-        if matches!(site, Some("cross-site" | "same-site")) {
+        if from_another_site(&parts.headers) {
             return Err(WebError::Page(
                 StatusCode::FORBIDDEN,
                 "This form was sent from another site.".into(),
             ));
         }
         Ok(Source(crate::api::source_of(parts)))
+    }
+}
+
+/// Whether a browser says the request comes from another site's page:
+/// `Sec-Fetch-Site` where the browser sends it, else an `Origin` (sent with
+/// every cross-origin POST) that is not this server's host. A client that
+/// sends neither is no browser acting for someone else.
+fn from_another_site(headers: &axum::http::HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.to_str(), Ok("same-origin" | "none"));
+    }
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return false;
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    // `null` (an opaque origin) has no host: refused.
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest);
+    match (origin_host, host) {
+        (Some(o), Some(h)) => !o.eq_ignore_ascii_case(h),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_another_site;
+    use axum::http::HeaderMap;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap_or_else(|_| unreachable!()));
+        }
+        h
+    }
+
+    #[test]
+    fn another_sites_form_is_told_apart() {
+        for (pairs, refused) in [
+            (vec![], false),
+            (vec![("sec-fetch-site", "same-origin")], false),
+            (vec![("sec-fetch-site", "none")], false),
+            (vec![("sec-fetch-site", "cross-site")], true),
+            (vec![("sec-fetch-site", "same-site")], true),
+            // Sec-Fetch-Site decides when there.
+            (
+                vec![
+                    ("sec-fetch-site", "same-origin"),
+                    ("origin", "https://ci.example"),
+                    ("host", "ci.example"),
+                ],
+                false,
+            ),
+            // Browsers without it: the Origin against the Host.
+            (
+                vec![
+                    ("origin", "https://ci.example:8080"),
+                    ("host", "ci.example:8080"),
+                ],
+                false,
+            ),
+            (
+                vec![("origin", "https://CI.example"), ("host", "ci.example")],
+                false,
+            ),
+            (
+                vec![("origin", "https://evil.example"), ("host", "ci.example")],
+                true,
+            ),
+            (
+                vec![
+                    ("origin", "https://ci.example.evil.example"),
+                    ("host", "ci.example"),
+                ],
+                true,
+            ),
+            (vec![("origin", "null"), ("host", "ci.example")], true),
+            (vec![("origin", "https://ci.example")], true),
+        ] {
+            assert_eq!(from_another_site(&headers(&pairs)), refused, "{pairs:?}");
+        }
     }
 }
 
