@@ -9,12 +9,16 @@
 #     `launchway run` (in-process). Target: within 1.2x.
 #  3. Throughput: 4 agents (one job at a time each), one run of 200
 #     one-step jobs: jobs/s, and the server's CPU time per job.
-# Needs git, python3. Usage: bench/agents.sh   (builds the release binary)
+# Needs git, python3. Usage: bench/agents.sh   (builds the release binary;
+# LW=path/to/launchway bench/agents.sh runs that one instead, to compare builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-cargo build --release -q -p launchway
-export LW="$ROOT/target/release/launchway"
+if [ -z "${LW:-}" ]; then
+  cargo build --release -q -p launchway
+  LW="$ROOT/target/release/launchway"
+fi
+export LW
 WORK=$(mktemp -d)
 chmod 755 "$WORK"   # a root server's agent runs as another user, and lists its way to shared/
 export WORK

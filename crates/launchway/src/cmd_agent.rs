@@ -97,7 +97,7 @@ pub fn sandbox_exec_fast(args: &[std::ffi::OsString]) -> u8 {
         return 2;
     }
     match agent::launcher::serve(&deny, job_dir.as_deref(), &job) {
-        Ok(code) => code,
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("{e}");
             127

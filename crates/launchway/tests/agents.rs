@@ -1321,36 +1321,61 @@ fn spares_of(work: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// The one spare launcher of the agent working in `work`, once it has
-/// been waiting a moment (its rules built).
-fn wait_for_spare(work: &Path) -> i32 {
+/// The `n` spare launchers of the agent working in `work`, once they have
+/// been waiting a moment (their rules built).
+fn wait_for_spares(work: &Path, n: usize) -> Vec<i32> {
     let start = Instant::now();
     loop {
-        if let [pid] = spares_of(work)[..] {
+        let mut now = spares_of(work);
+        if now.len() == n {
             std::thread::sleep(Duration::from_millis(700));
-            if spares_of(work) == [pid] {
-                return pid;
+            let mut later = spares_of(work);
+            now.sort_unstable();
+            later.sort_unstable();
+            if later == now {
+                return now;
             }
         }
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "no spare launcher for {}",
-            work.display()
+            "not {n} spare launchers for {}: {:?}",
+            work.display(),
+            spares_of(work)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// An agent keeps a launcher ready before it has a job (its cgroup joined
-/// and its Landlock rules built, so a job's first step does not wait for
-/// them). A job given that spare is confined as one given a launcher of
-/// its own: the agent's credential and the work dir stay out of reach. A
-/// directory made beside the work dir after the spare was built — which
-/// its rules do not cover — is seen by the next job all the same (an
-/// outdated spare is not used). The agent's stop takes its spare and the
-/// spare's cgroup with it.
+/// How many of a log's lines are `text`, as a step printed it.
+fn printed(log: &str, text: &str) -> usize {
+    log.lines()
+        .filter(|l| l.rsplit_once(" | ").is_some_and(|(_, t)| t == text))
+        .count()
+}
+
+/// The launchers a run's jobs ran on, from their `launcher=PID standby=…`
+/// lines: (pid, whether it had been a spare).
+fn launchers(log: &str) -> Vec<(i32, bool)> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("launcher=")? + "launcher=".len()..];
+            let (pid, rest) = rest.split_once(' ')?;
+            Some((pid.parse().ok()?, rest.contains("--standby")))
+        })
+        .collect()
+}
+
+/// An agent keeps a launcher ready before it has a job — one per job it
+/// can run at once — with its cgroup joined and its Landlock rules built,
+/// so a job's first step does not wait for them. A job given a spare is
+/// confined as one given a launcher of its own: the agent's credential and
+/// the work dir stay out of reach. Spares that died waiting, or that were
+/// built before a directory appeared beside the work dir (which their
+/// rules do not cover), are not used: the jobs start launchers of their
+/// own and see the directory. The agent's stop takes its spares and their
+/// cgroups with it.
 #[test]
-fn a_spare_launcher_confines_its_job_stays_current_and_ends_with_the_agent() {
+fn spare_launchers_confine_their_jobs_stay_current_and_end_with_the_agent() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("agent");
     let later = tmp.path().join("later");
@@ -1361,10 +1386,13 @@ fn a_spare_launcher_confines_its_job_stays_current_and_ends_with_the_agent() {
             r#"on: workflow_dispatch
 jobs:
   probe:
+    strategy:
+      matrix:
+        n: [1, 2, 3]
     runs-on: linux
     steps:
       - run: |
-          echo "launcher=$PPID"
+          echo "launcher=$PPID standby=$(tr '\0' ' ' < /proc/$PPID/cmdline | grep -o -- --standby)"
           cat {work}/agent.json 2>&1 | head -c 200 || true
           echo intruder > {work}/planted 2>&1 || echo "work dir not writable"
           echo mine > "$RUNNER_TEMP/own" && cat "$RUNNER_TEMP/own"
@@ -1394,6 +1422,7 @@ jobs:
         .find(|w| w.starts_with("lwr_"))
         .unwrap()
         .to_string();
+    // --max-jobs 3: three spares.
     let mut agent = start_agent(&base, &registration, "spare-box", "linux", &work);
     let credential = {
         let start = Instant::now();
@@ -1413,62 +1442,76 @@ jobs:
         .unwrap()
         .to_string();
 
-    // 1. The job runs on the spare, confined.
-    let spare = wait_for_spare(&work);
+    // 1. Three jobs at once, each on a spare of its own, confined.
+    wait_for_spares(&work, 3);
     let id = dispatch(&base, &token, "spare");
     assert_eq!(wait_end(&base, &token, id), "success");
     let log = logs(&base, &token, id);
+    let ran_on = launchers(&log);
+    assert_eq!(ran_on.len(), 3, "{log}");
     assert!(
-        log.contains(&format!("launcher={spare}")),
-        "the job did not run on the spare launcher {spare}:\n{log}"
+        ran_on.iter().all(|(_, spare)| *spare),
+        "a job did not run on a spare launcher:\n{log}"
     );
+    let mut pids: Vec<i32> = ran_on.iter().map(|(p, _)| *p).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 3, "two jobs shared a launcher:\n{log}");
     assert!(
         !log.contains(&lwa),
-        "the job read the agent's credential:\n{log}"
+        "a job read the agent's credential:\n{log}"
     );
-    assert!(log.contains("work dir not writable"), "{log}");
+    assert_eq!(printed(&log, "work dir not writable"), 3, "{log}");
     assert!(!work.join("planted").exists());
-    assert!(log.contains("mine"), "{log}");
+    assert_eq!(printed(&log, "mine"), 3, "{log}");
 
-    // 2. A spare that died waiting (killed here, by its pid): the job
-    // starts a launcher of its own.
-    let doomed = wait_for_spare(&work);
-    assert_ne!(doomed, spare);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(doomed),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    // 2. Spares that died waiting (killed here, by their pids): the jobs
+    // start launchers of their own.
+    let doomed = wait_for_spares(&work, 3);
+    for pid in &doomed {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
     let id = dispatch(&base, &token, "spare");
-    assert_eq!(
-        wait_end(&base, &token, id),
-        "success",
-        "{}",
-        logs(&base, &token, id)
-    );
+    let end = wait_end(&base, &token, id);
     let log = logs(&base, &token, id);
-    assert!(log.contains("mine"), "{log}");
-    assert!(!log.contains(&format!("launcher={doomed}")), "{log}");
+    assert_eq!(end, "success", "{log}");
+    assert_eq!(printed(&log, "mine"), 3, "{log}");
+    for (pid, _) in launchers(&log) {
+        assert!(!doomed.contains(&pid), "a job ran on a dead spare:\n{log}");
+    }
 
-    // 3. A directory made after the next spare was built: that spare is
-    // outdated, and the job sees the directory.
-    let next = wait_for_spare(&work);
-    assert_ne!(next, doomed);
+    // 3. A directory made after the spares were built: they are
+    // outdated, and the jobs see the directory.
+    let outdated = wait_for_spares(&work, 3);
     std::fs::create_dir(&later).unwrap();
     std::fs::write(later.join("note.txt"), "made-after-the-spare").unwrap();
     let id = dispatch(&base, &token, "spare");
     assert_eq!(wait_end(&base, &token, id), "success");
     let log = logs(&base, &token, id);
-    assert!(log.contains("made-after-the-spare"), "{log}");
-    assert!(!log.contains(&format!("launcher={next}")), "{log}");
+    assert_eq!(printed(&log, "made-after-the-spare"), 3, "{log}");
+    for (pid, _) in launchers(&log) {
+        assert!(
+            !outdated.contains(&pid),
+            "a job ran on an outdated spare:\n{log}"
+        );
+    }
 
-    // 4. The agent's stop ends its spare, and the spare's cgroup goes.
-    let spare = wait_for_spare(&work);
-    let cgroup = std::fs::read_to_string(format!("/proc/{spare}/cgroup"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
-        .filter(|p| p.contains("job-spare-"));
+    // 4. The agent's stop ends its spares, and their cgroups go.
+    let spares = wait_for_spares(&work, 3);
+    let cgroups: Vec<String> = spares
+        .iter()
+        .filter_map(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+                .filter(|p| p.contains("job-spare-"))
+        })
+        .collect();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(agent.0.id()).unwrap()),
         nix::sys::signal::Signal::SIGTERM,
@@ -1476,8 +1519,10 @@ jobs:
     .unwrap();
     let status = agent.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
-    assert!(!alive(spare), "the spare launcher outlived its agent");
-    if let Some(cg) = cgroup {
+    for pid in spares {
+        assert!(!alive(pid), "a spare launcher outlived its agent");
+    }
+    if !cgroups.is_empty() {
         let mount = std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
             .lines()
@@ -1487,7 +1532,9 @@ jobs:
                     .then(|| left.split_whitespace().nth(4).map(str::to_string))?
             })
             .unwrap();
-        let path = Path::new(&mount).join(cg.trim_start_matches('/'));
-        assert!(!path.exists(), "{} was left behind", path.display());
+        for cg in cgroups {
+            let path = Path::new(&mount).join(cg.trim_start_matches('/'));
+            assert!(!path.exists(), "{} was left behind", path.display());
+        }
     }
 }

@@ -40,9 +40,10 @@ fn first_start_token_auth_and_restart_after_sigkill() {
 
 #[test]
 fn admin_commands_manage_users_and_tokens_for_a_running_server() {
-    let data = tempfile::tempdir().unwrap();
-    let (_server, base, _) = start(data.path());
-    let d = data.path();
+    // A folder of its own: the local agent works beside it.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = &tmp.path().join("data");
+    let (_server, base, _) = start(d);
     let (ok, out, _) = admin(d, &["user", "add", "ana", "--role", "deployer"]);
     assert!(ok && out.contains("added user 'ana' (deployer)"), "{out}");
     let (ok, _, err) = admin(d, &["user", "add", "ana"]);

@@ -171,45 +171,43 @@ fn reap(writer: &Mutex<UnixStream>, running: &Mutex<HashSet<u32>>) {
 /// cgroup and builds its rules, says [`Answer::Standby`] and waits to be
 /// told its job. Returns when the agent closes the socket (or dies),
 /// after killing everything the job started.
-pub fn serve(deny: &[PathBuf], job_dir: Option<&Path>, job: &StepJob) -> Result<u8, String> {
+pub fn serve(deny: &[PathBuf], job_dir: Option<&Path>, job: &StepJob) -> Result<(), ServeError> {
     let ctl = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
         .map(UnixStream::from)
-        .map_err(|e| format!("sandbox-exec: standard input: {e}"))?;
-    let writer = Arc::new(Mutex::new(
-        ctl.try_clone()
-            .map_err(|e| format!("sandbox-exec: standard input: {e}"))?,
-    ));
-    let fail = |e: String| {
+        .map_err(ServeError::Control)?;
+    let writer = Arc::new(Mutex::new(ctl.try_clone().map_err(ServeError::Control)?));
+    // The agent learns why before the launcher exits.
+    let fail = |e: ServeError| {
         let _ = answer(
             &writer,
             &Answer::Failed {
-                message: e.clone(),
+                message: e.to_string(),
                 not_found: false,
             },
         );
         e
     };
     let mut job = job.clone();
-    let prepared = sandbox::prepare(deny, &job).map_err(|e| fail(e.to_string()))?;
+    let prepared = sandbox::prepare(deny, &job).map_err(|e| fail(e.into()))?;
     let job_dir = match job_dir {
         Some(d) => d.to_path_buf(),
         None => {
-            answer(&writer, &Answer::Standby).map_err(|e| format!("sandbox-exec: {e}"))?;
+            answer(&writer, &Answer::Standby).map_err(ServeError::Control)?;
             // Nothing to do when the agent lets its spare go unused.
             let Ok(Some((body, _))) = recv_frame(&ctl) else {
-                return Ok(0);
+                return Ok(());
             };
-            let assign: Assign = serde_json::from_slice(&body)
-                .map_err(|e| fail(format!("sandbox-exec: not a job: {e}")))?;
+            let assign: Assign =
+                serde_json::from_slice(&body).map_err(|e| fail(ServeError::NotAJob(e)))?;
             job.tracking_id = assign.tracking_id;
             assign.job_dir
         }
     };
     let job_dir = job_dir.as_path();
-    let kill_all = prepared.finish(job_dir).map_err(|e| fail(e.to_string()))?;
-    answer(&writer, &Answer::Ready).map_err(|e| format!("sandbox-exec: {e}"))?;
+    let kill_all = prepared.finish(job_dir).map_err(|e| fail(e.into()))?;
+    answer(&writer, &Answer::Ready).map_err(ServeError::Control)?;
     let running: Arc<Mutex<HashSet<u32>>> = Arc::default();
     // One thread reaps every step (they are this process's only children).
     let reaper = {
@@ -296,7 +294,21 @@ pub fn serve(deny: &[PathBuf], job_dir: Option<&Path>, job: &StepJob) -> Result<
         }
         None => {}
     }
-    Ok(0)
+    Ok(())
+}
+
+/// Why a launcher stopped before serving its job.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Its socket to the agent (standard input) failed.
+    #[error("sandbox-exec: the agent's socket: {0}")]
+    Control(std::io::Error),
+    /// It could not enter the job's sandbox.
+    #[error(transparent)]
+    Sandbox(#[from] sandbox::SandboxError),
+    /// A spare was told something that is not a job.
+    #[error("sandbox-exec: not a job: {0}")]
+    NotAJob(serde_json::Error),
 }
 
 /// What one request got back.
@@ -431,6 +443,12 @@ impl Listings {
 }
 
 impl Spare {
+    /// Whether a job can have it: its launcher still answers, and the
+    /// directories its rules came from are unchanged.
+    fn usable(&self, work: &Path) -> bool {
+        self.conn.pending.lock().is_ok_and(|p| p.is_some()) && self.listings.still(work)
+    }
+
     /// Ends an unused spare and removes its cgroup. Blocks.
     fn discard(self) {
         self.conn.end();
@@ -443,8 +461,12 @@ impl Spare {
 /// How often an idle agent looks whether its spare is still current.
 const SPARE_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The agent's spare launcher: one kept ready, another started as soon as
-/// one is taken.
+/// Most spares an agent keeps, whatever its `--max-jobs`: each is an idle
+/// process and a cgroup.
+const MAX_SPARES: usize = 4;
+
+/// The agent's spare launchers: one kept ready per job it can run at once
+/// (up to [`MAX_SPARES`]), another started as soon as one is taken.
 pub struct Spares {
     inner: Arc<SparesInner>,
 }
@@ -454,7 +476,9 @@ struct SparesInner {
     work: PathBuf,
     landlock: bool,
     tracker: procs::Tracker,
-    slot: Mutex<Option<Spare>>,
+    /// How many to keep ready.
+    want: usize,
+    ready: Mutex<Vec<Spare>>,
     /// A spare is being started.
     filling: std::sync::atomic::AtomicBool,
     closed: std::sync::atomic::AtomicBool,
@@ -462,16 +486,23 @@ struct SparesInner {
 }
 
 impl Spares {
-    /// Starts the first spare and a task that replaces one grown old.
-    /// Call on the runtime.
-    pub fn start(exe: PathBuf, work: PathBuf, landlock: bool, tracker: procs::Tracker) -> Spares {
+    /// Starts the spares for an agent that runs up to `slots` jobs at
+    /// once, and a task that replaces those grown old. Call on the runtime.
+    pub fn start(
+        exe: PathBuf,
+        work: PathBuf,
+        landlock: bool,
+        tracker: procs::Tracker,
+        slots: usize,
+    ) -> Spares {
         let spares = Spares {
             inner: Arc::new(SparesInner {
                 exe,
                 work,
                 landlock,
                 tracker,
-                slot: Mutex::new(None),
+                want: slots.clamp(1, MAX_SPARES),
+                ready: Mutex::new(Vec::new()),
                 filling: false.into(),
                 closed: false.into(),
                 next: 0.into(),
@@ -486,40 +517,47 @@ impl Spares {
                 if inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
                     return;
                 }
-                // An outdated spare is replaced before a job wants it.
-                let old = inner
-                    .slot
-                    .lock()
-                    .ok()
-                    .and_then(|mut s| s.take_if(|sp| !sp.listings.still(&inner.work)));
-                if let Some(old) = old {
-                    tokio::task::spawn_blocking(move || old.discard());
-                }
-                Spares { inner }.fill();
+                // Outdated or dead spares are replaced before a job
+                // wants one.
+                let spares = Spares { inner };
+                spares.discard(spares.outdated());
+                spares.fill();
             }
         });
         spares
     }
 
-    /// The spare, if one is ready and current; another starts at once.
+    /// A spare, if one is ready and current; another starts at once.
     pub fn take(&self) -> Option<Spare> {
-        let spare = self.inner.slot.lock().ok().and_then(|mut s| s.take());
-        let spare = match spare {
-            Some(s) if !s.listings.still(&self.inner.work) => {
-                tokio::task::spawn_blocking(move || s.discard());
-                None
-            }
-            s => s,
-        };
+        self.discard(self.outdated());
+        let spare = self.inner.ready.lock().ok().and_then(|mut r| r.pop());
         self.fill();
         spare
     }
 
-    /// Starts a spare unless one is being started (one at a time).
+    /// Takes the spares grown old (or whose launcher died) out of the
+    /// ready ones.
+    fn outdated(&self) -> Vec<Spare> {
+        let work = &self.inner.work;
+        self.inner
+            .ready
+            .lock()
+            .map(|mut r| r.extract_if(.., |s| !s.usable(work)).collect())
+            .unwrap_or_default()
+    }
+
+    fn discard(&self, spares: Vec<Spare>) {
+        if !spares.is_empty() {
+            tokio::task::spawn_blocking(move || spares.into_iter().for_each(Spare::discard));
+        }
+    }
+
+    /// Starts a spare unless enough are ready or one is being started
+    /// (one at a time: each then starts the next).
     fn fill(&self) {
         use std::sync::atomic::Ordering::SeqCst;
         let inner = self.inner.clone();
-        let full = inner.slot.lock().map_or(true, |s| s.is_some());
+        let full = inner.ready.lock().map_or(true, |r| r.len() >= inner.want);
         if full || inner.closed.load(SeqCst) || inner.filling.swap(true, SeqCst) {
             return;
         }
@@ -573,28 +611,35 @@ impl Spares {
                     return;
                 }
             };
-            let unused = match inner.slot.lock() {
-                Ok(mut slot) if slot.is_none() && !inner.closed.load(SeqCst) => {
-                    *slot = Some(spare);
+            let unused = match inner.ready.lock() {
+                Ok(mut ready) if ready.len() < inner.want && !inner.closed.load(SeqCst) => {
+                    ready.push(spare);
                     None
                 }
                 _ => Some(spare),
             };
             inner.filling.store(false, SeqCst);
-            if let Some(s) = unused {
-                tokio::task::spawn_blocking(move || s.discard());
+            match unused {
+                Some(s) => {
+                    tokio::task::spawn_blocking(move || s.discard());
+                }
+                None => Spares { inner }.fill(),
             }
         });
     }
 
-    /// Ends the spare (the agent stops). Blocks.
+    /// Ends the spares (the agent stops). Blocks.
     pub fn close(&self) {
         self.inner
             .closed
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(s) = self.inner.slot.lock().ok().and_then(|mut s| s.take()) {
-            s.discard();
-        }
+        let ready = self
+            .inner
+            .ready
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        ready.into_iter().for_each(Spare::discard);
     }
 }
 

@@ -65,6 +65,7 @@ pub async fn run(cfg: Config, stop: Cancel) {
         cfg.work.clone(),
         cfg.sandbox_steps,
         cfg.tracker.clone(),
+        cfg.max_jobs,
     ));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..cfg.max_jobs.max(1) {

@@ -67,6 +67,10 @@ pub fn start_with_env(
     // The local agent works beside the data dir; when the tests run as
     // root it runs as another user, who must be able to pass through.
     let parent = data.parent().unwrap();
+    assert!(
+        parent != std::env::temp_dir(),
+        "give the server a data dir inside a temp dir of its own: its local agent works beside it"
+    );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(parent).unwrap().permissions().mode();
     std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o755)).unwrap();
