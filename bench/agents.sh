@@ -2,7 +2,8 @@
 # Agent benchmarks (issue 10):
 #  1. Trigger to first step through the server's local agent: POST dispatch
 #     until the first step's process runs (20 runs on an idle server;
-#     median and max). Target: median under 100 ms.
+#     median and max). Target: median under 100 ms. Then a run of two
+#     jobs at once (the local agent has two job slots): until both run.
 #  2. Per-step overhead: one job of 100 `run: "true"` steps (and the same
 #     job with one step, for the marginal cost per step), the job's
 #     duration through an agent (each step in its job's Landlock sandbox) vs
@@ -44,6 +45,7 @@ repo = os.path.join(WORK, "repo")
 git_repo(repo, {
     ".github/workflows/first.yml": f"on: workflow_dispatch\njobs:\n  one:\n    runs-on: linux\n    steps: [{{run: \"date +%s.%N >> {shared}/started.txt\"}}]\n",
     ".github/workflows/steps.yml": f"on: [push, workflow_dispatch]\njobs:\n  many:\n    runs-on: linux\n    steps:\n{steps}\n",
+    ".github/workflows/pair.yml": f"on: workflow_dispatch\njobs:\n  two:\n    runs-on: linux\n    strategy: {{matrix: {{i: [1, 2]}}}}\n    steps: [{{run: \"date +%s.%N >> {shared}/pair.txt\"}}]\n",
     ".github/workflows/single.yml": "on: [push, workflow_dispatch]\njobs:\n  many:\n    runs-on: linux\n    steps:\n      - run: \"true\"\n",
     ".github/workflows/wide.yml": f"on: workflow_dispatch\njobs:\n  shard:\n    runs-on: linux\n    strategy: {{matrix: {{i: [{matrix}]}}}}\n    steps: [{{run: \"true\"}}]\n",
 })
@@ -95,6 +97,19 @@ for _ in range(20):
     lines = open(f"{shared}/started.txt").read().split()
     lat.append((float(lines[n0]) - t0) * 1000)
 print(f"trigger to first step via the local agent: median {statistics.median(lat):.1f} ms, max {max(lat):.1f} ms (20 runs)")
+# Two jobs at once on the local agent (two job slots): until both first
+# steps run.
+open(f"{shared}/pair.txt", "w").close(); os.chmod(f"{shared}/pair.txt", 0o666)
+lat2 = []
+for _ in range(20):
+    n0 = sum(1 for _ in open(f"{shared}/pair.txt"))
+    t0 = time.time()
+    rid = api(base, token, "POST", "/api/repos/bench/dispatch", {"workflow": ".github/workflows/pair.yml"})["id"]
+    r = wait(base, token, rid)
+    assert r["status"] == "success", r
+    lines = open(f"{shared}/pair.txt").read().split()
+    lat2.append((max(float(x) for x in lines[n0:n0 + 2]) - t0) * 1000)
+print(f"two jobs at once, trigger to both first steps: median {statistics.median(lat2):.1f} ms, max {max(lat2):.1f} ms (20 runs)")
 # Agent and local runs alternate, so that whatever else the machine does
 # weighs on both alike; the ratio is taken per round (7 rounds). Per step
 # is the marginal cost: (a 100-step job - the same job with 1 step) / 99,
