@@ -9,6 +9,7 @@ use super::{Web, WebError, badge, notice, page, redirect_with};
 use crate::api::AppState;
 use crate::api::environments::{self as api, ChangeBody, ChangesQuery, DecisionBody};
 use crate::auth::Role;
+use crate::environments::ENV_DIR;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -217,7 +218,7 @@ pub async fn show(
                             }
                         }
                     }
-                    p.hint { "Each is a commit to " code { "configs/environments/" (env) ".yaml" } " on the tracked branch; where reviewers are required it becomes a change request." }
+                    p.hint { "Each is a commit to " code { (ENV_DIR) "/" (env) ".yaml" } " on the tracked branch; where reviewers are required it becomes a change request." }
                 }
                 @if let Some(p) = preview {
                     h3 { "Roll back" }
@@ -226,7 +227,7 @@ pub async fn show(
                             @if diff.is_empty() {
                                 p { "Nothing to roll back to: the previous revision configures the same." }
                             } @else {
-                                p { "Rolling back to the previous revision commits this change to " code { "configs/environments/" (env) ".yaml" } ":" }
+                                p { "Rolling back to the previous revision commits this change to " code { (ENV_DIR) "/" (env) ".yaml" } ":" }
                                 table.diff {
                                     thead { tr { th scope="col" { "Key" } th scope="col" { "Now" } th scope="col" { "After" } } }
                                     tbody { @for d in diff { tr { td { code { (d.path) } } td { (d.left.as_deref().unwrap_or("—")) } td { (d.right.as_deref().unwrap_or("—")) } } } }

@@ -152,12 +152,38 @@ fn own_cgroup() -> Option<String> {
         .map(str::to_string)
 }
 
+/// Why the agent has no cgroup subtree of its own (it then tracks its
+/// jobs' processes by their environment).
+#[derive(Debug, thiserror::Error)]
+enum CgroupError {
+    #[error("no cgroup v2 mounted")]
+    NoCgroup2,
+    #[error("this process is in no cgroup v2")]
+    NotInCgroup2,
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot move the agent into {}: {source}", path.display())]
+    Join {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot hand {} to uid {uid}: {source}", path.display())]
+    Hand {
+        path: PathBuf,
+        uid: u32,
+        source: std::io::Error,
+    },
+}
+
 /// Creates `<own cgroup>/launchway-<agent>`, kills the jobs a predecessor
 /// left in it, and moves this process into its `agent` leaf (so that the
 /// job cgroups and the agent share an ancestor it may write to).
-fn own_subtree(agent: &str, owner: Option<(u32, u32)>) -> Result<PathBuf, String> {
-    let mount = cgroup2_mount().ok_or("no cgroup v2 mounted")?;
-    let own = own_cgroup().ok_or("this process is in no cgroup v2")?;
+fn own_subtree(agent: &str, owner: Option<(u32, u32)>) -> Result<PathBuf, CgroupError> {
+    let mount = cgroup2_mount().ok_or(CgroupError::NoCgroup2)?;
+    let own = own_cgroup().ok_or(CgroupError::NotInCgroup2)?;
     let mut parent = mount.clone();
     for part in own.split('/').filter(|p| !p.is_empty()) {
         parent.push(part);
@@ -185,7 +211,10 @@ fn own_subtree(agent: &str, owner: Option<(u32, u32)>) -> Result<PathBuf, String
         }
     }
     if !base.join("cgroup.procs").exists() {
-        std::fs::create_dir(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
+        std::fs::create_dir(&base).map_err(|source| CgroupError::Create {
+            path: base.clone(),
+            source,
+        })?;
     }
     if let Ok(rd) = std::fs::read_dir(&base) {
         for e in rd.flatten() {
@@ -196,10 +225,15 @@ fn own_subtree(agent: &str, owner: Option<(u32, u32)>) -> Result<PathBuf, String
     }
     let leaf = base.join("agent");
     if !leaf.join("cgroup.procs").exists() {
-        std::fs::create_dir(&leaf).map_err(|e| format!("cannot create {}: {e}", leaf.display()))?;
+        std::fs::create_dir(&leaf).map_err(|source| CgroupError::Create {
+            path: leaf.clone(),
+            source,
+        })?;
     }
-    write_file(&leaf.join("cgroup.procs"), "0")
-        .map_err(|e| format!("cannot move the agent into {}: {e}", leaf.display()))?;
+    write_file(&leaf.join("cgroup.procs"), "0").map_err(|source| CgroupError::Join {
+        path: leaf.clone(),
+        source,
+    })?;
     if let Some((uid, gid)) = owner {
         // Delegated as systemd does: the directory and the files that
         // create and move (the common ancestor's `cgroup.procs`).
@@ -210,8 +244,13 @@ fn own_subtree(agent: &str, owner: Option<(u32, u32)>) -> Result<PathBuf, String
             leaf.clone(),
             leaf.join("cgroup.procs"),
         ] {
-            std::os::unix::fs::chown(&p, Some(uid), Some(gid))
-                .map_err(|e| format!("cannot hand {} to uid {uid}: {e}", p.display()))?;
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid)).map_err(|source| {
+                CgroupError::Hand {
+                    path: p.clone(),
+                    uid,
+                    source,
+                }
+            })?;
         }
     }
     Ok(base)
