@@ -969,3 +969,36 @@ impl launchway_runner::process::Spawner for Launcher {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Listings;
+    use std::time::Duration;
+
+    /// A spare's listings go stale when an entry appears or goes in a
+    /// directory above the work dir, not when the work dir itself changes
+    /// (its contents are the jobs', granted when a job is assigned).
+    #[test]
+    fn listings_follow_the_work_dirs_parents_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("host").join("agent");
+        std::fs::create_dir_all(&work).unwrap();
+        // Listed only once a change within the same clock tick would show.
+        std::thread::sleep(Duration::from_millis(60));
+        let listed = Listings::now(&work).unwrap();
+        assert!(listed.still(&work));
+        std::fs::create_dir(work.join("runs")).unwrap();
+        assert!(
+            listed.still(&work),
+            "the work dir's own entries do not count"
+        );
+        std::fs::create_dir(tmp.path().join("host").join("beside")).unwrap();
+        assert!(!listed.still(&work));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!listed.still(&work), "a new entry beside the work dir");
+        let relisted = Listings::now(&work).unwrap();
+        std::fs::remove_dir(tmp.path().join("host").join("beside")).unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!relisted.still(&work), "an entry gone above the work dir");
+    }
+}
