@@ -257,3 +257,18 @@ pub fn encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Prints a JSON answer for `--json`.
+pub(crate) fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+pub(crate) fn done(r: Result<(), String>) -> u8 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! secret or a vulnerable pin (`launchway scan --staged`).
 
 use crate::client::ServerOpts;
-use crate::cmd_remote::done;
+use crate::client::done;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,10 @@
 //! `launchway runs` and `launchway logs`: reading run records back.
 
+use crate::client::{Client, encode, print_json};
 use clap::Args;
 use launchway_runner::record::RunRecord;
 use launchway_runner::store::Store;
+use serde_json::Value;
 
 #[derive(Args)]
 pub struct RunsArgs {
@@ -65,8 +67,8 @@ pub fn remote_runs(args: &RunsArgs, server: &crate::client::ServerOpts) -> Optio
         }
     };
     let r = match &args.cmd {
-        Some(RunsCmd::Show { run, json }) => crate::cmd_remote::show(&client, *run, *json),
-        None => crate::cmd_remote::runs(
+        Some(RunsCmd::Show { run, json }) => server_show(&client, *run, *json),
+        None => server_runs(
             &client,
             args.repo.as_deref(),
             args.status.as_deref(),
@@ -95,11 +97,10 @@ pub fn remote_logs(args: &LogsArgs, server: &crate::client::ServerOpts) -> Optio
         }
     };
     Some(
-        crate::cmd_remote::logs(&client, args.run, args.job.as_deref(), args.follow)
-            .unwrap_or_else(|e| {
-                eprintln!("error: {e}");
-                1
-            }),
+        server_logs(&client, args.run, args.job.as_deref(), args.follow).unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            1
+        }),
     )
 }
 
@@ -259,4 +260,124 @@ pub fn logs(args: &LogsArgs, store: &Store) -> u8 {
         }
     }
     0
+}
+
+/// The runs table, from the server.
+fn server_runs(
+    c: &Client,
+    repo: Option<&str>,
+    status: Option<&str>,
+    limit: usize,
+    json: bool,
+) -> Result<(), String> {
+    let mut q = format!("/api/runs?limit={limit}");
+    if let Some(r) = repo {
+        q.push_str(&format!("&repo={}", encode(r)));
+    }
+    if let Some(s) = status {
+        q.push_str(&format!("&status={}", encode(s)));
+    }
+    let v = c.get(&q)?;
+    if json {
+        print_json(&v);
+        return Ok(());
+    }
+    let runs = v.as_array().cloned().unwrap_or_default();
+    if runs.is_empty() {
+        println!("no runs");
+        return Ok(());
+    }
+    println!(
+        "{:<6} {:<10} {:<14} {:<28} {:<18} {:<20} {:<8}",
+        "RUN", "STATUS", "REPO", "WORKFLOW", "EVENT", "REF", "SHA"
+    );
+    for r in runs {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        let sha = s("sha");
+        println!(
+            "{:<6} {:<10} {:<14} {:<28} {:<18} {:<20} {:<8}",
+            r["id"].as_i64().unwrap_or(0),
+            s("status"),
+            s("repo"),
+            s("workflow").trim_start_matches(".github/workflows/"),
+            s("event"),
+            s("git_ref"),
+            &sha[..sha.len().min(7)]
+        );
+    }
+    Ok(())
+}
+
+/// One run with its jobs, from the server.
+fn server_show(c: &Client, run: u64, json: bool) -> Result<u8, String> {
+    let v = c.get(&format!("/api/runs/{run}"))?;
+    if json {
+        print_json(&v);
+    } else {
+        let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+        println!(
+            "run {run}: {} — {} on {} @ {} ({}, by {})",
+            s("status"),
+            s("workflow"),
+            s("git_ref"),
+            &s("sha")[..s("sha").len().min(7)],
+            s("event"),
+            s("actor")
+        );
+        if !s("message").is_empty() {
+            println!("  {}", s("message"));
+        }
+        for j in v["jobs"].as_array().into_iter().flatten() {
+            println!(
+                "  {:<10} {:<32} {:>7.1}s",
+                j["result"].as_str().unwrap_or(""),
+                j["key"].as_str().unwrap_or(""),
+                j["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0
+            );
+        }
+    }
+    Ok(match v["status"].as_str() {
+        Some("failure" | "cancelled") => 1,
+        _ => 0,
+    })
+}
+
+/// A run's logs from the server; with `follow`, live until the run ends.
+/// The exit status is the run's (1 when it failed or was cancelled).
+fn server_logs(c: &Client, run: u64, job: Option<&str>, follow: bool) -> Result<u8, String> {
+    let mut q = format!("/api/runs/{run}/logs");
+    let mut sep = '?';
+    if let Some(j) = job {
+        q.push_str(&format!("{sep}job={}", encode(j)));
+        sep = '&';
+    }
+    if !follow {
+        print!("{}", c.get_text(&q)?);
+        return Ok(0);
+    }
+    q.push_str(&format!("{sep}follow=true"));
+    let mut code = 0;
+    c.events(&q, |event, data| {
+        let v: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+        match event {
+            "log" => {
+                println!(
+                    "{} | {}",
+                    v["job"].as_str().unwrap_or(""),
+                    v["line"].as_str().unwrap_or("")
+                );
+                true
+            }
+            "end" => {
+                let status = v["status"].as_str().unwrap_or("");
+                eprintln!("run {run} {status}");
+                if matches!(status, "failure" | "cancelled") {
+                    code = 1;
+                }
+                false
+            }
+            _ => true,
+        }
+    })?;
+    Ok(code)
 }

@@ -5,19 +5,27 @@ mod client;
 mod cmd_admin;
 mod cmd_agent;
 mod cmd_agents;
+mod cmd_artifacts;
+mod cmd_cancel;
+mod cmd_changes;
 mod cmd_dataplane;
+mod cmd_deployments;
+mod cmd_dispatch;
 mod cmd_env;
 mod cmd_hook;
 mod cmd_lint;
 mod cmd_model;
 mod cmd_proxy;
-mod cmd_remote;
+mod cmd_repo;
+mod cmd_rerun;
+mod cmd_review;
 mod cmd_rollout;
 mod cmd_run;
 mod cmd_runs;
 mod cmd_sbom;
 mod cmd_scan;
 mod cmd_serve;
+mod cmd_settings;
 mod cmd_sync;
 mod deployer;
 mod diagnostics;
@@ -77,30 +85,30 @@ enum Command {
     /// Show or verify the server's hash-chained audit log.
     Audit(cmd_admin::AuditArgs),
     /// Register repositories with a server.
-    Repo(cmd_remote::RepoArgs),
+    Repo(cmd_repo::RepoArgs),
     /// Queue a workflow_dispatch run on a server.
-    Dispatch(cmd_remote::DispatchArgs),
+    Dispatch(cmd_dispatch::DispatchArgs),
     /// Cancel a server's run.
-    Cancel(cmd_remote::RunIdArgs),
+    Cancel(cmd_cancel::RunIdArgs),
     /// Queue a server's run again (same workflow, commit and inputs).
-    Rerun(cmd_remote::RerunArgs),
+    Rerun(cmd_rerun::RerunArgs),
     /// Approve a run's pending deployment to an environment.
-    Approve(cmd_remote::ReviewArgs),
+    Approve(cmd_review::ReviewArgs),
     /// Reject a run's pending deployment to an environment.
-    Reject(cmd_remote::ReviewArgs),
+    Reject(cmd_review::ReviewArgs),
     /// Deployment records: what went to which environment, approved by whom.
-    Deployments(cmd_remote::DeploymentsArgs),
+    Deployments(cmd_deployments::DeploymentsArgs),
     /// A server's secrets, per repository or environment (sealed at rest).
-    Secret(cmd_remote::SecretArgs),
+    Secret(cmd_settings::SecretArgs),
     /// A server's variables, per repository or environment.
-    Var(cmd_remote::VarArgs),
+    Var(cmd_settings::VarArgs),
     /// List or download a server run's artifacts (digests checked).
-    Artifacts(cmd_remote::ArtifactsArgs),
+    Artifacts(cmd_artifacts::ArtifactsArgs),
     /// Deployment environments: list, show, validate, diff, render.
     Env(cmd_env::EnvArgs),
     /// Environment changes asked for through the server (deploy, rollback,
     /// promote), waiting for a reviewer or done.
-    Changes(cmd_remote::ChangesArgs),
+    Changes(cmd_changes::ChangesArgs),
     /// The built-in model registry: versions and aliases (stages).
     Model(cmd_model::ModelArgs),
     /// Change what an environment runs, as a commit of its file.
@@ -203,19 +211,19 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| cmd_runs::runs(&args, &store)),
         Command::Logs(args) => cmd_runs::remote_logs(&args, &cli.server)
             .unwrap_or_else(|| cmd_runs::logs(&args, &store)),
-        Command::Repo(args) => cmd_remote::repo(&args, &cli.server),
-        Command::Dispatch(args) => cmd_remote::dispatch(&args, &cli.server),
-        Command::Cancel(args) => cmd_remote::cancel(&args, &cli.server),
-        Command::Rerun(args) => cmd_remote::rerun(&args, &cli.server),
+        Command::Repo(args) => cmd_repo::repo(&args, &cli.server),
+        Command::Dispatch(args) => cmd_dispatch::dispatch(&args, &cli.server),
+        Command::Cancel(args) => cmd_cancel::cancel(&args, &cli.server),
+        Command::Rerun(args) => cmd_rerun::rerun(&args, &cli.server),
         Command::Hook(args) => cmd_hook::hook(&args, &cli.server),
-        Command::Approve(args) => cmd_remote::review(&args, &cli.server, true),
-        Command::Reject(args) => cmd_remote::review(&args, &cli.server, false),
-        Command::Deployments(args) => cmd_remote::deployments(&args, &cli.server),
-        Command::Secret(args) => cmd_remote::secret(&args, &cli.server),
-        Command::Var(args) => cmd_remote::var(&args, &cli.server),
-        Command::Artifacts(args) => cmd_remote::artifacts(&args, &cli.server),
+        Command::Approve(args) => cmd_review::review(&args, &cli.server, true),
+        Command::Reject(args) => cmd_review::review(&args, &cli.server, false),
+        Command::Deployments(args) => cmd_deployments::deployments(&args, &cli.server),
+        Command::Secret(args) => cmd_settings::secret(&args, &cli.server),
+        Command::Var(args) => cmd_settings::var(&args, &cli.server),
+        Command::Artifacts(args) => cmd_artifacts::artifacts(&args, &cli.server),
         Command::Env(args) => cmd_env::main(&args, &store, &cli.server),
-        Command::Changes(args) => cmd_remote::changes(&args, &cli.server),
+        Command::Changes(args) => cmd_changes::changes(&args, &cli.server),
         Command::Model(args) => cmd_model::main(&args, &store),
         Command::Deploy(args) => cmd_env::deploy(&args, &cli.server, &store),
         Command::Rollback(args) => cmd_env::rollback(&args, &cli.server, &store),
