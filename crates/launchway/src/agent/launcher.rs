@@ -975,30 +975,50 @@ mod tests {
     use super::Listings;
     use std::time::Duration;
 
+    /// Listed once the directories above `work` have been still for a
+    /// moment (a change within the same clock tick would not show).
+    fn listed(work: &std::path::Path) -> Listings {
+        for _ in 0..100 {
+            if let Some(l) = Listings::now(work) {
+                return l;
+            }
+            std::thread::sleep(Duration::from_millis(60));
+        }
+        panic!("the directories above {} never stood still", work.display());
+    }
+
     /// A spare's listings go stale when an entry appears or goes in a
     /// directory above the work dir, not when the work dir itself changes
     /// (its contents are the jobs', granted when a job is assigned).
     #[test]
     fn listings_follow_the_work_dirs_parents_only() {
-        let tmp = tempfile::tempdir().unwrap();
-        let work = tmp.path().join("host").join("agent");
+        // Not under /tmp, where other tests make entries all the time (as
+        // they would outdate a spare there): beside this test binary.
+        let quiet = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+            .unwrap_or_else(std::env::temp_dir);
+        let tmp = tempfile::Builder::new()
+            .prefix("listings-test")
+            .tempdir_in(quiet)
+            .unwrap();
+        let host = tmp.path().join("host");
+        let work = host.join("agent");
         std::fs::create_dir_all(&work).unwrap();
-        // Listed only once a change within the same clock tick would show.
-        std::thread::sleep(Duration::from_millis(60));
-        let listed = Listings::now(&work).unwrap();
-        assert!(listed.still(&work));
+        let before = listed(&work);
+        assert!(before.still(&work));
         std::fs::create_dir(work.join("runs")).unwrap();
         assert!(
-            listed.still(&work),
+            before.still(&work),
             "the work dir's own entries do not count"
         );
-        std::fs::create_dir(tmp.path().join("host").join("beside")).unwrap();
-        assert!(!listed.still(&work));
+        std::fs::create_dir(host.join("beside")).unwrap();
+        assert!(!before.still(&work));
         std::thread::sleep(Duration::from_millis(60));
-        assert!(!listed.still(&work), "a new entry beside the work dir");
-        let relisted = Listings::now(&work).unwrap();
-        std::fs::remove_dir(tmp.path().join("host").join("beside")).unwrap();
+        assert!(!before.still(&work), "a new entry beside the work dir");
+        let after = listed(&work);
+        std::fs::remove_dir(host.join("beside")).unwrap();
         std::thread::sleep(Duration::from_millis(60));
-        assert!(!relisted.still(&work), "an entry gone above the work dir");
+        assert!(!after.still(&work), "an entry gone above the work dir");
     }
 }
