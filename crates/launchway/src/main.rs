@@ -6,9 +6,11 @@ mod cmd_admin;
 mod cmd_agent;
 mod cmd_agents;
 mod cmd_artifacts;
+mod cmd_audit;
 mod cmd_cancel;
 mod cmd_changes;
 mod cmd_dataplane;
+mod cmd_deploy;
 mod cmd_deployments;
 mod cmd_dispatch;
 mod cmd_env;
@@ -83,7 +85,7 @@ enum Command {
     /// Manage the server's users and API tokens.
     Admin(cmd_admin::AdminArgs),
     /// Show or verify the server's hash-chained audit log.
-    Audit(cmd_admin::AuditArgs),
+    Audit(cmd_audit::AuditArgs),
     /// Register repositories with a server.
     Repo(cmd_repo::RepoArgs),
     /// Queue a workflow_dispatch run on a server.
@@ -112,11 +114,11 @@ enum Command {
     /// The built-in model registry: versions and aliases (stages).
     Model(cmd_model::ModelArgs),
     /// Change what an environment runs, as a commit of its file.
-    Deploy(cmd_env::DeployArgs),
+    Deploy(cmd_deploy::DeployArgs),
     /// Put an environment's file back as it was, as a commit.
-    Rollback(cmd_env::RollbackArgs),
+    Rollback(cmd_deploy::RollbackArgs),
     /// Copy what runs in one environment to another, as a commit.
-    Promote(cmd_env::PromoteArgs),
+    Promote(cmd_deploy::PromoteArgs),
     /// Run the built-in reverse proxy in front of fixed backends.
     Proxy(cmd_proxy::ProxyArgs),
     /// Run the environments on this machine as committed in git, and keep
@@ -225,9 +227,9 @@ fn main() -> ExitCode {
         Command::Env(args) => cmd_env::main(&args, &store, &cli.server),
         Command::Changes(args) => cmd_changes::changes(&args, &cli.server),
         Command::Model(args) => cmd_model::main(&args, &store),
-        Command::Deploy(args) => cmd_env::deploy(&args, &cli.server, &store),
-        Command::Rollback(args) => cmd_env::rollback(&args, &cli.server, &store),
-        Command::Promote(args) => cmd_env::promote(&args, &cli.server, &store),
+        Command::Deploy(args) => cmd_deploy::deploy(&args, &cli.server, &store),
+        Command::Rollback(args) => cmd_deploy::rollback(&args, &cli.server, &store),
+        Command::Promote(args) => cmd_deploy::promote(&args, &cli.server, &store),
         Command::Proxy(args) => cmd_proxy::main(&args),
         Command::Sync(args) => cmd_sync::main(&args, &store),
         Command::Rollout(args) => cmd_rollout::main(&args, &store, &cli.server),
@@ -239,7 +241,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => cmd_agent::main(&args),
         Command::Agents(args) => cmd_agents::main(&args, &cli.server),
         Command::Admin(args) => cmd_admin::main(&args, &cli.server, &store),
-        Command::Audit(args) => cmd_admin::audit(&args, &cli.server, &store),
+        Command::Audit(args) => cmd_audit::audit(&args, &cli.server, &store),
     };
     ExitCode::from(code)
 }
