@@ -1376,7 +1376,11 @@ fn launchers(log: &str) -> Vec<(i32, bool)> {
 /// cgroups with it.
 #[test]
 fn spare_launchers_confine_their_jobs_stay_current_and_end_with_the_agent() {
-    let tmp = tempfile::tempdir().unwrap();
+    // Not under /tmp, where the other tests make entries all the time:
+    // each would (rightly) outdate the spares, and no job would get one.
+    let quiet = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spares");
+    std::fs::create_dir_all(&quiet).unwrap();
+    let tmp = tempfile::tempdir_in(&quiet).unwrap();
     let work = tmp.path().join("agent");
     let later = tmp.path().join("later");
     let dir = tmp.path().join("repo");
