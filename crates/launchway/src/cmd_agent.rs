@@ -76,12 +76,13 @@ pub fn sandbox_exec_fast(args: &[std::ffi::OsString]) -> u8 {
             (Some("--job-dir"), Some(v)) => job_dir = Some(PathBuf::from(v)),
             (Some("--cgroup"), Some(v)) => job.cgroup = Some(PathBuf::from(v)),
             (Some("--track"), Some(v)) => job.tracking_id = v.to_string_lossy().into_owned(),
-            (Some(flag @ ("--no-landlock" | "--standby")), _) => {
-                if flag == "--standby" {
-                    standby = true;
-                } else {
-                    job.landlock = false;
-                }
+            (Some("--no-landlock"), _) => {
+                job.landlock = false;
+                i += 1;
+                continue;
+            }
+            (Some("--standby"), _) => {
+                standby = true;
                 i += 1;
                 continue;
             }

@@ -436,17 +436,13 @@ impl Listings {
         }
         Some(Listings(dirs))
     }
-
-    fn still(&self, work: &Path) -> bool {
-        Listings::now(work).is_some_and(|now| now == *self)
-    }
 }
 
 impl Spare {
     /// Whether a job can have it: its launcher still answers, and the
-    /// directories its rules came from are unchanged.
-    fn usable(&self, work: &Path) -> bool {
-        self.conn.pending.lock().is_ok_and(|p| p.is_some()) && self.listings.still(work)
+    /// directories its rules came from are as they are `now`.
+    fn usable(&self, now: Option<&Listings>) -> bool {
+        self.conn.pending.lock().is_ok_and(|p| p.is_some()) && now == Some(&self.listings)
     }
 
     /// Ends an unused spare and removes its cgroup. Blocks.
@@ -538,11 +534,12 @@ impl Spares {
     /// Takes the spares grown old (or whose launcher died) out of the
     /// ready ones.
     fn outdated(&self) -> Vec<Spare> {
-        let work = &self.inner.work;
+        // Listed once for all of them.
+        let now = Listings::now(&self.inner.work);
         self.inner
             .ready
             .lock()
-            .map(|mut r| r.extract_if(.., |s| !s.usable(work)).collect())
+            .map(|mut r| r.extract_if(.., |s| !s.usable(now.as_ref())).collect())
             .unwrap_or_default()
     }
 
@@ -579,17 +576,12 @@ impl Spares {
             let n = inner.next.fetch_add(1, SeqCst);
             let cgroup = inner.tracker.cgroup(&format!("job-spare-{n}"));
             let started = async {
-                let mut args: Vec<&std::ffi::OsStr> = vec![
-                    "--deny".as_ref(),
-                    inner.work.as_os_str(),
-                    "--standby".as_ref(),
-                ];
-                if let Some(cg) = &cgroup {
-                    args.extend(["--cgroup".as_ref(), cg.as_os_str()]);
-                }
-                if !inner.landlock {
-                    args.push("--no-landlock".as_ref());
-                }
+                let args = launcher_args(
+                    &inner.work,
+                    &["--standby".as_ref()],
+                    cgroup.as_deref(),
+                    inner.landlock,
+                );
                 let (conn, first) = Conn::start(&inner.exe, &args)?;
                 first_answer(first, true).await.map(|()| conn)
             }
@@ -740,20 +732,17 @@ impl Inner {
         let conn = match taken {
             Some(conn) => conn,
             None => {
-                let mut args: Vec<&std::ffi::OsStr> = vec![
-                    "--deny".as_ref(),
-                    self.work.as_os_str(),
-                    "--job-dir".as_ref(),
-                    job_dir.as_os_str(),
-                    "--track".as_ref(),
-                    self.job.tracking_id.as_ref(),
-                ];
-                if let Some(cg) = &self.job.cgroup {
-                    args.extend(["--cgroup".as_ref(), cg.as_os_str()]);
-                }
-                if !self.job.landlock {
-                    args.push("--no-landlock".as_ref());
-                }
+                let args = launcher_args(
+                    &self.work,
+                    &[
+                        "--job-dir".as_ref(),
+                        job_dir.as_os_str(),
+                        "--track".as_ref(),
+                        self.job.tracking_id.as_ref(),
+                    ],
+                    self.job.cgroup.as_deref(),
+                    self.job.landlock,
+                );
                 let (conn, first) = Conn::start(&self.exe, &args)?;
                 first_answer(first, false).await?;
                 conn
@@ -762,6 +751,26 @@ impl Inner {
         *self.conn.lock().map_err(|_| poisoned())? = Some(conn.clone());
         Ok(conn)
     }
+}
+
+/// `sandbox-exec`'s arguments (the one shape `sandbox_exec_fast` reads):
+/// the work dir denied, what the launcher is for (its job, or `--standby`),
+/// its cgroup, and whether it uses Landlock.
+fn launcher_args<'a>(
+    work: &'a Path,
+    what: &[&'a std::ffi::OsStr],
+    cgroup: Option<&'a Path>,
+    landlock: bool,
+) -> Vec<&'a std::ffi::OsStr> {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--deny".as_ref(), work.as_os_str()];
+    args.extend_from_slice(what);
+    if let Some(cg) = cgroup {
+        args.extend(["--cgroup".as_ref(), cg.as_os_str()]);
+    }
+    if !landlock {
+        args.push("--no-landlock".as_ref());
+    }
+    args
 }
 
 /// Tells a spare launcher its job; returns once it is in the job's sandbox.
@@ -1005,20 +1014,18 @@ mod tests {
         let host = tmp.path().join("host");
         let work = host.join("agent");
         std::fs::create_dir_all(&work).unwrap();
+        let still = |l: &Listings| Listings::now(&work).as_ref() == Some(l);
         let before = listed(&work);
-        assert!(before.still(&work));
+        assert!(still(&before));
         std::fs::create_dir(work.join("runs")).unwrap();
-        assert!(
-            before.still(&work),
-            "the work dir's own entries do not count"
-        );
+        assert!(still(&before), "the work dir's own entries do not count");
         std::fs::create_dir(host.join("beside")).unwrap();
-        assert!(!before.still(&work));
+        assert!(!still(&before));
         std::thread::sleep(Duration::from_millis(60));
-        assert!(!before.still(&work), "a new entry beside the work dir");
+        assert!(!still(&before), "a new entry beside the work dir");
         let after = listed(&work);
         std::fs::remove_dir(host.join("beside")).unwrap();
         std::thread::sleep(Duration::from_millis(60));
-        assert!(!after.still(&work), "an entry gone above the work dir");
+        assert!(!still(&after), "an entry gone above the work dir");
     }
 }
