@@ -237,53 +237,75 @@ fn remote_change(
     }
 }
 
+impl GitOpsArgs {
+    /// One environment change to `env` (`what`, for messages): asked of
+    /// the server when `--repo` names a repository there (`body`), else
+    /// committed here by `local`, once `env`'s protection allows it.
+    #[allow(clippy::too_many_arguments)]
+    fn change(
+        &self,
+        server: &crate::client::ServerOpts,
+        store: &launchway_runner::store::Store,
+        env: &str,
+        kind: &str,
+        what: &str,
+        body: serde_json::Value,
+        local: impl FnOnce(
+            &launchway_deploy::gitops::Place,
+            &launchway_deploy::gitops::Author,
+        ) -> Result<Option<String>, launchway_deploy::gitops::ChangeError>,
+    ) -> u8 {
+        if let Some(code) = self.refuse_ignored_server(server) {
+            return code;
+        }
+        if let Some(repo) = &self.repo {
+            return remote_change(server, repo, env, kind, body);
+        }
+        if let Err(e) = self.check_protection(env) {
+            eprintln!("error: {e}");
+            return 1;
+        }
+        let r = self
+            .author()
+            .and_then(|a| local(&self.place(store), &a).map_err(|e| e.to_string()));
+        committed(r, what, self, store)
+    }
+}
+
 pub fn deploy(
     args: &DeployArgs,
     server: &crate::client::ServerOpts,
     store: &launchway_runner::store::Store,
 ) -> u8 {
-    if let Some(code) = args.at.refuse_ignored_server(server) {
-        return code;
+    let mut sets = Vec::new();
+    for s in &args.sets {
+        let Some((k, v)) = s.split_once('=') else {
+            eprintln!("error: --set {s}: expected KEY=VALUE");
+            return 1;
+        };
+        sets.push((k.trim().to_string(), v.to_string()));
     }
-    if let Some(repo) = &args.at.repo {
-        let mut set = serde_json::Map::new();
-        for s in &args.sets {
-            let Some((k, v)) = s.split_once('=') else {
-                eprintln!("error: --set {s}: expected KEY=VALUE");
-                return 1;
-            };
-            set.insert(k.trim().to_string(), serde_json::json!(v));
-        }
-        return remote_change(
-            server,
-            repo,
-            &args.env,
-            "deploy",
-            serde_json::json!({"release": args.release, "set": set}),
-        );
-    }
-    if let Err(e) = args.at.check_protection(&args.env) {
-        eprintln!("error: {e}");
-        return 1;
-    }
-    let r = (|| {
-        let mut sets = Vec::new();
-        for s in &args.sets {
-            let (k, v) = s
-                .split_once('=')
-                .ok_or_else(|| format!("--set {s}: expected KEY=VALUE"))?;
-            sets.push((k.trim().to_string(), v.to_string()));
-        }
-        launchway_deploy::gitops::deploy(
-            &args.at.place(store),
-            &args.env,
-            args.release.as_deref(),
-            &sets,
-            &args.at.author()?,
-        )
-        .map_err(|e| e.to_string())
-    })();
-    committed(r, &format!("deploy {}", args.env), &args.at, store)
+    let set: serde_json::Map<String, serde_json::Value> = sets
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+        .collect();
+    args.at.change(
+        server,
+        store,
+        &args.env,
+        "deploy",
+        &format!("deploy {}", args.env),
+        serde_json::json!({"release": args.release, "set": set}),
+        |place, author| {
+            launchway_deploy::gitops::deploy(
+                place,
+                &args.env,
+                args.release.as_deref(),
+                &sets,
+                author,
+            )
+        },
+    )
 }
 
 pub fn rollback(
@@ -291,27 +313,17 @@ pub fn rollback(
     server: &crate::client::ServerOpts,
     store: &launchway_runner::store::Store,
 ) -> u8 {
-    if let Some(code) = args.at.refuse_ignored_server(server) {
-        return code;
-    }
-    if let Some(repo) = &args.at.repo {
-        return remote_change(
-            server,
-            repo,
-            &args.env,
-            "rollback",
-            serde_json::json!({"to": args.to}),
-        );
-    }
-    if let Err(e) = args.at.check_protection(&args.env) {
-        eprintln!("error: {e}");
-        return 1;
-    }
-    let r = args.at.author().and_then(|a| {
-        launchway_deploy::gitops::rollback(&args.at.place(store), &args.env, args.to.as_deref(), &a)
-            .map_err(|e| e.to_string())
-    });
-    committed(r, &format!("rollback {}", args.env), &args.at, store)
+    args.at.change(
+        server,
+        store,
+        &args.env,
+        "rollback",
+        &format!("rollback {}", args.env),
+        serde_json::json!({"to": args.to}),
+        |place, author| {
+            launchway_deploy::gitops::rollback(place, &args.env, args.to.as_deref(), author)
+        },
+    )
 }
 
 pub fn promote(
@@ -319,30 +331,13 @@ pub fn promote(
     server: &crate::client::ServerOpts,
     store: &launchway_runner::store::Store,
 ) -> u8 {
-    if let Some(code) = args.at.refuse_ignored_server(server) {
-        return code;
-    }
-    if let Some(repo) = &args.at.repo {
-        return remote_change(
-            server,
-            repo,
-            &args.to,
-            "promote",
-            serde_json::json!({"from": args.from}),
-        );
-    }
-    if let Err(e) = args.at.check_protection(&args.to) {
-        eprintln!("error: {e}");
-        return 1;
-    }
-    let r = args.at.author().and_then(|a| {
-        launchway_deploy::gitops::promote(&args.at.place(store), &args.from, &args.to, &a)
-            .map_err(|e| e.to_string())
-    });
-    committed(
-        r,
-        &format!("promote {} to {}", args.from, args.to),
-        &args.at,
+    args.at.change(
+        server,
         store,
+        &args.to,
+        "promote",
+        &format!("promote {} to {}", args.from, args.to),
+        serde_json::json!({"from": args.from}),
+        |place, author| launchway_deploy::gitops::promote(place, &args.from, &args.to, author),
     )
 }

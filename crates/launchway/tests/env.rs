@@ -303,6 +303,9 @@ fn deploy_rollback_and_promote_are_commits_of_the_environment_file() {
         assert_eq!(code, 1, "{bad}");
         assert!(err.contains("dotted path of names"), "{bad}: {err}");
     }
+    let (code, _, err) = lw(&repo, &["deploy", "dev", "--set", "replicas"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--set replicas: expected KEY=VALUE"), "{err}");
     let (code, _, err) = lw(&repo, &["deploy", "dev", "--set", "replicas=-2"]);
     assert_eq!(code, 1);
     assert!(
