@@ -312,6 +312,16 @@ impl Drop for AgentProc {
     }
 }
 
+/// A new agent registration token, made by the admin through the CLI.
+fn registration_token(base: &str, token: &str) -> String {
+    let (ok, out) = cli(base, token, &["agents", "token"], None);
+    assert!(ok, "{out}");
+    out.split_whitespace()
+        .find(|w| w.starts_with("lwr_"))
+        .unwrap_or_else(|| panic!("no registration token in: {out}"))
+        .to_string()
+}
+
 fn start_agent(base: &str, registration: &str, name: &str, labels: &str, work: &Path) -> AgentProc {
     let child = bin()
         .args([
@@ -392,13 +402,7 @@ jobs:
         None,
     );
     assert!(ok, "{out}");
-    let (ok, registration) = cli(&base, &token, &["agents", "token"], None);
-    assert!(ok, "{registration}");
-    let registration = registration
-        .split_whitespace()
-        .find(|w| w.starts_with("lwr_"))
-        .unwrap()
-        .to_string();
+    let registration = registration_token(&base, &token);
     let labels = [
         ("gpu-box", "linux,gpu"),
         ("arm-box", "linux,arm"),
@@ -628,13 +632,7 @@ jobs:
         None,
     );
     assert!(ok, "{out}");
-    let (ok, registration) = cli(&base, &token, &["agents", "token"], None);
-    assert!(ok, "{registration}");
-    let registration = registration
-        .split_whitespace()
-        .find(|w| w.starts_with("lwr_"))
-        .unwrap()
-        .to_string();
+    let registration = registration_token(&base, &token);
     let root = nix::unistd::Uid::effective().is_root();
     for (name, no_cgroup) in [("with-cgroups", false), ("by-mark", true)] {
         let mut cmd = bin();
@@ -976,13 +974,7 @@ jobs:
         None,
     );
     assert!(ok, "{out}");
-    let (ok, registration) = cli(&base, &token, &["agents", "token"], None);
-    assert!(ok, "{registration}");
-    let registration = registration
-        .split_whitespace()
-        .find(|w| w.starts_with("lwr_"))
-        .unwrap()
-        .to_string();
+    let registration = registration_token(&base, &token);
     let _agent = start_agent(
         &base,
         &registration,
@@ -1165,12 +1157,7 @@ jobs:
         Some("prod-secret-2718"),
     );
     assert!(ok, "{out}");
-    let (_, reg) = cli(&base, &token, &["agents", "token"], None);
-    let reg = reg
-        .split_whitespace()
-        .find(|w| w.starts_with("lwr_"))
-        .unwrap()
-        .to_string();
+    let reg = registration_token(&base, &token);
     let register = |name: &str| -> String {
         let (s, body) = raw(
             "POST",
@@ -1353,6 +1340,21 @@ fn printed(log: &str, text: &str) -> usize {
         .count()
 }
 
+/// Each of a run's three jobs tried to read the other two's temp files
+/// while they existed, and was refused each time.
+fn kept_apart(log: &str) {
+    assert_eq!(
+        printed(log, "other: mine"),
+        0,
+        "a job read another's temp dir:\n{log}"
+    );
+    let refused = log
+        .lines()
+        .filter(|l| l.contains("| other: ") && l.contains("Permission denied"))
+        .count();
+    assert_eq!(refused, 6, "{log}");
+}
+
 /// The launchers a run's jobs ran on, from their `launcher=PID standby=…`
 /// lines: (pid, whether it had been a spare).
 fn launchers(log: &str) -> Vec<(i32, bool)> {
@@ -1401,6 +1403,12 @@ jobs:
           echo intruder > {work}/planted 2>&1 || echo "work dir not writable"
           echo mine > "$RUNNER_TEMP/own" && cat "$RUNNER_TEMP/own"
           cat {later}/note.txt 2>&1 || true
+          # The other two jobs' temp files, while they exist: not readable.
+          for i in $(seq 100); do [ "$(find {work} -path '*/temp/own' 2>/dev/null | wc -l)" -ge 3 ] && break; sleep 0.1; done
+          for f in $(find {work} -path '*/temp/own' 2>/dev/null); do
+            [ "$(realpath "$f")" = "$(realpath "$RUNNER_TEMP/own")" ] || cat "$f" 2>&1 | sed 's/^/other: /'
+          done
+          sleep 1
 "#,
             work = work.display(),
             later = later.display(),
@@ -1408,7 +1416,14 @@ jobs:
     );
     let (_server, base, token) = start_with_env(
         &tmp.path().join("data"),
-        &["--local-agent-jobs", "0", "--poll-seconds", "0"],
+        &[
+            "--local-agent-jobs",
+            "0",
+            "--poll-seconds",
+            "0",
+            "--jobs",
+            "3",
+        ],
         &[],
     );
     let token = token.unwrap();
@@ -1419,13 +1434,7 @@ jobs:
         None,
     );
     assert!(ok, "{out}");
-    let (ok, registration) = cli(&base, &token, &["agents", "token"], None);
-    assert!(ok, "{registration}");
-    let registration = registration
-        .split_whitespace()
-        .find(|w| w.starts_with("lwr_"))
-        .unwrap()
-        .to_string();
+    let registration = registration_token(&base, &token);
     // --max-jobs 3: three spares.
     let mut agent = start_agent(&base, &registration, "spare-box", "linux", &work);
     let credential = {
@@ -1466,6 +1475,7 @@ jobs:
         "a job read the agent's credential:\n{log}"
     );
     assert_eq!(printed(&log, "work dir not writable"), 3, "{log}");
+    kept_apart(&log);
     assert!(!work.join("planted").exists());
     assert_eq!(printed(&log, "mine"), 3, "{log}");
 
@@ -1487,12 +1497,13 @@ jobs:
     for (pid, _) in launchers(&log) {
         assert!(!doomed.contains(&pid), "a job ran on a dead spare:\n{log}");
     }
+    kept_apart(&log);
 
     // 3. A directory made after the spares were built: they are
     // outdated, and the jobs see the directory.
     let outdated = wait_for_spares(&work, 3);
     std::fs::create_dir(&later).unwrap();
-    std::fs::write(later.join("note.txt"), "made-after-the-spare").unwrap();
+    std::fs::write(later.join("note.txt"), "made-after-the-spare\n").unwrap();
     let id = dispatch(&base, &token, "spare");
     assert_eq!(wait_end(&base, &token, id), "success");
     let log = logs(&base, &token, id);
@@ -1503,6 +1514,7 @@ jobs:
             "a job ran on an outdated spare:\n{log}"
         );
     }
+    kept_apart(&log);
 
     // 4. The agent's stop ends its spares, and their cgroups go.
     let spares = wait_for_spares(&work, 3);
