@@ -97,6 +97,11 @@ pub fn sandbox_exec_fast(args: &[std::ffi::OsString]) -> u8 {
         eprintln!("sandbox-exec: one of --job-dir and --standby is required\n{USAGE}");
         return 2;
     }
+    if standby && !job.tracking_id.is_empty() {
+        // A spare learns its job's tracking id with its job.
+        eprintln!("sandbox-exec: --track goes with --job-dir, not --standby\n{USAGE}");
+        return 2;
+    }
     match agent::launcher::serve(&deny, job_dir.as_deref(), &job) {
         Ok(()) => 0,
         Err(e) => {

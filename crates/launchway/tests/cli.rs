@@ -711,3 +711,34 @@ fn server_options_are_refused_where_they_mean_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The launcher's own command line is refused, not guessed at, when its
+/// arguments do not fit one of its two shapes (a job's, a spare's).
+#[test]
+fn sandbox_exec_refuses_arguments_it_cannot_use() {
+    for (args, says) in [
+        (
+            &["--deny", "/nonexistent"][..],
+            "one of --job-dir and --standby",
+        ),
+        (
+            &["--deny", "/nonexistent", "--standby", "--job-dir", "/x"][..],
+            "one of --job-dir and --standby",
+        ),
+        (
+            &["--deny", "/nonexistent", "--standby", "--track", "a-1"][..],
+            "--track goes with --job-dir",
+        ),
+        (&["--deny", "/nonexistent", "--bogus"][..], "usage:"),
+    ] {
+        let out = bin()
+            .arg("sandbox-exec")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
